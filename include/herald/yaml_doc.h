@@ -1,0 +1,101 @@
+/*
+ * yaml_doc — every YAML input file herald reads (config, lists, releases,
+ * and the Mustache spec in tests) is loaded here, over libyaml's event
+ * parser, into a tree of mapping, sequence and scalar nodes. Every node
+ * knows its file, line and column (1-based), so any later validation can
+ * name the place of a problem.
+ *
+ * Scalars are kept exactly as written: there is no type resolution
+ * (`version: 2.10` stays the string "2.10"); callers decide what a scalar
+ * means, with the helpers below. Whether a scalar was plain or quoted is
+ * kept, so `true` and "true" can be told apart.
+ *
+ * Input is untrusted. Limits: file size, nesting depth, node count. Aliases
+ * are rejected (no billion laughs), duplicate mapping keys and non-scalar
+ * keys are errors, invalid UTF-8 is an error naming the byte's place, and a
+ * file holds at most one document.
+ *
+ * Errors go to a struct diag. Returns 0 / pointer on success, -1 / NULL on
+ * failure; library code, so out-of-memory is an error, never an abort.
+ */
+#ifndef HERALD_YAML_DOC_H
+#define HERALD_YAML_DOC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "herald/diag.h"
+
+enum ydoc_kind { YDOC_SCALAR, YDOC_SEQUENCE, YDOC_MAPPING };
+
+struct ydoc_node;
+
+struct ydoc_pair {
+	struct ydoc_node *key; /* always a scalar */
+	struct ydoc_node *value;
+};
+
+struct ydoc_node {
+	enum ydoc_kind kind;
+	const char *file; /* owned by the ydoc */
+	unsigned line, col;
+	/* scalar */
+	char *str;	/* NUL-terminated; may contain NUL only if len says so */
+	size_t len;
+	bool quoted;	/* single-, double-quoted, literal or folded */
+	char *tag;	/* explicit tag as written, or NULL */
+	/* sequence */
+	struct ydoc_node **items;
+	size_t nitems;
+	/* mapping, in file order */
+	struct ydoc_pair *pairs;
+	size_t npairs;
+};
+
+struct ydoc {
+	char *file;
+	struct ydoc_node *root; /* NULL for an empty file */
+	size_t nodes;
+};
+
+struct ydoc_limits {
+	size_t max_bytes; /* default 8 MiB */
+	unsigned max_depth; /* default 64 */
+	size_t max_nodes; /* default 1,000,000 */
+};
+
+/* The defaults (see yaml_doc.c for why those values). */
+extern const struct ydoc_limits ydoc_default_limits;
+
+/* Load the file at path. limits may be NULL for the defaults. On failure
+ * returns NULL and adds one error naming file:line:column to d. The caller
+ * frees the result with ydoc_free. */
+struct ydoc *ydoc_load_file(const char *path, const struct ydoc_limits *limits,
+			    struct diag *d);
+
+/* Same, from memory; name is used as the file name in positions. */
+struct ydoc *ydoc_load_mem(const char *name, const char *buf, size_t len,
+			   const struct ydoc_limits *limits, struct diag *d);
+
+void ydoc_free(struct ydoc *doc);
+
+/* The value for key in a mapping node, or NULL (also when n is not a
+ * mapping). */
+const struct ydoc_node *ydoc_get(const struct ydoc_node *n, const char *key);
+
+/* A plain (unquoted) scalar spelling null: "", "~", "null", "Null", "NULL".
+ * The empty plain scalar is what `key:` with no value gives. */
+bool ydoc_is_null(const struct ydoc_node *n);
+
+/* A plain scalar spelling a boolean (true/false in YAML 1.2 core schema
+ * spellings). Returns 0 and sets *out, or -1 when n is not one. */
+int ydoc_bool(const struct ydoc_node *n, bool *out);
+
+/* "mapping", "sequence" or "scalar", for messages. */
+const char *ydoc_kind_name(enum ydoc_kind k);
+
+/* Add an error at node n's place (or the document's file when n is NULL). */
+void ydoc_error(struct diag *d, const struct ydoc_node *n, const char *fmt,
+		...) __attribute__((format(printf, 3, 4)));
+
+#endif
