@@ -29,9 +29,10 @@ struct diag_entry {
 struct diag {
 	struct diag_entry *v;
 	size_t n, cap;
-	size_t errors;   /* entries of level DIAG_ERROR, including dropped ones */
+	size_t errors; /* entries of level DIAG_ERROR, including dropped ones */
 	size_t warnings;
-	size_t max;      /* keep at most this many entries (0: 1000) */
+	size_t max;  /* keep at most this many entries (0: 1000) */
+	char *first; /* diag_first's result */
 };
 
 /* A diag needs no set-up beyond zeroing: struct diag d = {0}. */
@@ -39,9 +40,9 @@ void diag_init(struct diag *d);
 
 /* Append an error / a warning; fmt is printf-style. */
 void diag_add(struct diag *d, const char *file, unsigned line, unsigned col,
-	      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+              const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 void diag_warn(struct diag *d, const char *file, unsigned line, unsigned col,
-	       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+               const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* Print every entry as "file:line:col: error: msg" to f, in order. */
 void diag_print(const struct diag *d, FILE *f);

@@ -40,16 +40,17 @@ struct ydoc_node {
 	const char *file; /* owned by the ydoc */
 	unsigned line, col;
 	/* scalar */
-	char *str;	/* NUL-terminated; may contain NUL only if len says so */
+	char *str; /* NUL-terminated; may contain NUL only if len says so */
 	size_t len;
-	bool quoted;	/* single-, double-quoted, literal or folded */
-	char *tag;	/* explicit tag as written, or NULL */
+	bool quoted; /* single-, double-quoted, literal or folded */
+	char *tag;   /* explicit tag as written, or NULL */
 	/* sequence */
 	struct ydoc_node **items;
 	size_t nitems;
 	/* mapping, in file order */
 	struct ydoc_pair *pairs;
 	size_t npairs;
+	size_t cap; /* allocated items or pairs (private to yaml_doc) */
 };
 
 struct ydoc {
@@ -59,9 +60,9 @@ struct ydoc {
 };
 
 struct ydoc_limits {
-	size_t max_bytes; /* default 8 MiB */
+	size_t max_bytes;   /* default 8 MiB */
 	unsigned max_depth; /* default 64 */
-	size_t max_nodes; /* default 1,000,000 */
+	size_t max_nodes;   /* default 1,000,000 */
 };
 
 /* The defaults (see yaml_doc.c for why those values). */
@@ -71,11 +72,11 @@ extern const struct ydoc_limits ydoc_default_limits;
  * returns NULL and adds one error naming file:line:column to d. The caller
  * frees the result with ydoc_free. */
 struct ydoc *ydoc_load_file(const char *path, const struct ydoc_limits *limits,
-			    struct diag *d);
+                            struct diag *d);
 
 /* Same, from memory; name is used as the file name in positions. */
 struct ydoc *ydoc_load_mem(const char *name, const char *buf, size_t len,
-			   const struct ydoc_limits *limits, struct diag *d);
+                           const struct ydoc_limits *limits, struct diag *d);
 
 void ydoc_free(struct ydoc *doc);
 
@@ -95,7 +96,7 @@ int ydoc_bool(const struct ydoc_node *n, bool *out);
 const char *ydoc_kind_name(enum ydoc_kind k);
 
 /* Add an error at node n's place (or the document's file when n is NULL). */
-void ydoc_error(struct diag *d, const struct ydoc_node *n, const char *fmt,
-		...) __attribute__((format(printf, 3, 4)));
+void ydoc_error(struct diag *d, const struct ydoc_node *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -1,0 +1,288 @@
+/*
+ * yaml_doc tests: positions, scalars as written, every limit, and the
+ * bad-input files in tests/data/yaml (each names the error it must give in
+ * its first line: "# expect: LINE:COL: message" or "# expect: ok").
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "herald/yaml_doc.h"
+
+#define DATA_DIR HERALD_SOURCE_DIR "/tests/data/yaml"
+
+static struct ydoc *load(const char *text, const struct ydoc_limits *lim,
+                         struct diag *d)
+{
+	return ydoc_load_mem("t.yaml", text, strlen(text), lim, d);
+}
+
+static void test_positions_and_scalars(void **state)
+{
+	struct diag d = {0};
+	struct ydoc *doc = load("name: herald\n"
+	                        "version: 2.10\n"
+	                        "list:\n"
+	                        "  - \"true\"\n"
+	                        "  - true\n"
+	                        "empty:\n",
+	                        NULL, &d);
+	const struct ydoc_node *v, *l;
+	bool b = false;
+
+	(void)state;
+	assert_non_null(doc);
+	assert_int_equal(d.errors, 0);
+	assert_int_equal(doc->root->kind, YDOC_MAPPING);
+	assert_int_equal(doc->root->line, 1);
+	assert_int_equal(doc->root->col, 1);
+	v = ydoc_get(doc->root, "version");
+	assert_non_null(v);
+	assert_string_equal(v->str, "2.10");
+	assert_int_equal(v->line, 2);
+	assert_int_equal(v->col, 10);
+	assert_string_equal(v->file, "t.yaml");
+	l = ydoc_get(doc->root, "list");
+	assert_int_equal(l->kind, YDOC_SEQUENCE);
+	assert_int_equal(l->nitems, 2);
+	assert_int_equal(l->items[0]->line, 4);
+	assert_int_equal(l->items[0]->col, 5);
+	assert_true(l->items[0]->quoted);
+	assert_int_equal(ydoc_bool(l->items[0], &b), -1);
+	assert_int_equal(ydoc_bool(l->items[1], &b), 0);
+	assert_true(b);
+	assert_true(ydoc_is_null(ydoc_get(doc->root, "empty")));
+	assert_false(ydoc_is_null(ydoc_get(doc->root, "name")));
+	assert_null(ydoc_get(doc->root, "missing"));
+	assert_null(ydoc_get(v, "x"));
+	ydoc_free(doc);
+	diag_clear(&d);
+}
+
+static void test_utf8_columns_count_characters(void **state)
+{
+	struct diag d = {0};
+	/* "Москва" is 6 characters, 12 bytes */
+	struct ydoc *doc = load("Москва: [a, b]\n", NULL, &d);
+	const struct ydoc_node *v;
+
+	(void)state;
+	assert_non_null(doc);
+	v = ydoc_get(doc->root, "Москва");
+	assert_non_null(v);
+	assert_int_equal(v->col, 9);
+	assert_int_equal(v->items[1]->col, 13);
+	ydoc_free(doc);
+	diag_clear(&d);
+}
+
+static void test_nul_in_double_quoted_kept_with_length(void **state)
+{
+	struct diag d = {0};
+	struct ydoc *doc = load("name: \"a\\0b\"\n", NULL, &d);
+	const struct ydoc_node *v;
+
+	(void)state;
+	assert_non_null(doc);
+	v = ydoc_get(doc->root, "name");
+	assert_int_equal(v->len, 3);
+	assert_int_equal(v->str[1], '\0');
+	ydoc_free(doc);
+	diag_clear(&d);
+}
+
+static char *nested(unsigned depth)
+{
+	char *s = malloc(2 * (size_t)depth + 2);
+
+	assert_non_null(s);
+	for (unsigned i = 0; i < depth; i++) {
+		s[i] = '[';
+		s[depth + i] = ']';
+	}
+	s[2 * depth] = '\n';
+	s[2 * depth + 1] = '\0';
+	return s;
+}
+
+static void test_depth_limit(void **state)
+{
+	struct diag d = {0};
+	char *ok = nested(64), *deep = nested(65), *hostile = nested(10000);
+	struct ydoc *doc;
+
+	(void)state;
+	doc = load(ok, NULL, &d);
+	assert_non_null(doc);
+	ydoc_free(doc);
+	assert_null(load(deep, NULL, &d));
+	assert_int_equal(d.errors, 1);
+	assert_int_equal(d.v[0].line, 1);
+	assert_int_equal(d.v[0].col, 65);
+	assert_non_null(strstr(d.v[0].msg, "nesting deeper than 64 levels"));
+	diag_clear(&d);
+	/* 10,000 levels stop at the 65th, whatever follows */
+	assert_null(load(hostile, NULL, &d));
+	assert_int_equal(d.v[0].col, 65);
+	diag_clear(&d);
+	free(ok);
+	free(deep);
+	free(hostile);
+}
+
+static void test_size_limit(void **state)
+{
+	struct diag d = {0};
+	struct ydoc_limits lim = ydoc_default_limits;
+	char path[] = "/tmp/herald-ydoc-XXXXXX";
+	int fd;
+
+	(void)state;
+	lim.max_bytes = 10;
+	assert_null(load("name: 12345\n", &lim, &d));
+	assert_non_null(strstr(d.v[0].msg, "more than the limit of 10"));
+	diag_clear(&d);
+
+	/* the default limit, 8 MiB, through a file one byte larger */
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (8 << 20) + 1), 0);
+	close(fd);
+	assert_null(ydoc_load_file(path, NULL, &d));
+	assert_int_equal(d.errors, 1);
+	assert_string_equal(d.v[0].file, path);
+	assert_non_null(strstr(d.v[0].msg,
+	                       "8388609 bytes, more than the limit of "
+	                       "8388608"));
+	diag_clear(&d);
+	unlink(path);
+}
+
+static void test_node_limit(void **state)
+{
+	struct diag d = {0};
+	struct ydoc_limits lim = ydoc_default_limits;
+
+	(void)state;
+	lim.max_nodes = 5;
+	assert_null(load("[1, 2, 3, 4, 5, 6]\n", &lim, &d));
+	assert_non_null(strstr(d.v[0].msg, "more than 5 YAML nodes"));
+	assert_int_equal(d.v[0].col, 14);
+	diag_clear(&d);
+}
+
+static void test_missing_file(void **state)
+{
+	struct diag d = {0};
+
+	(void)state;
+	assert_null(ydoc_load_file(DATA_DIR "/no-such-file.yaml", NULL, &d));
+	assert_non_null(strstr(d.v[0].msg, "cannot open"));
+	assert_non_null(strstr(d.v[0].file, "no-such-file.yaml"));
+	diag_clear(&d);
+	assert_null(ydoc_load_file(DATA_DIR, NULL, &d));
+	assert_non_null(strstr(d.v[0].msg, "is a directory"));
+	diag_clear(&d);
+}
+
+static void test_empty_file(void **state)
+{
+	struct diag d = {0};
+	struct ydoc *doc = load("# only a comment\n", NULL, &d);
+
+	(void)state;
+	assert_non_null(doc);
+	assert_null(doc->root);
+	ydoc_free(doc);
+}
+
+/*
+ * Every file in tests/data/yaml states on its first line what loading it
+ * must give; the runner holds each to it.
+ */
+static void check_data_file(const char *path)
+{
+	struct diag d = {0};
+	char line[512];
+	FILE *f = fopen(path, "r");
+	struct ydoc *doc;
+	unsigned eline, ecol;
+	int consumed = 0;
+	const char *emsg;
+
+	assert_non_null(f);
+	assert_non_null(fgets(line, sizeof(line), f));
+	fclose(f);
+	line[strcspn(line, "\n")] = '\0';
+	assert_true(strncmp(line, "# expect: ", 10) == 0);
+	doc = ydoc_load_file(path, NULL, &d);
+	if (strcmp(line + 10, "ok") == 0) {
+		if (doc == NULL)
+			fail_msg("%s: expected to load, got %s", path,
+			         diag_first(&d));
+		ydoc_free(doc);
+		diag_clear(&d);
+		return;
+	}
+	if (sscanf(line + 10, "%u:%u: %n", &eline, &ecol, &consumed) != 2 ||
+	    consumed == 0)
+		fail_msg("%s: bad expect line", path);
+	emsg = line + 10 + consumed;
+	if (doc != NULL)
+		fail_msg("%s: loaded, expected error %s", path, emsg);
+	assert_int_equal(d.errors, 1);
+	if (strcmp(d.v[0].file, path) != 0 || d.v[0].line != eline ||
+	    d.v[0].col != ecol || strstr(d.v[0].msg, emsg) == NULL)
+		fail_msg("%s: expected %u:%u: %s\n got %s", path, eline, ecol,
+		         emsg, diag_first(&d));
+	diag_clear(&d);
+}
+
+static void test_data_files(void **state)
+{
+	DIR *dir = opendir(DATA_DIR);
+	struct dirent *e;
+	unsigned n = 0;
+
+	(void)state;
+	assert_non_null(dir);
+	while ((e = readdir(dir)) != NULL) {
+		char *path;
+		size_t l = strlen(e->d_name);
+		if (l < 6 || strcmp(e->d_name + l - 5, ".yaml") != 0)
+			continue;
+		assert_true(asprintf(&path, "%s/%s", DATA_DIR, e->d_name) > 0);
+		check_data_file(path);
+		free(path);
+		n++;
+	}
+	closedir(dir);
+	/* the directory holds one file per error class; losing them would
+	 * make this test pass vacuously */
+	assert_true(n >= 14);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_positions_and_scalars),
+	    cmocka_unit_test(test_utf8_columns_count_characters),
+	    cmocka_unit_test(test_nul_in_double_quoted_kept_with_length),
+	    cmocka_unit_test(test_depth_limit),
+	    cmocka_unit_test(test_size_limit),
+	    cmocka_unit_test(test_node_limit),
+	    cmocka_unit_test(test_missing_file),
+	    cmocka_unit_test(test_empty_file),
+	    cmocka_unit_test(test_data_files),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
