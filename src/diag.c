@@ -17,6 +17,7 @@ void diag_init(struct diag *d)
 	memset(d, 0, sizeof(*d));
 }
 
+__attribute__((format(printf, 6, 0)))
 static void diag_vadd(struct diag *d, enum diag_level level, const char *file,
                       unsigned line, unsigned col, const char *fmt, va_list ap)
 {
