@@ -260,12 +260,11 @@ static int ydoc_key_cmp(const struct ydoc_node *a, const struct ydoc_node *b)
 	return a->len < b->len ? -1 : a->len > b->len;
 }
 
-static const struct ydoc_pair *ydoc_sort_pairs;
-
-static int ydoc_idx_cmp(const void *pa, const void *pb)
+static int ydoc_idx_cmp(const void *pa, const void *pb, void *arg)
 {
+	const struct ydoc_pair *pairs = arg;
 	size_t a = *(const size_t *)pa, b = *(const size_t *)pb;
-	int c = ydoc_key_cmp(ydoc_sort_pairs[a].key, ydoc_sort_pairs[b].key);
+	int c = ydoc_key_cmp(pairs[a].key, pairs[b].key);
 
 	if (c != 0)
 		return c;
@@ -296,9 +295,7 @@ static int ydoc_check_duplicates(struct ydoc_builder *b,
 	}
 	for (size_t i = 0; i < m->npairs; i++)
 		idx[i] = i;
-	ydoc_sort_pairs = m->pairs;
-	qsort(idx, m->npairs, sizeof(*idx), ydoc_idx_cmp);
-	ydoc_sort_pairs = NULL;
+	qsort_r(idx, m->npairs, sizeof(*idx), ydoc_idx_cmp, m->pairs);
 	for (size_t i = 1; i < m->npairs; i++) {
 		const struct ydoc_node *first = m->pairs[idx[i - 1]].key;
 		const struct ydoc_node *again = m->pairs[idx[i]].key;
