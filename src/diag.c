@@ -5,6 +5,7 @@
 #include "herald/diag.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,6 +73,38 @@ void diag_warn(struct diag *d, const char *file, unsigned line, unsigned col,
 	va_start(ap, fmt);
 	diag_vadd(d, DIAG_WARNING, file, line, col, fmt, ap);
 	va_end(ap);
+}
+
+static bool diag_same(const struct diag_entry *a, const struct diag_entry *b)
+{
+	return a->level == b->level && a->line == b->line && a->col == b->col &&
+	       strcmp(a->msg, b->msg) == 0 &&
+	       (a->file == b->file ||
+		(a->file && b->file && strcmp(a->file, b->file) == 0));
+}
+
+size_t diag_merge(struct diag *dst, const struct diag *src)
+{
+	size_t added = 0;
+
+	for (size_t i = 0; i < src->n; i++) {
+		const struct diag_entry *e = &src->v[i];
+		size_t k;
+		for (k = 0; k < dst->n; k++)
+			if (diag_same(&dst->v[k], e))
+				break;
+		if (k < dst->n)
+			continue;
+		if (e->level == DIAG_ERROR)
+			diag_add(dst, e->file, e->line, e->col, "%s", e->msg);
+		else
+			diag_warn(dst, e->file, e->line, e->col, "%s", e->msg);
+		added++;
+	}
+	/* entries src could not keep still make dst a failure */
+	if (src->errors > 0 && dst->errors == 0)
+		dst->errors = src->errors;
+	return added;
 }
 
 static void diag_print_entry(const struct diag_entry *e, FILE *f)

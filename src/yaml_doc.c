@@ -9,16 +9,14 @@
  */
 #include "herald/yaml_doc.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <yaml.h>
+
+#include "herald/file.h"
 
 /*
  * Defaults. 8 MiB holds a list of tens of thousands of journalists; a
@@ -539,77 +537,18 @@ fail:
 }
 
 struct ydoc *ydoc_load_file(const char *path, const struct ydoc_limits *limits,
-                            struct diag *d)
+			    struct diag *d)
 {
-	struct ydoc *doc = NULL;
-	struct stat st;
-	char *buf = NULL;
-	size_t len = 0, cap;
-	int fd;
+	struct ydoc *doc;
+	char *buf;
+	size_t len;
 
 	if (limits == NULL)
 		limits = &ydoc_default_limits;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		diag_add(d, path, 0, 0, "cannot open: %s", strerror(errno));
+	if (file_read(path, limits->max_bytes, &buf, &len, d) < 0)
 		return NULL;
-	}
-	if (fstat(fd, &st) < 0) {
-		diag_add(d, path, 0, 0, "cannot stat: %s", strerror(errno));
-		goto fail;
-	}
-	if (S_ISDIR(st.st_mode)) {
-		diag_add(d, path, 0, 0, "is a directory, not a YAML file");
-		goto fail;
-	}
-	if (S_ISREG(st.st_mode) && (uintmax_t)st.st_size > limits->max_bytes) {
-		diag_add(d, path, 0, 0,
-		         "the file is %jd bytes, more than the limit of %zu",
-		         (intmax_t)st.st_size, limits->max_bytes);
-		goto fail;
-	}
-	/* Read at most one byte past the limit: enough to tell it was
-	 * exceeded, whatever the file's size claimed (pipes, growing files). */
-	cap = S_ISREG(st.st_mode) ? (size_t)st.st_size + 1 : 65536;
-	if (cap > limits->max_bytes + 1)
-		cap = limits->max_bytes + 1;
-	buf = malloc(cap);
-	if (buf == NULL) {
-		diag_add(d, path, 0, 0, "out of memory");
-		goto fail;
-	}
-	for (;;) {
-		ssize_t r;
-		if (len == cap) {
-			char *nb;
-			if (cap > limits->max_bytes)
-				break;
-			cap = cap * 2 > limits->max_bytes + 1
-			          ? limits->max_bytes + 1
-			          : cap * 2;
-			nb = realloc(buf, cap);
-			if (nb == NULL) {
-				diag_add(d, path, 0, 0, "out of memory");
-				goto fail;
-			}
-			buf = nb;
-		}
-		r = read(fd, buf + len, cap - len);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			diag_add(d, path, 0, 0, "cannot read: %s",
-			         strerror(errno));
-			goto fail;
-		}
-		if (r == 0)
-			break;
-		len += (size_t)r;
-	}
 	doc = ydoc_load_mem(path, buf, len, limits, d);
-fail:
 	free(buf);
-	close(fd);
 	return doc;
 }
 

@@ -44,6 +44,11 @@ void diag_add(struct diag *d, const char *file, unsigned line, unsigned col,
 void diag_warn(struct diag *d, const char *file, unsigned line, unsigned col,
                const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/* Append src's entries to dst, skipping any dst already has (same level,
+ * place and message): rendering 10,000 recipients with one template
+ * mistake reports it once. Returns how many were new. */
+size_t diag_merge(struct diag *dst, const struct diag *src);
+
 /* Print every entry as "file:line:col: error: msg" to f, in order. */
 void diag_print(const struct diag *d, FILE *f);
 

@@ -1,0 +1,80 @@
+/*
+ * release — one press release: templates/NAME/release.yaml (sender,
+ * reply-to, subject per language, the languages offered and the fallback
+ * chain, date and dateline) with a plain-text and an HTML body template
+ * per language and shared partials. It renders a release for one
+ * journalist: the context (coalition, spokesperson, report, release,
+ * recipient) in the chosen language, then the subject and both bodies.
+ *
+ * Templates are parsed once at load time and rendered in strict mode: a
+ * name that resolves to nothing is an error naming template, line, column
+ * and the name. Partials are looked up as partials/NAME.LANG.EXT.mustache,
+ * then partials/NAME.EXT.mustache (EXT: txt or html, as the including
+ * template).
+ *
+ * Library code: NULL / -1 on failure after reporting every problem.
+ */
+#ifndef HERALD_RELEASE_H
+#define HERALD_RELEASE_H
+
+#include <stddef.h>
+
+#include "herald/coalition.h"
+#include "herald/contacts.h"
+#include "herald/diag.h"
+#include "herald/i18n.h"
+#include "herald/template.h"
+
+enum release_format { RELEASE_TEXT, RELEASE_HTML };
+#define RELEASE_FORMATS 2
+
+struct release_address {
+	struct i18n_text name;
+	char *email;
+};
+
+struct release_partial; /* cached partial sources, private */
+
+struct release {
+	char *dir;
+	char *file; /* the release.yaml path */
+	char *name;
+	struct i18n_policy policy;
+	struct release_address from, reply_to;
+	struct i18n_text subject;
+	char *date; /* YYYY-MM-DD as written */
+	struct i18n_text *dateline;
+	size_t ndateline;
+	char *coalition; /* path of the coalition list */
+	/* per offered language: subject and body templates */
+	struct tmpl **subject_tmpl;
+	struct tmpl *(*body)[RELEASE_FORMATS];
+	char *(*body_path)[RELEASE_FORMATS];
+	struct release_partial *partials;
+	size_t npartials;
+};
+
+/* Load dir/release.yaml and every template it needs. */
+struct release *release_load(const char *dir, struct diag *d);
+
+void release_free(struct release *r);
+
+/* "txt" / "html". */
+const char *release_format_ext(enum release_format f);
+
+/* The render context for journalist j (NULL: no recipient fields, for
+ * previews of a language) in offered language lang. NULL on out of
+ * memory. The caller frees it with tval_free. */
+struct tval *release_context(const struct release *r, const struct coalition *c,
+			     const struct journalist *j, size_t lang);
+
+/* Render the body in format f (or the subject, with release_subject) for
+ * language lang against ctx. Returns 0 and a malloc'd NUL-terminated
+ * result, or -1 after adding every problem to d. */
+int release_render(struct release *r, size_t lang, enum release_format f,
+		   const struct tval *ctx, char **out, size_t *len,
+		   struct diag *d);
+int release_subject(struct release *r, size_t lang, const struct tval *ctx,
+		    char **out, struct diag *d);
+
+#endif

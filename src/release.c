@@ -1,0 +1,726 @@
+/*
+ * release — loads a release directory and renders it for one journalist
+ * (see release.h). Everything that can be checked without a recipient is
+ * checked at load time (every field, every template's syntax, every
+ * language's files) so that `herald check` reports it all at once; what
+ * depends on data (a name a template uses that the context lacks) shows at
+ * render time, in strict mode, with the template's line and column.
+ */
+#include "herald/release.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "herald/field.h"
+#include "herald/file.h"
+#include "herald/tval.h"
+#include "herald/yaml_doc.h"
+
+/* A body template is a page of text; 1 MiB is far more than any release
+ * and small enough that a wrong file (a PDF, a log) is refused. */
+#define RELEASE_TEMPLATE_MAX (1u << 20)
+/* Where the coalition list is when release.yaml does not say: the
+ * repository layout, templates/NAME/ beside lists/. */
+#define RELEASE_DEFAULT_COALITION "../../lists/coalition.yaml"
+
+static const char *const release_keys[] = {
+	"name",		"from",	    "reply_to", "subject",
+	"languages",	"default_language", "fallback", "date",
+	"dateline",	"coalition", NULL};
+static const char *const release_address_keys[] = {"name", "email", NULL};
+
+struct release_partial {
+	char *name;
+	size_t lang;
+	enum release_format fmt;
+	char *path; /* NULL: no such partial */
+	char *src;
+	size_t len;
+};
+
+const char *release_format_ext(enum release_format f)
+{
+	return f == RELEASE_HTML ? "html" : "txt";
+}
+
+static void release_address_free(struct release_address *a)
+{
+	i18n_text_free(&a->name);
+	free(a->email);
+}
+
+void release_free(struct release *r)
+{
+	if (r == NULL)
+		return;
+	for (size_t i = 0; r->subject_tmpl && i < r->policy.nlangs; i++)
+		tmpl_free(r->subject_tmpl[i]);
+	free(r->subject_tmpl);
+	for (size_t i = 0; r->body && i < r->policy.nlangs; i++)
+		for (int f = 0; f < RELEASE_FORMATS; f++) {
+			tmpl_free(r->body[i][f]);
+			free(r->body_path[i][f]);
+		}
+	free(r->body);
+	free(r->body_path);
+	for (size_t i = 0; i < r->npartials; i++) {
+		free(r->partials[i].name);
+		free(r->partials[i].path);
+		free(r->partials[i].src);
+	}
+	free(r->partials);
+	for (size_t i = 0; i < r->ndateline; i++)
+		i18n_text_free(&r->dateline[i]);
+	free(r->dateline);
+	i18n_text_free(&r->subject);
+	release_address_free(&r->from);
+	release_address_free(&r->reply_to);
+	i18n_policy_free(&r->policy);
+	free(r->date);
+	free(r->coalition);
+	free(r->name);
+	free(r->file);
+	free(r->dir);
+	free(r);
+}
+
+static char *release_dup(const struct ydoc_node *n, struct diag *d)
+{
+	char *s = strdup(n->str);
+
+	if (s == NULL)
+		ydoc_error(d, n, "out of memory");
+	return s;
+}
+
+static void release_languages(struct release *r, const struct ydoc_node *n,
+			      struct diag *d)
+{
+	struct i18n_policy *p = &r->policy;
+
+	if (field_expect(n, YDOC_SEQUENCE, "languages", d) < 0)
+		return;
+	if (n->nitems == 0) {
+		ydoc_error(d, n, "languages is empty: a release offers at "
+				 "least one language");
+		return;
+	}
+	p->langs = calloc(n->nitems, sizeof(*p->langs));
+	if (p->langs == NULL) {
+		ydoc_error(d, n, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < n->nitems; i++) {
+		const struct ydoc_node *t = n->items[i];
+		if (field_line_check(t, "a language", 35, d) < 0)
+			continue;
+		if (!i18n_tag_valid(t->str)) {
+			ydoc_error(d, t,
+				   "language \"%s\" is not a language tag "
+				   "(like en, de, pt-BR)",
+				   t->str);
+			continue;
+		}
+		if (i18n_find(p, t->str) >= 0) {
+			ydoc_error(d, t, "language \"%s\" is listed twice",
+				   t->str);
+			continue;
+		}
+		if ((p->langs[p->nlangs] = release_dup(t, d)) != NULL)
+			p->nlangs++;
+	}
+}
+
+static void release_fallback(struct release *r, const struct ydoc_node *n,
+			     struct diag *d)
+{
+	struct i18n_policy *p = &r->policy;
+
+	if (field_expect(n, YDOC_MAPPING, "fallback", d) < 0)
+		return;
+	p->fallback = calloc(n->npairs ? n->npairs : 1, sizeof(*p->fallback));
+	if (p->fallback == NULL) {
+		ydoc_error(d, n, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < n->npairs; i++) {
+		const struct ydoc_node *k = n->pairs[i].key;
+		const struct ydoc_node *v = n->pairs[i].value;
+		struct i18n_fallback *fb = &p->fallback[p->nfallback];
+
+		if (!i18n_tag_valid(k->str)) {
+			ydoc_error(d, k,
+				   "fallback: \"%s\" is not a language tag",
+				   k->str);
+			continue;
+		}
+		if (field_expect(v, YDOC_SEQUENCE, "a fallback chain", d) < 0)
+			continue;
+		if ((fb->tag = release_dup(k, d)) == NULL)
+			continue;
+		p->nfallback++;
+		fb->langs = calloc(v->nitems ? v->nitems : 1,
+				   sizeof(*fb->langs));
+		if (fb->langs == NULL) {
+			ydoc_error(d, v, "out of memory");
+			continue;
+		}
+		for (size_t j = 0; j < v->nitems; j++) {
+			const struct ydoc_node *t = v->items[j];
+			if (field_line_check(t, "a language", 35, d) < 0)
+				continue;
+			if (i18n_find(p, t->str) < 0) {
+				ydoc_error(d, t,
+					   "fallback for %s names \"%s\", "
+					   "which is not one of the "
+					   "release's languages",
+					   k->str, t->str);
+				continue;
+			}
+			if ((fb->langs[fb->nlangs] = release_dup(t, d)) !=
+			    NULL)
+				fb->nlangs++;
+		}
+		if (v->nitems == 0)
+			ydoc_error(d, v, "the fallback chain for %s is empty",
+				   k->str);
+	}
+}
+
+static void release_address(struct release_address *a,
+			    const struct ydoc_node *m, const char *key,
+			    const struct i18n_policy *p, struct diag *d)
+{
+	const struct ydoc_node *n = field_get(m, key, true, d);
+	const struct ydoc_node *v;
+	char *what = NULL;
+
+	if (n == NULL || field_expect(n, YDOC_MAPPING, key, d) < 0)
+		return;
+	field_known_keys(n, release_address_keys, key, d);
+	if ((v = field_get(n, "name", true, d)) != NULL &&
+	    asprintf(&what, "%s name", key) >= 0) {
+		i18n_text_read(&a->name, v, what, p, d);
+		free(what);
+		what = NULL;
+	}
+	if ((v = field_get(n, "email", true, d)) != NULL &&
+	    asprintf(&what, "%s email", key) >= 0) {
+		if (field_email_check(v, what, d) == 0)
+			a->email = release_dup(v, d);
+		free(what);
+	}
+}
+
+static void release_date(struct release *r, const struct ydoc_node *n,
+			 struct diag *d)
+{
+	int y, m, day, used = 0;
+
+	if (field_line_check(n, "date", 10, d) < 0)
+		return;
+	if (sscanf(n->str, "%4d-%2d-%2d%n", &y, &m, &day, &used) != 3 ||
+	    used != 10 || n->len != 10 || m < 1 || m > 12 || day < 1 ||
+	    day > 31) {
+		ydoc_error(d, n,
+			   "date \"%s\" is not a date written YYYY-MM-DD",
+			   n->str);
+		return;
+	}
+	r->date = release_dup(n, d);
+}
+
+static void release_dateline(struct release *r, const struct ydoc_node *n,
+			     struct diag *d)
+{
+	if (field_expect(n, YDOC_SEQUENCE, "dateline", d) < 0)
+		return;
+	r->dateline = calloc(n->nitems ? n->nitems : 1, sizeof(*r->dateline));
+	if (r->dateline == NULL) {
+		ydoc_error(d, n, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < n->nitems; i++)
+		if (i18n_text_read(&r->dateline[r->ndateline], n->items[i],
+				   "a dateline place", &r->policy, d) == 0)
+			r->ndateline++;
+}
+
+static char *release_path(const char *dir, const char *name)
+{
+	char *p = NULL;
+
+	if (name[0] == '/')
+		return strdup(name);
+	if (asprintf(&p, "%s/%s", dir, name) < 0)
+		return NULL;
+	return p;
+}
+
+/* Parse one template file; a missing file is reported at node n. */
+static struct tmpl *release_template(const char *path,
+				     const struct ydoc_node *n,
+				     const char *lang, struct diag *d)
+{
+	struct tmpl *t;
+	char *src;
+	size_t len;
+
+	if (!file_exists(path)) {
+		ydoc_error(d, n, "language %s has no template %s", lang, path);
+		return NULL;
+	}
+	if (file_read(path, RELEASE_TEMPLATE_MAX, &src, &len, d) < 0)
+		return NULL;
+	t = tmpl_parse(path, src, len, d);
+	free(src);
+	return t;
+}
+
+static void release_templates(struct release *r, const struct ydoc_node *langs,
+			      struct diag *d)
+{
+	size_t n = r->policy.nlangs;
+
+	r->subject_tmpl = calloc(n, sizeof(*r->subject_tmpl));
+	r->body = calloc(n, sizeof(*r->body));
+	r->body_path = calloc(n, sizeof(*r->body_path));
+	if (r->subject_tmpl == NULL || r->body == NULL ||
+	    r->body_path == NULL) {
+		diag_add(d, r->file, 0, 0, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *lang = r->policy.langs[i];
+		const struct ydoc_node *where = langs;
+
+		for (size_t k = 0; k < langs->nitems; k++)
+			if (strcmp(langs->items[k]->str, lang) == 0)
+				where = langs->items[k];
+		for (int f = 0; f < RELEASE_FORMATS; f++) {
+			char *name = NULL;
+			if (asprintf(&name, "%s.%s.mustache", lang,
+				     release_format_ext(
+					     (enum release_format)f)) < 0 ||
+			    (r->body_path[i][f] = release_path(r->dir, name)) ==
+				    NULL) {
+				free(name);
+				diag_add(d, r->file, 0, 0, "out of memory");
+				return;
+			}
+			free(name);
+			r->body[i][f] = release_template(r->body_path[i][f],
+							 where, lang, d);
+		}
+		if (r->subject.v != NULL) {
+			char *what = NULL;
+			if (asprintf(&what, "%s: subject (%s)", r->file,
+				     lang) < 0) {
+				diag_add(d, r->file, 0, 0, "out of memory");
+				return;
+			}
+			r->subject_tmpl[i] =
+				tmpl_parse(what, r->subject.v[i],
+					   strlen(r->subject.v[i]), d);
+			free(what);
+		}
+	}
+}
+
+struct release *release_load(const char *dir, struct diag *d)
+{
+	struct release *r = calloc(1, sizeof(*r));
+	struct ydoc *doc = NULL;
+	const struct ydoc_node *root, *n, *langs;
+	size_t errors = d->errors;
+	size_t dlen = strlen(dir);
+
+	if (r == NULL || (r->dir = strdup(dir)) == NULL) {
+		diag_add(d, dir, 0, 0, "out of memory");
+		goto fail;
+	}
+	while (dlen > 1 && r->dir[dlen - 1] == '/')
+		r->dir[--dlen] = '\0';
+	if ((r->file = release_path(r->dir, "release.yaml")) == NULL) {
+		diag_add(d, dir, 0, 0, "out of memory");
+		goto fail;
+	}
+	doc = ydoc_load_file(r->file, NULL, d);
+	if (doc == NULL)
+		goto fail;
+	root = doc->root;
+	if (root == NULL) {
+		diag_add(d, r->file, 0, 0, "release.yaml is empty");
+		goto fail;
+	}
+	if (field_expect(root, YDOC_MAPPING, "release.yaml", d) < 0)
+		goto fail;
+	field_known_keys(root, release_keys, "release.yaml", d);
+
+	if ((n = field_get(root, "name", true, d)) != NULL &&
+	    field_line_check(n, "name", 64, d) == 0) {
+		bool ok = true;
+		for (size_t i = 0; i < n->len; i++)
+			if (!islower((unsigned char)n->str[i]) &&
+			    !isdigit((unsigned char)n->str[i]) &&
+			    n->str[i] != '-')
+				ok = false;
+		if (!ok)
+			ydoc_error(d, n,
+				   "name \"%s\" may hold only a-z, 0-9 and -",
+				   n->str);
+		else
+			r->name = release_dup(n, d);
+	}
+	langs = field_get(root, "languages", true, d);
+	if (langs != NULL) {
+		size_t before = d->errors;
+		release_languages(r, langs, d);
+		/* every text below is checked per language */
+		if (r->policy.nlangs == 0 || d->errors != before)
+			goto fail;
+	} else {
+		goto fail;
+	}
+	if ((n = field_get(root, "default_language", false, d)) != NULL &&
+	    field_line_check(n, "default_language", 35, d) == 0) {
+		long i = i18n_find(&r->policy, n->str);
+		if (i < 0)
+			ydoc_error(d, n,
+				   "default_language \"%s\" is not one of the "
+				   "release's languages",
+				   n->str);
+		else
+			r->policy.default_lang = (size_t)i;
+	}
+	if ((n = field_get(root, "fallback", false, d)) != NULL)
+		release_fallback(r, n, d);
+	release_address(&r->from, root, "from", &r->policy, d);
+	release_address(&r->reply_to, root, "reply_to", &r->policy, d);
+	if ((n = field_get(root, "subject", true, d)) != NULL)
+		i18n_text_read(&r->subject, n, "subject", &r->policy, d);
+	if ((n = field_get(root, "date", false, d)) != NULL)
+		release_date(r, n, d);
+	if ((n = field_get(root, "dateline", false, d)) != NULL)
+		release_dateline(r, n, d);
+	n = field_get(root, "coalition", false, d);
+	if (n != NULL && field_line_check(n, "coalition", 4096, d) < 0)
+		n = NULL;
+	r->coalition =
+		release_path(r->dir, n ? n->str : RELEASE_DEFAULT_COALITION);
+	if (r->coalition == NULL)
+		diag_add(d, r->file, 0, 0, "out of memory");
+	release_templates(r, langs, d);
+	if (d->errors != errors)
+		goto fail;
+	ydoc_free(doc);
+	return r;
+fail:
+	ydoc_free(doc);
+	release_free(r);
+	return NULL;
+}
+
+/* ---- the render context ------------------------------------------------ */
+
+static int ctx_set_str(struct tval *m, const char *key, const char *s)
+{
+	return tval_set(m, key, s ? tval_str(s) : tval_null());
+}
+
+/* Items of lists joined by templates carry their place: number (1-based),
+ * first and last. */
+static int ctx_place(struct tval *item, size_t i, size_t n)
+{
+	char num[24];
+
+	snprintf(num, sizeof(num), "%zu", i + 1);
+	return ctx_set_str(item, "number", num) |
+	       tval_set(item, "first", tval_bool(i == 0)) |
+	       tval_set(item, "last", tval_bool(i + 1 == n));
+}
+
+static char *ctx_countries(const struct coalition *c,
+			   const struct coalition_org *o, size_t lang)
+{
+	char *s = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&s, &len);
+
+	if (f == NULL)
+		return NULL;
+	for (size_t k = 0; k < o->ncountries; k++)
+		fprintf(f, "%s%s", k ? ", " : "",
+			c->countries[o->countries[k]].name.v[lang]);
+	if (fclose(f) != 0) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+static struct tval *ctx_orgs(const struct coalition *c,
+			     const struct coalition_orgs *l, size_t lang)
+{
+	struct tval *list = tval_list();
+	int rc = 0;
+
+	if (list == NULL)
+		return NULL;
+	for (size_t i = 0; i < l->n; i++) {
+		const struct coalition_org *o = &c->orgs[l->v[i]];
+		struct tval *item = tval_map();
+		char *countries = ctx_countries(c, o, lang);
+
+		if (item == NULL || countries == NULL) {
+			tval_free(item);
+			free(countries);
+			rc = -1;
+			break;
+		}
+		rc |= ctx_set_str(item, "id", o->id);
+		rc |= ctx_set_str(item, "name", o->name.v[lang]);
+		rc |= ctx_set_str(item, "countries", countries);
+		rc |= ctx_place(item, i, l->n);
+		free(countries);
+		rc |= tval_push(list, item);
+	}
+	if (rc != 0) {
+		tval_free(list);
+		return NULL;
+	}
+	return list;
+}
+
+struct tval *release_context(const struct release *r, const struct coalition *c,
+			     const struct journalist *j, size_t lang)
+{
+	struct tval *ctx = tval_map();
+	struct tval *co = tval_map(), *sp = tval_map(), *rep = tval_map();
+	struct tval *rel = tval_map(), *rcp = tval_map(), *dl = tval_list();
+	int rc = 0;
+
+	if (ctx == NULL || co == NULL || sp == NULL || rep == NULL ||
+	    rel == NULL || rcp == NULL || dl == NULL) {
+		rc = -1;
+		goto done;
+	}
+	rc |= ctx_set_str(ctx, "lang", r->policy.langs[lang]);
+
+	rc |= ctx_set_str(co, "name", c->name.v[lang]);
+	rc |= tval_set(co, "members", ctx_orgs(c, &c->members, lang));
+
+	rc |= ctx_set_str(sp, "name", c->spokesperson.name.v[lang]);
+	rc |= ctx_set_str(sp, "title", c->spokesperson.title.v[lang]);
+	rc |= ctx_set_str(sp, "email", c->spokesperson.email);
+	rc |= ctx_set_str(sp, "phone", c->spokesperson.phone);
+
+	rc |= ctx_set_str(rep, "title", c->report.title.v[lang]);
+	rc |= ctx_set_str(rep, "url", c->report.url);
+	rc |= tval_set(rep, "authors", ctx_orgs(c, &c->report.authors, lang));
+	rc |= tval_set(rep, "supported_by",
+		       ctx_orgs(c, &c->report.supported_by, lang));
+	rc |= tval_set(rep, "commissioned_by",
+		       ctx_orgs(c, &c->report.commissioned_by, lang));
+
+	rc |= ctx_set_str(rel, "name", r->name);
+	rc |= ctx_set_str(rel, "date", r->date);
+	for (size_t i = 0; i < r->ndateline; i++) {
+		struct tval *item = tval_map();
+		if (item == NULL) {
+			rc = -1;
+			break;
+		}
+		rc |= ctx_set_str(item, "place", r->dateline[i].v[lang]);
+		rc |= ctx_place(item, i, r->ndateline);
+		rc |= tval_push(dl, item);
+	}
+	rc |= tval_set(rel, "dateline", dl);
+	dl = NULL;
+
+	rc |= ctx_set_str(rcp, "name", j ? j->name : NULL);
+	rc |= ctx_set_str(rcp, "email", j ? j->email : NULL);
+	rc |= ctx_set_str(rcp, "language", j ? j->language : NULL);
+	rc |= ctx_set_str(rcp, "outlet", j ? j->outlet : NULL);
+	rc |= ctx_set_str(rcp, "beat", j ? j->beat : NULL);
+	rc |= ctx_set_str(rcp, "region", j ? j->region : NULL);
+	rc |= ctx_set_str(rcp, "timezone", j ? j->timezone : NULL);
+
+	rc |= tval_set(ctx, "coalition", co);
+	rc |= tval_set(ctx, "spokesperson", sp);
+	rc |= tval_set(ctx, "report", rep);
+	rc |= tval_set(ctx, "release", rel);
+	rc |= tval_set(ctx, "recipient", rcp);
+	co = sp = rep = rel = rcp = NULL;
+done:
+	if (co || sp || rep || rel || rcp || dl) {
+		/* only on a failure before the maps were handed over */
+		tval_free(co);
+		tval_free(sp);
+		tval_free(rep);
+		tval_free(rel);
+		tval_free(rcp);
+		tval_free(dl);
+	}
+	if (rc != 0) {
+		tval_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+/* ---- rendering ----------------------------------------------------------- */
+
+struct release_loader_arg {
+	struct release *r;
+	size_t lang;
+	enum release_format fmt;
+};
+
+static bool release_partial_name_ok(const char *name)
+{
+	if (*name == '\0')
+		return false;
+	for (const char *p = name; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
+			return false;
+	return true;
+}
+
+/* Find (and remember) the source of partial name for a language and
+ * format: partials/NAME.LANG.EXT.mustache, else partials/NAME.EXT.mustache */
+static struct release_partial *release_partial_find(struct release *r,
+						    const char *name,
+						    size_t lang,
+						    enum release_format fmt,
+						    struct diag *d)
+{
+	struct release_partial *p, *v;
+	const char *ext = release_format_ext(fmt);
+	char *path = NULL;
+
+	for (size_t i = 0; i < r->npartials; i++) {
+		p = &r->partials[i];
+		if (p->lang == lang && p->fmt == fmt &&
+		    strcmp(p->name, name) == 0)
+			return p;
+	}
+	v = realloc(r->partials, (r->npartials + 1) * sizeof(*v));
+	if (v == NULL)
+		goto oom;
+	r->partials = v;
+	p = &r->partials[r->npartials];
+	memset(p, 0, sizeof(*p));
+	p->lang = lang;
+	p->fmt = fmt;
+	if ((p->name = strdup(name)) == NULL)
+		goto oom;
+	r->npartials++;
+	if (asprintf(&path, "%s/partials/%s.%s.%s.mustache", r->dir, name,
+		     r->policy.langs[lang], ext) < 0)
+		goto oom;
+	if (!file_exists(path)) {
+		free(path);
+		if (asprintf(&path, "%s/partials/%s.%s.mustache", r->dir, name,
+			     ext) < 0)
+			goto oom;
+		if (!file_exists(path)) {
+			free(path);
+			return p; /* remembered as missing */
+		}
+	}
+	if (file_read(path, RELEASE_TEMPLATE_MAX, &p->src, &p->len, d) < 0) {
+		free(path);
+		return NULL;
+	}
+	p->path = path;
+	return p;
+oom:
+	diag_add(d, r->dir, 0, 0, "out of memory");
+	return NULL;
+}
+
+static int release_load_partial(void *arg, const char *name, char **src,
+				size_t *len, char **where, struct diag *d)
+{
+	struct release_loader_arg *a = arg;
+	struct release_partial *p;
+
+	if (!release_partial_name_ok(name)) {
+		diag_add(d, a->r->dir, 0, 0,
+			 "partial name \"%s\" may hold only letters, digits, "
+			 "- and _",
+			 name);
+		return -1;
+	}
+	p = release_partial_find(a->r, name, a->lang, a->fmt, d);
+	if (p == NULL)
+		return -1;
+	if (p->path == NULL) {
+		diag_add(d, a->r->dir, 0, 0,
+			 "no partial \"%s\": looked for partials/%s.%s.%s."
+			 "mustache and partials/%s.%s.mustache",
+			 name, name, a->r->policy.langs[a->lang],
+			 release_format_ext(a->fmt), name,
+			 release_format_ext(a->fmt));
+		return -1;
+	}
+	*src = malloc(p->len + 1);
+	*where = strdup(p->path);
+	if (*src == NULL || *where == NULL) {
+		free(*src);
+		free(*where);
+		diag_add(d, p->path, 0, 0, "out of memory");
+		return -1;
+	}
+	memcpy(*src, p->src, p->len);
+	(*src)[p->len] = '\0';
+	*len = p->len;
+	return 0;
+}
+
+int release_render(struct release *r, size_t lang, enum release_format f,
+		   const struct tval *ctx, char **out, size_t *len,
+		   struct diag *d)
+{
+	struct release_loader_arg arg = {r, lang, f};
+	struct tmpl_loader loader = {release_load_partial, &arg};
+	struct tmpl_opts opts = {
+		.escape = f == RELEASE_HTML ? TMPL_ESCAPE_HTML
+					    : TMPL_ESCAPE_NONE,
+		.strict = true,
+		.partials = &loader,
+	};
+
+	*out = NULL;
+	*len = 0;
+	if (lang >= r->policy.nlangs || r->body[lang][f] == NULL) {
+		diag_add(d, r->file, 0, 0, "no template for this language");
+		return -1;
+	}
+	return tmpl_render(r->body[lang][f], ctx, &opts, out, len, d);
+}
+
+int release_subject(struct release *r, size_t lang, const struct tval *ctx,
+		    char **out, struct diag *d)
+{
+	struct tmpl_opts opts = {.escape = TMPL_ESCAPE_NONE, .strict = true};
+	size_t len;
+
+	*out = NULL;
+	if (lang >= r->policy.nlangs || r->subject_tmpl[lang] == NULL) {
+		diag_add(d, r->file, 0, 0, "no subject for this language");
+		return -1;
+	}
+	if (tmpl_render(r->subject_tmpl[lang], ctx, &opts, out, &len, d) < 0)
+		return -1;
+	if (field_line_text(*out, len, NULL, "the rendered subject", 0, d) <
+	    0) {
+		free(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
