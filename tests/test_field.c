@@ -62,7 +62,7 @@ static void test_addresses(void **state)
 	}
 	/* 65-octet local part */
 	memset(long_local, 'a', 65);
-	strcpy(long_local + 65, "@example.org");
+	memcpy(long_local + 65, "@example.org", sizeof("@example.org"));
 	assert_int_equal(field_email_valid(long_local, strlen(long_local), &why),
 			 -1);
 	assert_non_null(strstr(why, "longer than 64"));

@@ -1,14 +1,24 @@
 /*
  * template — herald's Mustache engine (the official spec, v1.4: comments,
- * delimiters, interpolation, inverted sections, partials, sections), with
- * what releases need on top: a strict mode in which a name that resolves to
- * nothing is an error naming template, line, column and the name, HTML
- * escaping chosen per template (`.html` escapes & < > " ', `.txt` escapes
- * nothing), bounded partial recursion and a cap on output size.
+ * delimiters, interpolation, inverted sections, partials, sections, and
+ * the optional template inheritance module for layouts: {{<layout}} with
+ * {{$block}} overrides), with what releases need on top: a strict mode in
+ * which a name that resolves to nothing is an error naming template, line,
+ * column and the name, HTML escaping chosen per template (`.html` escapes
+ * & < > " ', `.txt` escapes nothing), bounded partial recursion and a cap
+ * on output size.
  *
- * Values rendered are trees of struct tval (null, boolean, string, list,
- * map) built by the caller; a value is never interpreted as a template, so
- * "{{" in a journalist's name is printed as written.
+ * Values rendered are trees of struct tval (see tval.h) built by the
+ * caller; a value is never interpreted as a template, so "{{" in a
+ * journalist's name is printed as written. Falsy for sections: null, false
+ * and the empty list (the empty string is truthy, as the spec says). A
+ * boolean interpolates as "true" / "false", null as nothing.
+ *
+ * A template is parsed once and rendered many times: tmpl_render only
+ * reads t, so one parsed template may be rendered for every recipient,
+ * also from several threads at once.
+ *
+ * Positions are 1-based; columns count characters, not bytes.
  *
  * Errors go to a struct diag. Returns 0 / pointer on success, -1 / NULL on
  * failure; out-of-memory is an error, never an abort (the CLI uses this).
@@ -20,78 +30,58 @@
 #include <stddef.h>
 
 #include "herald/diag.h"
-
-/* ---- values ---------------------------------------------------------- */
-
-enum tval_kind { TVAL_NULL, TVAL_BOOL, TVAL_STRING, TVAL_LIST, TVAL_MAP };
-
-struct tval;
-
-/* Constructors return NULL on out-of-memory. Strings are copied. */
-struct tval *tval_null(void);
-struct tval *tval_bool(bool b);
-struct tval *tval_str(const char *s);
-struct tval *tval_strn(const char *s, size_t len);
-struct tval *tval_list(void);
-struct tval *tval_map(void);
-
-/* Append to a list / set key in a map (replacing an earlier value with the
- * same key). Ownership of v passes to the container, also on failure (v is
- * freed then). Returns 0, or -1 on out-of-memory or wrong container kind. */
-int tval_push(struct tval *list, struct tval *v);
-int tval_set(struct tval *map, const char *key, struct tval *v);
-
-enum tval_kind tval_kind(const struct tval *v);
-/* NULL unless v is a string; valid while v lives. */
-const char *tval_string(const struct tval *v);
-bool tval_boolean(const struct tval *v); /* false unless a true bool */
-size_t tval_len(const struct tval *v); /* list items / map entries */
-const struct tval *tval_at(const struct tval *list, size_t i);
-const struct tval *tval_get(const struct tval *map, const char *key);
-
-/* Frees v and everything in it; NULL is fine. */
-void tval_free(struct tval *v);
-
-/* ---- templates ------------------------------------------------------- */
+#include "herald/tval.h"
 
 enum tmpl_escape { TMPL_ESCAPE_NONE, TMPL_ESCAPE_HTML };
 
 /*
- * Partials are found through a loader. It returns 0 and sets *src (malloc'd,
- * the caller frees it), *len and *where (malloc'd name used in error
- * positions, for example the partial's file path), or 1 when there is no
- * such partial, or -1 on error (after adding to d).
+ * Partials (and layouts: {{<name}} loads name like {{>name}} does) are
+ * found through a loader. It returns 0 and sets *src (malloc'd, the caller
+ * frees it), *len and *where (malloc'd name used in error positions, for
+ * example the partial's file path), or 1 when there is no such partial, or
+ * -1 on error (after adding to d). A render asks for each name at most
+ * once and parses what it gets once.
  */
 struct tmpl_loader {
 	int (*load)(void *arg, const char *name, char **src, size_t *len,
-		    char **where, struct diag *d);
+	            char **where, struct diag *d);
 	void *arg;
 };
 
 struct tmpl_opts {
 	enum tmpl_escape escape;
-	bool strict;		  /* unresolved names are errors */
-	unsigned max_partial_depth; /* 0: default (32) */
-	size_t max_output;	  /* 0: default (16 MiB) */
+	/* Strict: a name that resolves to nothing (in {{x}}, {{#x}} or
+	 * {{^x}}; a name whose value is null does resolve), a partial or
+	 * layout the loader does not have, and a list or map put where text
+	 * goes ({{members}}) are errors. Not strict: they render nothing, as
+	 * the spec says. */
+	bool strict;
+	unsigned max_partial_depth;         /* 0: default (32) */
+	size_t max_output;                  /* 0: default (16 MiB) */
 	const struct tmpl_loader *partials; /* NULL: no partials exist */
 };
 
 struct tmpl;
 
-/* Parse src (len bytes; need not be NUL-terminated). where names the
- * template in errors ("templates/report-launch/en.txt.mustache"). Returns
- * NULL after adding every syntax error found to d (file:line:column:
- * unclosed section "x" opened at ..., bad delimiter, ...). */
+/* Parse src (len bytes; need not be NUL-terminated; at most 1 MiB; sections
+ * nest at most 64 deep). where names the template in errors
+ * ("templates/report-launch/en.txt.mustache"). Returns NULL after adding
+ * every syntax error found to d (where:line:column: unclosed section "x",
+ * a closing tag that does not match, an unclosed tag, a bad set-delimiter
+ * tag, a bad name); a tag that never closes ends the search. */
 struct tmpl *tmpl_parse(const char *where, const char *src, size_t len,
-			struct diag *d);
+                        struct diag *d);
 void tmpl_free(struct tmpl *t);
 
-/* Render t against ctx (the bottom of the context stack). On success
- * returns 0 and sets *out (malloc'd, NUL-terminated, the caller frees) and
- * *outlen. In strict mode every unresolved name is reported, not just the
- * first; on any error returns -1 and *out is NULL. */
+/* Render t against ctx (the bottom of the context stack; NULL for none).
+ * opts NULL means every default: no escaping, not strict, no partials. On
+ * success returns 0 and sets *out (malloc'd, NUL-terminated, the caller
+ * frees) and *outlen (may be NULL). In strict mode every unresolved name is
+ * reported, each tag once per render, not just the first; on any error
+ * returns -1 and *out is NULL. Exceeding max_output or max_partial_depth,
+ * and a loader or partial syntax error, stop the render at once. */
 int tmpl_render(const struct tmpl *t, const struct tval *ctx,
-		const struct tmpl_opts *opts, char **out, size_t *outlen,
-		struct diag *d);
+                const struct tmpl_opts *opts, char **out, size_t *outlen,
+                struct diag *d);
 
 #endif
