@@ -14,13 +14,13 @@
 #include "herald/yaml_doc.h"
 
 static const char *const coalition_keys[] = {
-	"name", "countries", "organisations", "members", "spokesperson",
-	"report", NULL};
+    "name",   "countries", "organisations", "members", "spokesperson",
+    "report", NULL};
 static const char *const coalition_org_keys[] = {"name", "countries", NULL};
 static const char *const coalition_spokesperson_keys[] = {
-	"name", "title", "email", "phone", NULL};
+    "name", "title", "email", "phone", NULL};
 static const char *const coalition_report_keys[] = {
-	"title", "url", "authors", "supported_by", "commissioned_by", NULL};
+    "title", "url", "authors", "supported_by", "commissioned_by", NULL};
 
 void coalition_free(struct coalition *c)
 {
@@ -63,8 +63,8 @@ static char *coalition_strdup(const struct ydoc_node *n, struct diag *d)
 
 /* A localized text field of mapping m; absent is an error. */
 static void coalition_text(struct i18n_text *t, const struct ydoc_node *m,
-			   const char *key, const char *what,
-			   const struct i18n_policy *p, struct diag *d)
+                           const char *key, const char *what,
+                           const struct i18n_policy *p, struct diag *d)
 {
 	const struct ydoc_node *n = field_get(m, key, true, d);
 
@@ -89,7 +89,7 @@ static long coalition_org(const struct coalition *c, const char *id)
 }
 
 static void coalition_countries(struct coalition *c, const struct ydoc_node *n,
-				const struct i18n_policy *p, struct diag *d)
+                                const struct i18n_policy *p, struct diag *d)
 {
 	if (field_expect(n, YDOC_MAPPING, "countries", d) < 0)
 		return;
@@ -102,24 +102,24 @@ static void coalition_countries(struct coalition *c, const struct ydoc_node *n,
 		const struct ydoc_node *k = n->pairs[i].key;
 		struct coalition_country *cc = &c->countries[c->ncountries];
 		bool ok = k->len == 2 && isupper((unsigned char)k->str[0]) &&
-			  isupper((unsigned char)k->str[1]);
+		          isupper((unsigned char)k->str[1]);
 		if (!ok) {
 			ydoc_error(d, k,
-				   "country code \"%s\" is not an ISO 3166 "
-				   "code of two capital letters (like US)",
-				   k->str);
+			           "country code \"%s\" is not an ISO 3166 "
+			           "code of two capital letters (like US)",
+			           k->str);
 			continue;
 		}
 		if ((cc->code = coalition_strdup(k, d)) == NULL)
 			continue;
 		c->ncountries++;
 		i18n_text_read(&cc->name, n->pairs[i].value, "country name", p,
-			       d);
+		               d);
 	}
 }
 
 static void coalition_orgs_read(struct coalition *c, const struct ydoc_node *n,
-				const struct i18n_policy *p, struct diag *d)
+                                const struct i18n_policy *p, struct diag *d)
 {
 	if (field_expect(n, YDOC_MAPPING, "organisations", d) < 0)
 		return;
@@ -145,8 +145,8 @@ static void coalition_orgs_read(struct coalition *c, const struct ydoc_node *n,
 		if (cs == NULL ||
 		    field_expect(cs, YDOC_SEQUENCE, "countries", d) < 0)
 			continue;
-		o->countries = calloc(cs->nitems ? cs->nitems : 1,
-				      sizeof(*o->countries));
+		o->countries =
+		    calloc(cs->nitems ? cs->nitems : 1, sizeof(*o->countries));
 		if (o->countries == NULL) {
 			ydoc_error(d, cs, "out of memory");
 			continue;
@@ -155,14 +155,14 @@ static void coalition_orgs_read(struct coalition *c, const struct ydoc_node *n,
 			const struct ydoc_node *code = cs->items[j];
 			long ci;
 			if (field_expect(code, YDOC_SCALAR, "a country code",
-					 d) < 0)
+			                 d) < 0)
 				continue;
 			ci = coalition_country(c, code->str);
 			if (ci < 0) {
 				ydoc_error(d, code,
-					   "country \"%s\" is not in the "
-					   "list's countries",
-					   code->str);
+				           "country \"%s\" is not in the "
+				           "list's countries",
+				           code->str);
 				continue;
 			}
 			o->countries[o->ncountries++] = (size_t)ci;
@@ -172,8 +172,8 @@ static void coalition_orgs_read(struct coalition *c, const struct ydoc_node *n,
 
 /* A sequence of organisation ids into list l. */
 static void coalition_refs(struct coalition_orgs *l, const struct coalition *c,
-			   const struct ydoc_node *m, const char *key,
-			   struct diag *d)
+                           const struct ydoc_node *m, const char *key,
+                           struct diag *d)
 {
 	const struct ydoc_node *n = field_get(m, key, true, d);
 
@@ -192,16 +192,17 @@ static void coalition_refs(struct coalition_orgs *l, const struct coalition *c,
 		oi = coalition_org(c, id->str);
 		if (oi < 0) {
 			ydoc_error(d, id,
-				   "organisation \"%s\" is not in the list's "
-				   "organisations",
-				   id->str);
+			           "organisation \"%s\" is not in the list's "
+			           "organisations",
+			           id->str);
 			continue;
 		}
 		for (size_t j = 0; j < l->n; j++)
 			if (l->v[j] == (size_t)oi)
-				ydoc_error(d, id, "organisation \"%s\" is "
-						  "listed twice in %s",
-					   id->str, key);
+				ydoc_error(d, id,
+				           "organisation \"%s\" is "
+				           "listed twice in %s",
+				           id->str, key);
 		l->v[l->n++] = (size_t)oi;
 	}
 	if (n->nitems == 0)
@@ -220,10 +221,10 @@ static int coalition_phone_check(const struct ydoc_node *n, struct diag *d)
 			digits++;
 		else if (!strchr(" +-().", ch) || (ch == '+' && i != 0)) {
 			ydoc_error(d, n,
-				   "phone \"%s\" may hold only digits, "
-				   "spaces and + - ( ) . (like +1 202 555 "
-				   "0100)",
-				   n->str);
+			           "phone \"%s\" may hold only digits, "
+			           "spaces and + - ( ) . (like +1 202 555 "
+			           "0100)",
+			           n->str);
 			return -1;
 		}
 	}
@@ -247,15 +248,15 @@ static int coalition_url_check(const struct ydoc_node *n, struct diag *d)
 		if (n->str[i] == ' ' || n->str[i] == '<' || n->str[i] == '>' ||
 		    n->str[i] == '"') {
 			ydoc_error(d, n,
-				   "url contains a space, quote or angle "
-				   "bracket: write it percent-encoded");
+			           "url contains a space, quote or angle "
+			           "bracket: write it percent-encoded");
 			return -1;
 		}
 	return 0;
 }
 
 struct coalition *coalition_load(const char *path, const struct i18n_policy *p,
-				 struct diag *d)
+                                 struct diag *d)
 {
 	struct ydoc *doc = ydoc_load_file(path, NULL, d);
 	struct coalition *c = NULL;
@@ -288,11 +289,11 @@ struct coalition *coalition_load(const char *path, const struct i18n_policy *p,
 	if (sp != NULL &&
 	    field_expect(sp, YDOC_MAPPING, "spokesperson", d) == 0) {
 		field_known_keys(sp, coalition_spokesperson_keys,
-				 "spokesperson", d);
+		                 "spokesperson", d);
 		coalition_text(&c->spokesperson.name, sp, "name",
-			       "spokesperson name", p, d);
+		               "spokesperson name", p, d);
 		coalition_text(&c->spokesperson.title, sp, "title",
-			       "spokesperson title", p, d);
+		               "spokesperson title", p, d);
 		if ((n = field_get(sp, "email", true, d)) != NULL &&
 		    field_email_check(n, "spokesperson email", d) == 0)
 			c->spokesperson.email = coalition_strdup(n, d);
@@ -305,15 +306,15 @@ struct coalition *coalition_load(const char *path, const struct i18n_policy *p,
 	if (rep != NULL && field_expect(rep, YDOC_MAPPING, "report", d) == 0) {
 		field_known_keys(rep, coalition_report_keys, "report", d);
 		coalition_text(&c->report.title, rep, "title", "report title",
-			       p, d);
+		               p, d);
 		if ((n = field_get(rep, "url", true, d)) != NULL &&
 		    coalition_url_check(n, d) == 0)
 			c->report.url = coalition_strdup(n, d);
 		coalition_refs(&c->report.authors, c, rep, "authors", d);
 		coalition_refs(&c->report.supported_by, c, rep, "supported_by",
-			       d);
+		               d);
 		coalition_refs(&c->report.commissioned_by, c, rep,
-			       "commissioned_by", d);
+		               "commissioned_by", d);
 	}
 	if (d->errors != errors)
 		goto fail;

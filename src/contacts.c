@@ -17,8 +17,7 @@
 
 static const char *const contacts_top_keys[] = {"journalists", NULL};
 static const char *const contacts_entry_keys[] = {
-	"name", "email", "language", "outlet", "beat", "region", "timezone",
-	NULL};
+    "name", "email", "language", "outlet", "beat", "region", "timezone", NULL};
 
 void contacts_free(struct contacts *c)
 {
@@ -51,7 +50,7 @@ bool contacts_addr_equal(const char *a, const char *b)
 }
 
 const struct journalist *contacts_find(const struct contacts *c,
-				       const char *email)
+                                       const char *email)
 {
 	for (size_t i = 0; i < c->n; i++)
 		if (contacts_addr_equal(c->v[i].email, email))
@@ -61,7 +60,7 @@ const struct journalist *contacts_find(const struct contacts *c,
 
 /* Copy an optional single-line field; -1 only on a bad value. */
 static int contacts_text(const struct ydoc_node *entry, const char *key,
-			 bool required, char **out, struct diag *d)
+                         bool required, char **out, struct diag *d)
 {
 	const struct ydoc_node *n = field_get(entry, key, required, d);
 
@@ -80,7 +79,7 @@ static int contacts_text(const struct ydoc_node *entry, const char *key,
 }
 
 static int contacts_entry(struct journalist *j, const struct ydoc_node *e,
-			  struct diag *d)
+                          struct diag *d)
 {
 	const struct ydoc_node *n;
 	size_t errors = d->errors;
@@ -99,9 +98,9 @@ static int contacts_entry(struct journalist *j, const struct ydoc_node *e,
 	    field_line_check(n, "language", 35, d) == 0) {
 		if (!i18n_tag_valid(n->str))
 			ydoc_error(d, n,
-				   "language \"%s\" is not a language tag "
-				   "(like en, de, pt-BR)",
-				   n->str);
+			           "language \"%s\" is not a language tag "
+			           "(like en, de, pt-BR)",
+			           n->str);
 		else if ((j->language = strdup(n->str)) == NULL)
 			ydoc_error(d, n, "out of memory");
 	}
@@ -121,7 +120,8 @@ static int contacts_addr_cmp(const void *pa, const void *pb, void *arg)
 	const struct contacts *list = arg;
 	const struct journalist *a = &list->v[*(const size_t *)pa];
 	const struct journalist *b = &list->v[*(const size_t *)pb];
-	const char *at_a = strrchr(a->email, '@'), *at_b = strrchr(b->email, '@');
+	const char *at_a = strrchr(a->email, '@'),
+	           *at_b = strrchr(b->email, '@');
 	size_t la = (size_t)(at_a - a->email), lb = (size_t)(at_b - b->email);
 	int c = memcmp(a->email, b->email, la < lb ? la : lb);
 
@@ -134,8 +134,7 @@ static int contacts_addr_cmp(const void *pa, const void *pb, void *arg)
 	return c;
 }
 
-static void contacts_warn_duplicates(const struct contacts *c,
-				     struct diag *d)
+static void contacts_warn_duplicates(const struct contacts *c, struct diag *d)
 {
 	size_t *idx = malloc((c->n ? c->n : 1) * sizeof(*idx));
 
@@ -147,12 +146,12 @@ static void contacts_warn_duplicates(const struct contacts *c,
 	for (size_t i = 1; i < c->n; i++) {
 		size_t first = i - 1;
 		while (i < c->n && contacts_addr_equal(c->v[idx[first]].email,
-						       c->v[idx[i]].email)) {
+		                                       c->v[idx[i]].email)) {
 			const struct journalist *j = &c->v[idx[i]];
 			diag_warn(d, c->file, j->line, j->col,
-				  "%s is listed again (first at line %u); it "
-				  "will be sent one message",
-				  j->email, c->v[idx[first]].line);
+			          "%s is listed again (first at line %u); it "
+			          "will be sent one message",
+			          j->email, c->v[idx[first]].line);
 			i++;
 		}
 	}
@@ -170,8 +169,8 @@ struct contacts *contacts_load(const char *path, struct diag *d)
 		return NULL;
 	if (doc->root == NULL) {
 		diag_add(d, path, 0, 0,
-			 "the list is empty: expected \"journalists:\" and a "
-			 "sequence of entries");
+		         "the list is empty: expected \"journalists:\" and a "
+		         "sequence of entries");
 		goto fail;
 	}
 	if (field_expect(doc->root, YDOC_MAPPING, "a journalist list", d) < 0)
@@ -184,7 +183,7 @@ struct contacts *contacts_load(const char *path, struct diag *d)
 	c = calloc(1, sizeof(*c));
 	if (c == NULL || (c->file = strdup(path)) == NULL ||
 	    (c->v = calloc(list->nitems ? list->nitems : 1, sizeof(*c->v))) ==
-		    NULL) {
+	        NULL) {
 		diag_add(d, path, 0, 0, "out of memory");
 		goto fail;
 	}

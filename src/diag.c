@@ -18,9 +18,9 @@ void diag_init(struct diag *d)
 	memset(d, 0, sizeof(*d));
 }
 
-__attribute__((format(printf, 6, 0)))
-static void diag_vadd(struct diag *d, enum diag_level level, const char *file,
-                      unsigned line, unsigned col, const char *fmt, va_list ap)
+__attribute__((format(printf, 6, 0))) static void
+diag_vadd(struct diag *d, enum diag_level level, const char *file,
+          unsigned line, unsigned col, const char *fmt, va_list ap)
 {
 	struct diag_entry *e;
 	char *msg = NULL;
@@ -80,7 +80,7 @@ static bool diag_same(const struct diag_entry *a, const struct diag_entry *b)
 	return a->level == b->level && a->line == b->line && a->col == b->col &&
 	       strcmp(a->msg, b->msg) == 0 &&
 	       (a->file == b->file ||
-		(a->file && b->file && strcmp(a->file, b->file) == 0));
+	        (a->file && b->file && strcmp(a->file, b->file) == 0));
 }
 
 size_t diag_merge(struct diag *dst, const struct diag *src)

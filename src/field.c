@@ -14,12 +14,12 @@
 /* RFC 5322 line limit: a header line, folding aside, cannot carry more. */
 #define FIELD_LINE_MAX 998
 /* RFC 5321: 64-octet local part, 255-octet domain, 254 for the path. */
-#define FIELD_LOCAL_MAX 64
-#define FIELD_DOMAIN_MAX 253
+#define FIELD_LOCAL_MAX   64
+#define FIELD_DOMAIN_MAX  253
 #define FIELD_ADDRESS_MAX 254
 
 const struct ydoc_node *field_get(const struct ydoc_node *m, const char *key,
-				  bool required, struct diag *d)
+                                  bool required, struct diag *d)
 {
 	const struct ydoc_node *v = ydoc_get(m, key);
 
@@ -28,18 +28,18 @@ const struct ydoc_node *field_get(const struct ydoc_node *m, const char *key,
 	return v;
 }
 
-int field_expect(const struct ydoc_node *n, enum ydoc_kind k,
-		 const char *what, struct diag *d)
+int field_expect(const struct ydoc_node *n, enum ydoc_kind k, const char *what,
+                 struct diag *d)
 {
 	if (n->kind == k)
 		return 0;
 	ydoc_error(d, n, "%s must be a %s, not a %s", what, ydoc_kind_name(k),
-		   ydoc_kind_name(n->kind));
+	           ydoc_kind_name(n->kind));
 	return -1;
 }
 
 int field_known_keys(const struct ydoc_node *m, const char *const *known,
-		     const char *what, struct diag *d)
+                     const char *what, struct diag *d)
 {
 	int rc = 0;
 
@@ -63,14 +63,14 @@ int field_known_keys(const struct ydoc_node *m, const char *const *known,
 			fclose(f);
 		}
 		ydoc_error(d, k, "unknown field \"%s\" in %s (expected %s)",
-			   k->str, what, list ? list : "other fields");
+		           k->str, what, list ? list : "other fields");
 		free(list);
 	}
 	return rc;
 }
 
 int field_line_text(const char *s, size_t len, const struct ydoc_node *n,
-		    const char *what, size_t max, struct diag *d)
+                    const char *what, size_t max, struct diag *d)
 {
 	if (max == 0)
 		max = FIELD_LINE_MAX;
@@ -91,23 +91,23 @@ int field_line_text(const char *s, size_t len, const struct ydoc_node *n,
 			name = "a control character";
 		if (name != NULL) {
 			ydoc_error(d, n,
-				   "%s contains %s at byte %zu: it must be "
-				   "one line of text (it can reach a mail "
-				   "header)",
-				   what, name, i + 1);
+			           "%s contains %s at byte %zu: it must be "
+			           "one line of text (it can reach a mail "
+			           "header)",
+			           what, name, i + 1);
 			return -1;
 		}
 	}
 	if (len > max) {
 		ydoc_error(d, n, "%s is %zu bytes long, more than %zu", what,
-			   len, max);
+		           len, max);
 		return -1;
 	}
 	return 0;
 }
 
 int field_line_check(const struct ydoc_node *n, const char *what, size_t max,
-		     struct diag *d)
+                     struct diag *d)
 {
 	if (field_expect(n, YDOC_SCALAR, what, d) < 0)
 		return -1;
@@ -211,7 +211,7 @@ int field_email_valid(const char *s, size_t len, const char **why)
 }
 
 int field_email_check(const struct ydoc_node *n, const char *what,
-		      struct diag *d)
+                      struct diag *d)
 {
 	const char *why = NULL;
 
@@ -220,12 +220,12 @@ int field_email_check(const struct ydoc_node *n, const char *what,
 	if (field_email_valid(n->str, n->len, &why) == 0)
 		return 0;
 	ydoc_error(d, n, "%s \"%s\" is not a valid address: %s", what, n->str,
-		   why);
+	           why);
 	return -1;
 }
 
 int field_timezone_check(const struct ydoc_node *n, const char *what,
-			 struct diag *d)
+                         struct diag *d)
 {
 	const char *dir = getenv("TZDIR");
 	char *path = NULL;
@@ -238,19 +238,19 @@ int field_timezone_check(const struct ydoc_node *n, const char *what,
 		unsigned char c = (unsigned char)n->str[i];
 		if (!isalnum(c) && !strchr("/_-+", c)) {
 			ydoc_error(d, n,
-				   "%s \"%s\" is not a time zone name (like "
-				   "Europe/Berlin)",
-				   what, n->str);
+			           "%s \"%s\" is not a time zone name (like "
+			           "Europe/Berlin)",
+			           what, n->str);
 			return -1;
 		}
 	}
 	if (n->str[0] == '/' || strstr(n->str, "..") != NULL) {
 		ydoc_error(d, n, "%s \"%s\" is not a time zone name", what,
-			   n->str);
+		           n->str);
 		return -1;
 	}
 	if (asprintf(&path, "%s/%s", dir && *dir ? dir : "/usr/share/zoneinfo",
-		     n->str) < 0) {
+	             n->str) < 0) {
 		ydoc_error(d, n, "out of memory");
 		return -1;
 	}
@@ -258,9 +258,9 @@ int field_timezone_check(const struct ydoc_node *n, const char *what,
 	free(path);
 	if (!ok) {
 		ydoc_error(d, n,
-			   "%s \"%s\" is not a known time zone (names are "
-			   "IANA zones like Europe/Berlin)",
-			   what, n->str);
+		           "%s \"%s\" is not a known time zone (names are "
+		           "IANA zones like Europe/Berlin)",
+		           what, n->str);
 		return -1;
 	}
 	return 0;

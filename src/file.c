@@ -19,7 +19,7 @@ int file_exists(const char *path)
 }
 
 int file_read(const char *path, size_t max, char **out, size_t *outlen,
-	      struct diag *d)
+              struct diag *d)
 {
 	struct stat st;
 	char *buf = NULL;
@@ -43,8 +43,8 @@ int file_read(const char *path, size_t max, char **out, size_t *outlen,
 	}
 	if (S_ISREG(st.st_mode) && (uintmax_t)st.st_size > max) {
 		diag_add(d, path, 0, 0,
-			 "the file is %jd bytes, more than the limit of %zu",
-			 (intmax_t)st.st_size, max);
+		         "the file is %jd bytes, more than the limit of %zu",
+		         (intmax_t)st.st_size, max);
 		goto fail;
 	}
 	/* Read up to one byte past the limit: enough to tell it was
@@ -74,7 +74,7 @@ int file_read(const char *path, size_t max, char **out, size_t *outlen,
 			continue;
 		if (r < 0) {
 			diag_add(d, path, 0, 0, "cannot read: %s",
-				 strerror(errno));
+			         strerror(errno));
 			goto fail;
 		}
 		if (r == 0)
@@ -83,7 +83,7 @@ int file_read(const char *path, size_t max, char **out, size_t *outlen,
 	}
 	if (len > max) {
 		diag_add(d, path, 0, 0,
-			 "the file is more than the limit of %zu bytes", max);
+		         "the file is more than the limit of %zu bytes", max);
 		goto fail;
 	}
 	buf[len] = '\0';

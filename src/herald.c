@@ -48,16 +48,16 @@ static void cli_inputs_free(struct cli_inputs *in)
 /* Load the release, its coalition list and every journalist list; returns
  * 0 when all loaded. Problems are added to d. */
 static int cli_load(struct cli_inputs *in, const char *dir, char **lists,
-		    size_t nlists, const char *coalition, struct diag *d)
+                    size_t nlists, const char *coalition, struct diag *d)
 {
 	size_t errors = d->errors;
 
 	memset(in, 0, sizeof(*in));
 	in->rel = release_load(dir, d);
 	if (in->rel != NULL)
-		in->coal = coalition_load(
-			coalition ? coalition : in->rel->coalition,
-			&in->rel->policy, d);
+		in->coal =
+		    coalition_load(coalition ? coalition : in->rel->coalition,
+		                   &in->rel->policy, d);
 	in->lists = calloc(nlists ? nlists : 1, sizeof(*in->lists));
 	if (in->lists == NULL) {
 		diag_add(d, NULL, 0, 0, "out of memory");
@@ -74,7 +74,7 @@ static int cli_load(struct cli_inputs *in, const char *dir, char **lists,
 /* The recipients of all lists, each address once; duplicates across lists
  * are warnings. Returns the count, or (size_t)-1 on out-of-memory. */
 static size_t cli_recipients(const struct cli_inputs *in,
-			     struct cli_recipient **out, struct diag *d)
+                             struct cli_recipient **out, struct diag *d)
 {
 	size_t total = 0, n = 0;
 	struct cli_recipient *v;
@@ -95,13 +95,14 @@ static size_t cli_recipients(const struct cli_inputs *in,
 				continue; /* warned about by contacts_load */
 			if (seen != NULL) {
 				diag_warn(d, j->file, j->line, j->col,
-					  "%s is also in %s (line %u); it will "
-					  "be sent one message",
-					  j->email, seen->file, seen->line);
+				          "%s is also in %s (line %u); it will "
+				          "be sent one message",
+				          j->email, seen->file, seen->line);
 				continue;
 			}
 			v[n].j = j;
-			v[n].choice = i18n_choose(&in->rel->policy, j->language);
+			v[n].choice =
+			    i18n_choose(&in->rel->policy, j->language);
 			n++;
 		}
 	}
@@ -164,15 +165,15 @@ struct cli_opts {
 };
 
 static int cli_parse(int argc, char **argv, struct cli_opts *o, bool render,
-		     void (*usage)(FILE *))
+                     void (*usage)(FILE *))
 {
 	static const struct option longopts[] = {
-		{"to", required_argument, NULL, 't'},
-		{"coalition", required_argument, NULL, 'c'},
-		{"recipient", required_argument, NULL, 'r'},
-		{"format", required_argument, NULL, 'f'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"to", required_argument, NULL, 't'},
+	    {"coalition", required_argument, NULL, 'c'},
+	    {"recipient", required_argument, NULL, 'r'},
+	    {"format", required_argument, NULL, 'f'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	int ch;
 
@@ -193,8 +194,8 @@ static int cli_parse(int argc, char **argv, struct cli_opts *o, bool render,
 		case 'f':
 			if (!render) {
 				fprintf(stderr, "herald: %s takes no --%s\n",
-					argv[0],
-					ch == 'r' ? "recipient" : "format");
+				        argv[0],
+				        ch == 'r' ? "recipient" : "format");
 				return EX_USAGE;
 			}
 			if (ch == 'r')
@@ -212,15 +213,15 @@ static int cli_parse(int argc, char **argv, struct cli_opts *o, bool render,
 	}
 	if (optind + 1 != argc) {
 		fprintf(stderr, "herald %s: %s\n", argv[0],
-			optind == argc ? "give the release directory"
-				       : "give one release directory");
+		        optind == argc ? "give the release directory"
+		                       : "give one release directory");
 		usage(stderr);
 		return EX_USAGE;
 	}
 	o->dir = argv[optind];
 	if (o->nlists == 0) {
 		fprintf(stderr, "herald %s: give at least one --to LIST\n",
-			argv[0]);
+		        argv[0]);
 		return EX_USAGE;
 	}
 	if (render && o->recipient == NULL) {
@@ -230,8 +231,8 @@ static int cli_parse(int argc, char **argv, struct cli_opts *o, bool render,
 	if (render && o->format && strcmp(o->format, "text") != 0 &&
 	    strcmp(o->format, "html") != 0) {
 		fprintf(stderr,
-			"herald render: --format is text or html, not \"%s\"\n",
-			o->format);
+		        "herald render: --format is text or html, not \"%s\"\n",
+		        o->format);
 		return EX_USAGE;
 	}
 	return 0;
@@ -239,7 +240,7 @@ static int cli_parse(int argc, char **argv, struct cli_opts *o, bool render,
 
 /* Render subject and both bodies for one recipient; problems to d. */
 static int cli_render_all(struct cli_inputs *in, const struct cli_recipient *rc,
-			  size_t bytes[RELEASE_FORMATS], struct diag *d)
+                          size_t bytes[RELEASE_FORMATS], struct diag *d)
 {
 	struct diag local = {0};
 	struct tval *ctx;
@@ -257,8 +258,8 @@ static int cli_render_all(struct cli_inputs *in, const struct cli_recipient *rc,
 	free(out);
 	for (int f = 0; f < RELEASE_FORMATS; f++) {
 		if (release_render(in->rel, rc->choice.lang,
-				   (enum release_format)f, ctx, &out, &len,
-				   &local) < 0)
+		                   (enum release_format)f, ctx, &out, &len,
+		                   &local) < 0)
 			rc_ = -1;
 		else
 			bytes[f] = len;
@@ -278,7 +279,7 @@ static int cmd_check(int argc, char **argv)
 	struct diag d = {0};
 	size_t n = 0, rendered = 0, nlangs;
 	size_t *per_lang = NULL, *fallen = NULL;
-	size_t (*size)[RELEASE_FORMATS] = NULL;
+	size_t(*size)[RELEASE_FORMATS] = NULL;
 	int rc = cli_parse(argc, argv, &o, false, check_usage);
 
 	if (rc != 0) {
@@ -340,8 +341,8 @@ static int cmd_check(int argc, char **argv)
 			char *why;
 			if (rcp[i].choice.how == I18N_EXACT)
 				continue;
-			why = i18n_describe(p, rcp[i].j->language,
-					    rcp[i].choice);
+			why =
+			    i18n_describe(p, rcp[i].j->language, rcp[i].choice);
 			printf("  fallback: %s <%s>: %s\n", rcp[i].j->name,
 			       rcp[i].j->email, why ? why : "?");
 			free(why);
@@ -349,8 +350,8 @@ static int cmd_check(int argc, char **argv)
 	}
 	if (d.errors > 0)
 		fprintf(stderr, "herald check: %zu error%s, %zu warning%s\n",
-			d.errors, d.errors == 1 ? "" : "s", d.warnings,
-			d.warnings == 1 ? "" : "s");
+		        d.errors, d.errors == 1 ? "" : "s", d.warnings,
+		        d.warnings == 1 ? "" : "s");
 	rc = d.errors > 0 ? EX_DATAERR : 0;
 	free(per_lang);
 	free(fallen);
@@ -380,7 +381,7 @@ static int cmd_render(int argc, char **argv)
 		return rc < 0 ? 0 : rc;
 	}
 	f = o.format && strcmp(o.format, "html") == 0 ? RELEASE_HTML
-						      : RELEASE_TEXT;
+	                                              : RELEASE_TEXT;
 	rc = EX_DATAERR;
 	if (cli_load(&in, o.dir, o.lists, o.nlists, o.coalition, &d) < 0)
 		goto done;
@@ -393,9 +394,10 @@ static int cmd_render(int argc, char **argv)
 		if (contacts_addr_equal(rcp[i].j->email, o.recipient))
 			who = &rcp[i];
 	if (who == NULL) {
-		fprintf(stderr, "herald render: no journalist <%s> in the "
-				"lists given\n",
-			o.recipient);
+		fprintf(stderr,
+		        "herald render: no journalist <%s> in the "
+		        "lists given\n",
+		        o.recipient);
 		rc = EX_NOUSER;
 		goto done;
 	}
@@ -429,9 +431,9 @@ static const struct {
 	int (*run)(int argc, char **argv);
 	const char *help;
 } commands[] = {
-	{"check", cmd_check,
-	 "validate a release and lists, render every recipient"},
-	{"render", cmd_render, "print one recipient's rendered body"},
+    {"check", cmd_check,
+     "validate a release and lists, render every recipient"},
+    {"render", cmd_render, "print one recipient's rendered body"},
 };
 
 static void usage(FILE *f)

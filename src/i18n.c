@@ -42,9 +42,10 @@ bool i18n_tag_valid(const char *tag)
 		} else if (part <= 2 && n == 2 && i18n_alpha(p, n) == 2) {
 			/* region, as in pt-BR */
 			part = 2;
-		} else if (part <= 2 && n == 3 && isdigit((unsigned char)p[0]) &&
-			   isdigit((unsigned char)p[1]) &&
-			   isdigit((unsigned char)p[2])) {
+		} else if (part <= 2 && n == 3 &&
+		           isdigit((unsigned char)p[0]) &&
+		           isdigit((unsigned char)p[1]) &&
+		           isdigit((unsigned char)p[2])) {
 			/* UN M.49 region, as in es-419 */
 			part = 2;
 		} else {
@@ -69,7 +70,7 @@ long i18n_find(const struct i18n_policy *p, const char *tag)
 }
 
 static const struct i18n_fallback *i18n_rule(const struct i18n_policy *p,
-					     const char *tag)
+                                             const char *tag)
 {
 	for (size_t i = 0; i < p->nfallback; i++)
 		if (i18n_tag_equal(p->fallback[i].tag, tag))
@@ -114,7 +115,7 @@ struct i18n_choice i18n_choose(const struct i18n_policy *p, const char *tag)
 }
 
 char *i18n_describe(const struct i18n_policy *p, const char *tag,
-		    struct i18n_choice c)
+                    struct i18n_choice c)
 {
 	char *s = NULL;
 	const char *lang = p->langs[c.lang];
@@ -129,11 +130,11 @@ char *i18n_describe(const struct i18n_policy *p, const char *tag,
 		break;
 	case I18N_FALLBACK:
 		r = asprintf(&s, "%s -> %s (fallback chain for %s)", tag, lang,
-			     c.via);
+		             c.via);
 		break;
 	case I18N_DEFAULT:
 		r = asprintf(&s, "%s -> %s (default: no variant for %s)", tag,
-			     lang, tag);
+		             lang, tag);
 		break;
 	}
 	return r < 0 ? NULL : s;
@@ -164,8 +165,8 @@ void i18n_text_free(struct i18n_text *t)
 }
 
 int i18n_text_read(struct i18n_text *t, const struct ydoc_node *n,
-		   const char *what, const struct i18n_policy *p,
-		   struct diag *d)
+                   const char *what, const struct i18n_policy *p,
+                   struct diag *d)
 {
 	size_t errors = d->errors;
 
@@ -186,9 +187,9 @@ int i18n_text_read(struct i18n_text *t, const struct ydoc_node *n,
 	}
 	if (n->kind != YDOC_MAPPING) {
 		ydoc_error(d, n,
-			   "%s must be a text, or a mapping from language to "
-			   "text, not a %s",
-			   what, ydoc_kind_name(n->kind));
+		           "%s must be a text, or a mapping from language to "
+		           "text, not a %s",
+		           what, ydoc_kind_name(n->kind));
 		goto fail;
 	}
 	for (size_t k = 0; k < n->npairs; k++) {
@@ -199,9 +200,9 @@ int i18n_text_read(struct i18n_text *t, const struct ydoc_node *n,
 
 		if (i < 0) {
 			ydoc_error(d, key,
-				   "%s: \"%s\" is not one of the release's "
-				   "languages",
-				   what, key->str);
+			           "%s: \"%s\" is not one of the release's "
+			           "languages",
+			           what, key->str);
 			continue;
 		}
 		if (asprintf(&sub, "%s (%s)", what, p->langs[i]) < 0)
@@ -217,8 +218,8 @@ int i18n_text_read(struct i18n_text *t, const struct ydoc_node *n,
 		for (size_t i = 0; i < p->nlangs; i++)
 			if (t->v[i] == NULL)
 				ydoc_error(d, n,
-					   "%s has no text for language \"%s\"",
-					   what, p->langs[i]);
+				           "%s has no text for language \"%s\"",
+				           what, p->langs[i]);
 	if (d->errors != errors)
 		goto fail;
 	return 0;

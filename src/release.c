@@ -26,9 +26,10 @@
 #define RELEASE_DEFAULT_COALITION "../../lists/coalition.yaml"
 
 static const char *const release_keys[] = {
-	"name",		"from",	    "reply_to", "subject",
-	"languages",	"default_language", "fallback", "date",
-	"dateline",	"coalition", NULL};
+    "name",      "from",      "reply_to",
+    "subject",   "languages", "default_language",
+    "fallback",  "date",      "dateline",
+    "coalition", NULL};
 static const char *const release_address_keys[] = {"name", "email", NULL};
 
 struct release_partial {
@@ -96,15 +97,16 @@ static char *release_dup(const struct ydoc_node *n, struct diag *d)
 }
 
 static void release_languages(struct release *r, const struct ydoc_node *n,
-			      struct diag *d)
+                              struct diag *d)
 {
 	struct i18n_policy *p = &r->policy;
 
 	if (field_expect(n, YDOC_SEQUENCE, "languages", d) < 0)
 		return;
 	if (n->nitems == 0) {
-		ydoc_error(d, n, "languages is empty: a release offers at "
-				 "least one language");
+		ydoc_error(d, n,
+		           "languages is empty: a release offers at "
+		           "least one language");
 		return;
 	}
 	p->langs = calloc(n->nitems, sizeof(*p->langs));
@@ -118,14 +120,14 @@ static void release_languages(struct release *r, const struct ydoc_node *n,
 			continue;
 		if (!i18n_tag_valid(t->str)) {
 			ydoc_error(d, t,
-				   "language \"%s\" is not a language tag "
-				   "(like en, de, pt-BR)",
-				   t->str);
+			           "language \"%s\" is not a language tag "
+			           "(like en, de, pt-BR)",
+			           t->str);
 			continue;
 		}
 		if (i18n_find(p, t->str) >= 0) {
 			ydoc_error(d, t, "language \"%s\" is listed twice",
-				   t->str);
+			           t->str);
 			continue;
 		}
 		if ((p->langs[p->nlangs] = release_dup(t, d)) != NULL)
@@ -134,7 +136,7 @@ static void release_languages(struct release *r, const struct ydoc_node *n,
 }
 
 static void release_fallback(struct release *r, const struct ydoc_node *n,
-			     struct diag *d)
+                             struct diag *d)
 {
 	struct i18n_policy *p = &r->policy;
 
@@ -152,8 +154,8 @@ static void release_fallback(struct release *r, const struct ydoc_node *n,
 
 		if (!i18n_tag_valid(k->str)) {
 			ydoc_error(d, k,
-				   "fallback: \"%s\" is not a language tag",
-				   k->str);
+			           "fallback: \"%s\" is not a language tag",
+			           k->str);
 			continue;
 		}
 		if (field_expect(v, YDOC_SEQUENCE, "a fallback chain", d) < 0)
@@ -161,8 +163,8 @@ static void release_fallback(struct release *r, const struct ydoc_node *n,
 		if ((fb->tag = release_dup(k, d)) == NULL)
 			continue;
 		p->nfallback++;
-		fb->langs = calloc(v->nitems ? v->nitems : 1,
-				   sizeof(*fb->langs));
+		fb->langs =
+		    calloc(v->nitems ? v->nitems : 1, sizeof(*fb->langs));
 		if (fb->langs == NULL) {
 			ydoc_error(d, v, "out of memory");
 			continue;
@@ -173,25 +175,24 @@ static void release_fallback(struct release *r, const struct ydoc_node *n,
 				continue;
 			if (i18n_find(p, t->str) < 0) {
 				ydoc_error(d, t,
-					   "fallback for %s names \"%s\", "
-					   "which is not one of the "
-					   "release's languages",
-					   k->str, t->str);
+				           "fallback for %s names \"%s\", "
+				           "which is not one of the "
+				           "release's languages",
+				           k->str, t->str);
 				continue;
 			}
-			if ((fb->langs[fb->nlangs] = release_dup(t, d)) !=
-			    NULL)
+			if ((fb->langs[fb->nlangs] = release_dup(t, d)) != NULL)
 				fb->nlangs++;
 		}
 		if (v->nitems == 0)
 			ydoc_error(d, v, "the fallback chain for %s is empty",
-				   k->str);
+			           k->str);
 	}
 }
 
 static void release_address(struct release_address *a,
-			    const struct ydoc_node *m, const char *key,
-			    const struct i18n_policy *p, struct diag *d)
+                            const struct ydoc_node *m, const char *key,
+                            const struct i18n_policy *p, struct diag *d)
 {
 	const struct ydoc_node *n = field_get(m, key, true, d);
 	const struct ydoc_node *v;
@@ -215,7 +216,7 @@ static void release_address(struct release_address *a,
 }
 
 static void release_date(struct release *r, const struct ydoc_node *n,
-			 struct diag *d)
+                         struct diag *d)
 {
 	int y, m, day, used = 0;
 
@@ -224,16 +225,15 @@ static void release_date(struct release *r, const struct ydoc_node *n,
 	if (sscanf(n->str, "%4d-%2d-%2d%n", &y, &m, &day, &used) != 3 ||
 	    used != 10 || n->len != 10 || m < 1 || m > 12 || day < 1 ||
 	    day > 31) {
-		ydoc_error(d, n,
-			   "date \"%s\" is not a date written YYYY-MM-DD",
-			   n->str);
+		ydoc_error(d, n, "date \"%s\" is not a date written YYYY-MM-DD",
+		           n->str);
 		return;
 	}
 	r->date = release_dup(n, d);
 }
 
 static void release_dateline(struct release *r, const struct ydoc_node *n,
-			     struct diag *d)
+                             struct diag *d)
 {
 	if (field_expect(n, YDOC_SEQUENCE, "dateline", d) < 0)
 		return;
@@ -244,7 +244,7 @@ static void release_dateline(struct release *r, const struct ydoc_node *n,
 	}
 	for (size_t i = 0; i < n->nitems; i++)
 		if (i18n_text_read(&r->dateline[r->ndateline], n->items[i],
-				   "a dateline place", &r->policy, d) == 0)
+		                   "a dateline place", &r->policy, d) == 0)
 			r->ndateline++;
 }
 
@@ -261,8 +261,8 @@ static char *release_path(const char *dir, const char *name)
 
 /* Parse one template file; a missing file is reported at node n. */
 static struct tmpl *release_template(const char *path,
-				     const struct ydoc_node *n,
-				     const char *lang, struct diag *d)
+                                     const struct ydoc_node *n,
+                                     const char *lang, struct diag *d)
 {
 	struct tmpl *t;
 	char *src;
@@ -280,7 +280,7 @@ static struct tmpl *release_template(const char *path,
 }
 
 static void release_templates(struct release *r, const struct ydoc_node *langs,
-			      struct diag *d)
+                              struct diag *d)
 {
 	size_t n = r->policy.nlangs;
 
@@ -302,28 +302,27 @@ static void release_templates(struct release *r, const struct ydoc_node *langs,
 		for (int f = 0; f < RELEASE_FORMATS; f++) {
 			char *name = NULL;
 			if (asprintf(&name, "%s.%s.mustache", lang,
-				     release_format_ext(
-					     (enum release_format)f)) < 0 ||
+			             release_format_ext(
+			                 (enum release_format)f)) < 0 ||
 			    (r->body_path[i][f] = release_path(r->dir, name)) ==
-				    NULL) {
+			        NULL) {
 				free(name);
 				diag_add(d, r->file, 0, 0, "out of memory");
 				return;
 			}
 			free(name);
 			r->body[i][f] = release_template(r->body_path[i][f],
-							 where, lang, d);
+			                                 where, lang, d);
 		}
 		if (r->subject.v != NULL) {
 			char *what = NULL;
-			if (asprintf(&what, "%s: subject (%s)", r->file,
-				     lang) < 0) {
+			if (asprintf(&what, "%s: subject (%s)", r->file, lang) <
+			    0) {
 				diag_add(d, r->file, 0, 0, "out of memory");
 				return;
 			}
-			r->subject_tmpl[i] =
-				tmpl_parse(what, r->subject.v[i],
-					   strlen(r->subject.v[i]), d);
+			r->subject_tmpl[i] = tmpl_parse(
+			    what, r->subject.v[i], strlen(r->subject.v[i]), d);
 			free(what);
 		}
 	}
@@ -369,8 +368,8 @@ struct release *release_load(const char *dir, struct diag *d)
 				ok = false;
 		if (!ok)
 			ydoc_error(d, n,
-				   "name \"%s\" may hold only a-z, 0-9 and -",
-				   n->str);
+			           "name \"%s\" may hold only a-z, 0-9 and -",
+			           n->str);
 		else
 			r->name = release_dup(n, d);
 	}
@@ -389,9 +388,9 @@ struct release *release_load(const char *dir, struct diag *d)
 		long i = i18n_find(&r->policy, n->str);
 		if (i < 0)
 			ydoc_error(d, n,
-				   "default_language \"%s\" is not one of the "
-				   "release's languages",
-				   n->str);
+			           "default_language \"%s\" is not one of the "
+			           "release's languages",
+			           n->str);
 		else
 			r->policy.default_lang = (size_t)i;
 	}
@@ -409,7 +408,7 @@ struct release *release_load(const char *dir, struct diag *d)
 	if (n != NULL && field_line_check(n, "coalition", 4096, d) < 0)
 		n = NULL;
 	r->coalition =
-		release_path(r->dir, n ? n->str : RELEASE_DEFAULT_COALITION);
+	    release_path(r->dir, n ? n->str : RELEASE_DEFAULT_COALITION);
 	if (r->coalition == NULL)
 		diag_add(d, r->file, 0, 0, "out of memory");
 	release_templates(r, langs, d);
@@ -443,7 +442,7 @@ static int ctx_place(struct tval *item, size_t i, size_t n)
 }
 
 static char *ctx_countries(const struct coalition *c,
-			   const struct coalition_org *o, size_t lang)
+                           const struct coalition_org *o, size_t lang)
 {
 	char *s = NULL;
 	size_t len = 0;
@@ -453,7 +452,7 @@ static char *ctx_countries(const struct coalition *c,
 		return NULL;
 	for (size_t k = 0; k < o->ncountries; k++)
 		fprintf(f, "%s%s", k ? ", " : "",
-			c->countries[o->countries[k]].name.v[lang]);
+		        c->countries[o->countries[k]].name.v[lang]);
 	if (fclose(f) != 0) {
 		free(s);
 		return NULL;
@@ -462,7 +461,7 @@ static char *ctx_countries(const struct coalition *c,
 }
 
 static struct tval *ctx_orgs(const struct coalition *c,
-			     const struct coalition_orgs *l, size_t lang)
+                             const struct coalition_orgs *l, size_t lang)
 {
 	struct tval *list = tval_list();
 	int rc = 0;
@@ -495,7 +494,7 @@ static struct tval *ctx_orgs(const struct coalition *c,
 }
 
 struct tval *release_context(const struct release *r, const struct coalition *c,
-			     const struct journalist *j, size_t lang)
+                             const struct journalist *j, size_t lang)
 {
 	struct tval *ctx = tval_map();
 	struct tval *co = tval_map(), *sp = tval_map(), *rep = tval_map();
@@ -521,9 +520,9 @@ struct tval *release_context(const struct release *r, const struct coalition *c,
 	rc |= ctx_set_str(rep, "url", c->report.url);
 	rc |= tval_set(rep, "authors", ctx_orgs(c, &c->report.authors, lang));
 	rc |= tval_set(rep, "supported_by",
-		       ctx_orgs(c, &c->report.supported_by, lang));
+	               ctx_orgs(c, &c->report.supported_by, lang));
 	rc |= tval_set(rep, "commissioned_by",
-		       ctx_orgs(c, &c->report.commissioned_by, lang));
+	               ctx_orgs(c, &c->report.commissioned_by, lang));
 
 	rc |= ctx_set_str(rel, "name", r->name);
 	rc |= ctx_set_str(rel, "date", r->date);
@@ -591,11 +590,9 @@ static bool release_partial_name_ok(const char *name)
 
 /* Find (and remember) the source of partial name for a language and
  * format: partials/NAME.LANG.EXT.mustache, else partials/NAME.EXT.mustache */
-static struct release_partial *release_partial_find(struct release *r,
-						    const char *name,
-						    size_t lang,
-						    enum release_format fmt,
-						    struct diag *d)
+static struct release_partial *
+release_partial_find(struct release *r, const char *name, size_t lang,
+                     enum release_format fmt, struct diag *d)
 {
 	struct release_partial *p, *v;
 	const char *ext = release_format_ext(fmt);
@@ -619,12 +616,12 @@ static struct release_partial *release_partial_find(struct release *r,
 		goto oom;
 	r->npartials++;
 	if (asprintf(&path, "%s/partials/%s.%s.%s.mustache", r->dir, name,
-		     r->policy.langs[lang], ext) < 0)
+	             r->policy.langs[lang], ext) < 0)
 		goto oom;
 	if (!file_exists(path)) {
 		free(path);
 		if (asprintf(&path, "%s/partials/%s.%s.mustache", r->dir, name,
-			     ext) < 0)
+		             ext) < 0)
 			goto oom;
 		if (!file_exists(path)) {
 			free(path);
@@ -643,16 +640,16 @@ oom:
 }
 
 static int release_load_partial(void *arg, const char *name, char **src,
-				size_t *len, char **where, struct diag *d)
+                                size_t *len, char **where, struct diag *d)
 {
 	struct release_loader_arg *a = arg;
 	struct release_partial *p;
 
 	if (!release_partial_name_ok(name)) {
 		diag_add(d, a->r->dir, 0, 0,
-			 "partial name \"%s\" may hold only letters, digits, "
-			 "- and _",
-			 name);
+		         "partial name \"%s\" may hold only letters, digits, "
+		         "- and _",
+		         name);
 		return -1;
 	}
 	p = release_partial_find(a->r, name, a->lang, a->fmt, d);
@@ -660,11 +657,11 @@ static int release_load_partial(void *arg, const char *name, char **src,
 		return -1;
 	if (p->path == NULL) {
 		diag_add(d, a->r->dir, 0, 0,
-			 "no partial \"%s\": looked for partials/%s.%s.%s."
-			 "mustache and partials/%s.%s.mustache",
-			 name, name, a->r->policy.langs[a->lang],
-			 release_format_ext(a->fmt), name,
-			 release_format_ext(a->fmt));
+		         "no partial \"%s\": looked for partials/%s.%s.%s."
+		         "mustache and partials/%s.%s.mustache",
+		         name, name, a->r->policy.langs[a->lang],
+		         release_format_ext(a->fmt), name,
+		         release_format_ext(a->fmt));
 		return -1;
 	}
 	*src = malloc(p->len + 1);
@@ -682,16 +679,15 @@ static int release_load_partial(void *arg, const char *name, char **src,
 }
 
 int release_render(struct release *r, size_t lang, enum release_format f,
-		   const struct tval *ctx, char **out, size_t *len,
-		   struct diag *d)
+                   const struct tval *ctx, char **out, size_t *len,
+                   struct diag *d)
 {
 	struct release_loader_arg arg = {r, lang, f};
 	struct tmpl_loader loader = {release_load_partial, &arg};
 	struct tmpl_opts opts = {
-		.escape = f == RELEASE_HTML ? TMPL_ESCAPE_HTML
-					    : TMPL_ESCAPE_NONE,
-		.strict = true,
-		.partials = &loader,
+	    .escape = f == RELEASE_HTML ? TMPL_ESCAPE_HTML : TMPL_ESCAPE_NONE,
+	    .strict = true,
+	    .partials = &loader,
 	};
 
 	*out = NULL;
@@ -704,7 +700,7 @@ int release_render(struct release *r, size_t lang, enum release_format f,
 }
 
 int release_subject(struct release *r, size_t lang, const struct tval *ctx,
-		    char **out, struct diag *d)
+                    char **out, struct diag *d)
 {
 	struct tmpl_opts opts = {.escape = TMPL_ESCAPE_NONE, .strict = true};
 	size_t len;

@@ -537,7 +537,7 @@ fail:
 }
 
 struct ydoc *ydoc_load_file(const char *path, const struct ydoc_limits *limits,
-			    struct diag *d)
+                            struct diag *d)
 {
 	struct ydoc *doc;
 	char *buf;

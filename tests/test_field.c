@@ -16,33 +16,33 @@
 static void test_addresses(void **state)
 {
 	static const char *good[] = {
-		"anna@example.org",
-		"a.b-c+tag@mail.example.co.uk",
-		"o'connor@example.net",
-		"x@xn--e1afmkfd.xn--p1ai",
-		"user_1@sub-domain.example.test",
+	    "anna@example.org",
+	    "a.b-c+tag@mail.example.co.uk",
+	    "o'connor@example.net",
+	    "x@xn--e1afmkfd.xn--p1ai",
+	    "user_1@sub-domain.example.test",
 	};
 	static const struct {
 		const char *addr;
 		const char *why;
 	} bad[] = {
-		{"anna.example.org", "it has no @"},
-		{"@example.org", "the part before @ is empty"},
-		{"anna@", "the domain after @ is empty"},
-		{"anna@localhost", "the domain has no dot"},
-		{".anna@example.org", "misplaced dot"},
-		{"an..na@example.org", "misplaced dot"},
-		{"anna.@example.org", "misplaced dot"},
-		{"an na@example.org", "needs quoting"},
-		{"anna<x>@example.org", "needs quoting"},
-		{"\"anna x\"@example.org", "quoted local parts"},
-		{"anna@exa_mple.org", "other than letters, digits"},
-		{"anna@-example.org", "starts with -"},
-		{"anna@example-.org", "ending in -"},
-		{"anna@example..org", "empty label"},
-		{"anna@пример.рф", "non-ASCII"},
-		{"анна@example.org", "non-ASCII"},
-		{"a@b@example.org", "other than letters, digits"},
+	    {"anna.example.org", "it has no @"},
+	    {"@example.org", "the part before @ is empty"},
+	    {"anna@", "the domain after @ is empty"},
+	    {"anna@localhost", "the domain has no dot"},
+	    {".anna@example.org", "misplaced dot"},
+	    {"an..na@example.org", "misplaced dot"},
+	    {"anna.@example.org", "misplaced dot"},
+	    {"an na@example.org", "needs quoting"},
+	    {"anna<x>@example.org", "needs quoting"},
+	    {"\"anna x\"@example.org", "quoted local parts"},
+	    {"anna@exa_mple.org", "other than letters, digits"},
+	    {"anna@-example.org", "starts with -"},
+	    {"anna@example-.org", "ending in -"},
+	    {"anna@example..org", "empty label"},
+	    {"anna@пример.рф", "non-ASCII"},
+	    {"анна@example.org", "non-ASCII"},
+	    {"a@b@example.org", "other than letters, digits"},
 	};
 	const char *why;
 	char long_local[80], long_addr[320];
@@ -58,13 +58,13 @@ static void test_addresses(void **state)
 			fail_msg("%s should be invalid", bad[i].addr);
 		if (strstr(why, bad[i].why) == NULL)
 			fail_msg("%s: reason \"%s\", expected \"%s\"",
-				 bad[i].addr, why, bad[i].why);
+			         bad[i].addr, why, bad[i].why);
 	}
 	/* 65-octet local part */
 	memset(long_local, 'a', 65);
 	memcpy(long_local + 65, "@example.org", sizeof("@example.org"));
-	assert_int_equal(field_email_valid(long_local, strlen(long_local), &why),
-			 -1);
+	assert_int_equal(
+	    field_email_valid(long_local, strlen(long_local), &why), -1);
 	assert_non_null(strstr(why, "longer than 64"));
 	/* 300 characters in all */
 	memset(long_addr, 'b', 300);
@@ -83,25 +83,25 @@ static void test_single_line(void **state)
 		size_t len;
 		const char *msg;
 	} cases[] = {
-		{"Anna\nBcc: x@example.org", 23, "a line break (LF) at byte 5"},
-		{"Anna\r", 5, "a carriage return (CR) at byte 5"},
-		{"An\0na", 5, "a NUL byte at byte 3"},
-		{"Anna\tIvanova", 12, "a control character at byte 5"},
-		{"Anna\x7f", 5, "a control character at byte 5"},
-		{"", 0, "is empty"},
+	    {"Anna\nBcc: x@example.org", 23, "a line break (LF) at byte 5"},
+	    {"Anna\r", 5, "a carriage return (CR) at byte 5"},
+	    {"An\0na", 5, "a NUL byte at byte 3"},
+	    {"Anna\tIvanova", 12, "a control character at byte 5"},
+	    {"Anna\x7f", 5, "a control character at byte 5"},
+	    {"", 0, "is empty"},
 	};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
 		assert_int_equal(field_line_text(cases[i].s, cases[i].len, NULL,
-						 "name", 0, &d),
-				 -1);
+		                                 "name", 0, &d),
+		                 -1);
 		if (strstr(d.v[i].msg, cases[i].msg) == NULL)
 			fail_msg("case %zu: %s", i, d.v[i].msg);
 	}
 	assert_int_equal(field_line_text("Анна Иванова", strlen("Анна Иванова"),
-					 NULL, "name", 0, &d),
-			 0);
+	                                 NULL, "name", 0, &d),
+	                 0);
 	assert_int_equal(field_line_text("abcdef", 6, NULL, "name", 5, &d), -1);
 	diag_clear(&d);
 }
@@ -109,8 +109,8 @@ static void test_single_line(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_addresses),
-		cmocka_unit_test(test_single_line),
+	    cmocka_unit_test(test_addresses),
+	    cmocka_unit_test(test_single_line),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

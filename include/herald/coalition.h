@@ -59,7 +59,7 @@ struct coalition {
 
 /* Load the coalition list with texts for the languages of policy p. */
 struct coalition *coalition_load(const char *path, const struct i18n_policy *p,
-				 struct diag *d);
+                                 struct diag *d);
 
 void coalition_free(struct coalition *c);
 

@@ -21,11 +21,11 @@ struct journalist {
 	char *name;
 	char *email;
 	char *language;
-	char *outlet;	/* optional fields are NULL when absent */
+	char *outlet; /* optional fields are NULL when absent */
 	char *beat;
 	char *region;
 	char *timezone;
-	const char *file; /* the list's file name, owned by the list */
+	const char *file;   /* the list's file name, owned by the list */
 	unsigned line, col; /* where the entry starts */
 };
 
@@ -47,6 +47,6 @@ bool contacts_addr_equal(const char *a, const char *b);
 
 /* Find a journalist by address (contacts_addr_equal), or NULL. */
 const struct journalist *contacts_find(const struct contacts *c,
-				       const char *email);
+                                       const char *email);
 
 #endif

@@ -18,24 +18,24 @@
 /* The value of key in mapping m; when absent and required, an error at m
  * saying which key is missing. NULL when absent. */
 const struct ydoc_node *field_get(const struct ydoc_node *m, const char *key,
-				  bool required, struct diag *d);
+                                  bool required, struct diag *d);
 
 /* Expect n to be of kind k; error naming `what` and what was found. */
-int field_expect(const struct ydoc_node *n, enum ydoc_kind k,
-		 const char *what, struct diag *d);
+int field_expect(const struct ydoc_node *n, enum ydoc_kind k, const char *what,
+                 struct diag *d);
 
 /* Error on every key of m not in the NULL-terminated list known. */
 int field_known_keys(const struct ydoc_node *m, const char *const *known,
-		     const char *what, struct diag *d);
+                     const char *what, struct diag *d);
 
 /* A single-line text: a scalar, not empty, no control characters (CR, LF,
  * NUL, TAB, DEL, ...), at most max bytes (0: 998, a mail line). */
 int field_line_check(const struct ydoc_node *n, const char *what, size_t max,
-		     struct diag *d);
+                     struct diag *d);
 
 /* Same check on a string already read (n names the place). */
 int field_line_text(const char *s, size_t len, const struct ydoc_node *n,
-		    const char *what, size_t max, struct diag *d);
+                    const char *what, size_t max, struct diag *d);
 
 /* A mail address (addr-spec): dot-atom local part of at most 64 octets,
  * a domain of LDH labels with at least one dot, 254 octets in all, ASCII.
@@ -44,10 +44,10 @@ int field_email_valid(const char *s, size_t len, const char **why);
 
 /* field_email_valid on a node, with the error added to d. */
 int field_email_check(const struct ydoc_node *n, const char *what,
-		      struct diag *d);
+                      struct diag *d);
 
 /* An IANA time zone name that exists in the system's zoneinfo. */
 int field_timezone_check(const struct ydoc_node *n, const char *what,
-			 struct diag *d);
+                         struct diag *d);
 
 #endif

@@ -15,7 +15,7 @@
 /* Read path into *buf (malloc'd, NUL-terminated, the caller frees) and set
  * *len. Refuses directories and files over max bytes. */
 int file_read(const char *path, size_t max, char **buf, size_t *len,
-	      struct diag *d);
+              struct diag *d);
 
 /* Does a regular file exist at path? */
 int file_exists(const char *path);

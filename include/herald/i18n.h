@@ -65,7 +65,7 @@ struct i18n_choice i18n_choose(const struct i18n_policy *p, const char *tag);
 /* A person-readable account of a choice: "pt-BR → en (default: no variant
  * for pt-BR or pt)". Malloc'd; NULL on out-of-memory. */
 char *i18n_describe(const struct i18n_policy *p, const char *tag,
-		    struct i18n_choice c);
+                    struct i18n_choice c);
 
 void i18n_policy_free(struct i18n_policy *p);
 
@@ -83,8 +83,8 @@ struct i18n_text {
  * errors). Each value must be a single line (field_line rules). Adds every
  * problem to d and returns -1 on any. */
 int i18n_text_read(struct i18n_text *t, const struct ydoc_node *n,
-		   const char *what, const struct i18n_policy *p,
-		   struct diag *d);
+                   const char *what, const struct i18n_policy *p,
+                   struct diag *d);
 
 void i18n_text_free(struct i18n_text *t);
 

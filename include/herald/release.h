@@ -66,15 +66,15 @@ const char *release_format_ext(enum release_format f);
  * previews of a language) in offered language lang. NULL on out of
  * memory. The caller frees it with tval_free. */
 struct tval *release_context(const struct release *r, const struct coalition *c,
-			     const struct journalist *j, size_t lang);
+                             const struct journalist *j, size_t lang);
 
 /* Render the body in format f (or the subject, with release_subject) for
  * language lang against ctx. Returns 0 and a malloc'd NUL-terminated
  * result, or -1 after adding every problem to d. */
 int release_render(struct release *r, size_t lang, enum release_format f,
-		   const struct tval *ctx, char **out, size_t *len,
-		   struct diag *d);
+                   const struct tval *ctx, char **out, size_t *len,
+                   struct diag *d);
 int release_subject(struct release *r, size_t lang, const struct tval *ctx,
-		    char **out, struct diag *d);
+                    char **out, struct diag *d);
 
 #endif
