@@ -53,15 +53,18 @@ int file_read(const char *path, size_t max, char **out, size_t *outlen,
 	cap = S_ISREG(st.st_mode) ? (size_t)st.st_size + 1 : 65536;
 	if (cap > max + 1)
 		cap = max + 1;
+	buf = malloc(cap + 1);
+	if (buf == NULL) {
+		diag_add(d, path, 0, 0, "out of memory");
+		goto fail;
+	}
 	for (;;) {
 		ssize_t r;
-		if (buf == NULL || len == cap) {
+		if (len == cap) {
 			char *nb;
-			if (buf != NULL) {
-				if (cap > max)
-					break;
-				cap = cap > (max + 1) / 2 ? max + 1 : cap * 2;
-			}
+			if (cap > max)
+				break;
+			cap = cap > (max + 1) / 2 ? max + 1 : cap * 2;
 			nb = realloc(buf, cap + 1);
 			if (nb == NULL) {
 				diag_add(d, path, 0, 0, "out of memory");
