@@ -52,15 +52,6 @@ void coalition_free(struct coalition *c)
 	free(c);
 }
 
-static char *coalition_strdup(const struct ydoc_node *n, struct diag *d)
-{
-	char *s = strdup(n->str);
-
-	if (s == NULL)
-		ydoc_error(d, n, "out of memory");
-	return s;
-}
-
 /* A localized text field of mapping m; absent is an error. */
 static void coalition_text(struct i18n_text *t, const struct ydoc_node *m,
                            const char *key, const char *what,
@@ -110,7 +101,7 @@ static void coalition_countries(struct coalition *c, const struct ydoc_node *n,
 			           k->str);
 			continue;
 		}
-		if ((cc->code = coalition_strdup(k, d)) == NULL)
+		if ((cc->code = field_dup(k, d)) == NULL)
 			continue;
 		c->ncountries++;
 		i18n_text_read(&cc->name, n->pairs[i].value, "country name", p,
@@ -134,7 +125,7 @@ static void coalition_orgs_read(struct coalition *c, const struct ydoc_node *n,
 		const struct ydoc_node *cs;
 		struct coalition_org *o = &c->orgs[c->norgs];
 
-		if ((o->id = coalition_strdup(k, d)) == NULL)
+		if ((o->id = field_dup(k, d)) == NULL)
 			continue;
 		c->norgs++;
 		if (field_expect(v, YDOC_MAPPING, "an organisation", d) < 0)
@@ -296,10 +287,10 @@ struct coalition *coalition_load(const char *path, const struct i18n_policy *p,
 		               "spokesperson title", p, d);
 		if ((n = field_get(sp, "email", true, d)) != NULL &&
 		    field_email_check(n, "spokesperson email", d) == 0)
-			c->spokesperson.email = coalition_strdup(n, d);
+			c->spokesperson.email = field_dup(n, d);
 		if ((n = field_get(sp, "phone", true, d)) != NULL &&
 		    coalition_phone_check(n, d) == 0)
-			c->spokesperson.phone = coalition_strdup(n, d);
+			c->spokesperson.phone = field_dup(n, d);
 	}
 
 	rep = field_get(r, "report", true, d);
@@ -309,7 +300,7 @@ struct coalition *coalition_load(const char *path, const struct i18n_policy *p,
 		               p, d);
 		if ((n = field_get(rep, "url", true, d)) != NULL &&
 		    coalition_url_check(n, d) == 0)
-			c->report.url = coalition_strdup(n, d);
+			c->report.url = field_dup(n, d);
 		coalition_refs(&c->report.authors, c, rep, "authors", d);
 		coalition_refs(&c->report.supported_by, c, rep, "supported_by",
 		               d);

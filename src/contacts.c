@@ -70,12 +70,8 @@ static int contacts_text(const struct ydoc_node *entry, const char *key,
 		return 0;
 	if (field_line_check(n, key, 0, d) < 0)
 		return -1;
-	*out = strdup(n->str);
-	if (*out == NULL) {
-		ydoc_error(d, n, "out of memory");
-		return -1;
-	}
-	return 0;
+	*out = field_dup(n, d);
+	return *out == NULL ? -1 : 0;
 }
 
 static int contacts_entry(struct journalist *j, const struct ydoc_node *e,
@@ -91,9 +87,8 @@ static int contacts_entry(struct journalist *j, const struct ydoc_node *e,
 	field_known_keys(e, contacts_entry_keys, "a journalist", d);
 	contacts_text(e, "name", true, &j->name, d);
 	if ((n = field_get(e, "email", true, d)) != NULL &&
-	    field_email_check(n, "email", d) == 0 &&
-	    (j->email = strdup(n->str)) == NULL)
-		ydoc_error(d, n, "out of memory");
+	    field_email_check(n, "email", d) == 0)
+		j->email = field_dup(n, d);
 	if ((n = field_get(e, "language", true, d)) != NULL &&
 	    field_line_check(n, "language", 35, d) == 0) {
 		if (!i18n_tag_valid(n->str))
@@ -101,16 +96,15 @@ static int contacts_entry(struct journalist *j, const struct ydoc_node *e,
 			           "language \"%s\" is not a language tag "
 			           "(like en, de, pt-BR)",
 			           n->str);
-		else if ((j->language = strdup(n->str)) == NULL)
-			ydoc_error(d, n, "out of memory");
+		else
+			j->language = field_dup(n, d);
 	}
 	contacts_text(e, "outlet", false, &j->outlet, d);
 	contacts_text(e, "beat", false, &j->beat, d);
 	contacts_text(e, "region", false, &j->region, d);
 	if ((n = field_get(e, "timezone", false, d)) != NULL &&
-	    !ydoc_is_null(n) && field_timezone_check(n, "timezone", d) == 0 &&
-	    (j->timezone = strdup(n->str)) == NULL)
-		ydoc_error(d, n, "out of memory");
+	    !ydoc_is_null(n) && field_timezone_check(n, "timezone", d) == 0)
+		j->timezone = field_dup(n, d);
 	return d->errors == errors ? 0 : -1;
 }
 

@@ -28,6 +28,15 @@ const struct ydoc_node *field_get(const struct ydoc_node *m, const char *key,
 	return v;
 }
 
+char *field_dup(const struct ydoc_node *n, struct diag *d)
+{
+	char *s = strdup(n->str);
+
+	if (s == NULL)
+		ydoc_error(d, n, "out of memory");
+	return s;
+}
+
 int field_expect(const struct ydoc_node *n, enum ydoc_kind k, const char *what,
                  struct diag *d)
 {

@@ -87,15 +87,6 @@ void release_free(struct release *r)
 	free(r);
 }
 
-static char *release_dup(const struct ydoc_node *n, struct diag *d)
-{
-	char *s = strdup(n->str);
-
-	if (s == NULL)
-		ydoc_error(d, n, "out of memory");
-	return s;
-}
-
 static void release_languages(struct release *r, const struct ydoc_node *n,
                               struct diag *d)
 {
@@ -130,7 +121,7 @@ static void release_languages(struct release *r, const struct ydoc_node *n,
 			           t->str);
 			continue;
 		}
-		if ((p->langs[p->nlangs] = release_dup(t, d)) != NULL)
+		if ((p->langs[p->nlangs] = field_dup(t, d)) != NULL)
 			p->nlangs++;
 	}
 }
@@ -160,7 +151,7 @@ static void release_fallback(struct release *r, const struct ydoc_node *n,
 		}
 		if (field_expect(v, YDOC_SEQUENCE, "a fallback chain", d) < 0)
 			continue;
-		if ((fb->tag = release_dup(k, d)) == NULL)
+		if ((fb->tag = field_dup(k, d)) == NULL)
 			continue;
 		p->nfallback++;
 		fb->langs =
@@ -181,7 +172,7 @@ static void release_fallback(struct release *r, const struct ydoc_node *n,
 				           k->str, t->str);
 				continue;
 			}
-			if ((fb->langs[fb->nlangs] = release_dup(t, d)) != NULL)
+			if ((fb->langs[fb->nlangs] = field_dup(t, d)) != NULL)
 				fb->nlangs++;
 		}
 		if (v->nitems == 0)
@@ -210,7 +201,7 @@ static void release_address(struct release_address *a,
 	if ((v = field_get(n, "email", true, d)) != NULL &&
 	    asprintf(&what, "%s email", key) >= 0) {
 		if (field_email_check(v, what, d) == 0)
-			a->email = release_dup(v, d);
+			a->email = field_dup(v, d);
 		free(what);
 	}
 }
@@ -229,7 +220,7 @@ static void release_date(struct release *r, const struct ydoc_node *n,
 		           n->str);
 		return;
 	}
-	r->date = release_dup(n, d);
+	r->date = field_dup(n, d);
 }
 
 static void release_dateline(struct release *r, const struct ydoc_node *n,
@@ -371,7 +362,7 @@ struct release *release_load(const char *dir, struct diag *d)
 			           "name \"%s\" may hold only a-z, 0-9 and -",
 			           n->str);
 		else
-			r->name = release_dup(n, d);
+			r->name = field_dup(n, d);
 	}
 	langs = field_get(root, "languages", true, d);
 	if (langs != NULL) {

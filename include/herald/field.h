@@ -20,6 +20,10 @@
 const struct ydoc_node *field_get(const struct ydoc_node *m, const char *key,
                                   bool required, struct diag *d);
 
+/* A copy of scalar n's text (the caller frees it), or NULL after adding
+ * "out of memory" at n's place. */
+char *field_dup(const struct ydoc_node *n, struct diag *d);
+
 /* Expect n to be of kind k; error naming `what` and what was found. */
 int field_expect(const struct ydoc_node *n, enum ydoc_kind k, const char *what,
                  struct diag *d);
