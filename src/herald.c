@@ -6,16 +6,27 @@
  * <sysexits.h>: EX_USAGE for a wrong command line, EX_DATAERR for bad
  * input, EX_NOUSER for a recipient not on the lists.
  */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "herald/coalition.h"
+#include "herald/config.h"
 #include "herald/contacts.h"
 #include "herald/diag.h"
+#include "herald/dkim.h"
 #include "herald/i18n.h"
+#include "herald/message.h"
 #include "herald/release.h"
 #include "herald/tval.h"
 
@@ -24,6 +35,9 @@
 /* Everything a command works on, loaded together so that one run reports
  * the problems of every file. */
 struct cli_inputs {
+	struct config *config;
+	struct dkim_signer **signers;
+	size_t nsigners;
 	struct release *rel;
 	struct coalition *coal;
 	struct contacts **lists;
@@ -36,6 +50,25 @@ struct cli_recipient {
 	struct i18n_choice choice;
 };
 
+/* The command line of the commands that read a release and lists. */
+enum {
+	CLI_RECIPIENT = 1, /* --recipient EMAIL */
+	CLI_FORMAT = 2,    /* --format text|html */
+	CLI_OUT = 4,       /* --out DIR */
+};
+
+struct cli_opts {
+	const char *cmd;
+	const char *dir;
+	char **lists;
+	size_t nlists;
+	const char *coalition;
+	const char *config;
+	const char *recipient;
+	const char *format;
+	const char *out;
+};
+
 static void cli_inputs_free(struct cli_inputs *in)
 {
 	for (size_t i = 0; i < in->nlists; i++)
@@ -43,28 +76,43 @@ static void cli_inputs_free(struct cli_inputs *in)
 	free(in->lists);
 	coalition_free(in->coal);
 	release_free(in->rel);
+	for (size_t i = 0; i < in->nsigners; i++)
+		dkim_signer_free(in->signers[i]);
+	free(in->signers);
+	config_free(in->config);
 }
 
-/* Load the release, its coalition list and every journalist list; returns
- * 0 when all loaded. Problems are added to d. */
-static int cli_load(struct cli_inputs *in, const char *dir, char **lists,
-                    size_t nlists, const char *coalition, struct diag *d)
+/* Load the config and its keys, the release, its coalition list and every
+ * journalist list; returns 0 when all loaded. Problems are added to d. */
+static int cli_load(struct cli_inputs *in, const struct cli_opts *o,
+                    struct diag *d)
 {
 	size_t errors = d->errors;
 
 	memset(in, 0, sizeof(*in));
-	in->rel = release_load(dir, d);
+	in->config = config_load(config_path(o->config), d);
+	if (in->config != NULL && in->config->ndkim > 0) {
+		in->signers = calloc(in->config->ndkim, sizeof(*in->signers));
+		for (size_t i = 0; in->signers && i < in->config->ndkim; i++) {
+			const struct config_dkim *k = &in->config->dkim[i];
+			struct dkim_signer *s =
+			    dkim_signer_load(k->key, k->domain, k->selector, d);
+			if (s != NULL)
+				in->signers[in->nsigners++] = s;
+		}
+	}
+	in->rel = release_load(o->dir, d);
 	if (in->rel != NULL)
-		in->coal =
-		    coalition_load(coalition ? coalition : in->rel->coalition,
-		                   &in->rel->policy, d);
-	in->lists = calloc(nlists ? nlists : 1, sizeof(*in->lists));
+		in->coal = coalition_load(o->coalition ? o->coalition
+		                                       : in->rel->coalition,
+		                          &in->rel->policy, d);
+	in->lists = calloc(o->nlists ? o->nlists : 1, sizeof(*in->lists));
 	if (in->lists == NULL) {
 		diag_add(d, NULL, 0, 0, "out of memory");
 		return -1;
 	}
-	for (size_t i = 0; i < nlists; i++) {
-		in->lists[in->nlists] = contacts_load(lists[i], d);
+	for (size_t i = 0; i < o->nlists; i++) {
+		in->lists[in->nlists] = contacts_load(o->lists[i], d);
 		if (in->lists[in->nlists] != NULL)
 			in->nlists++;
 	}
@@ -110,31 +158,21 @@ static size_t cli_recipients(const struct cli_inputs *in,
 	return n;
 }
 
-static void cli_usage_common(FILE *f)
-{
-	fputs("  --to LIST          a journalist list (YAML); repeat for "
-	      "several\n"
-	      "  --coalition FILE   the coalition list (default: as "
-	      "release.yaml says,\n"
-	      "                     else ../../lists/coalition.yaml from "
-	      "the release)\n"
-	      "  -h, --help         this help\n",
-	      f);
-}
-
 static void check_usage(FILE *f)
 {
 	fputs("usage: herald check RELEASE_DIR --to LIST [--to LIST...] "
 	      "[--coalition FILE]\n\n"
-	      "Load the release, the coalition list and the journalist "
-	      "lists, render every\n"
-	      "recipient in their language in text and HTML, and report "
-	      "every problem\n"
-	      "(file:line:column) on stderr, then a coverage summary on "
+	      "Load the config, the release, the coalition list and the "
+	      "journalist lists,\n"
+	      "build every recipient's message in their language (text, "
+	      "HTML, attachments,\n"
+	      "signatures), and report every problem (file:line:column) on "
+	      "stderr, then a\n"
+	      "coverage summary with each language's message size on "
 	      "stdout.\n"
-	      "Exit status: 0 clean, 65 bad input, 64 wrong usage.\n\n",
+	      "Exit status: 0 clean (warnings allowed), 65 bad input, 64 "
+	      "wrong usage.\n",
 	      f);
-	cli_usage_common(f);
 }
 
 static void render_usage(FILE *f)
@@ -146,43 +184,71 @@ static void render_usage(FILE *f)
 	      "Print the body the journalist at EMAIL receives, in the "
 	      "language chosen for\n"
 	      "them. Exit status: 0 printed, 65 bad input, 67 no such "
-	      "recipient, 64 wrong usage.\n\n"
-	      "  --recipient EMAIL  the journalist's address, as in the "
-	      "list\n"
-	      "  --format FORMAT    text (default) or html\n",
+	      "recipient, 64 wrong usage.\n",
 	      f);
-	cli_usage_common(f);
 }
 
-/* Options shared by the commands that read a release and lists. */
-struct cli_opts {
-	const char *dir;
-	char **lists;
-	size_t nlists;
-	const char *coalition;
-	const char *recipient;
-	const char *format;
-};
+static void preview_usage(FILE *f)
+{
+	fputs("usage: herald preview RELEASE_DIR --to LIST [--to LIST...] "
+	      "--recipient EMAIL\n"
+	      "       herald preview RELEASE_DIR --to LIST [--to LIST...] "
+	      "--out DIR\n\n"
+	      "Print the exact message (RFC 5322, CRLF line ends) the "
+	      "journalist at EMAIL\n"
+	      "will receive, signed when herald.yaml has DKIM keys; or "
+	      "write one .eml file\n"
+	      "per recipient into DIR. Only Date and the signatures differ "
+	      "from what is sent.\n"
+	      "Exit status: 0 done, 65 bad input, 67 no such recipient, 73 "
+	      "cannot write.\n",
+	      f);
+}
 
-static int cli_parse(int argc, char **argv, struct cli_opts *o, bool render,
-                     void (*usage)(FILE *))
+static void cli_usage_common(FILE *f)
+{
+	fputs("\n  --to LIST          a journalist list (YAML); repeat for "
+	      "several\n"
+	      "  --coalition FILE   the coalition list (default: as "
+	      "release.yaml says)\n"
+	      "  --config FILE      herald.yaml (default: $HERALD_CONFIG, "
+	      "else ./herald.yaml)\n"
+	      "  -h, --help         this help\n",
+	      f);
+}
+
+static int cli_parse(int argc, char **argv, struct cli_opts *o,
+                     unsigned allowed, void (*usage)(FILE *))
 {
 	static const struct option longopts[] = {
 	    {"to", required_argument, NULL, 't'},
 	    {"coalition", required_argument, NULL, 'c'},
+	    {"config", required_argument, NULL, 'C'},
 	    {"recipient", required_argument, NULL, 'r'},
 	    {"format", required_argument, NULL, 'f'},
+	    {"out", required_argument, NULL, 'o'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
+	const char *cmd = argv[0];
 	int ch;
 
 	memset(o, 0, sizeof(*o));
+	o->cmd = cmd;
 	o->lists = calloc((size_t)argc, sizeof(*o->lists));
 	if (o->lists == NULL)
 		return EX_OSERR;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		unsigned need = ch == 'r'   ? CLI_RECIPIENT
+		                : ch == 'f' ? CLI_FORMAT
+		                : ch == 'o' ? CLI_OUT
+		                            : 0;
+		if (need != 0 && !(allowed & need)) {
+			fprintf(stderr, "herald %s: no such option\n", cmd);
+			usage(stderr);
+			return EX_USAGE;
+		}
 		switch (ch) {
 		case 't':
 			o->lists[o->nlists++] = optarg;
@@ -190,21 +256,21 @@ static int cli_parse(int argc, char **argv, struct cli_opts *o, bool render,
 		case 'c':
 			o->coalition = optarg;
 			break;
+		case 'C':
+			o->config = optarg;
+			break;
 		case 'r':
+			o->recipient = optarg;
+			break;
 		case 'f':
-			if (!render) {
-				fprintf(stderr, "herald: %s takes no --%s\n",
-				        argv[0],
-				        ch == 'r' ? "recipient" : "format");
-				return EX_USAGE;
-			}
-			if (ch == 'r')
-				o->recipient = optarg;
-			else
-				o->format = optarg;
+			o->format = optarg;
+			break;
+		case 'o':
+			o->out = optarg;
 			break;
 		case 'h':
 			usage(stdout);
+			cli_usage_common(stdout);
 			return -1;
 		default:
 			usage(stderr);
@@ -212,7 +278,7 @@ static int cli_parse(int argc, char **argv, struct cli_opts *o, bool render,
 		}
 	}
 	if (optind + 1 != argc) {
-		fprintf(stderr, "herald %s: %s\n", argv[0],
+		fprintf(stderr, "herald %s: %s\n", cmd,
 		        optind == argc ? "give the release directory"
 		                       : "give one release directory");
 		usage(stderr);
@@ -221,54 +287,73 @@ static int cli_parse(int argc, char **argv, struct cli_opts *o, bool render,
 	o->dir = argv[optind];
 	if (o->nlists == 0) {
 		fprintf(stderr, "herald %s: give at least one --to LIST\n",
-		        argv[0]);
+		        cmd);
 		return EX_USAGE;
 	}
-	if (render && o->recipient == NULL) {
-		fprintf(stderr, "herald render: give --recipient EMAIL\n");
+	if ((allowed & CLI_RECIPIENT) && !(allowed & CLI_OUT) &&
+	    o->recipient == NULL) {
+		fprintf(stderr, "herald %s: give --recipient EMAIL\n", cmd);
 		return EX_USAGE;
 	}
-	if (render && o->format && strcmp(o->format, "text") != 0 &&
+	if ((allowed & CLI_OUT) && (o->recipient == NULL) == (o->out == NULL)) {
+		fprintf(stderr,
+		        "herald %s: give either --recipient EMAIL or "
+		        "--out DIR\n",
+		        cmd);
+		return EX_USAGE;
+	}
+	if (o->format && strcmp(o->format, "text") != 0 &&
 	    strcmp(o->format, "html") != 0) {
 		fprintf(stderr,
-		        "herald render: --format is text or html, not \"%s\"\n",
-		        o->format);
+		        "herald %s: --format is text or html, not \"%s\"\n",
+		        cmd, o->format);
 		return EX_USAGE;
 	}
 	return 0;
 }
 
-/* Render subject and both bodies for one recipient; problems to d. */
-static int cli_render_all(struct cli_inputs *in, const struct cli_recipient *rc,
-                          size_t bytes[RELEASE_FORMATS], struct diag *d)
+/* Does a DKIM signature by `signer` align with From's domain under
+ * DMARC's relaxed rule (one is the other or a subdomain of it)? */
+static bool cli_aligned(const char *from, const char *signer)
 {
-	struct diag local = {0};
-	struct tval *ctx;
-	char *out = NULL;
-	size_t len;
-	int rc_ = 0;
+	size_t lf = strlen(from), ls = strlen(signer);
 
-	ctx = release_context(in->rel, in->coal, rc->j, rc->choice.lang);
-	if (ctx == NULL) {
-		diag_add(d, NULL, 0, 0, "out of memory");
-		return -1;
+	if (strcasecmp(from, signer) == 0)
+		return true;
+	if (lf > ls && from[lf - ls - 1] == '.' &&
+	    strcasecmp(from + lf - ls, signer) == 0)
+		return true;
+	return ls > lf && signer[ls - lf - 1] == '.' &&
+	       strcasecmp(signer + ls - lf, from) == 0;
+}
+
+static void cli_check_alignment(const struct cli_inputs *in, struct diag *d)
+{
+	const char *from = message_from_domain(in->rel);
+	bool any = false;
+
+	for (size_t i = 0; i < in->nsigners; i++) {
+		const char *dom = dkim_signer_domain(in->signers[i]);
+		if (cli_aligned(from, dom)) {
+			any = true;
+			continue;
+		}
+		diag_warn(d, in->config->dkim[i].file, in->config->dkim[i].line,
+		          in->config->dkim[i].col,
+		          "DKIM domain %s does not match the From domain %s: "
+		          "receivers checking DMARC will not count this "
+		          "signature",
+		          dom, from);
 	}
-	if (release_subject(in->rel, rc->choice.lang, ctx, &out, &local) < 0)
-		rc_ = -1;
-	free(out);
-	for (int f = 0; f < RELEASE_FORMATS; f++) {
-		if (release_render(in->rel, rc->choice.lang,
-		                   (enum release_format)f, ctx, &out, &len,
-		                   &local) < 0)
-			rc_ = -1;
-		else
-			bytes[f] = len;
-		free(out);
-	}
-	tval_free(ctx);
-	diag_merge(d, &local);
-	diag_clear(&local);
-	return rc_;
+	if (in->nsigners == 0)
+		diag_warn(d, in->rel->file, 0, 0,
+		          "messages will not be DKIM-signed (no dkim keys in "
+		          "the config): many receivers file unsigned bulk "
+		          "mail as spam");
+	else if (!any)
+		diag_warn(d, in->rel->file, 0, 0,
+		          "no DKIM signature aligns with the From domain %s",
+		          from);
 }
 
 static int cmd_check(int argc, char **argv)
@@ -277,16 +362,19 @@ static int cmd_check(int argc, char **argv)
 	struct cli_inputs in;
 	struct cli_recipient *rcp = NULL;
 	struct diag d = {0};
-	size_t n = 0, rendered = 0, nlangs;
-	size_t *per_lang = NULL, *fallen = NULL;
-	size_t(*size)[RELEASE_FORMATS] = NULL;
-	int rc = cli_parse(argc, argv, &o, false, check_usage);
+	size_t n = 0, built = 0, nlangs = 0;
+	size_t *per_lang = NULL, *fallen = NULL, *size = NULL;
+	int rc = cli_parse(argc, argv, &o, 0, check_usage);
 
 	if (rc != 0) {
 		free(o.lists);
 		return rc < 0 ? 0 : rc;
 	}
-	if (cli_load(&in, o.dir, o.lists, o.nlists, o.coalition, &d) == 0) {
+	if (cli_load(&in, &o, &d) == 0) {
+		struct message_opts mo = {.now = time(NULL),
+		                          .signers = in.signers,
+		                          .nsigners = in.nsigners};
+		cli_check_alignment(&in, &d);
 		n = cli_recipients(&in, &rcp, &d);
 		nlangs = in.rel->policy.nlangs;
 		per_lang = calloc(nlangs, sizeof(*per_lang));
@@ -297,17 +385,21 @@ static int cmd_check(int argc, char **argv)
 			n = 0;
 		}
 		for (size_t i = 0; i < n; i++) {
-			size_t bytes[RELEASE_FORMATS] = {0, 0};
-			size_t l = rcp[i].choice.lang;
+			struct diag local = {0};
+			size_t l = rcp[i].choice.lang, len;
+			char *msg;
 			per_lang[l]++;
 			if (rcp[i].choice.how != I18N_EXACT)
 				fallen[l]++;
-			if (cli_render_all(&in, &rcp[i], bytes, &d) == 0) {
-				rendered++;
-				for (int f = 0; f < RELEASE_FORMATS; f++)
-					if (bytes[f] > size[l][f])
-						size[l][f] = bytes[f];
+			if (message_build(in.rel, in.coal, rcp[i].j, l, &mo,
+			                  &msg, &len, &local) == 0) {
+				built++;
+				if (len > size[l])
+					size[l] = len;
+				free(msg);
 			}
+			diag_merge(&d, &local);
+			diag_clear(&local);
 		}
 	}
 	diag_print(&d, stderr);
@@ -322,19 +414,18 @@ static int cmd_check(int argc, char **argv)
 			printf(" %s", p->langs[l]);
 		printf(" (default %s)\n", p->langs[p->default_lang]);
 		printf("recipients: %zu in %zu list%s (%zu entries), %zu "
-		       "rendered in text and HTML\n",
-		       n, in.nlists, in.nlists == 1 ? "" : "s", total,
-		       rendered);
+		       "messages built\n",
+		       n, in.nlists, in.nlists == 1 ? "" : "s", total, built);
+		printf("signing: %zu DKIM key%s\n", in.nsigners,
+		       in.nsigners == 1 ? "" : "s");
 		printf("coverage:\n");
 		for (size_t l = 0; n > 0 && l < p->nlangs; l++) {
 			printf("  %-6s %4zu recipient%s", p->langs[l],
 			       per_lang[l], per_lang[l] == 1 ? " " : "s");
-			if (fallen[l])
-				printf(" (%zu by fallback)", fallen[l]);
 			if (per_lang[l])
-				printf("  text %zu bytes, html %zu bytes",
-				       size[l][RELEASE_TEXT],
-				       size[l][RELEASE_HTML]);
+				printf("  message %zu bytes", size[l]);
+			if (fallen[l])
+				printf("  (%zu by fallback)", fallen[l]);
 			printf("\n");
 		}
 		for (size_t i = 0; i < n; i++) {
@@ -363,6 +454,18 @@ static int cmd_check(int argc, char **argv)
 	return rc;
 }
 
+/* The recipient named by --recipient, or NULL after saying so. */
+static const struct cli_recipient *cli_find(const struct cli_recipient *v,
+                                            size_t n, const struct cli_opts *o)
+{
+	for (size_t i = 0; i < n; i++)
+		if (contacts_addr_equal(v[i].j->email, o->recipient))
+			return &v[i];
+	fprintf(stderr, "herald %s: no journalist <%s> in the lists given\n",
+	        o->cmd, o->recipient);
+	return NULL;
+}
+
 static int cmd_render(int argc, char **argv)
 {
 	struct cli_opts o;
@@ -372,9 +475,10 @@ static int cmd_render(int argc, char **argv)
 	struct tval *ctx = NULL;
 	char *out = NULL;
 	size_t n, len = 0;
-	const struct cli_recipient *who = NULL;
+	const struct cli_recipient *who;
 	enum release_format f;
-	int rc = cli_parse(argc, argv, &o, true, render_usage);
+	int rc =
+	    cli_parse(argc, argv, &o, CLI_RECIPIENT | CLI_FORMAT, render_usage);
 
 	if (rc != 0) {
 		free(o.lists);
@@ -383,29 +487,20 @@ static int cmd_render(int argc, char **argv)
 	f = o.format && strcmp(o.format, "html") == 0 ? RELEASE_HTML
 	                                              : RELEASE_TEXT;
 	rc = EX_DATAERR;
-	if (cli_load(&in, o.dir, o.lists, o.nlists, o.coalition, &d) < 0)
+	if (cli_load(&in, &o, &d) < 0)
 		goto done;
 	n = cli_recipients(&in, &rcp, &d);
 	if (n == (size_t)-1) {
 		diag_add(&d, NULL, 0, 0, "out of memory");
 		goto done;
 	}
-	for (size_t i = 0; i < n && who == NULL; i++)
-		if (contacts_addr_equal(rcp[i].j->email, o.recipient))
-			who = &rcp[i];
-	if (who == NULL) {
-		fprintf(stderr,
-		        "herald render: no journalist <%s> in the "
-		        "lists given\n",
-		        o.recipient);
+	if ((who = cli_find(rcp, n, &o)) == NULL) {
 		rc = EX_NOUSER;
 		goto done;
 	}
-	ctx = release_context(in.rel, in.coal, who->j, who->choice.lang);
-	if (ctx == NULL) {
-		diag_add(&d, NULL, 0, 0, "out of memory");
+	ctx = release_context(in.rel, in.coal, who->j, who->choice.lang, &d);
+	if (ctx == NULL)
 		goto done;
-	}
 	if (release_render(in.rel, who->choice.lang, f, ctx, &out, &len, &d) <
 	    0)
 		goto done;
@@ -426,14 +521,160 @@ done:
 	return rc;
 }
 
+/* A file name for a recipient's .eml: the address with anything but
+ * letters, digits, . - _ @ + replaced, so no address can escape DIR. */
+static char *cli_eml_name(const char *dir, const char *email)
+{
+	char *safe = strdup(email), *path = NULL;
+
+	if (safe == NULL)
+		return NULL;
+	for (char *p = safe; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr(".-_@+", *p))
+			*p = '_';
+	if (safe[0] == '.')
+		safe[0] = '_';
+	if (asprintf(&path, "%s/%s.eml", dir, safe) < 0)
+		path = NULL;
+	free(safe);
+	return path;
+}
+
+/* Write data to path atomically: a temporary file beside it, fsync,
+ * rename. Mode 0600: messages hold the lists' personal data. */
+static int cli_write_file(const char *path, const char *data, size_t len)
+{
+	char *tmp = NULL;
+	int fd = -1, saved;
+	size_t off = 0;
+
+	if (asprintf(&tmp, "%s.tmp.%ld", path, (long)getpid()) < 0)
+		return -1;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		goto fail;
+	while (off < len) {
+		ssize_t w = write(fd, data + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			goto fail;
+		off += (size_t)w;
+	}
+	if (fsync(fd) < 0 || close(fd) < 0) {
+		fd = -1;
+		goto fail;
+	}
+	fd = -1;
+	if (rename(tmp, path) < 0)
+		goto fail;
+	free(tmp);
+	return 0;
+fail:
+	saved = errno;
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	free(tmp);
+	errno = saved;
+	return -1;
+}
+
+static int cmd_preview(int argc, char **argv)
+{
+	struct cli_opts o;
+	struct cli_inputs in;
+	struct cli_recipient *rcp = NULL;
+	struct diag d = {0};
+	char *msg = NULL;
+	size_t n, len = 0, written = 0;
+	struct message_opts mo;
+	int rc =
+	    cli_parse(argc, argv, &o, CLI_RECIPIENT | CLI_OUT, preview_usage);
+
+	if (rc != 0) {
+		free(o.lists);
+		return rc < 0 ? 0 : rc;
+	}
+	rc = EX_DATAERR;
+	if (cli_load(&in, &o, &d) < 0)
+		goto done;
+	mo = (struct message_opts){
+	    .now = time(NULL), .signers = in.signers, .nsigners = in.nsigners};
+	n = cli_recipients(&in, &rcp, &d);
+	if (n == (size_t)-1) {
+		diag_add(&d, NULL, 0, 0, "out of memory");
+		goto done;
+	}
+	if (o.recipient != NULL) {
+		const struct cli_recipient *who = cli_find(rcp, n, &o);
+		if (who == NULL) {
+			rc = EX_NOUSER;
+			goto done;
+		}
+		if (message_build(in.rel, in.coal, who->j, who->choice.lang,
+		                  &mo, &msg, &len, &d) < 0)
+			goto done;
+		if (fwrite(msg, 1, len, stdout) != len || fflush(stdout) != 0) {
+			perror("herald preview: stdout");
+			rc = EX_IOERR;
+			goto done;
+		}
+		rc = 0;
+		goto done;
+	}
+	if (mkdir(o.out, 0700) < 0 && errno != EEXIST) {
+		fprintf(stderr, "herald preview: cannot create %s: %s\n", o.out,
+		        strerror(errno));
+		rc = EX_CANTCREAT;
+		goto done;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct diag local = {0};
+		char *path;
+		if (message_build(in.rel, in.coal, rcp[i].j, rcp[i].choice.lang,
+		                  &mo, &msg, &len, &local) < 0) {
+			diag_merge(&d, &local);
+			diag_clear(&local);
+			continue;
+		}
+		diag_clear(&local);
+		path = cli_eml_name(o.out, rcp[i].j->email);
+		if (path == NULL || cli_write_file(path, msg, len) < 0) {
+			fprintf(stderr, "herald preview: cannot write %s: %s\n",
+			        path ? path : o.out, strerror(errno));
+			free(path);
+			rc = EX_CANTCREAT;
+			goto done;
+		}
+		free(path);
+		free(msg);
+		msg = NULL;
+		written++;
+	}
+	printf("wrote %zu message%s to %s\n", written, written == 1 ? "" : "s",
+	       o.out);
+	rc = d.errors > 0 ? EX_DATAERR : 0;
+done:
+	diag_print(&d, stderr);
+	free(msg);
+	free(rcp);
+	cli_inputs_free(&in);
+	diag_clear(&d);
+	free(o.lists);
+	return rc;
+}
+
 static const struct {
 	const char *name;
 	int (*run)(int argc, char **argv);
 	const char *help;
 } commands[] = {
     {"check", cmd_check,
-     "validate a release and lists, render every recipient"},
+     "validate a release and lists, build every recipient's message"},
     {"render", cmd_render, "print one recipient's rendered body"},
+    {"preview", cmd_preview,
+     "print one recipient's message, or write every message as .eml"},
 };
 
 static void usage(FILE *f)

@@ -12,7 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "herald/compose.h"
+#include "herald/datefmt.h"
 #include "herald/field.h"
 #include "herald/file.h"
 #include "herald/tval.h"
@@ -21,6 +24,11 @@
 /* A body template is a page of text; 1 MiB is far more than any release
  * and small enough that a wrong file (a PDF, a log) is refused. */
 #define RELEASE_TEMPLATE_MAX (1u << 20)
+/* Attachments go out with every message: 10 MiB each and 20 MiB in all
+ * keep a release deliverable (many servers refuse mail over 25 MB, and
+ * base64 adds a third). */
+#define RELEASE_ATTACHMENT_MAX  (10u << 20)
+#define RELEASE_ATTACHMENTS_MAX (20u << 20)
 /* Where the coalition list is when release.yaml does not say: the
  * repository layout, templates/NAME/ beside lists/. */
 #define RELEASE_DEFAULT_COALITION "../../lists/coalition.yaml"
@@ -29,8 +37,12 @@ static const char *const release_keys[] = {
     "name",      "from",      "reply_to",
     "subject",   "languages", "default_language",
     "fallback",  "date",      "dateline",
-    "coalition", NULL};
+    "coalition", "embargo",   "attachments",
+    NULL};
 static const char *const release_address_keys[] = {"name", "email", NULL};
+static const char *const release_embargo_keys[] = {"time", "zone", NULL};
+static const char *const release_attachment_keys[] = {"file", "name", "type",
+                                                      NULL};
 
 struct release_partial {
 	char *name;
@@ -72,6 +84,14 @@ void release_free(struct release *r)
 		free(r->partials[i].src);
 	}
 	free(r->partials);
+	for (size_t i = 0; i < r->nattachments; i++) {
+		free(r->attachments[i].path);
+		free(r->attachments[i].type);
+		free(r->attachments[i].data);
+		i18n_text_free(&r->attachments[i].name);
+	}
+	free(r->attachments);
+	free(r->embargo_zone);
 	for (size_t i = 0; i < r->ndateline; i++)
 		i18n_text_free(&r->dateline[i]);
 	free(r->dateline);
@@ -209,13 +229,11 @@ static void release_address(struct release_address *a,
 static void release_date(struct release *r, const struct ydoc_node *n,
                          struct diag *d)
 {
-	int y, m, day, used = 0;
+	int y, m, day;
 
 	if (field_line_check(n, "date", 10, d) < 0)
 		return;
-	if (sscanf(n->str, "%4d-%2d-%2d%n", &y, &m, &day, &used) != 3 ||
-	    used != 10 || n->len != 10 || m < 1 || m > 12 || day < 1 ||
-	    day > 31) {
+	if (datefmt_parse_date(n->str, &y, &m, &day) < 0) {
 		ydoc_error(d, n, "date \"%s\" is not a date written YYYY-MM-DD",
 		           n->str);
 		return;
@@ -237,6 +255,133 @@ static void release_dateline(struct release *r, const struct ydoc_node *n,
 		if (i18n_text_read(&r->dateline[r->ndateline], n->items[i],
 		                   "a dateline place", &r->policy, d) == 0)
 			r->ndateline++;
+}
+
+static void release_embargo(struct release *r, const struct ydoc_node *n,
+                            struct diag *d)
+{
+	const struct ydoc_node *t, *z;
+	const char *why = NULL;
+
+	if (ydoc_is_null(n) || field_expect(n, YDOC_MAPPING, "embargo", d) < 0)
+		return;
+	field_known_keys(n, release_embargo_keys, "embargo", d);
+	t = field_get(n, "time", true, d);
+	z = field_get(n, "zone", true, d);
+	if (t == NULL || z == NULL || field_line_check(t, "time", 32, d) < 0 ||
+	    field_line_check(z, "zone", 64, d) < 0)
+		return;
+	if (!datefmt_zone_valid(z->str)) {
+		ydoc_error(d, z,
+		           "zone \"%s\" is not a known time zone (names are "
+		           "IANA zones like Europe/Berlin)",
+		           z->str);
+		return;
+	}
+	if (datefmt_parse_local(t->str, z->str, &r->embargo, &why) < 0) {
+		ydoc_error(d, t, "embargo time \"%s\": %s", t->str, why);
+		return;
+	}
+	r->embargo_zone = field_dup(z, d);
+	r->has_embargo = r->embargo_zone != NULL;
+}
+
+static char *release_path(const char *dir, const char *name);
+
+static bool release_filename_ok(const char *s)
+{
+	for (; *s; s++)
+		if (*s == '/' || *s == '\\')
+			return false;
+	return true;
+}
+
+static void release_attachments(struct release *r, const struct ydoc_node *n,
+                                struct diag *d)
+{
+	size_t total = 0;
+
+	if (field_expect(n, YDOC_SEQUENCE, "attachments", d) < 0)
+		return;
+	r->attachments =
+	    calloc(n->nitems ? n->nitems : 1, sizeof(*r->attachments));
+	if (r->attachments == NULL) {
+		ydoc_error(d, n, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < n->nitems; i++) {
+		const struct ydoc_node *e = n->items[i], *v;
+		struct release_attachment *a = &r->attachments[r->nattachments];
+		const char *base;
+
+		if (field_expect(e, YDOC_MAPPING, "an attachment", d) < 0)
+			continue;
+		field_known_keys(e, release_attachment_keys, "an attachment",
+		                 d);
+		v = field_get(e, "file", true, d);
+		if (v == NULL || field_line_check(v, "file", 4096, d) < 0)
+			continue;
+		r->nattachments++;
+		if ((a->path = release_path(r->dir, v->str)) == NULL) {
+			ydoc_error(d, v, "out of memory");
+			continue;
+		}
+		if (!file_exists(a->path)) {
+			ydoc_error(d, v, "attachment %s is not a readable file",
+			           a->path);
+			continue;
+		}
+		if (file_read(a->path, RELEASE_ATTACHMENT_MAX, &a->data,
+		              &a->len, d) < 0)
+			continue;
+		total += a->len;
+		if (total > RELEASE_ATTACHMENTS_MAX)
+			ydoc_error(d, v,
+			           "attachments add up to more than %u MiB: "
+			           "link large files instead",
+			           RELEASE_ATTACHMENTS_MAX >> 20);
+		base = strrchr(v->str, '/');
+		base = base ? base + 1 : v->str;
+		v = field_get(e, "name", false, d);
+		if (v != NULL) {
+			if (i18n_text_read(&a->name, v, "attachment name",
+			                   &r->policy, d) == 0)
+				for (size_t k = 0; k < a->name.n; k++)
+					if (!release_filename_ok(
+					        a->name.v[k]) ||
+					    strlen(a->name.v[k]) > 200) {
+						ydoc_error(d, v,
+						           "attachment name "
+						           "\"%s\" must be a "
+						           "file name of at "
+						           "most 200 bytes, "
+						           "without / or \\",
+						           a->name.v[k]);
+						break;
+					}
+		} else {
+			a->name.n = r->policy.nlangs;
+			a->name.v = calloc(a->name.n, sizeof(*a->name.v));
+			for (size_t k = 0; a->name.v && k < a->name.n; k++)
+				a->name.v[k] = strdup(base);
+		}
+		v = field_get(e, "type", false, d);
+		if (v != NULL) {
+			const char *slash = strchr(v->str, '/');
+			if (field_line_check(v, "type", 100, d) == 0 &&
+			    (slash == NULL || slash == v->str ||
+			     slash[1] == '\0' || strpbrk(v->str, " ;\"") ||
+			     strchr(slash + 1, '/')))
+				ydoc_error(d, v,
+				           "type \"%s\" is not a content type "
+				           "like application/pdf",
+				           v->str);
+			else
+				a->type = field_dup(v, d);
+		} else {
+			a->type = strdup(compose_content_type(base));
+		}
+	}
 }
 
 static char *release_path(const char *dir, const char *name)
@@ -395,6 +540,10 @@ struct release *release_load(const char *dir, struct diag *d)
 		release_date(r, n, d);
 	if ((n = field_get(root, "dateline", false, d)) != NULL)
 		release_dateline(r, n, d);
+	if ((n = field_get(root, "embargo", false, d)) != NULL)
+		release_embargo(r, n, d);
+	if ((n = field_get(root, "attachments", false, d)) != NULL)
+		release_attachments(r, n, d);
 	n = field_get(root, "coalition", false, d);
 	if (n != NULL && field_line_check(n, "coalition", 4096, d) < 0)
 		n = NULL;
@@ -484,8 +633,65 @@ static struct tval *ctx_orgs(const struct coalition *c,
 	return list;
 }
 
+const char *release_locale(const struct release *r, const struct journalist *j,
+                           size_t lang)
+{
+	const char *v = r->policy.langs[lang];
+	size_t n = strlen(v);
+
+	if (j != NULL && j->language != NULL &&
+	    strncasecmp(j->language, v, n) == 0 &&
+	    (j->language[n] == '\0' || j->language[n] == '-'))
+		return j->language;
+	return v;
+}
+
+/* release.date and release.embargo, written for the reader. */
+static int ctx_dates(struct tval *rel, const struct release *r,
+                     const struct journalist *j, size_t lang, struct diag *d)
+{
+	const char *locale = release_locale(r, j, lang);
+	int rc = 0, y, m, day;
+	char *text;
+
+	rc |= ctx_set_str(rel, "date_iso", r->date);
+	if (r->date != NULL && datefmt_parse_date(r->date, &y, &m, &day) == 0) {
+		text = datefmt_date(y, m, day, locale, d);
+		if (text == NULL)
+			return -1;
+		rc |= ctx_set_str(rel, "date", text);
+		free(text);
+	} else {
+		rc |= ctx_set_str(rel, "date", NULL);
+	}
+	if (r->has_embargo) {
+		struct tval *e = tval_map();
+		const char *zone =
+		    j && j->timezone ? j->timezone : r->embargo_zone;
+		char iso[32];
+		struct tm tm;
+
+		text = datefmt_datetime(r->embargo, locale, zone, d);
+		if (e == NULL || text == NULL) {
+			tval_free(e);
+			free(text);
+			return -1;
+		}
+		gmtime_r(&r->embargo, &tm);
+		strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		rc |= ctx_set_str(e, "until", text);
+		rc |= ctx_set_str(e, "iso", iso);
+		free(text);
+		rc |= tval_set(rel, "embargo", e);
+	} else {
+		rc |= tval_set(rel, "embargo", tval_null());
+	}
+	return rc;
+}
+
 struct tval *release_context(const struct release *r, const struct coalition *c,
-                             const struct journalist *j, size_t lang)
+                             const struct journalist *j, size_t lang,
+                             struct diag *d)
 {
 	struct tval *ctx = tval_map();
 	struct tval *co = tval_map(), *sp = tval_map(), *rep = tval_map();
@@ -516,7 +722,11 @@ struct tval *release_context(const struct release *r, const struct coalition *c,
 	               ctx_orgs(c, &c->report.commissioned_by, lang));
 
 	rc |= ctx_set_str(rel, "name", r->name);
-	rc |= ctx_set_str(rel, "date", r->date);
+	if (ctx_dates(rel, r, j, lang, d) < 0) {
+		tval_free(rel);
+		rel = NULL;
+		rc = -1;
+	}
 	for (size_t i = 0; i < r->ndateline; i++) {
 		struct tval *item = tval_map();
 		if (item == NULL) {
@@ -527,7 +737,10 @@ struct tval *release_context(const struct release *r, const struct coalition *c,
 		rc |= ctx_place(item, i, r->ndateline);
 		rc |= tval_push(dl, item);
 	}
-	rc |= tval_set(rel, "dateline", dl);
+	if (rel != NULL)
+		rc |= tval_set(rel, "dateline", dl);
+	else
+		tval_free(dl);
 	dl = NULL;
 
 	rc |= ctx_set_str(rcp, "name", j ? j->name : NULL);
@@ -555,6 +768,8 @@ done:
 		tval_free(dl);
 	}
 	if (rc != 0) {
+		if (d->errors == 0)
+			diag_add(d, NULL, 0, 0, "out of memory");
 		tval_free(ctx);
 		return NULL;
 	}

@@ -17,7 +17,9 @@
 #ifndef HERALD_RELEASE_H
 #define HERALD_RELEASE_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "herald/coalition.h"
 #include "herald/contacts.h"
@@ -35,6 +37,15 @@ struct release_address {
 
 struct release_partial; /* cached partial sources, private */
 
+/* A file sent with every message of the release. */
+struct release_attachment {
+	char *path;            /* as read */
+	char *type;            /* content type */
+	struct i18n_text name; /* the file name readers see, per language */
+	char *data;
+	size_t len;
+};
+
 struct release {
 	char *dir;
 	char *file; /* the release.yaml path */
@@ -45,7 +56,12 @@ struct release {
 	char *date; /* YYYY-MM-DD as written */
 	struct i18n_text *dateline;
 	size_t ndateline;
-	char *coalition; /* path of the coalition list */
+	char *coalition;  /* path of the coalition list */
+	bool has_embargo; /* nothing leaves before embargo */
+	time_t embargo;
+	char *embargo_zone; /* the zone the embargo was given in */
+	struct release_attachment *attachments;
+	size_t nattachments;
 	/* per offered language: subject and body templates */
 	struct tmpl **subject_tmpl;
 	struct tmpl *(*body)[RELEASE_FORMATS];
@@ -63,10 +79,17 @@ void release_free(struct release *r);
 const char *release_format_ext(enum release_format f);
 
 /* The render context for journalist j (NULL: no recipient fields, for
- * previews of a language) in offered language lang. NULL on out of
- * memory. The caller frees it with tval_free. */
+ * previews of a language) in offered language lang. Dates are written for
+ * the journalist's locale (their tag when it is a form of lang, like de-AT
+ * for de; lang otherwise) and the embargo in their time zone. NULL after
+ * adding the reason to d. The caller frees it with tval_free. */
 struct tval *release_context(const struct release *r, const struct coalition *c,
-                             const struct journalist *j, size_t lang);
+                             const struct journalist *j, size_t lang,
+                             struct diag *d);
+
+/* The locale dates are written in for j reading variant lang. */
+const char *release_locale(const struct release *r, const struct journalist *j,
+                           size_t lang);
 
 /* Render the body in format f (or the subject, with release_subject) for
  * language lang against ctx. Returns 0 and a malloc'd NUL-terminated

@@ -1,0 +1,38 @@
+/*
+ * message — the complete message one journalist receives: the release
+ * rendered in their language (subject, text, HTML), composed as MIME with
+ * the release's attachments, and signed with every configured DKIM key.
+ * This is what `herald preview` prints and what the daemon will send.
+ *
+ * Library code: returns 0 / -1 with the reasons in a struct diag.
+ */
+#ifndef HERALD_MESSAGE_H
+#define HERALD_MESSAGE_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "herald/coalition.h"
+#include "herald/contacts.h"
+#include "herald/dkim.h"
+#include "herald/release.h"
+
+struct message_opts {
+	time_t now;             /* Date and the signatures' t= */
+	const char *message_id; /* NULL: derived from release and address */
+	struct dkim_signer *const *signers;
+	size_t nsigners;
+};
+
+/* Build the message for journalist j reading variant lang. *out is
+ * malloc'd (CRLF line endings), *len its length. */
+int message_build(struct release *r, const struct coalition *c,
+                  const struct journalist *j, size_t lang,
+                  const struct message_opts *o, char **out, size_t *len,
+                  struct diag *d);
+
+/* The domain of the release's From address (for Message-IDs and the
+ * DMARC alignment check). Points into r. */
+const char *message_from_domain(const struct release *r);
+
+#endif
