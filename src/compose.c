@@ -11,6 +11,7 @@
  * its grammar requires, where libetpan quotes every parameter value.
  */
 #include "herald/compose.h"
+#include "herald/mimeenc.h"
 
 #include <ctype.h>
 #include <gnutls/crypto.h>
@@ -231,7 +232,22 @@ fail:
 	return NULL;
 }
 
-/* A text part (text/plain or text/html), UTF-8, quoted-printable. */
+/* Give part its body, already encoded with mechanism: libetpan writes it
+ * as it is. It keeps the pointer: the text must outlive the writing. */
+static int compose_set_encoded(struct mailmime *part, int mechanism,
+                               const char *encoded, size_t len)
+{
+	struct mailmime_data *data =
+	    mailmime_data_new_data(mechanism, 1, encoded, len);
+
+	if (data == NULL)
+		return -1;
+	part->mm_data.mm_single = data;
+	return 0;
+}
+
+/* A text part (text/plain or text/html), UTF-8, quoted-printable; text
+ * is the body already encoded. */
 static struct mailmime *compose_text_part(const char *type, const char *text,
                                           size_t len)
 {
@@ -253,9 +269,8 @@ static struct mailmime *compose_text_part(const char *type, const char *text,
 	part = mailmime_new_empty(ct, fields);
 	if (part == NULL)
 		goto fail;
-	/* libetpan keeps the pointer; the caller's text outlives writing */
-	if (mailmime_set_body_text(part, (char *)text, len) !=
-	    MAILIMF_NO_ERROR) {
+	if (compose_set_encoded(part, MAILMIME_MECHANISM_QUOTED_PRINTABLE, text,
+	                        len) < 0) {
 		mailmime_free(part);
 		return NULL;
 	}
@@ -392,7 +407,9 @@ static int compose_ext_params(struct mailmime_disposition *dsp, const char *ext)
 	return 0;
 }
 
-static struct mailmime *compose_attachment(const struct compose_attachment *a)
+static struct mailmime *compose_attachment(const struct compose_attachment *a,
+                                           const char *encoded,
+                                           size_t encoded_len)
 {
 	struct mailmime_content *ct = NULL;
 	struct mailmime_disposition *dsp = NULL;
@@ -445,8 +462,8 @@ static struct mailmime *compose_attachment(const struct compose_attachment *a)
 		goto fail;
 	ct = NULL;
 	fields = NULL;
-	if (mailmime_set_body_text(part, (char *)a->data, a->len) !=
-	    MAILIMF_NO_ERROR) {
+	if (compose_set_encoded(part, MAILMIME_MECHANISM_BASE64, encoded,
+	                        encoded_len) < 0) {
 		mailmime_free(part);
 		part = NULL;
 		goto fail;
@@ -504,10 +521,22 @@ static void compose_unquote_ext(MMAPString *s)
 	}
 }
 
+static void compose_free_bufs(char *qtext, char *qhtml, char **b64, size_t n)
+{
+	free(qtext);
+	free(qhtml);
+	for (size_t i = 0; b64 != NULL && i < n; i++)
+		free(b64[i]);
+	free(b64);
+}
+
 int compose_build(const struct compose_message *m, char **out, size_t *len,
                   struct diag *d)
 {
 	struct mailmime *root = NULL, *alt = NULL, *part = NULL;
+	char *qtext = NULL, *qhtml = NULL;
+	char **b64 = NULL;
+	size_t qtext_len, qhtml_len;
 	MMAPString *body = NULL;
 	char *head = NULL;
 	size_t headlen = 0;
@@ -525,11 +554,17 @@ int compose_build(const struct compose_message *m, char **out, size_t *len,
 	alt = compose_multipart("multipart/alternative", m->message_id, 1);
 	if (alt == NULL)
 		goto oom;
-	part = compose_text_part("text/plain", m->text, m->text_len);
+	if (mimeenc_qp(m->text, m->text_len, &qtext, &qtext_len) < 0 ||
+	    mimeenc_qp(m->html, m->html_len, &qhtml, &qhtml_len) < 0)
+		goto oom;
+	if (m->nattachments > 0 &&
+	    (b64 = calloc(m->nattachments, sizeof(*b64))) == NULL)
+		goto oom;
+	part = compose_text_part("text/plain", qtext, qtext_len);
 	if (part == NULL ||
 	    mailmime_smart_add_part(alt, part) != MAILIMF_NO_ERROR)
 		goto oom;
-	part = compose_text_part("text/html", m->html, m->html_len);
+	part = compose_text_part("text/html", qhtml, qhtml_len);
 	if (part == NULL ||
 	    mailmime_smart_add_part(alt, part) != MAILIMF_NO_ERROR)
 		goto oom;
@@ -543,7 +578,16 @@ int compose_build(const struct compose_message *m, char **out, size_t *len,
 			goto oom;
 		alt = NULL;
 		for (size_t i = 0; i < m->nattachments; i++) {
-			part = compose_attachment(&m->attachments[i]);
+			const struct compose_attachment *a = &m->attachments[i];
+			const char *enc = a->encoded;
+			size_t enc_len = a->encoded_len;
+			if (enc == NULL) {
+				if (mimeenc_base64(a->data, a->len, &b64[i],
+				                   &enc_len) < 0)
+					goto oom;
+				enc = b64[i];
+			}
+			part = compose_attachment(a, enc, enc_len);
 			if (part == NULL || mailmime_smart_add_part(
 			                        root, part) != MAILIMF_NO_ERROR)
 				goto oom;
@@ -584,6 +628,7 @@ int compose_build(const struct compose_message *m, char **out, size_t *len,
 	(*out)[*len] = '\0';
 	mmap_string_free(body);
 	mailmime_free(root);
+	compose_free_bufs(qtext, qhtml, b64, m->nattachments);
 	free(head);
 	return 0;
 oom:
@@ -599,6 +644,7 @@ fail:
 		mailmime_free(root);
 	if (body != NULL)
 		mmap_string_free(body);
+	compose_free_bufs(qtext, qhtml, b64, m->nattachments);
 	free(head);
 	return -1;
 }

@@ -92,6 +92,11 @@ void release_free(struct release *r)
 	}
 	free(r->attachments);
 	free(r->embargo_zone);
+	for (size_t i = 0; i < r->ndatecache; i++) {
+		free(r->datecache[i].key);
+		free(r->datecache[i].text);
+	}
+	free(r->datecache);
 	for (size_t i = 0; i < r->ndateline; i++)
 		i18n_text_free(&r->dateline[i]);
 	free(r->dateline);
@@ -647,20 +652,55 @@ const char *release_locale(const struct release *r, const struct journalist *j,
 }
 
 /* release.date and release.embargo, written for the reader. */
-static int ctx_dates(struct tval *rel, const struct release *r,
+/* A formatted date for key (locale, or locale and zone), from the
+ * release's cache: ICU's formatters take far longer to open than to use,
+ * and every journalist with the same locale reads the same text. The
+ * returned text belongs to the cache. */
+static const char *release_date_cached(struct release *r, const char *key,
+                                       time_t when, int y, int m, int day,
+                                       const char *locale, const char *zone,
+                                       struct diag *d)
+{
+	struct release_datecache *v;
+	char *text;
+
+	for (size_t i = 0; i < r->ndatecache; i++)
+		if (strcmp(r->datecache[i].key, key) == 0)
+			return r->datecache[i].text;
+	text = zone ? datefmt_datetime(when, locale, zone, d)
+	            : datefmt_date(y, m, day, locale, d);
+	if (text == NULL)
+		return NULL;
+	v = realloc(r->datecache, (r->ndatecache + 1) * sizeof(*v));
+	if (v == NULL) {
+		free(text);
+		return NULL;
+	}
+	r->datecache = v;
+	v[r->ndatecache].key = strdup(key);
+	v[r->ndatecache].text = text;
+	if (v[r->ndatecache].key == NULL) {
+		free(text);
+		return NULL;
+	}
+	return v[r->ndatecache++].text;
+}
+
+/* release.date and release.embargo, written for the reader. */
+static int ctx_dates(struct tval *rel, struct release *r,
                      const struct journalist *j, size_t lang, struct diag *d)
 {
 	const char *locale = release_locale(r, j, lang);
+	const char *text;
 	int rc = 0, y, m, day;
-	char *text;
 
 	rc |= ctx_set_str(rel, "date_iso", r->date);
 	if (r->date != NULL && datefmt_parse_date(r->date, &y, &m, &day) == 0) {
-		text = datefmt_date(y, m, day, locale, d);
+		text = release_date_cached(r, locale, 0, y, m, day, locale,
+		                           NULL, d);
 		if (text == NULL)
 			return -1;
 		rc |= ctx_set_str(rel, "date", text);
-		free(text);
 	} else {
 		rc |= ctx_set_str(rel, "date", NULL);
 	}
@@ -668,20 +708,24 @@ static int ctx_dates(struct tval *rel, const struct release *r,
 		struct tval *e = tval_map();
 		const char *zone =
 		    j && j->timezone ? j->timezone : r->embargo_zone;
-		char iso[32];
+		char iso[32], *key = NULL;
 		struct tm tm;
 
-		text = datefmt_datetime(r->embargo, locale, zone, d);
-		if (e == NULL || text == NULL) {
+		if (e == NULL || asprintf(&key, "%s\n%s", locale, zone) < 0) {
 			tval_free(e);
-			free(text);
+			return -1;
+		}
+		text = release_date_cached(r, key, r->embargo, 0, 0, 0, locale,
+		                           zone, d);
+		free(key);
+		if (text == NULL) {
+			tval_free(e);
 			return -1;
 		}
 		gmtime_r(&r->embargo, &tm);
 		strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", &tm);
 		rc |= ctx_set_str(e, "until", text);
 		rc |= ctx_set_str(e, "iso", iso);
-		free(text);
 		rc |= tval_set(rel, "embargo", e);
 	} else {
 		rc |= tval_set(rel, "embargo", tval_null());
@@ -689,7 +733,7 @@ static int ctx_dates(struct tval *rel, const struct release *r,
 	return rc;
 }
 
-struct tval *release_context(const struct release *r, const struct coalition *c,
+struct tval *release_context(struct release *r, const struct coalition *c,
                              const struct journalist *j, size_t lang,
                              struct diag *d)
 {

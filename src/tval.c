@@ -32,9 +32,14 @@ struct tval_entry {
 	struct tval *v;
 };
 
+/* A reference: a node that stands for a tree owned elsewhere (see
+ * tval_ref). Not a kind callers see: every accessor looks through it. */
+#define TVAL_REF ((enum tval_kind)0x7f)
+
 struct tval {
 	enum tval_kind kind;
 	union {
+		const struct tval *ref;
 		bool b;
 		struct {
 			char *s;
@@ -269,23 +274,44 @@ fail:
 	return -1;
 }
 
+struct tval *tval_ref(const struct tval *target)
+{
+	struct tval *v;
+
+	if (target == NULL)
+		return NULL;
+	v = tval_new(TVAL_REF);
+	if (v != NULL)
+		v->u.ref = target->kind == TVAL_REF ? target->u.ref : target;
+	return v;
+}
+
+static const struct tval *tval_deref(const struct tval *v)
+{
+	return v != NULL && v->kind == TVAL_REF ? v->u.ref : v;
+}
+
 enum tval_kind tval_kind(const struct tval *v)
 {
+	v = tval_deref(v);
 	return v == NULL ? TVAL_NULL : v->kind;
 }
 
 const char *tval_string(const struct tval *v)
 {
+	v = tval_deref(v);
 	return v != NULL && v->kind == TVAL_STRING ? v->u.str.s : NULL;
 }
 
 bool tval_boolean(const struct tval *v)
 {
+	v = tval_deref(v);
 	return v != NULL && v->kind == TVAL_BOOL && v->u.b;
 }
 
 size_t tval_len(const struct tval *v)
 {
+	v = tval_deref(v);
 	if (v == NULL)
 		return 0;
 	switch (v->kind) {
@@ -302,6 +328,7 @@ size_t tval_len(const struct tval *v)
 
 const struct tval *tval_at(const struct tval *list, size_t i)
 {
+	list = tval_deref(list);
 	if (list == NULL || list->kind != TVAL_LIST || i >= list->u.list.n)
 		return NULL;
 	return list->u.list.v[i];
@@ -311,6 +338,7 @@ const struct tval *tval_get(const struct tval *map, const char *key)
 {
 	size_t at;
 
+	map = tval_deref(map);
 	if (map == NULL || key == NULL || map->kind != TVAL_MAP)
 		return NULL;
 	at = tval_find(map, key, tval_hash(key));

@@ -33,6 +33,11 @@ struct compose_attachment {
 	const char *content_type;   /* "application/pdf" */
 	const char *data;
 	size_t len;
+	/* the data in base64 (mimeenc_base64), when the caller has it
+	 * already (the same file goes to every recipient); NULL: encoded
+	 * here */
+	const char *encoded;
+	size_t encoded_len;
 };
 
 struct compose_message {

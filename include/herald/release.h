@@ -37,6 +37,11 @@ struct release_address {
 
 struct release_partial; /* cached partial sources, private */
 
+struct release_datecache {
+	char *key; /* locale, or locale LF zone */
+	char *text;
+};
+
 /* A file sent with every message of the release. */
 struct release_attachment {
 	char *path;            /* as read */
@@ -68,6 +73,8 @@ struct release {
 	char *(*body_path)[RELEASE_FORMATS];
 	struct release_partial *partials;
 	size_t npartials;
+	struct release_datecache *datecache; /* formatted dates, private */
+	size_t ndatecache;
 };
 
 /* Load dir/release.yaml and every template it needs. */
@@ -83,7 +90,7 @@ const char *release_format_ext(enum release_format f);
  * the journalist's locale (their tag when it is a form of lang, like de-AT
  * for de; lang otherwise) and the embargo in their time zone. NULL after
  * adding the reason to d. The caller frees it with tval_free. */
-struct tval *release_context(const struct release *r, const struct coalition *c,
+struct tval *release_context(struct release *r, const struct coalition *c,
                              const struct journalist *j, size_t lang,
                              struct diag *d);
 

@@ -32,6 +32,12 @@ struct tval *tval_strn(const char *s, size_t len);
 struct tval *tval_list(void);
 struct tval *tval_map(void);
 
+/* A reference to target, a tree owned elsewhere that must outlive it:
+ * read through it, it is target; freeing it frees only the reference. It
+ * lets many small trees (one per recipient) share one large one (the
+ * coalition in a language) without copying. */
+struct tval *tval_ref(const struct tval *target);
+
 /* Append to a list / set key in a map (replacing an earlier value with the
  * same key). Ownership of v passes to the container, also on failure (v is
  * freed then). Returns 0, or -1 on out-of-memory or wrong container kind. */
