@@ -68,6 +68,7 @@ int main(int argc, char **argv)
 		diag_print(&d, stderr);
 		return 65;
 	}
+	o.cache = message_cache_new();
 	if (signer) {
 		o.signers = &signer;
 		o.nsigners = 1;
@@ -117,6 +118,7 @@ int main(int argc, char **argv)
 	printf("peak RSS: %ld KiB after %lu messages, %ld KiB after %lu\n",
 	       peak_early, count / 10, peak_kib(), count);
 	printf("(checksum %zu)\n", sink);
+	message_cache_free(o.cache);
 	dkim_signer_free(signer);
 	contacts_free(list);
 	coalition_free(c);

@@ -521,23 +521,61 @@ static void compose_unquote_ext(MMAPString *s)
 	}
 }
 
-static void compose_free_bufs(char *qtext, char *qhtml, char **b64, size_t n)
+/*
+ * libetpan writes the tree with a short token in place of each body, and
+ * the encoded bodies are put in their places afterwards: libetpan's writer
+ * looks at every byte it writes, which for bodies is work already done.
+ * A token starts with "=_", which quoted-printable and base64 never hold.
+ */
+#define COMPOSE_TOKEN "=_herald_body_%zu="
+
+static int compose_splice(const char *head, size_t headlen,
+			  const MMAPString *skel, const char *const *bodies,
+			  const size_t *lens, size_t nbodies, char **out,
+			  size_t *outlen)
 {
-	free(qtext);
-	free(qhtml);
-	for (size_t i = 0; b64 != NULL && i < n; i++)
-		free(b64[i]);
-	free(b64);
+	size_t total = headlen + skel->len, n = 0, k = 0;
+	const char *p = skel->str, *end = skel->str + skel->len;
+	char token[40], *o;
+
+	for (size_t i = 0; i < nbodies; i++)
+		total += lens[i];
+	o = malloc(total + 1);
+	if (o == NULL)
+		return -1;
+	memcpy(o, head, headlen);
+	n = headlen;
+	while (k < nbodies) {
+		int tl = snprintf(token, sizeof(token), COMPOSE_TOKEN, k);
+		const char *t = memmem(p, (size_t)(end - p), token, (size_t)tl);
+		if (t == NULL) {
+			free(o);
+			return -1;
+		}
+		memcpy(o + n, p, (size_t)(t - p));
+		n += (size_t)(t - p);
+		memcpy(o + n, bodies[k], lens[k]);
+		n += lens[k];
+		p = t + tl;
+		k++;
+	}
+	memcpy(o + n, p, (size_t)(end - p));
+	n += (size_t)(end - p);
+	o[n] = '\0';
+	*out = o;
+	*outlen = n;
+	return 0;
 }
 
 int compose_build(const struct compose_message *m, char **out, size_t *len,
-                  struct diag *d)
+		  struct diag *d)
 {
 	struct mailmime *root = NULL, *alt = NULL, *part = NULL;
-	char *qtext = NULL, *qhtml = NULL;
-	char **b64 = NULL;
-	size_t qtext_len, qhtml_len;
-	MMAPString *body = NULL;
+	size_t nbodies = 2 + m->nattachments;
+	const char **bodies = NULL;
+	size_t *lens = NULL;
+	char **owned = NULL, (*tokens)[40] = NULL;
+	MMAPString *skel = NULL;
 	char *head = NULL;
 	size_t headlen = 0;
 	FILE *f = NULL;
@@ -545,26 +583,55 @@ int compose_build(const struct compose_message *m, char **out, size_t *len,
 
 	*out = NULL;
 	*len = 0;
+	bodies = calloc(nbodies, sizeof(*bodies));
+	lens = calloc(nbodies, sizeof(*lens));
+	owned = calloc(nbodies, sizeof(*owned));
+	tokens = calloc(nbodies, sizeof(*tokens));
+	if (!bodies || !lens || !owned || !tokens)
+		goto oom;
 	f = open_memstream(&head, &headlen);
 	if (f == NULL)
 		goto oom;
 	if (compose_header(f, m, d) < 0)
 		goto fail;
 
+	/* the encoded bodies: given by the caller, or made here */
+	bodies[0] = m->text_encoded;
+	lens[0] = m->text_encoded_len;
+	bodies[1] = m->html_encoded;
+	lens[1] = m->html_encoded_len;
+	if (bodies[0] == NULL) {
+		if (mimeenc_qp(m->text, m->text_len, &owned[0], &lens[0]) < 0)
+			goto oom;
+		bodies[0] = owned[0];
+	}
+	if (bodies[1] == NULL) {
+		if (mimeenc_qp(m->html, m->html_len, &owned[1], &lens[1]) < 0)
+			goto oom;
+		bodies[1] = owned[1];
+	}
+	for (size_t i = 0; i < m->nattachments; i++) {
+		const struct compose_attachment *a = &m->attachments[i];
+		bodies[2 + i] = a->encoded;
+		lens[2 + i] = a->encoded_len;
+		if (a->encoded == NULL) {
+			if (mimeenc_base64(a->data, a->len, &owned[2 + i],
+					   &lens[2 + i]) < 0)
+				goto oom;
+			bodies[2 + i] = owned[2 + i];
+		}
+	}
+	for (size_t i = 0; i < nbodies; i++)
+		snprintf(tokens[i], sizeof(tokens[i]), COMPOSE_TOKEN, i);
+
 	alt = compose_multipart("multipart/alternative", m->message_id, 1);
 	if (alt == NULL)
 		goto oom;
-	if (mimeenc_qp(m->text, m->text_len, &qtext, &qtext_len) < 0 ||
-	    mimeenc_qp(m->html, m->html_len, &qhtml, &qhtml_len) < 0)
-		goto oom;
-	if (m->nattachments > 0 &&
-	    (b64 = calloc(m->nattachments, sizeof(*b64))) == NULL)
-		goto oom;
-	part = compose_text_part("text/plain", qtext, qtext_len);
+	part = compose_text_part("text/plain", tokens[0], strlen(tokens[0]));
 	if (part == NULL ||
 	    mailmime_smart_add_part(alt, part) != MAILIMF_NO_ERROR)
 		goto oom;
-	part = compose_text_part("text/html", qhtml, qhtml_len);
+	part = compose_text_part("text/html", tokens[1], strlen(tokens[1]));
 	if (part == NULL ||
 	    mailmime_smart_add_part(alt, part) != MAILIMF_NO_ERROR)
 		goto oom;
@@ -578,18 +645,11 @@ int compose_build(const struct compose_message *m, char **out, size_t *len,
 			goto oom;
 		alt = NULL;
 		for (size_t i = 0; i < m->nattachments; i++) {
-			const struct compose_attachment *a = &m->attachments[i];
-			const char *enc = a->encoded;
-			size_t enc_len = a->encoded_len;
-			if (enc == NULL) {
-				if (mimeenc_base64(a->data, a->len, &b64[i],
-				                   &enc_len) < 0)
-					goto oom;
-				enc = b64[i];
-			}
-			part = compose_attachment(a, enc, enc_len);
+			part = compose_attachment(&m->attachments[i],
+						  tokens[2 + i],
+						  strlen(tokens[2 + i]));
 			if (part == NULL || mailmime_smart_add_part(
-			                        root, part) != MAILIMF_NO_ERROR)
+						    root, part) != MAILIMF_NO_ERROR)
 				goto oom;
 			part = NULL;
 		}
@@ -604,9 +664,9 @@ int compose_build(const struct compose_message *m, char **out, size_t *len,
 		if (b == NULL)
 			goto oom;
 		fprintf(f, "Content-Type: %s;\r\n boundary=\"%s\"\r\n\r\n",
-		        level == 0 ? "multipart/mixed"
-		                   : "multipart/alternative",
-		        b);
+			level == 0 ? "multipart/mixed"
+				   : "multipart/alternative",
+			b);
 		free(b);
 	}
 	if (fclose(f) != 0) {
@@ -614,21 +674,22 @@ int compose_build(const struct compose_message *m, char **out, size_t *len,
 		goto oom;
 	}
 	f = NULL;
-	body = mmap_string_new("");
-	if (body == NULL ||
-	    mailmime_write_mem(body, &col, root) != MAILIMF_NO_ERROR)
+	skel = mmap_string_new("");
+	if (skel == NULL ||
+	    mailmime_write_mem(skel, &col, root) != MAILIMF_NO_ERROR)
 		goto oom;
-	compose_unquote_ext(body);
-	*out = malloc(headlen + body->len + 1);
-	if (*out == NULL)
+	compose_unquote_ext(skel);
+	if (compose_splice(head, headlen, skel, bodies, lens, nbodies, out,
+			   len) < 0)
 		goto oom;
-	memcpy(*out, head, headlen);
-	memcpy(*out + headlen, body->str, body->len);
-	*len = headlen + body->len;
-	(*out)[*len] = '\0';
-	mmap_string_free(body);
+	mmap_string_free(skel);
 	mailmime_free(root);
-	compose_free_bufs(qtext, qhtml, b64, m->nattachments);
+	for (size_t i = 0; i < nbodies; i++)
+		free(owned[i]);
+	free(owned);
+	free(tokens);
+	free(lens);
+	free(bodies);
 	free(head);
 	return 0;
 oom:
@@ -642,9 +703,16 @@ fail:
 		mailmime_free(alt);
 	if (root != NULL)
 		mailmime_free(root);
-	if (body != NULL)
-		mmap_string_free(body);
-	compose_free_bufs(qtext, qhtml, b64, m->nattachments);
+	if (skel != NULL)
+		mmap_string_free(skel);
+	for (size_t i = 0; owned != NULL && i < nbodies; i++)
+		free(owned[i]);
+	free(owned);
+	free(tokens);
+	free(lens);
+	free(bodies);
 	free(head);
+	*out = NULL;
+	*len = 0;
 	return -1;
 }

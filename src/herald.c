@@ -372,6 +372,7 @@ static int cmd_check(int argc, char **argv)
 	}
 	if (cli_load(&in, &o, &d) == 0) {
 		struct message_opts mo = {.now = time(NULL),
+		                          .cache = message_cache_new(),
 		                          .signers = in.signers,
 		                          .nsigners = in.nsigners};
 		cli_check_alignment(&in, &d);
@@ -401,6 +402,7 @@ static int cmd_check(int argc, char **argv)
 			diag_merge(&d, &local);
 			diag_clear(&local);
 		}
+		message_cache_free(mo.cache);
 	}
 	diag_print(&d, stderr);
 	if (in.rel != NULL && in.coal != NULL) {
@@ -588,7 +590,7 @@ static int cmd_preview(int argc, char **argv)
 	struct diag d = {0};
 	char *msg = NULL;
 	size_t n, len = 0, written = 0;
-	struct message_opts mo;
+	struct message_opts mo = {0};
 	int rc =
 	    cli_parse(argc, argv, &o, CLI_RECIPIENT | CLI_OUT, preview_usage);
 
@@ -599,8 +601,10 @@ static int cmd_preview(int argc, char **argv)
 	rc = EX_DATAERR;
 	if (cli_load(&in, &o, &d) < 0)
 		goto done;
-	mo = (struct message_opts){
-	    .now = time(NULL), .signers = in.signers, .nsigners = in.nsigners};
+	mo = (struct message_opts){.now = time(NULL),
+	                           .cache = message_cache_new(),
+	                           .signers = in.signers,
+	                           .nsigners = in.nsigners};
 	n = cli_recipients(&in, &rcp, &d);
 	if (n == (size_t)-1) {
 		diag_add(&d, NULL, 0, 0, "out of memory");
@@ -657,6 +661,7 @@ static int cmd_preview(int argc, char **argv)
 	rc = d.errors > 0 ? EX_DATAERR : 0;
 done:
 	diag_print(&d, stderr);
+	message_cache_free(mo.cache);
 	free(msg);
 	free(rcp);
 	cli_inputs_free(&in);

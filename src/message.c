@@ -10,7 +10,83 @@
 #include <string.h>
 
 #include "herald/compose.h"
+#include "herald/mimeenc.h"
 #include "herald/tval.h"
+
+/* One remembered body: what was rendered and its quoted-printable. */
+struct message_body {
+	char *rendered;
+	size_t len;
+	char *encoded;
+	size_t encoded_len;
+};
+
+/* Bodies per (language, format), the last one seen of each. */
+struct message_cache {
+	struct message_body *v;
+	size_t n;
+};
+
+struct message_cache *message_cache_new(void)
+{
+	return calloc(1, sizeof(struct message_cache));
+}
+
+void message_cache_free(struct message_cache *c)
+{
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < c->n; i++) {
+		free(c->v[i].rendered);
+		free(c->v[i].encoded);
+	}
+	free(c->v);
+	free(c);
+}
+
+/* The quoted-printable of text for slot (lang, format): from the cache
+ * when the same text was encoded last time, else encoded now and kept.
+ * Returns the encoded text (owned by the cache) or NULL. */
+static const char *message_encoded(struct message_cache *c, size_t slot,
+				   const char *text, size_t len,
+				   size_t *encoded_len)
+{
+	struct message_body *b;
+	char *enc, *copy;
+	size_t elen;
+
+	if (slot >= c->n) {
+		struct message_body *v = realloc(c->v, (slot + 1) * sizeof(*v));
+		if (v == NULL)
+			return NULL;
+		memset(v + c->n, 0, (slot + 1 - c->n) * sizeof(*v));
+		c->v = v;
+		c->n = slot + 1;
+	}
+	b = &c->v[slot];
+	if (b->rendered != NULL && b->len == len &&
+	    memcmp(b->rendered, text, len) == 0) {
+		*encoded_len = b->encoded_len;
+		return b->encoded;
+	}
+	if (mimeenc_qp(text, len, &enc, &elen) < 0)
+		return NULL;
+	copy = malloc(len + 1);
+	if (copy == NULL) {
+		free(enc);
+		return NULL;
+	}
+	memcpy(copy, text, len);
+	copy[len] = '\0';
+	free(b->rendered);
+	free(b->encoded);
+	b->rendered = copy;
+	b->len = len;
+	b->encoded = enc;
+	b->encoded_len = elen;
+	*encoded_len = elen;
+	return enc;
+}
 
 const char *message_from_domain(const struct release *r)
 {
@@ -95,6 +171,14 @@ int message_build(struct release *r, const struct coalition *c,
 	m.html = html;
 	m.attachments = att;
 	m.nattachments = r->nattachments;
+	if (o->cache != NULL) {
+		m.text_encoded = message_encoded(o->cache, 2 * lang, text,
+						 m.text_len, &m.text_encoded_len);
+		m.html_encoded = message_encoded(o->cache, 2 * lang + 1, html,
+						 m.html_len, &m.html_encoded_len);
+		if (m.text_encoded == NULL || m.html_encoded == NULL)
+			goto oom;
+	}
 	if (compose_build(&m, &msg, &msglen, d) < 0)
 		goto done;
 	if (o->nsigners == 0) {

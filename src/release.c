@@ -51,6 +51,7 @@ struct release_partial {
 	char *path; /* NULL: no such partial */
 	char *src;
 	size_t len;
+	struct tmpl *t; /* parsed on first use */
 };
 
 const char *release_format_ext(enum release_format f)
@@ -82,6 +83,7 @@ void release_free(struct release *r)
 		free(r->partials[i].name);
 		free(r->partials[i].path);
 		free(r->partials[i].src);
+		tmpl_free(r->partials[i].t);
 	}
 	free(r->partials);
 	for (size_t i = 0; i < r->nattachments; i++) {
@@ -92,6 +94,9 @@ void release_free(struct release *r)
 	}
 	free(r->attachments);
 	free(r->embargo_zone);
+	for (size_t i = 0; r->base && i < r->policy.nlangs; i++)
+		tval_free(r->base[i]);
+	free(r->base);
 	for (size_t i = 0; i < r->ndatecache; i++) {
 		free(r->datecache[i].key);
 		free(r->datecache[i].text);
@@ -733,22 +738,42 @@ static int ctx_dates(struct tval *rel, struct release *r,
 	return rc;
 }
 
-struct tval *release_context(struct release *r, const struct coalition *c,
-                             const struct journalist *j, size_t lang,
-                             struct diag *d)
+/*
+ * The part of the context that is the same for every reader of language
+ * lang: coalition, spokesperson, report and dateline. Built once per
+ * language and shared by reference with every recipient's context.
+ */
+static struct tval *release_base(struct release *r, const struct coalition *c,
+				 size_t lang)
 {
-	struct tval *ctx = tval_map();
-	struct tval *co = tval_map(), *sp = tval_map(), *rep = tval_map();
-	struct tval *rel = tval_map(), *rcp = tval_map(), *dl = tval_list();
+	struct tval *base, *co, *sp, *rep, *dl;
 	int rc = 0;
 
-	if (ctx == NULL || co == NULL || sp == NULL || rep == NULL ||
-	    rel == NULL || rcp == NULL || dl == NULL) {
-		rc = -1;
-		goto done;
+	if (r->base_coal != c) {
+		for (size_t i = 0; r->base && i < r->policy.nlangs; i++) {
+			tval_free(r->base[i]);
+			r->base[i] = NULL;
+		}
+		r->base_coal = c;
 	}
-	rc |= ctx_set_str(ctx, "lang", r->policy.langs[lang]);
-
+	if (r->base == NULL &&
+	    (r->base = calloc(r->policy.nlangs, sizeof(*r->base))) == NULL)
+		return NULL;
+	if (r->base[lang] != NULL)
+		return r->base[lang];
+	base = tval_map();
+	co = tval_map();
+	sp = tval_map();
+	rep = tval_map();
+	dl = tval_list();
+	if (!base || !co || !sp || !rep || !dl) {
+		tval_free(base);
+		tval_free(co);
+		tval_free(sp);
+		tval_free(rep);
+		tval_free(dl);
+		return NULL;
+	}
 	rc |= ctx_set_str(co, "name", c->name.v[lang]);
 	rc |= tval_set(co, "members", ctx_orgs(c, &c->members, lang));
 
@@ -761,16 +786,10 @@ struct tval *release_context(struct release *r, const struct coalition *c,
 	rc |= ctx_set_str(rep, "url", c->report.url);
 	rc |= tval_set(rep, "authors", ctx_orgs(c, &c->report.authors, lang));
 	rc |= tval_set(rep, "supported_by",
-	               ctx_orgs(c, &c->report.supported_by, lang));
+		       ctx_orgs(c, &c->report.supported_by, lang));
 	rc |= tval_set(rep, "commissioned_by",
-	               ctx_orgs(c, &c->report.commissioned_by, lang));
+		       ctx_orgs(c, &c->report.commissioned_by, lang));
 
-	rc |= ctx_set_str(rel, "name", r->name);
-	if (ctx_dates(rel, r, j, lang, d) < 0) {
-		tval_free(rel);
-		rel = NULL;
-		rc = -1;
-	}
 	for (size_t i = 0; i < r->ndateline; i++) {
 		struct tval *item = tval_map();
 		if (item == NULL) {
@@ -781,11 +800,44 @@ struct tval *release_context(struct release *r, const struct coalition *c,
 		rc |= ctx_place(item, i, r->ndateline);
 		rc |= tval_push(dl, item);
 	}
-	if (rel != NULL)
-		rc |= tval_set(rel, "dateline", dl);
-	else
-		tval_free(dl);
-	dl = NULL;
+	/* the containers own their items from here, also on failure */
+	rc |= tval_set(base, "coalition", co);
+	rc |= tval_set(base, "spokesperson", sp);
+	rc |= tval_set(base, "report", rep);
+	rc |= tval_set(base, "dateline", dl);
+	if (rc != 0) {
+		tval_free(base);
+		return NULL;
+	}
+	r->base[lang] = base;
+	return base;
+}
+
+struct tval *release_context(struct release *r, const struct coalition *c,
+			     const struct journalist *j, size_t lang,
+			     struct diag *d)
+{
+	const struct tval *base = release_base(r, c, lang);
+	struct tval *ctx = tval_map(), *rel = tval_map(), *rcp = tval_map();
+	int rc = 0;
+
+	if (base == NULL || ctx == NULL || rel == NULL || rcp == NULL) {
+		tval_free(rel);
+		tval_free(rcp);
+		rc = -1;
+		goto done;
+	}
+	rc |= ctx_set_str(ctx, "lang", r->policy.langs[lang]);
+	rc |= tval_set(ctx, "coalition",
+		       tval_ref(tval_get(base, "coalition")));
+	rc |= tval_set(ctx, "spokesperson",
+		       tval_ref(tval_get(base, "spokesperson")));
+	rc |= tval_set(ctx, "report", tval_ref(tval_get(base, "report")));
+
+	rc |= ctx_set_str(rel, "name", r->name);
+	rc |= tval_set(rel, "dateline", tval_ref(tval_get(base, "dateline")));
+	if (ctx_dates(rel, r, j, lang, d) < 0)
+		rc = -1;
 
 	rc |= ctx_set_str(rcp, "name", j ? j->name : NULL);
 	rc |= ctx_set_str(rcp, "email", j ? j->email : NULL);
@@ -795,22 +847,10 @@ struct tval *release_context(struct release *r, const struct coalition *c,
 	rc |= ctx_set_str(rcp, "region", j ? j->region : NULL);
 	rc |= ctx_set_str(rcp, "timezone", j ? j->timezone : NULL);
 
-	rc |= tval_set(ctx, "coalition", co);
-	rc |= tval_set(ctx, "spokesperson", sp);
-	rc |= tval_set(ctx, "report", rep);
+	/* ctx owns rel and rcp from here, also on failure */
 	rc |= tval_set(ctx, "release", rel);
 	rc |= tval_set(ctx, "recipient", rcp);
-	co = sp = rep = rel = rcp = NULL;
 done:
-	if (co || sp || rep || rel || rcp || dl) {
-		/* only on a failure before the maps were handed over */
-		tval_free(co);
-		tval_free(sp);
-		tval_free(rep);
-		tval_free(rel);
-		tval_free(rcp);
-		tval_free(dl);
-	}
 	if (rc != 0) {
 		if (d->errors == 0)
 			diag_add(d, NULL, 0, 0, "out of memory");
@@ -889,17 +929,19 @@ oom:
 	return NULL;
 }
 
-static int release_load_partial(void *arg, const char *name, char **src,
-                                size_t *len, char **where, struct diag *d)
+/* The parsed partial name for the render's language and format, parsed
+ * once and kept with the release. */
+static int release_parsed_partial(void *arg, const char *name,
+				  const struct tmpl **t, struct diag *d)
 {
 	struct release_loader_arg *a = arg;
 	struct release_partial *p;
 
 	if (!release_partial_name_ok(name)) {
 		diag_add(d, a->r->dir, 0, 0,
-		         "partial name \"%s\" may hold only letters, digits, "
-		         "- and _",
-		         name);
+			 "partial name \"%s\" may hold only letters, digits, "
+			 "- and _",
+			 name);
 		return -1;
 	}
 	p = release_partial_find(a->r, name, a->lang, a->fmt, d);
@@ -907,24 +949,19 @@ static int release_load_partial(void *arg, const char *name, char **src,
 		return -1;
 	if (p->path == NULL) {
 		diag_add(d, a->r->dir, 0, 0,
-		         "no partial \"%s\": looked for partials/%s.%s.%s."
-		         "mustache and partials/%s.%s.mustache",
-		         name, name, a->r->policy.langs[a->lang],
-		         release_format_ext(a->fmt), name,
-		         release_format_ext(a->fmt));
+			 "no partial \"%s\": looked for partials/%s.%s.%s."
+			 "mustache and partials/%s.%s.mustache",
+			 name, name, a->r->policy.langs[a->lang],
+			 release_format_ext(a->fmt), name,
+			 release_format_ext(a->fmt));
 		return -1;
 	}
-	*src = malloc(p->len + 1);
-	*where = strdup(p->path);
-	if (*src == NULL || *where == NULL) {
-		free(*src);
-		free(*where);
-		diag_add(d, p->path, 0, 0, "out of memory");
-		return -1;
+	if (p->t == NULL) {
+		p->t = tmpl_parse(p->path, p->src, p->len, d);
+		if (p->t == NULL)
+			return -1;
 	}
-	memcpy(*src, p->src, p->len);
-	(*src)[p->len] = '\0';
-	*len = p->len;
+	*t = p->t;
 	return 0;
 }
 
@@ -933,7 +970,8 @@ int release_render(struct release *r, size_t lang, enum release_format f,
                    struct diag *d)
 {
 	struct release_loader_arg arg = {r, lang, f};
-	struct tmpl_loader loader = {release_load_partial, &arg};
+	struct tmpl_loader loader = {.parsed = release_parsed_partial,
+	                             .arg = &arg};
 	struct tmpl_opts opts = {
 	    .escape = f == RELEASE_HTML ? TMPL_ESCAPE_HTML : TMPL_ESCAPE_NONE,
 	    .strict = true,

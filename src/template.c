@@ -822,7 +822,8 @@ struct tframe {
 
 struct tpartial {
 	char *name;
-	struct tmpl *t; /* NULL: the loader has no such partial */
+	const struct tmpl *t; /* NULL: the loader has no such partial */
+	bool owned;           /* parsed by this render, freed with it */
 };
 
 /* A block override in force: block node i of template t. */
@@ -1167,7 +1168,27 @@ static const struct tmpl *trender_load(struct trender *r, const struct tmpl *t,
 	for (i = 0; i < r->np; i++)
 		if (strcmp(r->parts[i].name, n->name) == 0)
 			break;
-	if (i == r->np) {
+	if (i == r->np && r->loader != NULL && r->loader->parsed != NULL) {
+		const struct tmpl *lt = NULL;
+		rc = r->loader->parsed(r->loader->arg, n->name, &lt, r->d);
+		if (rc < 0) {
+			r->failed = true;
+			r->stop = true;
+			return NULL;
+		}
+		name = strdup(n->name);
+		parts = tmpl_grow(r->parts, &r->capp, r->np, sizeof(*parts));
+		if (name == NULL || parts == NULL) {
+			free(name);
+			trender_oom(r);
+			return NULL;
+		}
+		r->parts = parts;
+		parts[r->np].name = name;
+		parts[r->np].t = rc == 0 ? lt : NULL;
+		parts[r->np].owned = false;
+		r->np++;
+	} else if (i == r->np) {
 		if (r->loader != NULL && r->loader->load != NULL)
 			rc = r->loader->load(r->loader->arg, n->name, &src,
 			                     &len, &where, r->d);
@@ -1194,6 +1215,7 @@ static const struct tmpl *trender_load(struct trender *r, const struct tmpl *t,
 		r->parts = parts;
 		parts[r->np].name = name;
 		parts[r->np].t = pt;
+		parts[r->np].owned = true;
 		r->np++;
 		free(src);
 		free(where);
@@ -1440,7 +1462,8 @@ int tmpl_render(const struct tmpl *t, const struct tval *ctx,
 fail:
 	for (i = 0; i < r.np; i++) {
 		free(r.parts[i].name);
-		tmpl_free(r.parts[i].t);
+		if (r.parts[i].owned)
+			tmpl_free((struct tmpl *)r.parts[i].t);
 	}
 	free(r.parts);
 	free(r.reported);

@@ -250,7 +250,7 @@ static bool spec_test(const char *label, const struct ydoc_node *test)
 {
 	const struct ydoc_node *name, *tpl, *want, *data, *partials;
 	struct diag d = {0};
-	struct tmpl_loader loader = {spec_load, NULL};
+	struct tmpl_loader loader = {.load = spec_load};
 	struct tmpl_opts opts = {.escape = TMPL_ESCAPE_HTML,
 	                         .partials = &loader};
 	struct tval *ctx = NULL;

@@ -267,7 +267,7 @@ static void test_value_is_never_a_template(void **state)
 {
 	static const char *const partials[] = {"p", "PARTIAL", NULL};
 	struct fake f = {partials, 0, 0};
-	struct tmpl_loader loader = {fake_load, &f};
+	struct tmpl_loader loader = {.load = fake_load, .arg = &f};
 	struct tmpl_opts o = {.strict = true, .partials = &loader};
 	struct tval *ctx = map1("name", tval_str("{{name}} {{#x}}{{/x}} {{>p}} "
 	                                         "{{=<% %>=}} {{/nope}}"));
@@ -323,7 +323,7 @@ static void test_partial_recursion_limit(void **state)
 {
 	static const char *const partials[] = {"loop", "x{{>loop}}", NULL};
 	struct fake f = {partials, 0, 0};
-	struct tmpl_loader loader = {fake_load, &f};
+	struct tmpl_loader loader = {.load = fake_load, .arg = &f};
 	struct tmpl_opts o = {.partials = &loader};
 	struct diag d = {0};
 	char *out = (char *)"unset";
@@ -344,7 +344,7 @@ static void test_partial_depth_option(void **state)
 	static const char *const partials[] = {"a", "A{{>b}}", "b", "B{{>c}}",
 	                                       "c", "C",       NULL};
 	struct fake f = {partials, 0, 0};
-	struct tmpl_loader loader = {fake_load, &f};
+	struct tmpl_loader loader = {.load = fake_load, .arg = &f};
 	struct tmpl_opts o = {.partials = &loader, .max_partial_depth = 3};
 	struct diag d = {0};
 	char *out;
@@ -570,7 +570,7 @@ static void test_syntax_every_error_reported(void **state)
 static void test_missing_partial(void **state)
 {
 	struct fake f = {NULL, 0, 0};
-	struct tmpl_loader loader = {fake_load, &f};
+	struct tmpl_loader loader = {.load = fake_load, .arg = &f};
 	struct tmpl_opts o = {.partials = &loader};
 	struct diag d = {0};
 	char *out;
@@ -594,7 +594,7 @@ static void test_partial_errors_name_the_partial(void **state)
 {
 	static const char *const partials[] = {"bad", "ok\n{{#x}}", NULL};
 	struct fake f = {partials, 0, 0};
-	struct tmpl_loader loader = {fake_load, &f};
+	struct tmpl_loader loader = {.load = fake_load, .arg = &f};
 	struct tmpl_opts o = {.partials = &loader, .strict = true};
 	struct diag d = {0};
 	char *out = (char *)"unset";
@@ -615,7 +615,7 @@ static void test_partial_errors_name_the_partial(void **state)
 static void test_loader_failure_fails_the_render(void **state)
 {
 	struct fake f = {NULL, 0, 1};
-	struct tmpl_loader loader = {fake_load, &f};
+	struct tmpl_loader loader = {.load = fake_load, .arg = &f};
 	struct tmpl_opts o = {.partials = &loader};
 	struct diag d = {0};
 	char *out = (char *)"unset";
@@ -632,7 +632,7 @@ static void test_partials_loaded_once_per_render(void **state)
 {
 	static const char *const partials[] = {"p", "<{{.}}>", NULL};
 	struct fake f = {partials, 0, 0};
-	struct tmpl_loader loader = {fake_load, &f};
+	struct tmpl_loader loader = {.load = fake_load, .arg = &f};
 	struct tmpl_opts o = {.partials = &loader};
 	struct tval *list = tval_list(), *ctx;
 	struct diag d = {0};
@@ -655,7 +655,7 @@ static void test_standalone_partial_indents_each_line(void **state)
 	static const char *const partials[] = {
 	    "members", "<ul>\n{{#m}}\n  <li>{{.}}</li>\n{{/m}}\n</ul>\n", NULL};
 	struct fake f = {partials, 0, 0};
-	struct tmpl_loader loader = {fake_load, &f};
+	struct tmpl_loader loader = {.load = fake_load, .arg = &f};
 	struct tmpl_opts o = {.partials = &loader, .escape = TMPL_ESCAPE_HTML};
 	struct tval *list = tval_list(), *ctx;
 	struct diag d = {0};
@@ -691,7 +691,7 @@ static void test_layout_with_blocks(void **state)
 	    "{{$footer}}<p>{{coalition}}</p>{{/footer}}\n",
 	    NULL};
 	struct fake f = {partials, 0, 0};
-	struct tmpl_loader loader = {fake_load, &f};
+	struct tmpl_loader loader = {.load = fake_load, .arg = &f};
 	struct tmpl_opts o = {
 	    .partials = &loader, .escape = TMPL_ESCAPE_HTML, .strict = true};
 	struct tval *ctx = map1("lead", tval_str("Report <launched>"));

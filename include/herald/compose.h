@@ -51,6 +51,10 @@ struct compose_message {
 	size_t text_len;
 	const char *html;
 	size_t html_len;
+	/* text and html already in quoted-printable (mimeenc_qp), when the
+	 * caller has them; NULL: encoded here */
+	const char *text_encoded, *html_encoded;
+	size_t text_encoded_len, html_encoded_len;
 	const struct compose_attachment *attachments;
 	size_t nattachments;
 	/* complete, already encoded and folded fields ("Name: value"),

@@ -17,7 +17,16 @@
 #include "herald/dkim.h"
 #include "herald/release.h"
 
+/* Bodies already encoded, kept between messages: most journalists of a
+ * language read the very same text, and encoding it again is the largest
+ * cost of a message after rendering. Optional; one per thread. */
+struct message_cache;
+
+struct message_cache *message_cache_new(void);
+void message_cache_free(struct message_cache *c);
+
 struct message_opts {
+	struct message_cache *cache; /* NULL: encode every body */
 	time_t now;             /* Date and the signatures' t= */
 	const char *message_id; /* NULL: derived from release and address */
 	struct dkim_signer *const *signers;

@@ -26,6 +26,7 @@
 #include "herald/diag.h"
 #include "herald/i18n.h"
 #include "herald/template.h"
+#include "herald/tval.h"
 
 enum release_format { RELEASE_TEXT, RELEASE_HTML };
 #define RELEASE_FORMATS 2
@@ -74,6 +75,8 @@ struct release {
 	struct release_partial *partials;
 	size_t npartials;
 	struct release_datecache *datecache; /* formatted dates, private */
+	struct tval **base; /* per language: the shared context, private */
+	const struct coalition *base_coal; /* the coalition base is for */
 	size_t ndatecache;
 };
 

@@ -41,10 +41,19 @@ enum tmpl_escape { TMPL_ESCAPE_NONE, TMPL_ESCAPE_HTML };
  * example the partial's file path), or 1 when there is no such partial, or
  * -1 on error (after adding to d). A render asks for each name at most
  * once and parses what it gets once.
+ *
+ * A loader that keeps parsed partials between renders (a release rendered
+ * for thousands of journalists) sets `parsed` instead: it returns 0 and a
+ * template it owns and keeps alive (*t), 1 when there is no such partial,
+ * or -1 on error. The renderer then never parses or frees partials.
  */
+struct tmpl;
+
 struct tmpl_loader {
 	int (*load)(void *arg, const char *name, char **src, size_t *len,
 	            char **where, struct diag *d);
+	int (*parsed)(void *arg, const char *name, const struct tmpl **t,
+	              struct diag *d);
 	void *arg;
 };
 
