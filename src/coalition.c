@@ -60,7 +60,7 @@ static void coalition_text(struct i18n_text *t, const struct ydoc_node *m,
 	const struct ydoc_node *n = field_get(m, key, true, d);
 
 	if (n != NULL)
-		i18n_text_read(t, n, what, p, d);
+		i18n_text_read_shared(t, n, what, p, d);
 }
 
 static long coalition_country(const struct coalition *c, const char *code)
@@ -104,8 +104,8 @@ static void coalition_countries(struct coalition *c, const struct ydoc_node *n,
 		if ((cc->code = field_dup(k, d)) == NULL)
 			continue;
 		c->ncountries++;
-		i18n_text_read(&cc->name, n->pairs[i].value, "country name", p,
-		               d);
+		i18n_text_read_shared(&cc->name, n->pairs[i].value,
+		                      "country name", p, d);
 	}
 }
 

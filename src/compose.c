@@ -530,9 +530,9 @@ static void compose_unquote_ext(MMAPString *s)
 #define COMPOSE_TOKEN "=_herald_body_%zu="
 
 static int compose_splice(const char *head, size_t headlen,
-			  const MMAPString *skel, const char *const *bodies,
-			  const size_t *lens, size_t nbodies, char **out,
-			  size_t *outlen)
+                          const MMAPString *skel, const char *const *bodies,
+                          const size_t *lens, size_t nbodies, char **out,
+                          size_t *outlen)
 {
 	size_t total = headlen + skel->len, n = 0, k = 0;
 	const char *p = skel->str, *end = skel->str + skel->len;
@@ -568,7 +568,7 @@ static int compose_splice(const char *head, size_t headlen,
 }
 
 int compose_build(const struct compose_message *m, char **out, size_t *len,
-		  struct diag *d)
+                  struct diag *d)
 {
 	struct mailmime *root = NULL, *alt = NULL, *part = NULL;
 	size_t nbodies = 2 + m->nattachments;
@@ -616,7 +616,7 @@ int compose_build(const struct compose_message *m, char **out, size_t *len,
 		lens[2 + i] = a->encoded_len;
 		if (a->encoded == NULL) {
 			if (mimeenc_base64(a->data, a->len, &owned[2 + i],
-					   &lens[2 + i]) < 0)
+			                   &lens[2 + i]) < 0)
 				goto oom;
 			bodies[2 + i] = owned[2 + i];
 		}
@@ -646,10 +646,10 @@ int compose_build(const struct compose_message *m, char **out, size_t *len,
 		alt = NULL;
 		for (size_t i = 0; i < m->nattachments; i++) {
 			part = compose_attachment(&m->attachments[i],
-						  tokens[2 + i],
-						  strlen(tokens[2 + i]));
+			                          tokens[2 + i],
+			                          strlen(tokens[2 + i]));
 			if (part == NULL || mailmime_smart_add_part(
-						    root, part) != MAILIMF_NO_ERROR)
+			                        root, part) != MAILIMF_NO_ERROR)
 				goto oom;
 			part = NULL;
 		}
@@ -664,9 +664,9 @@ int compose_build(const struct compose_message *m, char **out, size_t *len,
 		if (b == NULL)
 			goto oom;
 		fprintf(f, "Content-Type: %s;\r\n boundary=\"%s\"\r\n\r\n",
-			level == 0 ? "multipart/mixed"
-				   : "multipart/alternative",
-			b);
+		        level == 0 ? "multipart/mixed"
+		                   : "multipart/alternative",
+		        b);
 		free(b);
 	}
 	if (fclose(f) != 0) {
@@ -680,7 +680,7 @@ int compose_build(const struct compose_message *m, char **out, size_t *len,
 		goto oom;
 	compose_unquote_ext(skel);
 	if (compose_splice(head, headlen, skel, bodies, lens, nbodies, out,
-			   len) < 0)
+	                   len) < 0)
 		goto oom;
 	mmap_string_free(skel);
 	mailmime_free(root);

@@ -5,15 +5,55 @@
  */
 #include "herald/config.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "herald/field.h"
 #include "herald/file.h"
 #include "herald/yaml_doc.h"
 
-static const char *const config_keys[] = {"dkim", NULL};
+static const char *const config_keys[] = {"dkim",  "store",  "control", "relay",
+                                          "retry", "limits", "daemon",  NULL};
+static const char *const config_relay_keys[] = {"url",
+                                                "ca_file",
+                                                "user",
+                                                "password_file",
+                                                "password_env",
+                                                "allow_plain",
+                                                "helo",
+                                                "max_connections",
+                                                "max_per_connection",
+                                                "connect_timeout",
+                                                "reply_timeout",
+                                                "dot_timeout",
+                                                "rate",
+                                                NULL};
+static const char *const config_retry_keys[] = {
+    "min_backoff",       "max_backoff",       "lifetime",
+    "relay_min_backoff", "relay_max_backoff", NULL};
+static const char *const config_limits_keys[] = {"domain_per_minute", NULL};
+static const char *const config_daemon_keys[] = {"lease", "grace", "batch",
+                                                 NULL};
+
+/*
+ * Defaults for what herald.yaml may leave out (the retry policy's own
+ * defaults live in trouble.c; 0 here means "trouble.c's").
+ */
+static const struct {
+	const char *store; /* beside the config, or the current dir */
+	const char *relay; /* the embedded transport: no server needed */
+	unsigned lease;    /* longer than the longest SMTP transaction
+	                    * (10 minutes for the reply to the final
+	                    * dot) so a live daemon never loses a claim */
+	unsigned grace;    /* systemd's default stop timeout is 90 s */
+	unsigned batch;    /* deliveries per claim: large enough to
+	                    * keep 8 connections busy, small enough that
+	                    * a crash re-sends little */
+} config_defaults = {"herald.db", "maildir:herald-outbox", 900, 30, 64};
 static const char *const config_dkim_keys[] = {"domain", "selector", "key",
                                                NULL};
 
@@ -40,6 +80,16 @@ void config_free(struct config *c)
 		free(c->dkim[i].key);
 	}
 	free(c->dkim);
+	free(c->store);
+	free(c->control);
+	free(c->relay.url);
+	free(c->relay.ca_file);
+	free(c->relay.user);
+	if (c->relay.password != NULL) {
+		explicit_bzero(c->relay.password, strlen(c->relay.password));
+		free(c->relay.password);
+	}
+	free(c->relay.helo);
 	free(c->file);
 	free(c);
 }
@@ -84,6 +134,234 @@ static void config_dkim_entry(struct config *c, const struct ydoc_node *e,
 	}
 }
 
+/* A duration: seconds, or a number with s, m, h or d. */
+static int config_duration(const struct ydoc_node *n, const char *what,
+                           unsigned *out, struct diag *d)
+{
+	char *end;
+	unsigned long v;
+	unsigned long mult = 1;
+
+	if (field_line_check(n, what, 32, d) < 0)
+		return -1;
+	v = strtoul(n->str, &end, 10);
+	if (end == n->str)
+		goto bad;
+	switch (*end) {
+	case '\0':
+	case 's':
+		break;
+	case 'm':
+		mult = 60;
+		break;
+	case 'h':
+		mult = 3600;
+		break;
+	case 'd':
+		mult = 86400;
+		break;
+	default:
+		goto bad;
+	}
+	if (*end != '\0' && end[1] != '\0')
+		goto bad;
+	if (v > 100UL * 365 * 86400 / mult)
+		goto bad;
+	*out = (unsigned)(v * mult);
+	return 0;
+bad:
+	ydoc_error(d, n,
+	           "%s \"%s\" is not a duration (seconds, or a number with "
+	           "s, m, h or d, like 70m)",
+	           what, n->str);
+	return -1;
+}
+
+static int config_count(const struct ydoc_node *n, const char *what,
+                        unsigned max, unsigned *out, struct diag *d)
+{
+	char *end;
+	unsigned long v;
+
+	if (field_line_check(n, what, 16, d) < 0)
+		return -1;
+	v = strtoul(n->str, &end, 10);
+	if (end == n->str || *end != '\0' || v > max) {
+		ydoc_error(d, n, "%s \"%s\" is not a whole number from 0 to %u",
+		           what, n->str, max);
+		return -1;
+	}
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int config_rate(const struct ydoc_node *n, const char *what, double *out,
+                       struct diag *d)
+{
+	char *end;
+	double v;
+
+	if (field_line_check(n, what, 16, d) < 0)
+		return -1;
+	v = strtod(n->str, &end);
+	if (end == n->str || *end != '\0' || !(v >= 0) || v > 1e6) {
+		ydoc_error(d, n, "%s \"%s\" is not a rate (a number >= 0)",
+		           what, n->str);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* A text value into *out (malloc'd); paths resolved against the file. */
+static void config_text(struct config *c, const struct ydoc_node *m,
+                        const char *key, bool path, char **out, struct diag *d)
+{
+	const struct ydoc_node *v = field_get(m, key, false, d);
+
+	if (v == NULL || field_line_check(v, key, 4096, d) < 0)
+		return;
+	free(*out);
+	*out = path ? config_relative(c->file, v->str) : field_dup(v, d);
+	if (*out == NULL)
+		ydoc_error(d, v, "out of memory");
+}
+
+/* The relay password: from a file no one else may read, or from the
+ * environment. Never in herald.yaml itself, never in a message. */
+static void config_password(struct config *c, const struct ydoc_node *m,
+                            struct diag *d)
+{
+	const struct ydoc_node *pf = field_get(m, "password_file", false, d);
+	const struct ydoc_node *pe = field_get(m, "password_env", false, d);
+	char *path = NULL, *buf = NULL;
+	size_t len = 0;
+	struct stat st;
+
+	if (pf != NULL && pe != NULL) {
+		ydoc_error(d, pe,
+		           "give password_file or password_env, not "
+		           "both");
+		return;
+	}
+	if (pe != NULL) {
+		const char *v;
+		if (field_line_check(pe, "password_env", 128, d) < 0)
+			return;
+		v = getenv(pe->str);
+		if (v == NULL || *v == '\0') {
+			ydoc_error(d, pe,
+			           "the environment variable %s named by "
+			           "password_env is not set",
+			           pe->str);
+			return;
+		}
+		c->relay.password = strdup(v);
+		return;
+	}
+	if (pf == NULL || field_line_check(pf, "password_file", 4096, d) < 0)
+		return;
+	path = config_relative(c->file, pf->str);
+	if (path == NULL) {
+		ydoc_error(d, pf, "out of memory");
+		return;
+	}
+	if (stat(path, &st) < 0) {
+		ydoc_error(d, pf, "password_file %s: %s", path,
+		           strerror(errno));
+		goto done;
+	}
+	if (st.st_mode & 077) {
+		ydoc_error(d, pf,
+		           "password_file %s is readable by others (mode "
+		           "%04o): chmod 600 %s",
+		           path, (unsigned)(st.st_mode & 07777), path);
+		goto done;
+	}
+	if (file_read(path, 4096, &buf, &len, d) < 0)
+		goto done;
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		buf[--len] = '\0';
+	if (len == 0 || memchr(buf, '\n', len) || memchr(buf, '\0', len)) {
+		ydoc_error(d, pf, "password_file %s must hold one line", path);
+		explicit_bzero(buf, len);
+		free(buf);
+		goto done;
+	}
+	c->relay.password = buf;
+done:
+	free(path);
+}
+
+static void config_relay(struct config *c, const struct ydoc_node *m,
+                         struct diag *d)
+{
+	const struct ydoc_node *v;
+
+	if (field_expect(m, YDOC_MAPPING, "relay", d) < 0)
+		return;
+	field_known_keys(m, config_relay_keys, "relay", d);
+	config_text(c, m, "url", false, &c->relay.url, d);
+	config_text(c, m, "ca_file", true, &c->relay.ca_file, d);
+	config_text(c, m, "user", false, &c->relay.user, d);
+	config_text(c, m, "helo", false, &c->relay.helo, d);
+	config_password(c, m, d);
+	if ((v = field_get(m, "allow_plain", false, d)) != NULL &&
+	    ydoc_bool(v, &c->relay.allow_plain) < 0)
+		ydoc_error(d, v, "allow_plain must be true or false");
+	if ((v = field_get(m, "max_connections", false, d)) != NULL)
+		config_count(v, "max_connections", 256,
+		             &c->relay.max_connections, d);
+	if ((v = field_get(m, "max_per_connection", false, d)) != NULL)
+		config_count(v, "max_per_connection", 100000,
+		             &c->relay.max_per_connection, d);
+	if ((v = field_get(m, "connect_timeout", false, d)) != NULL)
+		config_duration(v, "connect_timeout", &c->relay.connect_timeout,
+		                d);
+	if ((v = field_get(m, "reply_timeout", false, d)) != NULL)
+		config_duration(v, "reply_timeout", &c->relay.reply_timeout, d);
+	if ((v = field_get(m, "dot_timeout", false, d)) != NULL)
+		config_duration(v, "dot_timeout", &c->relay.dot_timeout, d);
+	if ((v = field_get(m, "rate", false, d)) != NULL)
+		config_rate(v, "rate", &c->relay.rate, d);
+}
+
+static void config_section(const struct ydoc_node *root, const char *name,
+                           const char *const *keys,
+                           const struct ydoc_node **out, struct diag *d)
+{
+	const struct ydoc_node *m = field_get(root, name, false, d);
+
+	*out = NULL;
+	if (m == NULL || field_expect(m, YDOC_MAPPING, name, d) < 0)
+		return;
+	field_known_keys(m, keys, name, d);
+	*out = m;
+}
+
+/* The defaults for everything a file may leave out. */
+static int config_fill_defaults(struct config *c)
+{
+	if (c->store == NULL &&
+	    (c->store = strdup(config_defaults.store)) == NULL)
+		return -1;
+	if (c->control == NULL &&
+	    asprintf(&c->control, "%s.sock", c->store) < 0) {
+		c->control = NULL;
+		return -1;
+	}
+	if (c->relay.url == NULL &&
+	    (c->relay.url = strdup(config_defaults.relay)) == NULL)
+		return -1;
+	if (c->lease == 0)
+		c->lease = config_defaults.lease;
+	if (c->grace == 0)
+		c->grace = config_defaults.grace;
+	if (c->batch == 0)
+		c->batch = config_defaults.batch;
+	return 0;
+}
+
 struct config *config_load(const char *path, struct diag *d)
 {
 	struct config *c = calloc(1, sizeof(*c));
@@ -95,8 +373,14 @@ struct config *config_load(const char *path, struct diag *d)
 		diag_add(d, path, 0, 0, "out of memory");
 		return NULL;
 	}
-	if (path == NULL)
+	if (path == NULL) {
+		if (config_fill_defaults(c) < 0) {
+			diag_add(d, NULL, 0, 0, "out of memory");
+			config_free(c);
+			return NULL;
+		}
 		return c;
+	}
 	if ((c->file = strdup(path)) == NULL) {
 		diag_add(d, path, 0, 0, "out of memory");
 		goto fail;
@@ -123,7 +407,47 @@ struct config *config_load(const char *path, struct diag *d)
 		else
 			config_dkim_entry(c, n, d);
 	}
+	{
+		const struct ydoc_node *m, *v;
+		config_text(c, doc->root, "store", true, &c->store, d);
+		config_text(c, doc->root, "control", true, &c->control, d);
+		if ((m = field_get(doc->root, "relay", false, d)) != NULL)
+			config_relay(c, m, d);
+		config_section(doc->root, "retry", config_retry_keys, &m, d);
+		if (m != NULL) {
+			if ((v = field_get(m, "min_backoff", false, d)))
+				config_duration(v, "min_backoff",
+				                &c->min_backoff, d);
+			if ((v = field_get(m, "max_backoff", false, d)))
+				config_duration(v, "max_backoff",
+				                &c->max_backoff, d);
+			if ((v = field_get(m, "lifetime", false, d)))
+				config_duration(v, "lifetime", &c->lifetime, d);
+			if ((v = field_get(m, "relay_min_backoff", false, d)))
+				config_duration(v, "relay_min_backoff",
+				                &c->relay_min_backoff, d);
+			if ((v = field_get(m, "relay_max_backoff", false, d)))
+				config_duration(v, "relay_max_backoff",
+				                &c->relay_max_backoff, d);
+		}
+		config_section(doc->root, "limits", config_limits_keys, &m, d);
+		if (m != NULL &&
+		    (v = field_get(m, "domain_per_minute", false, d)))
+			config_rate(v, "domain_per_minute",
+			            &c->domain_per_minute, d);
+		config_section(doc->root, "daemon", config_daemon_keys, &m, d);
+		if (m != NULL) {
+			if ((v = field_get(m, "lease", false, d)))
+				config_duration(v, "lease", &c->lease, d);
+			if ((v = field_get(m, "grace", false, d)))
+				config_duration(v, "grace", &c->grace, d);
+			if ((v = field_get(m, "batch", false, d)))
+				config_count(v, "batch", 10000, &c->batch, d);
+		}
+	}
 done:
+	if (d->errors == errors && config_fill_defaults(c) < 0)
+		diag_add(d, path, 0, 0, "out of memory");
 	if (d->errors != errors)
 		goto fail;
 	ydoc_free(doc);

@@ -49,6 +49,19 @@ bool contacts_addr_equal(const char *a, const char *b)
 	return strcasecmp(at_a, at_b) == 0;
 }
 
+char *contacts_addr_key(const char *email)
+{
+	char *k = strdup(email), *at;
+
+	if (k == NULL)
+		return NULL;
+	at = strrchr(k, '@');
+	for (char *p = at ? at : k + strlen(k); *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	return k;
+}
+
 const struct journalist *contacts_find(const struct contacts *c,
                                        const char *email)
 {

@@ -217,3 +217,53 @@ char *datefmt_datetime(time_t t, const char *locale, const char *zone,
 	return datefmt_format((UDate)t * 1000.0, "yMMMMdHHmmzzzz", locale, zone,
 	                      dg);
 }
+
+int datefmt_parse_when(const char *s, time_t now, time_t *out, const char **why)
+{
+	size_t n = strlen(s);
+
+	if (strcmp(s, "now") == 0) {
+		*out = now;
+		return 0;
+	}
+	if (s[0] == '+') {
+		char *end;
+		unsigned long v = strtoul(s + 1, &end, 10);
+		unsigned long mult = 1;
+		if (end == s + 1 || v > 3650UL * 86400)
+			goto bad;
+		if (*end == 'm')
+			mult = 60;
+		else if (*end == 'h')
+			mult = 3600;
+		else if (*end == 'd')
+			mult = 86400;
+		else if (*end != 's' && *end != '\0')
+			goto bad;
+		if (*end != '\0' && end[1] != '\0')
+			goto bad;
+		*out = now + (time_t)(v * mult);
+		return 0;
+	}
+	if (n >= 17 && s[n - 1] == 'Z' && s[10] == 'T') {
+		char local[20];
+		if (n - 1 >= sizeof(local))
+			goto bad;
+		memcpy(local, s, n - 1);
+		local[n - 1] = '\0';
+		return datefmt_parse_local(local, "UTC", out, why);
+	}
+	{
+		const char *sp = strrchr(s, ' ');
+		char local[32];
+		if (sp == NULL || (size_t)(sp - s) >= sizeof(local))
+			goto bad;
+		memcpy(local, s, (size_t)(sp - s));
+		local[sp - s] = '\0';
+		return datefmt_parse_local(local, sp + 1, out, why);
+	}
+bad:
+	*why = "write the time as +10m, YYYY-MM-DDTHH:MMZ or "
+	       "\"YYYY-MM-DD HH:MM Area/City\"";
+	return -1;
+}

@@ -28,48 +28,13 @@
 #include "herald/i18n.h"
 #include "herald/message.h"
 #include "herald/release.h"
+#include "herald/strset.h"
 #include "herald/tval.h"
+#include "herald_cli.h"
 
 #define HERALD_VERSION "0.1.0"
 
-/* Everything a command works on, loaded together so that one run reports
- * the problems of every file. */
-struct cli_inputs {
-	struct config *config;
-	struct dkim_signer **signers;
-	size_t nsigners;
-	struct release *rel;
-	struct coalition *coal;
-	struct contacts **lists;
-	size_t nlists;
-};
-
-/* One recipient, taken once across all lists (the first entry wins). */
-struct cli_recipient {
-	const struct journalist *j;
-	struct i18n_choice choice;
-};
-
-/* The command line of the commands that read a release and lists. */
-enum {
-	CLI_RECIPIENT = 1, /* --recipient EMAIL */
-	CLI_FORMAT = 2,    /* --format text|html */
-	CLI_OUT = 4,       /* --out DIR */
-};
-
-struct cli_opts {
-	const char *cmd;
-	const char *dir;
-	char **lists;
-	size_t nlists;
-	const char *coalition;
-	const char *config;
-	const char *recipient;
-	const char *format;
-	const char *out;
-};
-
-static void cli_inputs_free(struct cli_inputs *in)
+void cli_inputs_free(struct cli_inputs *in)
 {
 	for (size_t i = 0; i < in->nlists; i++)
 		contacts_free(in->lists[i]);
@@ -84,8 +49,7 @@ static void cli_inputs_free(struct cli_inputs *in)
 
 /* Load the config and its keys, the release, its coalition list and every
  * journalist list; returns 0 when all loaded. Problems are added to d. */
-static int cli_load(struct cli_inputs *in, const struct cli_opts *o,
-                    struct diag *d)
+int cli_load(struct cli_inputs *in, const struct cli_opts *o, struct diag *d)
 {
 	size_t errors = d->errors;
 
@@ -121,31 +85,42 @@ static int cli_load(struct cli_inputs *in, const struct cli_opts *o,
 
 /* The recipients of all lists, each address once; duplicates across lists
  * are warnings. Returns the count, or (size_t)-1 on out-of-memory. */
-static size_t cli_recipients(const struct cli_inputs *in,
-                             struct cli_recipient **out, struct diag *d)
+size_t cli_recipients(const struct cli_inputs *in, struct cli_recipient **out,
+                      struct diag *d)
 {
 	size_t total = 0, n = 0;
 	struct cli_recipient *v;
+	struct strset *seen = strset_new();
 
 	for (size_t i = 0; i < in->nlists; i++)
 		total += in->lists[i]->n;
 	v = calloc(total ? total : 1, sizeof(*v));
-	if (v == NULL)
-		return (size_t)-1;
+	if (v == NULL || seen == NULL)
+		goto oom;
 	for (size_t i = 0; i < in->nlists; i++) {
 		const struct contacts *l = in->lists[i];
 		for (size_t k = 0; k < l->n; k++) {
 			const struct journalist *j = &l->v[k];
-			const struct journalist *seen = NULL;
-			for (size_t p = 0; p < i && !seen; p++)
-				seen = contacts_find(in->lists[p], j->email);
-			if (seen == NULL && contacts_find(l, j->email) != j)
-				continue; /* warned about by contacts_load */
-			if (seen != NULL) {
-				diag_warn(d, j->file, j->line, j->col,
-				          "%s is also in %s (line %u); it will "
-				          "be sent one message",
-				          j->email, seen->file, seen->line);
+			char *key = contacts_addr_key(j->email);
+			int added = key ? strset_add(seen, key) : -1;
+			free(key);
+			if (added < 0)
+				goto oom;
+			if (added == 0) {
+				/* a repeat within a list was warned about by
+				 * contacts_load; across lists, say so here */
+				const struct journalist *first = NULL;
+				for (size_t p = 0; i > 0 && p < i && !first;
+				     p++)
+					first = contacts_find(in->lists[p],
+					                      j->email);
+				if (first != NULL && i > 0 &&
+				    contacts_find(l, j->email) == j)
+					diag_warn(
+					    d, j->file, j->line, j->col,
+					    "%s is also in %s (line %u); it "
+					    "will be sent one message",
+					    j->email, first->file, first->line);
 				continue;
 			}
 			v[n].j = j;
@@ -154,8 +129,13 @@ static size_t cli_recipients(const struct cli_inputs *in,
 			n++;
 		}
 	}
+	strset_free(seen);
 	*out = v;
 	return n;
+oom:
+	strset_free(seen);
+	free(v);
+	return (size_t)-1;
 }
 
 static void check_usage(FILE *f)
@@ -205,7 +185,7 @@ static void preview_usage(FILE *f)
 	      f);
 }
 
-static void cli_usage_common(FILE *f)
+void cli_usage_common(FILE *f)
 {
 	fputs("\n  --to LIST          a journalist list (YAML); repeat for "
 	      "several\n"
@@ -217,8 +197,8 @@ static void cli_usage_common(FILE *f)
 	      f);
 }
 
-static int cli_parse(int argc, char **argv, struct cli_opts *o,
-                     unsigned allowed, void (*usage)(FILE *))
+int cli_parse(int argc, char **argv, struct cli_opts *o, unsigned allowed,
+              void (*usage)(FILE *))
 {
 	static const struct option longopts[] = {
 	    {"to", required_argument, NULL, 't'},
@@ -227,6 +207,10 @@ static int cli_parse(int argc, char **argv, struct cli_opts *o,
 	    {"recipient", required_argument, NULL, 'r'},
 	    {"format", required_argument, NULL, 'f'},
 	    {"out", required_argument, NULL, 'o'},
+	    {"store", required_argument, NULL, 'S'},
+	    {"at", required_argument, NULL, 'a'},
+	    {"proof-to", required_argument, NULL, 'P'},
+	    {"relay", required_argument, NULL, 'R'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -236,13 +220,18 @@ static int cli_parse(int argc, char **argv, struct cli_opts *o,
 	memset(o, 0, sizeof(*o));
 	o->cmd = cmd;
 	o->lists = calloc((size_t)argc, sizeof(*o->lists));
-	if (o->lists == NULL)
+	o->proof_to = calloc((size_t)argc, sizeof(*o->proof_to));
+	if (o->lists == NULL || o->proof_to == NULL)
 		return EX_OSERR;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		unsigned need = ch == 'r'   ? CLI_RECIPIENT
 		                : ch == 'f' ? CLI_FORMAT
 		                : ch == 'o' ? CLI_OUT
+		                : ch == 'S' ? CLI_STORE
+		                : ch == 'a' ? CLI_AT
+		                : ch == 'P' ? CLI_PROOF
+		                : ch == 'R' ? CLI_PROOF
 		                            : 0;
 		if (need != 0 && !(allowed & need)) {
 			fprintf(stderr, "herald %s: no such option\n", cmd);
@@ -267,6 +256,18 @@ static int cli_parse(int argc, char **argv, struct cli_opts *o,
 			break;
 		case 'o':
 			o->out = optarg;
+			break;
+		case 'S':
+			o->store = optarg;
+			break;
+		case 'a':
+			o->at = optarg;
+			break;
+		case 'P':
+			o->proof_to[o->nproof++] = optarg;
+			break;
+		case 'R':
+			o->relay = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -356,6 +357,33 @@ static void cli_check_alignment(const struct cli_inputs *in, struct diag *d)
 		          from);
 }
 
+size_t cli_build_all(struct cli_inputs *in, const struct cli_recipient *rcp,
+                     size_t n, size_t *size, struct diag *d)
+{
+	struct message_opts mo = {.now = time(NULL),
+	                          .cache = message_cache_new(),
+	                          .signers = in->signers,
+	                          .nsigners = in->nsigners};
+	size_t built = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct diag local = {0};
+		size_t l = rcp[i].choice.lang, len;
+		char *msg;
+		if (message_build(in->rel, in->coal, rcp[i].j, l, &mo, &msg,
+		                  &len, &local) == 0) {
+			built++;
+			if (size != NULL && len > size[l])
+				size[l] = len;
+			free(msg);
+		}
+		diag_merge(d, &local);
+		diag_clear(&local);
+	}
+	message_cache_free(mo.cache);
+	return built;
+}
+
 static int cmd_check(int argc, char **argv)
 {
 	struct cli_opts o;
@@ -368,13 +396,10 @@ static int cmd_check(int argc, char **argv)
 
 	if (rc != 0) {
 		free(o.lists);
+		free(o.proof_to);
 		return rc < 0 ? 0 : rc;
 	}
 	if (cli_load(&in, &o, &d) == 0) {
-		struct message_opts mo = {.now = time(NULL),
-		                          .cache = message_cache_new(),
-		                          .signers = in.signers,
-		                          .nsigners = in.nsigners};
 		cli_check_alignment(&in, &d);
 		n = cli_recipients(&in, &rcp, &d);
 		nlangs = in.rel->policy.nlangs;
@@ -386,23 +411,11 @@ static int cmd_check(int argc, char **argv)
 			n = 0;
 		}
 		for (size_t i = 0; i < n; i++) {
-			struct diag local = {0};
-			size_t l = rcp[i].choice.lang, len;
-			char *msg;
-			per_lang[l]++;
+			per_lang[rcp[i].choice.lang]++;
 			if (rcp[i].choice.how != I18N_EXACT)
-				fallen[l]++;
-			if (message_build(in.rel, in.coal, rcp[i].j, l, &mo,
-			                  &msg, &len, &local) == 0) {
-				built++;
-				if (len > size[l])
-					size[l] = len;
-				free(msg);
-			}
-			diag_merge(&d, &local);
-			diag_clear(&local);
+				fallen[rcp[i].choice.lang]++;
 		}
-		message_cache_free(mo.cache);
+		built = cli_build_all(&in, rcp, n, size, &d);
 	}
 	diag_print(&d, stderr);
 	if (in.rel != NULL && in.coal != NULL) {
@@ -453,12 +466,13 @@ static int cmd_check(int argc, char **argv)
 	cli_inputs_free(&in);
 	diag_clear(&d);
 	free(o.lists);
+	free(o.proof_to);
 	return rc;
 }
 
 /* The recipient named by --recipient, or NULL after saying so. */
-static const struct cli_recipient *cli_find(const struct cli_recipient *v,
-                                            size_t n, const struct cli_opts *o)
+const struct cli_recipient *cli_find(const struct cli_recipient *v, size_t n,
+                                     const struct cli_opts *o)
 {
 	for (size_t i = 0; i < n; i++)
 		if (contacts_addr_equal(v[i].j->email, o->recipient))
@@ -484,6 +498,7 @@ static int cmd_render(int argc, char **argv)
 
 	if (rc != 0) {
 		free(o.lists);
+		free(o.proof_to);
 		return rc < 0 ? 0 : rc;
 	}
 	f = o.format && strcmp(o.format, "html") == 0 ? RELEASE_HTML
@@ -520,6 +535,7 @@ done:
 	cli_inputs_free(&in);
 	diag_clear(&d);
 	free(o.lists);
+	free(o.proof_to);
 	return rc;
 }
 
@@ -544,7 +560,7 @@ static char *cli_eml_name(const char *dir, const char *email)
 
 /* Write data to path atomically: a temporary file beside it, fsync,
  * rename. Mode 0600: messages hold the lists' personal data. */
-static int cli_write_file(const char *path, const char *data, size_t len)
+int cli_write_file(const char *path, const char *data, size_t len)
 {
 	char *tmp = NULL;
 	int fd = -1, saved;
@@ -596,6 +612,7 @@ static int cmd_preview(int argc, char **argv)
 
 	if (rc != 0) {
 		free(o.lists);
+		free(o.proof_to);
 		return rc < 0 ? 0 : rc;
 	}
 	rc = EX_DATAERR;
@@ -667,6 +684,7 @@ done:
 	cli_inputs_free(&in);
 	diag_clear(&d);
 	free(o.lists);
+	free(o.proof_to);
 	return rc;
 }
 
@@ -678,6 +696,15 @@ static const struct {
     {"check", cmd_check,
      "validate a release and lists, build every recipient's message"},
     {"render", cmd_render, "print one recipient's rendered body"},
+    {"queue", cmd_queue, "queue a release for delivery by heraldd"},
+    {"proof", cmd_proof, "send a marked proof of each language to staff"},
+    {"status", cmd_status, "releases and their deliveries by state"},
+    {"log", cmd_log, "the delivery log: one row per attempt"},
+    {"show", cmd_show, "one delivery's whole history"},
+    {"cancel", cmd_cancel, "cancel a release's remaining deliveries"},
+    {"pause", cmd_pause, "pause a release"},
+    {"resume", cmd_resume, "resume a paused release"},
+    {"retry", cmd_retry, "retry a release's failed or deferred deliveries"},
     {"preview", cmd_preview,
      "print one recipient's message, or write every message as .eml"},
 };

@@ -164,9 +164,9 @@ void i18n_text_free(struct i18n_text *t)
 	t->n = 0;
 }
 
-int i18n_text_read(struct i18n_text *t, const struct ydoc_node *n,
-                   const char *what, const struct i18n_policy *p,
-                   struct diag *d)
+static int i18n_text_parse(struct i18n_text *t, const struct ydoc_node *n,
+                           const char *what, const struct i18n_policy *p,
+                           bool shared, struct diag *d)
 {
 	size_t errors = d->errors;
 
@@ -198,10 +198,13 @@ int i18n_text_read(struct i18n_text *t, const struct ydoc_node *n,
 		long i = i18n_find(p, key->str);
 		char *sub = NULL;
 
+		if (i < 0 && shared && i18n_tag_valid(key->str))
+			continue; /* a language another release offers */
 		if (i < 0) {
 			ydoc_error(d, key,
-			           "%s: \"%s\" is not one of the release's "
-			           "languages",
+			           shared ? "%s: \"%s\" is not a language tag"
+			                  : "%s: \"%s\" is not one of the "
+			                    "release's languages",
 			           what, key->str);
 			continue;
 		}
@@ -228,4 +231,18 @@ oom:
 fail:
 	i18n_text_free(t);
 	return -1;
+}
+
+int i18n_text_read(struct i18n_text *t, const struct ydoc_node *n,
+                   const char *what, const struct i18n_policy *p,
+                   struct diag *d)
+{
+	return i18n_text_parse(t, n, what, p, false, d);
+}
+
+int i18n_text_read_shared(struct i18n_text *t, const struct ydoc_node *n,
+                          const char *what, const struct i18n_policy *p,
+                          struct diag *d)
+{
+	return i18n_text_parse(t, n, what, p, true, d);
 }

@@ -48,8 +48,8 @@ void message_cache_free(struct message_cache *c)
  * when the same text was encoded last time, else encoded now and kept.
  * Returns the encoded text (owned by the cache) or NULL. */
 static const char *message_encoded(struct message_cache *c, size_t slot,
-				   const char *text, size_t len,
-				   size_t *encoded_len)
+                                   const char *text, size_t len,
+                                   size_t *encoded_len)
 {
 	struct message_body *b;
 	char *enc, *copy;
@@ -97,18 +97,23 @@ const char *message_from_domain(const struct release *r)
 
 /* The Message-ID of a delivery: stable for the release and the address,
  * so a preview and the sent message carry the same id. */
-static char *message_default_id(const struct release *r,
-                                const struct journalist *j)
+char *message_id_for(const struct release *r, const char *email)
 {
 	char *seed = NULL;
 	char *id;
-	int n = asprintf(&seed, "%s\n%s", r->name, j->email);
+	int n = asprintf(&seed, "%s\n%s", r->name, email);
 
 	if (n < 0)
 		return NULL;
 	id = compose_message_id(seed, (size_t)n, message_from_domain(r));
 	free(seed);
 	return id;
+}
+
+static char *message_default_id(const struct release *r,
+                                const struct journalist *j)
+{
+	return message_id_for(r, j->email);
 }
 
 int message_build(struct release *r, const struct coalition *c,
@@ -139,6 +144,13 @@ int message_build(struct release *r, const struct coalition *c,
 	                      d) < 0;
 	if (bad)
 		goto done;
+	if (o->subject_prefix != NULL && subject != NULL) {
+		char *p = NULL;
+		if (asprintf(&p, "%s%s", o->subject_prefix, subject) < 0)
+			goto oom;
+		free(subject);
+		subject = p;
+	}
 	id = o->message_id ? strdup(o->message_id) : message_default_id(r, j);
 	if (id == NULL)
 		goto oom;
@@ -172,10 +184,11 @@ int message_build(struct release *r, const struct coalition *c,
 	m.attachments = att;
 	m.nattachments = r->nattachments;
 	if (o->cache != NULL) {
-		m.text_encoded = message_encoded(o->cache, 2 * lang, text,
-						 m.text_len, &m.text_encoded_len);
-		m.html_encoded = message_encoded(o->cache, 2 * lang + 1, html,
-						 m.html_len, &m.html_encoded_len);
+		m.text_encoded = message_encoded(
+		    o->cache, 2 * lang, text, m.text_len, &m.text_encoded_len);
+		m.html_encoded =
+		    message_encoded(o->cache, 2 * lang + 1, html, m.html_len,
+		                    &m.html_encoded_len);
 		if (m.text_encoded == NULL || m.html_encoded == NULL)
 			goto oom;
 	}

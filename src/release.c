@@ -267,33 +267,44 @@ static void release_dateline(struct release *r, const struct ydoc_node *n,
 			r->ndateline++;
 }
 
-static void release_embargo(struct release *r, const struct ydoc_node *n,
-                            struct diag *d)
+/* A moment given as {time: "YYYY-MM-DD HH:MM", zone: Area/City}. */
+static int release_moment(const struct ydoc_node *n, const char *what,
+                          time_t *at, char **zone_out, struct diag *d)
 {
 	const struct ydoc_node *t, *z;
 	const char *why = NULL;
 
-	if (ydoc_is_null(n) || field_expect(n, YDOC_MAPPING, "embargo", d) < 0)
-		return;
-	field_known_keys(n, release_embargo_keys, "embargo", d);
+	if (field_expect(n, YDOC_MAPPING, what, d) < 0)
+		return -1;
+	field_known_keys(n, release_embargo_keys, what, d);
 	t = field_get(n, "time", true, d);
 	z = field_get(n, "zone", true, d);
 	if (t == NULL || z == NULL || field_line_check(t, "time", 32, d) < 0 ||
 	    field_line_check(z, "zone", 64, d) < 0)
-		return;
+		return -1;
 	if (!datefmt_zone_valid(z->str)) {
 		ydoc_error(d, z,
 		           "zone \"%s\" is not a known time zone (names are "
 		           "IANA zones like Europe/Berlin)",
 		           z->str);
-		return;
+		return -1;
 	}
-	if (datefmt_parse_local(t->str, z->str, &r->embargo, &why) < 0) {
-		ydoc_error(d, t, "embargo time \"%s\": %s", t->str, why);
-		return;
+	if (datefmt_parse_local(t->str, z->str, at, &why) < 0) {
+		ydoc_error(d, t, "%s time \"%s\": %s", what, t->str, why);
+		return -1;
 	}
-	r->embargo_zone = field_dup(z, d);
-	r->has_embargo = r->embargo_zone != NULL;
+	if (zone_out != NULL && (*zone_out = field_dup(z, d)) == NULL)
+		return -1;
+	return 0;
+}
+
+static void release_embargo(struct release *r, const struct ydoc_node *n,
+                            struct diag *d)
+{
+	if (ydoc_is_null(n))
+		return;
+	if (release_moment(n, "embargo", &r->embargo, &r->embargo_zone, d) == 0)
+		r->has_embargo = true;
 }
 
 static char *release_path(const char *dir, const char *name);
@@ -332,6 +343,15 @@ static void release_attachments(struct release *r, const struct ydoc_node *n,
 		if (v == NULL || field_line_check(v, "file", 4096, d) < 0)
 			continue;
 		r->nattachments++;
+		if (v->str[0] == '/' || strcmp(v->str, "..") == 0 ||
+		    strncmp(v->str, "../", 3) == 0 ||
+		    strstr(v->str, "/../") != NULL) {
+			ydoc_error(d, v,
+			           "attachment %s must be inside the release "
+			           "directory (it is queued with it)",
+			           v->str);
+			continue;
+		}
 		if ((a->path = release_path(r->dir, v->str)) == NULL) {
 			ydoc_error(d, v, "out of memory");
 			continue;
@@ -552,6 +572,10 @@ struct release *release_load(const char *dir, struct diag *d)
 		release_dateline(r, n, d);
 	if ((n = field_get(root, "embargo", false, d)) != NULL)
 		release_embargo(r, n, d);
+	/* news goes stale: no message leaves after this */
+	if ((n = field_get(root, "stale_after", false, d)) != NULL &&
+	    !ydoc_is_null(n))
+		release_moment(n, "stale_after", &r->stale_after, NULL, d);
 	if ((n = field_get(root, "attachments", false, d)) != NULL)
 		release_attachments(r, n, d);
 	n = field_get(root, "coalition", false, d);
@@ -744,7 +768,7 @@ static int ctx_dates(struct tval *rel, struct release *r,
  * language and shared by reference with every recipient's context.
  */
 static struct tval *release_base(struct release *r, const struct coalition *c,
-				 size_t lang)
+                                 size_t lang)
 {
 	struct tval *base, *co, *sp, *rep, *dl;
 	int rc = 0;
@@ -786,9 +810,9 @@ static struct tval *release_base(struct release *r, const struct coalition *c,
 	rc |= ctx_set_str(rep, "url", c->report.url);
 	rc |= tval_set(rep, "authors", ctx_orgs(c, &c->report.authors, lang));
 	rc |= tval_set(rep, "supported_by",
-		       ctx_orgs(c, &c->report.supported_by, lang));
+	               ctx_orgs(c, &c->report.supported_by, lang));
 	rc |= tval_set(rep, "commissioned_by",
-		       ctx_orgs(c, &c->report.commissioned_by, lang));
+	               ctx_orgs(c, &c->report.commissioned_by, lang));
 
 	for (size_t i = 0; i < r->ndateline; i++) {
 		struct tval *item = tval_map();
@@ -814,8 +838,8 @@ static struct tval *release_base(struct release *r, const struct coalition *c,
 }
 
 struct tval *release_context(struct release *r, const struct coalition *c,
-			     const struct journalist *j, size_t lang,
-			     struct diag *d)
+                             const struct journalist *j, size_t lang,
+                             struct diag *d)
 {
 	const struct tval *base = release_base(r, c, lang);
 	struct tval *ctx = tval_map(), *rel = tval_map(), *rcp = tval_map();
@@ -828,10 +852,9 @@ struct tval *release_context(struct release *r, const struct coalition *c,
 		goto done;
 	}
 	rc |= ctx_set_str(ctx, "lang", r->policy.langs[lang]);
-	rc |= tval_set(ctx, "coalition",
-		       tval_ref(tval_get(base, "coalition")));
+	rc |= tval_set(ctx, "coalition", tval_ref(tval_get(base, "coalition")));
 	rc |= tval_set(ctx, "spokesperson",
-		       tval_ref(tval_get(base, "spokesperson")));
+	               tval_ref(tval_get(base, "spokesperson")));
 	rc |= tval_set(ctx, "report", tval_ref(tval_get(base, "report")));
 
 	rc |= ctx_set_str(rel, "name", r->name);
@@ -932,16 +955,16 @@ oom:
 /* The parsed partial name for the render's language and format, parsed
  * once and kept with the release. */
 static int release_parsed_partial(void *arg, const char *name,
-				  const struct tmpl **t, struct diag *d)
+                                  const struct tmpl **t, struct diag *d)
 {
 	struct release_loader_arg *a = arg;
 	struct release_partial *p;
 
 	if (!release_partial_name_ok(name)) {
 		diag_add(d, a->r->dir, 0, 0,
-			 "partial name \"%s\" may hold only letters, digits, "
-			 "- and _",
-			 name);
+		         "partial name \"%s\" may hold only letters, digits, "
+		         "- and _",
+		         name);
 		return -1;
 	}
 	p = release_partial_find(a->r, name, a->lang, a->fmt, d);
@@ -949,11 +972,11 @@ static int release_parsed_partial(void *arg, const char *name,
 		return -1;
 	if (p->path == NULL) {
 		diag_add(d, a->r->dir, 0, 0,
-			 "no partial \"%s\": looked for partials/%s.%s.%s."
-			 "mustache and partials/%s.%s.mustache",
-			 name, name, a->r->policy.langs[a->lang],
-			 release_format_ext(a->fmt), name,
-			 release_format_ext(a->fmt));
+		         "no partial \"%s\": looked for partials/%s.%s.%s."
+		         "mustache and partials/%s.%s.mustache",
+		         name, name, a->r->policy.langs[a->lang],
+		         release_format_ext(a->fmt), name,
+		         release_format_ext(a->fmt));
 		return -1;
 	}
 	if (p->t == NULL) {

@@ -1,8 +1,10 @@
 /*
- * config — herald.yaml, the operators' file: for now the DKIM signing
- * keys (domain, selector, key file); relays, the store and the bounce
- * mailbox join it as herald grows. Relative paths are taken from the
- * directory of the config file. Unknown keys are errors.
+ * config — herald.yaml, the operators' file: the store, the relay (URL,
+ * TLS, AUTH, connections, rate), the retry policy, rate limits, the
+ * daemon's lease and grace period, and the DKIM signing keys. Relative
+ * paths are taken from the directory of the config file. Durations are
+ * seconds or a number with s, m, h or d ("70m", "5d"). Unknown keys are
+ * errors.
  *
  * Which file: `--config FILE`, else $HERALD_CONFIG, else ./herald.yaml if
  * it exists; with none, herald runs with the defaults (no signing).
@@ -12,6 +14,7 @@
 #ifndef HERALD_CONFIG_H
 #define HERALD_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "herald/diag.h"
@@ -24,10 +27,35 @@ struct config_dkim {
 	unsigned line, col;
 };
 
+/* The relay heraldd sends through (heraldd --relay overrides the URL). */
+struct config_relay {
+	char *url;        /* default: maildir:herald-outbox */
+	char *ca_file;    /* NULL: the system's CA certificates */
+	char *user;       /* AUTH user, or NULL */
+	char *password;   /* read from password_file (mode 0600) or
+	                   * password_env; never logged */
+	bool allow_plain; /* smtp:// without TLS to a non-loopback host */
+	char *helo;
+	unsigned max_connections, max_per_connection;
+	unsigned connect_timeout, reply_timeout, dot_timeout;
+	double rate; /* messages per second through this relay, 0: no limit */
+};
+
 struct config {
 	char *file; /* NULL: defaults, no file */
 	struct config_dkim *dkim;
 	size_t ndkim;
+	char *store;   /* default: herald.db */
+	char *control; /* the daemon's control socket; default: STORE.sock */
+	struct config_relay relay;
+	/* retry policy, seconds (defaults in trouble.c) */
+	unsigned min_backoff, max_backoff, lifetime;
+	unsigned relay_min_backoff, relay_max_backoff;
+	double domain_per_minute; /* messages per minute per recipient
+	                           * domain, 0: no limit */
+	unsigned lease; /* seconds a claimed delivery stays with one daemon */
+	unsigned grace; /* seconds in-flight messages get after SIGTERM */
+	unsigned batch; /* deliveries claimed at once */
 };
 
 /* Load path (NULL: the defaults). */

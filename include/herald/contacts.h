@@ -45,6 +45,10 @@ void contacts_free(struct contacts *c);
  * exactly, the domain without regard to case. */
 bool contacts_addr_equal(const char *a, const char *b);
 
+/* The address as a key for sets: local part as written, domain in lower
+ * case (contacts_addr_equal's rule). Malloc'd; NULL on out of memory. */
+char *contacts_addr_key(const char *email);
+
 /* Find a journalist by address (contacts_addr_equal), or NULL. */
 const struct journalist *contacts_find(const struct contacts *c,
                                        const char *email);

@@ -33,6 +33,12 @@ char *datefmt_date(int y, int m, int d, const char *locale, struct diag *dg);
 char *datefmt_datetime(time_t t, const char *locale, const char *zone,
                        struct diag *dg);
 
+/* A moment given on a command line: "now", "+90s" / "+10m" / "+2h" /
+ * "+1d" from now, "YYYY-MM-DDTHH:MM[:SS]Z" (UTC), or
+ * "YYYY-MM-DD HH:MM[:SS] Area/City". Returns 0, or -1 with why. */
+int datefmt_parse_when(const char *s, time_t now, time_t *out,
+                       const char **why);
+
 /* Is zone an IANA time zone ICU knows? */
 bool datefmt_zone_valid(const char *zone);
 

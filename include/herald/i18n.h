@@ -86,6 +86,13 @@ int i18n_text_read(struct i18n_text *t, const struct ydoc_node *n,
                    const char *what, const struct i18n_policy *p,
                    struct diag *d);
 
+/* The same for lists that several releases share (the coalition list):
+ * texts for languages this release does not offer are allowed (they must
+ * be language tags) and skipped. */
+int i18n_text_read_shared(struct i18n_text *t, const struct ydoc_node *n,
+                          const char *what, const struct i18n_policy *p,
+                          struct diag *d);
+
 void i18n_text_free(struct i18n_text *t);
 
 #endif

@@ -27,8 +27,9 @@ void message_cache_free(struct message_cache *c);
 
 struct message_opts {
 	struct message_cache *cache; /* NULL: encode every body */
-	time_t now;             /* Date and the signatures' t= */
-	const char *message_id; /* NULL: derived from release and address */
+	time_t now;                  /* Date and the signatures' t= */
+	const char *message_id;     /* NULL: derived from release and address */
+	const char *subject_prefix; /* e.g. "[PROOF] ", or NULL */
 	struct dkim_signer *const *signers;
 	size_t nsigners;
 };
@@ -39,6 +40,11 @@ int message_build(struct release *r, const struct coalition *c,
                   const struct journalist *j, size_t lang,
                   const struct message_opts *o, char **out, size_t *len,
                   struct diag *d);
+
+/* The Message-ID a delivery of release r to address email carries when
+ * queued: derived from both, so `herald preview` shows the same one.
+ * Malloc'd. */
+char *message_id_for(const struct release *r, const char *email);
 
 /* The domain of the release's From address (for Message-IDs and the
  * DMARC alignment check). Points into r. */

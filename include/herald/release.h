@@ -66,6 +66,7 @@ struct release {
 	bool has_embargo; /* nothing leaves before embargo */
 	time_t embargo;
 	char *embargo_zone; /* the zone the embargo was given in */
+	time_t stale_after; /* 0: none; no message leaves after it */
 	struct release_attachment *attachments;
 	size_t nattachments;
 	/* per offered language: subject and body templates */

@@ -18,7 +18,10 @@ to look. Servers are context managers that stop and clean up also when the
 test fails. Set HERALD_KEEP_SERVERS=1 to keep their temporary directories
 (dumps, Postfix configuration, queue and log) for a post-mortem.
 
-Standard library only (Python 3.11, Debian 12).
+Standard library only (Python 3.11, Debian 12), except TlsSmtpServer, an
+SMTP server with STARTTLS and AUTH built on Debian's python3-aiosmtpd
+(imported when one is started), with certificates from a TestCA made by
+openssl.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import json
+import logging
 import os
 import pty
 import pwd
@@ -331,7 +335,8 @@ class SmtpSink:
     Note that smtp-sink writes the dump before it answers ".", so a message
     refused at "." (hard_reject=["."]) is still in messages().
 
-    backlog is listen()'s backlog; max_connections (-m) bounds the sessions
+    port: listen on this port instead of a free one (a server that comes
+    back where a client expects it). backlog is listen()'s backlog; max_connections (-m) bounds the sessions
     served at once (more wait in the kernel queue). extra_args go to
     smtp-sink as they are (not -d, -D, -S or -u, which this class owns).
     """
@@ -352,9 +357,12 @@ class SmtpSink:
         hostname: str = "sink.herald.test",
         extra_args: Iterable[str] = (),
         start_timeout: float = 10,
+        port: int = 0,
     ):
         self.host = LOOPBACK
         self.port = 0
+        # a fixed port: a server that comes back where a client expects it
+        self._fixed_port = int(port)
         self.directory = ""
         self._proc: subprocess.Popen | None = None
         self._start_timeout = start_timeout
@@ -412,7 +420,7 @@ class SmtpSink:
                 user = ["-u", SINK_USER]
             template = self.dump_dir.replace("%", "%%") + "/msg."
             for _attempt in range(5):
-                self.port = free_port()
+                self.port = self._fixed_port or free_port()
                 argv = [SMTP_SINK, *user, "-d", template, *self._flags,
                         f"{self.host}:{self.port}", str(self._backlog)]
                 with open(self.log_path, "ab") as log:
@@ -422,6 +430,8 @@ class SmtpSink:
                     return
                 if "in use" not in _tail(self.log_path):
                     break  # not a port taken in between: do not retry
+                if self._fixed_port:
+                    time.sleep(0.5)  # the previous server's port frees
             raise HarnessError(f"smtp-sink did not start: {' '.join(argv)}\n"
                                f"{self.log_path}:\n{_tail(self.log_path)}")
         except BaseException:
@@ -596,6 +606,11 @@ class Postfix:
     one delivery attempt only). settings adds or overrides main.cf
     parameters; main_cf() shows them all.
 
+    With maildir=True the instance delivers every recipient, of any
+    domain, into one Maildir of its own (the `virtual` delivery agent,
+    owned by the unprivileged SINK_USER) instead of relaying: read it with
+    maildir_messages(). relayhost is then only used for bounces.
+
     Postfix needs root. Starting runs "postfix -c DIR check" (which
     creates the queue directories with the right owners) and then the master
     daemon as "postfix start" would, plus -e lifetime: should the test
@@ -614,7 +629,9 @@ class Postfix:
         myhostname: str = "relay.herald.test",
         lifetime: int = 900,
         start_timeout: float = 30,
+        maildir: bool = False,
     ):
+        self.maildir = maildir
         self.relayhost = loopback_destination(relayhost)
         self.bounce_to = loopback_destination(bounce_to) if bounce_to is not None else None
         self.maximal_queue_lifetime = maximal_queue_lifetime
@@ -643,6 +660,22 @@ class Postfix:
     @property
     def data_dir(self) -> str:
         return os.path.join(self.directory, "data")
+
+    @property
+    def maildir_path(self) -> str:
+        """The Maildir every recipient's mail goes to (maildir=True)."""
+        return os.path.join(self.directory, "mailboxes", "all")
+
+    def maildir_messages(self) -> list[bytes]:
+        """The messages delivered into maildir_path so far (new/)."""
+        new = os.path.join(self.maildir_path, "new")
+        if not os.path.isdir(new):
+            return []
+        out = []
+        for name in sorted(os.listdir(new)):
+            with open(os.path.join(new, name), "rb") as f:
+                out.append(f.read())
+        return out
 
     @property
     def log_path(self) -> str:
@@ -718,6 +751,22 @@ class Postfix:
             # delay notices as) goes to bounce_to.
             # (inline: wants "key=value" without spaces around "=".)
             cf["sender_dependent_relayhost_maps"] = "inline:{ <>=%s }" % self.bounce_to
+        if self.maildir:
+            # Every domain is a virtual mailbox domain and every address
+            # maps to the one Maildir ("all/": the trailing slash asks for
+            # Maildir format), owned by the unprivileged user.
+            pw = pwd.getpwnam(SINK_USER)
+            cf.update({
+                "virtual_mailbox_domains": "regexp:" + os.path.join(
+                    self.config_dir, "all-domains.re"),
+                "virtual_mailbox_base": os.path.join(self.directory,
+                                                     "mailboxes"),
+                "virtual_mailbox_maps": "static:all/",
+                "virtual_uid_maps": f"static:{pw.pw_uid}",
+                "virtual_gid_maps": f"static:{pw.pw_gid}",
+                "virtual_minimum_uid": str(min(pw.pw_uid, 100)),
+                "virtual_transport": "virtual",
+            })
         cf.update(self.settings)
         for k, v in cf.items():
             if "\n" in k or "\n" in v or "\r" in v:
@@ -736,10 +785,19 @@ class Postfix:
                 f.write(f"{k} = {v}\n")
         with open(os.path.join(self.config_dir, "master.cf"), "w") as f:
             f.write(_MASTER_CF.format(listen=f"{self.host}:{self.port}"))
+            if self.maildir:
+                f.write("virtual   unix  -  n  n  -      -  virtual\n")
+        if self.maildir:
+            with open(os.path.join(self.config_dir, "all-domains.re"), "w") as f:
+                f.write("/./ OK\n")
+            base = os.path.join(self.directory, "mailboxes")
+            os.mkdir(base, 0o755)
+            pw = pwd.getpwnam(SINK_USER)
+            os.chown(base, pw.pw_uid, pw.pw_gid)
         # Postfix waits (up to 2 s, in every program) for a table file
         # modified within the last second to settle; these are complete.
         past = time.time() - 60
-        for name in ("main.cf", "master.cf"):
+        for name in ("main.cf", "master.cf") + (("all-domains.re",) if self.maildir else ()):
             os.utime(os.path.join(self.config_dir, name), (past, past))
 
     # life cycle
@@ -1022,3 +1080,225 @@ def spamassassin_score(message: bytes, timeout: float = 120) -> tuple[float, lis
 def _header_block(message: bytes) -> str:
     text = message.decode("utf-8", "replace").replace("\r\n", "\n")
     return text.split("\n\n", 1)[0]
+
+
+# -- TLS: a test CA, and an SMTP server with STARTTLS and AUTH ----------------
+
+OPENSSL = "/usr/bin/openssl"
+
+
+class TestCA:
+    """A certificate authority made with openssl for one test.
+
+    Lives in a temporary directory (removed on exit, kept with
+    HERALD_KEEP_SERVERS=1). cert_path is the CA certificate (PEM): what a
+    client is given to trust. issue() makes a server certificate signed by
+    this CA, for an IP address (default 127.0.0.1) and optionally a DNS
+    name, as subjectAltName. Keys are P-256; certificates are valid for two
+    days from now.
+    """
+
+    __test__ = False  # not a unittest case, whatever the name says
+
+    def __init__(self, name: str = "herald test CA"):
+        if "/" in name or "\n" in name:
+            raise ValueError(f"{name!r}: not usable as a certificate subject")
+        self.name = name
+        self.directory = ""
+        self.cert_path = ""
+        self.key_path = ""
+        self._serial = 0
+
+    def __enter__(self) -> "TestCA":
+        self.create()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+    def _openssl(self, *args: str) -> None:
+        if not os.access(OPENSSL, os.X_OK):
+            raise HarnessError(f"{OPENSSL} not found: install the Debian package openssl")
+        r = subprocess.run([OPENSSL, *args], stdin=subprocess.DEVNULL, capture_output=True,
+                           cwd=self.directory, timeout=60)
+        if r.returncode != 0:
+            raise HarnessError(f"openssl {' '.join(args)} failed:\n"
+                               + (r.stdout + r.stderr).decode("utf-8", "replace"))
+
+    def create(self) -> None:
+        self.directory = tempfile.mkdtemp(prefix="herald-ca-")
+        self.cert_path = os.path.join(self.directory, "ca.pem")
+        self.key_path = os.path.join(self.directory, "ca.key")
+        try:
+            self._openssl("req", "-x509", "-newkey", "ec", "-pkeyopt",
+                          "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", self.key_path,
+                          "-out", self.cert_path, "-days", "2", "-subj", f"/CN={self.name}",
+                          "-addext", "basicConstraints=critical,CA:TRUE",
+                          "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+        except BaseException:
+            self.remove()
+            raise
+
+    def issue(self, ip: str = LOOPBACK, dns: str | None = None) -> tuple[str, str]:
+        """A server certificate and key signed by this CA: (cert_path, key_path)."""
+        ipaddress.ip_address(ip)  # ValueError for anything else
+        if dns is not None and not re.fullmatch(r"[A-Za-z0-9.-]+", dns):
+            raise ValueError(f"{dns!r}: not a DNS name")
+        self._serial += 1
+        base = os.path.join(self.directory, f"server{self._serial}")
+        san = f"IP:{ip}" + (f",DNS:{dns}" if dns else "")
+        with open(base + ".ext", "w") as f:
+            f.write(f"subjectAltName={san}\nbasicConstraints=CA:FALSE\n"
+                    "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n")
+        self._openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                      "-nodes", "-keyout", base + ".key", "-out", base + ".csr",
+                      "-subj", f"/CN={dns or ip}")
+        self._openssl("x509", "-req", "-in", base + ".csr", "-CA", self.cert_path,
+                      "-CAkey", self.key_path, "-set_serial", str(1000 + self._serial),
+                      "-days", "2", "-extfile", base + ".ext", "-out", base + ".pem")
+        return base + ".pem", base + ".key"
+
+    def remove(self) -> None:
+        if not self.directory:
+            return
+        if _keep():
+            print(f"mailservers: kept test CA files in {self.directory}", file=sys.stderr)
+        else:
+            shutil.rmtree(self.directory, ignore_errors=True)
+        self.directory = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class TlsMessage:
+    """One message as TlsSmtpServer accepted it."""
+
+    sender: str  # envelope sender without <>
+    recipients: list[str]
+    data: bytes  # as the client sent it, dot-unstuffed, CRLF line ends
+    tls: bool  # the session was encrypted (STARTTLS or implicit TLS)
+    auth_user: str | None  # who authenticated, if anyone
+    auth_mechanism: str | None  # PLAIN, LOGIN, ...
+
+
+class TlsSmtpServer:
+    """An SMTP server with TLS and AUTH on 127.0.0.1:<free port>: the kind
+    of submission relay herald authenticates to. Debian's python3-aiosmtpd,
+    running in a thread of the test process.
+
+    tls: "starttls" offers STARTTLS and refuses MAIL before it
+    (require_starttls); "implicit" speaks TLS from the first byte (smtps);
+    "none" offers no TLS at all. cert and key: the server certificate
+    (TestCA.issue). users {user: password}: AUTH is offered, after TLS only,
+    and required before MAIL. mechanisms: the ones offered, of PLAIN and
+    LOGIN. Every accepted message is kept (messages()) and answered
+    "250 2.0.0 Ok: queued as T<n>". auth_failures() counts refused AUTH
+    attempts.
+    """
+
+    def __init__(self, *, cert: str | None = None, key: str | None = None,
+                 tls: str = "starttls", users: dict[str, str] | None = None,
+                 mechanisms: Iterable[str] = ("PLAIN", "LOGIN"),
+                 hostname: str = "relay.herald.test"):
+        if tls not in ("starttls", "implicit", "none"):
+            raise ValueError(f"tls={tls!r}: want starttls, implicit or none")
+        if tls != "none" and not (cert and key):
+            raise ValueError("TLS needs cert and key")
+        self.tls = tls
+        self.cert, self.key = cert, key
+        self.users = dict(users or {})
+        self.mechanisms = [m.upper() for m in mechanisms]
+        for m in self.mechanisms:
+            if m not in ("PLAIN", "LOGIN"):
+                raise ValueError(f"AUTH {m}: want PLAIN or LOGIN")
+        self.hostname = hostname
+        self.host = LOOPBACK
+        self.port = 0
+        self._controller = None
+        self._messages: list[TlsMessage] = []
+        self._auth_failures = 0
+        self._queue_ids = 0
+
+    def __enter__(self) -> "TlsSmtpServer":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _ssl_context(self):
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.cert, self.key)
+        return ctx
+
+    def _authenticator(self, server, session, envelope, mechanism, auth_data):
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+        ok = False
+        if isinstance(auth_data, LoginPassword):
+            user = auth_data.login.decode("utf-8", "replace")
+            password = auth_data.password.decode("utf-8", "replace")
+            ok = user in self.users and self.users[user] == password
+            if ok:
+                session.herald_auth = (user, mechanism)
+        if not ok:
+            self._auth_failures += 1
+        # handled=False: aiosmtpd answers 535 itself
+        return AuthResult(success=ok, handled=False)
+
+    def start(self) -> None:
+        try:
+            from aiosmtpd.controller import Controller
+        except ImportError as e:
+            raise HarnessError("aiosmtpd not found: install the Debian package "
+                               "python3-aiosmtpd and run Debian's /usr/bin/python3") from e
+        # aiosmtpd logs "Session.login_data is deprecated" on every AUTH,
+        # about its own use of it.
+        logging.getLogger("mail.log").setLevel(logging.ERROR)
+        outer = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):
+                user, mech = getattr(session, "herald_auth", (None, None))
+                tls = server.transport.get_extra_info("ssl_object") is not None
+                outer._queue_ids += 1
+                outer._messages.append(TlsMessage(
+                    sender=envelope.mail_from, recipients=list(envelope.rcpt_tos),
+                    data=envelope.original_content, tls=tls, auth_user=user,
+                    auth_mechanism=mech))
+                return f"250 2.0.0 Ok: queued as T{outer._queue_ids}"
+
+        kwargs = dict(hostname=self.host, server_hostname=self.hostname,
+                      auth_exclude_mechanism=[m for m in ("PLAIN", "LOGIN")
+                                              if m not in self.mechanisms])
+        if self.tls == "starttls":
+            kwargs.update(tls_context=self._ssl_context(), require_starttls=True)
+        elif self.tls == "implicit":
+            kwargs.update(ssl_context=self._ssl_context())
+        if self.users:
+            kwargs.update(authenticator=self._authenticator, auth_required=True,
+                          auth_require_tls=self.tls != "none")
+        last = None
+        for _attempt in range(5):
+            self.port = free_port()
+            controller = Controller(Handler(), port=self.port, **kwargs)
+            try:
+                controller.start()
+            except OSError as e:  # the port was taken in between
+                last = e
+                continue
+            self._controller = controller
+            # The controller's own readiness probe is not a client's message.
+            self._messages.clear()
+            return
+        raise HarnessError(f"aiosmtpd found no free port in 5 attempts: {last}")
+
+    def stop(self) -> None:
+        controller, self._controller = self._controller, None
+        if controller is not None:
+            controller.stop()
+
+    def messages(self) -> list[TlsMessage]:
+        return list(self._messages)
+
+    def auth_failures(self) -> int:
+        return self._auth_failures

@@ -1,0 +1,293 @@
+/*
+ * store — herald's durable state: releases (with a snapshot of every file
+ * they were queued from), deliveries (one per recipient), attempts (one
+ * row per try), suppressions. Every state change is one transaction;
+ * nothing is reported sent before its transaction has committed.
+ *
+ * The store is an interface (struct store_backend) with one backend per
+ * file: store_sqlite.c (WAL, synchronous=FULL, foreign keys, file mode
+ * 0600). A PostgreSQL backend is one more file.
+ *
+ * Delivery states (DESIGN.md): queued -> sending -> sent; sending ->
+ * deferred (next_at) -> ... -> expired; sending -> failed; queued/deferred
+ * -> suppressed / cancelled; sent -> bounced / complained (bounce
+ * handling). A delivery left in `sending` past its lease is due again
+ * (at-least-once; its Message-ID stays the same).
+ *
+ * Library code: 0 / -1 (or NULL) with the reason in a struct diag; a
+ * failure of the disk (ENOSPC, I/O) is reported, never hidden, and leaves
+ * the store as it was before the call (the transaction is rolled back).
+ * A handle is used by one thread at a time; several processes may open
+ * the same store (the CLI queues while the daemon claims and records).
+ *
+ * Callbacks (fn of the *_each functions, release_files, delivery_get):
+ * return 0 to go on, > 0 to stop early (the call then returns 0), < 0 to
+ * stop with a failure (the call returns -1 and adds nothing to d: fn puts
+ * its own reason where its caller will find it). Strings handed to fn are
+ * valid only during that call. fn may use the store handle.
+ *
+ * Addresses are compared as the suppression list keeps them: the local
+ * part as written, the domain in lower case.
+ */
+#ifndef HERALD_STORE_H
+#define HERALD_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "herald/diag.h"
+
+enum store_state {
+	STORE_QUEUED,
+	STORE_SENDING,
+	STORE_SENT,
+	STORE_DEFERRED,
+	STORE_FAILED,
+	STORE_BOUNCED,
+	STORE_COMPLAINED,
+	STORE_EXPIRED,
+	STORE_SUPPRESSED,
+	STORE_CANCELLED,
+};
+#define STORE_NSTATES 10
+
+/* "queued", "sending", ... and back; parse returns -1 for an unknown name */
+const char *store_state_name(enum store_state s);
+int store_state_parse(const char *name, enum store_state *out);
+
+enum store_release_state {
+	STORE_RELEASE_ACTIVE,
+	STORE_RELEASE_PAUSED,
+	STORE_RELEASE_CANCELLED,
+};
+const char *store_release_state_name(enum store_release_state s);
+int store_release_state_parse(const char *name, enum store_release_state *out);
+
+/* One file of a release's snapshot, path relative to the snapshot root. */
+struct store_file {
+	const char *path;
+	const void *data;
+	size_t len;
+};
+
+struct store_release_new {
+	const char *name;        /* release.yaml name */
+	const char *source;      /* the directory it was queued from (shown) */
+	const char *release_dir; /* snapshot path of the release directory */
+	const char *coalition;   /* snapshot path of the coalition list */
+	time_t not_before;       /* embargo or --at; 0: at once */
+	time_t stale_after;      /* 0: none (then the lifetime applies) */
+	const struct store_file *files;
+	size_t nfiles;
+};
+
+/* A recipient as queued: what the daemon needs to build its message. */
+struct store_recipient {
+	const char *email;
+	const char *name;
+	const char *language; /* the journalist's tag, e.g. de-AT */
+	const char *outlet, *beat, *region, *timezone; /* may be NULL */
+	const char *message_id;                        /* without < > */
+};
+
+/* A delivery claimed for sending, or shown to an admin. Strings point into
+ * memory of the store handle: for claim until the next claim or close, for
+ * delivery_get during the callback. */
+struct store_delivery {
+	int64_t id;
+	int64_t release_id;
+	enum store_state state;
+	struct store_recipient r;
+	unsigned attempts;
+	time_t queued_at, next_at, updated_at;
+	int last_code;           /* last SMTP reply code, 0 if none */
+	const char *last_status; /* enhanced status "5.1.1", or NULL */
+	const char *last_text;   /* last reply text, or NULL */
+};
+
+/* One try to deliver, as recorded (and the state it leads to). */
+struct store_attempt {
+	int64_t delivery_id;
+	time_t at;
+	const char *relay;    /* "smtp://127.0.0.1:2525", "maildir:/path" */
+	int code;             /* SMTP reply code, 0 if none */
+	const char *status;   /* enhanced status, or NULL */
+	const char *text;     /* reply text (all lines), or NULL */
+	const char *queue_id; /* the server's "queued as" id, or NULL */
+	unsigned duration_ms;
+	enum store_state result; /* SENT, DEFERRED, FAILED or EXPIRED */
+	time_t next_at;          /* for DEFERRED */
+	bool counts;             /* false: the relay's fault, not charged */
+};
+
+/* A release as listed by status. Names are at most 127 bytes (release_add
+ * refuses longer ones); a source longer than 511 bytes is shown as "..."
+ * and its end. */
+struct store_release_info {
+	int64_t id;
+	char name[128];
+	char source[512];
+	enum store_release_state state;
+	time_t queued_at, not_before, stale_after;
+	size_t count[STORE_NSTATES];
+	size_t total;
+};
+
+/* Filter for store_attempts_each (zero/NULL fields match all). */
+struct store_log_filter {
+	int64_t release_id;
+	const char *email;
+	bool by_state;
+	enum store_state state; /* the attempt's result */
+	time_t since;           /* attempts at or after this time */
+};
+
+/* A row of the attempt log. */
+struct store_log_row {
+	int64_t delivery_id, release_id;
+	const char *release; /* release name */
+	const char *email;
+	time_t at;
+	const char *relay;
+	unsigned attempt; /* 1-based number of this try for the delivery */
+	int code;
+	const char *status, *text, *queue_id;
+	unsigned duration_ms;
+	enum store_state result;
+};
+
+struct store;
+
+struct store_backend {
+	const char *name;
+	struct store *(*open)(const char *path, struct diag *d);
+	void (*close)(struct store *st);
+	/* Queue a release: the release, its snapshot and one delivery per
+	 * recipient in ONE transaction; all or nothing. Recipients whose
+	 * address is suppressed are stored as STORE_SUPPRESSED (counted in
+	 * *suppressed). Sets *release_id. */
+	int (*release_add)(struct store *st, const struct store_release_new *rn,
+	                   const struct store_recipient *rcpt, size_t n,
+	                   int64_t *release_id, size_t *suppressed,
+	                   struct diag *d);
+	/* Call fn for every snapshot file of the release, in the order they
+	 * were added. */
+	int (*release_files)(struct store *st, int64_t release_id,
+	                     int (*fn)(void *arg, const struct store_file *f),
+	                     void *arg, struct diag *d);
+	/* The release (info, with counts) and its snapshot paths (release_dir,
+	 * coalition) into caller buffers; a buffer may be NULL (size 0) when
+	 * not wanted, and one too small is an error. */
+	int (*release_get)(struct store *st, int64_t release_id,
+	                   struct store_release_info *info, char *release_dir,
+	                   size_t rdsize, char *coalition, size_t csize,
+	                   struct diag *d);
+	/* Releases, newest first (release_id 0: all, else that one, which
+	 * must exist). */
+	int (*releases_each)(struct store *st, int64_t release_id,
+	                     int (*fn)(void *arg,
+	                               const struct store_release_info *r),
+	                     void *arg, struct diag *d);
+	/* Find a release by id ("12") or name ("report-launch", newest);
+	 * -1 with the reason when there is none. */
+	int (*release_find)(struct store *st, const char *id_or_name,
+	                    int64_t *release_id, struct diag *d);
+	/* Pause or resume a release (CANCELLED does what cancel does). A
+	 * cancelled release stays cancelled: queue it again instead. */
+	int (*release_set_state)(struct store *st, int64_t release_id,
+	                         enum store_release_state s, struct diag *d);
+	/* Claim up to max due deliveries: state queued or deferred with
+	 * next_at <= now, or sending with its lease run out; release active
+	 * and not_before <= now. Marks them sending with lease until
+	 * now + lease, in one transaction. Returns how many (into out[], with
+	 * strings kept in st until the next claim), oldest next_at first.
+	 * The lease runs out after now + lease: a claim at that second still
+	 * does not take it again. */
+	int (*claim)(struct store *st, time_t now, unsigned lease, size_t max,
+	             struct store_delivery *out, struct diag *d);
+	/* Record attempts and the states they lead to, n at once, in ONE
+	 * transaction (grouped commits for throughput). result is SENT,
+	 * DEFERRED, FAILED or EXPIRED. Every attempt is kept as a row. The
+	 * result sets the state of a delivery that is still sending; one
+	 * that changed meanwhile (cancelled, expired, given back, taken and
+	 * recorded by another claim after a lease ran out) keeps its state,
+	 * except that SENT wins over every state but bounced and complained:
+	 * the message did go out, and the store must say so. A deferral for
+	 * an address suppressed meanwhile ends suppressed. An unknown
+	 * delivery id fails the whole batch. */
+	int (*record)(struct store *st, const struct store_attempt *a, size_t n,
+	              struct diag *d);
+	/* Give claimed deliveries back (due at next_at, no attempt counted):
+	 * shutdown, or a relay fault. They become queued again (deferred if
+	 * tried before); ids no longer sending are left alone. */
+	/* Extend the lease of deliveries still `sending` (a daemon keeps
+	 * what it has in flight: a slow relay must not make its claims due
+	 * again). */
+	int (*renew)(struct store *st, const int64_t *ids, size_t n,
+	             time_t lease_until, struct diag *d);
+	int (*unclaim)(struct store *st, const int64_t *ids, size_t n,
+	               time_t next_at, struct diag *d);
+	/* Expire queued/deferred deliveries whose lifetime (queued_at +
+	 * lifetime) or release stale_after has passed; returns how many.
+	 * lifetime 0: only stale_after. */
+	int (*expire)(struct store *st, time_t now, unsigned lifetime,
+	              struct diag *d);
+	/* Cancel (queued/deferred/sending -> cancelled) or retry (failed or
+	 * deferred -> queued, due now) a release's deliveries; *n: how many.
+	 * cancel also marks the release cancelled, in the same transaction.
+	 * retry restarts the lifetime (queued_at = now), skips suppressed
+	 * addresses and refuses a cancelled release. */
+	int (*cancel)(struct store *st, int64_t release_id, size_t *n,
+	              struct diag *d);
+	int (*retry)(struct store *st, int64_t release_id, bool failed,
+	             bool deferred, size_t *n, struct diag *d);
+	/* Attempt rows matching f, oldest first. */
+	int (*attempts_each)(struct store *st, const struct store_log_filter *f,
+	                     int (*fn)(void *arg,
+	                               const struct store_log_row *r),
+	                     void *arg, struct diag *d);
+	/* One delivery by id: fn is called once, with the release's name,
+	 * or not at all when there is no such delivery (still 0). By
+	 * release and address: delivery_find, then this. */
+	int (*delivery_get)(struct store *st, int64_t id,
+	                    int (*fn)(void *arg,
+	                              const struct store_delivery *dl,
+	                              const char *release),
+	                    void *arg, struct diag *d);
+	/* Suppression list. Adding an address keeps its first reason and
+	 * time if it is already listed, and suppresses its queued and
+	 * deferred deliveries at once. */
+	int (*suppress_add)(struct store *st, const char *email,
+	                    const char *reason, struct diag *d);
+	int (*suppressed)(struct store *st, const char *email, bool *yes,
+	                  struct diag *d);
+	/* Earliest next_at among due-able deliveries (for the daemon's
+	 * timer; counting embargoes and leases running out); 0 when nothing
+	 * is waiting. */
+	int (*next_due)(struct store *st, time_t *when, struct diag *d);
+	/* The delivery of release_id (0: the newest of any release) to
+	 * email; -1 with the reason when there is none. */
+	int (*delivery_find)(struct store *st, int64_t release_id,
+	                     const char *email, int64_t *id, struct diag *d);
+};
+
+/* The backend for a store path ("file.db" -> sqlite); NULL for a kind of
+ * store this herald was built without ("postgresql://..."). */
+const struct store_backend *store_backend_for(const char *path);
+
+/* Convenience wrappers: a store handle carries its backend. store_close
+ * accepts NULL. */
+struct store *store_open(const char *path, struct diag *d);
+const struct store_backend *store_ops(const struct store *st);
+void store_close(struct store *st);
+
+/* Every backend starts its struct store with this. */
+struct store {
+	const struct store_backend *ops;
+};
+
+extern const struct store_backend store_sqlite_backend;
+
+#endif

@@ -1,0 +1,988 @@
+/*
+ * deliver — heraldd's event loop (see deliver.h).
+ *
+ * A delivery's way through here: claimed from the store (state sending,
+ * with a lease), its message built from the release snapshot, submitted
+ * to the transport; when the relay answers, trouble_decide() says what it
+ * means, the attempt joins the pending batch, and the batch is committed
+ * in one transaction; the log lines follow the commit. A crash anywhere
+ * leaves the delivery `sending` until its lease runs out, and then it is
+ * due again with the same Message-ID: at least once, never lost.
+ *
+ * The relay's own faults (cannot connect, TLS, AUTH, 421) pause the relay
+ * with backoff and give the delivery back uncharged; see trouble.c.
+ */
+#include "herald/deliver.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "herald/coalition.h"
+#include "herald/config.h"
+#include "herald/contacts.h"
+#include "herald/dkim.h"
+#include "herald/i18n.h"
+#include "herald/message.h"
+#include "herald/release.h"
+#include "herald/sched.h"
+#include "herald/snapshot.h"
+#include "herald/store.h"
+#include "herald/transport.h"
+#include "herald/trouble.h"
+
+/*
+ * Tunables of the loop itself (operators' settings are in herald.yaml).
+ */
+enum {
+	/* attempts committed together: one fsync for many messages, and a
+	 * crash re-sends at most this many plus those in flight */
+	DELIVER_BATCH_RECORDS = 128,
+	/* the longest an attempt waits for its commit, so logs and status
+	 * stay current under light load */
+	DELIVER_FLUSH_MS = 50,
+	/* how often expiry runs (lifetime and stale-after) */
+	DELIVER_EXPIRE_EVERY = 60,
+	/* the longest the loop sleeps: the store is polled this often even
+	 * when no wake-up arrives (a missed wake-up only delays) */
+	DELIVER_POLL_MS = 1000,
+};
+
+/* A release loaded from its snapshot. */
+struct dl_release {
+	int64_t id;
+	char *dir;
+	struct release *rel;
+	struct coalition *coal;
+	struct message_cache *cache;
+	time_t stale_after;
+	char *relay_error; /* why it could not be loaded, or NULL */
+};
+
+/* A message in flight. */
+struct dl_flight {
+	int64_t id, release_id;
+	time_t queued_at, stale_after;
+	char *email;
+	char *msg;
+	size_t len;
+	unsigned attempt;
+	struct timespec started;
+	struct dl_flight *prev, *next; /* the daemon's in-flight list */
+};
+
+/* An attempt waiting for its commit, and its log line. */
+struct dl_pending {
+	struct store_attempt a;
+	char *relay, *status, *text, *queue_id;
+	char *line;
+};
+
+struct deliver {
+	const struct deliver_opts *o;
+	struct config *cfg;
+	struct store *st;
+	const struct store_backend *ops;
+	const struct transport_backend *tb;
+	struct transport *tr;
+	struct transport_config tc;
+	bool reopen; /* the relay settings changed: reopen when idle */
+	struct dkim_signer **signers;
+	size_t nsigners;
+	struct trouble_policy pol;
+	struct sched *sched;
+	char *tmproot;
+	struct dl_release *rels;
+	size_t nrels;
+	struct dl_pending *pending;
+	size_t npending;
+	struct timespec first_pending;
+	struct store_delivery *claimed;
+	unsigned relay_failures;
+	time_t relay_paused_until;
+	time_t last_expire;
+	time_t last_renew;
+	struct dl_flight *flights; /* submitted, not yet done */
+	int ctl_fd;
+	char *ctl_path;
+	FILE *log;
+	uint32_t rnd;
+};
+
+static volatile sig_atomic_t deliver_stop, deliver_reload;
+static int deliver_sigpipe[2] = {-1, -1};
+
+static void deliver_signal(int sig)
+{
+	int saved = errno;
+	char c = (char)sig;
+
+	if (sig == SIGHUP)
+		deliver_reload = 1;
+	else
+		deliver_stop = 1;
+	if (deliver_sigpipe[1] >= 0 && write(deliver_sigpipe[1], &c, 1) < 0) {
+		/* the pipe is full: a wake-up is pending anyway */
+	}
+	errno = saved;
+}
+
+static double deliver_ms_since(const struct timespec *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - t->tv_sec) * 1e3 +
+	       (double)(now.tv_nsec - t->tv_nsec) / 1e6;
+}
+
+static uint32_t deliver_random(struct deliver *dl)
+{
+	/* xorshift: jitter only, nothing secret */
+	dl->rnd ^= dl->rnd << 13;
+	dl->rnd ^= dl->rnd >> 17;
+	dl->rnd ^= dl->rnd << 5;
+	return dl->rnd;
+}
+
+static void deliver_logf(struct deliver *dl, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void deliver_logf(struct deliver *dl, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("heraldd: ", dl->log);
+	va_start(ap, fmt);
+	vfprintf(dl->log, fmt, ap);
+	va_end(ap);
+	fputc('\n', dl->log);
+	fflush(dl->log);
+}
+
+static void deliver_log_diag(struct deliver *dl, struct diag *d)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		const struct diag_entry *e = &d->v[i];
+		if (e->file != NULL && e->line > 0)
+			deliver_logf(dl, "%s:%u:%u: %s", e->file, e->line,
+			             e->col, e->msg);
+		else if (e->file != NULL)
+			deliver_logf(dl, "%s: %s", e->file, e->msg);
+		else
+			deliver_logf(dl, "%s", e->msg);
+	}
+	diag_clear(d);
+}
+
+/* ---- configuration --------------------------------------------------- */
+
+static void deliver_signers_free(struct dkim_signer **s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		dkim_signer_free(s[i]);
+	free(s);
+}
+
+/* Load the config and everything made from it; on failure nothing of the
+ * running state changes. */
+static int deliver_load_config(struct deliver *dl, struct diag *d)
+{
+	struct config *cfg = config_load(config_path(dl->o->config_path), d);
+	struct dkim_signer **signers = NULL;
+	size_t n = 0;
+	struct trouble_policy pol = trouble_default_policy;
+
+	if (cfg == NULL)
+		return -1;
+	if (cfg->ndkim > 0) {
+		signers = calloc(cfg->ndkim, sizeof(*signers));
+		if (signers == NULL)
+			goto fail;
+		for (size_t i = 0; i < cfg->ndkim; i++) {
+			const struct config_dkim *k = &cfg->dkim[i];
+			signers[n] =
+			    dkim_signer_load(k->key, k->domain, k->selector, d);
+			if (signers[n] == NULL)
+				goto fail;
+			n++;
+		}
+	}
+	if (cfg->min_backoff)
+		pol.min_backoff = cfg->min_backoff;
+	if (cfg->max_backoff)
+		pol.max_backoff = cfg->max_backoff;
+	if (cfg->lifetime)
+		pol.lifetime = cfg->lifetime;
+	if (cfg->relay_min_backoff)
+		pol.relay_min_backoff = cfg->relay_min_backoff;
+	if (cfg->relay_max_backoff)
+		pol.relay_max_backoff = cfg->relay_max_backoff;
+	deliver_signers_free(dl->signers, dl->nsigners);
+	dl->signers = signers;
+	dl->nsigners = n;
+	dl->pol = pol;
+	if (dl->cfg != NULL)
+		dl->reopen = true;
+	config_free(dl->cfg);
+	dl->cfg = cfg;
+	return 0;
+fail:
+	deliver_signers_free(signers, n);
+	config_free(cfg);
+	return -1;
+}
+
+static void deliver_done(void *arg, const struct transport_msg *m,
+                         const struct transport_reply *rep);
+
+static int deliver_open_transport(struct deliver *dl, struct diag *d)
+{
+	const struct config_relay *r = &dl->cfg->relay;
+
+	dl->tc = (struct transport_config){
+	    .url = dl->o->relay_url ? dl->o->relay_url : r->url,
+	    .allow_plain = r->allow_plain,
+	    .ca_file = r->ca_file,
+	    .user = r->user,
+	    .password = r->password,
+	    .helo = r->helo,
+	    .max_connections = r->max_connections,
+	    .max_per_connection = r->max_per_connection,
+	    .connect_timeout = r->connect_timeout,
+	    .reply_timeout = r->reply_timeout,
+	    .dot_timeout = r->dot_timeout,
+	};
+	dl->tb = transport_backend_for(dl->tc.url);
+	if (dl->tb == NULL) {
+		diag_add(d, dl->cfg->file, 0, 0,
+		         "relay \"%s\" is not smtp://, smtps:// or maildir:",
+		         dl->tc.url);
+		return -1;
+	}
+	dl->tr = dl->tb->open(&dl->tc, deliver_done, dl, d);
+	return dl->tr == NULL ? -1 : 0;
+}
+
+/* ---- releases from their snapshots ------------------------------------ */
+
+static void deliver_release_free(struct dl_release *r)
+{
+	message_cache_free(r->cache);
+	coalition_free(r->coal);
+	release_free(r->rel);
+	free(r->relay_error);
+	free(r->dir);
+}
+
+/* The release id, loaded from its snapshot on first use. A release that
+ * cannot be loaded is remembered with the reason (its deliveries wait). */
+static struct dl_release *deliver_release(struct deliver *dl, int64_t id)
+{
+	struct dl_release *r, *v;
+	struct store_release_info info;
+	char rdir[256], cpath[256];
+	char *rel_path = NULL, *coal_path = NULL;
+	struct diag d = {0};
+
+	for (size_t i = 0; i < dl->nrels; i++)
+		if (dl->rels[i].id == id)
+			return &dl->rels[i];
+	v = realloc(dl->rels, (dl->nrels + 1) * sizeof(*v));
+	if (v == NULL)
+		return NULL;
+	dl->rels = v;
+	r = &dl->rels[dl->nrels++];
+	memset(r, 0, sizeof(*r));
+	r->id = id;
+	if (asprintf(&r->dir, "%s/%lld", dl->tmproot, (long long)id) < 0) {
+		r->dir = NULL;
+		goto fail;
+	}
+	if (dl->ops->release_get(dl->st, id, &info, rdir, sizeof(rdir), cpath,
+	                         sizeof(cpath), &d) < 0 ||
+	    snapshot_extract(dl->st, id, r->dir, &d) < 0)
+		goto fail;
+	r->stale_after = info.stale_after;
+	if (asprintf(&rel_path, "%s/%s", r->dir, rdir) < 0 ||
+	    asprintf(&coal_path, "%s/%s", r->dir, cpath) < 0)
+		goto fail;
+	r->rel = release_load(rel_path, &d);
+	if (r->rel != NULL)
+		r->coal = coalition_load(coal_path, &r->rel->policy, &d);
+	r->cache = message_cache_new();
+	if (r->rel == NULL || r->coal == NULL || r->cache == NULL)
+		goto fail;
+	free(rel_path);
+	free(coal_path);
+	return r;
+fail:
+	r->relay_error = strdup(d.n ? diag_first(&d) : "out of memory");
+	deliver_logf(dl, "release=%lld cannot be loaded from its snapshot: %s",
+	             (long long)id, r->relay_error ? r->relay_error : "?");
+	deliver_log_diag(dl, &d);
+	free(rel_path);
+	free(coal_path);
+	return r;
+}
+
+/* ---- recording -------------------------------------------------------- */
+
+static const char *deliver_result_word(enum store_state s)
+{
+	return store_state_name(s);
+}
+
+static void deliver_pending_free(struct dl_pending *p)
+{
+	free(p->relay);
+	free(p->status);
+	free(p->text);
+	free(p->queue_id);
+	free(p->line);
+}
+
+/* Commit every pending attempt in one transaction, then log them. If the
+ * commit fails (disk full), nothing is logged as done: the deliveries stay
+ * `sending` and come back when their lease ends. */
+static int deliver_flush(struct deliver *dl)
+{
+	struct store_attempt *a;
+	struct diag d = {0};
+	int rc = 0;
+
+	if (dl->npending == 0)
+		return 0;
+	a = calloc(dl->npending, sizeof(*a));
+	if (a == NULL)
+		return -1;
+	for (size_t i = 0; i < dl->npending; i++)
+		a[i] = dl->pending[i].a;
+	if (dl->ops->record(dl->st, a, dl->npending, &d) < 0) {
+		deliver_logf(
+		    dl,
+		    "cannot record %zu attempts (they stay claimed and "
+		    "are tried again after their lease):",
+		    dl->npending);
+		deliver_log_diag(dl, &d);
+		rc = -1;
+	} else {
+		for (size_t i = 0; i < dl->npending; i++)
+			deliver_logf(dl, "%s", dl->pending[i].line);
+	}
+	for (size_t i = 0; i < dl->npending; i++)
+		deliver_pending_free(&dl->pending[i]);
+	free(a);
+	dl->npending = 0;
+	return rc;
+}
+
+/* Quote a reply text for a key=value log line: one line, no quotes. */
+static char *deliver_quote(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	char *q = malloc(n + 1);
+
+	if (q == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		q[i] = (s[i] == '\n' || s[i] == '\r' || s[i] == '"' ||
+		        (unsigned char)s[i] < 0x20)
+		           ? ' '
+		           : s[i];
+	q[n] = '\0';
+	return q;
+}
+
+static void deliver_add_pending(struct deliver *dl, const struct dl_flight *f,
+                                const struct transport_reply *rep,
+                                const struct trouble_decision *dec,
+                                enum store_state result, bool counts)
+{
+	struct dl_pending *p, *v;
+	char *quoted;
+	double delay = deliver_ms_since(&f->started) / 1e3;
+
+	v = realloc(dl->pending, (dl->npending + 1) * sizeof(*v));
+	if (v == NULL)
+		return; /* the lease brings the delivery back */
+	dl->pending = v;
+	p = &dl->pending[dl->npending];
+	memset(p, 0, sizeof(*p));
+	p->relay = strdup(dl->tb->describe(dl->tr));
+	p->status = rep->status[0] ? strdup(rep->status) : NULL;
+	p->text = rep->text            ? strdup(rep->text)
+	          : rep->error_text[0] ? strdup(rep->error_text)
+	                               : NULL;
+	p->queue_id = rep->queue_id[0] ? strdup(rep->queue_id) : NULL;
+	p->a = (struct store_attempt){
+	    .delivery_id = f->id,
+	    .at = time(NULL),
+	    .relay = p->relay,
+	    .code = rep->code,
+	    .status = p->status,
+	    .text = p->text,
+	    .queue_id = p->queue_id,
+	    .duration_ms = rep->duration_ms,
+	    .result = result,
+	    .next_at = dec->next_at,
+	    .counts = counts,
+	};
+	quoted = deliver_quote(p->text);
+	if (asprintf(&p->line,
+	             "release=%lld delivery=%lld to=<%s> relay=%s attempt=%u "
+	             "code=%d status=%s result=%s delay=%.3fs%s%s%s "
+	             "reason=\"%s\" reply=\"%s\"",
+	             (long long)f->release_id, (long long)f->id, f->email,
+	             p->relay ? p->relay : "?", f->attempt, rep->code,
+	             rep->status[0] ? rep->status : "-",
+	             counts ? deliver_result_word(result) : "relay-deferred",
+	             delay, p->queue_id ? " queue_id=" : "",
+	             p->queue_id ? p->queue_id : "", "", dec->reason,
+	             quoted ? quoted : "") < 0)
+		p->line = NULL;
+	free(quoted);
+	if (dl->npending == 0)
+		clock_gettime(CLOCK_MONOTONIC, &dl->first_pending);
+	dl->npending++;
+}
+
+/* ---- the transport's answers ------------------------------------------ */
+
+static void deliver_done(void *arg, const struct transport_msg *m,
+                         const struct transport_reply *rep)
+{
+	struct deliver *dl = arg;
+	struct dl_flight *f = m->user;
+	struct trouble_decision dec;
+	time_t now = time(NULL);
+	enum store_state result;
+
+	if (rep->stage == TRANSPORT_LOCAL &&
+	    strcmp(rep->error_text, "aborted") == 0) {
+		/* shutting down: give it back, uncharged, due at once */
+		struct diag d = {0};
+		if (dl->ops->unclaim(dl->st, &f->id, 1, now, &d) < 0)
+			deliver_log_diag(dl, &d);
+		goto done;
+	}
+	dec = trouble_decide(&dl->pol, rep, now, f->queued_at, f->stale_after,
+	                     dl->relay_failures, deliver_random(dl));
+	switch (dec.verdict) {
+	case TROUBLE_SENT:
+		result = STORE_SENT;
+		dl->relay_failures = 0;
+		break;
+	case TROUBLE_DEFER:
+		result = STORE_DEFERRED;
+		dl->relay_failures = 0;
+		break;
+	case TROUBLE_FAIL:
+		result = STORE_FAILED;
+		dl->relay_failures = 0;
+		break;
+	case TROUBLE_EXPIRE:
+		result = STORE_EXPIRED;
+		break;
+	case TROUBLE_RELAY:
+	default:
+		/* the relay's fault: the recipient waits for the relay,
+		 * uncharged; the relay pauses */
+		if (dl->relay_paused_until < dec.next_at) {
+			dl->relay_failures++;
+			dl->relay_paused_until = dec.next_at;
+			deliver_logf(dl,
+			             "relay=%s paused until %lld (%s; %u in a "
+			             "row)",
+			             dl->tb->describe(dl->tr),
+			             (long long)dec.next_at, dec.reason,
+			             dl->relay_failures);
+		}
+		deliver_add_pending(dl, f, rep, &dec, STORE_DEFERRED, false);
+		goto done;
+	}
+	deliver_add_pending(dl, f, rep, &dec, result, true);
+done:
+	if (f->prev != NULL)
+		f->prev->next = f->next;
+	else if (dl->flights == f)
+		dl->flights = f->next;
+	if (f->next != NULL)
+		f->next->prev = f->prev;
+	free(f->email);
+	free(f->msg);
+	free(f);
+}
+
+/* ---- claiming and sending ---------------------------------------------- */
+
+/* A delivery that could not even be built: a local, temporary fault. */
+static void deliver_local_fault(struct deliver *dl, struct dl_flight *f,
+                                const char *why)
+{
+	struct transport_reply rep = {.stage = TRANSPORT_LOCAL};
+	struct transport_msg m = {.id = f->id, .user = f};
+
+	snprintf(rep.error_text, sizeof(rep.error_text), "%s", why);
+	deliver_done(dl, &m, &rep);
+}
+
+static int deliver_claim(struct deliver *dl, size_t room, time_t now)
+{
+	struct diag d = {0};
+	int n;
+
+	if (room > dl->cfg->batch)
+		room = dl->cfg->batch;
+	n = dl->ops->claim(dl->st, now, dl->cfg->lease, room, dl->claimed, &d);
+	if (n < 0) {
+		deliver_log_diag(dl, &d);
+		return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		const struct store_delivery *sd = &dl->claimed[i];
+		struct dl_release *r = deliver_release(dl, sd->release_id);
+		struct dl_flight *f = calloc(1, sizeof(*f));
+		struct journalist j = {0};
+		struct message_opts mo = {0};
+		struct i18n_choice ch;
+		struct transport_msg m;
+
+		if (f == NULL)
+			continue; /* the lease brings it back */
+		{
+			/* rate limits: a delivery over the limit goes back,
+			 * uncharged, due when the limit allows */
+			struct timespec ts;
+			double t;
+			const char *at = strrchr(sd->r.email, '@');
+			clock_gettime(CLOCK_REALTIME, &ts);
+			t = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+			if (!sched_take(dl->sched, dl->tb->describe(dl->tr),
+			                at ? at + 1 : "", t)) {
+				double w = sched_wait(dl->sched,
+				                      dl->tb->describe(dl->tr),
+				                      at ? at + 1 : "", t);
+				time_t due = now + (time_t)(w + 0.999);
+				if (dl->ops->unclaim(dl->st, &sd->id, 1, due,
+				                     &d) < 0)
+					deliver_log_diag(dl, &d);
+				free(f);
+				continue;
+			}
+		}
+		f->id = sd->id;
+		f->release_id = sd->release_id;
+		f->queued_at = sd->queued_at;
+		f->attempt = sd->attempts + 1;
+		f->email = strdup(sd->r.email);
+		clock_gettime(CLOCK_MONOTONIC, &f->started);
+		if (r == NULL || r->relay_error != NULL) {
+			deliver_local_fault(dl, f,
+			                    r && r->relay_error
+			                        ? r->relay_error
+			                        : "the release cannot be "
+			                          "loaded");
+			continue;
+		}
+		f->stale_after = r->stale_after;
+		j.name = (char *)sd->r.name;
+		j.email = (char *)sd->r.email;
+		j.language = (char *)sd->r.language;
+		j.outlet = (char *)sd->r.outlet;
+		j.beat = (char *)sd->r.beat;
+		j.region = (char *)sd->r.region;
+		j.timezone = (char *)sd->r.timezone;
+		ch = i18n_choose(&r->rel->policy, j.language);
+		mo.now = time(NULL);
+		mo.message_id = sd->r.message_id;
+		mo.signers = dl->signers;
+		mo.nsigners = dl->nsigners;
+		mo.cache = r->cache;
+		if (message_build(r->rel, r->coal, &j, ch.lang, &mo, &f->msg,
+		                  &f->len, &d) < 0) {
+			char why[200];
+			snprintf(why, sizeof(why),
+			         "cannot build the message: %s",
+			         diag_first(&d));
+			deliver_log_diag(dl, &d);
+			deliver_local_fault(dl, f, why);
+			continue;
+		}
+		m = (struct transport_msg){
+		    .id = f->id,
+		    .sender = r->rel->from.email,
+		    .rcpt = f->email,
+		    .data = f->msg,
+		    .len = f->len,
+		    .user = f,
+		};
+		/* in the list before submit: done may come at once */
+		f->next = dl->flights;
+		if (dl->flights != NULL)
+			dl->flights->prev = f;
+		dl->flights = f;
+		if (dl->tb->submit(dl->tr, &m, &d) < 0) {
+			char why[200];
+			snprintf(why, sizeof(why), "%s", diag_first(&d));
+			deliver_log_diag(dl, &d);
+			deliver_local_fault(dl, f, why);
+		}
+	}
+	return n;
+}
+
+/* Keep the claims of what is in flight: renew their lease well before it
+ * runs out, so that a slow relay never makes them due again while this
+ * daemon is still sending them. */
+static void deliver_renew(struct deliver *dl, time_t now)
+{
+	struct diag d = {0};
+	int64_t *ids;
+	size_t n = 0;
+
+	if (now - dl->last_renew < (time_t)(dl->cfg->lease / 3) ||
+	    dl->flights == NULL)
+		return;
+	dl->last_renew = now;
+	for (struct dl_flight *f = dl->flights; f != NULL; f = f->next)
+		n++;
+	ids = calloc(n, sizeof(*ids));
+	if (ids == NULL)
+		return;
+	n = 0;
+	for (struct dl_flight *f = dl->flights; f != NULL; f = f->next)
+		ids[n++] = f->id;
+	if (dl->ops->renew(dl->st, ids, n, now + dl->cfg->lease, &d) < 0)
+		deliver_log_diag(dl, &d);
+	free(ids);
+}
+
+/* ---- the control socket ------------------------------------------------ */
+
+static int deliver_control_open(struct deliver *dl, struct diag *d)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	mode_t old;
+	int fd;
+
+	if (strlen(dl->ctl_path) >= sizeof(sa.sun_path)) {
+		diag_add(d, dl->ctl_path, 0, 0,
+		         "the control socket path is too long");
+		return -1;
+	}
+	memcpy(sa.sun_path, dl->ctl_path, strlen(dl->ctl_path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		diag_add(d, dl->ctl_path, 0, 0, "socket: %s", strerror(errno));
+		return -1;
+	}
+	unlink(dl->ctl_path); /* a socket left by a daemon that died */
+	old = umask(0177);    /* created 0600: only this user wakes us */
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(fd, 16) < 0) {
+		umask(old);
+		diag_add(d, dl->ctl_path, 0, 0, "cannot listen: %s",
+		         strerror(errno));
+		close(fd);
+		return -1;
+	}
+	umask(old);
+	dl->ctl_fd = fd;
+	return 0;
+}
+
+/* Accept waiting connections: "wake" (work may be due) and "ping". A
+ * peer of another user is refused. */
+static void deliver_control(struct deliver *dl)
+{
+	for (;;) {
+		struct ucred cred;
+		socklen_t len = sizeof(cred);
+		char buf[64];
+		ssize_t n;
+		int c = accept4(dl->ctl_fd, NULL, NULL, SOCK_CLOEXEC);
+
+		if (c < 0)
+			return;
+		if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
+		    cred.uid != getuid()) {
+			close(c);
+			continue;
+		}
+		n = recv(c, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+		if (n > 0) {
+			buf[n] = '\0';
+			if (strncmp(buf, "ping", 4) == 0 &&
+			    send(c, "pong\n", 5, MSG_NOSIGNAL) < 0) {
+				/* the client left: nothing to do */
+			}
+		}
+		close(c);
+	}
+}
+
+/* ---- the loop ----------------------------------------------------------- */
+
+static int deliver_timeout_ms(struct deliver *dl, time_t now, bool stopping)
+{
+	int ms = DELIVER_POLL_MS;
+	time_t when = 0;
+	struct diag d = {0};
+
+	if (dl->npending > 0) {
+		double left =
+		    DELIVER_FLUSH_MS - deliver_ms_since(&dl->first_pending);
+		return left < 1 ? 1 : (int)left;
+	}
+	if (stopping)
+		return 100;
+	if (dl->ops->next_due(dl->st, &when, &d) == 0 && when != 0) {
+		if (when <= now)
+			ms = dl->tb->room(dl->tr) > 0 ? 0 : ms;
+		else if ((when - now) * 1000 < ms)
+			ms = (int)(when - now) * 1000;
+	}
+	diag_clear(&d);
+	if (dl->relay_paused_until > now &&
+	    (dl->relay_paused_until - now) * 1000 < ms)
+		ms = (int)(dl->relay_paused_until - now) * 1000;
+	return ms;
+}
+
+static int deliver_loop(struct deliver *dl)
+{
+	bool stopping = false;
+	time_t grace_end = 0;
+
+	for (;;) {
+		time_t now = time(NULL);
+		int fds[2] = {deliver_sigpipe[0], dl->ctl_fd};
+		bool readable[2] = {false, false};
+		struct diag d = {0};
+		int claimed = 0;
+
+		if (deliver_stop && !stopping) {
+			stopping = true;
+			grace_end = now + dl->cfg->grace;
+			deliver_logf(dl,
+			             "stopping: %zu in flight, %u s to finish",
+			             dl->tb->in_flight(dl->tr), dl->cfg->grace);
+		}
+		if (deliver_reload) {
+			deliver_reload = 0;
+			if (deliver_load_config(dl, &d) < 0) {
+				deliver_logf(dl, "config not reloaded:");
+				deliver_log_diag(dl, &d);
+			} else {
+				deliver_logf(dl, "config reloaded");
+			}
+		}
+		if (dl->reopen && dl->tb->in_flight(dl->tr) == 0) {
+			dl->reopen = false;
+			dl->tb->close(dl->tr);
+			dl->tr = NULL;
+			if (deliver_open_transport(dl, &d) < 0) {
+				deliver_log_diag(dl, &d);
+				return EX_CONFIG;
+			}
+		}
+		deliver_renew(dl, now);
+		if (stopping) {
+			if (dl->tb->in_flight(dl->tr) == 0 || now >= grace_end)
+				break;
+		} else {
+			if (now - dl->last_expire >= DELIVER_EXPIRE_EVERY) {
+				dl->last_expire = now;
+				if (dl->ops->expire(dl->st, now,
+				                    dl->pol.lifetime, &d) < 0)
+					deliver_log_diag(dl, &d);
+			}
+			if (dl->relay_paused_until <= now &&
+			    dl->tb->room(dl->tr) > 0 &&
+			    dl->npending < DELIVER_BATCH_RECORDS) {
+				claimed = deliver_claim(
+				    dl, dl->tb->room(dl->tr), now);
+				if (claimed < 0)
+					claimed = 0;
+			}
+		}
+		if (dl->o->drain && !stopping && claimed == 0 &&
+		    dl->tb->in_flight(dl->tr) == 0) {
+			time_t when = 0;
+			deliver_flush(dl);
+			if (dl->ops->next_due(dl->st, &when, &d) < 0)
+				deliver_log_diag(dl, &d);
+			/* nothing due, or only what must wait for a paused
+			 * relay: a later run (cron, the next drain) goes on */
+			if (when == 0 || when > now ||
+			    dl->relay_paused_until > now)
+				break;
+		}
+		if (dl->tb->step(
+		        dl->tr,
+		        claimed > 0 ? 0 : deliver_timeout_ms(dl, now, stopping),
+		        fds, 2, readable, &d) < 0)
+			deliver_log_diag(dl, &d);
+		if (readable[0]) {
+			char buf[64];
+			while (read(deliver_sigpipe[0], buf, sizeof(buf)) > 0)
+				;
+		}
+		if (readable[1])
+			deliver_control(dl);
+		if (dl->npending >= DELIVER_BATCH_RECORDS ||
+		    (dl->npending > 0 &&
+		     (deliver_ms_since(&dl->first_pending) >=
+		          DELIVER_FLUSH_MS ||
+		      dl->tb->in_flight(dl->tr) == 0)))
+			deliver_flush(dl);
+	}
+	/* what is still in flight after the grace period goes back */
+	dl->tb->close(dl->tr);
+	dl->tr = NULL;
+	deliver_flush(dl);
+	return 0;
+}
+
+static int deliver_rmtree(const char *path);
+
+int deliver_run(const struct deliver_opts *o)
+{
+	struct deliver dl = {.o = o, .ctl_fd = -1, .log = o->log};
+	struct diag d = {0};
+	struct sigaction sa = {0};
+	char tmpl[] = "/tmp/heraldd-XXXXXX";
+	const char *tmpdir = getenv("TMPDIR");
+	int rc = EX_SOFTWARE;
+
+	if (dl.log == NULL)
+		dl.log = stderr;
+	dl.rnd = (uint32_t)time(NULL) ^ ((uint32_t)getpid() << 16);
+	signal(SIGPIPE, SIG_IGN);
+	if (pipe2(deliver_sigpipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+		deliver_logf(&dl, "pipe: %s", strerror(errno));
+		return EX_OSERR;
+	}
+	sa.sa_handler = deliver_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	deliver_stop = deliver_reload = 0;
+
+	if (deliver_load_config(&dl, &d) < 0) {
+		rc = EX_CONFIG;
+		goto done;
+	}
+	if (o->store_path != NULL) {
+		free(dl.cfg->store);
+		dl.cfg->store = strdup(o->store_path);
+		free(dl.cfg->control);
+		if (asprintf(&dl.cfg->control, "%s.sock", o->store_path) < 0)
+			dl.cfg->control = NULL;
+	}
+	dl.ctl_path = dl.cfg->control;
+	dl.st = store_open(dl.cfg->store, &d);
+	if (dl.st == NULL) {
+		rc = EX_CANTCREAT;
+		goto done;
+	}
+	dl.ops = store_ops(dl.st);
+	dl.claimed = calloc(dl.cfg->batch, sizeof(*dl.claimed));
+	if (dl.claimed == NULL)
+		goto done;
+	if (deliver_open_transport(&dl, &d) < 0) {
+		rc = EX_CONFIG;
+		goto done;
+	}
+	{
+		struct sched_limits lim = sched_default_limits;
+		lim.relay_per_second = dl.cfg->relay.rate;
+		lim.domain_per_minute = dl.cfg->domain_per_minute;
+		dl.sched = sched_new(&lim);
+		if (dl.sched == NULL)
+			goto done;
+	}
+	if (dl.ctl_path != NULL && deliver_control_open(&dl, &d) < 0) {
+		rc = EX_CANTCREAT;
+		goto done;
+	}
+	if (tmpdir != NULL && *tmpdir != '\0') {
+		if (asprintf(&dl.tmproot, "%s/heraldd-XXXXXX", tmpdir) < 0)
+			dl.tmproot = NULL;
+	} else {
+		dl.tmproot = strdup(tmpl);
+	}
+	if (dl.tmproot == NULL || mkdtemp(dl.tmproot) == NULL) {
+		diag_add(&d, dl.tmproot, 0, 0,
+		         "cannot create a working directory: %s",
+		         strerror(errno));
+		free(dl.tmproot);
+		dl.tmproot = NULL;
+		rc = EX_CANTCREAT;
+		goto done;
+	}
+	deliver_logf(&dl, "started: store=%s relay=%s%s", dl.cfg->store,
+	             dl.tb->describe(dl.tr), o->drain ? " (drain)" : "");
+	rc = deliver_loop(&dl);
+	deliver_logf(&dl, "stopped");
+done:
+	deliver_log_diag(&dl, &d);
+	if (dl.tr != NULL)
+		dl.tb->close(dl.tr);
+	deliver_flush(&dl);
+	for (size_t i = 0; i < dl.nrels; i++)
+		deliver_release_free(&dl.rels[i]);
+	free(dl.rels);
+	free(dl.pending);
+	free(dl.claimed);
+	if (dl.tmproot != NULL) {
+		deliver_rmtree(dl.tmproot);
+		free(dl.tmproot);
+	}
+	if (dl.ctl_fd >= 0) {
+		close(dl.ctl_fd);
+		unlink(dl.ctl_path);
+	}
+	sched_free(dl.sched);
+	if (dl.st != NULL)
+		store_close(dl.st);
+	deliver_signers_free(dl.signers, dl.nsigners);
+	config_free(dl.cfg);
+	close(deliver_sigpipe[0]);
+	close(deliver_sigpipe[1]);
+	deliver_sigpipe[0] = deliver_sigpipe[1] = -1;
+	return rc;
+}
+
+static int deliver_rm_one(const char *path, const struct stat *st, int type,
+                          struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (type == FTW_DP)
+		rmdir(path);
+	else
+		unlink(path);
+	return 0;
+}
+
+/* Remove the daemon's working directory (release snapshots). */
+static int deliver_rmtree(const char *path)
+{
+	return nftw(path, deliver_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}

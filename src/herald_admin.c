@@ -1,0 +1,706 @@
+/*
+ * herald status, log, show, cancel, pause, resume, retry — what admins use
+ * to watch and steer deliveries. Everything is read from the store; the
+ * daemon need not be running.
+ *
+ * Output formats: tables fit the terminal (long texts are cut with "…");
+ * `log --format json` writes JSON Lines (one object per attempt, keys as
+ * in the table's header, lower case), `--format csv` RFC 4180 CSV with a
+ * header row. Times are UTC, ISO 8601.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "herald/config.h"
+#include "herald/datefmt.h"
+#include "herald/store.h"
+#include "herald_cli.h"
+
+struct admin_opts {
+	const char *cmd;
+	const char *config;
+	const char *store;
+	const char *release;
+	const char *state;
+	const char *recipient;
+	const char *since;
+	const char *format;
+	const char *arg; /* the positional argument */
+	bool watch, failed, deferred;
+};
+
+static void admin_usage(FILE *f, const char *cmd)
+{
+	if (strcmp(cmd, "status") == 0)
+		fputs("usage: herald status [RELEASE] [--watch] [--store PATH] "
+		      "[--config FILE]\n\n"
+		      "Releases with their deliveries counted by state. "
+		      "--watch follows a release\n"
+		      "until nothing is left to send (on a terminal: a "
+		      "progress bar with rate and ETA).\n",
+		      f);
+	else if (strcmp(cmd, "log") == 0)
+		fputs("usage: herald log [--release R] [--state S] "
+		      "[--recipient EMAIL] [--since TIME]\n"
+		      "                  [--format table|json|csv] [--store "
+		      "PATH] [--config FILE]\n\n"
+		      "The delivery log, one row per attempt, oldest first. "
+		      "S: sent, deferred,\n"
+		      "failed, expired. TIME as for queue --at (e.g. "
+		      "2026-11-27T00:00Z) or -1h, -2d.\n"
+		      "json: one object per line with keys time, release, "
+		      "release_id, delivery,\n"
+		      "recipient, attempt, relay, code, status, result, "
+		      "duration_ms, queue_id, reply.\n"
+		      "csv: the same columns, with a header row.\n",
+		      f);
+	else if (strcmp(cmd, "show") == 0)
+		fputs("usage: herald show DELIVERY [--store PATH] [--config "
+		      "FILE]\n\n"
+		      "One delivery (its number, from status or log) with its "
+		      "whole history.\n",
+		      f);
+	else if (strcmp(cmd, "retry") == 0)
+		fputs(
+		    "usage: herald retry RELEASE --failed|--deferred [--store "
+		    "PATH]\n\n"
+		    "Make the release's failed (or deferred) deliveries due "
+		    "again now.\n",
+		    f);
+	else
+		fprintf(f,
+		        "usage: herald %s RELEASE [--store PATH] [--config "
+		        "FILE]\n\n"
+		        "RELEASE is a release number or name (the newest of "
+		        "that name).\n",
+		        cmd);
+}
+
+static int admin_parse(int argc, char **argv, struct admin_opts *o)
+{
+	static const struct option longopts[] = {
+	    {"config", required_argument, NULL, 'C'},
+	    {"store", required_argument, NULL, 'S'},
+	    {"release", required_argument, NULL, 'r'},
+	    {"state", required_argument, NULL, 's'},
+	    {"recipient", required_argument, NULL, 'e'},
+	    {"since", required_argument, NULL, 't'},
+	    {"format", required_argument, NULL, 'f'},
+	    {"watch", no_argument, NULL, 'w'},
+	    {"failed", no_argument, NULL, 'F'},
+	    {"deferred", no_argument, NULL, 'D'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	int ch;
+
+	memset(o, 0, sizeof(*o));
+	o->cmd = argv[0];
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'C':
+			o->config = optarg;
+			break;
+		case 'S':
+			o->store = optarg;
+			break;
+		case 'r':
+			o->release = optarg;
+			break;
+		case 's':
+			o->state = optarg;
+			break;
+		case 'e':
+			o->recipient = optarg;
+			break;
+		case 't':
+			o->since = optarg;
+			break;
+		case 'f':
+			o->format = optarg;
+			break;
+		case 'w':
+			o->watch = true;
+			break;
+		case 'F':
+			o->failed = true;
+			break;
+		case 'D':
+			o->deferred = true;
+			break;
+		case 'h':
+			admin_usage(stdout, o->cmd);
+			return -1;
+		default:
+			admin_usage(stderr, o->cmd);
+			return EX_USAGE;
+		}
+	}
+	if (optind < argc)
+		o->arg = argv[optind++];
+	if (optind < argc) {
+		admin_usage(stderr, o->cmd);
+		return EX_USAGE;
+	}
+	return 0;
+}
+
+/* Open the store named by --store or the config. */
+static struct store *admin_store(const struct admin_opts *o, struct diag *d)
+{
+	struct config *cfg = NULL;
+	struct store *st;
+
+	if (o->store == NULL) {
+		cfg = config_load(config_path(o->config), d);
+		if (cfg == NULL)
+			return NULL;
+	}
+	st = store_open(o->store ? o->store : cfg->store, d);
+	config_free(cfg);
+	return st;
+}
+
+static int admin_release(struct store *st, const char *arg, int64_t *id,
+                         struct diag *d)
+{
+	return store_ops(st)->release_find(st, arg, id, d);
+}
+
+static unsigned admin_width(void)
+{
+	struct winsize ws;
+	const char *cols = getenv("COLUMNS");
+
+	if (isatty(STDOUT_FILENO) &&
+	    ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+		return ws.ws_col;
+	if (cols != NULL && atoi(cols) > 20)
+		return (unsigned)atoi(cols);
+	return 120;
+}
+
+static void admin_time(time_t t, char *buf, size_t size)
+{
+	struct tm tm;
+
+	if (t == 0) {
+		snprintf(buf, size, "-");
+		return;
+	}
+	gmtime_r(&t, &tm);
+	strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* ---- status ------------------------------------------------------------- */
+
+static size_t admin_pending(const struct store_release_info *r)
+{
+	return r->count[STORE_QUEUED] + r->count[STORE_SENDING] +
+	       r->count[STORE_DEFERRED];
+}
+
+static int admin_status_row(void *arg, const struct store_release_info *r)
+{
+	unsigned width = *(unsigned *)arg;
+	char queued[32];
+
+	admin_time(r->queued_at, queued, sizeof(queued));
+	printf("%-5lld %-24.24s %-9s %-20s %6zu %6zu %7zu %7zu %6zu",
+	       (long long)r->id, r->name, store_release_state_name(r->state),
+	       queued, r->total, r->count[STORE_SENT], admin_pending(r),
+	       r->count[STORE_DEFERRED], r->count[STORE_FAILED]);
+	if (width >= 130)
+		printf(" %7zu %10zu %9zu %7zu", r->count[STORE_BOUNCED],
+		       r->count[STORE_SUPPRESSED], r->count[STORE_CANCELLED],
+		       r->count[STORE_EXPIRED]);
+	printf("\n");
+	return 0;
+}
+
+struct admin_watch {
+	size_t sent0, done, total, pending;
+	time_t t0;
+	struct store_release_info last;
+};
+
+static int admin_watch_row(void *arg, const struct store_release_info *r)
+{
+	struct admin_watch *w = arg;
+
+	w->last = *r;
+	w->total = r->total;
+	w->pending = admin_pending(r);
+	w->done = r->total - w->pending;
+	return 0;
+}
+
+static volatile sig_atomic_t admin_interrupted;
+
+static void admin_sigint(int sig)
+{
+	(void)sig;
+	admin_interrupted = 1;
+}
+
+/* Follow one release until nothing is left to send. */
+static int admin_watch(struct store *st, int64_t id, struct diag *d)
+{
+	struct admin_watch w = {0};
+	bool tty = isatty(STDOUT_FILENO);
+	struct sigaction sa = {.sa_handler = admin_sigint};
+
+	sigaction(SIGINT, &sa, NULL);
+	if (store_ops(st)->releases_each(st, id, admin_watch_row, &w, d) < 0)
+		return EX_TEMPFAIL;
+	w.sent0 = w.done;
+	w.t0 = time(NULL);
+	while (!admin_interrupted) {
+		double elapsed = difftime(time(NULL), w.t0);
+		double rate =
+		    elapsed > 0 ? (double)(w.done - w.sent0) / elapsed : 0;
+		unsigned width = admin_width(), bar;
+		double frac = w.total ? (double)w.done / (double)w.total : 1;
+		char eta[32] = "-";
+
+		if (rate > 0 && w.pending > 0) {
+			long s = (long)((double)w.pending / rate);
+			snprintf(eta, sizeof(eta), "%ld:%02ld:%02ld", s / 3600,
+			         s / 60 % 60, s % 60);
+		}
+		if (tty) {
+			bar = width > 70 ? width - 60 : 10;
+			printf("\r[");
+			for (unsigned i = 0; i < bar; i++)
+				putchar(i < (unsigned)(frac * bar) ? '#' : '.');
+			printf(
+			    "] %3.0f%% %zu/%zu sent %zu failed %.1f/s ETA %s ",
+			    frac * 100, w.last.count[STORE_SENT], w.total,
+			    w.last.count[STORE_FAILED], rate, eta);
+		} else {
+			printf("release=%lld total=%zu sent=%zu pending=%zu "
+			       "deferred=%zu failed=%zu rate=%.1f/s eta=%s\n",
+			       (long long)id, w.total, w.last.count[STORE_SENT],
+			       w.pending, w.last.count[STORE_DEFERRED],
+			       w.last.count[STORE_FAILED], rate, eta);
+		}
+		fflush(stdout);
+		if (w.pending == 0)
+			break;
+		sleep(1);
+		if (store_ops(st)->releases_each(st, id, admin_watch_row, &w,
+		                                 d) < 0)
+			return EX_TEMPFAIL;
+	}
+	if (tty)
+		printf("\n");
+	return 0;
+}
+
+int cmd_status(int argc, char **argv)
+{
+	struct admin_opts o;
+	struct diag d = {0};
+	struct store *st = NULL;
+	int64_t id = 0;
+	unsigned width = admin_width();
+	int rc = admin_parse(argc, argv, &o);
+
+	if (rc != 0)
+		return rc < 0 ? 0 : rc;
+	rc = EX_TEMPFAIL;
+	st = admin_store(&o, &d);
+	if (st == NULL)
+		goto done;
+	if (o.arg != NULL && admin_release(st, o.arg, &id, &d) < 0) {
+		rc = EX_DATAERR;
+		goto done;
+	}
+	if (o.watch) {
+		if (id == 0) {
+			fprintf(stderr, "herald status: --watch needs a "
+			                "RELEASE\n");
+			rc = EX_USAGE;
+			goto done;
+		}
+		rc = admin_watch(st, id, &d);
+		goto done;
+	}
+	printf("%-5s %-24s %-9s %-20s %6s %6s %7s %7s %6s", "ID", "RELEASE",
+	       "STATE", "QUEUED", "TOTAL", "SENT", "PENDING", "DEFERRED",
+	       "FAILED");
+	if (width >= 130)
+		printf(" %7s %10s %9s %7s", "BOUNCED", "SUPPRESSED",
+		       "CANCELLED", "EXPIRED");
+	printf("\n");
+	if (store_ops(st)->releases_each(st, id, admin_status_row, &width, &d) <
+	    0)
+		goto done;
+	rc = 0;
+done:
+	diag_print(&d, stderr);
+	diag_clear(&d);
+	if (st != NULL)
+		store_close(st);
+	return rc;
+}
+
+/* ---- log ------------------------------------------------------------------
+ */
+
+enum admin_format { ADMIN_TABLE, ADMIN_JSON, ADMIN_CSV };
+
+struct admin_log {
+	enum admin_format fmt;
+	unsigned width;
+	size_t rows;
+};
+
+static void admin_json_str(const char *s)
+{
+	putchar('"');
+	for (; s && *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c == '\n')
+			fputs("\\n", stdout);
+		else if (c == '\r')
+			fputs("\\r", stdout);
+		else if (c == '\t')
+			fputs("\\t", stdout);
+		else if (c < 0x20)
+			printf("\\u%04x", c);
+		else
+			putchar(c);
+	}
+	putchar('"');
+}
+
+static void admin_csv_str(const char *s)
+{
+	putchar('"');
+	for (; s && *s; s++) {
+		if (*s == '"')
+			putchar('"');
+		putchar(*s);
+	}
+	putchar('"');
+}
+
+static int admin_log_row(void *arg, const struct store_log_row *r)
+{
+	struct admin_log *l = arg;
+	char at[32];
+
+	admin_time(r->at, at, sizeof(at));
+	l->rows++;
+	if (l->fmt == ADMIN_JSON) {
+		printf("{\"time\":\"%s\",\"release\":", at);
+		admin_json_str(r->release);
+		printf(",\"release_id\":%lld,\"delivery\":%lld,\"recipient\":",
+		       (long long)r->release_id, (long long)r->delivery_id);
+		admin_json_str(r->email);
+		printf(",\"attempt\":%u,\"relay\":", r->attempt);
+		admin_json_str(r->relay);
+		printf(",\"code\":%d,\"status\":", r->code);
+		admin_json_str(r->status ? r->status : "");
+		printf(",\"result\":\"%s\",\"duration_ms\":%u,\"queue_id\":",
+		       store_state_name(r->result), r->duration_ms);
+		admin_json_str(r->queue_id ? r->queue_id : "");
+		printf(",\"reply\":");
+		admin_json_str(r->text ? r->text : "");
+		printf("}\n");
+	} else if (l->fmt == ADMIN_CSV) {
+		printf("%s,", at);
+		admin_csv_str(r->release);
+		printf(",%lld,%lld,", (long long)r->release_id,
+		       (long long)r->delivery_id);
+		admin_csv_str(r->email);
+		printf(",%u,", r->attempt);
+		admin_csv_str(r->relay);
+		printf(",%d,%s,%s,%u,", r->code, r->status ? r->status : "",
+		       store_state_name(r->result), r->duration_ms);
+		admin_csv_str(r->queue_id ? r->queue_id : "");
+		putchar(',');
+		admin_csv_str(r->text ? r->text : "");
+		printf("\r\n");
+	} else {
+		int room = (int)l->width - 112;
+		char reply[512];
+		size_t k = 0;
+		for (const char *p = r->text ? r->text : "";
+		     *p && k + 1 < sizeof(reply); p++)
+			reply[k++] = *p == '\n' ? ' ' : *p;
+		reply[k] = '\0';
+		if (room < 10)
+			room = 10;
+		if ((int)k > room && room >= 3) {
+			memcpy(reply + room - 3, "...", 4);
+		}
+		printf("%-20s %5lld %7lld %-30.30s %3u %4d %-6s %-9s %6u %s\n",
+		       at, (long long)r->release_id, (long long)r->delivery_id,
+		       r->email, r->attempt, r->code,
+		       r->status ? r->status : "-", store_state_name(r->result),
+		       r->duration_ms, reply);
+	}
+	return 0;
+}
+
+int cmd_log(int argc, char **argv)
+{
+	struct admin_opts o;
+	struct diag d = {0};
+	struct store *st = NULL;
+	struct store_log_filter f = {0};
+	struct admin_log l = {.width = admin_width()};
+	int rc = admin_parse(argc, argv, &o);
+
+	if (rc != 0)
+		return rc < 0 ? 0 : rc;
+	rc = EX_USAGE;
+	if (o.format == NULL || strcmp(o.format, "table") == 0)
+		l.fmt = ADMIN_TABLE;
+	else if (strcmp(o.format, "json") == 0)
+		l.fmt = ADMIN_JSON;
+	else if (strcmp(o.format, "csv") == 0)
+		l.fmt = ADMIN_CSV;
+	else {
+		fprintf(stderr, "herald log: --format is table, json or csv\n");
+		goto done;
+	}
+	if (o.state != NULL) {
+		if (store_state_parse(o.state, &f.state) < 0) {
+			fprintf(stderr, "herald log: unknown state \"%s\"\n",
+			        o.state);
+			goto done;
+		}
+		f.by_state = true;
+	}
+	if (o.since != NULL) {
+		const char *why = NULL;
+		time_t now = time(NULL);
+		if (o.since[0] == '-') {
+			char plus[32];
+			snprintf(plus, sizeof(plus), "+%s", o.since + 1);
+			if (datefmt_parse_when(plus, now, &f.since, &why) < 0)
+				goto bad_since;
+			f.since = now - (f.since - now);
+		} else if (datefmt_parse_when(o.since, now, &f.since, &why) <
+		           0) {
+		bad_since:
+			fprintf(stderr, "herald log: --since %s: %s\n", o.since,
+			        why ? why : "not a time");
+			goto done;
+		}
+	}
+	f.email = o.recipient;
+	rc = EX_TEMPFAIL;
+	st = admin_store(&o, &d);
+	if (st == NULL)
+		goto done;
+	if (o.release != NULL &&
+	    admin_release(st, o.release, &f.release_id, &d) < 0) {
+		rc = EX_DATAERR;
+		goto done;
+	}
+	if (l.fmt == ADMIN_CSV)
+		printf("time,release,release_id,delivery,recipient,attempt,"
+		       "relay,code,status,result,duration_ms,queue_id,"
+		       "reply\r\n");
+	else if (l.fmt == ADMIN_TABLE)
+		printf("%-20s %5s %7s %-30s %3s %4s %-6s %-9s %6s %s\n", "TIME",
+		       "REL", "DELIV", "RECIPIENT", "TRY", "CODE", "STATUS",
+		       "RESULT", "MS", "REPLY");
+	if (store_ops(st)->attempts_each(st, &f, admin_log_row, &l, &d) < 0)
+		goto done;
+	rc = 0;
+done:
+	diag_print(&d, stderr);
+	diag_clear(&d);
+	if (st != NULL)
+		store_close(st);
+	return rc;
+}
+
+/* ---- show ------------------------------------------------------------------
+ */
+
+struct admin_show {
+	int64_t release_id;
+	char *email;
+	bool found;
+};
+
+static int admin_show_delivery(void *arg, const struct store_delivery *dl,
+                               const char *release)
+{
+	struct admin_show *s = arg;
+	char q[32], n[32], u[32];
+
+	s->found = true;
+	s->release_id = dl->release_id;
+	s->email = strdup(dl->r.email);
+	admin_time(dl->queued_at, q, sizeof(q));
+	admin_time(dl->next_at, n, sizeof(n));
+	admin_time(dl->updated_at, u, sizeof(u));
+	printf("delivery:   %lld\n", (long long)dl->id);
+	printf("release:    %lld (%s)\n", (long long)dl->release_id, release);
+	printf("recipient:  %s <%s>\n", dl->r.name ? dl->r.name : "",
+	       dl->r.email);
+	printf("language:   %s\n", dl->r.language ? dl->r.language : "-");
+	printf("message-id: <%s>\n", dl->r.message_id);
+	printf("state:      %s\n", store_state_name(dl->state));
+	printf("attempts:   %u\n", dl->attempts);
+	printf("queued:     %s\n", q);
+	printf("next:       %s\n",
+	       dl->state == STORE_DEFERRED || dl->state == STORE_QUEUED ? n
+	                                                                : "-");
+	printf("updated:    %s\n", u);
+	if (dl->last_code != 0 || dl->last_text != NULL)
+		printf("last reply: %d %s %s\n", dl->last_code,
+		       dl->last_status ? dl->last_status : "",
+		       dl->last_text ? dl->last_text : "");
+	return 0;
+}
+
+int cmd_show(int argc, char **argv)
+{
+	struct admin_opts o;
+	struct diag d = {0};
+	struct store *st = NULL;
+	struct admin_show s = {0};
+	struct admin_log l = {.fmt = ADMIN_TABLE, .width = admin_width()};
+	char *end;
+	long long id;
+	int rc = admin_parse(argc, argv, &o);
+
+	if (rc != 0)
+		return rc < 0 ? 0 : rc;
+	if (o.arg == NULL || (id = strtoll(o.arg, &end, 10)) <= 0 || *end) {
+		admin_usage(stderr, "show");
+		return EX_USAGE;
+	}
+	rc = EX_TEMPFAIL;
+	st = admin_store(&o, &d);
+	if (st == NULL)
+		goto done;
+	if (store_ops(st)->delivery_get(st, id, admin_show_delivery, &s, &d) <
+	    0)
+		goto done;
+	if (!s.found) {
+		fprintf(stderr, "herald show: no delivery %lld\n", id);
+		rc = EX_DATAERR;
+		goto done;
+	}
+	printf("\nhistory:\n");
+	{
+		struct store_log_filter f = {.release_id = s.release_id,
+		                             .email = s.email};
+		printf("%-20s %5s %7s %-30s %3s %4s %-6s %-9s %6s %s\n", "TIME",
+		       "REL", "DELIV", "RECIPIENT", "TRY", "CODE", "STATUS",
+		       "RESULT", "MS", "REPLY");
+		if (store_ops(st)->attempts_each(st, &f, admin_log_row, &l,
+		                                 &d) < 0)
+			goto done;
+		if (l.rows == 0)
+			printf("(no attempts yet)\n");
+	}
+	rc = 0;
+done:
+	free(s.email);
+	diag_print(&d, stderr);
+	diag_clear(&d);
+	if (st != NULL)
+		store_close(st);
+	return rc;
+}
+
+/* ---- cancel, pause, resume, retry --------------------------------------- */
+
+static int admin_release_cmd(int argc, char **argv, int what)
+{
+	struct admin_opts o;
+	struct diag d = {0};
+	struct store *st = NULL;
+	int64_t id;
+	size_t n = 0;
+	int rc = admin_parse(argc, argv, &o);
+
+	if (rc != 0)
+		return rc < 0 ? 0 : rc;
+	if (o.arg == NULL || (what == 3 && o.failed == o.deferred)) {
+		admin_usage(stderr, o.cmd);
+		return EX_USAGE;
+	}
+	rc = EX_TEMPFAIL;
+	st = admin_store(&o, &d);
+	if (st == NULL)
+		goto done;
+	if (admin_release(st, o.arg, &id, &d) < 0) {
+		rc = EX_DATAERR;
+		goto done;
+	}
+	switch (what) {
+	case 0:
+		if (store_ops(st)->cancel(st, id, &n, &d) < 0)
+			goto done;
+		printf("release %lld cancelled: %zu deliveries will not be "
+		       "sent\n",
+		       (long long)id, n);
+		break;
+	case 1:
+	case 2:
+		if (store_ops(st)->release_set_state(
+		        st, id,
+		        what == 1 ? STORE_RELEASE_PAUSED : STORE_RELEASE_ACTIVE,
+		        &d) < 0)
+			goto done;
+		printf("release %lld %s\n", (long long)id,
+		       what == 1 ? "paused" : "resumed");
+		break;
+	case 3:
+		if (store_ops(st)->retry(st, id, o.failed, o.deferred, &n, &d) <
+		    0)
+			goto done;
+		printf("release %lld: %zu deliveries due again now\n",
+		       (long long)id, n);
+		break;
+	}
+	rc = 0;
+done:
+	diag_print(&d, stderr);
+	diag_clear(&d);
+	if (st != NULL)
+		store_close(st);
+	return rc;
+}
+
+int cmd_cancel(int argc, char **argv)
+{
+	return admin_release_cmd(argc, argv, 0);
+}
+
+int cmd_pause(int argc, char **argv)
+{
+	return admin_release_cmd(argc, argv, 1);
+}
+
+int cmd_resume(int argc, char **argv)
+{
+	return admin_release_cmd(argc, argv, 2);
+}
+
+int cmd_retry(int argc, char **argv)
+{
+	return admin_release_cmd(argc, argv, 3);
+}

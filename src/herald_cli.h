@@ -1,0 +1,93 @@
+/*
+ * herald_cli — what the herald command's files share: loading a release
+ * with its lists and config, the recipients taken once across lists, and
+ * the command line of the commands that work on a release. Private to the
+ * herald binary (not part of the library).
+ */
+#ifndef HERALD_CLI_H
+#define HERALD_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "herald/coalition.h"
+#include "herald/config.h"
+#include "herald/contacts.h"
+#include "herald/diag.h"
+#include "herald/dkim.h"
+#include "herald/i18n.h"
+#include "herald/release.h"
+
+/* Everything a command works on, loaded together so that one run reports
+ * the problems of every file. */
+struct cli_inputs {
+	struct config *config;
+	struct dkim_signer **signers;
+	size_t nsigners;
+	struct release *rel;
+	struct coalition *coal;
+	struct contacts **lists;
+	size_t nlists;
+};
+
+/* One recipient, taken once across all lists (the first entry wins). */
+struct cli_recipient {
+	const struct journalist *j;
+	struct i18n_choice choice;
+};
+
+/* The command line of the commands that read a release and lists. */
+enum {
+	CLI_RECIPIENT = 1, /* --recipient EMAIL */
+	CLI_FORMAT = 2,    /* --format text|html */
+	CLI_OUT = 4,       /* --out DIR */
+	CLI_AT = 8,        /* --at TIME (queue) */
+	CLI_PROOF = 16,    /* --proof-to EMAIL, --relay URL (proof) */
+	CLI_STORE = 32,    /* --store PATH */
+};
+
+struct cli_opts {
+	const char *cmd;
+	const char *dir;
+	char **lists;
+	size_t nlists;
+	const char *coalition;
+	const char *config;
+	const char *recipient;
+	const char *format;
+	const char *out;
+	const char *store;
+	const char *at;
+	const char *relay;
+	char **proof_to;
+	size_t nproof;
+};
+
+void cli_inputs_free(struct cli_inputs *in);
+int cli_load(struct cli_inputs *in, const struct cli_opts *o, struct diag *d);
+size_t cli_recipients(const struct cli_inputs *in, struct cli_recipient **out,
+                      struct diag *d);
+void cli_usage_common(FILE *f);
+int cli_parse(int argc, char **argv, struct cli_opts *o, unsigned allowed,
+              void (*usage)(FILE *));
+const struct cli_recipient *cli_find(const struct cli_recipient *v, size_t n,
+                                     const struct cli_opts *o);
+int cli_write_file(const char *path, const char *data, size_t len);
+/* Build every recipient's message (what check and queue do); problems to
+ * d, the largest message per language into size[] when not NULL. Returns
+ * how many were built. */
+size_t cli_build_all(struct cli_inputs *in, const struct cli_recipient *rcp,
+                     size_t n, size_t *size, struct diag *d);
+
+int cmd_queue(int argc, char **argv);
+int cmd_proof(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_log(int argc, char **argv);
+int cmd_show(int argc, char **argv);
+int cmd_cancel(int argc, char **argv);
+int cmd_pause(int argc, char **argv);
+int cmd_resume(int argc, char **argv);
+int cmd_retry(int argc, char **argv);
+
+#endif

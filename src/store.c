@@ -1,0 +1,127 @@
+/*
+ * store — the interface to herald's durable state (see store.h): the names
+ * of delivery and release states as the store, the log and the CLI spell
+ * them, and the choice of backend for a store path. The backends
+ * (store_sqlite.c) hold everything else, so a second kind of store is one
+ * more file and one more line in store_backend_for.
+ */
+#include "herald/store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Indexed by enum store_state: the words admins read in `herald status`
+ * and `herald log`, and the values the SQLite store keeps on disk (so
+ * renaming one is a schema migration). */
+static const char *const store_state_names[STORE_NSTATES] = {
+    [STORE_QUEUED] = "queued",
+    [STORE_SENDING] = "sending",
+    [STORE_SENT] = "sent",
+    [STORE_DEFERRED] = "deferred",
+    [STORE_FAILED] = "failed",
+    [STORE_BOUNCED] = "bounced",
+    [STORE_COMPLAINED] = "complained",
+    [STORE_EXPIRED] = "expired",
+    [STORE_SUPPRESSED] = "suppressed",
+    [STORE_CANCELLED] = "cancelled",
+};
+
+static const char *const store_release_state_names[] = {
+    [STORE_RELEASE_ACTIVE] = "active",
+    [STORE_RELEASE_PAUSED] = "paused",
+    [STORE_RELEASE_CANCELLED] = "cancelled",
+};
+#define STORE_NRELEASE_STATES                                                  \
+	(sizeof(store_release_state_names) /                                   \
+	 sizeof(store_release_state_names[0]))
+
+/* The URL schemes of stores this herald has no backend for: named so that
+ * an operator who configures one gets a clear answer instead of a SQLite
+ * file called "postgresql:". */
+static const char *const store_foreign_schemes[] = {
+    "postgresql:", "postgres:", NULL};
+
+/* The index of name in names[n], or -1. */
+static int store_name_index(const char *const *names, unsigned n,
+                            const char *name)
+{
+	for (unsigned i = 0; name != NULL && i < n; i++)
+		if (strcmp(name, names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+const char *store_state_name(enum store_state s)
+{
+	if ((unsigned)s >= STORE_NSTATES)
+		return "unknown";
+	return store_state_names[s];
+}
+
+int store_state_parse(const char *name, enum store_state *out)
+{
+	int i = store_name_index(store_state_names, STORE_NSTATES, name);
+
+	if (i < 0)
+		return -1;
+	*out = (enum store_state)i;
+	return 0;
+}
+
+const char *store_release_state_name(enum store_release_state s)
+{
+	if ((unsigned)s >= STORE_NRELEASE_STATES)
+		return "unknown";
+	return store_release_state_names[s];
+}
+
+int store_release_state_parse(const char *name, enum store_release_state *out)
+{
+	int i = store_name_index(store_release_state_names,
+	                         STORE_NRELEASE_STATES, name);
+
+	if (i < 0)
+		return -1;
+	*out = (enum store_release_state)i;
+	return 0;
+}
+
+const struct store_backend *store_backend_for(const char *path)
+{
+	if (path == NULL || *path == '\0')
+		return NULL;
+	for (size_t i = 0; store_foreign_schemes[i] != NULL; i++)
+		if (strncmp(path, store_foreign_schemes[i],
+		            strlen(store_foreign_schemes[i])) == 0)
+			return NULL;
+	return &store_sqlite_backend;
+}
+
+struct store *store_open(const char *path, struct diag *d)
+{
+	const struct store_backend *b = store_backend_for(path);
+	struct store *st;
+
+	if (b == NULL) {
+		diag_add(d, path != NULL && *path ? path : NULL, 0, 0,
+		         "no store backend for \"%s\": this herald keeps its "
+		         "store in a SQLite file (give a file name)",
+		         path != NULL ? path : "");
+		return NULL;
+	}
+	if ((st = b->open(path, d)) == NULL)
+		return NULL;
+	st->ops = b;
+	return st;
+}
+
+const struct store_backend *store_ops(const struct store *st)
+{
+	return st->ops;
+}
+
+void store_close(struct store *st)
+{
+	if (st != NULL)
+		st->ops->close(st);
+}

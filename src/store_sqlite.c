@@ -1,0 +1,2152 @@
+/*
+ * store_sqlite — herald's store in one SQLite file (see store.h for the
+ * contract). The CLI and the daemon open the same file: WAL lets the CLI
+ * read (status, log) while the daemon writes, every write transaction
+ * begins IMMEDIATE so two writers queue on the busy timeout instead of
+ * failing on a lock upgrade, and synchronous=FULL makes a commit durable
+ * before the daemon reports a message sent.
+ *
+ * The schema carries a version (PRAGMA user_version) and is brought up to
+ * date by the migration steps below, in order, in one transaction. A store
+ * written by a newer herald is refused rather than guessed at.
+ *
+ * Claiming is the hot path: the daemon asks for the next few due
+ * deliveries many times a second while a release of 100,000 recipients is
+ * going out. Each release's due deliveries are read from a partial index
+ * in next_at order (a paused release or an embargo costs one index probe,
+ * not a scan), and the few candidates of each release are merged here.
+ *
+ * Every value reaches SQL as a bound parameter; the SQL texts are
+ * constants.
+ */
+#include "herald/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* The tunables, each with why. SQLite's own page cache (2 MiB) is left
+ * as it is: a 100,000-recipient release queues as fast with it as with
+ * 16 MiB (measured), and it bounds the memory a queue needs. */
+static const struct {
+	int busy_ms; /* how long a writer waits for another: the longest
+	              * write is queueing a 100,000-recipient release
+	              * (about a second); ten times that leaves room for
+	              * a slow disk before anyone is told "busy" */
+	mode_t mode; /* the store holds every journalist's address and
+	              * reply texts: only herald's user may read it (the
+	              * -wal and -shm files take the same mode) */
+	const char *wal_limit; /* after a large release is queued, shrink
+	                        * the WAL back to 64 MiB instead of leaving
+	                        * it as large as that transaction */
+	size_t name_max;       /* struct store_release_info.name */
+	size_t block;          /* claim's string memory grows by this */
+} store_sqlite_defaults = {
+    10000, 0600, "PRAGMA journal_size_limit = 67108864", 127, 4096,
+};
+
+/* "HRLD" in PRAGMA application_id: tells a herald store from another
+ * SQLite file that happens to be at the configured path. */
+#define STORE_SQLITE_APP_ID  1213353028 /* 0x48524c44 */
+#define STORE_SQLITE_STR(x)  STORE_SQLITE_STR2(x)
+#define STORE_SQLITE_STR2(x) #x
+
+/*
+ * Schema migrations, applied in order; each step ends by setting the
+ * version it brings the store to. Never edit a released step: add one.
+ *
+ * Delivery and release states are stored as their names (store.c), so an
+ * admin reading the file with sqlite3 sees what `herald status` shows.
+ * deliveries.email_key is the address as the suppression list keeps it;
+ * attempts counts charged tries, tries every attempt row (attempts.n).
+ */
+static const struct store_sqlite_migration {
+	int version;
+	const char *sql;
+} store_sqlite_migrations[] = {
+    {1,
+     "PRAGMA application_id = " STORE_SQLITE_STR(
+         STORE_SQLITE_APP_ID) ";"
+                              "CREATE TABLE releases ("
+                              " id INTEGER PRIMARY KEY,"
+                              " name TEXT NOT NULL,"
+                              " source TEXT NOT NULL,"
+                              " release_dir TEXT NOT NULL,"
+                              " coalition TEXT NOT NULL,"
+                              " state TEXT NOT NULL DEFAULT 'active'"
+                              "  CHECK (state IN ('active', 'paused', "
+                              "'cancelled')),"
+                              " queued_at INTEGER NOT NULL,"
+                              " not_before INTEGER NOT NULL DEFAULT 0,"
+                              " stale_after INTEGER NOT NULL DEFAULT 0);"
+                              "CREATE INDEX releases_name ON releases (name);"
+                              "CREATE TABLE release_files ("
+                              " id INTEGER PRIMARY KEY,"
+                              " release_id INTEGER NOT NULL REFERENCES "
+                              "releases (id)"
+                              "  ON DELETE CASCADE,"
+                              " path TEXT NOT NULL,"
+                              " data BLOB NOT NULL,"
+                              " UNIQUE (release_id, path));"
+                              "CREATE TABLE deliveries ("
+                              " id INTEGER PRIMARY KEY,"
+                              " release_id INTEGER NOT NULL REFERENCES "
+                              "releases (id)"
+                              "  ON DELETE CASCADE,"
+                              " email TEXT NOT NULL,"
+                              " email_key TEXT NOT NULL,"
+                              " name TEXT,"
+                              " language TEXT,"
+                              " outlet TEXT,"
+                              " beat TEXT,"
+                              " region TEXT,"
+                              " timezone TEXT,"
+                              " message_id TEXT NOT NULL UNIQUE,"
+                              " state TEXT NOT NULL CHECK (state IN ('queued', "
+                              "'sending', 'sent',"
+                              "  'deferred', 'failed', 'bounced', "
+                              "'complained', 'expired',"
+                              "  'suppressed', 'cancelled')),"
+                              " attempts INTEGER NOT NULL DEFAULT 0,"
+                              " tries INTEGER NOT NULL DEFAULT 0,"
+                              " queued_at INTEGER NOT NULL,"
+                              " next_at INTEGER NOT NULL,"
+                              " lease_until INTEGER,"
+                              " updated_at INTEGER NOT NULL,"
+                              " last_code INTEGER NOT NULL DEFAULT 0,"
+                              " last_status TEXT,"
+                              " last_text TEXT);"
+                              /* one message per journalist and release; also
+                                 finds an address */
+                              "CREATE UNIQUE INDEX deliveries_email ON "
+                              "deliveries"
+                              " (email_key, release_id);"
+                              /* counts per release and state; cancel, retry,
+                                 expire */
+                              "CREATE INDEX deliveries_release ON deliveries "
+                              "(release_id, state);"
+                              /* claim: a release's waiting deliveries in
+                                 next_at order */
+                              "CREATE INDEX deliveries_due ON deliveries "
+                              "(release_id, next_at)"
+                              " WHERE state IN ('queued', 'deferred');"
+                              /* claim: leases that ran out (a daemon died) */
+                              "CREATE INDEX deliveries_lease ON deliveries "
+                              "(release_id, lease_until)"
+                              " WHERE state = 'sending';"
+                              "CREATE TABLE attempts ("
+                              " id INTEGER PRIMARY KEY,"
+                              " delivery_id INTEGER NOT NULL REFERENCES "
+                              "deliveries (id)"
+                              "  ON DELETE CASCADE,"
+                              " n INTEGER NOT NULL,"
+                              " at INTEGER NOT NULL,"
+                              " relay TEXT,"
+                              " code INTEGER NOT NULL DEFAULT 0,"
+                              " status TEXT,"
+                              " text TEXT,"
+                              " queue_id TEXT,"
+                              " duration_ms INTEGER NOT NULL DEFAULT 0,"
+                              " result TEXT NOT NULL"
+                              "  CHECK (result IN ('sent', 'deferred', "
+                              "'failed', 'expired')),"
+                              " counts INTEGER NOT NULL);"
+                              "CREATE INDEX attempts_delivery ON attempts "
+                              "(delivery_id);"
+                              "CREATE INDEX attempts_at ON attempts (at);"
+                              "CREATE TABLE suppressions ("
+                              " email TEXT PRIMARY KEY,"
+                              " reason TEXT,"
+                              " at INTEGER NOT NULL) WITHOUT ROWID;"
+                              "PRAGMA user_version = 1;"},
+};
+#define STORE_SQLITE_NMIGRATIONS                                               \
+	(sizeof(store_sqlite_migrations) / sizeof(store_sqlite_migrations[0]))
+#define STORE_SQLITE_VERSION                                                   \
+	(store_sqlite_migrations[STORE_SQLITE_NMIGRATIONS - 1].version)
+
+/* The columns of a delivery, in the order store_sqlite_delivery reads;
+ * p is the table's alias ("d."). */
+#define STORE_SQLITE_DELIVERY_COLS(p)                                          \
+	p "id, " p "release_id, " p "state, " p "email, " p "name, " p         \
+	  "language, " p "outlet, " p "beat, " p "region, " p "timezone, " p   \
+	  "message_id, " p "attempts, " p "queued_at, " p "next_at, " p        \
+	  "updated_at, " p "last_code, " p "last_status, " p "last_text"
+#define STORE_SQLITE_DELIVERY_NCOLS 18
+
+/* The columns of a release, in the order store_sqlite_release reads. */
+#define STORE_SQLITE_RELEASE_COLS                                              \
+	"id, name, source, state, queued_at, not_before, stale_after"
+
+/* Strings handed out by claim: blocks that never move, freed together. */
+struct store_sqlite_block {
+	struct store_sqlite_block *next;
+	size_t used, cap;
+	char data[];
+};
+
+struct store_sqlite {
+	struct store base; /* first: a struct store * is one of these */
+	sqlite3 *db;
+	char *path;
+	struct store_sqlite_block *claimed; /* strings of the last claim */
+	char *key;                          /* an address as compared */
+	size_t keycap;
+};
+
+static struct store_sqlite *store_sqlite_of(struct store *st)
+{
+	return (struct store_sqlite *)st;
+}
+
+/* ---- strings ---------------------------------------------------------- */
+
+static void store_sqlite_blocks_free(struct store_sqlite_block **head)
+{
+	while (*head != NULL) {
+		struct store_sqlite_block *b = *head;
+		*head = b->next;
+		free(b);
+	}
+}
+
+/* Copy column i of st (NULL stays NULL) into the blocks at *head. */
+static int store_sqlite_dup(struct store_sqlite_block **head, sqlite3_stmt *st,
+                            int i, const char **out)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	size_t len = (size_t)sqlite3_column_bytes(st, i);
+	struct store_sqlite_block *b = *head;
+
+	*out = NULL;
+	if (t == NULL)
+		return sqlite3_column_type(st, i) == SQLITE_NULL ? 0 : -1;
+	if (b == NULL || b->cap - b->used < len + 1) {
+		size_t cap = len + 1 > store_sqlite_defaults.block
+		                 ? len + 1
+		                 : store_sqlite_defaults.block;
+		if ((b = malloc(sizeof(*b) + cap)) == NULL)
+			return -1;
+		b->next = *head;
+		b->used = 0;
+		b->cap = cap;
+		*head = b;
+	}
+	memcpy(b->data + b->used, t, len + 1);
+	*out = b->data + b->used;
+	b->used += len + 1;
+	return 0;
+}
+
+/*
+ * The address as the suppression list keeps it: the local part as
+ * written (it may be case-sensitive), the domain in lower case (it never
+ * is). Into s->key, valid until the next call.
+ */
+static const char *store_sqlite_key(struct store_sqlite *s, const char *email)
+{
+	size_t len = strlen(email);
+	const char *at = strrchr(email, '@');
+
+	if (len + 1 > s->keycap) {
+		/* any real address fits the first one (RFC 5321: 254) */
+		size_t cap = len + 1 > 256 ? len + 1 : 256;
+		char *k = realloc(s->key, cap);
+		if (k == NULL)
+			return NULL;
+		s->key = k;
+		s->keycap = cap;
+	}
+	memcpy(s->key, email, len + 1);
+	if (at != NULL)
+		for (char *p = s->key + (at - email) + 1; *p; p++)
+			if (*p >= 'A' && *p <= 'Z')
+				*p = (char)(*p - 'A' + 'a');
+	return s->key;
+}
+
+/* Copy src into dst[size], cut on a character boundary if it must be. */
+static void store_sqlite_cut(char *dst, size_t size, const char *src)
+{
+	size_t len = strlen(src);
+
+	if (len >= size) {
+		len = size - 1;
+		while (len > 0 && ((unsigned char)src[len] & 0xc0) == 0x80)
+			len--;
+	}
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+}
+
+/* A path for people: "..." and its end when it does not fit. */
+static void store_sqlite_shown(char *dst, size_t size, const char *src)
+{
+	size_t len = strlen(src), keep;
+	const char *tail;
+
+	if (len < size) {
+		memcpy(dst, src, len + 1);
+		return;
+	}
+	keep = size - 4;
+	tail = src + len - keep;
+	while (*tail != '\0' && ((unsigned char)*tail & 0xc0) == 0x80)
+		tail++;
+	memcpy(dst, "...", 3);
+	memcpy(dst + 3, tail, strlen(tail) + 1);
+}
+
+/* ---- errors and transactions ------------------------------------------ */
+
+/*
+ * Say what went wrong, for people: the store, what herald was doing, and
+ * SQLite's words. The caller rolls back; nothing a failed call did stays.
+ */
+static int store_sqlite_fail(struct store_sqlite *s, int rc, const char *what,
+                             struct diag *d)
+{
+	const char *msg = s->db != NULL && sqlite3_errcode(s->db) != SQLITE_OK
+	                      ? sqlite3_errmsg(s->db)
+	                      : sqlite3_errstr(rc);
+	int sys = s->db != NULL ? sqlite3_system_errno(s->db) : 0;
+
+	switch (rc & 0xff) {
+	case SQLITE_FULL:
+		diag_add(d, s->path, 0, 0,
+		         "the store's disk is full: nothing was changed (while "
+		         "%s); free some space and try again",
+		         what);
+		break;
+	case SQLITE_IOERR:
+		diag_add(d, s->path, 0, 0,
+		         "the store could not be read or written (%s%s%s) "
+		         "while %s: nothing was changed",
+		         msg, sys ? ": " : "", sys ? strerror(sys) : "", what);
+		break;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		diag_add(d, s->path, 0, 0,
+		         "the store is busy: another herald process kept it "
+		         "locked for more than %d seconds while %s; try again",
+		         store_sqlite_defaults.busy_ms / 1000, what);
+		break;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		diag_add(d, s->path, 0, 0,
+		         "the store is damaged or is not a herald store (%s, "
+		         "while %s)",
+		         msg, what);
+		break;
+	case SQLITE_READONLY:
+	case SQLITE_CANTOPEN:
+	case SQLITE_PERM:
+		diag_add(d, s->path, 0, 0,
+		         "cannot use the store (%s) while %s: check the "
+		         "permissions of the file and its directory",
+		         msg, what);
+		break;
+	case SQLITE_NOMEM:
+		diag_add(d, s->path, 0, 0, "out of memory while %s", what);
+		break;
+	default:
+		diag_add(d, s->path, 0, 0, "store: %s: %s", what, msg);
+		break;
+	}
+	return -1;
+}
+
+static int store_sqlite_oom(struct store_sqlite *s, const char *what,
+                            struct diag *d)
+{
+	diag_add(d, s->path, 0, 0, "out of memory while %s", what);
+	return -1;
+}
+
+static int store_sqlite_exec(struct store_sqlite *s, const char *sql,
+                             const char *what, struct diag *d)
+{
+	int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+
+	if (rc != SQLITE_OK)
+		return store_sqlite_fail(s, rc, what, d);
+	return 0;
+}
+
+/* Every write transaction takes the write lock at once: a deferred one
+ * that reads first could not wait for it later (SQLITE_BUSY at once). */
+static int store_sqlite_begin(struct store_sqlite *s, const char *what,
+                              struct diag *d)
+{
+	return store_sqlite_exec(s, "BEGIN IMMEDIATE", what, d);
+}
+
+static int store_sqlite_commit(struct store_sqlite *s, const char *what,
+                               struct diag *d)
+{
+	return store_sqlite_exec(s, "COMMIT", what, d);
+}
+
+static void store_sqlite_rollback(struct store_sqlite *s)
+{
+	if (!sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static sqlite3_stmt *store_sqlite_prepare(struct store_sqlite *s,
+                                          const char *sql, const char *what,
+                                          struct diag *d)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v3(s->db, sql, -1, 0, &st, NULL);
+
+	if (rc != SQLITE_OK) {
+		store_sqlite_fail(s, rc, what, d);
+		sqlite3_finalize(st);
+		return NULL;
+	}
+	return st;
+}
+
+/* Run a statement that returns no rows, and reset it for the next use. */
+static int store_sqlite_run(struct store_sqlite *s, sqlite3_stmt *st,
+                            const char *what, struct diag *d)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		store_sqlite_fail(s, rc, what, d);
+		sqlite3_reset(st);
+		return -1;
+	}
+	sqlite3_reset(st);
+	return 0;
+}
+
+static int store_sqlite_text(sqlite3_stmt *st, int i, const char *v)
+{
+	return sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+}
+
+static int store_sqlite_int(sqlite3_stmt *st, int i, int64_t v)
+{
+	return sqlite3_bind_int64(st, i, v);
+}
+
+/* A bind failed (a value too large for SQLite, or out of memory). */
+static int store_sqlite_bind_fail(struct store_sqlite *s, const char *what,
+                                  struct diag *d)
+{
+	int rc = sqlite3_errcode(s->db);
+
+	return store_sqlite_fail(s, rc != SQLITE_OK ? rc : SQLITE_ERROR, what,
+	                         d);
+}
+
+/* ---- rows ------------------------------------------------------------- */
+
+static int store_sqlite_bad_value(struct store_sqlite *s, const char *what,
+                                  const char *value, struct diag *d)
+{
+	diag_add(d, s->path, 0, 0,
+	         "the store holds a state \"%s\" this herald does not know "
+	         "(while %s): was it written by a newer herald?",
+	         value ? value : "", what);
+	return -1;
+}
+
+/* A delivery row (STORE_SQLITE_DELIVERY_COLS from column 0), strings
+ * copied into *mem. */
+static int store_sqlite_delivery(struct store_sqlite *s, sqlite3_stmt *st,
+                                 struct store_sqlite_block **mem,
+                                 struct store_delivery *dl, const char *what,
+                                 struct diag *d)
+{
+	const char *state = (const char *)sqlite3_column_text(st, 2);
+	int rc = 0;
+
+	memset(dl, 0, sizeof(*dl));
+	dl->id = sqlite3_column_int64(st, 0);
+	dl->release_id = sqlite3_column_int64(st, 1);
+	if (store_state_parse(state, &dl->state) < 0)
+		return store_sqlite_bad_value(s, what, state, d);
+	rc |= store_sqlite_dup(mem, st, 3, &dl->r.email);
+	rc |= store_sqlite_dup(mem, st, 4, &dl->r.name);
+	rc |= store_sqlite_dup(mem, st, 5, &dl->r.language);
+	rc |= store_sqlite_dup(mem, st, 6, &dl->r.outlet);
+	rc |= store_sqlite_dup(mem, st, 7, &dl->r.beat);
+	rc |= store_sqlite_dup(mem, st, 8, &dl->r.region);
+	rc |= store_sqlite_dup(mem, st, 9, &dl->r.timezone);
+	rc |= store_sqlite_dup(mem, st, 10, &dl->r.message_id);
+	dl->attempts = (unsigned)sqlite3_column_int64(st, 11);
+	dl->queued_at = (time_t)sqlite3_column_int64(st, 12);
+	dl->next_at = (time_t)sqlite3_column_int64(st, 13);
+	dl->updated_at = (time_t)sqlite3_column_int64(st, 14);
+	dl->last_code = sqlite3_column_int(st, 15);
+	rc |= store_sqlite_dup(mem, st, 16, &dl->last_status);
+	rc |= store_sqlite_dup(mem, st, 17, &dl->last_text);
+	if (rc != 0)
+		return store_sqlite_oom(s, what, d);
+	return 0;
+}
+
+/* A release row (STORE_SQLITE_RELEASE_COLS) and its counts. */
+static int store_sqlite_release(struct store_sqlite *s, sqlite3_stmt *st,
+                                sqlite3_stmt *counts,
+                                struct store_release_info *info,
+                                const char *what, struct diag *d)
+{
+	const char *name = (const char *)sqlite3_column_text(st, 1);
+	const char *source = (const char *)sqlite3_column_text(st, 2);
+	const char *state = (const char *)sqlite3_column_text(st, 3);
+	int rc;
+
+	memset(info, 0, sizeof(*info));
+	info->id = sqlite3_column_int64(st, 0);
+	store_sqlite_cut(info->name, sizeof(info->name), name ? name : "");
+	store_sqlite_shown(info->source, sizeof(info->source),
+	                   source ? source : "");
+	if (store_release_state_parse(state, &info->state) < 0)
+		return store_sqlite_bad_value(s, what, state, d);
+	info->queued_at = (time_t)sqlite3_column_int64(st, 4);
+	info->not_before = (time_t)sqlite3_column_int64(st, 5);
+	info->stale_after = (time_t)sqlite3_column_int64(st, 6);
+
+	if (store_sqlite_int(counts, 1, info->id) != SQLITE_OK)
+		return store_sqlite_bind_fail(s, what, d);
+	while ((rc = sqlite3_step(counts)) == SQLITE_ROW) {
+		const char *cs = (const char *)sqlite3_column_text(counts, 0);
+		enum store_state ds;
+		size_t c = (size_t)sqlite3_column_int64(counts, 1);
+
+		if (store_state_parse(cs, &ds) < 0) {
+			sqlite3_reset(counts);
+			return store_sqlite_bad_value(s, what, cs, d);
+		}
+		info->count[ds] = c;
+		info->total += c;
+	}
+	if (rc != SQLITE_DONE) {
+		store_sqlite_fail(s, rc, what, d);
+		sqlite3_reset(counts);
+		return -1;
+	}
+	sqlite3_reset(counts);
+	return 0;
+}
+
+static const char store_sqlite_counts_sql[] =
+    "SELECT state, count(*) FROM deliveries WHERE release_id = ?1"
+    " GROUP BY state";
+
+static int store_sqlite_no_release(struct store_sqlite *s, int64_t id,
+                                   struct diag *d)
+{
+	diag_add(d, s->path, 0, 0,
+	         "there is no release %" PRId64 " in the store", id);
+	return -1;
+}
+
+/* ---- open and close --------------------------------------------------- */
+
+/* Create the file with the store's mode before SQLite opens it, so it is
+ * never readable by others, whatever the umask. */
+static int store_sqlite_create(const char *path, struct diag *d)
+{
+	mode_t mode = store_sqlite_defaults.mode;
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+	              mode);
+
+	if (fd < 0) {
+		if (errno == EEXIST)
+			return 0;
+		diag_add(d, path, 0, 0, "cannot create the store: %s",
+		         strerror(errno));
+		return -1;
+	}
+	if (fchmod(fd, mode) < 0) {
+		diag_add(d, path, 0, 0, "cannot set the store's mode: %s",
+		         strerror(errno));
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/* One integer from a statement with one row (PRAGMA user_version, ...). */
+static int store_sqlite_int_query(struct store_sqlite *s, const char *sql,
+                                  int64_t *out, const char *what,
+                                  struct diag *d)
+{
+	sqlite3_stmt *st = store_sqlite_prepare(s, sql, what, d);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		store_sqlite_fail(s, rc == SQLITE_DONE ? SQLITE_ERROR : rc,
+		                  what, d);
+		sqlite3_finalize(st);
+		return -1;
+	}
+	*out = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+/* Is this file a herald store at a version this herald can use? */
+static int store_sqlite_check(struct store_sqlite *s, int64_t *version,
+                              struct diag *d)
+{
+	const char *what = "reading the schema version";
+	int64_t app, tables;
+
+	if (store_sqlite_int_query(s, "PRAGMA user_version", version, what, d) <
+	        0 ||
+	    store_sqlite_int_query(s, "PRAGMA application_id", &app, what, d) <
+	        0 ||
+	    store_sqlite_int_query(s, "SELECT count(*) FROM sqlite_schema",
+	                           &tables, what, d) < 0)
+		return -1;
+	if ((app != 0 && app != STORE_SQLITE_APP_ID) ||
+	    (app == 0 && tables > 0)) {
+		diag_add(d, s->path, 0, 0,
+		         "this SQLite file is not a herald store: give the "
+		         "store another path (herald.yaml \"store:\")");
+		return -1;
+	}
+	if (*version > STORE_SQLITE_VERSION) {
+		diag_add(d, s->path, 0, 0,
+		         "the store was written by a newer herald (schema "
+		         "version %" PRId64 "; this herald knows up to %d): "
+		         "use that herald, or a copy of the store from before "
+		         "it was upgraded",
+		         *version, STORE_SQLITE_VERSION);
+		return -1;
+	}
+	return 0;
+}
+
+/* Bring the schema up to date: every step newer than the store's version,
+ * in order, in one transaction (two processes opening a new store at once
+ * take turns; the second finds nothing to do). */
+static int store_sqlite_migrate(struct store_sqlite *s, struct diag *d)
+{
+	const char *what = "bringing the store's schema up to date";
+	int64_t version;
+
+	if (store_sqlite_check(s, &version, d) < 0)
+		return -1;
+	if (version == STORE_SQLITE_VERSION)
+		return 0;
+	if (store_sqlite_begin(s, what, d) < 0)
+		return -1;
+	if (store_sqlite_check(s, &version, d) < 0)
+		goto fail;
+	for (size_t i = 0; i < STORE_SQLITE_NMIGRATIONS; i++) {
+		const struct store_sqlite_migration *m =
+		    &store_sqlite_migrations[i];
+		if (m->version <= version)
+			continue;
+		if (store_sqlite_exec(s, m->sql, what, d) < 0)
+			goto fail;
+	}
+	if (store_sqlite_commit(s, what, d) < 0)
+		goto fail;
+	return 0;
+fail:
+	store_sqlite_rollback(s);
+	return -1;
+}
+
+static void store_sqlite_close(struct store *st)
+{
+	struct store_sqlite *s = store_sqlite_of(st);
+
+	if (s == NULL)
+		return;
+	store_sqlite_blocks_free(&s->claimed);
+	if (s->db != NULL)
+		sqlite3_close_v2(s->db);
+	free(s->key);
+	free(s->path);
+	free(s);
+}
+
+static struct store *store_sqlite_open(const char *path, struct diag *d)
+{
+	const char *what = "opening the store";
+	static const char *const settings[] = {
+	    "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON", NULL};
+	struct store_sqlite *s = calloc(1, sizeof(*s));
+	sqlite3_stmt *st = NULL;
+	const char *mode;
+	int rc;
+
+	if (s == NULL || (s->path = strdup(path)) == NULL) {
+		diag_add(d, path, 0, 0, "out of memory opening the store");
+		goto fail;
+	}
+	s->base.ops = &store_sqlite_backend;
+	if (store_sqlite_create(path, d) < 0)
+		goto fail;
+	rc = sqlite3_open_v2(path, &s->db,
+	                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
+	                         SQLITE_OPEN_EXRESCODE,
+	                     NULL);
+	if (rc != SQLITE_OK) {
+		store_sqlite_fail(s, rc, what, d);
+		goto fail;
+	}
+	sqlite3_busy_timeout(s->db, store_sqlite_defaults.busy_ms);
+
+	/* WAL first: it decides how the -wal and -shm files come to be */
+	if ((st = store_sqlite_prepare(s, "PRAGMA journal_mode = WAL", what,
+	                               d)) == NULL)
+		goto fail;
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		store_sqlite_fail(s, rc, what, d);
+		goto fail;
+	}
+	mode = (const char *)sqlite3_column_text(st, 0);
+	if (mode == NULL || strcmp(mode, "wal") != 0) {
+		diag_add(d, path, 0, 0,
+		         "the store cannot use write-ahead logging (journal "
+		         "mode \"%s\"): is it on a network file system?",
+		         mode ? mode : "");
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	for (size_t i = 0; settings[i] != NULL; i++)
+		if (store_sqlite_exec(s, settings[i], what, d) < 0)
+			goto fail;
+	if (store_sqlite_exec(s, store_sqlite_defaults.wal_limit, what, d) < 0)
+		goto fail;
+	if (store_sqlite_migrate(s, d) < 0)
+		goto fail;
+	return &s->base;
+fail:
+	sqlite3_finalize(st);
+	store_sqlite_close(s ? &s->base : NULL);
+	return NULL;
+}
+
+/* ---- releases --------------------------------------------------------- */
+
+static int store_sqlite_release_add(struct store *stp,
+                                    const struct store_release_new *rn,
+                                    const struct store_recipient *rcpt,
+                                    size_t n, int64_t *release_id,
+                                    size_t *suppressed, struct diag *d)
+{
+	const char *what = "queueing the release";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	sqlite3_stmt *rel = NULL, *file = NULL, *dl = NULL, *count = NULL;
+	time_t now = time(NULL);
+	time_t next = rn->not_before > now ? rn->not_before : now;
+	int64_t id;
+	int rc;
+
+	if (rn->name == NULL || *rn->name == '\0' ||
+	    strlen(rn->name) > store_sqlite_defaults.name_max) {
+		diag_add(d, s->path, 0, 0,
+		         "a release name must be 1 to %zu bytes long",
+		         store_sqlite_defaults.name_max);
+		return -1;
+	}
+	if (store_sqlite_begin(s, what, d) < 0)
+		return -1;
+	if ((rel = store_sqlite_prepare(
+	         s,
+	         "INSERT INTO releases (name, source, release_dir,"
+	         " coalition, state, queued_at, not_before, stale_after)"
+	         " VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?6, ?7)",
+	         what, d)) == NULL ||
+	    (file = store_sqlite_prepare(
+	         s,
+	         "INSERT INTO release_files (release_id, path, data)"
+	         " VALUES (?1, ?2, ?3)",
+	         what, d)) == NULL ||
+	    (dl = store_sqlite_prepare(
+	         s,
+	         "INSERT INTO deliveries (release_id, email, email_key,"
+	         " name, language, outlet, beat, region, timezone,"
+	         " message_id, state, queued_at, next_at, updated_at)"
+	         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
+	         " CASE WHEN EXISTS (SELECT 1 FROM suppressions"
+	         "  WHERE email = ?3) THEN 'suppressed' ELSE 'queued' END,"
+	         " ?11, ?12, ?11)",
+	         what, d)) == NULL ||
+	    (count = store_sqlite_prepare(
+	         s,
+	         "SELECT count(*) FROM deliveries"
+	         " WHERE release_id = ?1 AND state = 'suppressed'",
+	         what, d)) == NULL)
+		goto fail;
+
+	if (store_sqlite_text(rel, 1, rn->name) ||
+	    store_sqlite_text(rel, 2, rn->source ? rn->source : "") ||
+	    store_sqlite_text(rel, 3, rn->release_dir ? rn->release_dir : "") ||
+	    store_sqlite_text(rel, 4, rn->coalition ? rn->coalition : "") ||
+	    store_sqlite_int(rel, 5, now) ||
+	    store_sqlite_int(rel, 6, rn->not_before) ||
+	    store_sqlite_int(rel, 7, rn->stale_after)) {
+		store_sqlite_bind_fail(s, what, d);
+		goto fail;
+	}
+	if (store_sqlite_run(s, rel, what, d) < 0)
+		goto fail;
+	id = sqlite3_last_insert_rowid(s->db);
+
+	if (store_sqlite_int(file, 1, id) != SQLITE_OK) {
+		store_sqlite_bind_fail(s, what, d);
+		goto fail;
+	}
+	for (size_t i = 0; i < rn->nfiles; i++) {
+		const struct store_file *f = &rn->files[i];
+		if (f->path == NULL) {
+			diag_add(d, s->path, 0, 0,
+			         "snapshot file %zu has no path: nothing was "
+			         "queued",
+			         i + 1);
+			goto fail;
+		}
+		if (store_sqlite_text(file, 2, f->path) ||
+		    (f->len == 0 ? sqlite3_bind_zeroblob(file, 3, 0)
+		                 : sqlite3_bind_blob64(file, 3, f->data,
+		                                       (sqlite3_uint64)f->len,
+		                                       SQLITE_STATIC))) {
+			store_sqlite_bind_fail(s, what, d);
+			goto fail;
+		}
+		rc = sqlite3_step(file);
+		if (rc == SQLITE_CONSTRAINT_UNIQUE) {
+			diag_add(d, s->path, 0, 0,
+			         "the snapshot holds %s twice: nothing was "
+			         "queued",
+			         f->path);
+			goto fail;
+		}
+		if (rc != SQLITE_DONE) {
+			store_sqlite_fail(s, rc, "storing the release's files",
+			                  d);
+			goto fail;
+		}
+		sqlite3_reset(file);
+	}
+
+	if (store_sqlite_int(dl, 1, id) || store_sqlite_int(dl, 11, now) ||
+	    store_sqlite_int(dl, 12, next)) {
+		store_sqlite_bind_fail(s, what, d);
+		goto fail;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct store_recipient *r = &rcpt[i];
+		const char *key;
+
+		if (r->email == NULL || r->message_id == NULL) {
+			diag_add(d, s->path, 0, 0,
+			         "recipient %zu has no %s: nothing was queued",
+			         i + 1,
+			         r->email == NULL ? "address" : "Message-ID");
+			goto fail;
+		}
+		if ((key = store_sqlite_key(s, r->email)) == NULL) {
+			store_sqlite_oom(s, what, d);
+			goto fail;
+		}
+		if (store_sqlite_text(dl, 2, r->email) ||
+		    store_sqlite_text(dl, 3, key) ||
+		    store_sqlite_text(dl, 4, r->name) ||
+		    store_sqlite_text(dl, 5, r->language) ||
+		    store_sqlite_text(dl, 6, r->outlet) ||
+		    store_sqlite_text(dl, 7, r->beat) ||
+		    store_sqlite_text(dl, 8, r->region) ||
+		    store_sqlite_text(dl, 9, r->timezone) ||
+		    store_sqlite_text(dl, 10, r->message_id)) {
+			store_sqlite_bind_fail(s, what, d);
+			goto fail;
+		}
+		rc = sqlite3_step(dl);
+		if (rc == SQLITE_CONSTRAINT_UNIQUE) {
+			if (strstr(sqlite3_errmsg(s->db), "message_id") != NULL)
+				diag_add(d, s->path, 0, 0,
+				         "recipient %zu (%s): the Message-ID "
+				         "<%s> is already in the store: "
+				         "nothing was queued",
+				         i + 1, r->email, r->message_id);
+			else
+				diag_add(d, s->path, 0, 0,
+				         "recipient %zu: %s is in the list "
+				         "twice: nothing was queued",
+				         i + 1, r->email);
+			goto fail;
+		}
+		if (rc != SQLITE_DONE) {
+			store_sqlite_fail(s, rc, what, d);
+			goto fail;
+		}
+		sqlite3_reset(dl);
+	}
+
+	if (store_sqlite_int(count, 1, id) != SQLITE_OK) {
+		store_sqlite_bind_fail(s, what, d);
+		goto fail;
+	}
+	if ((rc = sqlite3_step(count)) != SQLITE_ROW) {
+		store_sqlite_fail(s, rc, what, d);
+		goto fail;
+	}
+	if (suppressed != NULL)
+		*suppressed = (size_t)sqlite3_column_int64(count, 0);
+	sqlite3_reset(count);
+	sqlite3_finalize(rel);
+	sqlite3_finalize(file);
+	sqlite3_finalize(dl);
+	sqlite3_finalize(count);
+	rel = file = dl = count = NULL;
+	if (store_sqlite_commit(s, what, d) < 0)
+		goto fail;
+	if (release_id != NULL)
+		*release_id = id;
+	return 0;
+fail:
+	sqlite3_finalize(count);
+	sqlite3_finalize(dl);
+	sqlite3_finalize(file);
+	sqlite3_finalize(rel);
+	store_sqlite_rollback(s);
+	return -1;
+}
+
+static int store_sqlite_release_files(struct store *stp, int64_t release_id,
+                                      int (*fn)(void *arg,
+                                                const struct store_file *f),
+                                      void *arg, struct diag *d)
+{
+	const char *what = "reading the release's files";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	sqlite3_stmt *st = NULL, *rel = NULL;
+	int rc, ret = -1;
+
+	if ((rel = store_sqlite_prepare(
+	         s, "SELECT 1 FROM releases WHERE id = ?1", what, d)) == NULL ||
+	    (st = store_sqlite_prepare(s,
+	                               "SELECT path, data FROM release_files"
+	                               " WHERE release_id = ?1 ORDER BY id",
+	                               what, d)) == NULL)
+		goto out;
+	if (store_sqlite_int(rel, 1, release_id) ||
+	    store_sqlite_int(st, 1, release_id)) {
+		store_sqlite_bind_fail(s, what, d);
+		goto out;
+	}
+	if ((rc = sqlite3_step(rel)) == SQLITE_DONE) {
+		store_sqlite_no_release(s, release_id, d);
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		store_sqlite_fail(s, rc, what, d);
+		goto out;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_file f;
+		int r;
+
+		f.path = (const char *)sqlite3_column_text(st, 0);
+		f.data = sqlite3_column_blob(st, 1);
+		f.len = (size_t)sqlite3_column_bytes(st, 1);
+		if (f.data == NULL)
+			f.data = "";
+		if (f.path == NULL) {
+			store_sqlite_oom(s, what, d);
+			goto out;
+		}
+		if ((r = fn(arg, &f)) != 0) {
+			ret = r > 0 ? 0 : -1;
+			goto out;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		store_sqlite_fail(s, rc, what, d);
+		goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	sqlite3_finalize(rel);
+	return ret;
+}
+
+static int store_sqlite_copy_out(struct store_sqlite *s, const char *label,
+                                 const char *v, char *buf, size_t size,
+                                 struct diag *d)
+{
+	size_t len = strlen(v);
+
+	if (buf == NULL)
+		return 0;
+	if (len >= size) {
+		diag_add(d, s->path, 0, 0,
+		         "the release's %s (%zu bytes) does not fit in %zu "
+		         "bytes",
+		         label, len, size);
+		return -1;
+	}
+	memcpy(buf, v, len + 1);
+	return 0;
+}
+
+static int store_sqlite_release_get(struct store *stp, int64_t release_id,
+                                    struct store_release_info *info,
+                                    char *release_dir, size_t rdsize,
+                                    char *coalition, size_t csize,
+                                    struct diag *d)
+{
+	const char *what = "reading a release";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	sqlite3_stmt *st = NULL, *counts = NULL;
+	struct store_release_info tmp;
+	const char *rd, *co;
+	int rc, ret = -1;
+
+	if ((st = store_sqlite_prepare(s,
+	                               "SELECT " STORE_SQLITE_RELEASE_COLS
+	                               ", release_dir, coalition"
+	                               " FROM releases WHERE id = ?1",
+	                               what, d)) == NULL ||
+	    (counts = store_sqlite_prepare(s, store_sqlite_counts_sql, what,
+	                                   d)) == NULL)
+		goto out;
+	if (store_sqlite_int(st, 1, release_id) != SQLITE_OK) {
+		store_sqlite_bind_fail(s, what, d);
+		goto out;
+	}
+	if ((rc = sqlite3_step(st)) == SQLITE_DONE) {
+		store_sqlite_no_release(s, release_id, d);
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		store_sqlite_fail(s, rc, what, d);
+		goto out;
+	}
+	if (store_sqlite_release(s, st, counts, info ? info : &tmp, what, d) <
+	    0)
+		goto out;
+	rd = (const char *)sqlite3_column_text(st, 7);
+	co = (const char *)sqlite3_column_text(st, 8);
+	if (store_sqlite_copy_out(s, "snapshot directory", rd ? rd : "",
+	                          release_dir, rdsize, d) < 0 ||
+	    store_sqlite_copy_out(s, "coalition list", co ? co : "", coalition,
+	                          csize, d) < 0)
+		goto out;
+	ret = 0;
+out:
+	sqlite3_finalize(counts);
+	sqlite3_finalize(st);
+	return ret;
+}
+
+static int store_sqlite_releases_each(
+    struct store *stp, int64_t release_id,
+    int (*fn)(void *arg, const struct store_release_info *r), void *arg,
+    struct diag *d)
+{
+	const char *what = "listing releases";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	sqlite3_stmt *st = NULL, *counts = NULL;
+	size_t seen = 0;
+	int rc, ret = -1;
+
+	if ((st = store_sqlite_prepare(s,
+	                               "SELECT " STORE_SQLITE_RELEASE_COLS
+	                               " FROM releases"
+	                               " WHERE ?1 = 0 OR id = ?1"
+	                               " ORDER BY id DESC",
+	                               what, d)) == NULL ||
+	    (counts = store_sqlite_prepare(s, store_sqlite_counts_sql, what,
+	                                   d)) == NULL)
+		goto out;
+	if (store_sqlite_int(st, 1, release_id) != SQLITE_OK) {
+		store_sqlite_bind_fail(s, what, d);
+		goto out;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_release_info info;
+		int r;
+
+		if (store_sqlite_release(s, st, counts, &info, what, d) < 0)
+			goto out;
+		seen++;
+		if ((r = fn(arg, &info)) != 0) {
+			ret = r > 0 ? 0 : -1;
+			goto out;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		store_sqlite_fail(s, rc, what, d);
+		goto out;
+	}
+	if (release_id != 0 && seen == 0) {
+		store_sqlite_no_release(s, release_id, d);
+		goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(counts);
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* All digits, no sign, fits: a release id. */
+static bool store_sqlite_parse_id(const char *s, int64_t *id)
+{
+	int64_t v = 0;
+
+	if (*s == '\0')
+		return false;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || v > (INT64_MAX - 9) / 10)
+			return false;
+		v = v * 10 + (*s - '0');
+	}
+	*id = v;
+	return true;
+}
+
+static int store_sqlite_release_find(struct store *stp, const char *id_or_name,
+                                     int64_t *release_id, struct diag *d)
+{
+	const char *what = "finding a release";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	sqlite3_stmt *by_id = NULL, *by_name = NULL;
+	int64_t id;
+	int rc, ret = -1;
+
+	if (id_or_name == NULL || *id_or_name == '\0') {
+		diag_add(d, s->path, 0, 0, "no release named");
+		return -1;
+	}
+	if ((by_id = store_sqlite_prepare(
+	         s, "SELECT id FROM releases WHERE id = ?1", what, d)) ==
+	        NULL ||
+	    (by_name = store_sqlite_prepare(s,
+	                                    "SELECT id FROM releases"
+	                                    " WHERE name = ?1"
+	                                    " ORDER BY id DESC LIMIT 1",
+	                                    what, d)) == NULL)
+		goto out;
+	if (store_sqlite_parse_id(id_or_name, &id)) {
+		if (store_sqlite_int(by_id, 1, id) != SQLITE_OK) {
+			store_sqlite_bind_fail(s, what, d);
+			goto out;
+		}
+		if ((rc = sqlite3_step(by_id)) == SQLITE_ROW) {
+			*release_id = id;
+			ret = 0;
+			goto out;
+		}
+		if (rc != SQLITE_DONE) {
+			store_sqlite_fail(s, rc, what, d);
+			goto out;
+		}
+	}
+	if (store_sqlite_text(by_name, 1, id_or_name) != SQLITE_OK) {
+		store_sqlite_bind_fail(s, what, d);
+		goto out;
+	}
+	if ((rc = sqlite3_step(by_name)) == SQLITE_ROW) {
+		*release_id = sqlite3_column_int64(by_name, 0);
+		ret = 0;
+		goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		store_sqlite_fail(s, rc, what, d);
+		goto out;
+	}
+	diag_add(d, s->path, 0, 0,
+	         "there is no release \"%s\" in the store (`herald status` "
+	         "lists them)",
+	         id_or_name);
+out:
+	sqlite3_finalize(by_name);
+	sqlite3_finalize(by_id);
+	return ret;
+}
+
+/* Cancel a release and what of it has not gone out, in the caller's
+ * transaction. */
+static int store_sqlite_cancel_in(struct store_sqlite *s, int64_t release_id,
+                                  size_t *n, struct diag *d)
+{
+	const char *what = "cancelling the release";
+	sqlite3_stmt *rel = NULL, *dl = NULL;
+	int ret = -1;
+
+	if ((rel =
+	         store_sqlite_prepare(s,
+	                              "UPDATE releases SET state = 'cancelled'"
+	                              " WHERE id = ?1",
+	                              what, d)) == NULL ||
+	    (dl = store_sqlite_prepare(
+	         s,
+	         "UPDATE deliveries SET state = 'cancelled',"
+	         " lease_until = NULL, updated_at = ?2"
+	         " WHERE release_id = ?1"
+	         " AND state IN ('queued', 'deferred', 'sending')",
+	         what, d)) == NULL)
+		goto out;
+	if (store_sqlite_int(rel, 1, release_id) ||
+	    store_sqlite_int(dl, 1, release_id) ||
+	    store_sqlite_int(dl, 2, time(NULL))) {
+		store_sqlite_bind_fail(s, what, d);
+		goto out;
+	}
+	if (store_sqlite_run(s, rel, what, d) < 0)
+		goto out;
+	if (sqlite3_changes64(s->db) == 0) {
+		store_sqlite_no_release(s, release_id, d);
+		goto out;
+	}
+	if (store_sqlite_run(s, dl, what, d) < 0)
+		goto out;
+	if (n != NULL)
+		*n = (size_t)sqlite3_changes64(s->db);
+	ret = 0;
+out:
+	sqlite3_finalize(dl);
+	sqlite3_finalize(rel);
+	return ret;
+}
+
+static int store_sqlite_cancel(struct store *stp, int64_t release_id, size_t *n,
+                               struct diag *d)
+{
+	const char *what = "cancelling the release";
+	struct store_sqlite *s = store_sqlite_of(stp);
+
+	if (store_sqlite_begin(s, what, d) < 0)
+		return -1;
+	if (store_sqlite_cancel_in(s, release_id, n, d) < 0 ||
+	    store_sqlite_commit(s, what, d) < 0) {
+		store_sqlite_rollback(s);
+		return -1;
+	}
+	return 0;
+}
+
+/* The release's state, inside the caller's transaction. */
+static int store_sqlite_release_state(struct store_sqlite *s,
+                                      int64_t release_id,
+                                      enum store_release_state *rs,
+                                      const char *what, struct diag *d)
+{
+	sqlite3_stmt *st = store_sqlite_prepare(
+	    s, "SELECT state FROM releases WHERE id = ?1", what, d);
+	const char *name;
+	int rc, ret = -1;
+
+	if (st == NULL)
+		return -1;
+	if (store_sqlite_int(st, 1, release_id) != SQLITE_OK) {
+		store_sqlite_bind_fail(s, what, d);
+		goto out;
+	}
+	if ((rc = sqlite3_step(st)) == SQLITE_DONE) {
+		store_sqlite_no_release(s, release_id, d);
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		store_sqlite_fail(s, rc, what, d);
+		goto out;
+	}
+	name = (const char *)sqlite3_column_text(st, 0);
+	if (store_release_state_parse(name, rs) < 0) {
+		store_sqlite_bad_value(s, what, name, d);
+		goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	return ret;
+}
+
+static int store_sqlite_release_set_state(struct store *stp, int64_t release_id,
+                                          enum store_release_state rs,
+                                          struct diag *d)
+{
+	const char *what = "changing the release's state";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	sqlite3_stmt *st = NULL;
+	enum store_release_state cur;
+
+	if ((unsigned)rs > STORE_RELEASE_CANCELLED) {
+		diag_add(d, s->path, 0, 0, "no such release state (%d)",
+		         (int)rs);
+		return -1;
+	}
+	if (rs == STORE_RELEASE_CANCELLED)
+		return store_sqlite_cancel(stp, release_id, NULL, d);
+	if (store_sqlite_begin(s, what, d) < 0)
+		return -1;
+	if (store_sqlite_release_state(s, release_id, &cur, what, d) < 0)
+		goto fail;
+	if (cur == STORE_RELEASE_CANCELLED) {
+		diag_add(d, s->path, 0, 0,
+		         "release %" PRId64 " is cancelled: queue it again "
+		         "to send it",
+		         release_id);
+		goto fail;
+	}
+	if ((st = store_sqlite_prepare(
+	         s, "UPDATE releases SET state = ?2 WHERE id = ?1", what, d)) ==
+	    NULL)
+		goto fail;
+	if (store_sqlite_int(st, 1, release_id) ||
+	    store_sqlite_text(st, 2, store_release_state_name(rs))) {
+		store_sqlite_bind_fail(s, what, d);
+		goto fail;
+	}
+	if (store_sqlite_run(s, st, what, d) < 0)
+		goto fail;
+	sqlite3_finalize(st);
+	st = NULL;
+	if (store_sqlite_commit(s, what, d) < 0)
+		goto fail;
+	return 0;
+fail:
+	sqlite3_finalize(st);
+	store_sqlite_rollback(s);
+	return -1;
+}
+
+/* ---- the daemon's work ------------------------------------------------ */
+
+struct store_sqlite_cand {
+	int64_t id, next_at;
+};
+
+static int store_sqlite_cand_cmp(const void *a, const void *b)
+{
+	const struct store_sqlite_cand *x = a, *y = b;
+
+	if (x->next_at != y->next_at)
+		return x->next_at < y->next_at ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Append the (id, next_at) rows of st to c. */
+static int store_sqlite_cands(struct store_sqlite *s, sqlite3_stmt *st,
+                              struct store_sqlite_cand *c, size_t *nc,
+                              const char *what, struct diag *d)
+{
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		c[*nc].id = sqlite3_column_int64(st, 0);
+		c[*nc].next_at = sqlite3_column_int64(st, 1);
+		(*nc)++;
+	}
+	if (rc != SQLITE_DONE) {
+		store_sqlite_fail(s, rc, what, d);
+		sqlite3_reset(st);
+		return -1;
+	}
+	sqlite3_reset(st);
+	return 0;
+}
+
+static int store_sqlite_claim(struct store *stp, time_t now, unsigned lease,
+                              size_t max, struct store_delivery *out,
+                              struct diag *d)
+{
+	const char *what = "claiming due deliveries";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	sqlite3_stmt *rel = NULL, *due = NULL, *expired = NULL, *take = NULL;
+	sqlite3_stmt *row = NULL;
+	struct store_sqlite_cand *c = NULL;
+	size_t nc = 0;
+	int rc;
+
+	store_sqlite_blocks_free(&s->claimed);
+	if (max > INT_MAX / 4)
+		max = INT_MAX / 4;
+	if (max == 0)
+		return 0;
+	/* each release adds at most max due and max expired leases */
+	if ((c = malloc(3 * max * sizeof(*c))) == NULL)
+		return store_sqlite_oom(s, what, d);
+	if (store_sqlite_begin(s, what, d) < 0)
+		goto fail;
+	if ((rel = store_sqlite_prepare(s,
+	                                "SELECT id FROM releases"
+	                                " WHERE state = 'active'"
+	                                " AND not_before <= ?1 ORDER BY id",
+	                                what, d)) == NULL ||
+	    (due = store_sqlite_prepare(
+	         s,
+	         "SELECT id, next_at FROM deliveries"
+	         " WHERE release_id = ?1"
+	         " AND state IN ('queued', 'deferred')"
+	         " AND next_at <= ?2 ORDER BY next_at, id LIMIT ?3",
+	         what, d)) == NULL ||
+	    (expired = store_sqlite_prepare(
+	         s,
+	         "SELECT id, next_at FROM deliveries"
+	         " WHERE release_id = ?1 AND state = 'sending'"
+	         " AND lease_until < ?2 ORDER BY next_at, id LIMIT ?3",
+	         what, d)) == NULL ||
+	    (take = store_sqlite_prepare(
+	         s,
+	         "UPDATE deliveries SET state = 'sending',"
+	         " lease_until = ?2, updated_at = ?3 WHERE id = ?1",
+	         what, d)) == NULL ||
+	    /* not UPDATE ... RETURNING: SQLite builds a temporary table for
+	     * every statement that returns, which costs more than this */
+	    (row = store_sqlite_prepare(
+	         s,
+	         "SELECT " STORE_SQLITE_DELIVERY_COLS("d.") " FROM deliveries d"
+	                                                    " WHERE d.id = ?1",
+	         what, d)) == NULL)
+		goto fail;
+	if (store_sqlite_int(rel, 1, now) || store_sqlite_int(due, 2, now) ||
+	    store_sqlite_int(due, 3, (int64_t)max) ||
+	    store_sqlite_int(expired, 2, now) ||
+	    store_sqlite_int(expired, 3, (int64_t)max) ||
+	    store_sqlite_int(take, 2, (int64_t)now + lease) ||
+	    store_sqlite_int(take, 3, now)) {
+		store_sqlite_bind_fail(s, what, d);
+		goto fail;
+	}
+	while ((rc = sqlite3_step(rel)) == SQLITE_ROW) {
+		int64_t rid = sqlite3_column_int64(rel, 0);
+
+		if (store_sqlite_int(due, 1, rid) ||
+		    store_sqlite_int(expired, 1, rid)) {
+			store_sqlite_bind_fail(s, what, d);
+			goto fail;
+		}
+		if (store_sqlite_cands(s, due, c, &nc, what, d) < 0 ||
+		    store_sqlite_cands(s, expired, c, &nc, what, d) < 0)
+			goto fail;
+		qsort(c, nc, sizeof(*c), store_sqlite_cand_cmp);
+		if (nc > max)
+			nc = max;
+	}
+	if (rc != SQLITE_DONE) {
+		store_sqlite_fail(s, rc, what, d);
+		goto fail;
+	}
+	for (size_t i = 0; i < nc; i++) {
+		if (store_sqlite_int(take, 1, c[i].id) ||
+		    store_sqlite_int(row, 1, c[i].id)) {
+			store_sqlite_bind_fail(s, what, d);
+			goto fail;
+		}
+		if (store_sqlite_run(s, take, what, d) < 0)
+			goto fail;
+		if ((rc = sqlite3_step(row)) != SQLITE_ROW) {
+			store_sqlite_fail(s, rc, what, d);
+			goto fail;
+		}
+		if (store_sqlite_delivery(s, row, &s->claimed, &out[i], what,
+		                          d) < 0)
+			goto fail;
+		sqlite3_reset(row);
+	}
+	sqlite3_finalize(row);
+	sqlite3_finalize(take);
+	sqlite3_finalize(expired);
+	sqlite3_finalize(due);
+	sqlite3_finalize(rel);
+	row = take = expired = due = rel = NULL;
+	if (store_sqlite_commit(s, what, d) < 0)
+		goto fail;
+	free(c);
+	return (int)nc;
+fail:
+	sqlite3_finalize(row);
+	sqlite3_finalize(take);
+	sqlite3_finalize(expired);
+	sqlite3_finalize(due);
+	sqlite3_finalize(rel);
+	store_sqlite_rollback(s);
+	store_sqlite_blocks_free(&s->claimed);
+	free(c);
+	return -1;
+}
+
+/* The states an attempt may lead to (the bounce states come later, from
+ * the mailbox; queued, sending, ... are not results). */
+static bool store_sqlite_result_ok(enum store_state r)
+{
+	return r == STORE_SENT || r == STORE_DEFERRED || r == STORE_FAILED ||
+	       r == STORE_EXPIRED;
+}
+
+/*
+ * In record's UPDATE, ?3 is the result, and the result is "applied" when
+ * the delivery is still sending, or when it is sent and the delivery has
+ * no later news (store.h). SQLite evaluates every SET expression on the
+ * row as it was before the UPDATE.
+ */
+#define STORE_SQLITE_APPLIED                                                   \
+	"(state = 'sending' OR (?3 = 'sent' AND state NOT IN ('sent',"         \
+	" 'bounced', 'complained')))"
+
+static int store_sqlite_record(struct store *stp, const struct store_attempt *a,
+                               size_t n, struct diag *d)
+{
+	const char *what = "recording attempts";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	sqlite3_stmt *upd = NULL, *ins = NULL;
+
+	for (size_t i = 0; i < n; i++)
+		if (!store_sqlite_result_ok(a[i].result)) {
+			diag_add(d, s->path, 0, 0,
+			         "an attempt for delivery %" PRId64
+			         " cannot end \"%s\": nothing was recorded",
+			         a[i].delivery_id,
+			         store_state_name(a[i].result));
+			return -1;
+		}
+	if (n == 0)
+		return 0;
+	if (store_sqlite_begin(s, what, d) < 0)
+		return -1;
+	if ((upd = store_sqlite_prepare(
+	         s,
+	         "UPDATE deliveries SET tries = tries + 1,"
+	         " attempts = attempts + ?2,"
+	         " state = CASE"
+	         "  WHEN state = 'sending' AND ?3 = 'deferred' AND EXISTS"
+	         "   (SELECT 1 FROM suppressions"
+	         "    WHERE email = deliveries.email_key) THEN 'suppressed'"
+	         "  WHEN " STORE_SQLITE_APPLIED " THEN ?3 ELSE state END,"
+	         " next_at = CASE WHEN state = 'sending' AND ?3 = 'deferred'"
+	         "  THEN ?4 ELSE next_at END,"
+	         " lease_until = CASE WHEN " STORE_SQLITE_APPLIED
+	         " THEN NULL ELSE lease_until END,"
+	         " last_code = CASE WHEN " STORE_SQLITE_APPLIED
+	         " THEN ?5 ELSE last_code END,"
+	         " last_status = CASE WHEN " STORE_SQLITE_APPLIED
+	         " THEN ?6 ELSE last_status END,"
+	         " last_text = CASE WHEN " STORE_SQLITE_APPLIED
+	         " THEN ?7 ELSE last_text END,"
+	         " updated_at = CASE WHEN " STORE_SQLITE_APPLIED
+	         " THEN ?8 ELSE updated_at END"
+	         " WHERE id = ?1",
+	         what, d)) == NULL ||
+	    (ins = store_sqlite_prepare(
+	         s,
+	         "INSERT INTO attempts (delivery_id, n, at, relay, code,"
+	         " status, text, queue_id, duration_ms, result, counts)"
+	         " VALUES (?1, (SELECT tries FROM deliveries WHERE id = ?1),"
+	         " ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+	         what, d)) == NULL)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		const struct store_attempt *t = &a[i];
+		const char *result = store_state_name(t->result);
+
+		if (store_sqlite_int(upd, 1, t->delivery_id) ||
+		    store_sqlite_int(upd, 2, t->counts ? 1 : 0) ||
+		    store_sqlite_text(upd, 3, result) ||
+		    store_sqlite_int(upd, 4, t->next_at) ||
+		    store_sqlite_int(upd, 5, t->code) ||
+		    store_sqlite_text(upd, 6, t->status) ||
+		    store_sqlite_text(upd, 7, t->text) ||
+		    store_sqlite_int(upd, 8, t->at)) {
+			store_sqlite_bind_fail(s, what, d);
+			goto fail;
+		}
+		if (store_sqlite_run(s, upd, what, d) < 0)
+			goto fail;
+		if (sqlite3_changes64(s->db) == 0) {
+			diag_add(d, s->path, 0, 0,
+			         "there is no delivery %" PRId64
+			         " in the store: none of the %zu attempts was "
+			         "recorded",
+			         t->delivery_id, n);
+			goto fail;
+		}
+		if (store_sqlite_int(ins, 1, t->delivery_id) ||
+		    store_sqlite_int(ins, 3, t->at) ||
+		    store_sqlite_text(ins, 4, t->relay) ||
+		    store_sqlite_int(ins, 5, t->code) ||
+		    store_sqlite_text(ins, 6, t->status) ||
+		    store_sqlite_text(ins, 7, t->text) ||
+		    store_sqlite_text(ins, 8, t->queue_id) ||
+		    store_sqlite_int(ins, 9, t->duration_ms) ||
+		    store_sqlite_text(ins, 10, result) ||
+		    store_sqlite_int(ins, 11, t->counts ? 1 : 0)) {
+			store_sqlite_bind_fail(s, what, d);
+			goto fail;
+		}
+		if (store_sqlite_run(s, ins, what, d) < 0)
+			goto fail;
+	}
+	sqlite3_finalize(ins);
+	sqlite3_finalize(upd);
+	ins = upd = NULL;
+	if (store_sqlite_commit(s, what, d) < 0)
+		goto fail;
+	return 0;
+fail:
+	sqlite3_finalize(ins);
+	sqlite3_finalize(upd);
+	store_sqlite_rollback(s);
+	return -1;
+}
+
+static int store_sqlite_unclaim(struct store *stp, const int64_t *ids, size_t n,
+                                time_t next_at, struct diag *d)
+{
+	const char *what = "giving claimed deliveries back";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	sqlite3_stmt *st = NULL;
+
+	if (n == 0)
+		return 0;
+	if (store_sqlite_begin(s, what, d) < 0)
+		return -1;
+	if ((st = store_sqlite_prepare(
+	         s,
+	         "UPDATE deliveries SET state = CASE WHEN tries > 0"
+	         "  THEN 'deferred' ELSE 'queued' END,"
+	         " next_at = ?2, lease_until = NULL, updated_at = ?3"
+	         " WHERE id = ?1 AND state = 'sending'",
+	         what, d)) == NULL)
+		goto fail;
+	if (store_sqlite_int(st, 2, next_at) ||
+	    store_sqlite_int(st, 3, time(NULL))) {
+		store_sqlite_bind_fail(s, what, d);
+		goto fail;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (store_sqlite_int(st, 1, ids[i]) != SQLITE_OK) {
+			store_sqlite_bind_fail(s, what, d);
+			goto fail;
+		}
+		if (store_sqlite_run(s, st, what, d) < 0)
+			goto fail;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (store_sqlite_commit(s, what, d) < 0)
+		goto fail;
+	return 0;
+fail:
+	sqlite3_finalize(st);
+	store_sqlite_rollback(s);
+	return -1;
+}
+
+static int store_sqlite_renew(struct store *stp, const int64_t *ids, size_t n,
+                              time_t lease_until, struct diag *d)
+{
+	const char *what = "renewing the lease of deliveries in flight";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	sqlite3_stmt *st = NULL;
+
+	if (n == 0)
+		return 0;
+	if (store_sqlite_begin(s, what, d) < 0)
+		return -1;
+	if ((st = store_sqlite_prepare(s,
+	                               "UPDATE deliveries SET lease_until = ?2"
+	                               " WHERE id = ?1 AND state = 'sending'",
+	                               what, d)) == NULL)
+		goto fail;
+	if (store_sqlite_int(st, 2, lease_until)) {
+		store_sqlite_bind_fail(s, what, d);
+		goto fail;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (store_sqlite_int(st, 1, ids[i]) != SQLITE_OK) {
+			store_sqlite_bind_fail(s, what, d);
+			goto fail;
+		}
+		if (store_sqlite_run(s, st, what, d) < 0)
+			goto fail;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (store_sqlite_commit(s, what, d) < 0)
+		goto fail;
+	return 0;
+fail:
+	sqlite3_finalize(st);
+	store_sqlite_rollback(s);
+	return -1;
+}
+
+static int store_sqlite_expire(struct store *stp, time_t now, unsigned lifetime,
+                               struct diag *d)
+{
+	const char *what = "expiring deliveries";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	sqlite3_stmt *st = NULL;
+	/* lifetime 0: no delivery is too old (only stale_after applies) */
+	int64_t cut = lifetime ? (int64_t)now - lifetime : INT64_MIN;
+	int64_t changed;
+
+	if (store_sqlite_begin(s, what, d) < 0)
+		return -1;
+	/* A delivery is never queued before its release, so only the
+	 * deliveries of releases that are old enough, or stale, are read
+	 * (through the release's index), not every waiting one. */
+	if ((st = store_sqlite_prepare(
+	         s,
+	         "UPDATE deliveries SET state = 'expired',"
+	         " lease_until = NULL, updated_at = ?1"
+	         " WHERE release_id IN (SELECT id FROM releases"
+	         "  WHERE queued_at <= ?2"
+	         "  OR (stale_after != 0 AND stale_after <= ?1))"
+	         " AND state IN ('queued', 'deferred')"
+	         " AND (queued_at <= ?2 OR release_id IN"
+	         "  (SELECT id FROM releases"
+	         "   WHERE stale_after != 0 AND stale_after <= ?1))",
+	         what, d)) == NULL)
+		goto fail;
+	if (store_sqlite_int(st, 1, now) || store_sqlite_int(st, 2, cut)) {
+		store_sqlite_bind_fail(s, what, d);
+		goto fail;
+	}
+	if (store_sqlite_run(s, st, what, d) < 0)
+		goto fail;
+	changed = sqlite3_changes64(s->db);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (store_sqlite_commit(s, what, d) < 0)
+		goto fail;
+	return changed > INT_MAX ? INT_MAX : (int)changed;
+fail:
+	sqlite3_finalize(st);
+	store_sqlite_rollback(s);
+	return -1;
+}
+
+static int store_sqlite_retry(struct store *stp, int64_t release_id,
+                              bool failed, bool deferred, size_t *n,
+                              struct diag *d)
+{
+	const char *what = "retrying deliveries";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	sqlite3_stmt *st = NULL;
+	enum store_release_state rs;
+	time_t now = time(NULL);
+
+	if (n != NULL)
+		*n = 0;
+	if (store_sqlite_begin(s, what, d) < 0)
+		return -1;
+	if (store_sqlite_release_state(s, release_id, &rs, what, d) < 0)
+		goto fail;
+	if (rs == STORE_RELEASE_CANCELLED) {
+		diag_add(d, s->path, 0, 0,
+		         "release %" PRId64 " is cancelled: nothing is "
+		         "retried (queue it again to send it)",
+		         release_id);
+		goto fail;
+	}
+	/* an unused state binds NULL, which matches nothing */
+	if ((st = store_sqlite_prepare(
+	         s,
+	         "UPDATE deliveries SET state = 'queued', next_at = ?4,"
+	         " queued_at = ?4, lease_until = NULL, updated_at = ?4"
+	         " WHERE release_id = ?1 AND state IN (?2, ?3)"
+	         " AND NOT EXISTS (SELECT 1 FROM suppressions"
+	         "  WHERE email = deliveries.email_key)",
+	         what, d)) == NULL)
+		goto fail;
+	if (store_sqlite_int(st, 1, release_id) ||
+	    store_sqlite_text(st, 2, failed ? "failed" : NULL) ||
+	    store_sqlite_text(st, 3, deferred ? "deferred" : NULL) ||
+	    store_sqlite_int(st, 4, now)) {
+		store_sqlite_bind_fail(s, what, d);
+		goto fail;
+	}
+	if (store_sqlite_run(s, st, what, d) < 0)
+		goto fail;
+	if (n != NULL)
+		*n = (size_t)sqlite3_changes64(s->db);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (store_sqlite_commit(s, what, d) < 0)
+		goto fail;
+	return 0;
+fail:
+	if (n != NULL)
+		*n = 0;
+	sqlite3_finalize(st);
+	store_sqlite_rollback(s);
+	return -1;
+}
+
+/* ---- what admins read ------------------------------------------------- */
+
+/* The log, driven by the most selective filter given (so the right index
+ * leads); the other filters are the same in each. */
+#define STORE_SQLITE_LOG_SELECT                                                \
+	"SELECT a.delivery_id, d.release_id, r.name, d.email, a.at,"           \
+	" a.relay, a.n, a.code, a.status, a.text, a.queue_id,"                 \
+	" a.duration_ms, a.result"                                             \
+	" FROM attempts a JOIN deliveries d ON d.id = a.delivery_id"           \
+	" JOIN releases r ON r.id = d.release_id WHERE "
+#define STORE_SQLITE_LOG_REST                                                  \
+	" AND (?1 = 0 OR d.release_id = ?1)"                                   \
+	" AND (?2 IS NULL OR d.email_key = ?2)"                                \
+	" AND (?3 IS NULL OR a.result = ?3) AND a.at >= ?4"                    \
+	" ORDER BY a.at, a.id"
+
+static int
+store_sqlite_attempts_each(struct store *stp, const struct store_log_filter *f,
+                           int (*fn)(void *arg, const struct store_log_row *r),
+                           void *arg, struct diag *d)
+{
+	const char *what = "reading the delivery log";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	static const struct store_log_filter none = {0};
+	const char *sql, *key = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc, ret = -1;
+
+	if (f == NULL)
+		f = &none;
+	if (f->email != NULL && *f->email != '\0')
+		sql = STORE_SQLITE_LOG_SELECT
+		    "d.email_key = ?2" STORE_SQLITE_LOG_REST;
+	else if (f->release_id != 0)
+		sql = STORE_SQLITE_LOG_SELECT
+		    "d.release_id = ?1" STORE_SQLITE_LOG_REST;
+	else
+		sql =
+		    STORE_SQLITE_LOG_SELECT "a.at >= ?4" STORE_SQLITE_LOG_REST;
+	if (f->email != NULL && *f->email != '\0' &&
+	    (key = store_sqlite_key(s, f->email)) == NULL)
+		return store_sqlite_oom(s, what, d);
+	if ((st = store_sqlite_prepare(s, sql, what, d)) == NULL)
+		return -1;
+	if (store_sqlite_int(st, 1, f->release_id) ||
+	    sqlite3_bind_text(st, 2, key, -1, SQLITE_TRANSIENT) ||
+	    store_sqlite_text(
+	        st, 3, f->by_state ? store_state_name(f->state) : NULL) ||
+	    store_sqlite_int(st, 4, f->since)) {
+		store_sqlite_bind_fail(s, what, d);
+		goto out;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_log_row r;
+		const char *result = (const char *)sqlite3_column_text(st, 12);
+		int cb;
+
+		memset(&r, 0, sizeof(r));
+		r.delivery_id = sqlite3_column_int64(st, 0);
+		r.release_id = sqlite3_column_int64(st, 1);
+		r.release = (const char *)sqlite3_column_text(st, 2);
+		r.email = (const char *)sqlite3_column_text(st, 3);
+		r.at = (time_t)sqlite3_column_int64(st, 4);
+		r.relay = (const char *)sqlite3_column_text(st, 5);
+		r.attempt = (unsigned)sqlite3_column_int64(st, 6);
+		r.code = sqlite3_column_int(st, 7);
+		r.status = (const char *)sqlite3_column_text(st, 8);
+		r.text = (const char *)sqlite3_column_text(st, 9);
+		r.queue_id = (const char *)sqlite3_column_text(st, 10);
+		r.duration_ms = (unsigned)sqlite3_column_int64(st, 11);
+		if (store_state_parse(result, &r.result) < 0) {
+			store_sqlite_bad_value(s, what, result, d);
+			goto out;
+		}
+		if ((cb = fn(arg, &r)) != 0) {
+			ret = cb > 0 ? 0 : -1;
+			goto out;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		store_sqlite_fail(s, rc, what, d);
+		goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	return ret;
+}
+
+static int store_sqlite_delivery_get(struct store *stp, int64_t id,
+                                     int (*fn)(void *arg,
+                                               const struct store_delivery *dl,
+                                               const char *release),
+                                     void *arg, struct diag *d)
+{
+	const char *what = "reading a delivery";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	struct store_sqlite_block *mem = NULL;
+	struct store_delivery dl;
+	const char *release = NULL;
+	sqlite3_stmt *st;
+	int rc, ret = -1;
+
+	if ((st = store_sqlite_prepare(
+	         s,
+	         "SELECT " STORE_SQLITE_DELIVERY_COLS(
+	             "d.") ", r.name FROM deliveries d"
+	                   " JOIN releases r ON r.id = d.release_id"
+	                   " WHERE d.id = ?1",
+	         what, d)) == NULL)
+		return -1;
+	if (store_sqlite_int(st, 1, id) != SQLITE_OK) {
+		store_sqlite_bind_fail(s, what, d);
+		goto out;
+	}
+	if ((rc = sqlite3_step(st)) == SQLITE_DONE) {
+		ret = 0; /* none: fn is not called */
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		store_sqlite_fail(s, rc, what, d);
+		goto out;
+	}
+	if (store_sqlite_delivery(s, st, &mem, &dl, what, d) < 0)
+		goto out;
+	if (store_sqlite_dup(&mem, st, STORE_SQLITE_DELIVERY_NCOLS, &release) <
+	    0) {
+		store_sqlite_oom(s, what, d);
+		goto out;
+	}
+	/* done with the statement before fn, which may use the store */
+	sqlite3_finalize(st);
+	st = NULL;
+	ret = fn(arg, &dl, release ? release : "") < 0 ? -1 : 0;
+out:
+	sqlite3_finalize(st);
+	store_sqlite_blocks_free(&mem);
+	return ret;
+}
+
+static int store_sqlite_delivery_find(struct store *stp, int64_t release_id,
+                                      const char *email, int64_t *id,
+                                      struct diag *d)
+{
+	const char *what = "finding a delivery";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	const char *key;
+	sqlite3_stmt *st;
+	int rc, ret = -1;
+
+	if (email == NULL || *email == '\0') {
+		diag_add(d, s->path, 0, 0, "no address given");
+		return -1;
+	}
+	if ((key = store_sqlite_key(s, email)) == NULL)
+		return store_sqlite_oom(s, what, d);
+	if ((st = store_sqlite_prepare(s,
+	                               "SELECT id FROM deliveries"
+	                               " WHERE email_key = ?1"
+	                               " AND (?2 = 0 OR release_id = ?2)"
+	                               " ORDER BY release_id DESC LIMIT 1",
+	                               what, d)) == NULL)
+		return -1;
+	if (store_sqlite_text(st, 1, key) ||
+	    store_sqlite_int(st, 2, release_id)) {
+		store_sqlite_bind_fail(s, what, d);
+		goto out;
+	}
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*id = sqlite3_column_int64(st, 0);
+		ret = 0;
+	} else if (rc == SQLITE_DONE) {
+		if (release_id != 0)
+			diag_add(d, s->path, 0, 0,
+			         "release %" PRId64 " has no delivery to %s",
+			         release_id, email);
+		else
+			diag_add(d, s->path, 0, 0, "no release was sent to %s",
+			         email);
+	} else {
+		store_sqlite_fail(s, rc, what, d);
+	}
+out:
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* ---- suppressions ----------------------------------------------------- */
+
+static int store_sqlite_suppress_add(struct store *stp, const char *email,
+                                     const char *reason, struct diag *d)
+{
+	const char *what = "adding to the suppression list";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	sqlite3_stmt *add = NULL, *dl = NULL;
+	time_t now = time(NULL);
+	const char *key;
+
+	if (email == NULL || *email == '\0') {
+		diag_add(d, s->path, 0, 0, "no address to suppress");
+		return -1;
+	}
+	if ((key = store_sqlite_key(s, email)) == NULL)
+		return store_sqlite_oom(s, what, d);
+	if (store_sqlite_begin(s, what, d) < 0)
+		return -1;
+	if ((add =
+	         store_sqlite_prepare(s,
+	                              "INSERT INTO suppressions"
+	                              " (email, reason, at) VALUES (?1, ?2, ?3)"
+	                              " ON CONFLICT (email) DO NOTHING",
+	                              what, d)) == NULL ||
+	    (dl = store_sqlite_prepare(
+	         s,
+	         "UPDATE deliveries SET state = 'suppressed',"
+	         " updated_at = ?2 WHERE email_key = ?1"
+	         " AND state IN ('queued', 'deferred')",
+	         what, d)) == NULL)
+		goto fail;
+	if (store_sqlite_text(add, 1, key) ||
+	    store_sqlite_text(add, 2, reason) ||
+	    store_sqlite_int(add, 3, now) || store_sqlite_text(dl, 1, key) ||
+	    store_sqlite_int(dl, 2, now)) {
+		store_sqlite_bind_fail(s, what, d);
+		goto fail;
+	}
+	if (store_sqlite_run(s, add, what, d) < 0 ||
+	    store_sqlite_run(s, dl, what, d) < 0)
+		goto fail;
+	sqlite3_finalize(dl);
+	sqlite3_finalize(add);
+	dl = add = NULL;
+	if (store_sqlite_commit(s, what, d) < 0)
+		goto fail;
+	return 0;
+fail:
+	sqlite3_finalize(dl);
+	sqlite3_finalize(add);
+	store_sqlite_rollback(s);
+	return -1;
+}
+
+static int store_sqlite_suppressed(struct store *stp, const char *email,
+                                   bool *yes, struct diag *d)
+{
+	const char *what = "reading the suppression list";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	const char *key;
+	sqlite3_stmt *st;
+	int rc, ret = -1;
+
+	if (email == NULL || *email == '\0') {
+		diag_add(d, s->path, 0, 0, "no address given");
+		return -1;
+	}
+	if ((key = store_sqlite_key(s, email)) == NULL)
+		return store_sqlite_oom(s, what, d);
+	if ((st = store_sqlite_prepare(
+	         s, "SELECT 1 FROM suppressions WHERE email = ?1", what, d)) ==
+	    NULL)
+		return -1;
+	if (store_sqlite_text(st, 1, key) != SQLITE_OK) {
+		store_sqlite_bind_fail(s, what, d);
+		goto out;
+	}
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		store_sqlite_fail(s, rc, what, d);
+		goto out;
+	}
+	*yes = rc == SQLITE_ROW;
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	return ret;
+}
+
+static int store_sqlite_next_due(struct store *stp, time_t *when,
+                                 struct diag *d)
+{
+	const char *what = "finding the next due delivery";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	sqlite3_stmt *st;
+	int64_t best = 0;
+	int rc, ret = -1;
+
+	/* per active release: its embargo, its earliest waiting delivery and
+	 * its earliest lease (due the second after it runs out) */
+	if ((st = store_sqlite_prepare(
+	         s,
+	         "SELECT r.not_before,"
+	         " (SELECT min(next_at) FROM deliveries"
+	         "  WHERE release_id = r.id"
+	         "  AND state IN ('queued', 'deferred')),"
+	         " (SELECT min(lease_until) FROM deliveries"
+	         "  WHERE release_id = r.id AND state = 'sending')"
+	         " FROM releases r WHERE r.state = 'active'",
+	         what, d)) == NULL)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t nb = sqlite3_column_int64(st, 0), t = 0;
+		bool some = false;
+
+		if (sqlite3_column_type(st, 1) != SQLITE_NULL) {
+			t = sqlite3_column_int64(st, 1);
+			some = true;
+		}
+		if (sqlite3_column_type(st, 2) != SQLITE_NULL) {
+			int64_t l = sqlite3_column_int64(st, 2) + 1;
+			if (!some || l < t)
+				t = l;
+			some = true;
+		}
+		if (!some)
+			continue;
+		if (t < nb)
+			t = nb;
+		if (best == 0 || t < best)
+			best = t;
+	}
+	if (rc != SQLITE_DONE) {
+		store_sqlite_fail(s, rc, what, d);
+		goto out;
+	}
+	*when = (time_t)best;
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	return ret;
+}
+
+const struct store_backend store_sqlite_backend = {
+    .name = "sqlite",
+    .open = store_sqlite_open,
+    .close = store_sqlite_close,
+    .release_add = store_sqlite_release_add,
+    .release_files = store_sqlite_release_files,
+    .release_get = store_sqlite_release_get,
+    .releases_each = store_sqlite_releases_each,
+    .release_find = store_sqlite_release_find,
+    .release_set_state = store_sqlite_release_set_state,
+    .claim = store_sqlite_claim,
+    .record = store_sqlite_record,
+    .unclaim = store_sqlite_unclaim,
+    .renew = store_sqlite_renew,
+    .expire = store_sqlite_expire,
+    .cancel = store_sqlite_cancel,
+    .retry = store_sqlite_retry,
+    .attempts_each = store_sqlite_attempts_each,
+    .delivery_get = store_sqlite_delivery_get,
+    .suppress_add = store_sqlite_suppress_add,
+    .suppressed = store_sqlite_suppressed,
+    .next_due = store_sqlite_next_due,
+    .delivery_find = store_sqlite_delivery_find,
+};

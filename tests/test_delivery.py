@@ -1,0 +1,447 @@
+#!/usr/bin/env python3
+"""heraldd end to end, against real servers on 127.0.0.1 (tests/lib).
+
+Each case is a function; `test_delivery.py --herald H --heraldd D --source
+S CASE` runs one (ctest runs each as delivery/CASE). A case queues the
+sample release with `herald queue` into a fresh store, runs heraldd, and
+judges by what the servers received and by `herald log/status/show`.
+"""
+import argparse
+import email
+import email.policy
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
+import mailservers as ms  # noqa: E402
+
+A = None
+SAMPLE = 47  # journalists in lists/journalists.yaml
+
+
+class Failure(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Failure(msg)
+
+
+class Env:
+    """A scratch directory with a config and a store, and the commands."""
+
+    def __init__(self, relay, **cfg):
+        self.dir = tempfile.mkdtemp(prefix="herald-dlv-")
+        os.chmod(self.dir, 0o755)
+        self.store = os.path.join(self.dir, "herald.db")
+        self.cfg = os.path.join(self.dir, "herald.yaml")
+        retry = cfg.pop("retry", "{min_backoff: 1s, max_backoff: 2s, "
+                        "relay_min_backoff: 1s, relay_max_backoff: 2s}")
+        daemon = cfg.pop("daemon", "{lease: 5s, grace: 5s, batch: 16}")
+        extra = cfg.pop("relay_extra", "")
+        timeout = cfg.pop("timeout", "5s")
+        with open(self.cfg, "w") as f:
+            f.write(f"store: {self.store}\n"
+                    f"retry: {retry}\n"
+                    f"daemon: {daemon}\n"
+                    f"relay:\n  url: {relay}\n"
+                    f"  connect_timeout: {timeout}\n"
+                    f"  reply_timeout: {timeout}\n"
+                    f"  dot_timeout: {timeout}\n{extra}")
+        self.procs = []
+        self.logs = []
+
+    def herald(self, *args, check_rc=True, timeout=120):
+        env = dict(os.environ, COLUMNS="250")  # tables wide enough to read
+        r = subprocess.run([A.herald, *args, "--config", self.cfg],
+                           cwd=A.source, capture_output=True, timeout=timeout,
+                           env=env)
+        if check_rc and r.returncode != 0:
+            raise Failure(f"herald {' '.join(args)} exited {r.returncode}: "
+                          f"{r.stderr.decode()}{r.stdout.decode()}")
+        return r
+
+    def queue(self, *extra):
+        return self.herald("queue", "templates/report-launch", "--to",
+                           "lists/journalists.yaml", *extra)
+
+    def start(self, *extra):
+        log = open(os.path.join(self.dir, f"heraldd{len(self.procs)}.log"),
+                   "wb")
+        p = subprocess.Popen([A.heraldd, "--config", self.cfg, *extra],
+                             cwd=A.source, stdout=log, stderr=log)
+        self.procs.append(p)
+        self.logs.append(log.name)
+        return p
+
+    def drain(self, *extra, timeout=120):
+        p = self.start("--drain", *extra)
+        rc = p.wait(timeout=timeout)
+        check(rc == 0, f"heraldd --drain exited {rc}: {self.log_text()}")
+
+    def log_text(self):
+        out = ""
+        for name in self.logs:
+            with open(name, "rb") as f:
+                out += f.read().decode("utf-8", "replace")
+        return out
+
+    def attempts(self, *filters):
+        r = self.herald("log", "--format", "json", *filters)
+        return [json.loads(line) for line in r.stdout.decode().splitlines()]
+
+    def counts(self):
+        r = self.herald("log", "--format", "json")
+        last = {}
+        for row in (json.loads(l) for l in r.stdout.decode().splitlines()):
+            last[row["recipient"]] = row["result"]
+        return last
+
+    def status_line(self):
+        return self.herald("status").stdout.decode()
+
+    def wait_all(self, state, n=SAMPLE, timeout=60):
+        def done():
+            c = self.counts()
+            return sum(1 for v in c.values() if v == state) >= n
+        ms.wait_until(done, timeout, f"{n} deliveries {state}")
+
+    def close(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        if os.environ.get(ms.KEEP_ENV):
+            print("kept", self.dir)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def message_ids(msgs):
+    out = []
+    for m in msgs:
+        hit = re.search(rb"^Message-ID: *(<[^>]+>)", m.data, re.M | re.I)
+        out.append(hit.group(1).decode() if hit else None)
+    return out
+
+
+def without_date(raw):
+    return re.sub(rb"^Date: [^\r\n]*\r\n", b"", raw, count=1, flags=re.M)
+
+
+# ---- cases ------------------------------------------------------------------
+
+
+def case_sample_to_sink():
+    """The sample list through smtp-sink: each recipient exactly once,
+    byte-identical to herald preview (but for Date)."""
+    with ms.SmtpSink() as sink:
+        env = Env(f"smtp://127.0.0.1:{sink.port}")
+        try:
+            r = env.queue()
+            check(b"queued release 1" in r.stdout, r.stdout.decode())
+            env.drain()
+            got = sink.wait_for(SAMPLE, timeout=30)
+            ids = message_ids(got)
+            check(len(got) == SAMPLE and len(set(ids)) == SAMPLE,
+                  f"{len(got)} messages, {len(set(ids))} Message-IDs")
+            out = os.path.join(env.dir, "preview")
+            env.herald("preview", "templates/report-launch", "--to",
+                       "lists/journalists.yaml", "--out", out)
+            for m in got:
+                check(len(m.recipients) == 1, f"recipients {m.recipients}")
+                with open(os.path.join(out, m.recipients[0] + ".eml"),
+                          "rb") as f:
+                    want = f.read()
+                check(without_date(m.data) == without_date(want),
+                      f"{m.recipients[0]}: differs from herald preview")
+            rows = env.attempts()
+            check(len(rows) == SAMPLE and
+                  all(r["result"] == "sent" and r["code"] == 250
+                      for r in rows), "log rows")
+            st = env.status_line()
+            check(re.search(rf"\b{SAMPLE}\s+{SAMPLE}\s+0\s+0\s+0", st),
+                  f"status: {st}")
+            log = env.log_text()
+            check(log.count("result=sent") == SAMPLE, "heraldd log lines")
+        finally:
+            env.close()
+
+
+def case_soft_reject_then_ok():
+    """4xx at RCPT: all deferred with the reply kept; the sink restarted
+    without the fault: all delivered on retry."""
+    sink = ms.SmtpSink(soft_reject=["RCPT"])
+    sink.start()
+    port = sink.port
+    env = Env(f"smtp://127.0.0.1:{port}")
+    try:
+        env.queue()
+        p = env.start()
+        env.wait_all("deferred")
+        rows = env.attempts("--state", "deferred")
+        check(all(r["code"] // 100 == 4 and r["status"].startswith("4.")
+                  and r["reply"] for r in rows), f"deferred rows {rows[:2]}")
+        check(sink.count() == 0, "a message arrived despite the 4xx")
+        sink.stop()
+        sink2 = ms.SmtpSink(port=port)  # where heraldd expects it
+        sink2.start()
+        try:
+            got = sink2.wait_for(SAMPLE, timeout=60)
+            check(len(set(message_ids(got))) == SAMPLE, "not all delivered")
+            env.wait_all("sent")
+        finally:
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=20)
+            sink2.stop()
+    finally:
+        sink.stop()
+        env.close()
+
+
+def case_hard_reject():
+    """5xx at RCPT: failed, with the reply text and enhanced status in the
+    log."""
+    with ms.SmtpSink(hard_reject=["RCPT"],
+                     hard_reply="550 5.1.1 <x>: Recipient address rejected: "
+                     "User unknown") as sink:
+        env = Env(f"smtp://127.0.0.1:{sink.port}")
+        try:
+            env.queue()
+            env.drain()
+            rows = env.attempts("--state", "failed")
+            check(len(rows) == SAMPLE, f"{len(rows)} failed rows")
+            check(all(r["code"] == 550 and r["status"] == "5.1.1" and
+                      "User unknown" in r["reply"] for r in rows),
+                  f"row {rows[0]}")
+            table = env.herald("log", "--state", "failed").stdout.decode()
+            check("5.1.1" in table and "User unknown" in table, table[:400])
+        finally:
+            env.close()
+
+
+def case_relay_down_then_421():
+    """No server, then 421 at connect: the relay pauses, no recipient fails
+    or is charged; all delivered once a working sink is back."""
+    port = ms.free_port()
+    env = Env(f"smtp://127.0.0.1:{port}")
+    try:
+        env.queue()
+        p = env.start()
+        ms.wait_until(lambda: "paused" in env.log_text(), 30,
+                      "the relay paused")
+        sink421 = ms.SmtpSink(reply_421=["CONNECT"], port=port)
+        sink421.start()
+        try:
+            ms.wait_until(lambda: env.log_text().count("code=421") >= 1, 30,
+                          "a 421 seen")
+        finally:
+            sink421.stop()
+        c = env.counts()
+        check(all(v in ("deferred",) for v in c.values()),
+              f"states while the relay was down: {set(c.values())}")
+        show = env.herald("show", "1").stdout.decode()
+        check("attempts:   0" in show, show)
+        sink = ms.SmtpSink(port=port)
+        sink.start()
+        try:
+            got = sink.wait_for(SAMPLE, timeout=60)
+            check(len(set(message_ids(got))) == SAMPLE, "not all delivered")
+            env.wait_all("sent")
+            check(not any(v == "failed" for v in env.counts().values()),
+                  "a recipient failed")
+        finally:
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=20)
+            sink.stop()
+    finally:
+        env.close()
+
+
+def case_drop_mid_data():
+    """The connection dropped at DATA: temporary; delivered later, once."""
+    sink = ms.SmtpSink(disconnect=["DATA"])
+    sink.start()
+    port = sink.port
+    env = Env(f"smtp://127.0.0.1:{port}")
+    try:
+        env.queue()
+        p = env.start()
+        env.wait_all("deferred")
+        sink.stop()
+        sink = ms.SmtpSink(port=port)
+        sink.start()
+        sink.wait_for(SAMPLE, timeout=60)
+        env.wait_all("sent")
+        ids = message_ids(sink.messages())
+        check(len(ids) == SAMPLE and len(set(ids)) == SAMPLE,
+              f"{len(ids)} messages for {len(set(ids))} recipients")
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=20)
+    finally:
+        sink.stop()
+        env.close()
+
+
+def case_postfix_maildir():
+    """A real Postfix on loopback delivering into a local Maildir: every
+    message arrives intact."""
+    with ms.SmtpSink() as bounces, \
+            ms.Postfix(relayhost=bounces, maildir=True) as pf:
+        env = Env(f"smtp://127.0.0.1:{pf.port}")
+        try:
+            env.queue()
+            env.drain()
+            ms.wait_until(lambda: len(pf.maildir_messages()) >= SAMPLE, 60,
+                          "the Maildir filled")
+            out = os.path.join(env.dir, "preview")
+            env.herald("preview", "templates/report-launch", "--to",
+                       "lists/journalists.yaml", "--out", out)
+            for raw in pf.maildir_messages():
+                msg = email.message_from_bytes(raw,
+                                               policy=email.policy.default)
+                to = msg["X-Original-To"] or msg["Delivered-To"]
+                with open(os.path.join(out, str(to) + ".eml"), "rb") as f:
+                    want = f.read().replace(b"\r\n", b"\n")
+                body = raw.split(b"\n\n", 1)[1]
+                check(body == want.split(b"\n\n", 1)[1],
+                      f"{to}: body differs after Postfix")
+                for part in msg.walk():
+                    check(not part.defects, f"{to}: {part.defects}")
+        finally:
+            env.close()
+
+
+def case_embargo():
+    """Queued with --at a few seconds ahead: nothing before, all after."""
+    with ms.SmtpSink() as sink:
+        env = Env(f"smtp://127.0.0.1:{sink.port}")
+        try:
+            start = time.time()
+            env.queue("--at", "+4s")
+            p = env.start()
+            while time.time() < start + 3:
+                check(sink.count() == 0, "a message left before --at")
+                time.sleep(0.2)
+            got = sink.wait_for(SAMPLE, timeout=30)
+            check(time.time() >= start + 3.5, "too early")
+            check(len(set(message_ids(got))) == SAMPLE, "not all delivered")
+            p.send_signal(signal.SIGTERM)
+            check(p.wait(timeout=20) == 0, "heraldd did not stop with 0")
+        finally:
+            env.close()
+
+
+def case_sigkill():
+    """heraldd killed with SIGKILL mid-delivery and restarted: every
+    recipient delivered, none lost."""
+    with ms.SmtpSink(delays={".": 1}) as sink:
+        # timeouts well above the sink's delay: a timeout after the final
+        # dot would be a duplicate of its own
+        env = Env(f"smtp://127.0.0.1:{sink.port}",
+                  daemon="{lease: 3s, grace: 5s, batch: 8}", timeout="60s",
+                  relay_extra="  max_connections: 4\n")
+        try:
+            env.queue()
+            p = env.start()
+            ms.wait_until(lambda: sink.count() >= 5, 30, "some delivered")
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+            before = sink.count()
+            env.drain(timeout=120)
+            ms.wait_until(lambda: len(set(message_ids(sink.messages())))
+                          >= SAMPLE, 60, "every recipient")
+            ids = message_ids(sink.messages())
+            dup = len(ids) - len(set(ids))
+            print(f"killed after {before} messages; {dup} sent twice "
+                  "(the in-flight set at the kill)")
+            check(len(set(ids)) == SAMPLE, "a recipient was lost")
+            check(dup <= 8, f"{dup} duplicates: more than were in flight")
+            c = env.counts()
+            check(sum(1 for v in c.values() if v == "sent") == SAMPLE,
+                  f"status disagrees: {set(c.values())}")
+        finally:
+            env.close()
+
+
+def case_maildir_default():
+    """The embedded default transport: a Maildir, no server."""
+    env = Env("maildir:" + "PLACEHOLDER")
+    try:
+        md = os.path.join(env.dir, "outbox")
+        with open(env.cfg) as f:
+            text = f.read().replace("PLACEHOLDER", md)
+        with open(env.cfg, "w") as f:
+            f.write(text)
+        env.queue()
+        env.drain()
+        files = os.listdir(os.path.join(md, "new"))
+        check(len(files) == SAMPLE, f"{len(files)} files in new/")
+        check(os.listdir(os.path.join(md, "tmp")) == [], "tmp/ not empty")
+        for name in files:
+            st = os.stat(os.path.join(md, "new", name))
+            check(st.st_mode & 0o077 == 0, f"{name} mode {st.st_mode:o}")
+    finally:
+        env.close()
+
+
+def case_password_file():
+    """AUTH password from a 0600 file: a world-readable one is refused, and
+    the password appears in no log or output."""
+    with ms.SmtpSink() as sink:
+        secret = "s3cret-Pa55-for-herald-tests"
+        env = Env(f"smtp://127.0.0.1:{sink.port}",
+                  relay_extra="  user: press\n  password_file: relay.pass\n")
+        try:
+            pw = os.path.join(env.dir, "relay.pass")
+            with open(pw, "w") as f:
+                f.write(secret + "\n")
+            os.chmod(pw, 0o644)
+            p = env.start("--drain")
+            rc = p.wait(timeout=30)
+            check(rc != 0, "a world-readable password file was accepted")
+            check("readable by others" in env.log_text(), env.log_text())
+            os.chmod(pw, 0o600)
+            env.queue()
+            p = env.start("--drain")
+            p.wait(timeout=60)
+            everything = env.log_text() + env.herald("log").stdout.decode()
+            check(secret not in everything, "the password was printed")
+        finally:
+            env.close()
+
+
+CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}
+
+
+def main():
+    global A
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--herald", required=True)
+    ap.add_argument("--heraldd", required=True)
+    ap.add_argument("--source", required=True)
+    ap.add_argument("case", choices=sorted(CASES))
+    A = ap.parse_args()
+    try:
+        CASES[A.case]()
+    except Failure as e:
+        print("FAIL:", e)
+        return 1
+    print("ok:", A.case)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1494 @@
+/*
+ * store tests: the SQLite store as the CLI and the daemon use it, on real
+ * files under /tmp — the schema and the file's mode, queueing all or
+ * nothing, claiming (embargo, paused and cancelled releases, backoff,
+ * leases that run out), recording, the admin's views, two processes at
+ * once, 100,000 recipients, a store from a newer herald, and a full disk.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "herald/store.h"
+
+static char tmpdir[] = "/tmp/herald-test-store-XXXXXX";
+
+/* A fresh store path per test. */
+static char *db_path(const char *name)
+{
+	char *p = NULL;
+
+	assert_true(asprintf(&p, "%s/%s.db", tmpdir, name) > 0);
+	return p;
+}
+
+static struct store *open_ok(const char *path)
+{
+	struct diag d = {0};
+	struct store *st = store_open(path, &d);
+
+	if (st == NULL)
+		fail_msg("store_open %s: %s", path, diag_first(&d));
+	diag_clear(&d);
+	return st;
+}
+
+/* Recipients made up for a test: name<i>@<domain>, Message-ID
+ * <tag>.<i>@herald.test; the strings live in one block. */
+struct rcpts {
+	struct store_recipient *v;
+	char *mem;
+	size_t n;
+};
+
+#define RCPT_LEN 64
+
+static void rcpts_make(struct rcpts *r, const char *tag, size_t n,
+                       const char *domain)
+{
+	r->n = n;
+	r->v = calloc(n ? n : 1, sizeof(*r->v));
+	r->mem = malloc((n ? n : 1) * 2 * RCPT_LEN);
+	assert_non_null(r->v);
+	assert_non_null(r->mem);
+	for (size_t i = 0; i < n; i++) {
+		char *email = r->mem + 2 * RCPT_LEN * i;
+		char *mid = email + RCPT_LEN;
+		snprintf(email, RCPT_LEN, "j%zu@%s", i, domain);
+		snprintf(mid, RCPT_LEN, "%s.%zu@herald.test", tag, i);
+		r->v[i].email = email;
+		r->v[i].name = "Journalist";
+		r->v[i].language = i % 2 ? "de-AT" : "en";
+		r->v[i].outlet = i % 3 ? "Daily" : NULL;
+		r->v[i].message_id = mid;
+	}
+}
+
+static void rcpts_free(struct rcpts *r)
+{
+	free(r->v);
+	free(r->mem);
+}
+
+static int64_t add_release(struct store *st, const char *name, size_t n,
+                           time_t not_before, time_t stale_after)
+{
+	struct store_release_new rn = {
+	    name,       "/home/press/report", "release", "coalition.yaml",
+	    not_before, stale_after,          NULL,      0};
+	struct diag d = {0};
+	struct rcpts r;
+	int64_t id = 0;
+	size_t sup = 99;
+	char tag[64];
+	static unsigned seq;
+
+	snprintf(tag, sizeof(tag), "%s-%u", name, ++seq);
+	rcpts_make(&r, tag, n, "example.org");
+	if (store_ops(st)->release_add(st, &rn, r.v, n, &id, &sup, &d) < 0)
+		fail_msg("release_add: %s", diag_first(&d));
+	assert_true(id > 0);
+	rcpts_free(&r);
+	diag_clear(&d);
+	return id;
+}
+
+static int claim(struct store *st, time_t now, unsigned lease, size_t max,
+                 struct store_delivery *out)
+{
+	struct diag d = {0};
+	int n = store_ops(st)->claim(st, now, lease, max, out, &d);
+
+	if (n < 0)
+		fail_msg("claim: %s", diag_first(&d));
+	diag_clear(&d);
+	return n;
+}
+
+static void record(struct store *st, int64_t id, time_t at,
+                   enum store_state result, time_t next_at, bool counts,
+                   int code)
+{
+	struct store_attempt a = {id,      at,      "smtp://127.0.0.1:2525",
+	                          code,    "4.0.0", "reply text",
+	                          "Q123",  12,      result,
+	                          next_at, counts};
+	struct diag d = {0};
+
+	if (store_ops(st)->record(st, &a, 1, &d) < 0)
+		fail_msg("record: %s", diag_first(&d));
+	diag_clear(&d);
+}
+
+static struct store_release_info release_info(struct store *st, int64_t id)
+{
+	struct store_release_info info;
+	struct diag d = {0};
+
+	if (store_ops(st)->release_get(st, id, &info, NULL, 0, NULL, 0, &d) < 0)
+		fail_msg("release_get: %s", diag_first(&d));
+	diag_clear(&d);
+	return info;
+}
+
+struct got {
+	enum store_state state;
+	unsigned attempts;
+	time_t next_at;
+	int last_code;
+	char release[128];
+	char email[128];
+};
+
+static int got_fn(void *arg, const struct store_delivery *dl,
+                  const char *release)
+{
+	struct got *g = arg;
+
+	g->state = dl->state;
+	g->attempts = dl->attempts;
+	g->next_at = dl->next_at;
+	g->last_code = dl->last_code;
+	snprintf(g->release, sizeof(g->release), "%s", release);
+	snprintf(g->email, sizeof(g->email), "%s", dl->r.email);
+	return 0;
+}
+
+static struct got delivery(struct store *st, int64_t id)
+{
+	struct got g;
+	struct diag d = {0};
+
+	memset(&g, 0, sizeof(g));
+	if (store_ops(st)->delivery_get(st, id, got_fn, &g, &d) < 0)
+		fail_msg("delivery_get: %s", diag_first(&d));
+	diag_clear(&d);
+	return g;
+}
+
+static int count_releases_fn(void *arg, const struct store_release_info *r)
+{
+	(void)r;
+	(*(size_t *)arg)++;
+	return 0;
+}
+
+static size_t count_releases(struct store *st)
+{
+	struct diag d = {0};
+	size_t n = 0;
+
+	if (store_ops(st)->releases_each(st, 0, count_releases_fn, &n, &d) < 0)
+		fail_msg("releases_each: %s", diag_first(&d));
+	diag_clear(&d);
+	return n;
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (double)(t1.tv_sec - t0->tv_sec) +
+	       (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* ---- the interface ----------------------------------------------------- */
+
+static void test_state_names(void **state)
+{
+	enum store_state s;
+	enum store_release_state rs;
+
+	(void)state;
+	for (int i = 0; i < STORE_NSTATES; i++) {
+		assert_int_equal(store_state_parse(
+		                     store_state_name((enum store_state)i), &s),
+		                 0);
+		assert_int_equal(s, i);
+	}
+	assert_string_equal(store_state_name(STORE_DEFERRED), "deferred");
+	assert_int_equal(store_state_parse("lost", &s), -1);
+	assert_int_equal(store_release_state_parse("paused", &rs), 0);
+	assert_int_equal(rs, STORE_RELEASE_PAUSED);
+	assert_string_equal(store_release_state_name(STORE_RELEASE_CANCELLED),
+	                    "cancelled");
+	assert_ptr_equal(store_backend_for("herald.db"), &store_sqlite_backend);
+	assert_null(store_backend_for("postgresql://db/herald"));
+}
+
+/* ---- the file ---------------------------------------------------------- */
+
+static void test_schema_and_mode(void **state)
+{
+	char *path = db_path("schema");
+	char *wal = NULL, *shm = NULL;
+	struct store *st;
+	struct stat sb;
+	sqlite3 *db;
+	sqlite3_stmt *q;
+	mode_t old = umask(0);
+
+	(void)state;
+	/* even with a umask that allows everything */
+	st = open_ok(path);
+	umask(old);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	add_release(st, "schema", 3, 0, 0);
+	assert_true(asprintf(&wal, "%s-wal", path) > 0);
+	assert_true(asprintf(&shm, "%s-shm", path) > 0);
+	assert_int_equal(stat(wal, &sb), 0);
+	assert_int_equal(sb.st_mode & 0077, 0);
+	assert_int_equal(stat(shm, &sb), 0);
+	assert_int_equal(sb.st_mode & 0077, 0);
+
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL),
+	                 SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(q, 0), 1);
+	sqlite3_finalize(q);
+	assert_int_equal(
+	    sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(q, 0), "wal");
+	sqlite3_finalize(q);
+	assert_int_equal(
+	    sqlite3_prepare_v2(db,
+	                       "SELECT count(*) FROM sqlite_schema WHERE "
+	                       "type = 'table' AND name IN ('releases', "
+	                       "'release_files', 'deliveries', 'attempts', "
+	                       "'suppressions')",
+	                       -1, &q, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(q, 0), 5);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	store_close(st);
+	free(wal);
+	free(shm);
+	free(path);
+}
+
+static void test_reopen_keeps_data(void **state)
+{
+	char *path = db_path("reopen");
+	struct store *st = open_ok(path);
+	struct diag d = {0};
+	int64_t id = add_release(st, "reopen", 5, 0, 0), found = 0;
+	struct store_release_info info;
+
+	(void)state;
+	store_close(st);
+	st = open_ok(path);
+	assert_int_equal(store_ops(st)->release_find(st, "reopen", &found, &d),
+	                 0);
+	assert_int_equal(found, id);
+	info = release_info(st, id);
+	assert_int_equal(info.total, 5);
+	assert_int_equal(info.count[STORE_QUEUED], 5);
+	assert_string_equal(info.name, "reopen");
+	assert_string_equal(info.source, "/home/press/report");
+	store_close(st);
+	diag_clear(&d);
+	free(path);
+}
+
+static int source_fn(void *arg, const struct store_release_info *r)
+{
+	memcpy(arg, r->source, sizeof(r->source));
+	return 1; /* the first is enough */
+}
+
+static void test_long_source_shown(void **state)
+{
+	char *path = db_path("source");
+	struct store *st = open_ok(path);
+	char src[2000], shown[512];
+	struct store_release_new rn = {
+	    "source", src, "release", "coalition.yaml", 0, 0, NULL, 0};
+	struct diag d = {0};
+	struct rcpts r;
+	int64_t id;
+
+	(void)state;
+	memset(src, 'x', sizeof(src));
+	memcpy(src, "/home/", 6);
+	/* ends in a two-byte character, which the cut must not split */
+	memcpy(src + sizeof(src) - 11, "/report-\xc3\xa9", 10);
+	src[sizeof(src) - 1] = '\0';
+	rcpts_make(&r, "source", 1, "example.org");
+	assert_int_equal(
+	    store_ops(st)->release_add(st, &rn, r.v, r.n, &id, NULL, &d), 0);
+	assert_int_equal(
+	    store_ops(st)->releases_each(st, 0, source_fn, shown, &d), 0);
+	assert_true(strlen(shown) < sizeof(shown));
+	assert_memory_equal(shown, "...", 3);
+	assert_string_equal(shown + strlen(shown) - 10, "/report-\xc3\xa9");
+	rcpts_free(&r);
+	diag_clear(&d);
+	store_close(st);
+	free(path);
+}
+
+static void test_newer_schema_refused(void **state)
+{
+	char *path = db_path("newer");
+	struct store *st = open_ok(path);
+	struct diag d = {0};
+	sqlite3 *db;
+
+	(void)state;
+	store_close(st);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	assert_null(store_open(path, &d));
+	assert_non_null(strstr(diag_first(&d), "newer herald"));
+	assert_non_null(strstr(diag_first(&d), path));
+	diag_clear(&d);
+	free(path);
+}
+
+static void test_foreign_file_refused(void **state)
+{
+	char *path = db_path("foreign");
+	struct diag d = {0};
+	sqlite3 *db;
+
+	(void)state;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "CREATE TABLE photos (id INTEGER)",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(db);
+	assert_null(store_open(path, &d));
+	assert_non_null(strstr(diag_first(&d), "not a herald store"));
+	diag_clear(&d);
+	free(path);
+
+	/* a directory that does not exist */
+	assert_null(store_open("/nonexistent-dir/herald.db", &d));
+	assert_non_null(strstr(diag_first(&d), "cannot create the store"));
+	diag_clear(&d);
+}
+
+/* ---- queueing ---------------------------------------------------------- */
+
+static void test_release_add_all_or_nothing(void **state)
+{
+	char *path = db_path("atomic");
+	struct store *st = open_ok(path);
+	struct store_release_new rn = {
+	    "atomic", "src", "release", "coalition.yaml", 0, 0, NULL, 0};
+	struct diag d = {0};
+	struct rcpts r;
+	int64_t id = 0;
+	size_t sup;
+
+	(void)state;
+	/* the same Message-ID twice in one list, near its end */
+	rcpts_make(&r, "atomic", 1000, "example.org");
+	r.v[998].message_id = r.v[10].message_id;
+	assert_int_equal(
+	    store_ops(st)->release_add(st, &rn, r.v, r.n, &id, &sup, &d), -1);
+	assert_non_null(strstr(diag_first(&d), "Message-ID"));
+	assert_non_null(strstr(diag_first(&d), "nothing was queued"));
+	assert_int_equal(count_releases(st), 0);
+	diag_clear(&d);
+	rcpts_free(&r);
+
+	/* the same address twice */
+	rcpts_make(&r, "atomic2", 100, "example.org");
+	r.v[50].email = "j0@EXAMPLE.org";
+	assert_int_equal(
+	    store_ops(st)->release_add(st, &rn, r.v, r.n, &id, &sup, &d), -1);
+	assert_non_null(strstr(diag_first(&d), "twice"));
+	assert_int_equal(count_releases(st), 0);
+	diag_clear(&d);
+
+	/* a good list goes in; the same Message-IDs again do not */
+	r.v[50].email = "j50@example.org";
+	assert_int_equal(
+	    store_ops(st)->release_add(st, &rn, r.v, r.n, &id, &sup, &d), 0);
+	assert_int_equal(sup, 0);
+	assert_int_equal(count_releases(st), 1);
+	assert_int_equal(
+	    store_ops(st)->release_add(st, &rn, r.v, r.n, &id, &sup, &d), -1);
+	assert_non_null(strstr(diag_first(&d), "already in the store"));
+	assert_int_equal(count_releases(st), 1);
+	diag_clear(&d);
+	rcpts_free(&r);
+
+	/* a name that does not fit the status line */
+	rn.name = "a-release-name-that-goes-on-and-on-and-on-and-on-and-on-"
+	          "and-on-and-on-and-on-and-on-and-on-and-on-and-on-and-on-"
+	          "and-on-and-on-and-on-and-on";
+	rcpts_make(&r, "atomic3", 1, "example.org");
+	assert_int_equal(
+	    store_ops(st)->release_add(st, &rn, r.v, r.n, &id, &sup, &d), -1);
+	assert_int_equal(count_releases(st), 1);
+	diag_clear(&d);
+	rcpts_free(&r);
+	store_close(st);
+	free(path);
+}
+
+static void test_suppressed(void **state)
+{
+	char *path = db_path("suppressed");
+	struct store *st = open_ok(path);
+	struct store_release_new rn = {
+	    "sup", "src", "release", "coalition.yaml", 0, 0, NULL, 0};
+	struct store_delivery out[16];
+	struct diag d = {0};
+	struct rcpts r;
+	int64_t id = 0, did;
+	size_t sup = 0;
+	bool yes;
+
+	(void)state;
+	assert_int_equal(store_ops(st)->suppress_add(st, "j1@Example.ORG",
+	                                             "hard bounce", &d),
+	                 0);
+	assert_int_equal(
+	    store_ops(st)->suppress_add(st, "j3@example.org", "complaint", &d),
+	    0);
+	/* listed twice: the first reason stays, no error */
+	assert_int_equal(
+	    store_ops(st)->suppress_add(st, "j3@EXAMPLE.ORG", "again", &d), 0);
+	assert_int_equal(
+	    store_ops(st)->suppressed(st, "j1@example.org", &yes, &d), 0);
+	assert_true(yes);
+	/* the local part is compared as written */
+	assert_int_equal(
+	    store_ops(st)->suppressed(st, "J1@example.org", &yes, &d), 0);
+	assert_false(yes);
+
+	rcpts_make(&r, "sup", 6, "example.org");
+	assert_int_equal(
+	    store_ops(st)->release_add(st, &rn, r.v, r.n, &id, &sup, &d), 0);
+	assert_int_equal(sup, 2);
+	assert_int_equal(release_info(st, id).count[STORE_SUPPRESSED], 2);
+	assert_int_equal(
+	    store_ops(st)->delivery_find(st, id, "j1@example.org", &did, &d),
+	    0);
+	assert_int_equal(delivery(st, did).state, STORE_SUPPRESSED);
+
+	/* suppressing an address with a waiting delivery stops it */
+	assert_int_equal(
+	    store_ops(st)->suppress_add(st, "j4@example.org", "manual", &d), 0);
+	assert_int_equal(release_info(st, id).count[STORE_SUPPRESSED], 3);
+	assert_int_equal(claim(st, time(NULL), 60, 16, out), 3);
+	for (int i = 0; i < 3; i++)
+		assert_string_not_equal(out[i].r.email, "j4@example.org");
+	rcpts_free(&r);
+	diag_clear(&d);
+	store_close(st);
+	free(path);
+}
+
+/* ---- claiming ---------------------------------------------------------- */
+
+static void test_claim_embargo_and_release_state(void **state)
+{
+	char *path = db_path("claim");
+	struct store *st = open_ok(path);
+	struct store_delivery out[64];
+	struct diag d = {0};
+	time_t now = time(NULL) + 10; /* past every queued_at below */
+	int64_t later = add_release(st, "embargoed", 5, now + 3600, 0);
+	int64_t paused = add_release(st, "paused", 4, 0, 0);
+	int64_t gone = add_release(st, "cancelled", 3, 0, 0);
+	time_t when = 0;
+	size_t n = 0;
+
+	(void)state;
+	assert_int_equal(store_ops(st)->release_set_state(
+	                     st, paused, STORE_RELEASE_PAUSED, &d),
+	                 0);
+	assert_int_equal(store_ops(st)->cancel(st, gone, &n, &d), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(release_info(st, gone).state, STORE_RELEASE_CANCELLED);
+	assert_int_equal(claim(st, now, 60, 64, out), 0);
+	assert_int_equal(store_ops(st)->next_due(st, &when, &d), 0);
+	assert_int_equal(when, now + 3600);
+
+	/* the embargo ends */
+	assert_int_equal(claim(st, now + 3599, 60, 64, out), 0);
+	assert_int_equal(claim(st, now + 3600, 60, 64, out), 5);
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(out[i].release_id, later);
+		assert_int_equal(out[i].state, STORE_SENDING);
+		assert_non_null(out[i].r.message_id);
+		assert_string_equal(out[i].r.name, "Journalist");
+		if (i > 0)
+			assert_true(out[i].id > out[i - 1].id);
+	}
+	assert_string_equal(out[1].r.language, "de-AT");
+	assert_null(out[0].r.outlet);
+
+	/* resumed */
+	assert_int_equal(store_ops(st)->release_set_state(
+	                     st, paused, STORE_RELEASE_ACTIVE, &d),
+	                 0);
+	assert_int_equal(claim(st, now + 3600, 60, 64, out), 4);
+	assert_int_equal(out[0].release_id, paused);
+
+	/* a cancelled release stays cancelled */
+	assert_int_equal(store_ops(st)->release_set_state(
+	                     st, gone, STORE_RELEASE_ACTIVE, &d),
+	                 -1);
+	assert_non_null(strstr(diag_first(&d), "cancelled"));
+	diag_clear(&d);
+	assert_int_equal(claim(st, now + 3600, 60, 64, out), 0);
+	store_close(st);
+	free(path);
+}
+
+static void test_claim_order_and_backoff(void **state)
+{
+	char *path = db_path("order");
+	struct store *st = open_ok(path);
+	struct store_delivery out[8];
+	struct diag d = {0};
+	time_t now = time(NULL) + 10, when;
+	int64_t a = add_release(st, "first", 3, 0, 0);
+	int64_t b = add_release(st, "second", 3, 0, 0);
+	int64_t ids[3];
+
+	(void)state;
+	(void)b;
+	/* two at a time: oldest first */
+	assert_int_equal(claim(st, now, 60, 2, out), 2);
+	assert_int_equal(out[0].release_id, a);
+	assert_int_equal(out[1].release_id, a);
+	ids[0] = out[0].id;
+	ids[1] = out[1].id;
+	/* deferred for ten minutes: not due before */
+	record(st, ids[0], now, STORE_DEFERRED, now + 600, true, 451);
+	record(st, ids[1], now, STORE_DEFERRED, now + 300, true, 451);
+	assert_int_equal(claim(st, now + 1, 60, 8, out), 4);
+	for (int i = 0; i < 4; i++) {
+		assert_int_not_equal(out[i].id, ids[0]);
+		assert_int_not_equal(out[i].id, ids[1]);
+	}
+	for (int i = 0; i < 4; i++)
+		record(st, out[i].id, now + 1, STORE_SENT, 0, true, 250);
+	assert_int_equal(store_ops(st)->next_due(st, &when, &d), 0);
+	assert_int_equal(when, now + 300);
+	assert_int_equal(claim(st, now + 299, 60, 8, out), 0);
+	assert_int_equal(claim(st, now + 600, 60, 8, out), 2);
+	/* the earlier next_at first */
+	assert_int_equal(out[0].id, ids[1]);
+	assert_int_equal(out[1].id, ids[0]);
+	assert_int_equal(out[0].attempts, 1);
+	assert_int_equal(out[0].last_code, 451);
+	diag_clear(&d);
+	store_close(st);
+	free(path);
+}
+
+static void test_lease(void **state)
+{
+	char *path = db_path("lease");
+	struct store *st = open_ok(path);
+	struct store_delivery out[8];
+	struct diag d = {0};
+	time_t now = time(NULL) + 10, when = 0;
+	int64_t first[4];
+
+	(void)state;
+	add_release(st, "lease", 4, 0, 0);
+	assert_int_equal(claim(st, now, 60, 8, out), 4);
+	for (int i = 0; i < 4; i++)
+		first[i] = out[i].id;
+	/* while the lease runs nobody gets them, up to its last second */
+	for (time_t t = now; t <= now + 60; t += 10)
+		assert_int_equal(claim(st, t, 60, 8, out), 0);
+	assert_int_equal(store_ops(st)->next_due(st, &when, &d), 0);
+	assert_int_equal(when, now + 61);
+	/* the daemon died: after the lease they are due again, once */
+	assert_int_equal(claim(st, now + 61, 60, 8, out), 4);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(out[i].id, first[i]);
+	assert_int_equal(claim(st, now + 61, 60, 8, out), 0);
+	assert_int_equal(claim(st, now + 122, 60, 8, out), 4);
+	diag_clear(&d);
+	store_close(st);
+	free(path);
+}
+
+/* ---- recording --------------------------------------------------------- */
+
+static void test_record(void **state)
+{
+	char *path = db_path("record");
+	struct store *st = open_ok(path);
+	struct store_delivery out[8];
+	struct diag d = {0};
+	time_t now = time(NULL) + 10; /* past every queued_at below */
+	int64_t rid = add_release(st, "record", 5, 0, 0), id[5];
+	struct store_attempt bad[2];
+	struct got g;
+	size_t n;
+
+	(void)state;
+	assert_int_equal(claim(st, now, 60, 8, out), 5);
+	for (int i = 0; i < 5; i++)
+		id[i] = out[i].id;
+	record(st, id[0], now, STORE_SENT, 0, true, 250);
+	record(st, id[1], now, STORE_FAILED, 0, true, 550);
+	record(st, id[2], now, STORE_DEFERRED, now + 300, true, 451);
+	/* the relay's fault: an attempt row, but not charged */
+	record(st, id[3], now, STORE_DEFERRED, now + 60, false, 421);
+	g = delivery(st, id[0]);
+	assert_int_equal(g.state, STORE_SENT);
+	assert_int_equal(g.attempts, 1);
+	assert_string_equal(g.release, "record");
+	assert_int_equal(delivery(st, id[1]).state, STORE_FAILED);
+	g = delivery(st, id[2]);
+	assert_int_equal(g.state, STORE_DEFERRED);
+	assert_int_equal(g.next_at, now + 300);
+	assert_int_equal(g.last_code, 451);
+	g = delivery(st, id[3]);
+	assert_int_equal(g.state, STORE_DEFERRED);
+	assert_int_equal(g.attempts, 0);
+
+	/* a delivery cancelled while in flight: a late deferral keeps it
+	 * cancelled, a late success says it went out */
+	assert_int_equal(store_ops(st)->cancel(st, rid, &n, &d), 0);
+	assert_int_equal(n, 3);
+	record(st, id[2], now + 1, STORE_DEFERRED, now + 900, true, 451);
+	assert_int_equal(delivery(st, id[2]).state, STORE_CANCELLED);
+	record(st, id[4], now + 1, STORE_SENT, 0, true, 250);
+	assert_int_equal(delivery(st, id[4]).state, STORE_SENT);
+	/* a sent delivery stays sent */
+	record(st, id[0], now + 2, STORE_DEFERRED, now + 900, true, 451);
+	g = delivery(st, id[0]);
+	assert_int_equal(g.state, STORE_SENT);
+	assert_int_equal(g.last_code, 250);
+	assert_int_equal(g.attempts, 2);
+
+	/* a batch with an unknown delivery records nothing */
+	memset(bad, 0, sizeof(bad));
+	bad[0].delivery_id = id[1];
+	bad[0].at = now;
+	bad[0].result = STORE_SENT;
+	bad[1].delivery_id = 999999;
+	bad[1].at = now;
+	bad[1].result = STORE_SENT;
+	assert_int_equal(store_ops(st)->record(st, bad, 2, &d), -1);
+	assert_non_null(strstr(diag_first(&d), "999999"));
+	assert_int_equal(delivery(st, id[1]).state, STORE_FAILED);
+	diag_clear(&d);
+	/* no such delivery: fn is not called */
+	g.state = STORE_BOUNCED;
+	assert_int_equal(
+	    store_ops(st)->delivery_get(st, 999999, got_fn, &g, &d), 0);
+	assert_int_equal(g.state, STORE_BOUNCED);
+	/* queued is not a result */
+	bad[0].result = STORE_QUEUED;
+	assert_int_equal(store_ops(st)->record(st, bad, 1, &d), -1);
+	diag_clear(&d);
+	store_close(st);
+	free(path);
+}
+
+static void test_unclaim(void **state)
+{
+	char *path = db_path("unclaim");
+	struct store *st = open_ok(path);
+	struct store_delivery out[8];
+	struct diag d = {0};
+	time_t now = time(NULL) + 10; /* past every queued_at below */
+	int64_t ids[3];
+
+	(void)state;
+	add_release(st, "unclaim", 3, 0, 0);
+	assert_int_equal(claim(st, now, 900, 8, out), 3);
+	for (int i = 0; i < 3; i++)
+		ids[i] = out[i].id;
+	record(st, ids[2], now, STORE_SENT, 0, true, 250);
+	/* a relay fault: give them back until the relay may be tried */
+	assert_int_equal(store_ops(st)->unclaim(st, ids, 3, now + 30, &d), 0);
+	assert_int_equal(delivery(st, ids[0]).state, STORE_QUEUED);
+	assert_int_equal(delivery(st, ids[0]).attempts, 0);
+	assert_int_equal(delivery(st, ids[2]).state, STORE_SENT);
+	assert_int_equal(claim(st, now + 29, 900, 8, out), 0);
+	assert_int_equal(claim(st, now + 30, 900, 8, out), 2);
+	/* tried before: back as deferred */
+	record(st, ids[0], now + 30, STORE_DEFERRED, now + 40, false, 421);
+	assert_int_equal(claim(st, now + 40, 900, 8, out), 1);
+	assert_int_equal(store_ops(st)->unclaim(st, ids, 1, now + 50, &d), 0);
+	assert_int_equal(delivery(st, ids[0]).state, STORE_DEFERRED);
+	diag_clear(&d);
+	store_close(st);
+	free(path);
+}
+
+static void test_expire(void **state)
+{
+	char *path = db_path("expire");
+	struct store *st = open_ok(path);
+	struct store_delivery out[8];
+	struct diag d = {0};
+	time_t now = time(NULL) + 10; /* past every queued_at below */
+	int64_t old = add_release(st, "old", 3, 0, 0);
+	int64_t stale = add_release(st, "stale", 2, 0, now + 100);
+	unsigned life = 5 * 86400;
+
+	(void)state;
+	/* one of the old release in flight: not expired under it */
+	assert_int_equal(claim(st, now, 60, 1, out), 1);
+	assert_int_equal(out[0].release_id, old);
+	assert_int_equal(store_ops(st)->expire(st, now + 99, life, &d), 0);
+	/* stale_after passes */
+	assert_int_equal(store_ops(st)->expire(st, now + 100, life, &d), 2);
+	assert_int_equal(release_info(st, stale).count[STORE_EXPIRED], 2);
+	assert_int_equal(release_info(st, old).count[STORE_QUEUED], 2);
+	/* the lifetime passes */
+	assert_int_equal(store_ops(st)->expire(st, now + life - 20, life, &d),
+	                 0);
+	assert_int_equal(store_ops(st)->expire(st, now + life + 1, life, &d),
+	                 2);
+	assert_int_equal(release_info(st, old).count[STORE_EXPIRED], 2);
+	assert_int_equal(release_info(st, old).count[STORE_SENDING], 1);
+	/* lifetime 0: only stale_after */
+	add_release(st, "fresh", 2, 0, 0);
+	assert_int_equal(store_ops(st)->expire(st, now + 10 * life, 0, &d), 0);
+	diag_clear(&d);
+	store_close(st);
+	free(path);
+}
+
+static void test_cancel_and_retry(void **state)
+{
+	char *path = db_path("retry");
+	struct store *st = open_ok(path);
+	struct store_delivery out[8];
+	struct diag d = {0};
+	time_t now = time(NULL) + 10; /* past every queued_at below */
+	int64_t rid = add_release(st, "retry", 5, 0, 0), ids[5];
+	struct store_release_info info;
+	size_t n;
+
+	(void)state;
+	assert_int_equal(claim(st, now, 60, 8, out), 5);
+	for (int i = 0; i < 5; i++)
+		ids[i] = out[i].id;
+	record(st, ids[0], now, STORE_FAILED, 0, true, 550);
+	record(st, ids[1], now, STORE_FAILED, 0, true, 550);
+	record(st, ids[2], now, STORE_DEFERRED, now + 3600, true, 451);
+	record(st, ids[3], now, STORE_SENT, 0, true, 250);
+	record(st, ids[4], now, STORE_FAILED, 0, true, 550);
+	assert_int_equal(
+	    store_ops(st)->suppress_add(st, out[4].r.email, "hard bounce", &d),
+	    0);
+	/* only failed: the suppressed address stays failed */
+	assert_int_equal(store_ops(st)->retry(st, rid, true, false, &n, &d), 0);
+	assert_int_equal(n, 2);
+	info = release_info(st, rid);
+	assert_int_equal(info.count[STORE_QUEUED], 2);
+	assert_int_equal(info.count[STORE_DEFERRED], 1);
+	assert_int_equal(info.count[STORE_FAILED], 1);
+	assert_int_equal(store_ops(st)->retry(st, rid, false, true, &n, &d), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(claim(st, time(NULL), 60, 8, out), 3);
+
+	/* cancel: what is waiting or in flight */
+	assert_int_equal(store_ops(st)->cancel(st, rid, &n, &d), 0);
+	assert_int_equal(n, 3);
+	info = release_info(st, rid);
+	assert_int_equal(info.state, STORE_RELEASE_CANCELLED);
+	assert_int_equal(info.count[STORE_CANCELLED], 3);
+	assert_int_equal(info.count[STORE_SENT], 1);
+	assert_int_equal(store_ops(st)->retry(st, rid, true, true, &n, &d), -1);
+	diag_clear(&d);
+	assert_int_equal(store_ops(st)->cancel(st, 4242, &n, &d), -1);
+	assert_non_null(strstr(diag_first(&d), "4242"));
+	diag_clear(&d);
+	store_close(st);
+	free(path);
+}
+
+/* ---- what admins read -------------------------------------------------- */
+
+struct log {
+	size_t n;
+	unsigned attempt[16];
+	int64_t delivery[16];
+	char release[64];
+};
+
+static int log_fn(void *arg, const struct store_log_row *r)
+{
+	struct log *l = arg;
+
+	if (l->n < 16) {
+		l->attempt[l->n] = r->attempt;
+		l->delivery[l->n] = r->delivery_id;
+	}
+	snprintf(l->release, sizeof(l->release), "%s", r->release);
+	l->n++;
+	return 0;
+}
+
+static struct log log_of(struct store *st, const struct store_log_filter *f)
+{
+	struct log l;
+	struct diag d = {0};
+
+	memset(&l, 0, sizeof(l));
+	if (store_ops(st)->attempts_each(st, f, log_fn, &l, &d) < 0)
+		fail_msg("attempts_each: %s", diag_first(&d));
+	diag_clear(&d);
+	return l;
+}
+
+static int stop_fn(void *arg, const struct store_log_row *r)
+{
+	(void)r;
+	(*(int *)arg)++;
+	return 1;
+}
+
+static void test_attempts_each(void **state)
+{
+	char *path = db_path("log");
+	struct store *st = open_ok(path);
+	struct store_delivery out[8];
+	struct store_log_filter f;
+	struct diag d = {0};
+	time_t now = time(NULL) + 10; /* past every queued_at below */
+	int64_t r1 = add_release(st, "log-one", 2, 0, 0);
+	int64_t r2 = add_release(st, "log-two", 2, 0, 0);
+	int64_t a, b;
+	struct log l;
+	int calls = 0;
+
+	(void)state;
+	assert_int_equal(claim(st, now, 60, 8, out), 4);
+	a = out[0].id; /* r1, j0 */
+	b = out[2].id; /* r2, j0 */
+	assert_int_equal(out[2].release_id, r2);
+	record(st, a, now, STORE_DEFERRED, now + 10, true, 451);
+	record(st, out[1].id, now, STORE_SENT, 0, true, 250);
+	record(st, b, now + 5, STORE_SENT, 0, true, 250);
+	record(st, out[3].id, now + 5, STORE_FAILED, 0, true, 550);
+	assert_int_equal(claim(st, now + 10, 60, 8, out), 1);
+	record(st, a, now + 10, STORE_DEFERRED, now + 20, false, 421);
+	assert_int_equal(claim(st, now + 20, 60, 8, out), 1);
+	record(st, a, now + 20, STORE_SENT, 0, true, 250);
+
+	memset(&f, 0, sizeof(f));
+	assert_int_equal(log_of(st, &f).n, 6);
+	f.release_id = r1;
+	l = log_of(st, &f);
+	assert_int_equal(l.n, 4);
+	assert_string_equal(l.release, "log-one");
+	f.email = "j0@EXAMPLE.ORG";
+	l = log_of(st, &f);
+	assert_int_equal(l.n, 3);
+	/* every try numbered, the uncharged one too */
+	for (unsigned i = 0; i < 3; i++) {
+		assert_int_equal(l.delivery[i], a);
+		assert_int_equal(l.attempt[i], i + 1);
+	}
+	f.release_id = 0;
+	assert_int_equal(log_of(st, &f).n, 4);
+	f.by_state = true;
+	f.state = STORE_SENT;
+	assert_int_equal(log_of(st, &f).n, 2);
+	f.since = now + 10;
+	l = log_of(st, &f);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(l.attempt[0], 3);
+	memset(&f, 0, sizeof(f));
+	f.by_state = true;
+	f.state = STORE_FAILED;
+	l = log_of(st, &f);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.release, "log-two");
+	f.by_state = false;
+	f.since = now + 5;
+	assert_int_equal(log_of(st, &f).n, 4);
+	/* fn stops the walk */
+	assert_int_equal(
+	    store_ops(st)->attempts_each(st, NULL, stop_fn, &calls, &d), 0);
+	assert_int_equal(calls, 1);
+	diag_clear(&d);
+	store_close(st);
+	free(path);
+}
+
+struct listing {
+	size_t n;
+	int64_t id[8];
+	size_t total[8], sent[8];
+};
+
+static int listing_fn(void *arg, const struct store_release_info *r)
+{
+	struct listing *l = arg;
+
+	l->id[l->n] = r->id;
+	l->total[l->n] = r->total;
+	l->sent[l->n] = r->count[STORE_SENT];
+	l->n++;
+	return 0;
+}
+
+static void test_releases_each_and_find(void **state)
+{
+	char *path = db_path("releases");
+	struct store *st = open_ok(path);
+	struct store_delivery out[8];
+	struct diag d = {0};
+	struct listing l;
+	int64_t a = add_release(st, "report-launch", 3, 0, 0);
+	int64_t b = add_release(st, "other", 2, 0, 0);
+	int64_t c = add_release(st, "report-launch", 4, time(NULL) + 99, 0);
+	int64_t found;
+	char num[32];
+
+	(void)state;
+	assert_int_equal(claim(st, time(NULL), 60, 2, out), 2);
+	record(st, out[0].id, time(NULL), STORE_SENT, 0, true, 250);
+	record(st, out[1].id, time(NULL), STORE_SENT, 0, true, 250);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(
+	    store_ops(st)->releases_each(st, 0, listing_fn, &l, &d), 0);
+	assert_int_equal(l.n, 3);
+	/* newest first */
+	assert_int_equal(l.id[0], c);
+	assert_int_equal(l.id[1], b);
+	assert_int_equal(l.id[2], a);
+	assert_int_equal(l.total[0], 4);
+	assert_int_equal(l.total[2], 3);
+	assert_int_equal(l.sent[2], 2);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(
+	    store_ops(st)->releases_each(st, b, listing_fn, &l, &d), 0);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(l.id[0], b);
+	assert_int_equal(
+	    store_ops(st)->releases_each(st, 777, listing_fn, &l, &d), -1);
+	diag_clear(&d);
+
+	/* by name: the newest; by number */
+	assert_int_equal(
+	    store_ops(st)->release_find(st, "report-launch", &found, &d), 0);
+	assert_int_equal(found, c);
+	snprintf(num, sizeof(num), "%" PRId64, a);
+	assert_int_equal(store_ops(st)->release_find(st, num, &found, &d), 0);
+	assert_int_equal(found, a);
+	assert_int_equal(store_ops(st)->release_find(st, "nothing", &found, &d),
+	                 -1);
+	assert_non_null(strstr(diag_first(&d), "nothing"));
+	diag_clear(&d);
+	assert_int_equal(store_ops(st)->release_find(st, "12345", &found, &d),
+	                 -1);
+	diag_clear(&d);
+
+	/* an address: in one release, or the newest of any */
+	assert_int_equal(
+	    store_ops(st)->delivery_find(st, a, "j1@Example.org", &found, &d),
+	    0);
+	assert_string_equal(delivery(st, found).email, "j1@example.org");
+	assert_int_equal(delivery(st, found).state, STORE_SENT);
+	assert_int_equal(
+	    store_ops(st)->delivery_find(st, 0, "j1@example.org", &found, &d),
+	    0);
+	assert_int_equal(delivery(st, found).state, STORE_QUEUED);
+	assert_string_equal(delivery(st, found).release, "report-launch");
+	assert_int_equal(
+	    store_ops(st)->delivery_find(st, b, "j3@example.org", &found, &d),
+	    -1);
+	diag_clear(&d);
+	store_close(st);
+	free(path);
+}
+
+struct files {
+	size_t n;
+	char path[4][32];
+	unsigned char data[4][300];
+	size_t len[4];
+};
+
+static int files_fn(void *arg, const struct store_file *f)
+{
+	struct files *fs = arg;
+
+	assert_true(fs->n < 4 && f->len <= 300);
+	snprintf(fs->path[fs->n], sizeof(fs->path[0]), "%s", f->path);
+	memcpy(fs->data[fs->n], f->data, f->len);
+	fs->len[fs->n] = f->len;
+	fs->n++;
+	return 0;
+}
+
+static int files_fail_fn(void *arg, const struct store_file *f)
+{
+	(void)arg;
+	(void)f;
+	return -1;
+}
+
+static void test_release_files(void **state)
+{
+	char *path = db_path("files");
+	struct store *st = open_ok(path);
+	unsigned char bin[256];
+	struct store_file files[3] = {
+	    {"release/release.yaml", "name: x\n", 8},
+	    {"release/logo.png", bin, sizeof(bin)},
+	    {"release/empty.txt", NULL, 0},
+	};
+	struct store_release_new rn = {
+	    "files", "src", "release", "coalition.yaml", 0, 0, files, 3};
+	struct store_release_info info;
+	struct diag d = {0};
+	struct files fs;
+	struct rcpts r;
+	int64_t id;
+	size_t sup;
+	char rd[64], co[64], tiny[4];
+
+	(void)state;
+	for (int i = 0; i < 256; i++)
+		bin[i] = (unsigned char)i;
+	rcpts_make(&r, "files", 2, "example.org");
+	assert_int_equal(
+	    store_ops(st)->release_add(st, &rn, r.v, r.n, &id, &sup, &d), 0);
+	memset(&fs, 0, sizeof(fs));
+	assert_int_equal(
+	    store_ops(st)->release_files(st, id, files_fn, &fs, &d), 0);
+	assert_int_equal(fs.n, 3);
+	for (int i = 0; i < 3; i++) {
+		assert_string_equal(fs.path[i], files[i].path);
+		assert_int_equal(fs.len[i], files[i].len);
+		if (files[i].len)
+			assert_memory_equal(fs.data[i], files[i].data,
+			                    files[i].len);
+	}
+	assert_int_equal(
+	    store_ops(st)->release_files(st, id, files_fail_fn, NULL, &d), -1);
+	assert_int_equal(d.errors, 0);
+	assert_int_equal(
+	    store_ops(st)->release_files(st, id + 1, files_fn, &fs, &d), -1);
+	diag_clear(&d);
+
+	assert_int_equal(store_ops(st)->release_get(
+	                     st, id, &info, rd, sizeof(rd), co, sizeof(co), &d),
+	                 0);
+	assert_string_equal(rd, "release");
+	assert_string_equal(co, "coalition.yaml");
+	assert_int_equal(info.total, 2);
+	assert_int_equal(store_ops(st)->release_get(st, id, &info, tiny,
+	                                            sizeof(tiny), NULL, 0, &d),
+	                 -1);
+	diag_clear(&d);
+
+	/* the same path twice: nothing queued */
+	files[2].path = files[0].path;
+	rcpts_free(&r);
+	rcpts_make(&r, "files2", 2, "example.org");
+	assert_int_equal(
+	    store_ops(st)->release_add(st, &rn, r.v, r.n, &id, &sup, &d), -1);
+	assert_int_equal(count_releases(st), 1);
+	diag_clear(&d);
+	rcpts_free(&r);
+	store_close(st);
+	free(path);
+}
+
+/* ---- two processes ----------------------------------------------------- */
+
+static void test_two_handles(void **state)
+{
+	char *path = db_path("two");
+	struct store *daemon = open_ok(path), *cli = open_ok(path);
+	struct store_delivery out[16];
+	time_t now = time(NULL) + 10; /* past every queued_at below */
+	int64_t r1, r2;
+
+	(void)state;
+	r1 = add_release(cli, "two-a", 10, 0, 0);
+	assert_int_equal(claim(daemon, now, 60, 4, out), 4);
+	r2 = add_release(cli, "two-b", 10, 0, 0);
+	record(daemon, out[0].id, now, STORE_SENT, 0, true, 250);
+	assert_int_equal(release_info(cli, r1).count[STORE_SENT], 1);
+	assert_int_equal(release_info(cli, r1).count[STORE_SENDING], 3);
+	assert_int_equal(claim(daemon, now, 60, 16, out), 16);
+	assert_int_equal(out[15].release_id, r2);
+	assert_int_equal(claim(daemon, now, 60, 16, out), 0);
+	store_close(cli);
+	store_close(daemon);
+	free(path);
+}
+
+/* A child process queues releases while this one claims: every delivery
+ * is claimed exactly once, and neither side sees "busy". */
+static void test_two_processes(void **state)
+{
+	char *path = db_path("procs");
+	struct store *st = open_ok(path);
+	enum { RELEASES = 5, EACH = 2000, TOTAL = RELEASES * EACH };
+	struct store_delivery out[100];
+	unsigned char *seen = calloc(TOTAL + 1, 1);
+	struct timespec t0;
+	size_t claimed = 0;
+	int status;
+	pid_t pid;
+
+	(void)state;
+	assert_non_null(seen);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct diag d = {0};
+		struct store *c = store_open(path, &d);
+		for (int i = 0; c != NULL && i < RELEASES; i++) {
+			struct store_release_new rn = {
+			    "procs", "src", "release", "coalition.yaml",
+			    0,       0,     NULL,      0};
+			struct rcpts r;
+			char tag[32];
+			int64_t id;
+			snprintf(tag, sizeof(tag), "procs%d", i);
+			rcpts_make(&r, tag, EACH, "example.org");
+			if (store_ops(c)->release_add(c, &rn, r.v, r.n, &id,
+			                              NULL, &d) < 0) {
+				fprintf(stderr, "child: %s\n", diag_first(&d));
+				_exit(1);
+			}
+			rcpts_free(&r);
+		}
+		if (c == NULL)
+			fprintf(stderr, "child: %s\n", diag_first(&d));
+		_exit(c == NULL);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (claimed < TOTAL && seconds_since(&t0) < 120) {
+		int n = claim(st, time(NULL), 600, 100, out);
+		struct store_attempt a[100];
+		struct diag d = {0};
+
+		if (n == 0) {
+			sched_yield();
+			continue;
+		}
+		for (int i = 0; i < n; i++) {
+			assert_true(out[i].id >= 1 && out[i].id <= TOTAL);
+			assert_int_equal(seen[out[i].id], 0);
+			seen[out[i].id] = 1;
+			memset(&a[i], 0, sizeof(a[i]));
+			a[i].delivery_id = out[i].id;
+			a[i].at = time(NULL);
+			a[i].code = 250;
+			a[i].result = STORE_SENT;
+			a[i].counts = true;
+		}
+		if (store_ops(st)->record(st, a, (size_t)n, &d) < 0)
+			fail_msg("record: %s", diag_first(&d));
+		claimed += (size_t)n;
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(claimed, TOTAL);
+	free(seen);
+	store_close(st);
+	free(path);
+}
+
+/* ---- size -------------------------------------------------------------- */
+
+static void test_large_release(void **state)
+{
+	char *path = db_path("large");
+	struct store *st = open_ok(path);
+	struct store_release_new rn = {
+	    "large", "src", "release", "coalition.yaml", 0, 0, NULL, 0};
+	enum { N = 100000, BATCH = 100 };
+	struct store_delivery out[BATCH];
+	struct store_attempt a[BATCH];
+	struct timespec t0;
+	struct diag d = {0};
+	struct rcpts r;
+	double add, claiming = 0, recording = 0, expire, next;
+	time_t now, when;
+	int64_t id;
+	size_t sup, total = 0;
+
+	(void)state;
+	assert_int_equal(
+	    store_ops(st)->suppress_add(st, "j777@example.net", "test", &d), 0);
+	rcpts_make(&r, "large", N, "example.net");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (store_ops(st)->release_add(st, &rn, r.v, r.n, &id, &sup, &d) < 0)
+		fail_msg("release_add: %s", diag_first(&d));
+	add = seconds_since(&t0);
+	assert_int_equal(sup, 1);
+	rcpts_free(&r);
+
+	now = time(NULL);
+	for (;;) {
+		int n;
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		n = claim(st, now, 600, BATCH, out);
+		claiming += seconds_since(&t0);
+		if (n == 0)
+			break;
+		for (int i = 0; i < n; i++) {
+			memset(&a[i], 0, sizeof(a[i]));
+			a[i].delivery_id = out[i].id;
+			a[i].at = now;
+			a[i].relay = "smtp://127.0.0.1:2525";
+			a[i].code = 250;
+			a[i].text = "2.0.0 Ok: queued as 4Xyz";
+			a[i].result = STORE_SENT;
+			a[i].counts = true;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		if (store_ops(st)->record(st, a, (size_t)n, &d) < 0)
+			fail_msg("record: %s", diag_first(&d));
+		recording += seconds_since(&t0);
+		total += (size_t)n;
+	}
+	assert_int_equal(total, N - 1);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(store_ops(st)->expire(st, now + 86400, 3600, &d), 0);
+	expire = seconds_since(&t0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(store_ops(st)->next_due(st, &when, &d), 0);
+	next = seconds_since(&t0);
+	assert_int_equal(when, 0);
+	assert_int_equal(release_info(st, id).count[STORE_SENT], N - 1);
+	printf("store: release_add of %d recipients: %.3f s\n", N, add);
+	printf("store: claiming them %d at a time: %.3f s (%zu claims); "
+	       "recording: %.3f s\n",
+	       BATCH, claiming, (total + BATCH - 1) / BATCH, recording);
+	printf("store: expire over them: %.4f s, next_due: %.4f s\n", expire,
+	       next);
+	diag_clear(&d);
+	store_close(st);
+	free(path);
+}
+
+/* ---- the disk ---------------------------------------------------------- */
+
+/* In a child: a check that fails prints and exits 1. */
+#define CHILD_CHECK(cond, ...)                                                 \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			fprintf(stderr, __VA_ARGS__);                          \
+			fputc('\n', stderr);                                   \
+			_exit(1);                                              \
+		}                                                              \
+	} while (0)
+
+/* Queue a release too large for what the disk (or the file size limit)
+ * allows: the call fails with words for people, and the store is as it
+ * was. */
+static void child_fill(const char *path, const char *expect)
+{
+	struct store_release_new rn = {
+	    "full", "src", "release", "coalition.yaml", 0, 0, NULL, 0};
+	struct diag d = {0};
+	struct store *st = store_open(path, &d);
+	struct rcpts r;
+	int64_t id;
+	size_t sup;
+	size_t n = 0;
+
+	CHILD_CHECK(st != NULL, "open: %s", diag_first(&d));
+	rcpts_make(&r, "small", 3, "example.org");
+	CHILD_CHECK(
+	    store_ops(st)->release_add(st, &rn, r.v, r.n, &id, &sup, &d) == 0,
+	    "small release: %s", diag_first(&d));
+	rcpts_free(&r);
+	rcpts_make(&r, "big", 20000, "example.org");
+	CHILD_CHECK(
+	    store_ops(st)->release_add(st, &rn, r.v, r.n, &id, &sup, &d) < 0,
+	    "a release larger than the disk was queued");
+	fprintf(stderr, "  (%s)\n", diag_first(&d));
+	CHILD_CHECK(strstr(diag_first(&d), expect) != NULL,
+	            "unexpected message: %s", diag_first(&d));
+	CHILD_CHECK(strstr(diag_first(&d), "nothing was changed") != NULL,
+	            "message does not say nothing changed: %s", diag_first(&d));
+	CHILD_CHECK(strstr(diag_first(&d), path) != NULL,
+	            "message does not name the store: %s", diag_first(&d));
+	diag_clear(&d);
+	rcpts_free(&r);
+	CHILD_CHECK(
+	    store_ops(st)->releases_each(st, 0, count_releases_fn, &n, &d) == 0,
+	    "after: %s", diag_first(&d));
+	CHILD_CHECK(n == 1, "%zu releases after the failure", n);
+	store_close(st);
+	/* and from a new handle */
+	st = store_open(path, &d);
+	CHILD_CHECK(st != NULL, "reopen: %s", diag_first(&d));
+	n = 0;
+	CHILD_CHECK(
+	    store_ops(st)->releases_each(st, 0, count_releases_fn, &n, &d) == 0,
+	    "reopened: %s", diag_first(&d));
+	CHILD_CHECK(n == 1, "%zu releases after reopening", n);
+	store_close(st);
+	diag_clear(&d);
+}
+
+static void test_disk_full(void **state)
+{
+	char *dir = NULL;
+	int status;
+	pid_t pid;
+
+	(void)state;
+	assert_true(asprintf(&dir, "%s/full", tmpdir) > 0);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char *path = NULL;
+		/* a small disk of its own: a tmpfs in a private mount
+		 * namespace (root only; otherwise skipped) */
+		if (unshare(CLONE_NEWNS) < 0 ||
+		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+		    mount("tmpfs", dir, "tmpfs", 0, "size=512k,mode=0700") < 0)
+			_exit(77);
+		if (asprintf(&path, "%s/herald.db", dir) < 0)
+			_exit(1);
+		child_fill(path, "disk is full");
+		free(path);
+		umount(dir);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	rmdir(dir);
+	free(dir);
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status) == 77)
+		skip();
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void test_io_error(void **state)
+{
+	char *path = db_path("ioerr");
+	struct store *st = open_ok(path);
+	int status;
+	pid_t pid;
+
+	(void)state;
+	store_close(st);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* writes past 1 MiB fail (EFBIG): an I/O error to SQLite */
+		struct rlimit rl;
+		signal(SIGXFSZ, SIG_IGN);
+		getrlimit(RLIMIT_FSIZE, &rl);
+		rl.rlim_cur = 1 << 20;
+		if (setrlimit(RLIMIT_FSIZE, &rl) < 0)
+			_exit(1);
+		child_fill(path, "could not be read or written");
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	free(path);
+}
+
+/* ---- set-up ------------------------------------------------------------ */
+
+static int setup(void **state)
+{
+	(void)state;
+	if (mkdtemp(tmpdir) == NULL) {
+		fprintf(stderr, "mkdtemp: %s\n", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	DIR *dp = opendir(tmpdir);
+	struct dirent *e;
+
+	(void)state;
+	while (dp != NULL && (e = readdir(dp)) != NULL) {
+		char *p = NULL;
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (asprintf(&p, "%s/%s", tmpdir, e->d_name) > 0) {
+			if (unlink(p) < 0)
+				rmdir(p);
+			free(p);
+		}
+	}
+	if (dp != NULL)
+		closedir(dp);
+	return rmdir(tmpdir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_state_names),
+	    cmocka_unit_test(test_schema_and_mode),
+	    cmocka_unit_test(test_reopen_keeps_data),
+	    cmocka_unit_test(test_long_source_shown),
+	    cmocka_unit_test(test_newer_schema_refused),
+	    cmocka_unit_test(test_foreign_file_refused),
+	    cmocka_unit_test(test_release_add_all_or_nothing),
+	    cmocka_unit_test(test_suppressed),
+	    cmocka_unit_test(test_claim_embargo_and_release_state),
+	    cmocka_unit_test(test_claim_order_and_backoff),
+	    cmocka_unit_test(test_lease),
+	    cmocka_unit_test(test_record),
+	    cmocka_unit_test(test_unclaim),
+	    cmocka_unit_test(test_expire),
+	    cmocka_unit_test(test_cancel_and_retry),
+	    cmocka_unit_test(test_attempts_each),
+	    cmocka_unit_test(test_releases_each_and_find),
+	    cmocka_unit_test(test_release_files),
+	    cmocka_unit_test(test_two_handles),
+	    cmocka_unit_test(test_two_processes),
+	    cmocka_unit_test(test_large_release),
+	    cmocka_unit_test(test_disk_full),
+	    cmocka_unit_test(test_io_error),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
