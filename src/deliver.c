@@ -895,7 +895,8 @@ int deliver_run(const struct deliver_opts *o)
 		if (asprintf(&dl.cfg->control, "%s.sock", o->store_path) < 0)
 			dl.cfg->control = NULL;
 	}
-	dl.ctl_path = dl.cfg->control;
+	/* a copy: a reload replaces the config, not the socket */
+	dl.ctl_path = dl.cfg->control ? strdup(dl.cfg->control) : NULL;
 	dl.st = store_open(dl.cfg->store, &d);
 	if (dl.st == NULL) {
 		rc = EX_CANTCREAT;
@@ -958,6 +959,7 @@ done:
 		close(dl.ctl_fd);
 		unlink(dl.ctl_path);
 	}
+	free(dl.ctl_path);
 	sched_free(dl.sched);
 	if (dl.st != NULL)
 		store_close(dl.st);

@@ -348,6 +348,10 @@ int cmd_proof(int argc, char **argv)
 			                           .rcpt = o.proof_to[k],
 			                           .data = msg,
 			                           .len = len};
+			/* one connection: wait for room before each message */
+			while (tb->room(tr) == 0)
+				if (tb->step(tr, 1000, NULL, 0, NULL, &d) < 0)
+					goto done;
 			if (tb->submit(tr, &m, &d) < 0)
 				goto done;
 		}

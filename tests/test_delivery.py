@@ -423,6 +423,61 @@ def case_password_file():
             env.close()
 
 
+def case_proof():
+    """herald proof: one marked message per language to staff, at once,
+    nothing queued."""
+    with ms.SmtpSink() as sink:
+        env = Env(f"smtp://127.0.0.1:{sink.port}")
+        try:
+            r = env.herald("proof", "templates/report-launch", "--to",
+                           "lists/journalists.yaml", "--proof-to",
+                           "desk@coalition.example.org")
+            got = sink.wait_for(6, timeout=30)
+            subjects = set()
+            for m in got:
+                msg = email.message_from_bytes(m.data,
+                                               policy=email.policy.default)
+                check(m.recipients == ["desk@coalition.example.org"],
+                      f"proof to {m.recipients}")
+                subjects.add(str(msg["Subject"])[:10])
+            check(subjects == {f"[PROOF {l}]" for l in
+                               ("en", "ru", "uk", "de", "cs", "et")},
+                  f"subjects {subjects}")
+            check(r.stdout.decode().count("proof sent to") == 6,
+                  r.stdout.decode())
+            st = env.status_line()
+            check(len(st.strip().splitlines()) == 1, f"something queued: {st}")
+        finally:
+            env.close()
+
+
+def case_control_and_reload():
+    """The control socket is 0600 and wakes heraldd; SIGHUP reloads the
+    config; SIGTERM ends with 0."""
+    with ms.SmtpSink() as sink:
+        env = Env(f"smtp://127.0.0.1:{sink.port}")
+        try:
+            p = env.start()
+            sock = env.store + ".sock"
+            ms.wait_until(lambda: os.path.exists(sock), 10, "the socket")
+            check(os.stat(sock).st_mode & 0o077 == 0,
+                  f"socket mode {os.stat(sock).st_mode:o}")
+            check(os.stat(env.store).st_mode & 0o077 == 0, "store mode")
+            t0 = time.time()
+            r = env.queue()
+            check(b"not woken" not in r.stdout, "heraldd was not woken")
+            sink.wait_for(SAMPLE, timeout=30)
+            print(f"delivered {time.time() - t0:.2f} s after queue")
+            p.send_signal(signal.SIGHUP)
+            ms.wait_until(lambda: "config reloaded" in env.log_text(), 10,
+                          "the reload")
+            p.send_signal(signal.SIGTERM)
+            check(p.wait(timeout=20) == 0, "heraldd did not exit 0")
+            check(not os.path.exists(sock), "the socket was left behind")
+        finally:
+            env.close()
+
+
 CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}
 
 
