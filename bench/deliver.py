@@ -10,7 +10,6 @@ Ratios, not absolute times: these machines are shared and noisy.
   bench/deliver.py BUILD_DIR [COUNT] [QUEUE_COUNT]
 """
 import os
-import resource
 import smtplib
 import subprocess
 import sys
@@ -24,13 +23,29 @@ import mailservers as ms  # noqa: E402
 CONNS = 8
 
 
+def hwm_kib(pid):
+    """The process's own peak resident memory (VmHWM), in KiB."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def run(argv, **kw):
-    """Run argv; return (seconds, peak RSS in MiB, returncode)."""
+    """Run argv; return (seconds, peak RSS in MiB, returncode). The peak
+    is read from /proc while the command runs (getrusage would count the
+    memory of this Python process that forked it)."""
     t0 = time.monotonic()
     p = subprocess.Popen(argv, **kw)
-    _, status, ru = os.wait4(p.pid, 0)
-    p.returncode = os.waitstatus_to_exitcode(status)
-    return time.monotonic() - t0, ru.ru_maxrss / 1024, p.returncode
+    peak = 0
+    while p.poll() is None:
+        peak = max(peak, hwm_kib(p.pid))
+        time.sleep(0.02)
+    return time.monotonic() - t0, peak / 1024, p.returncode
 
 
 def journalists(path, n):

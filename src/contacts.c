@@ -165,9 +165,17 @@ static void contacts_warn_duplicates(const struct contacts *c, struct diag *d)
 	free(idx);
 }
 
+/* A journalist list may be long: 64 MiB holds about half a million
+ * entries, where the other files keep yaml_doc's 8 MiB. */
+static const struct ydoc_limits contacts_limits = {
+    .max_bytes = 64u << 20,
+    .max_depth = 64,
+    .max_nodes = 8000000,
+};
+
 struct contacts *contacts_load(const char *path, struct diag *d)
 {
-	struct ydoc *doc = ydoc_load_file(path, NULL, d);
+	struct ydoc *doc = ydoc_load_file(path, &contacts_limits, d);
 	struct contacts *c = NULL;
 	const struct ydoc_node *list;
 	size_t errors = d->errors;

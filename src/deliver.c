@@ -82,6 +82,7 @@ struct dl_flight {
 	unsigned attempt;
 	struct timespec started;
 	struct dl_flight *prev, *next; /* the daemon's in-flight list */
+	struct transport_msg m;        /* what goes to the transport */
 };
 
 /* An attempt waiting for its commit, and its log line. */
@@ -115,7 +116,11 @@ struct deliver {
 	time_t relay_paused_until;
 	time_t last_expire;
 	time_t last_renew;
-	struct dl_flight *flights; /* submitted, not yet done */
+	struct dl_flight *flights; /* claimed, not yet done */
+	/* claimed and built, waiting for a free connection: claiming ahead
+	 * keeps each claim transaction large */
+	struct dl_flight **ready;
+	size_t nready, ready_head;
 	int ctl_fd;
 	char *ctl_path;
 	FILE *log;
@@ -545,8 +550,12 @@ static int deliver_claim(struct deliver *dl, size_t room, time_t now)
 	struct diag d = {0};
 	int n;
 
-	if (room > dl->cfg->batch)
-		room = dl->cfg->batch;
+	if (dl->nready > 0 && dl->ready_head > 0)
+		memmove(dl->ready, dl->ready + dl->ready_head,
+		        dl->nready * sizeof(*dl->ready));
+	dl->ready_head = 0;
+	if (room > dl->cfg->batch - dl->nready)
+		room = dl->cfg->batch - dl->nready;
 	n = dl->ops->claim(dl->st, now, dl->cfg->lease, room, dl->claimed, &d);
 	if (n < 0) {
 		deliver_log_diag(dl, &d);
@@ -559,7 +568,6 @@ static int deliver_claim(struct deliver *dl, size_t room, time_t now)
 		struct journalist j = {0};
 		struct message_opts mo = {0};
 		struct i18n_choice ch;
-		struct transport_msg m;
 
 		if (f == NULL)
 			continue; /* the lease brings it back */
@@ -622,7 +630,7 @@ static int deliver_claim(struct deliver *dl, size_t room, time_t now)
 			deliver_local_fault(dl, f, why);
 			continue;
 		}
-		m = (struct transport_msg){
+		f->m = (struct transport_msg){
 		    .id = f->id,
 		    .sender = r->rel->from.email,
 		    .rcpt = f->email,
@@ -630,19 +638,48 @@ static int deliver_claim(struct deliver *dl, size_t room, time_t now)
 		    .len = f->len,
 		    .user = f,
 		};
-		/* in the list before submit: done may come at once */
+		/* claimed: in the list (its lease is renewed) and waiting */
 		f->next = dl->flights;
 		if (dl->flights != NULL)
 			dl->flights->prev = f;
 		dl->flights = f;
-		if (dl->tb->submit(dl->tr, &m, &d) < 0) {
+		dl->ready[dl->ready_head + dl->nready] = f;
+		dl->nready++;
+	}
+	return n;
+}
+
+/* Hand waiting messages to the transport while it has room. */
+static void deliver_submit_ready(struct deliver *dl)
+{
+	struct diag d = {0};
+
+	while (dl->nready > 0 && dl->tb->room(dl->tr) > 0) {
+		struct dl_flight *f = dl->ready[dl->ready_head++];
+		dl->nready--;
+		if (dl->tb->submit(dl->tr, &f->m, &d) < 0) {
 			char why[200];
 			snprintf(why, sizeof(why), "%s", diag_first(&d));
 			deliver_log_diag(dl, &d);
 			deliver_local_fault(dl, f, why);
 		}
 	}
-	return n;
+	if (dl->nready == 0)
+		dl->ready_head = 0;
+}
+
+/* Give back what was claimed but never handed to the transport
+ * (stopping): due at once, uncharged. */
+static void deliver_unclaim_ready(struct deliver *dl)
+{
+	while (dl->nready > 0) {
+		struct dl_flight *f = dl->ready[dl->ready_head++];
+		struct transport_reply rep = {.stage = TRANSPORT_LOCAL};
+		dl->nready--;
+		snprintf(rep.error_text, sizeof(rep.error_text), "aborted");
+		deliver_done(dl, &f->m, &rep);
+	}
+	dl->ready_head = 0;
 }
 
 /* Keep the claims of what is in flight: renew their lease well before it
@@ -777,6 +814,7 @@ static int deliver_loop(struct deliver *dl)
 
 		if (deliver_stop && !stopping) {
 			stopping = true;
+			deliver_unclaim_ready(dl);
 			grace_end = now + dl->cfg->grace;
 			deliver_logf(dl,
 			             "stopping: %zu in flight, %u s to finish",
@@ -812,16 +850,18 @@ static int deliver_loop(struct deliver *dl)
 					deliver_log_diag(dl, &d);
 			}
 			if (dl->relay_paused_until <= now &&
-			    dl->tb->room(dl->tr) > 0 &&
+			    dl->nready <= dl->cfg->batch / 2 &&
 			    dl->npending < DELIVER_BATCH_RECORDS) {
-				claimed = deliver_claim(
-				    dl, dl->tb->room(dl->tr), now);
+				claimed =
+				    deliver_claim(dl, dl->cfg->batch, now);
 				if (claimed < 0)
 					claimed = 0;
 			}
+			if (dl->relay_paused_until <= now)
+				deliver_submit_ready(dl);
 		}
 		if (dl->o->drain && !stopping && claimed == 0 &&
-		    dl->tb->in_flight(dl->tr) == 0) {
+		    dl->nready == 0 && dl->tb->in_flight(dl->tr) == 0) {
 			time_t when = 0;
 			deliver_flush(dl);
 			if (dl->ops->next_due(dl->st, &when, &d) < 0)
@@ -904,7 +944,8 @@ int deliver_run(const struct deliver_opts *o)
 	}
 	dl.ops = store_ops(dl.st);
 	dl.claimed = calloc(dl.cfg->batch, sizeof(*dl.claimed));
-	if (dl.claimed == NULL)
+	dl.ready = calloc(dl.cfg->batch, sizeof(*dl.ready));
+	if (dl.claimed == NULL || dl.ready == NULL)
 		goto done;
 	if (deliver_open_transport(&dl, &d) < 0) {
 		rc = EX_CONFIG;
@@ -950,6 +991,9 @@ done:
 		deliver_release_free(&dl.rels[i]);
 	free(dl.rels);
 	free(dl.pending);
+	if (dl.ready != NULL)
+		deliver_unclaim_ready(&dl);
+	free(dl.ready);
 	free(dl.claimed);
 	if (dl.tmproot != NULL) {
 		deliver_rmtree(dl.tmproot);
