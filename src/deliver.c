@@ -258,19 +258,7 @@ static int deliver_open_transport(struct deliver *dl, struct diag *d)
 {
 	const struct config_relay *r = &dl->cfg->relay;
 
-	dl->tc = (struct transport_config){
-	    .url = dl->o->relay_url ? dl->o->relay_url : r->url,
-	    .allow_plain = r->allow_plain,
-	    .ca_file = r->ca_file,
-	    .user = r->user,
-	    .password = r->password,
-	    .helo = r->helo,
-	    .max_connections = r->max_connections,
-	    .max_per_connection = r->max_per_connection,
-	    .connect_timeout = r->connect_timeout,
-	    .reply_timeout = r->reply_timeout,
-	    .dot_timeout = r->dot_timeout,
-	};
+	dl->tc = transport_config_of(r, dl->o->relay_url);
 	dl->tb = transport_backend_for(dl->tc.url);
 	if (dl->tb == NULL) {
 		diag_add(d, dl->cfg->file, 0, 0,

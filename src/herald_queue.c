@@ -291,15 +291,9 @@ int cmd_proof(int argc, char **argv)
 		goto done;
 	{
 		const struct config_relay *cr = &in.config->relay;
-		struct transport_config tc = {
-		    .url = o.relay ? o.relay : cr->url,
-		    .allow_plain = cr->allow_plain,
-		    .ca_file = cr->ca_file,
-		    .user = cr->user,
-		    .password = cr->password,
-		    .helo = cr->helo,
-		    .max_connections = 1,
-		};
+		struct transport_config tc = transport_config_of(cr, o.relay);
+
+		tc.max_connections = 1; /* a few messages, in order */
 		tb = transport_backend_for(tc.url);
 		if (tb == NULL) {
 			diag_add(&d, NULL, 0, 0,

@@ -1610,27 +1610,21 @@ fail:
 	return -1;
 }
 
-static int store_sqlite_unclaim(struct store *stp, const int64_t *ids, size_t n,
-                                time_t next_at, struct diag *d)
+/* Run one UPDATE for each id (?1) with ?2 = t and ?3 = now, in one
+ * transaction. */
+static int store_sqlite_each_id(struct store_sqlite *s, const char *what,
+                                const char *sql, const int64_t *ids, size_t n,
+                                time_t t, struct diag *d)
 {
-	const char *what = "giving claimed deliveries back";
-	struct store_sqlite *s = store_sqlite_of(stp);
 	sqlite3_stmt *st = NULL;
 
 	if (n == 0)
 		return 0;
 	if (store_sqlite_begin(s, what, d) < 0)
 		return -1;
-	if ((st = store_sqlite_prepare(
-	         s,
-	         "UPDATE deliveries SET state = CASE WHEN tries > 0"
-	         "  THEN 'deferred' ELSE 'queued' END,"
-	         " next_at = ?2, lease_until = NULL, updated_at = ?3"
-	         " WHERE id = ?1 AND state = 'sending'",
-	         what, d)) == NULL)
+	if ((st = store_sqlite_prepare(s, sql, what, d)) == NULL)
 		goto fail;
-	if (store_sqlite_int(st, 2, next_at) ||
-	    store_sqlite_int(st, 3, time(NULL))) {
+	if (store_sqlite_int(st, 2, t) || store_sqlite_int(st, 3, time(NULL))) {
 		store_sqlite_bind_fail(s, what, d);
 		goto fail;
 	}
@@ -1653,43 +1647,27 @@ fail:
 	return -1;
 }
 
+static int store_sqlite_unclaim(struct store *stp, const int64_t *ids, size_t n,
+                                time_t next_at, struct diag *d)
+{
+	return store_sqlite_each_id(
+	    store_sqlite_of(stp), "giving claimed deliveries back",
+	    "UPDATE deliveries SET state = CASE WHEN tries > 0"
+	    "  THEN 'deferred' ELSE 'queued' END,"
+	    " next_at = ?2, lease_until = NULL, updated_at = ?3"
+	    " WHERE id = ?1 AND state = 'sending'",
+	    ids, n, next_at, d);
+}
+
 static int store_sqlite_renew(struct store *stp, const int64_t *ids, size_t n,
                               time_t lease_until, struct diag *d)
 {
-	const char *what = "renewing the lease of deliveries in flight";
-	struct store_sqlite *s = store_sqlite_of(stp);
-	sqlite3_stmt *st = NULL;
-
-	if (n == 0)
-		return 0;
-	if (store_sqlite_begin(s, what, d) < 0)
-		return -1;
-	if ((st = store_sqlite_prepare(s,
-	                               "UPDATE deliveries SET lease_until = ?2"
-	                               " WHERE id = ?1 AND state = 'sending'",
-	                               what, d)) == NULL)
-		goto fail;
-	if (store_sqlite_int(st, 2, lease_until)) {
-		store_sqlite_bind_fail(s, what, d);
-		goto fail;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (store_sqlite_int(st, 1, ids[i]) != SQLITE_OK) {
-			store_sqlite_bind_fail(s, what, d);
-			goto fail;
-		}
-		if (store_sqlite_run(s, st, what, d) < 0)
-			goto fail;
-	}
-	sqlite3_finalize(st);
-	st = NULL;
-	if (store_sqlite_commit(s, what, d) < 0)
-		goto fail;
-	return 0;
-fail:
-	sqlite3_finalize(st);
-	store_sqlite_rollback(s);
-	return -1;
+	/* ?3 (now) is not used: a renewal is not a change of state */
+	return store_sqlite_each_id(
+	    store_sqlite_of(stp), "renewing the lease of deliveries in flight",
+	    "UPDATE deliveries SET lease_until = ?2"
+	    " WHERE id = ?1 AND state = 'sending' AND ?3 IS NOT NULL",
+	    ids, n, lease_until, d);
 }
 
 static int store_sqlite_expire(struct store *stp, time_t now, unsigned lifetime,

@@ -9,6 +9,8 @@
  */
 #include "herald/transport.h"
 
+#include "herald/config.h"
+
 #include <ctype.h>
 #include <string.h>
 #include <strings.h>
@@ -177,4 +179,22 @@ void transport_parse_reply(const char *text, char status[16], char queue_id[64])
 	     form < sizeof(reply_id_forms) / sizeof(reply_id_forms[0]); form++)
 		if (reply_find_id(text, end, form, queue_id) == 0)
 			return;
+}
+
+struct transport_config transport_config_of(const struct config_relay *r,
+                                            const char *url)
+{
+	return (struct transport_config){
+	    .url = url ? url : r->url,
+	    .allow_plain = r->allow_plain,
+	    .ca_file = r->ca_file,
+	    .user = r->user,
+	    .password = r->password,
+	    .helo = r->helo,
+	    .max_connections = r->max_connections,
+	    .max_per_connection = r->max_per_connection,
+	    .connect_timeout = r->connect_timeout,
+	    .reply_timeout = r->reply_timeout,
+	    .dot_timeout = r->dot_timeout,
+	};
 }

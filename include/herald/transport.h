@@ -115,6 +115,13 @@ struct transport_backend {
 	const char *(*describe)(const struct transport *t);
 };
 
+struct config_relay;
+
+/* The transport settings of herald.yaml's relay section, with url instead
+ * of the configured URL when not NULL. Points into r. */
+struct transport_config transport_config_of(const struct config_relay *r,
+                                            const char *url);
+
 /* The backend for a URL (smtp://, smtps://, maildir:), or NULL. */
 const struct transport_backend *transport_backend_for(const char *url);
 
