@@ -16,8 +16,11 @@
 #include "herald/file.h"
 #include "herald/yaml_doc.h"
 
-static const char *const config_keys[] = {"dkim",  "store",  "control", "relay",
-                                          "retry", "limits", "daemon",  NULL};
+static const char *const config_keys[] = {
+    "dkim",   "store",  "control", "relay",
+    "retry",  "limits", "daemon",  "bounces", NULL};
+static const char *const config_bounces_keys[] = {
+    "domain", "secret_file", "secret_env", "unsubscribe_url", NULL};
 static const char *const config_relay_keys[] = {"url",
                                                 "ca_file",
                                                 "user",
@@ -90,6 +93,10 @@ void config_free(struct config *c)
 		free(c->relay.password);
 	}
 	free(c->relay.helo);
+	free(c->bounce_domain);
+	free(c->bounce_secret_file);
+	free(c->bounce_secret_env);
+	free(c->unsubscribe_url);
 	free(c->file);
 	free(c);
 }
@@ -435,6 +442,30 @@ struct config *config_load(const char *path, struct diag *d)
 		    (v = field_get(m, "domain_per_minute", false, d)))
 			config_rate(v, "domain_per_minute",
 			            &c->domain_per_minute, d);
+		config_section(doc->root, "bounces", config_bounces_keys, &m,
+		               d);
+		if (m != NULL) {
+			config_text(c, m, "domain", false, &c->bounce_domain, d);
+			config_text(c, m, "secret_file", true,
+			            &c->bounce_secret_file, d);
+			config_text(c, m, "secret_env", false,
+			            &c->bounce_secret_env, d);
+			config_text(c, m, "unsubscribe_url", false,
+			            &c->unsubscribe_url, d);
+			if (c->bounce_domain == NULL)
+				ydoc_error(d, m, "bounces needs a domain");
+			if ((c->bounce_secret_file == NULL) ==
+			    (c->bounce_secret_env == NULL))
+				ydoc_error(d, m,
+				           "bounces needs secret_file or "
+				           "secret_env (one of them)");
+			if (c->unsubscribe_url != NULL &&
+			    (strncmp(c->unsubscribe_url, "https://", 8) != 0 ||
+			     strstr(c->unsubscribe_url, "{token}") == NULL))
+				ydoc_error(d, m,
+				           "unsubscribe_url must be an https:// "
+				           "URL with {token} in it");
+		}
 		config_section(doc->root, "daemon", config_daemon_keys, &m, d);
 		if (m != NULL) {
 			if ((v = field_get(m, "lease", false, d)))

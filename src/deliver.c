@@ -121,6 +121,7 @@ struct deliver {
 	 * keeps each claim transaction large */
 	struct dl_flight **ready;
 	size_t nready, ready_head;
+	time_t unclaim_at; /* when what is given back is due again */
 	int ctl_fd;
 	char *ctl_path;
 	FILE *log;
@@ -468,7 +469,9 @@ static void deliver_done(void *arg, const struct transport_msg *m,
 	    strcmp(rep->error_text, "aborted") == 0) {
 		/* shutting down: give it back, uncharged, due at once */
 		struct diag d = {0};
-		if (dl->ops->unclaim(dl->st, &f->id, 1, now, &d) < 0)
+		if (dl->ops->unclaim(
+		        dl->st, &f->id, 1,
+		        dl->unclaim_at > now ? dl->unclaim_at : now, &d) < 0)
 			deliver_log_diag(dl, &d);
 		goto done;
 	}
@@ -658,8 +661,9 @@ static void deliver_submit_ready(struct deliver *dl)
 
 /* Give back what was claimed but never handed to the transport
  * (stopping): due at once, uncharged. */
-static void deliver_unclaim_ready(struct deliver *dl)
+static void deliver_unclaim_ready(struct deliver *dl, time_t due)
 {
+	dl->unclaim_at = due;
 	while (dl->nready > 0) {
 		struct dl_flight *f = dl->ready[dl->ready_head++];
 		struct transport_reply rep = {.stage = TRANSPORT_LOCAL};
@@ -668,6 +672,7 @@ static void deliver_unclaim_ready(struct deliver *dl)
 		deliver_done(dl, &f->m, &rep);
 	}
 	dl->ready_head = 0;
+	dl->unclaim_at = 0;
 }
 
 /* Keep the claims of what is in flight: renew their lease well before it
@@ -777,7 +782,10 @@ static int deliver_timeout_ms(struct deliver *dl, time_t now, bool stopping)
 		return 100;
 	if (dl->ops->next_due(dl->st, &when, &d) == 0 && when != 0) {
 		if (when <= now)
-			ms = dl->tb->room(dl->tr) > 0 ? 0 : ms;
+			ms = dl->tb->room(dl->tr) > 0 &&
+			             dl->relay_paused_until <= now
+			         ? 0
+			         : ms;
 		else if ((when - now) * 1000 < ms)
 			ms = (int)(when - now) * 1000;
 	}
@@ -802,7 +810,7 @@ static int deliver_loop(struct deliver *dl)
 
 		if (deliver_stop && !stopping) {
 			stopping = true;
-			deliver_unclaim_ready(dl);
+			deliver_unclaim_ready(dl, 0);
 			grace_end = now + dl->cfg->grace;
 			deliver_logf(dl,
 			             "stopping: %zu in flight, %u s to finish",
@@ -847,6 +855,11 @@ static int deliver_loop(struct deliver *dl)
 			}
 			if (dl->relay_paused_until <= now)
 				deliver_submit_ready(dl);
+			else if (dl->nready > 0)
+				/* the relay is paused: what waits goes back,
+				 * due when the pause ends, uncharged */
+				deliver_unclaim_ready(dl,
+				                      dl->relay_paused_until);
 		}
 		if (dl->o->drain && !stopping && claimed == 0 &&
 		    dl->nready == 0 && dl->tb->in_flight(dl->tr) == 0) {
@@ -980,7 +993,7 @@ done:
 	free(dl.rels);
 	free(dl.pending);
 	if (dl.ready != NULL)
-		deliver_unclaim_ready(&dl);
+		deliver_unclaim_ready(&dl, 0);
 	free(dl.ready);
 	free(dl.claimed);
 	if (dl.tmproot != NULL) {

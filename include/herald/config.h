@@ -56,6 +56,13 @@ struct config {
 	unsigned lease; /* seconds a claimed delivery stays with one daemon */
 	unsigned grace; /* seconds in-flight messages get after SIGTERM */
 	unsigned batch; /* deliveries claimed at once */
+	/* signed return paths and unsubscribe addresses (VERP): the domain
+	 * whose mailbox herald reads, and the secret of the tokens */
+	char *bounce_domain;	  /* NULL: no VERP, From is the sender */
+	char *bounce_secret_file; /* one of these two */
+	char *bounce_secret_env;
+	/* one-click unsubscribe (RFC 8058): an https URL with {token} */
+	char *unsubscribe_url;
 };
 
 /* Load path (NULL: the defaults). */
