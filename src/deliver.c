@@ -43,6 +43,7 @@
 #include "herald/store.h"
 #include "herald/transport.h"
 #include "herald/trouble.h"
+#include "herald/verp.h"
 
 /*
  * Tunables of the loop itself (operators' settings are in herald.yaml).
@@ -83,6 +84,7 @@ struct dl_flight {
 	struct timespec started;
 	struct dl_flight *prev, *next; /* the daemon's in-flight list */
 	struct transport_msg m;        /* what goes to the transport */
+	char *sender; /* the signed return path (VERP), or NULL */
 };
 
 /* An attempt waiting for its commit, and its log line. */
@@ -103,6 +105,7 @@ struct deliver {
 	bool reopen; /* the relay settings changed: reopen when idle */
 	struct dkim_signer **signers;
 	size_t nsigners;
+	struct verp *verp; /* NULL: the release's From is the sender */
 	struct trouble_policy pol;
 	struct sched *sched;
 	char *tmproot;
@@ -226,6 +229,18 @@ static int deliver_load_config(struct deliver *dl, struct diag *d)
 				goto fail;
 			n++;
 		}
+	}
+	if (cfg->bounce_domain != NULL) {
+		struct verp *v =
+		    verp_load(cfg->bounce_secret_file, cfg->bounce_secret_env,
+		              cfg->bounce_domain, d);
+		if (v == NULL)
+			goto fail;
+		verp_free(dl->verp);
+		dl->verp = v;
+	} else {
+		verp_free(dl->verp);
+		dl->verp = NULL;
 	}
 	if (cfg->min_backoff)
 		pol.min_backoff = cfg->min_backoff;
@@ -519,6 +534,7 @@ done:
 	if (f->next != NULL)
 		f->next->prev = f->prev;
 	free(f->email);
+	free(f->sender);
 	free(f->msg);
 	free(f);
 }
@@ -611,6 +627,8 @@ static int deliver_claim(struct deliver *dl, size_t room, time_t now)
 		mo.signers = dl->signers;
 		mo.nsigners = dl->nsigners;
 		mo.cache = r->cache;
+		mo.verp = dl->verp;
+		mo.unsubscribe_url = dl->cfg->unsubscribe_url;
 		if (message_build(r->rel, r->coal, &j, ch.lang, &mo, &f->msg,
 		                  &f->len, &d) < 0) {
 			char why[200];
@@ -621,9 +639,16 @@ static int deliver_claim(struct deliver *dl, size_t room, time_t now)
 			deliver_local_fault(dl, f, why);
 			continue;
 		}
+		if (dl->verp != NULL &&
+		    (f->sender = verp_bounce_address(
+		         dl->verp, sd->r.message_id)) == NULL) {
+			deliver_local_fault(dl, f,
+			                    "cannot make the return path");
+			continue;
+		}
 		f->m = (struct transport_msg){
 		    .id = f->id,
-		    .sender = r->rel->from.email,
+		    .sender = f->sender ? f->sender : r->rel->from.email,
 		    .rcpt = f->email,
 		    .data = f->msg,
 		    .len = f->len,
@@ -1009,6 +1034,7 @@ done:
 	if (dl.st != NULL)
 		store_close(dl.st);
 	deliver_signers_free(dl.signers, dl.nsigners);
+	verp_free(dl.verp);
 	config_free(dl.cfg);
 	close(deliver_sigpipe[0]);
 	close(deliver_sigpipe[1]);

@@ -41,6 +41,7 @@ void cli_inputs_free(struct cli_inputs *in)
 	free(in->lists);
 	coalition_free(in->coal);
 	release_free(in->rel);
+	verp_free(in->verp);
 	for (size_t i = 0; i < in->nsigners; i++)
 		dkim_signer_free(in->signers[i]);
 	free(in->signers);
@@ -65,6 +66,10 @@ int cli_load(struct cli_inputs *in, const struct cli_opts *o, struct diag *d)
 				in->signers[in->nsigners++] = s;
 		}
 	}
+	if (in->config != NULL && in->config->bounce_domain != NULL)
+		in->verp = verp_load(in->config->bounce_secret_file,
+		                     in->config->bounce_secret_env,
+		                     in->config->bounce_domain, d);
 	in->rel = release_load(o->dir, d);
 	if (in->rel != NULL)
 		in->coal = coalition_load(o->coalition ? o->coalition
@@ -362,6 +367,9 @@ size_t cli_build_all(struct cli_inputs *in, const struct cli_recipient *rcp,
 {
 	struct message_opts mo = {.now = time(NULL),
 	                          .cache = message_cache_new(),
+	                          .verp = in->verp,
+	                          .unsubscribe_url =
+	                              in->config->unsubscribe_url,
 	                          .signers = in->signers,
 	                          .nsigners = in->nsigners};
 	size_t built = 0;
@@ -618,10 +626,13 @@ static int cmd_preview(int argc, char **argv)
 	rc = EX_DATAERR;
 	if (cli_load(&in, &o, &d) < 0)
 		goto done;
-	mo = (struct message_opts){.now = time(NULL),
-	                           .cache = message_cache_new(),
-	                           .signers = in.signers,
-	                           .nsigners = in.nsigners};
+	mo =
+	    (struct message_opts){.now = time(NULL),
+	                          .cache = message_cache_new(),
+	                          .verp = in.verp,
+	                          .unsubscribe_url = in.config->unsubscribe_url,
+	                          .signers = in.signers,
+	                          .nsigners = in.nsigners};
 	n = cli_recipients(&in, &rcp, &d);
 	if (n == (size_t)-1) {
 		diag_add(&d, NULL, 0, 0, "out of memory");

@@ -18,6 +18,7 @@
 #include "herald/dkim.h"
 #include "herald/i18n.h"
 #include "herald/release.h"
+#include "herald/verp.h"
 
 /* Everything a command works on, loaded together so that one run reports
  * the problems of every file. */
@@ -25,6 +26,7 @@ struct cli_inputs {
 	struct config *config;
 	struct dkim_signer **signers;
 	size_t nsigners;
+	struct verp *verp; /* herald.yaml's bounces section, or NULL */
 	struct release *rel;
 	struct coalition *coal;
 	struct contacts **lists;

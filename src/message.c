@@ -130,6 +130,9 @@ int message_build(struct release *r, const struct coalition *c,
 	size_t msglen = 0, total;
 	int rc = -1;
 	bool bad;
+	char *unsub = NULL;
+	const char *extra[2];
+	size_t nextra = 0;
 
 	*out = NULL;
 	*len = 0;
@@ -192,6 +195,42 @@ int message_build(struct release *r, const struct coalition *c,
 		if (m.text_encoded == NULL || m.html_encoded == NULL)
 			goto oom;
 	}
+	if (o->verp != NULL) {
+		/* RFC 2369 and RFC 8058: the journalist's client offers
+		 * "unsubscribe"; the address names this delivery and carries
+		 * its signature (verp.c); DKIM covers both fields */
+		char *addr = verp_unsubscribe_address(o->verp, id);
+		const char *plus = addr ? strchr(addr, '+') : NULL;
+		const char *at = addr ? strchr(addr, '@') : NULL;
+		if (addr == NULL || plus == NULL || at == NULL) {
+			free(addr);
+			goto oom;
+		}
+		if (o->unsubscribe_url != NULL) {
+			const char *t = strstr(o->unsubscribe_url, "{token}");
+			if (asprintf(&unsub,
+			             "List-Unsubscribe:\r\n "
+			             "<mailto:%s?subject=unsubscribe>,"
+			             "\r\n <%.*s%.*s%s>",
+			             addr, (int)(t - o->unsubscribe_url),
+			             o->unsubscribe_url, (int)(at - plus - 1),
+			             plus + 1, t + strlen("{token}")) < 0)
+				unsub = NULL;
+			extra[nextra++] = "List-Unsubscribe-Post: "
+			                  "List-Unsubscribe=One-Click";
+		} else if (asprintf(&unsub,
+		                    "List-Unsubscribe:\r\n "
+		                    "<mailto:%s?subject=unsubscribe>",
+		                    addr) < 0) {
+			unsub = NULL;
+		}
+		free(addr);
+		if (unsub == NULL)
+			goto oom;
+		extra[nextra++] = unsub;
+		m.extra = extra;
+		m.nextra = nextra;
+	}
 	if (compose_build(&m, &msg, &msglen, d) < 0)
 		goto done;
 	if (o->nsigners == 0) {
@@ -237,6 +276,7 @@ done:
 		free(sigs[i]);
 	free(sigs);
 	free(signed_msg);
+	free(unsub);
 	free(msg);
 	free(att);
 	free(id);

@@ -478,6 +478,62 @@ def case_control_and_reload():
             env.close()
 
 
+def case_verp():
+    """Signed return paths and List-Unsubscribe: the envelope sender and
+    the unsubscribe addresses name each delivery with an HMAC that this
+    test computes itself from the secret; preview shows the same."""
+    import base64
+    import hashlib
+    import hmac
+
+    secret = b"herald-test-secret-0123456789abcdef"
+    dom = "bounces.coalition.example.org"
+
+    def token(kind, key):
+        mac = hmac.new(secret, f"herald-verp-v1:{kind}:{key}".encode(),
+                       hashlib.sha256).digest()[:10]
+        return key + "-" + base64.b32encode(mac).decode().lower()
+
+    with ms.SmtpSink() as sink:
+        env = Env(f"smtp://127.0.0.1:{sink.port}",
+                  relay_extra=f"bounces:\n  domain: {dom}\n"
+                  f"  secret_file: bounce.secret\n"
+                  f"  unsubscribe_url: https://coalition.example.org/u/"
+                  f"{{token}}\n")
+        try:
+            path = os.path.join(env.dir, "bounce.secret")
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+            os.write(fd, secret + b"\n")
+            os.close(fd)
+            env.queue()
+            env.drain()
+            got = sink.wait_for(SAMPLE, timeout=30)
+            out = os.path.join(env.dir, "preview")
+            env.herald("preview", "templates/report-launch", "--to",
+                       "lists/journalists.yaml", "--out", out)
+            for m in got:
+                msg = email.message_from_bytes(m.data,
+                                               policy=email.policy.default)
+                key = str(msg["Message-ID"]).strip("<>").split("@")[0]
+                check(m.sender == f"bounces+{token('bounces', key)}@{dom}",
+                      f"envelope sender {m.sender}")
+                lu = " ".join(str(msg["List-Unsubscribe"]).split())
+                want = (f"<mailto:unsubscribe+{token('unsubscribe', key)}"
+                        f"@{dom}?subject=unsubscribe>, "
+                        f"<https://coalition.example.org/u/"
+                        f"{token('unsubscribe', key)}>")
+                check(lu == want, f"List-Unsubscribe {lu!r}")
+                check(str(msg["List-Unsubscribe-Post"]) ==
+                      "List-Unsubscribe=One-Click", "List-Unsubscribe-Post")
+                with open(os.path.join(out, m.recipients[0] + ".eml"),
+                          "rb") as f:
+                    check(without_date(f.read()) == without_date(m.data),
+                          "differs from herald preview")
+            check(secret.decode() not in env.log_text(), "secret logged")
+        finally:
+            env.close()
+
+
 CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}
 
 

@@ -16,6 +16,7 @@
 #include "herald/contacts.h"
 #include "herald/dkim.h"
 #include "herald/release.h"
+#include "herald/verp.h"
 
 /* Bodies already encoded, kept between messages: most journalists of a
  * language read the very same text, and encoding it again is the largest
@@ -30,6 +31,10 @@ struct message_opts {
 	time_t now;                  /* Date and the signatures' t= */
 	const char *message_id;     /* NULL: derived from release and address */
 	const char *subject_prefix; /* e.g. "[PROOF] ", or NULL */
+	/* with VERP: List-Unsubscribe (mailto, and one-click https when
+	 * unsubscribe_url is set) naming this delivery; NULL: none */
+	const struct verp *verp;
+	const char *unsubscribe_url; /* https://...{token}... */
 	struct dkim_signer *const *signers;
 	size_t nsigners;
 };
