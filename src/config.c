@@ -16,9 +16,9 @@
 #include "herald/file.h"
 #include "herald/yaml_doc.h"
 
-static const char *const config_keys[] = {
-    "dkim",   "store",  "control", "relay",
-    "retry",  "limits", "daemon",  "bounces", NULL};
+static const char *const config_keys[] = {"dkim",   "store",   "control",
+                                          "relay",  "retry",   "limits",
+                                          "daemon", "bounces", NULL};
 static const char *const config_bounces_keys[] = {
     "domain", "secret_file", "secret_env", "unsubscribe_url", NULL};
 static const char *const config_relay_keys[] = {"url",
@@ -278,13 +278,8 @@ static void config_password(struct config *c, const struct ydoc_node *m,
 		           strerror(errno));
 		goto done;
 	}
-	if (st.st_mode & 077) {
-		ydoc_error(d, pf,
-		           "password_file %s is readable by others (mode "
-		           "%04o): chmod 600 %s",
-		           path, (unsigned)(st.st_mode & 07777), path);
+	if (file_private_check(&st, "password_file", path, d) < 0)
 		goto done;
-	}
 	if (file_read(path, 4096, &buf, &len, d) < 0)
 		goto done;
 	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
@@ -445,7 +440,8 @@ struct config *config_load(const char *path, struct diag *d)
 		config_section(doc->root, "bounces", config_bounces_keys, &m,
 		               d);
 		if (m != NULL) {
-			config_text(c, m, "domain", false, &c->bounce_domain, d);
+			config_text(c, m, "domain", false, &c->bounce_domain,
+			            d);
 			config_text(c, m, "secret_file", true,
 			            &c->bounce_secret_file, d);
 			config_text(c, m, "secret_env", false,
@@ -462,9 +458,10 @@ struct config *config_load(const char *path, struct diag *d)
 			if (c->unsubscribe_url != NULL &&
 			    (strncmp(c->unsubscribe_url, "https://", 8) != 0 ||
 			     strstr(c->unsubscribe_url, "{token}") == NULL))
-				ydoc_error(d, m,
-				           "unsubscribe_url must be an https:// "
-				           "URL with {token} in it");
+				ydoc_error(
+				    d, m,
+				    "unsubscribe_url must be an https:// "
+				    "URL with {token} in it");
 		}
 		config_section(doc->root, "daemon", config_daemon_keys, &m, d);
 		if (m != NULL) {

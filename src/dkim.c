@@ -18,6 +18,7 @@
  * the bytes that were signed.
  */
 #include "herald/dkim.h"
+#include "herald/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -240,28 +241,8 @@ static int dkim_read_key(const char *path, char **out, size_t *outlen,
 		         strerror(errno));
 		goto fail;
 	}
-	if (!S_ISREG(st.st_mode)) {
-		diag_add(d, NULL, 0, 0,
-		         "dkim key %s is not a regular file: give the path "
-		         "of a PEM private key file",
-		         path);
+	if (file_private_check(&st, "dkim key", path, d) < 0)
 		goto fail;
-	}
-	if (st.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)) {
-		/* Name the widest class that has access, and what it has. */
-		int others = (st.st_mode & (S_IROTH | S_IWOTH)) != 0;
-		int r = (st.st_mode & (others ? S_IROTH : S_IRGRP)) != 0;
-		int w = (st.st_mode & (others ? S_IWOTH : S_IWGRP)) != 0;
-		diag_add(d, NULL, 0, 0,
-		         "dkim key %s is %s by %s (mode %04o): chmod 600 %s",
-		         path,
-		         r && w ? "readable and writable"
-		         : r    ? "readable"
-		                : "writable",
-		         others ? "others" : "group",
-		         (unsigned)(st.st_mode & 07777), path);
-		goto fail;
-	}
 	if (st.st_size > DKIM_KEY_FILE_MAX) {
 		diag_add(d, NULL, 0, 0,
 		         "dkim key %s is %jd bytes: too large for a PEM "

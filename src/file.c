@@ -11,6 +11,32 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+int file_private_check(const struct stat *st, const char *what,
+                       const char *path, struct diag *d)
+{
+	int others, r, w;
+
+	if (!S_ISREG(st->st_mode)) {
+		diag_add(d, NULL, 0, 0, "%s %s is not a regular file", what,
+		         path);
+		return -1;
+	}
+	if (!(st->st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)))
+		return 0;
+	/* name the widest class that has access, and what it has */
+	others = (st->st_mode & (S_IROTH | S_IWOTH)) != 0;
+	r = (st->st_mode & (others ? S_IROTH : S_IRGRP)) != 0;
+	w = (st->st_mode & (others ? S_IWOTH : S_IWGRP)) != 0;
+	diag_add(d, NULL, 0, 0, "%s %s is %s by %s (mode %04o): chmod 600 %s",
+	         what, path,
+	         r && w ? "readable and writable"
+	         : r    ? "readable"
+	                : "writable",
+	         others ? "others" : "group", (unsigned)(st->st_mode & 07777),
+	         path);
+	return -1;
+}
+
 int file_exists(const char *path)
 {
 	struct stat st;

@@ -16,6 +16,7 @@
  * a guess was right.
  */
 #include "herald/verp.h"
+#include "herald/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -142,29 +143,8 @@ static int verp_read_secret(struct verp *v, const char *path, struct diag *d)
 		         path, strerror(errno));
 		goto fail;
 	}
-	if (!S_ISREG(st.st_mode)) {
-		diag_add(d, NULL, 0, 0,
-		         "bounce secret %s is not a regular file: give the "
-		         "path of a file holding the secret",
-		         path);
+	if (file_private_check(&st, "bounce secret", path, d) < 0)
 		goto fail;
-	}
-	if (st.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)) {
-		/* Name the widest class that has access, and what it has. */
-		int others = (st.st_mode & (S_IROTH | S_IWOTH)) != 0;
-		int r = (st.st_mode & (others ? S_IROTH : S_IRGRP)) != 0;
-		int w = (st.st_mode & (others ? S_IWOTH : S_IWGRP)) != 0;
-		diag_add(d, NULL, 0, 0,
-		         "bounce secret %s is %s by %s (mode %04o): chmod 600 "
-		         "%s",
-		         path,
-		         r && w ? "readable and writable"
-		         : r    ? "readable"
-		                : "writable",
-		         others ? "others" : "group",
-		         (unsigned)(st.st_mode & 07777), path);
-		goto fail;
-	}
 	/* One byte more than allowed, to see a file that is too large
 	 * whatever its size claimed. */
 	buf = malloc(VERP_SECRET_MAX + 1);

@@ -17,6 +17,15 @@
 int file_read(const char *path, size_t max, char **buf, size_t *len,
               struct diag *d);
 
+struct stat;
+
+/* A file holding a secret (a key, a password) must be a regular file that
+ * no one but its owner can read or write. Returns 0, or -1 after adding
+ * "WHAT PATH is readable by others (mode 0644): chmod 600 PATH" (or what
+ * else is wrong) to d. */
+int file_private_check(const struct stat *st, const char *what,
+                       const char *path, struct diag *d);
+
 /* Does a regular file exist at path? */
 int file_exists(const char *path);
 
