@@ -52,13 +52,13 @@ enum {
 /* What one walk of the message collects; the char * are owned. */
 struct scan {
 	int report_dsn, report_arf;
-	char *dsn;      /* message/delivery-status body, CRLF */
+	char *dsn; /* message/delivery-status body, CRLF */
 	size_t ndsn;
-	char *arf;      /* message/feedback-report body, CRLF */
+	char *arf; /* message/feedback-report body, CRLF */
 	size_t narf;
-	char *orig;     /* returned original's header block, CRLF */
+	char *orig; /* returned original's header block, CRLF */
 	size_t norig;
-	char *text;     /* human-readable text, NUL-terminated */
+	char *text; /* human-readable text, NUL-terminated */
 	size_t ntext;
 	size_t parts;
 };
@@ -182,7 +182,7 @@ static int find_status(const char *s, char out[16])
 			continue;
 		if (p[1] != '.')
 			continue;
-		for (i = 1; p[i] != '\0' && i < 12; i++) {
+		for (i = 1; i < 12 && p[i] != '\0'; i++) {
 			if (p[i] == '.') {
 				if (seg == 0 && i > 1)
 					break;
@@ -218,8 +218,8 @@ static int find_code(const char *s)
 		if (p > s && (isalnum((unsigned char)p[-1]) || p[-1] == '.' ||
 		              p[-1] == ':' || p[-1] == '#'))
 			continue;
-		if (p[3] != ' ' && p[3] != '-' && p[3] != '\0' && p[3] != '\r' &&
-		    p[3] != '\n')
+		if (p[3] != ' ' && p[3] != '-' && p[3] != '\0' &&
+		    p[3] != '\r' && p[3] != '\n')
 			continue;
 		return (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
 	}
@@ -235,144 +235,161 @@ struct pattern {
 
 /* Diagnostic phrases, most specific first: the first match decides. */
 static const struct pattern bounce_patterns[] = {
-	{"virus", "virusdetected"},
-	{"relay access denied", "norelaying"},
-	{"relaying denied", "norelaying"},
-	{"relay not permitted", "norelaying"},
-	{"not permitted to relay", "norelaying"},
-	{"unable to relay", "norelaying"},
-	{"relaying not allowed", "norelaying"},
-	{"too many connections", "toomanyconn"},
-	{"too many concurrent", "toomanyconn"},
-	{"too many hops", "networkerror"},
-	{"mail loop", "networkerror"},
-	{"routing loop", "networkerror"},
-	{"loops back to myself", "networkerror"},
-	{"reverse dns", "requireptr"},
-	{"reverse lookup", "requireptr"},
-	{"no ptr record", "requireptr"},
-	{"ptr record", "requireptr"},
-	{"rdns", "requireptr"},
-	{"not resolve your address", "requireptr"},
-	{"cannot find your hostname", "requireptr"},
-	{"dmarc", "authfailure"},
-	{"dkim", "authfailure"},
-	{"spf", "authfailure"},
-	{"sender policy framework", "authfailure"},
-	{"starttls", "securityerror"},
-	{"tls required", "securityerror"},
-	{"encryption required", "securityerror"},
-	{"authentication required", "securityerror"},
-	{"certificate", "securityerror"},
-	{"spamhaus", "blocked"},
-	{"blacklist", "blocked"},
-	{"blocklist", "blocked"},
-	{"black list", "blocked"},
-	{"block list", "blocked"},
-	{"dnsbl", "blocked"},
-	{"rbl", "blocked"},
-	{"bad reputation", "badreputation"},
-	{"poor reputation", "badreputation"},
-	{"reputation", "blocked"},
-	{"spam", "spamdetected"},
-	{"junk mail", "spamdetected"},
-	{"unsolicited", "spamdetected"},
-	{"mailbox full", "mailboxfull"},
-	{"mailbox is full", "mailboxfull"},
-	{"mailbox has exceeded", "mailboxfull"},
-	{"over quota", "mailboxfull"},
-	{"overquota", "mailboxfull"},
-	{"quota exceeded", "mailboxfull"},
-	{"exceeded storage", "mailboxfull"},
-	{"exceeds quota", "mailboxfull"},
-	{"exceeded the quota", "mailboxfull"},
-	{"disk quota", "mailboxfull"},
-	{"mailbox size limit", "mailboxfull"},
-	{"full mailbox", "mailboxfull"},
-	{"insufficient system storage", "systemfull"},
-	{"message too large", "mesgtoobig"},
-	{"message too big", "mesgtoobig"},
-	{"message is too big", "mesgtoobig"},
-	{"message is too large", "mesgtoobig"},
-	{"message size exceeds", "mesgtoobig"},
-	{"exceeds size limit", "mesgtoobig"},
-	{"size exceeds", "mesgtoobig"},
-	{"too big", "mesgtoobig"},
-	{"no such user", "userunknown"},
-	{"user unknown", "userunknown"},
-	{"unknown user", "userunknown"},
-	{"unknown recipient", "userunknown"},
-	{"user not found", "userunknown"},
-	{"recipient not found", "userunknown"},
-	{"no such mailbox", "userunknown"},
-	{"mailbox not found", "userunknown"},
-	{"invalid recipient", "userunknown"},
-	{"invalid mailbox", "userunknown"},
-	{"not a valid mailbox", "userunknown"},
-	{"mailbox unavailable", "userunknown"},
-	{"user doesn't exist", "userunknown"},
-	{"address does not exist", "userunknown"},
-	{"account does not exist", "userunknown"},
-	{"mailbox does not exist", "userunknown"},
-	{"user does not exist", "userunknown"},
-	{"recipient does not exist", "userunknown"},
-	{"doesn't have a", "userunknown"},
-	{"does not have an account", "userunknown"},
-	{"no mailbox", "userunknown"},
-	{"unrouteable address", "userunknown"},
-	{"address rejected", "userunknown"},
-	{"unknown local part", "userunknown"},
-	{"not our customer", "userunknown"},
-	{"host unknown", "hostunknown"},
-	{"unknown host", "hostunknown"},
-	{"host not found", "hostunknown"},
-	{"domain not found", "hostunknown"},
-	{"no such domain", "hostunknown"},
-	{"domain does not exist", "hostunknown"},
-	{"unrouteable mail domain", "hostunknown"},
-	{"name or service not known", "hostunknown"},
-	{"nxdomain", "hostunknown"},
-	{"does not accept mail", "notaccept"},
-	{"accepts no mail", "notaccept"},
-	{"null mx", "notaccept"},
-	{"account has been disabled", "suspend"},
-	{"account is disabled", "suspend"},
-	{"mailbox disabled", "suspend"},
-	{"suspended", "suspend"},
-	{"inactive", "suspend"},
-	{"has moved", "hasmoved"},
-	{"retry timeout exceeded", "expired"},
-	{"retry time", "expired"},
-	{"delivery time expired", "expired"},
-	{"message expired", "expired"},
-	{"too long in queue", "expired"},
-	{"could not be delivered for", "expired"},
-	{"connection refused", "networkerror"},
-	{"connection timed out", "networkerror"},
-	{"no route to host", "networkerror"},
-	{"lost connection", "networkerror"},
-	{"sender address rejected", "rejected"},
-	{"sender rejected", "rejected"},
-	{"sender verify failed", "rejected"},
-	{"domain of sender", "rejected"},
-	{"syntax error", "syntaxerror"},
-	{"policy", "policyviolation"},
-	{"filter", "filtered"},
-	{"blocked", "blocked"},
-	{"denied", "blocked"},
-	{"system error", "systemerror"},
-	{"internal error", "systemerror"},
-	{"mailer error", "mailererror"},
-	{"command died", "mailererror"},
-	{"illegal attachment", "contenterror"},
-	{"content", "contenterror"},
+    {"virus", "virusdetected"},
+    {"sender address rejected", "rejected"},
+    {"sender rejected", "rejected"},
+    {"sender verify failed", "rejected"},
+    {"domain of sender", "rejected"},
+    {"purported responsible address", "rejected"},
+    {"permission to post", "rejected"},
+    {"could not be delivered within", "expired"},
+    {"delivery attempts will continue", "expired"},
+    {"relay access denied", "norelaying"},
+    {"relaying denied", "norelaying"},
+    {"relay not permitted", "norelaying"},
+    {"not permitted to relay", "norelaying"},
+    {"unable to relay", "norelaying"},
+    {"relaying not allowed", "norelaying"},
+    {"too many connections", "toomanyconn"},
+    {"too many concurrent", "toomanyconn"},
+    {"too many hops", "networkerror"},
+    {"mail loop", "networkerror"},
+    {"routing loop", "networkerror"},
+    {"loops back to myself", "networkerror"},
+    {"reverse dns", "requireptr"},
+    {"reverse lookup", "requireptr"},
+    {"no ptr record", "requireptr"},
+    {"ptr record", "requireptr"},
+    {"rdns", "requireptr"},
+    {"not resolve your address", "requireptr"},
+    {"cannot find your hostname", "requireptr"},
+    {"dmarc", "authfailure"},
+    {"dkim", "authfailure"},
+    {"spf", "authfailure"},
+    {"sender policy framework", "authfailure"},
+    {"starttls", "securityerror"},
+    {"tls required", "securityerror"},
+    {"encryption required", "securityerror"},
+    {"authentication required", "securityerror"},
+    {"certificate", "securityerror"},
+    {"spamhaus", "blocked"},
+    {"blacklist", "blocked"},
+    {"blocklist", "blocked"},
+    {"black list", "blocked"},
+    {"block list", "blocked"},
+    {"dnsbl", "blocked"},
+    {"rbl", "blocked"},
+    {"bad reputation", "badreputation"},
+    {"poor reputation", "badreputation"},
+    {"reputation", "blocked"},
+    {"spam", "spamdetected"},
+    {"junk mail", "spamdetected"},
+    {"unsolicited", "spamdetected"},
+    {"mailbox full", "mailboxfull"},
+    {"mailbox is full", "mailboxfull"},
+    {"mailbox has exceeded", "mailboxfull"},
+    {"over quota", "mailboxfull"},
+    {"overquota", "mailboxfull"},
+    {"quota exceeded", "mailboxfull"},
+    {"exceeded storage", "mailboxfull"},
+    {"exceeds quota", "mailboxfull"},
+    {"exceeded the quota", "mailboxfull"},
+    {"disk quota", "mailboxfull"},
+    {"mailbox size limit", "mailboxfull"},
+    {"full mailbox", "mailboxfull"},
+    {"insufficient system storage", "systemfull"},
+    {"message too large", "mesgtoobig"},
+    {"message too big", "mesgtoobig"},
+    {"message is too big", "mesgtoobig"},
+    {"message is too large", "mesgtoobig"},
+    {"message size exceeds", "mesgtoobig"},
+    {"exceeds size limit", "mesgtoobig"},
+    {"size exceeds", "mesgtoobig"},
+    {"too big", "mesgtoobig"},
+    {"no such user", "userunknown"},
+    {"user unknown", "userunknown"},
+    {"unknown user", "userunknown"},
+    {"unknown recipient", "userunknown"},
+    {"user not found", "userunknown"},
+    {"recipient not found", "userunknown"},
+    {"no such mailbox", "userunknown"},
+    {"mailbox not found", "userunknown"},
+    {"invalid recipient", "userunknown"},
+    {"invalid mailbox", "userunknown"},
+    {"not a valid mailbox", "userunknown"},
+    {"mailbox unavailable", "userunknown"},
+    {"user doesn't exist", "userunknown"},
+    {"address does not exist", "userunknown"},
+    {"account does not exist", "userunknown"},
+    {"mailbox does not exist", "userunknown"},
+    {"user does not exist", "userunknown"},
+    {"recipient does not exist", "userunknown"},
+    {"doesn't have a", "userunknown"},
+    {"does not have an account", "userunknown"},
+    {"no mailbox", "userunknown"},
+    {"unrouteable address", "userunknown"},
+    {"address rejected", "userunknown"},
+    {"unknown local part", "userunknown"},
+    {"not our customer", "userunknown"},
+    {"host unknown", "hostunknown"},
+    {"unknown host", "hostunknown"},
+    {"host not found", "hostunknown"},
+    {"domain not found", "hostunknown"},
+    {"no such domain", "hostunknown"},
+    {"domain does not exist", "hostunknown"},
+    {"unrouteable mail domain", "hostunknown"},
+    {"name or service not known", "hostunknown"},
+    {"nxdomain", "hostunknown"},
+    {"does not accept mail", "notaccept"},
+    {"accepts no mail", "notaccept"},
+    {"null mx", "notaccept"},
+    {"account has been disabled", "suspend"},
+    {"account is disabled", "suspend"},
+    {"mailbox disabled", "suspend"},
+    {"suspended", "suspend"},
+    {"inactive", "suspend"},
+    {"has moved", "hasmoved"},
+    {"retry timeout exceeded", "expired"},
+    {"retry time", "expired"},
+    {"delivery time expired", "expired"},
+    {"message expired", "expired"},
+    {"too long in queue", "expired"},
+    {"could not be delivered for", "expired"},
+    {"connection refused", "networkerror"},
+    {"connection timed out", "networkerror"},
+    {"no route to host", "networkerror"},
+    {"lost connection", "networkerror"},
+    {"syntax error", "syntaxerror"},
+    {"policy", "policyviolation"},
+    {"filter", "filtered"},
+    {"blocked", "blocked"},
+    {"denied", "blocked"},
+    {"system error", "systemerror"},
+    {"internal error", "systemerror"},
+    {"mailer error", "mailererror"},
+    {"command died", "mailererror"},
+    {"illegal attachment", "contenterror"},
+    {"content", "contenterror"},
 };
 
-const char *bounce_reason(const char *status, int code,
-                          const char *diagnostic)
+const char *bounce_reason(const char *status, int code, const char *diagnostic)
 {
 	int cls = 0, subj = -1, det = -1;
 
+	/* Statuses that say it all, whatever the text. */
+	if (status != NULL) {
+		static const struct pattern decisive[] = {
+		    {"5.1.8", "rejected"},     {"5.1.7", "rejected"},
+		    {"5.2.2", "mailboxfull"},  {"4.2.2", "mailboxfull"},
+		    {"5.3.4", "mesgtoobig"},   {"4.4.7", "expired"},
+		    {"5.4.7", "expired"},      {"5.1.6", "hasmoved"},
+		    {"5.7.26", "authfailure"}, {"5.7.509", "authfailure"},
+		};
+		for (size_t i = 0; i < sizeof decisive / sizeof decisive[0];
+		     i++)
+			if (strcmp(status, decisive[i].text) == 0)
+				return decisive[i].reason;
+	}
 	if (diagnostic != NULL)
 		for (size_t i = 0;
 		     i < sizeof bounce_patterns / sizeof bounce_patterns[0];
@@ -455,10 +472,9 @@ int bounce_reason_hard(const char *reason)
 	static const char *const hard[] = {"userunknown", "hostunknown",
 	                                   "hasmoved", "notaccept"};
 	static const char *const neither[] = {
-		"blocked",      "spamdetected", "policyviolation",
-		"authfailure",  "requireptr",   "badreputation",
-		"securityerror", "norelaying",  "rejected",
-		"feedback",     "vacation",     "delivered"};
+	    "blocked",    "spamdetected",  "policyviolation", "authfailure",
+	    "requireptr", "badreputation", "securityerror",   "norelaying",
+	    "rejected",   "feedback",      "vacation",        "delivered"};
 
 	if (reason == NULL)
 		return -1;
@@ -518,9 +534,9 @@ static char *part_body(struct mailmime *m, size_t *n)
 	if (b == NULL || b->dt_type != MAILMIME_DATA_TEXT ||
 	    b->dt_data.dt_text.dt_data == NULL)
 		return NULL;
-	if (b->dt_encoded && (b->dt_encoding == MAILMIME_MECHANISM_BASE64 ||
-	                      b->dt_encoding ==
-	                              MAILMIME_MECHANISM_QUOTED_PRINTABLE)) {
+	if (b->dt_encoded &&
+	    (b->dt_encoding == MAILMIME_MECHANISM_BASE64 ||
+	     b->dt_encoding == MAILMIME_MECHANISM_QUOTED_PRINTABLE)) {
 		if (mailmime_part_parse(b->dt_data.dt_text.dt_data,
 		                        b->dt_data.dt_text.dt_length, &idx,
 		                        b->dt_encoding, &dec,
@@ -548,17 +564,17 @@ static void content_type(struct mailmime *m, char *out, size_t cap)
 
 		if (ty->tp_type == MAILMIME_TYPE_DISCRETE_TYPE) {
 			struct mailmime_discrete_type *d =
-			        ty->tp_data.tp_discrete_type;
+			    ty->tp_data.tp_discrete_type;
 			static const char *const names[] = {
-			        "", "text", "image", "audio", "video",
-			        "application"};
+			    "",      "text",  "image",
+			    "audio", "video", "application"};
 			if (d->dt_type == MAILMIME_DISCRETE_TYPE_EXTENSION)
 				t = d->dt_extension ? d->dt_extension : "";
 			else if (d->dt_type > 0 && d->dt_type <= 5)
 				t = names[d->dt_type];
 		} else if (ty->tp_data.tp_composite_type != NULL) {
 			struct mailmime_composite_type *c =
-			        ty->tp_data.tp_composite_type;
+			    ty->tp_data.tp_composite_type;
 			if (c->ct_type == MAILMIME_COMPOSITE_TYPE_MESSAGE)
 				t = "message";
 			else if (c->ct_type ==
@@ -642,9 +658,11 @@ static int walk(struct mailmime *m, struct scan *sc, int depth)
 		if (strcmp(ct, "multipart/report") == 0) {
 			const char *rt = ct_param(m, "report-type");
 
-			if (rt != NULL && strcasecmp(rt, "delivery-status") == 0)
+			if (rt != NULL &&
+			    strcasecmp(rt, "delivery-status") == 0)
 				sc->report_dsn = 1;
-			if (rt != NULL && strcasecmp(rt, "feedback-report") == 0)
+			if (rt != NULL &&
+			    strcasecmp(rt, "feedback-report") == 0)
 				sc->report_arf = 1;
 		}
 		if (m->mm_data.mm_multipart.mm_mp_list == NULL)
@@ -778,8 +796,8 @@ static const char *from_addr(struct mailimf_fields *f)
 	    l->mb_list == NULL || clist_begin(l->mb_list) == NULL)
 		return NULL;
 	return ((struct mailimf_mailbox *)clist_content(
-	                clist_begin(l->mb_list)))
-	        ->mb_addr_spec;
+	            clist_begin(l->mb_list)))
+	    ->mb_addr_spec;
 }
 
 /* ---- building the event ---- */
@@ -817,6 +835,10 @@ static void rcpt_classify(struct bounce_rcpt *r)
 	if (r->code == 0 && r->diagnostic != NULL)
 		r->code = find_code(r->diagnostic);
 	r->reason = bounce_reason(r->status, r->code, r->diagnostic);
+	/* A temporary failure reported as final: the MTA gave up. */
+	if (r->action != NULL && strncasecmp(r->action, "failed", 6) == 0 &&
+	    r->status[0] == '4')
+		r->reason = "expired";
 	r->hard = bounce_reason_hard(r->reason);
 }
 
@@ -908,34 +930,56 @@ static int parse_fields(const char *s, size_t n, struct mailimf_fields **f)
 	*f = NULL;
 	if (s == NULL)
 		return -1;
-	return mailimf_fields_parse(s, n, &idx, f) == MAILIMF_NO_ERROR ? 0
-	                                                             : -1;
+	return mailimf_fields_parse(s, n, &idx, f) == MAILIMF_NO_ERROR ? 0 : -1;
 }
 
 static int is_daemon(const char *addr)
 {
-	return addr != NULL &&
-	       (strncasecmp(addr, "mailer-daemon", 13) == 0 ||
-	        strncasecmp(addr, "postmaster", 10) == 0 ||
-	        strncasecmp(addr, "mail-daemon", 11) == 0 ||
-	        strncasecmp(addr, "mailerdaemon", 12) == 0 ||
-	        ci_find(addr, "bounce") != NULL ||
-	        strncasecmp(addr, "mdaemon", 7) == 0);
+	return addr != NULL && (strncasecmp(addr, "mailer-daemon", 13) == 0 ||
+	                        strncasecmp(addr, "postmaster", 10) == 0 ||
+	                        strncasecmp(addr, "mail-daemon", 11) == 0 ||
+	                        strncasecmp(addr, "mailerdaemon", 12) == 0 ||
+	                        ci_find(addr, "bounce") != NULL ||
+	                        strncasecmp(addr, "mdaemon", 7) == 0);
 }
 
 static const char *const failure_subjects[] = {
-	"undeliver",     "undelivered", "delivery fail", "delivery status",
-	"failure",       "failed",      "returned mail", "returned to sender",
-	"not delivered", "could not be delivered", "unzustellbar",
-	"delivery problem", "rejected", "nondeliverable", "non-delivery",
-	"non remis",     "error",       "warning: could not",
-	"delivery notification", "mail system error", "bounce",
+    "undeliver",
+    "undelivered",
+    "delivery fail",
+    "delivery status",
+    "failure",
+    "failed",
+    "returned mail",
+    "returned to sender",
+    "not delivered",
+    "could not be delivered",
+    "unzustellbar",
+    "delivery problem",
+    "rejected",
+    "nondeliverable",
+    "non-delivery",
+    "non remis",
+    "error",
+    "warning: could not",
+    "delivery notification",
+    "mail system error",
+    "bounce",
 };
 
 static const char *const autoreply_subjects[] = {
-	"out of office", "automatic reply", "abwesenheitsnotiz", "auto:",
-	"autoreply", "auto-reply", "auto reply", "vacation", "away from",
-	"out of the office", "r\xc3\xa9ponse automatique", "automatische",
+    "out of office",
+    "automatic reply",
+    "abwesenheitsnotiz",
+    "auto:",
+    "autoreply",
+    "auto-reply",
+    "auto reply",
+    "vacation",
+    "away from",
+    "out of the office",
+    "r\xc3\xa9ponse automatique",
+    "automatische",
 };
 
 static int subject_has(const char *subj, const char *const *list, size_t n)
@@ -948,10 +992,11 @@ static int subject_has(const char *subj, const char *const *list, size_t n)
 
 /* Markers of the returned original inside a text bounce. */
 static const char *const original_markers[] = {
-	"original message", "copy of the message", "returned message",
-	"original-message", "message headers follow", "unsent message below",
-	"headers of your message", "this is a copy",
-	"------- original", "content-type: message/rfc822",
+    "original message",        "copy of the message",
+    "returned message",        "original-message",
+    "message headers follow",  "unsent message below",
+    "headers of your message", "this is a copy",
+    "------- original",        "content-type: message/rfc822",
 };
 
 /* Recipients from the lines of text, before any returned original. A
@@ -1011,7 +1056,7 @@ static int text_rcpts(struct bounce_event *ev, char *text, const char *self1,
 					return -1;
 				if (added > 0) {
 					struct bounce_rcpt *r =
-					        &ev->rcpt[ev->nrcpt - 1];
+					    &ev->rcpt[ev->nrcpt - 1];
 					size_t w = (size_t)(end - line);
 
 					if (w > BOUNCE_DIAG_WINDOW)
@@ -1084,8 +1129,8 @@ static int classify(struct bounce_event *ev, struct mailimf_fields *top,
 		fl = field_typed(top, MAILIMF_FIELD_TO);
 		if (fl != NULL)
 			ev->verp_to = dup_or_oom(
-			        first_addr(fl->fld_data.fld_to->to_addr_list),
-			        &oom);
+			    first_addr(fl->fld_data.fld_to->to_addr_list),
+			    &oom);
 	}
 	if (ev->verp_to != NULL) {
 		v = addr_from(ev->verp_to, &oom);
@@ -1097,7 +1142,7 @@ static int classify(struct bounce_event *ev, struct mailimf_fields *top,
 		fl = field_typed(orig, MAILIMF_FIELD_MESSAGE_ID);
 		if (fl != NULL)
 			ev->message_id = dup_or_oom(
-			        fl->fld_data.fld_message_id->mid_value, &oom);
+			    fl->fld_data.fld_message_id->mid_value, &oom);
 		ofrom = from_addr(orig);
 	}
 
@@ -1105,7 +1150,8 @@ static int classify(struct bounce_event *ev, struct mailimf_fields *top,
 		struct mailimf_fields *f = NULL;
 
 		ev->kind = BOUNCE_COMPLAINT;
-		if (sc->arf != NULL && parse_fields(sc->arf, sc->narf, &f) == 0) {
+		if (sc->arf != NULL &&
+		    parse_fields(sc->arf, sc->narf, &f) == 0) {
 			ev->feedback_type = field_get(f, "Feedback-Type", &oom);
 			v = field_get(f, "Original-Rcpt-To", &oom);
 			if (v == NULL && !oom)
@@ -1123,7 +1169,7 @@ static int classify(struct bounce_event *ev, struct mailimf_fields *top,
 			fl = field_typed(orig, MAILIMF_FIELD_TO);
 			if (fl != NULL) {
 				const char *a = first_addr(
-				        fl->fld_data.fld_to->to_addr_list);
+				    fl->fld_data.fld_to->to_addr_list);
 				char *c = a ? addr_from(a, &oom) : NULL;
 
 				if (c != NULL && rcpt_add(ev, c) < 0)
@@ -1157,14 +1203,15 @@ static int classify(struct bounce_event *ev, struct mailimf_fields *top,
 	if (v != NULL)
 		autoreply = 1;
 	free(v);
-	if (subj != NULL &&
-	    subject_has(subj, autoreply_subjects,
-	                sizeof autoreply_subjects / sizeof autoreply_subjects[0]))
+	if (subj != NULL && subject_has(subj, autoreply_subjects,
+	                                sizeof autoreply_subjects /
+	                                    sizeof autoreply_subjects[0]))
 		autoreply = 1;
 	if (autoreply && !is_daemon(from) &&
 	    !(subj != NULL &&
 	      subject_has(subj, failure_subjects,
-	                  sizeof failure_subjects / sizeof failure_subjects[0]) &&
+	                  sizeof failure_subjects /
+	                      sizeof failure_subjects[0]) &&
 	      !ci_find(subj, "auto"))) {
 		ev->kind = BOUNCE_AUTOREPLY;
 		if (from != NULL) {
@@ -1186,7 +1233,7 @@ static int classify(struct bounce_event *ev, struct mailimf_fields *top,
 		            (subj != NULL &&
 		             subject_has(subj, failure_subjects,
 		                         sizeof failure_subjects /
-		                                 sizeof failure_subjects[0]));
+		                             sizeof failure_subjects[0]));
 
 		if (!looks)
 			goto done;
@@ -1213,24 +1260,24 @@ static int classify(struct bounce_event *ev, struct mailimf_fields *top,
 					oom = 1;
 				for (size_t i = 0; i < ev->nrcpt; i++) {
 					for (size_t j = 0; j < tmp.nrcpt; j++)
-						if (strcmp(tmp.rcpt[j].address,
-						           ev->rcpt[i].address) ==
+						if (strcmp(
+						        tmp.rcpt[j].address,
+						        ev->rcpt[i].address) ==
 						    0) {
 							ev->rcpt[i].diagnostic =
-							        tmp.rcpt[j]
-							                .diagnostic;
+							    tmp.rcpt[j]
+							        .diagnostic;
 							tmp.rcpt[j].diagnostic =
-							        NULL;
+							    NULL;
 						}
 					if (ev->rcpt[i].diagnostic == NULL)
 						ev->rcpt[i].diagnostic =
-						        dup_or_oom(sc->text,
-						                   &oom);
+						    dup_or_oom(sc->text, &oom);
 					if (ev->rcpt[i].diagnostic != NULL &&
 					    strlen(ev->rcpt[i].diagnostic) >
-					            BOUNCE_DIAG_WINDOW) {
+					        BOUNCE_DIAG_WINDOW) {
 						char *c = clean_value(
-						        ev->rcpt[i].diagnostic);
+						    ev->rcpt[i].diagnostic);
 						free(ev->rcpt[i].diagnostic);
 						ev->rcpt[i].diagnostic = c;
 					}
@@ -1263,17 +1310,17 @@ int bounce_parse(const char *msg, size_t len, struct bounce_event *ev,
 
 	memset(ev, 0, sizeof *ev);
 	if (len > BOUNCE_MAX_SIZE) {
-		diag_add(d, NULL, 0, 0,
-		         "bounce: message of %zu bytes refused: larger than the "
-		         "%u-byte limit",
-		         len, BOUNCE_MAX_SIZE);
+		diag_add(
+		    d, NULL, 0, 0,
+		    "bounce: message of %zu bytes refused: larger than the "
+		    "%u-byte limit",
+		    len, BOUNCE_MAX_SIZE);
 		return -1;
 	}
 	buf = normalise(msg, len, &n);
 	if (buf == NULL)
 		goto oom;
-	if (n == 0 ||
-	    mailmime_parse(buf, n, &idx, &mime) != MAILIMF_NO_ERROR) {
+	if (n == 0 || mailmime_parse(buf, n, &idx, &mime) != MAILIMF_NO_ERROR) {
 		mime = NULL;
 		rc = 0; /* nothing usable: not a bounce */
 		goto out;
@@ -1284,9 +1331,10 @@ int bounce_parse(const char *msg, size_t len, struct bounce_event *ev,
 	    mime->mm_data.mm_message.mm_msg_mime == NULL &&
 	    text_append(&sc, buf, n) < 0)
 		goto oom;
-	if (classify(ev, mime->mm_type == MAILMIME_MESSAGE
-	                         ? mime->mm_data.mm_message.mm_fields
-	                         : NULL,
+	if (classify(ev,
+	             mime->mm_type == MAILMIME_MESSAGE
+	                 ? mime->mm_data.mm_message.mm_fields
+	                 : NULL,
 	             &sc) < 0)
 		goto oom;
 	rc = 0;

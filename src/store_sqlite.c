@@ -166,6 +166,23 @@ static const struct store_sqlite_migration {
                               " reason TEXT,"
                               " at INTEGER NOT NULL) WITHOUT ROWID;"
                               "PRAGMA user_version = 1;"},
+    /* 2: what arrives in the bounce mailbox, kept with the raw message */
+    {2, "CREATE TABLE events ("
+        " id INTEGER PRIMARY KEY,"
+        " at INTEGER NOT NULL,"
+        " kind TEXT NOT NULL CHECK (kind IN ('bounce', 'complaint',"
+        "  'autoreply', 'unsubscribe', 'unknown')),"
+        " delivery_id INTEGER REFERENCES deliveries (id) ON DELETE SET NULL,"
+        " matched_by TEXT,"
+        " email_key TEXT,"
+        " status TEXT,"
+        " reason TEXT,"
+        " hard INTEGER NOT NULL DEFAULT -1,"
+        " diagnostic TEXT,"
+        " raw BLOB);"
+        "CREATE INDEX events_email ON events (email_key, at);"
+        "CREATE INDEX events_delivery ON events (delivery_id);"
+        "PRAGMA user_version = 2;"},
 };
 #define STORE_SQLITE_NMIGRATIONS                                               \
 	(sizeof(store_sqlite_migrations) / sizeof(store_sqlite_migrations[0]))
@@ -2015,6 +2032,235 @@ fail:
 	return -1;
 }
 
+/* The delivery an event is about: by VERP key, by Message-ID, by address
+ * (newest within 30 days). Sets *id (0: none) and *how. */
+static int store_sqlite_event_match(struct store_sqlite *s,
+                                    const struct store_event *ev,
+                                    const char *key, int64_t *id,
+                                    const char **how, const char *what,
+                                    struct diag *d)
+{
+	static const char *const sql[] = {
+	    "SELECT id FROM deliveries WHERE message_id >= ?1 || '@'"
+	    " AND message_id < ?1 || 'A' LIMIT 1",
+	    "SELECT id FROM deliveries WHERE message_id = ?1",
+	    "SELECT id FROM deliveries WHERE email_key = ?1 AND queued_at >= ?2"
+	    " ORDER BY queued_at DESC, id DESC LIMIT 1"};
+	static const char *const name[] = {"verp", "message-id", "address"};
+	const char *arg[] = {ev->message_key, ev->message_id, key};
+
+	*id = 0;
+	*how = NULL;
+	for (int i = 0; i < 3; i++) {
+		sqlite3_stmt *st;
+		int rc;
+		if (arg[i] == NULL || *arg[i] == '\0')
+			continue;
+		if ((st = store_sqlite_prepare(s, sql[i], what, d)) == NULL)
+			return -1;
+		if (store_sqlite_text(st, 1, arg[i]) ||
+		    (i == 2 &&
+		     store_sqlite_int(st, 2, time(NULL) - 30 * 86400))) {
+			sqlite3_finalize(st);
+			return store_sqlite_bind_fail(s, what, d);
+		}
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			*id = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+			store_sqlite_fail(s, rc, what, d);
+			return -1;
+		}
+		if (*id != 0) {
+			*how = name[i];
+			return 0;
+		}
+	}
+	return 0;
+}
+
+/* Run st (with ?1..?3 bound by the caller) once and finalize it. */
+static int store_sqlite_once(struct store_sqlite *s, sqlite3_stmt *st,
+                             const char *what, struct diag *d)
+{
+	int rc = store_sqlite_run(s, st, what, d);
+
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int store_sqlite_event_record(struct store *stp,
+                                     const struct store_event *ev,
+                                     int64_t *delivery_id, bool *suppressed,
+                                     struct diag *d)
+{
+	static const char *const kinds[] = {"bounce", "complaint", "autoreply",
+	                                    "unsubscribe", "unknown"};
+	const char *what = "recording a bounce mailbox event";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	sqlite3_stmt *st = NULL;
+	const char *how = NULL, *key = NULL, *new_state = NULL;
+	char *email_key = NULL, *why = NULL;
+	time_t now = time(NULL);
+	int64_t id = 0;
+	bool suppress = false;
+
+	*delivery_id = 0;
+	*suppressed = false;
+	if (ev->email != NULL && (key = store_sqlite_key(s, ev->email)) != NULL)
+		email_key = strdup(key);
+	if (store_sqlite_begin(s, what, d) < 0) {
+		free(email_key);
+		return -1;
+	}
+	if (store_sqlite_event_match(s, ev, email_key, &id, &how, what, d) < 0)
+		goto fail;
+	/* the address: the event's, else the matched delivery's */
+	if (email_key == NULL && id != 0) {
+		if ((st = store_sqlite_prepare(
+		         s, "SELECT email_key FROM deliveries WHERE id = ?1",
+		         what, d)) == NULL)
+			goto fail;
+		store_sqlite_int(st, 1, id);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			email_key =
+			    strdup((const char *)sqlite3_column_text(st, 0));
+		sqlite3_finalize(st);
+		st = NULL;
+	}
+	if ((st = store_sqlite_prepare(
+	         s,
+	         "INSERT INTO events (at, kind, delivery_id, matched_by,"
+	         " email_key, status, reason, hard, diagnostic, raw)"
+	         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+	         what, d)) == NULL)
+		goto fail;
+	if (store_sqlite_int(st, 1, now) ||
+	    store_sqlite_text(st, 2, kinds[ev->kind]) ||
+	    (id ? store_sqlite_int(st, 3, id) : sqlite3_bind_null(st, 3)) ||
+	    store_sqlite_text(st, 4, how) ||
+	    store_sqlite_text(st, 5, email_key) ||
+	    store_sqlite_text(st, 6, ev->status) ||
+	    store_sqlite_text(st, 7, ev->reason) ||
+	    store_sqlite_int(st, 8, ev->hard) ||
+	    store_sqlite_text(st, 9, ev->diagnostic) ||
+	    sqlite3_bind_blob64(st, 10, ev->raw, ev->rawlen, SQLITE_STATIC)) {
+		store_sqlite_bind_fail(s, what, d);
+		goto fail;
+	}
+	if (store_sqlite_once(s, st, what, d) < 0) {
+		st = NULL;
+		goto fail;
+	}
+	st = NULL;
+	switch (ev->kind) {
+	case STORE_EVENT_BOUNCE:
+		if (ev->hard == 1) {
+			new_state = "bounced";
+			suppress = true;
+		} else if (ev->hard == 0 && email_key != NULL) {
+			/* soft bounces suppress once they pile up */
+			unsigned limit = ev->soft_limit ? ev->soft_limit : 3;
+			unsigned window =
+			    ev->soft_window ? ev->soft_window : 30 * 86400;
+			int64_t count = 0;
+			if ((st = store_sqlite_prepare(
+			         s,
+			         "SELECT count(*) FROM events WHERE email_key "
+			         "= ?1"
+			         " AND kind = 'bounce' AND hard = 0 AND at >= "
+			         "?2",
+			         what, d)) == NULL)
+				goto fail;
+			store_sqlite_text(st, 1, email_key);
+			store_sqlite_int(st, 2, now - window);
+			if (sqlite3_step(st) == SQLITE_ROW)
+				count = sqlite3_column_int64(st, 0);
+			sqlite3_finalize(st);
+			st = NULL;
+			suppress = count >= limit;
+		}
+		break;
+	case STORE_EVENT_COMPLAINT:
+		new_state = "complained";
+		suppress = true;
+		break;
+	case STORE_EVENT_UNSUBSCRIBE:
+		suppress = true;
+		break;
+	default:
+		break;
+	}
+	if (new_state != NULL && id != 0) {
+		if ((st = store_sqlite_prepare(
+		         s,
+		         "UPDATE deliveries SET state = ?2, updated_at = ?3"
+		         " WHERE id = ?1 AND state IN ('sent', 'deferred',"
+		         " 'queued', 'sending', 'failed', 'bounced')",
+		         what, d)) == NULL)
+			goto fail;
+		store_sqlite_int(st, 1, id);
+		store_sqlite_text(st, 2, new_state);
+		store_sqlite_int(st, 3, now);
+		if (store_sqlite_once(s, st, what, d) < 0) {
+			st = NULL;
+			goto fail;
+		}
+		st = NULL;
+	}
+	/* an event that names no delivery of ours changes nothing: a
+	 * forged bounce must not suppress anyone; it is kept for review */
+	if (suppress && email_key != NULL && id != 0) {
+		if (asprintf(&why, "%s%s%s", kinds[ev->kind],
+		             ev->reason ? ": " : "",
+		             ev->reason ? ev->reason : "") < 0)
+			why = NULL;
+		if ((st = store_sqlite_prepare(
+		         s,
+		         "INSERT INTO suppressions (email, reason, at)"
+		         " VALUES (?1, ?2, ?3) ON CONFLICT (email) DO NOTHING",
+		         what, d)) == NULL)
+			goto fail;
+		store_sqlite_text(st, 1, email_key);
+		store_sqlite_text(st, 2, why);
+		store_sqlite_int(st, 3, now);
+		if (store_sqlite_once(s, st, what, d) < 0) {
+			st = NULL;
+			goto fail;
+		}
+		/* and nothing more goes to it */
+		if ((st = store_sqlite_prepare(
+		         s,
+		         "UPDATE deliveries SET state = 'suppressed',"
+		         " updated_at = ?2 WHERE email_key = ?1"
+		         " AND state IN ('queued', 'deferred')",
+		         what, d)) == NULL)
+			goto fail;
+		store_sqlite_text(st, 1, email_key);
+		store_sqlite_int(st, 2, now);
+		if (store_sqlite_once(s, st, what, d) < 0) {
+			st = NULL;
+			goto fail;
+		}
+		st = NULL;
+		*suppressed = true;
+	}
+	if (store_sqlite_commit(s, what, d) < 0)
+		goto fail;
+	*delivery_id = id;
+	free(email_key);
+	free(why);
+	return 0;
+fail:
+	sqlite3_finalize(st);
+	store_sqlite_rollback(s);
+	free(email_key);
+	free(why);
+	*suppressed = false;
+	return -1;
+}
+
 static int store_sqlite_suppressed(struct store *stp, const char *email,
                                    bool *yes, struct diag *d)
 {
@@ -2117,6 +2363,7 @@ const struct store_backend store_sqlite_backend = {
     .claim = store_sqlite_claim,
     .record = store_sqlite_record,
     .unclaim = store_sqlite_unclaim,
+    .event_record = store_sqlite_event_record,
     .renew = store_sqlite_renew,
     .expire = store_sqlite_expire,
     .cancel = store_sqlite_cancel,

@@ -107,14 +107,13 @@ int main(int argc, char **argv)
 				status = 1;
 			} else {
 				for (size_t i = 0; i < ev.nrcpt; i++) {
-					char **q = realloc(addrs,
-					                   (naddrs + 1) *
-					                           sizeof *q);
+					char **q = realloc(
+					    addrs, (naddrs + 1) * sizeof *q);
 					if (q == NULL)
 						abort();
 					addrs = q;
 					addrs[naddrs++] =
-					        strdup(ev.rcpt[i].address);
+					    strdup(ev.rcpt[i].address);
 				}
 				if (ev.kind != BOUNCE_NONE && !bounce) {
 					bounce = 1;
@@ -138,8 +137,8 @@ int main(int argc, char **argv)
 		}
 		printf("], \"status\": ");
 		json_str(keep.nrcpt && keep.rcpt[0].status[0]
-		                 ? keep.rcpt[0].status
-		                 : NULL);
+		             ? keep.rcpt[0].status
+		             : NULL);
 		printf(", \"code\": %d, \"reason\": ",
 		       keep.nrcpt ? keep.rcpt[0].code : 0);
 		json_str(keep.nrcpt ? keep.rcpt[0].reason : NULL);

@@ -267,7 +267,7 @@ static void test_schema_and_mode(void **state)
 	    sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL),
 	    SQLITE_OK);
 	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(q, 0), 1);
+	assert_int_equal(sqlite3_column_int(q, 0), 2);
 	sqlite3_finalize(q);
 	assert_int_equal(
 	    sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL),
@@ -1462,10 +1462,135 @@ static int teardown(void **state)
 	return rmdir(tmpdir);
 }
 
+struct mid {
+	char id[128];
+};
+
+static int mid_fn(void *arg, const struct store_delivery *dl,
+                  const char *release)
+{
+	(void)release;
+	snprintf(((struct mid *)arg)->id, sizeof(((struct mid *)arg)->id), "%s",
+	         dl->r.message_id);
+	return 0;
+}
+
+static bool event(struct store *st, struct store_event *ev, int64_t want_id)
+{
+	struct diag d = {0};
+	int64_t id = -1;
+	bool sup = true;
+
+	if (store_ops(st)->event_record(st, ev, &id, &sup, &d) < 0)
+		fail_msg("event_record: %s", diag_first(&d));
+	if (id != want_id)
+		fail_msg("matched delivery %lld, expected %lld", (long long)id,
+		         (long long)want_id);
+	diag_clear(&d);
+	return sup;
+}
+
+static bool is_suppressed(struct store *st, const char *email)
+{
+	struct diag d = {0};
+	bool yes = false;
+
+	assert_int_equal(store_ops(st)->suppressed(st, email, &yes, &d), 0);
+	return yes;
+}
+
+static void test_events(void **state)
+{
+	char *path = db_path("events");
+	struct store *st = open_ok(path);
+	struct mid m1 = {{0}}, m4 = {{0}}, m5 = {{0}};
+	struct diag d = {0};
+	char key1[128], key5[128];
+
+	(void)state;
+	add_release(st, "ev", 5, 0, 0);
+	assert_int_equal(store_ops(st)->delivery_get(st, 1, mid_fn, &m1, &d),
+	                 0);
+	assert_int_equal(store_ops(st)->delivery_get(st, 4, mid_fn, &m4, &d),
+	                 0);
+	assert_int_equal(store_ops(st)->delivery_get(st, 5, mid_fn, &m5, &d),
+	                 0);
+	snprintf(key1, sizeof(key1), "%.*s", (int)strcspn(m1.id, "@"), m1.id);
+	snprintf(key5, sizeof(key5), "%.*s", (int)strcspn(m5.id, "@"), m5.id);
+
+	/* a hard bounce found by its VERP key: bounced and suppressed */
+	{
+		struct store_event ev = {.kind = STORE_EVENT_BOUNCE,
+		                         .message_key = key1,
+		                         .status = "5.1.1",
+		                         .reason = "userunknown",
+		                         .hard = 1,
+		                         .raw = "raw",
+		                         .rawlen = 3};
+		assert_true(event(st, &ev, 1));
+		assert_int_equal(delivery(st, 1).state, STORE_BOUNCED);
+		assert_true(is_suppressed(st, "j0@example.org"));
+	}
+	/* soft bounces by address: the third within the window suppresses */
+	{
+		struct store_event ev = {.kind = STORE_EVENT_BOUNCE,
+		                         .email = "j1@EXAMPLE.org",
+		                         .reason = "mailboxfull",
+		                         .hard = 0};
+		assert_false(event(st, &ev, 2));
+		assert_false(event(st, &ev, 2));
+		assert_false(is_suppressed(st, "j1@example.org"));
+		assert_true(event(st, &ev, 2));
+		assert_true(is_suppressed(st, "j1@example.org"));
+	}
+	/* the sender's fault (blocked, spam): nothing changes */
+	{
+		struct store_event ev = {.kind = STORE_EVENT_BOUNCE,
+		                         .email = "j2@example.org",
+		                         .reason = "blocked",
+		                         .hard = -1};
+		assert_false(event(st, &ev, 3));
+		assert_false(is_suppressed(st, "j2@example.org"));
+		assert_int_not_equal(delivery(st, 3).state, STORE_BOUNCED);
+	}
+	/* a complaint found by the returned Message-ID */
+	{
+		struct store_event ev = {.kind = STORE_EVENT_COMPLAINT,
+		                         .message_id = m4.id};
+		assert_true(event(st, &ev, 4));
+		assert_int_equal(delivery(st, 4).state, STORE_COMPLAINED);
+		assert_true(is_suppressed(st, "j3@example.org"));
+	}
+	/* an unsubscribe request by VERP key suppresses the address */
+	{
+		struct store_event ev = {.kind = STORE_EVENT_UNSUBSCRIBE,
+		                         .message_key = key5};
+		assert_true(event(st, &ev, 5));
+		assert_true(is_suppressed(st, "j4@example.org"));
+	}
+	/* an auto-reply changes nothing; an unknown address stays unmatched */
+	{
+		struct store_event ev = {.kind = STORE_EVENT_AUTOREPLY,
+		                         .email = "j2@example.org"};
+		assert_false(event(st, &ev, 3));
+		struct store_event un = {.kind = STORE_EVENT_BOUNCE,
+		                         .email = "nobody@elsewhere.test",
+		                         .hard = 1};
+		/* unmatched: kept for review, changes nothing */
+		assert_false(event(st, &un, 0));
+		assert_false(is_suppressed(st, "nobody@elsewhere.test"));
+	}
+	diag_clear(&d);
+	store_close(st);
+	unlink(path);
+	free(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_state_names),
+	    cmocka_unit_test(test_events),
 	    cmocka_unit_test(test_schema_and_mode),
 	    cmocka_unit_test(test_reopen_keeps_data),
 	    cmocka_unit_test(test_long_source_shown),

@@ -34,14 +34,14 @@ enum bounce_kind {
 };
 
 struct bounce_rcpt {
-	char *address;     /* lowercased as given; never NULL */
-	char *action;      /* DSN Action, or NULL */
-	char status[16];   /* "5.1.1", or "" when none was found */
-	int code;          /* SMTP reply code (550), 0 when none */
-	char *diagnostic;  /* unfolded, "smtp;" stripped, or NULL */
-	char *remote_mta;  /* "dns;" stripped, or NULL */
+	char *address;      /* lowercased as given; never NULL */
+	char *action;       /* DSN Action, or NULL */
+	char status[16];    /* "5.1.1", or "" when none was found */
+	int code;           /* SMTP reply code (550), 0 when none */
+	char *diagnostic;   /* unfolded, "smtp;" stripped, or NULL */
+	char *remote_mta;   /* "dns;" stripped, or NULL */
 	const char *reason; /* bounce_reason() vocabulary, static */
-	int hard;          /* 1 hard, 0 soft, -1 neither */
+	int hard;           /* 1 hard, 0 soft, -1 neither */
 };
 
 struct bounce_event {
@@ -72,8 +72,7 @@ void bounce_event_free(struct bounce_event *ev);
  * "mailboxfull", "blocked", ... "undefined"). Any argument may be NULL /
  * 0. The diagnostic text decides where it is specific; the enhanced
  * status code otherwise. Returns static storage, never NULL. */
-const char *bounce_reason(const char *status, int code,
-                          const char *diagnostic);
+const char *bounce_reason(const char *status, int code, const char *diagnostic);
 
 /* 1 when the reason means the address is permanently bad (herald may
  * suppress it), 0 when the failure is temporary or the recipient's side

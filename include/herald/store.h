@@ -135,6 +135,31 @@ struct store_release_info {
 	size_t total;
 };
 
+/* What arrived in the bounce mailbox about a delivery. */
+enum store_event_kind {
+	STORE_EVENT_BOUNCE,
+	STORE_EVENT_COMPLAINT,
+	STORE_EVENT_AUTOREPLY,
+	STORE_EVENT_UNSUBSCRIBE,
+	STORE_EVENT_UNKNOWN,
+};
+
+struct store_event {
+	enum store_event_kind kind;
+	const char *message_key; /* the delivery's Message-ID key from a
+	                          * checked VERP token, or NULL */
+	const char *message_id;  /* the returned original's Message-ID */
+	const char *email;       /* the address it is about, or NULL */
+	const char *status;      /* enhanced status, or NULL */
+	const char *reason;      /* bounce reason (bounce.c's words) */
+	int hard;                /* 1 hard, 0 soft, -1 neither */
+	const char *diagnostic;
+	const void *raw; /* the message as received, kept for review */
+	size_t rawlen;
+	unsigned soft_limit;  /* soft bounces that suppress (0: 3) */
+	unsigned soft_window; /* within this many seconds (0: 30 days) */
+};
+
 /* Filter for store_attempts_each (zero/NULL fields match all). */
 struct store_log_filter {
 	int64_t release_id;
@@ -256,6 +281,18 @@ struct store_backend {
 	                              const struct store_delivery *dl,
 	                              const char *release),
 	                    void *arg, struct diag *d);
+	/* Record one mailbox event in one transaction: match it to a
+	 * delivery (the VERP key first, then the returned Message-ID, then
+	 * the address among the deliveries of the last 30 days), keep it
+	 * with the raw message, and act: a hard bounce marks the delivery
+	 * bounced and suppresses the address; soft bounces suppress after
+	 * soft_limit within soft_window; a complaint marks it complained and
+	 * suppresses; an unsubscribe request suppresses; a bounce that is the
+	 * sender's fault (hard -1), an auto-reply or an unknown message
+	 * changes nothing. Sets *delivery_id (0: unmatched) and *suppressed. */
+	int (*event_record)(struct store *st, const struct store_event *ev,
+	                    int64_t *delivery_id, bool *suppressed,
+	                    struct diag *d);
 	/* Suppression list. Adding an address keeps its first reason and
 	 * time if it is already listed, and suppresses its queued and
 	 * deferred deliveries at once. */

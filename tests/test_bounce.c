@@ -1,0 +1,388 @@
+/*
+ * bounce tests: messages built inline — a standard DSN (with folded
+ * fields), an ARF complaint, an auto-reply, a human reply, CR-only and
+ * LF-only line ends, a leading mbox "From " line, a message one byte over
+ * the size limit, garbage — and the reason classifier and its hardness.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "herald/bounce.h"
+
+/* A standard RFC 3464 report; Diagnostic-Code is folded. */
+#define DSN                                                                    \
+	"From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\n"          \
+	"To: bounces+abc@news.example.org\n"                                   \
+	"Subject: Undelivered Mail Returned to Sender\n"                       \
+	"MIME-Version: 1.0\n"                                                  \
+	"Content-Type: multipart/report; report-type=delivery-status;\n"       \
+	"\tboundary=\"XX\"\n"                                                  \
+	"\n"                                                                   \
+	"--XX\n"                                                               \
+	"Content-Type: text/plain\n"                                           \
+	"\n"                                                                   \
+	"Your message could not be delivered.\n"                               \
+	"--XX\n"                                                               \
+	"Content-Type: message/delivery-status\n"                              \
+	"\n"                                                                   \
+	"Reporting-MTA: dns; mx.example.net\n"                                 \
+	"\n"                                                                   \
+	"Final-Recipient: rfc822; Jane@Example.COM\n"                          \
+	"Original-Recipient: rfc822;jane@example.com\n"                        \
+	"Action: failed\n"                                                     \
+	"Status: 5.1.1\n"                                                      \
+	"Remote-MTA: dns; mx.example.com\n"                                    \
+	"Diagnostic-Code: smtp; 550 5.1.1 <jane@example.com>: Recipient\n"     \
+	"    address rejected: User unknown in virtual mailbox table\n"        \
+	"\n"                                                                   \
+	"Final-Recipient: rfc822; full@example.com\n"                          \
+	"Action: delayed\n"                                                    \
+	"Status: 4.2.2\n"                                                      \
+	"\n"                                                                   \
+	"--XX\n"                                                               \
+	"Content-Type: text/rfc822-headers\n"                                  \
+	"\n"                                                                   \
+	"From: News <news@news.example.org>\n"                                 \
+	"To: jane@example.com\n"                                               \
+	"Message-ID: <1234.abcd@news.example.org>\n"                           \
+	"Subject: Our release\n"                                               \
+	"\n"                                                                   \
+	"--XX--\n"
+
+static char *replace_eol(const char *s, const char *eol)
+{
+	size_t n = 0, el = strlen(eol);
+	char *out = malloc(strlen(s) * el + 1);
+
+	assert_non_null(out);
+	for (; *s != '\0'; s++) {
+		if (*s == '\n') {
+			memcpy(out + n, eol, el);
+			n += el;
+		} else {
+			out[n++] = *s;
+		}
+	}
+	out[n] = '\0';
+	return out;
+}
+
+static void check_dsn(const char *msg)
+{
+	struct bounce_event ev;
+	struct diag d = {0};
+
+	assert_int_equal(bounce_parse(msg, strlen(msg), &ev, &d), 0);
+	assert_int_equal(ev.kind, BOUNCE_DSN);
+	assert_int_equal(ev.nrcpt, 2);
+	assert_string_equal(ev.rcpt[0].address, "jane@example.com");
+	assert_string_equal(ev.rcpt[0].action, "failed");
+	assert_string_equal(ev.rcpt[0].status, "5.1.1");
+	assert_int_equal(ev.rcpt[0].code, 550);
+	assert_string_equal(ev.rcpt[0].remote_mta, "mx.example.com");
+	/* unfolded, "smtp;" stripped */
+	assert_string_equal(ev.rcpt[0].diagnostic,
+	                    "550 5.1.1 <jane@example.com>: Recipient address "
+	                    "rejected: User unknown in virtual mailbox table");
+	assert_string_equal(ev.rcpt[0].reason, "userunknown");
+	assert_int_equal(ev.rcpt[0].hard, 1);
+	assert_string_equal(ev.rcpt[1].address, "full@example.com");
+	assert_string_equal(ev.rcpt[1].status, "4.2.2");
+	assert_string_equal(ev.rcpt[1].reason, "mailboxfull");
+	assert_int_equal(ev.rcpt[1].hard, 0);
+	assert_string_equal(ev.message_id, "1234.abcd@news.example.org");
+	assert_string_equal(ev.verp_to, "bounces+abc@news.example.org");
+	bounce_event_free(&ev);
+	assert_int_equal(d.errors, 0);
+	diag_clear(&d);
+}
+
+static void test_dsn_lf(void **state)
+{
+	(void)state;
+	check_dsn(DSN);
+}
+
+static void test_dsn_crlf(void **state)
+{
+	char *m = replace_eol(DSN, "\r\n");
+
+	(void)state;
+	check_dsn(m);
+	free(m);
+}
+
+static void test_dsn_cr(void **state)
+{
+	char *m = replace_eol(DSN, "\r");
+
+	(void)state;
+	check_dsn(m);
+	free(m);
+}
+
+static void test_dsn_mbox(void **state)
+{
+	const char *from = "From MAILER-DAEMON  Tue Jan  2 03:04:05 2024\n";
+	char *m = malloc(strlen(from) + sizeof DSN);
+
+	(void)state;
+	assert_non_null(m);
+	memcpy(m, from, strlen(from));
+	memcpy(m + strlen(from), DSN, sizeof DSN);
+	check_dsn(m);
+	free(m);
+}
+
+static void test_arf(void **state)
+{
+	const char *m = "From: feedback@isp.example\r\n"
+	                "To: abuse+x@news.example.org\r\n"
+	                "Subject: complaint\r\n"
+	                "MIME-Version: 1.0\r\n"
+	                "Content-Type: multipart/report; "
+	                "report-type=feedback-report; boundary=b\r\n"
+	                "\r\n"
+	                "--b\r\n"
+	                "Content-Type: text/plain\r\n"
+	                "\r\n"
+	                "This is an abuse report.\r\n"
+	                "--b\r\n"
+	                "Content-Type: message/feedback-report\r\n"
+	                "\r\n"
+	                "Feedback-Type: abuse\r\n"
+	                "User-Agent: isp/1.0\r\n"
+	                "Version: 1\r\n"
+	                "\r\n"
+	                "--b\r\n"
+	                "Content-Type: message/rfc822\r\n"
+	                "\r\n"
+	                "From: news@news.example.org\r\n"
+	                "To: Reader <Reader@Isp.Example>\r\n"
+	                "Message-ID: <rel-7@news.example.org>\r\n"
+	                "Subject: hello\r\n"
+	                "\r\n"
+	                "body\r\n"
+	                "--b--\r\n";
+	struct bounce_event ev;
+	struct diag d = {0};
+
+	(void)state;
+	assert_int_equal(bounce_parse(m, strlen(m), &ev, &d), 0);
+	assert_int_equal(ev.kind, BOUNCE_COMPLAINT);
+	assert_string_equal(ev.feedback_type, "abuse");
+	assert_int_equal(ev.nrcpt, 1);
+	assert_string_equal(ev.rcpt[0].address, "reader@isp.example");
+	assert_string_equal(ev.rcpt[0].reason, "feedback");
+	assert_int_equal(ev.rcpt[0].hard, -1);
+	assert_string_equal(ev.message_id, "rel-7@news.example.org");
+	bounce_event_free(&ev);
+	diag_clear(&d);
+}
+
+static void test_autoreply(void **state)
+{
+	const char *m = "From: Jane <jane@example.com>\n"
+	                "To: news@news.example.org\n"
+	                "Auto-Submitted: auto-replied\n"
+	                "Subject: Automatic reply: Our release\n"
+	                "\n"
+	                "I am away until Monday; write to bob@example.com.\n";
+	const char *m2 = "From: Hans <hans@example.de>\n"
+	                 "To: news@news.example.org\n"
+	                 "Subject: Abwesenheitsnotiz\n"
+	                 "\n"
+	                 "Ich bin nicht da.\n";
+	struct bounce_event ev;
+	struct diag d = {0};
+
+	(void)state;
+	assert_int_equal(bounce_parse(m, strlen(m), &ev, &d), 0);
+	assert_int_equal(ev.kind, BOUNCE_AUTOREPLY);
+	assert_int_equal(ev.nrcpt, 1);
+	assert_string_equal(ev.rcpt[0].address, "jane@example.com");
+	assert_string_equal(ev.rcpt[0].reason, "vacation");
+	assert_int_equal(ev.rcpt[0].hard, -1);
+	bounce_event_free(&ev);
+	assert_int_equal(bounce_parse(m2, strlen(m2), &ev, &d), 0);
+	assert_int_equal(ev.kind, BOUNCE_AUTOREPLY);
+	bounce_event_free(&ev);
+	diag_clear(&d);
+}
+
+/* A person replying and quoting addresses is not a bounce. */
+static void test_human_reply(void **state)
+{
+	const char *m = "From: Jane <jane@example.com>\n"
+	                "To: news@news.example.org\n"
+	                "Subject: Re: Our release\n"
+	                "\n"
+	                "bob@example.com\n"
+	                "  550 5.1.1 user unknown\n";
+	struct bounce_event ev;
+	struct diag d = {0};
+
+	(void)state;
+	assert_int_equal(bounce_parse(m, strlen(m), &ev, &d), 0);
+	assert_int_equal(ev.kind, BOUNCE_NONE);
+	assert_int_equal(ev.nrcpt, 0);
+	bounce_event_free(&ev);
+	diag_clear(&d);
+}
+
+/* Exim's text bounce. */
+static void test_exim_text(void **state)
+{
+	const char *m =
+	    "From: Mail Delivery System <Mailer-Daemon@mx.example.net>\n"
+	    "To: bounces@news.example.org\n"
+	    "X-Failed-Recipients: gone@example.com\n"
+	    "Auto-Submitted: auto-replied\n"
+	    "Subject: Mail delivery failed: returning message to sender\n"
+	    "\n"
+	    "A message that you sent could not be delivered to one or "
+	    "more of its\nrecipients. This is a permanent error. The "
+	    "following address(es) failed:\n\n"
+	    "  gone@example.com\n"
+	    "    SMTP error from remote mail server after RCPT "
+	    "TO:<gone@example.com>:\n"
+	    "    host mx.example.com [192.0.2.1]: 550 5.1.1 No such user\n"
+	    "\n"
+	    "------ This is a copy of the message, including all the "
+	    "headers. ------\n"
+	    "Message-Id: <x@news.example.org>\n"
+	    "From: news@news.example.org\n";
+	struct bounce_event ev;
+	struct diag d = {0};
+
+	(void)state;
+	assert_int_equal(bounce_parse(m, strlen(m), &ev, &d), 0);
+	assert_int_equal(ev.kind, BOUNCE_DSN);
+	assert_int_equal(ev.nrcpt, 1);
+	assert_string_equal(ev.rcpt[0].address, "gone@example.com");
+	assert_string_equal(ev.rcpt[0].status, "5.1.1");
+	assert_int_equal(ev.rcpt[0].code, 550);
+	assert_string_equal(ev.rcpt[0].reason, "userunknown");
+	bounce_event_free(&ev);
+	diag_clear(&d);
+}
+
+static void test_too_large(void **state)
+{
+	size_t n = (size_t)BOUNCE_MAX_SIZE + 1;
+	char *m = malloc(n);
+	struct bounce_event ev;
+	struct diag d = {0};
+
+	(void)state;
+	assert_non_null(m);
+	memset(m, 'a', n);
+	assert_int_equal(bounce_parse(m, n, &ev, &d), -1);
+	assert_int_equal(d.errors, 1);
+	assert_non_null(strstr(diag_first(&d), "larger than"));
+	assert_int_equal(ev.nrcpt, 0);
+	free(m);
+	diag_clear(&d);
+	/* exactly the limit is parsed */
+	m = calloc(1, BOUNCE_MAX_SIZE);
+	assert_non_null(m);
+	assert_int_equal(bounce_parse(m, BOUNCE_MAX_SIZE, &ev, &d), 0);
+	assert_int_equal(ev.kind, BOUNCE_NONE);
+	bounce_event_free(&ev);
+	free(m);
+	diag_clear(&d);
+}
+
+static void test_garbage(void **state)
+{
+	static const char *const msgs[] = {
+	    "",
+	    "\n",
+	    "\r\r\r",
+	    "From ",
+	    "no colon here at all\n\n\n",
+	    "Content-Type: multipart/report; report-type=delivery-status; "
+	    "boundary=z\n\n--z\nContent-Type: message/delivery-status\n\n"
+	    "Final-Recipient: rfc822;\nStatus: 5.\n\n--z",
+	    "Content-Type: message/delivery-status\n\n:::\n\n\n:\n",
+	    "Content-Type: multipart/mixed; boundary=\"\"\n\n--\n--\n",
+	    "Subject: =?utf-8?B?////?=\nFrom: <@>\n\n@@@ a@ @b 5.5.5.5.5\n",
+	};
+	unsigned char rnd[4096];
+	uint32_t x = 12345;
+	struct bounce_event ev;
+	struct diag d = {0};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof msgs / sizeof msgs[0]; i++) {
+		assert_int_equal(
+		    bounce_parse(msgs[i], strlen(msgs[i]), &ev, &d), 0);
+		assert_true(ev.kind == BOUNCE_NONE || ev.nrcpt > 0);
+		bounce_event_free(&ev);
+	}
+	for (int round = 0; round < 50; round++) {
+		for (size_t i = 0; i < sizeof rnd; i++) {
+			x = x * 1103515245u + 12345u;
+			rnd[i] = (unsigned char)(x >> 16);
+		}
+		assert_int_equal(bounce_parse((char *)rnd, sizeof rnd, &ev, &d),
+		                 0);
+		bounce_event_free(&ev);
+	}
+	assert_int_equal(d.errors, 0);
+	diag_clear(&d);
+}
+
+static void test_reason(void **state)
+{
+	(void)state;
+	assert_string_equal(bounce_reason("5.1.1", 550, NULL), "userunknown");
+	assert_string_equal(bounce_reason("5.1.2", 0, NULL), "hostunknown");
+	assert_string_equal(bounce_reason("5.2.2", 552, NULL), "mailboxfull");
+	assert_string_equal(bounce_reason("4.2.2", 452, NULL), "mailboxfull");
+	assert_string_equal(bounce_reason("5.3.4", 0, NULL), "mesgtoobig");
+	assert_string_equal(bounce_reason("4.4.7", 0, NULL), "expired");
+	assert_string_equal(
+	    bounce_reason("5.7.1", 550, "blocked using zen.spamhaus.org"),
+	    "blocked");
+	assert_string_equal(
+	    bounce_reason("5.7.1", 550, "Message rejected as spam"),
+	    "spamdetected");
+	assert_string_equal(bounce_reason("5.7.1", 550, "SPF check failed"),
+	                    "authfailure");
+	assert_string_equal(bounce_reason(NULL, 0, NULL), "undefined");
+	assert_int_equal(bounce_reason_hard("userunknown"), 1);
+	assert_int_equal(bounce_reason_hard("hostunknown"), 1);
+	assert_int_equal(bounce_reason_hard("mailboxfull"), 0);
+	assert_int_equal(bounce_reason_hard("expired"), 0);
+	assert_int_equal(bounce_reason_hard("blocked"), -1);
+	assert_int_equal(bounce_reason_hard("spamdetected"), -1);
+	assert_int_equal(bounce_reason_hard("authfailure"), -1);
+	assert_int_equal(bounce_reason_hard("feedback"), -1);
+	assert_int_equal(bounce_reason_hard(NULL), -1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_dsn_lf),
+	    cmocka_unit_test(test_dsn_crlf),
+	    cmocka_unit_test(test_dsn_cr),
+	    cmocka_unit_test(test_dsn_mbox),
+	    cmocka_unit_test(test_arf),
+	    cmocka_unit_test(test_autoreply),
+	    cmocka_unit_test(test_human_reply),
+	    cmocka_unit_test(test_exim_text),
+	    cmocka_unit_test(test_too_large),
+	    cmocka_unit_test(test_garbage),
+	    cmocka_unit_test(test_reason),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
