@@ -20,7 +20,7 @@ static const char *const config_keys[] = {"dkim",   "store",   "control",
                                           "relay",  "retry",   "limits",
                                           "daemon", "bounces", NULL};
 static const char *const config_bounces_keys[] = {
-    "domain", "secret_file", "secret_env", "unsubscribe_url", NULL};
+    "domain", "secret_file", "secret_env", "unsubscribe_url", "mailbox", NULL};
 static const char *const config_relay_keys[] = {"url",
                                                 "ca_file",
                                                 "user",
@@ -97,6 +97,7 @@ void config_free(struct config *c)
 	free(c->bounce_secret_file);
 	free(c->bounce_secret_env);
 	free(c->unsubscribe_url);
+	free(c->bounce_mailbox);
 	free(c->file);
 	free(c);
 }
@@ -448,6 +449,8 @@ struct config *config_load(const char *path, struct diag *d)
 			            &c->bounce_secret_env, d);
 			config_text(c, m, "unsubscribe_url", false,
 			            &c->unsubscribe_url, d);
+			config_text(c, m, "mailbox", false, &c->bounce_mailbox,
+			            d);
 			if (c->bounce_domain == NULL)
 				ydoc_error(d, m, "bounces needs a domain");
 			if ((c->bounce_secret_file == NULL) ==

@@ -716,6 +716,8 @@ static const struct {
     {"pause", cmd_pause, "pause a release"},
     {"resume", cmd_resume, "resume a paused release"},
     {"retry", cmd_retry, "retry a release's failed or deferred deliveries"},
+    {"bounces", cmd_bounces,
+     "read the bounce mailbox: bounces, complaints, unsubscribes"},
     {"preview", cmd_preview,
      "print one recipient's message, or write every message as .eml"},
 };

@@ -91,5 +91,6 @@ int cmd_cancel(int argc, char **argv);
 int cmd_pause(int argc, char **argv);
 int cmd_resume(int argc, char **argv);
 int cmd_retry(int argc, char **argv);
+int cmd_bounces(int argc, char **argv);
 
 #endif

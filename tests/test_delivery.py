@@ -534,6 +534,65 @@ def case_verp():
             env.close()
 
 
+def case_real_dsn():
+    """Real DSNs from a real Postfix, read from a Maildir by `herald bounces
+    fetch`: every delivery bounced and its address suppressed; a copy with
+    a forged signature changes nothing."""
+    secret = b"herald-test-secret-0123456789abcdef"
+    dom = "bounces.coalition.example.org"
+    with ms.SmtpSink(hard_reject=["RCPT"],
+                     hard_reply="550 5.1.1 <x>: Recipient address rejected: "
+                     "User unknown in virtual mailbox table") as dest, \
+            ms.SmtpSink() as bounces, \
+            ms.Postfix(relayhost=dest, bounce_to=bounces) as pf:
+        md = tempfile.mkdtemp(prefix="herald-mbox-")
+        for sub in ("new", "cur", "tmp"):
+            os.mkdir(os.path.join(md, sub))
+        env = Env(f"smtp://127.0.0.1:{pf.port}",
+                  relay_extra=f"bounces:\n  domain: {dom}\n"
+                  f"  secret_file: bounce.secret\n  mailbox: maildir:{md}\n")
+        try:
+            path = os.path.join(env.dir, "bounce.secret")
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+            os.write(fd, secret + b"\n")
+            os.close(fd)
+            env.queue()
+            env.drain()
+            dsns = bounces.wait_for(SAMPLE, timeout=120)
+            for i, m in enumerate(dsns):
+                check(m.sender == "", f"a DSN from <{m.sender}>")
+                with open(os.path.join(md, "new", f"{1700000000 + i}.M{i}.t"),
+                          "wb") as f:
+                    f.write(m.data)
+            # one forged copy: the signature of its return path altered
+            forged = re.sub(rb"(bounces\+[0-9a-f]{32}-)([a-z2-7])",
+                            lambda x: x.group(1) + (b"a" if x.group(2) != b"a"
+                                                    else b"b"),
+                            dsns[0].data, count=0)
+            check(forged != dsns[0].data, "could not forge")
+            with open(os.path.join(md, "new", "1800000000.M0.forged"),
+                      "wb") as f:
+                f.write(forged)
+            r = env.herald("bounces", "fetch")
+            out = r.stdout.decode()
+            check(f"handled {SAMPLE + 1} messages" in out, out[-300:])
+            check(out.count("suppressed\n") == SAMPLE,
+                  f"{out.count('suppressed')} suppressed")
+            check("unknown message=1800000000.M0.forged" in out,
+                  "the forged bounce was not set aside")
+            st = env.status_line()
+            check(re.search(rf"\b{SAMPLE}\s+0\s+0\s+0\s+0\s+{SAMPLE}\b",
+                            st), f"status: {st}")
+            check(len(os.listdir(os.path.join(md, "new"))) == 0 and
+                  len(os.listdir(os.path.join(md, "cur"))) == SAMPLE + 1,
+                  "the Maildir was not moved to cur/")
+            show = env.herald("show", "1").stdout.decode()
+            check("state:      bounced" in show, show)
+        finally:
+            env.close()
+            shutil.rmtree(md, ignore_errors=True)
+
+
 CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}
 
 

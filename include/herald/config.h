@@ -58,11 +58,12 @@ struct config {
 	unsigned batch; /* deliveries claimed at once */
 	/* signed return paths and unsubscribe addresses (VERP): the domain
 	 * whose mailbox herald reads, and the secret of the tokens */
-	char *bounce_domain;	  /* NULL: no VERP, From is the sender */
+	char *bounce_domain;      /* NULL: no VERP, From is the sender */
 	char *bounce_secret_file; /* one of these two */
 	char *bounce_secret_env;
 	/* one-click unsubscribe (RFC 8058): an https URL with {token} */
 	char *unsubscribe_url;
+	char *bounce_mailbox; /* where bounces arrive: maildir:/path */
 };
 
 /* Load path (NULL: the defaults). */
