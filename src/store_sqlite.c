@@ -1979,23 +1979,15 @@ out:
 
 /* ---- suppressions ----------------------------------------------------- */
 
-static int store_sqlite_suppress_add(struct store *stp, const char *email,
-                                     const char *reason, struct diag *d)
+/* Inside a transaction: add key to the suppression list (the first
+ * reason stays) and suppress its queued and deferred deliveries. */
+static int store_sqlite_suppress_tx(struct store_sqlite *s, const char *key,
+                                    const char *reason, time_t now,
+                                    const char *what, struct diag *d)
 {
-	const char *what = "adding to the suppression list";
-	struct store_sqlite *s = store_sqlite_of(stp);
 	sqlite3_stmt *add = NULL, *dl = NULL;
-	time_t now = time(NULL);
-	const char *key;
+	int rc = -1;
 
-	if (email == NULL || *email == '\0') {
-		diag_add(d, s->path, 0, 0, "no address to suppress");
-		return -1;
-	}
-	if ((key = store_sqlite_key(s, email)) == NULL)
-		return store_sqlite_oom(s, what, d);
-	if (store_sqlite_begin(s, what, d) < 0)
-		return -1;
 	if ((add =
 	         store_sqlite_prepare(s,
 	                              "INSERT INTO suppressions"
@@ -2008,26 +2000,46 @@ static int store_sqlite_suppress_add(struct store *stp, const char *email,
 	         " updated_at = ?2 WHERE email_key = ?1"
 	         " AND state IN ('queued', 'deferred')",
 	         what, d)) == NULL)
-		goto fail;
+		goto done;
 	if (store_sqlite_text(add, 1, key) ||
 	    store_sqlite_text(add, 2, reason) ||
 	    store_sqlite_int(add, 3, now) || store_sqlite_text(dl, 1, key) ||
 	    store_sqlite_int(dl, 2, now)) {
 		store_sqlite_bind_fail(s, what, d);
-		goto fail;
+		goto done;
 	}
 	if (store_sqlite_run(s, add, what, d) < 0 ||
 	    store_sqlite_run(s, dl, what, d) < 0)
-		goto fail;
+		goto done;
+	rc = 0;
+done:
 	sqlite3_finalize(dl);
 	sqlite3_finalize(add);
-	dl = add = NULL;
+	return rc;
+}
+
+static int store_sqlite_suppress_add(struct store *stp, const char *email,
+                                     const char *reason, struct diag *d)
+{
+	const char *what = "adding to the suppression list";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	time_t now = time(NULL);
+	const char *key;
+
+	if (email == NULL || *email == '\0') {
+		diag_add(d, s->path, 0, 0, "no address to suppress");
+		return -1;
+	}
+	if ((key = store_sqlite_key(s, email)) == NULL)
+		return store_sqlite_oom(s, what, d);
+	if (store_sqlite_begin(s, what, d) < 0)
+		return -1;
+	if (store_sqlite_suppress_tx(s, key, reason, now, what, d) < 0)
+		goto fail;
 	if (store_sqlite_commit(s, what, d) < 0)
 		goto fail;
 	return 0;
 fail:
-	sqlite3_finalize(dl);
-	sqlite3_finalize(add);
 	store_sqlite_rollback(s);
 	return -1;
 }
@@ -2216,33 +2228,9 @@ static int store_sqlite_event_record(struct store *stp,
 		             ev->reason ? ": " : "",
 		             ev->reason ? ev->reason : "") < 0)
 			why = NULL;
-		if ((st = store_sqlite_prepare(
-		         s,
-		         "INSERT INTO suppressions (email, reason, at)"
-		         " VALUES (?1, ?2, ?3) ON CONFLICT (email) DO NOTHING",
-		         what, d)) == NULL)
+		if (store_sqlite_suppress_tx(s, email_key, why, now, what, d) <
+		    0)
 			goto fail;
-		store_sqlite_text(st, 1, email_key);
-		store_sqlite_text(st, 2, why);
-		store_sqlite_int(st, 3, now);
-		if (store_sqlite_once(s, st, what, d) < 0) {
-			st = NULL;
-			goto fail;
-		}
-		/* and nothing more goes to it */
-		if ((st = store_sqlite_prepare(
-		         s,
-		         "UPDATE deliveries SET state = 'suppressed',"
-		         " updated_at = ?2 WHERE email_key = ?1"
-		         " AND state IN ('queued', 'deferred')",
-		         what, d)) == NULL)
-			goto fail;
-		store_sqlite_text(st, 1, email_key);
-		store_sqlite_int(st, 2, now);
-		if (store_sqlite_once(s, st, what, d) < 0) {
-			st = NULL;
-			goto fail;
-		}
 		st = NULL;
 		*suppressed = true;
 	}
