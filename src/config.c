@@ -20,7 +20,9 @@ static const char *const config_keys[] = {"dkim",   "store",   "control",
                                           "relay",  "retry",   "limits",
                                           "daemon", "bounces", NULL};
 static const char *const config_bounces_keys[] = {
-    "domain", "secret_file", "secret_env", "unsubscribe_url", "mailbox", NULL};
+    "domain",          "secret_file", "secret_env",
+    "unsubscribe_url", "mailbox",     "soft_limit",
+    "soft_window",     "poll",        NULL};
 static const char *const config_relay_keys[] = {"url",
                                                 "ca_file",
                                                 "user",
@@ -451,6 +453,14 @@ struct config *config_load(const char *path, struct diag *d)
 			            &c->unsubscribe_url, d);
 			config_text(c, m, "mailbox", false, &c->bounce_mailbox,
 			            d);
+			if ((v = field_get(m, "soft_limit", false, d)))
+				config_count(v, "soft_limit", 1000,
+				             &c->soft_limit, d);
+			if ((v = field_get(m, "soft_window", false, d)))
+				config_duration(v, "soft_window",
+				                &c->soft_window, d);
+			if ((v = field_get(m, "poll", false, d)))
+				config_duration(v, "poll", &c->bounce_poll, d);
 			if (c->bounce_domain == NULL)
 				ydoc_error(d, m, "bounces needs a domain");
 			if ((c->bounce_secret_file == NULL) ==

@@ -36,6 +36,8 @@
 #include "herald/contacts.h"
 #include "herald/dkim.h"
 #include "herald/i18n.h"
+#include "herald/inbox.h"
+#include "herald/mailbox.h"
 #include "herald/message.h"
 #include "herald/release.h"
 #include "herald/sched.h"
@@ -118,6 +120,7 @@ struct deliver {
 	unsigned relay_failures;
 	time_t relay_paused_until;
 	time_t last_expire;
+	time_t last_inbox;
 	time_t last_renew;
 	struct dl_flight *flights; /* claimed, not yet done */
 	/* claimed and built, waiting for a free connection: claiming ahead
@@ -726,6 +729,55 @@ static void deliver_renew(struct deliver *dl, time_t now)
 	free(ids);
 }
 
+/* ---- the bounce mailbox ----------------------------------------------------
+ */
+
+static void deliver_inbox_report(void *arg, const char *msg_id,
+                                 const struct store_event *ev,
+                                 int64_t delivery_id, bool suppressed)
+{
+	static const char *const kinds[] = {"bounce", "complaint", "autoreply",
+	                                    "unsubscribe", "unknown"};
+	struct deliver *dl = arg;
+
+	deliver_logf(dl,
+	             "mailbox: %s message=%s delivery=%lld to=<%s> status=%s "
+	             "reason=%s%s",
+	             kinds[ev->kind], msg_id, (long long)delivery_id,
+	             ev->email ? ev->email : "-", ev->status ? ev->status : "-",
+	             ev->reason ? ev->reason : "-",
+	             suppressed ? " suppressed" : "");
+}
+
+/* Every bounces.poll seconds (default 60): one pass over the mailbox. */
+static void deliver_inbox(struct deliver *dl, time_t now)
+{
+	const struct config *c = dl->cfg;
+	unsigned poll = c->bounce_poll ? c->bounce_poll : 60;
+	const struct mailbox_backend *mbb;
+	struct mailbox *mb;
+	struct inbox_opts io = {.verp = dl->verp,
+	                        .soft_limit = c->soft_limit,
+	                        .soft_window = c->soft_window,
+	                        .report = deliver_inbox_report,
+	                        .arg = dl};
+	struct inbox_counts ic;
+	struct diag d = {0};
+
+	if (c->bounce_mailbox == NULL || now - dl->last_inbox < (time_t)poll)
+		return;
+	dl->last_inbox = now;
+	mbb = mailbox_backend_for(c->bounce_mailbox);
+	if (mbb == NULL || (mb = mbb->open(c->bounce_mailbox, &d)) == NULL) {
+		deliver_log_diag(dl, &d);
+		return;
+	}
+	if (inbox_pass(dl->st, mb, &io, &ic, &d) < 0)
+		deliver_log_diag(dl, &d);
+	mbb->close(mb);
+	diag_clear(&d);
+}
+
 /* ---- the control socket ------------------------------------------------ */
 
 static int deliver_control_open(struct deliver *dl, struct diag *d)
@@ -860,6 +912,8 @@ static int deliver_loop(struct deliver *dl)
 			}
 		}
 		deliver_renew(dl, now);
+		if (!stopping)
+			deliver_inbox(dl, now);
 		if (stopping) {
 			if (dl->tb->in_flight(dl->tr) == 0 || now >= grace_end)
 				break;

@@ -534,10 +534,10 @@ def case_verp():
             env.close()
 
 
-def case_real_dsn():
+def case_real_dsn(by_daemon=False):
     """Real DSNs from a real Postfix, read from a Maildir by `herald bounces
-    fetch`: every delivery bounced and its address suppressed; a copy with
-    a forged signature changes nothing."""
+    fetch` (or by heraldd itself): every delivery bounced and its address
+    suppressed; a copy with a forged signature changes nothing."""
     secret = b"herald-test-secret-0123456789abcdef"
     dom = "bounces.coalition.example.org"
     with ms.SmtpSink(hard_reject=["RCPT"],
@@ -573,11 +573,17 @@ def case_real_dsn():
             with open(os.path.join(md, "new", "1800000000.M0.forged"),
                       "wb") as f:
                 f.write(forged)
-            r = env.herald("bounces", "fetch")
-            out = r.stdout.decode()
-            check(f"handled {SAMPLE + 1} messages" in out, out[-300:])
-            check(out.count("suppressed\n") == SAMPLE,
-                  f"{out.count('suppressed')} suppressed")
+            if by_daemon:
+                env.drain()
+                out = env.log_text()
+                check(out.count(" suppressed\n") == SAMPLE,
+                      f"{out.count(' suppressed')} suppressed")
+            else:
+                r = env.herald("bounces", "fetch")
+                out = r.stdout.decode()
+                check(f"handled {SAMPLE + 1} messages" in out, out[-300:])
+                check(out.count("suppressed\n") == SAMPLE,
+                      f"{out.count('suppressed')} suppressed")
             check("unknown message=1800000000.M0.forged" in out,
                   "the forged bounce was not set aside")
             st = env.status_line()
@@ -591,6 +597,11 @@ def case_real_dsn():
         finally:
             env.close()
             shutil.rmtree(md, ignore_errors=True)
+
+
+def case_real_dsn_daemon():
+    """The same, with heraldd reading the mailbox on its own loop."""
+    case_real_dsn(by_daemon=True)
 
 
 CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}

@@ -64,6 +64,9 @@ struct config {
 	/* one-click unsubscribe (RFC 8058): an https URL with {token} */
 	char *unsubscribe_url;
 	char *bounce_mailbox; /* where bounces arrive: maildir:/path */
+	unsigned soft_limit;  /* soft bounces that suppress (0: 3) */
+	unsigned soft_window; /* within this many seconds (0: 30 days) */
+	unsigned bounce_poll; /* seconds between heraldd's mailbox passes */
 };
 
 /* Load path (NULL: the defaults). */

@@ -1,0 +1,36 @@
+/*
+ * inbox — one pass over the bounce mailbox: each message becomes events
+ * (bounce.c), matched and acted on by the store (event_record), with the
+ * signed return path checked first (verp.c): a herald return path with a
+ * wrong signature is set aside as unknown and changes nothing. Used by
+ * `herald bounces fetch` and by heraldd's loop.
+ *
+ * Library code: returns the number of messages handled, or -1.
+ */
+#ifndef HERALD_INBOX_H
+#define HERALD_INBOX_H
+
+#include "herald/diag.h"
+#include "herald/mailbox.h"
+#include "herald/store.h"
+#include "herald/verp.h"
+
+struct inbox_opts {
+	const struct verp *verp; /* NULL: no return-path matching */
+	unsigned soft_limit;     /* soft bounces that suppress (0: 3) */
+	unsigned soft_window;    /* seconds (0: 30 days) */
+	/* called after each recorded event (for output); may be NULL */
+	void (*report)(void *arg, const char *msg_id,
+	               const struct store_event *ev, int64_t delivery_id,
+	               bool suppressed);
+	void *arg;
+};
+
+struct inbox_counts {
+	size_t events, matched, suppressed, unknown;
+};
+
+int inbox_pass(struct store *st, struct mailbox *mb, const struct inbox_opts *o,
+               struct inbox_counts *c, struct diag *d);
+
+#endif

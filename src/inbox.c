@@ -1,0 +1,142 @@
+/*
+ * inbox — one pass over the bounce mailbox (see inbox.h).
+ */
+#include "herald/inbox.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "herald/bounce.h"
+
+/* The largest message herald reads from the mailbox (bounce.c's cap). */
+#define INBOX_MAX BOUNCE_MAX_SIZE
+
+struct inbox_run {
+	struct store *st;
+	const struct verp *verp;
+	const struct inbox_opts *o;
+	struct inbox_counts *c;
+	struct diag *d;
+};
+
+static int inbox_record(struct inbox_run *br, struct store_event *ev,
+                        const char *msgid)
+{
+	int64_t id = 0;
+	bool sup = false;
+
+	ev->soft_limit = br->o->soft_limit;
+	ev->soft_window = br->o->soft_window;
+	if (store_ops(br->st)->event_record(br->st, ev, &id, &sup, br->d) < 0)
+		return -1;
+	br->c->events++;
+	if (id != 0)
+		br->c->matched++;
+	if (sup)
+		br->c->suppressed++;
+	if (ev->kind == STORE_EVENT_UNKNOWN)
+		br->c->unknown++;
+	if (br->o->report != NULL)
+		br->o->report(br->o->arg, msgid, ev, id, sup);
+	return 0;
+}
+
+/* Does addr look like one of herald's return paths (bounces+ or
+ * unsubscribe+ at the bounce domain), signed or not? */
+static bool inbox_looks_verp(const struct verp *v, const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+	const char *p = addr;
+	size_t dl = strlen(verp_domain(v));
+
+	while (*p == ' ' || *p == '<')
+		p++;
+	if (at == NULL || strncasecmp(at + 1, verp_domain(v), dl) != 0)
+		return false;
+	return strncasecmp(p, "bounces+", 8) == 0 ||
+	       strncasecmp(p, "unsubscribe+", 12) == 0;
+}
+
+static enum mailbox_verdict inbox_one(void *arg, const struct mailbox_msg *m)
+{
+	struct inbox_run *br = arg;
+	struct bounce_event ev = {0};
+	struct store_event se = {.kind = STORE_EVENT_UNKNOWN, .hard = -1};
+	enum verp_kind vk = VERP_BOUNCES;
+	char key[33] = "";
+	bool verp_ok = false;
+	int rc = 0;
+
+	if (m->data == NULL) {
+		/* refused by size: kept in the mailbox's cur/, noted */
+		se.diagnostic = "refused: larger than herald reads";
+		return inbox_record(br, &se, m->id) < 0 ? MAILBOX_STOP
+		                                        : MAILBOX_HANDLED;
+	}
+	se.raw = m->data;
+	se.rawlen = m->len;
+	if (bounce_parse(m->data, m->len, &ev, br->d) < 0) {
+		se.diagnostic = "refused: the message could not be read";
+		return inbox_record(br, &se, m->id) < 0 ? MAILBOX_STOP
+		                                        : MAILBOX_HANDLED;
+	}
+	if (br->verp != NULL && ev.verp_to != NULL) {
+		if (verp_check(br->verp, ev.verp_to, &vk, key) == 0) {
+			verp_ok = true;
+		} else if (inbox_looks_verp(br->verp, ev.verp_to)) {
+			/* one of our return paths with a wrong signature: a
+			 * forgery (or damage) must change nothing */
+			struct store_event fe = {.kind = STORE_EVENT_UNKNOWN,
+			                         .hard = -1,
+			                         .diagnostic =
+			                             "forged or damaged return "
+			                             "path: nothing done",
+			                         .raw = m->data,
+			                         .rawlen = m->len};
+			rc = inbox_record(br, &fe, m->id);
+			bounce_event_free(&ev);
+			return rc < 0 ? MAILBOX_STOP : MAILBOX_HANDLED;
+		}
+	}
+	se.message_key = verp_ok ? key : NULL;
+	se.message_id = ev.message_id;
+	if (verp_ok && vk == VERP_UNSUBSCRIBE) {
+		/* mail to a delivery's unsubscribe address: whatever it says */
+		se.kind = STORE_EVENT_UNSUBSCRIBE;
+		rc = inbox_record(br, &se, m->id);
+	} else if (ev.kind == BOUNCE_DSN && ev.nrcpt > 0) {
+		for (size_t i = 0; i < ev.nrcpt && rc == 0; i++) {
+			const struct bounce_rcpt *r = &ev.rcpt[i];
+			se.kind = STORE_EVENT_BOUNCE;
+			se.email = r->address;
+			se.status = r->status[0] ? r->status : NULL;
+			se.reason = r->reason;
+			se.hard = r->hard;
+			se.diagnostic = r->diagnostic;
+			rc = inbox_record(br, &se, m->id);
+		}
+	} else if (ev.kind == BOUNCE_COMPLAINT) {
+		se.kind = STORE_EVENT_COMPLAINT;
+		se.email = ev.nrcpt > 0 ? ev.rcpt[0].address : NULL;
+		se.reason = "feedback";
+		rc = inbox_record(br, &se, m->id);
+	} else {
+		se.kind = ev.kind == BOUNCE_AUTOREPLY ? STORE_EVENT_AUTOREPLY
+		                                      : STORE_EVENT_UNKNOWN;
+		rc = inbox_record(br, &se, m->id);
+	}
+	bounce_event_free(&ev);
+	/* not recorded (the store is busy or full): leave it new */
+	return rc < 0 ? MAILBOX_STOP : MAILBOX_HANDLED;
+}
+
+int inbox_pass(struct store *st, struct mailbox *mb, const struct inbox_opts *o,
+               struct inbox_counts *c, struct diag *d)
+{
+	struct inbox_run br = {st, o->verp, o, c, d};
+
+	memset(c, 0, sizeof(*c));
+	return mb->ops->fetch(mb, INBOX_MAX, inbox_one, &br, d);
+}
