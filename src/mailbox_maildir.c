@@ -126,7 +126,8 @@ static int maildir_fetch(struct mailbox *base, size_t max_bytes, mailbox_fn fn,
 			n++;
 	}
 	closedir(dp);
-	qsort(names, n, sizeof(*names), maildir_name_cmp);
+	if (n > 1)
+		qsort(names, n, sizeof(*names), maildir_name_cmp);
 	for (size_t i = 0; i < n; i++) {
 		struct mailbox_msg m = {.id = names[i]};
 		struct diag local = {0};

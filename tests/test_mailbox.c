@@ -86,6 +86,26 @@ static void test_maildir_pass(void **state)
 	snprintf(url, sizeof(url), "maildir:%s", root);
 	assert_ptr_equal(mailbox_backend_for(url), &mailbox_maildir_backend);
 	assert_null(mailbox_backend_for("imap://x"));
+	/* an empty Maildir: nothing to do (the sanitizers watch the empty
+	 * list) */
+	{
+		char empty[] = "/tmp/herald-mbox-empty-XXXXXX", eu[64];
+		struct mailbox *em;
+		assert_non_null(mkdtemp(empty));
+		for (const char *sub = "new\0cur\0tmp\0"; *sub; sub += 4) {
+			char p[128];
+			snprintf(p, sizeof(p), "%s/%s", empty, sub);
+			assert_int_equal(mkdir(p, 0700), 0);
+		}
+		snprintf(eu, sizeof(eu), "maildir:%s", empty);
+		em = mailbox_maildir_backend.open(eu, &d);
+		assert_non_null(em);
+		assert_int_equal(em->ops->fetch(em, 4096, look, &s, &d), 0);
+		assert_int_equal(s.n, 0);
+		em->ops->close(em);
+		snprintf(eu, sizeof(eu), "rm -rf %s", empty);
+		assert_int_equal(system(eu), 0);
+	}
 	mb = mailbox_maildir_backend.open(url, &d);
 	assert_non_null(mb);
 	assert_int_equal(mb->ops->fetch(mb, 4096, look, &s, &d), 2);
