@@ -736,17 +736,15 @@ static void deliver_inbox_report(void *arg, const char *msg_id,
                                  const struct store_event *ev,
                                  int64_t delivery_id, bool suppressed)
 {
-	static const char *const kinds[] = {"bounce", "complaint", "autoreply",
-	                                    "unsubscribe", "unknown"};
 	struct deliver *dl = arg;
 
-	deliver_logf(dl,
-	             "mailbox: %s message=%s delivery=%lld to=<%s> status=%s "
-	             "reason=%s%s",
-	             kinds[ev->kind], msg_id, (long long)delivery_id,
-	             ev->email ? ev->email : "-", ev->status ? ev->status : "-",
-	             ev->reason ? ev->reason : "-",
-	             suppressed ? " suppressed" : "");
+	deliver_logf(
+	    dl,
+	    "mailbox: %s message=%s delivery=%lld to=<%s> status=%s "
+	    "reason=%s%s",
+	    store_event_kind_name(ev->kind), msg_id, (long long)delivery_id,
+	    ev->email ? ev->email : "-", ev->status ? ev->status : "-",
+	    ev->reason ? ev->reason : "-", suppressed ? " suppressed" : "");
 }
 
 /* Every bounces.poll seconds (default 60): one pass over the mailbox. */

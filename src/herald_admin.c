@@ -456,6 +456,13 @@ static int admin_log_row(void *arg, const struct store_log_row *r)
 	return 0;
 }
 
+static void admin_log_header(void)
+{
+	printf("%-20s %5s %7s %-30s %3s %4s %-6s %-9s %6s %s\n", "TIME", "REL",
+	       "DELIV", "RECIPIENT", "TRY", "CODE", "STATUS", "RESULT", "MS",
+	       "REPLY");
+}
+
 int cmd_log(int argc, char **argv)
 {
 	struct admin_opts o;
@@ -518,9 +525,7 @@ int cmd_log(int argc, char **argv)
 		       "relay,code,status,result,duration_ms,queue_id,"
 		       "reply\r\n");
 	else if (l.fmt == ADMIN_TABLE)
-		printf("%-20s %5s %7s %-30s %3s %4s %-6s %-9s %6s %s\n", "TIME",
-		       "REL", "DELIV", "RECIPIENT", "TRY", "CODE", "STATUS",
-		       "RESULT", "MS", "REPLY");
+		admin_log_header();
 	if (store_ops(st)->attempts_each(st, &f, admin_log_row, &l, &d) < 0)
 		goto done;
 	rc = 0;
@@ -606,9 +611,7 @@ int cmd_show(int argc, char **argv)
 	{
 		struct store_log_filter f = {.release_id = s.release_id,
 		                             .email = s.email};
-		printf("%-20s %5s %7s %-30s %3s %4s %-6s %-9s %6s %s\n", "TIME",
-		       "REL", "DELIV", "RECIPIENT", "TRY", "CODE", "STATUS",
-		       "RESULT", "MS", "REPLY");
+		admin_log_header();
 		if (store_ops(st)->attempts_each(st, &f, admin_log_row, &l,
 		                                 &d) < 0)
 			goto done;

@@ -24,14 +24,13 @@ static void bounces_report(void *arg, const char *msgid,
                            const struct store_event *ev, int64_t id,
                            bool suppressed)
 {
-	static const char *const kinds[] = {"bounce", "complaint", "autoreply",
-	                                    "unsubscribe", "unknown"};
 
 	(void)arg;
 	printf("%s message=%s to=<%s> status=%s reason=%s delivery=%lld%s\n",
-	       kinds[ev->kind], msgid, ev->email ? ev->email : "-",
-	       ev->status ? ev->status : "-", ev->reason ? ev->reason : "-",
-	       (long long)id, suppressed ? " suppressed" : "");
+	       store_event_kind_name(ev->kind), msgid,
+	       ev->email ? ev->email : "-", ev->status ? ev->status : "-",
+	       ev->reason ? ev->reason : "-", (long long)id,
+	       suppressed ? " suppressed" : "");
 }
 
 static void bounces_usage(FILE *f)

@@ -125,3 +125,12 @@ void store_close(struct store *st)
 	if (st != NULL)
 		st->ops->close(st);
 }
+
+const char *store_event_kind_name(enum store_event_kind k)
+{
+	static const char *const names[] = {"bounce", "complaint", "autoreply",
+	                                    "unsubscribe", "unknown"};
+
+	return (unsigned)k < sizeof(names) / sizeof(*names) ? names[k]
+	                                                    : "unknown";
+}

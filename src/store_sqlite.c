@@ -2107,8 +2107,6 @@ static int store_sqlite_event_record(struct store *stp,
                                      int64_t *delivery_id, bool *suppressed,
                                      struct diag *d)
 {
-	static const char *const kinds[] = {"bounce", "complaint", "autoreply",
-	                                    "unsubscribe", "unknown"};
 	const char *what = "recording a bounce mailbox event";
 	struct store_sqlite *s = store_sqlite_of(stp);
 	sqlite3_stmt *st = NULL;
@@ -2149,7 +2147,7 @@ static int store_sqlite_event_record(struct store *stp,
 	         what, d)) == NULL)
 		goto fail;
 	if (store_sqlite_int(st, 1, now) ||
-	    store_sqlite_text(st, 2, kinds[ev->kind]) ||
+	    store_sqlite_text(st, 2, store_event_kind_name(ev->kind)) ||
 	    (id ? store_sqlite_int(st, 3, id) : sqlite3_bind_null(st, 3)) ||
 	    store_sqlite_text(st, 4, how) ||
 	    store_sqlite_text(st, 5, email_key) ||
@@ -2224,7 +2222,7 @@ static int store_sqlite_event_record(struct store *stp,
 	/* an event that names no delivery of ours changes nothing: a
 	 * forged bounce must not suppress anyone; it is kept for review */
 	if (suppress && email_key != NULL && id != 0) {
-		if (asprintf(&why, "%s%s%s", kinds[ev->kind],
+		if (asprintf(&why, "%s%s%s", store_event_kind_name(ev->kind),
 		             ev->reason ? ": " : "",
 		             ev->reason ? ev->reason : "") < 0)
 			why = NULL;

@@ -59,6 +59,14 @@ class Env:
         self.procs = []
         self.logs = []
 
+    def write_private(self, name, data):
+        """A file only its owner may read (keys, secrets), in the scratch
+        directory."""
+        fd = os.open(os.path.join(self.dir, name),
+                     os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, data)
+        os.close(fd)
+
     def herald(self, *args, check_rc=True, timeout=120):
         env = dict(os.environ, COLUMNS="250")  # tables wide enough to read
         r = subprocess.run([A.herald, *args, "--config", self.cfg],
@@ -501,10 +509,7 @@ def case_verp():
                   f"  unsubscribe_url: https://coalition.example.org/u/"
                   f"{{token}}\n")
         try:
-            path = os.path.join(env.dir, "bounce.secret")
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-            os.write(fd, secret + b"\n")
-            os.close(fd)
+            env.write_private("bounce.secret", secret + b"\n")
             env.queue()
             env.drain()
             got = sink.wait_for(SAMPLE, timeout=30)
@@ -552,10 +557,7 @@ def case_real_dsn(by_daemon=False):
                   relay_extra=f"bounces:\n  domain: {dom}\n"
                   f"  secret_file: bounce.secret\n  mailbox: maildir:{md}\n")
         try:
-            path = os.path.join(env.dir, "bounce.secret")
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-            os.write(fd, secret + b"\n")
-            os.close(fd)
+            env.write_private("bounce.secret", secret + b"\n")
             env.queue()
             env.drain()
             dsns = bounces.wait_for(SAMPLE, timeout=120)

@@ -144,6 +144,9 @@ enum store_event_kind {
 	STORE_EVENT_UNKNOWN,
 };
 
+/* "bounce", "complaint", "autoreply", "unsubscribe", "unknown". */
+const char *store_event_kind_name(enum store_event_kind k);
+
 struct store_event {
 	enum store_event_kind kind;
 	const char *message_key; /* the delivery's Message-ID key from a
