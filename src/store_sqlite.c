@@ -183,6 +183,17 @@ static const struct store_sqlite_migration {
         "CREATE INDEX events_email ON events (email_key, at);"
         "CREATE INDEX events_delivery ON events (delivery_id);"
         "PRAGMA user_version = 2;"},
+    /* 3: where the IMAP reader is in each mailbox, and the sources of
+     * the events recorded (so a message read twice is acted on once) */
+    {3, "CREATE TABLE mailbox_state ("
+        " url TEXT PRIMARY KEY,"
+        " uidvalidity INTEGER NOT NULL,"
+        " last_uid INTEGER NOT NULL,"
+        " updated_at INTEGER NOT NULL) WITHOUT ROWID;"
+        "CREATE TABLE event_sources ("
+        " source TEXT PRIMARY KEY,"
+        " at INTEGER NOT NULL) WITHOUT ROWID;"
+        "PRAGMA user_version = 3;"},
 };
 #define STORE_SQLITE_NMIGRATIONS                                               \
 	(sizeof(store_sqlite_migrations) / sizeof(store_sqlite_migrations[0]))
@@ -2124,6 +2135,31 @@ static int store_sqlite_event_record(struct store *stp,
 		free(email_key);
 		return -1;
 	}
+	/* exactly once: the source is claimed in the transaction that
+	 * records the event and acts on it, so either both happened or
+	 * neither did */
+	if (ev->source != NULL) {
+		if ((st = store_sqlite_prepare(
+		         s,
+		         "INSERT OR IGNORE INTO event_sources (source, at)"
+		         " VALUES (?1, ?2)",
+		         what, d)) == NULL)
+			goto fail;
+		if (store_sqlite_text(st, 1, ev->source) ||
+		    store_sqlite_int(st, 2, now)) {
+			store_sqlite_bind_fail(s, what, d);
+			goto fail;
+		}
+		if (store_sqlite_run(s, st, what, d) < 0)
+			goto fail;
+		sqlite3_finalize(st);
+		st = NULL;
+		if (sqlite3_changes(s->db) == 0) {
+			store_sqlite_rollback(s);
+			free(email_key);
+			return 1; /* recorded before */
+		}
+	}
 	if (store_sqlite_event_match(s, ev, email_key, &id, &how, what, d) < 0)
 		goto fail;
 	/* the address: the event's, else the matched delivery's */
@@ -2247,6 +2283,61 @@ fail:
 	return -1;
 }
 
+static int store_sqlite_mailbox_state_get(struct store *stp, const char *url,
+                                          uint32_t *uidvalidity,
+                                          uint32_t *last_uid, struct diag *d)
+{
+	const char *what = "reading the bounce mailbox's state";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	sqlite3_stmt *st;
+	int rc;
+
+	*uidvalidity = *last_uid = 0;
+	if ((st = store_sqlite_prepare(s,
+	                               "SELECT uidvalidity, last_uid FROM"
+	                               " mailbox_state WHERE url = ?1",
+	                               what, d)) == NULL)
+		return -1;
+	if (store_sqlite_text(st, 1, url)) {
+		sqlite3_finalize(st);
+		return store_sqlite_bind_fail(s, what, d);
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*uidvalidity = (uint32_t)sqlite3_column_int64(st, 0);
+		*last_uid = (uint32_t)sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return store_sqlite_fail(s, rc, what, d);
+	return 0;
+}
+
+static int store_sqlite_mailbox_state_set(struct store *stp, const char *url,
+                                          uint32_t uidvalidity,
+                                          uint32_t last_uid, struct diag *d)
+{
+	const char *what = "recording the bounce mailbox's state";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	sqlite3_stmt *st;
+
+	if ((st = store_sqlite_prepare(
+	         s,
+	         "INSERT INTO mailbox_state (url, uidvalidity, last_uid,"
+	         " updated_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (url) DO"
+	         " UPDATE SET uidvalidity = ?2, last_uid = ?3, updated_at = ?4",
+	         what, d)) == NULL)
+		return -1;
+	if (store_sqlite_text(st, 1, url) || store_sqlite_int(st, 2, uidvalidity) ||
+	    store_sqlite_int(st, 3, last_uid) ||
+	    store_sqlite_int(st, 4, time(NULL))) {
+		sqlite3_finalize(st);
+		return store_sqlite_bind_fail(s, what, d);
+	}
+	/* one statement: its own transaction */
+	return store_sqlite_once(s, st, what, d);
+}
+
 static int store_sqlite_suppressed(struct store *stp, const char *email,
                                    bool *yes, struct diag *d)
 {
@@ -2350,6 +2441,8 @@ const struct store_backend store_sqlite_backend = {
     .record = store_sqlite_record,
     .unclaim = store_sqlite_unclaim,
     .event_record = store_sqlite_event_record,
+    .mailbox_state_get = store_sqlite_mailbox_state_get,
+    .mailbox_state_set = store_sqlite_mailbox_state_set,
     .renew = store_sqlite_renew,
     .expire = store_sqlite_expire,
     .cancel = store_sqlite_cancel,

@@ -267,7 +267,7 @@ static void test_schema_and_mode(void **state)
 	    sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL),
 	    SQLITE_OK);
 	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(q, 0), 2);
+	assert_int_equal(sqlite3_column_int(q, 0), 3);
 	sqlite3_finalize(q);
 	assert_int_equal(
 	    sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL),
@@ -1586,9 +1586,154 @@ static void test_events(void **state)
 	free(path);
 }
 
+/* The IMAP reader's place per mailbox: nothing for a new mailbox, then
+ * what was set last, kept across a reopen, one row per URL. */
+static void test_mailbox_state(void **state)
+{
+	char *path = db_path("mbstate");
+	struct store *st = open_ok(path);
+	const struct store_backend *ops = store_ops(st);
+	const char *a = "imaps://herald@127.0.0.1:993/INBOX";
+	const char *b = "imap://herald@127.0.0.1:143/Bounces";
+	struct diag d = {0};
+	uint32_t uv = 9, last = 9;
+
+	(void)state;
+	assert_int_equal(ops->mailbox_state_get(st, a, &uv, &last, &d), 0);
+	assert_int_equal(uv, 0);
+	assert_int_equal(last, 0);
+	assert_int_equal(ops->mailbox_state_set(st, a, 1700000000, 5, &d), 0);
+	assert_int_equal(ops->mailbox_state_set(st, b, 42, 1, &d), 0);
+	assert_int_equal(ops->mailbox_state_set(st, a, 1700000000, 7, &d), 0);
+	store_close(st);
+	st = open_ok(path);
+	ops = store_ops(st);
+	assert_int_equal(ops->mailbox_state_get(st, a, &uv, &last, &d), 0);
+	assert_int_equal(uv, 1700000000);
+	assert_int_equal(last, 7);
+	assert_int_equal(ops->mailbox_state_get(st, b, &uv, &last, &d), 0);
+	assert_int_equal(uv, 42);
+	assert_int_equal(last, 1);
+	/* UIDVALIDITY changed: the reader starts the folder again; UIDs
+	 * up to 2^32-1 survive the round trip */
+	assert_int_equal(ops->mailbox_state_set(st, a, 4294967295u, 0, &d), 0);
+	assert_int_equal(ops->mailbox_state_get(st, a, &uv, &last, &d), 0);
+	assert_int_equal(uv, 4294967295u);
+	assert_int_equal(last, 0);
+	assert_int_equal(ops->mailbox_state_set(st, a, 3, 4294967295u, &d), 0);
+	assert_int_equal(ops->mailbox_state_get(st, a, &uv, &last, &d), 0);
+	assert_int_equal(last, 4294967295u);
+	assert_int_equal(d.errors, 0);
+	store_close(st);
+	unlink(path);
+	free(path);
+}
+
+static int64_t count_rows(const char *path, const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *q;
+	int64_t n;
+
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL),
+	                 SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	n = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	return n;
+}
+
+/* An event with a source is recorded and acted on once: the same message
+ * read again (a crash before the reader saved its place) changes nothing;
+ * another event of the same message, or the same UID under another
+ * UIDVALIDITY, is new. */
+static void test_event_source_once(void **state)
+{
+	char *path = db_path("evonce");
+	struct store *st = open_ok(path);
+	const struct store_backend *ops = store_ops(st);
+	const char *src = "imaps://h@127.0.0.1:993/INBOX;UIDVALIDITY=7/;UID=3#0";
+	struct diag d = {0};
+	int64_t id = -1;
+	bool sup = false;
+	struct store_event ev = {.kind = STORE_EVENT_BOUNCE,
+	                         .email = "j1@example.org",
+	                         .reason = "mailboxfull",
+	                         .hard = 0,
+	                         .source = src};
+
+	(void)state;
+	add_release(st, "once", 3, 0, 0);
+	assert_int_equal(ops->event_record(st, &ev, &id, &sup, &d), 0);
+	assert_int_equal(id, 2);
+	for (int i = 0; i < 3; i++) {
+		id = -1;
+		assert_int_equal(ops->event_record(st, &ev, &id, &sup, &d), 1);
+		assert_int_equal(id, 0);
+		assert_false(sup);
+	}
+	/* three soft bounces would suppress: only one was counted */
+	assert_false(is_suppressed(st, "j1@example.org"));
+	assert_int_equal(count_rows(path, "SELECT count(*) FROM events"), 1);
+	ev.source = "imaps://h@127.0.0.1:993/INBOX;UIDVALIDITY=7/;UID=3#1";
+	assert_int_equal(ops->event_record(st, &ev, &id, &sup, &d), 0);
+	ev.source = "imaps://h@127.0.0.1:993/INBOX;UIDVALIDITY=8/;UID=3#0";
+	assert_int_equal(ops->event_record(st, &ev, &id, &sup, &d), 0);
+	assert_true(sup); /* the third soft bounce */
+	/* without a source, every call is an event (the Maildir reader) */
+	ev.source = NULL;
+	assert_int_equal(ops->event_record(st, &ev, &id, &sup, &d), 0);
+	assert_int_equal(ops->event_record(st, &ev, &id, &sup, &d), 0);
+	assert_int_equal(count_rows(path, "SELECT count(*) FROM events"), 5);
+	assert_int_equal(d.errors, 0);
+	store_close(st);
+	unlink(path);
+	free(path);
+}
+
+/* A store of schema version 2 (before the mailbox state) is brought to 3
+ * on open, with what it held. */
+static void test_migration_3(void **state)
+{
+	char *path = db_path("mig3");
+	struct store *st = open_ok(path);
+	const struct store_backend *ops;
+	struct diag d = {0};
+	uint32_t uv = 1, last = 1;
+	sqlite3 *db;
+
+	(void)state;
+	add_release(st, "mig", 4, 0, 0);
+	store_close(st);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+	                              "DROP TABLE mailbox_state;"
+	                              "DROP TABLE event_sources;"
+	                              "PRAGMA user_version = 2;",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(db);
+	st = open_ok(path);
+	ops = store_ops(st);
+	assert_int_equal(count_rows(path, "PRAGMA user_version"), 3);
+	assert_int_equal(count_rows(path, "SELECT count(*) FROM deliveries"), 4);
+	assert_int_equal(ops->mailbox_state_get(st, "imaps://x/INBOX", &uv,
+	                                        &last, &d),
+	                 0);
+	assert_int_equal(uv + last, 0);
+	store_close(st);
+	unlink(path);
+	free(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_mailbox_state),
+	    cmocka_unit_test(test_event_source_once),
+	    cmocka_unit_test(test_migration_3),
 	    cmocka_unit_test(test_state_names),
 	    cmocka_unit_test(test_events),
 	    cmocka_unit_test(test_schema_and_mode),

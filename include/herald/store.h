@@ -161,6 +161,11 @@ struct store_event {
 	size_t rawlen;
 	unsigned soft_limit;  /* soft bounces that suppress (0: 3) */
 	unsigned soft_window; /* within this many seconds (0: 30 days) */
+	/* where the message came from, stable across passes (an IMAP
+	 * message's mailbox, UIDVALIDITY and UID, and which event of the
+	 * message this is), or NULL: an event with a source is recorded at
+	 * most once (see event_record) */
+	const char *source;
 };
 
 /* Filter for store_attempts_each (zero/NULL fields match all). */
@@ -293,9 +298,22 @@ struct store_backend {
 	 * suppresses; an unsubscribe request suppresses; a bounce that is the
 	 * sender's fault (hard -1), an auto-reply or an unknown message
 	 * changes nothing. Sets *delivery_id (0: unmatched) and *suppressed. */
+	/* An event whose source was recorded before changes nothing and
+	 * returns 1 (*delivery_id 0): a message read again after a crash or
+	 * a lost connection is not acted on twice. */
 	int (*event_record)(struct store *st, const struct store_event *ev,
 	                    int64_t *delivery_id, bool *suppressed,
 	                    struct diag *d);
+	/* Where the reader of an IMAP mailbox is (mailbox_imap.c): the
+	 * folder's UIDVALIDITY and the highest UID handled, by mailbox URL;
+	 * both 0 for a mailbox never read. set writes both in one
+	 * transaction. */
+	int (*mailbox_state_get)(struct store *st, const char *url,
+	                         uint32_t *uidvalidity, uint32_t *last_uid,
+	                         struct diag *d);
+	int (*mailbox_state_set)(struct store *st, const char *url,
+	                         uint32_t uidvalidity, uint32_t last_uid,
+	                         struct diag *d);
 	/* Suppression list. Adding an address keeps its first reason and
 	 * time if it is already listed, and suppresses its queued and
 	 * deferred deliveries at once. */
