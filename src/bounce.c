@@ -25,6 +25,7 @@
 
 #include <ctype.h>
 #include <libetpan/libetpan.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -60,6 +61,7 @@ struct scan {
 	size_t norig;
 	char *text; /* human-readable text, NUL-terminated */
 	size_t ntext;
+	size_t nfirst; /* length of the first text part in text */
 	size_t parts;
 };
 
@@ -233,231 +235,440 @@ struct pattern {
 	const char *reason;
 };
 
-/* Diagnostic phrases, most specific first: the first match decides. */
+/* Enhanced status codes ("subject.detail" of RFC 3463 and the IANA
+ * registry) to reasons. A strong entry decides whatever the text says; a
+ * weak one only when no phrase of the diagnostic is recognised, because
+ * MTAs use those codes loosely (5.1.1 for a full mailbox, 5.2.0 for spam,
+ * 5.7.1 for anything refused). */
+struct status_reason {
+	const char *code;
+	const char *reason;
+	int strong;
+};
+
+static const struct status_reason status_reasons[] = {
+    {"1.0", "userunknown", 0},  {"1.1", "userunknown", 0},
+    {"1.2", "hostunknown", 0},  {"1.3", "userunknown", 0},
+    {"1.4", "userunknown", 0},  {"1.6", "hasmoved", 1},
+    {"1.7", "rejected", 1},     {"1.8", "rejected", 1},
+    {"1.9", "systemerror", 0},  {"1.10", "notaccept", 1},
+    {"2.0", "filtered", 0},     {"2.1", "filtered", 0},
+    {"2.2", "mailboxfull", 1},  {"2.3", "exceedlimit", 1},
+    {"2.4", "filtered", 0},     {"3.0", "systemerror", 0},
+    {"3.1", "systemfull", 0},   {"3.2", "notaccept", 0},
+    {"3.3", "systemerror", 0},  {"3.4", "mesgtoobig", 1},
+    {"3.5", "systemerror", 0},  {"4.0", "networkerror", 0},
+    {"4.1", "networkerror", 0}, {"4.2", "networkerror", 0},
+    {"4.3", "systemerror", 0},  {"4.4", "hostunknown", 0},
+    {"4.5", "systemfull", 0},   {"4.6", "networkerror", 0},
+    {"4.7", "expired", 0},      {"5.0", "syntaxerror", 0},
+    {"5.1", "syntaxerror", 0},  {"5.2", "syntaxerror", 0},
+    {"5.3", "toomanyconn", 0},  {"5.4", "syntaxerror", 0},
+    {"5.5", "syntaxerror", 0},  {"5.6", "securityerror", 0},
+    {"6.0", "contenterror", 0}, {"6.1", "contenterror", 0},
+    {"6.2", "contenterror", 0}, {"6.3", "contenterror", 0},
+    {"6.5", "contenterror", 0}, {"6.6", "contenterror", 0},
+    {"6.7", "contenterror", 0}, {"6.8", "contenterror", 0},
+    {"6.9", "contenterror", 0}, {"6.10", "contenterror", 0},
+    {"7.0", "securityerror", 0}, {"7.1", "blocked", 0},
+    {"7.2", "securityerror", 0}, {"7.3", "securityerror", 0},
+    {"7.4", "securityerror", 0}, {"7.5", "securityerror", 0},
+    {"7.6", "securityerror", 0}, {"7.7", "securityerror", 0},
+    {"7.8", "securityerror", 0}, {"7.9", "securityerror", 0},
+    {"7.10", "securityerror", 0}, {"7.11", "securityerror", 0},
+    {"7.13", "suspend", 1},     {"7.14", "securityerror", 0},
+    {"7.15", "securityerror", 0}, {"7.16", "mesgtoobig", 1},
+    {"7.17", "hasmoved", 1},    {"7.18", "hasmoved", 1},
+    {"7.20", "authfailure", 1}, {"7.21", "authfailure", 1},
+    {"7.22", "authfailure", 1}, {"7.23", "authfailure", 1},
+    {"7.24", "authfailure", 1}, {"7.25", "requireptr", 1},
+    {"7.26", "authfailure", 1}, {"7.27", "notaccept", 1},
+    {"7.509", "authfailure", 1}, {"7.510", "notaccept", 0},
+    {"7.606", "blocked", 1},    {"7.708", "blocked", 1},
+};
+
+/* Diagnostic phrases, lowercase, most specific first: the first match
+ * decides. Sender-side refusals come first so that "sender address
+ * rejected: user unknown" never reads as the recipient's address being
+ * bad. Phrases are the wording of common MTAs and hosted services. */
 static const struct pattern bounce_patterns[] = {
-    {"virus", "virusdetected"},
+    /* the sender's own address or domain refused */
     {"sender address rejected", "rejected"},
-    {"sender rejected", "rejected"},
     {"sender verify failed", "rejected"},
-    {"domain of sender", "rejected"},
-    {"purported responsible address", "rejected"},
+    {"sender verification failed", "rejected"},
+    {"domain of sender address", "rejected"},
+    {"sender domain must exist", "rejected"},
+    {"sender rejected", "rejected"},
+    {"invalid sender", "rejected"},
+    {"sender is in my black list", "rejected"},
+    {"sender address has been blacklisted", "rejected"},
+    {"unroutable sender address", "rejected"},
+    {"returned mail not accepted here", "rejected"},
+    {"null sender is not allowed", "rejected"},
+    {"empty envelope senders not allowed", "rejected"},
+    {"mail from not owned by user", "rejected"},
+    {"not a member of this", "rejected"},
+    {"are not member", "rejected"},
     {"permission to post", "rejected"},
-    {"could not be delivered within", "expired"},
-    {"delivery attempts will continue", "expired"},
-    {"relay access denied", "norelaying"},
-    {"relaying denied", "norelaying"},
-    {"relay not permitted", "norelaying"},
-    {"not permitted to relay", "norelaying"},
-    {"unable to relay", "norelaying"},
-    {"relaying not allowed", "norelaying"},
-    {"too many connections", "toomanyconn"},
-    {"too many concurrent", "toomanyconn"},
-    {"too many hops", "networkerror"},
-    {"mail loop", "networkerror"},
-    {"routing loop", "networkerror"},
-    {"loops back to myself", "networkerror"},
-    {"reverse dns", "requireptr"},
-    {"reverse lookup", "requireptr"},
-    {"no ptr record", "requireptr"},
-    {"ptr record", "requireptr"},
-    {"rdns", "requireptr"},
-    {"not resolve your address", "requireptr"},
-    {"cannot find your hostname", "requireptr"},
-    {"dmarc", "authfailure"},
-    {"dkim", "authfailure"},
-    {"spf", "authfailure"},
-    {"sender policy framework", "authfailure"},
-    {"starttls", "securityerror"},
-    {"tls required", "securityerror"},
-    {"encryption required", "securityerror"},
-    {"authentication required", "securityerror"},
-    {"certificate", "securityerror"},
-    {"spamhaus", "blocked"},
-    {"blacklist", "blocked"},
-    {"blocklist", "blocked"},
-    {"black list", "blocked"},
-    {"block list", "blocked"},
-    {"dnsbl", "blocked"},
-    {"rbl", "blocked"},
-    {"bad reputation", "badreputation"},
-    {"poor reputation", "badreputation"},
-    {"reputation", "blocked"},
-    {"spam", "spamdetected"},
-    {"junk mail", "spamdetected"},
-    {"unsolicited", "spamdetected"},
+    {"not allowed to post", "rejected"},
+    {"not authorized to send to this group", "rejected"},
+    {"you do not have permission", "rejected"},
+    {"your message was rejected by the group", "rejected"},
+    /* the recipient's mailbox */
     {"mailbox full", "mailboxfull"},
     {"mailbox is full", "mailboxfull"},
     {"mailbox has exceeded", "mailboxfull"},
+    {"mailbox exceeded", "mailboxfull"},
+    {"mailbox over quota", "mailboxfull"},
+    {"mailbox size limit", "mailboxfull"},
+    {"mailbox would exceed", "mailboxfull"},
+    {"mailfolder is full", "mailboxfull"},
+    {"full mailbox", "mailboxfull"},
     {"over quota", "mailboxfull"},
     {"overquota", "mailboxfull"},
     {"quota exceeded", "mailboxfull"},
     {"exceeded storage", "mailboxfull"},
     {"exceeds quota", "mailboxfull"},
     {"exceeded the quota", "mailboxfull"},
+    {"exceeding its mailbox quota", "mailboxfull"},
+    {"exceeding their quota", "mailboxfull"},
+    {"over the allowed quota", "mailboxfull"},
+    {"over the quota", "mailboxfull"},
     {"disk quota", "mailboxfull"},
-    {"mailbox size limit", "mailboxfull"},
-    {"full mailbox", "mailboxfull"},
-    {"insufficient system storage", "systemfull"},
+    {"quota violation", "mailboxfull"},
+    {"reached disk quota", "mailboxfull"},
+    {"not enough space", "mailboxfull"},
+    {"does not have enough space", "mailboxfull"},
+    {"not enough storage space", "mailboxfull"},
+    {"space has been used up", "mailboxfull"},
+    {"too many messages on the server", "mailboxfull"},
+    {"too much mail data", "mailboxfull"},
+    {"number of messages in recipient's mailbox exceeded", "mailboxfull"},
+    {"boite du destinataire pleine", "mailboxfull"},
     {"message too large", "mesgtoobig"},
     {"message too big", "mesgtoobig"},
     {"message is too big", "mesgtoobig"},
     {"message is too large", "mesgtoobig"},
     {"message size exceeds", "mesgtoobig"},
+    {"message size limit", "mesgtoobig"},
     {"exceeds size limit", "mesgtoobig"},
+    {"exceeds the maximum size", "mesgtoobig"},
+    {"exceeded the maximum message size", "mesgtoobig"},
     {"size exceeds", "mesgtoobig"},
-    {"too big", "mesgtoobig"},
-    {"no such user", "userunknown"},
-    {"user unknown", "userunknown"},
-    {"unknown user", "userunknown"},
-    {"unknown recipient", "userunknown"},
-    {"user not found", "userunknown"},
-    {"recipient not found", "userunknown"},
-    {"no such mailbox", "userunknown"},
-    {"mailbox not found", "userunknown"},
-    {"invalid recipient", "userunknown"},
-    {"invalid mailbox", "userunknown"},
-    {"not a valid mailbox", "userunknown"},
-    {"mailbox unavailable", "userunknown"},
-    {"user doesn't exist", "userunknown"},
-    {"address does not exist", "userunknown"},
-    {"account does not exist", "userunknown"},
-    {"mailbox does not exist", "userunknown"},
-    {"user does not exist", "userunknown"},
-    {"recipient does not exist", "userunknown"},
-    {"doesn't have a", "userunknown"},
-    {"does not have an account", "userunknown"},
-    {"no mailbox", "userunknown"},
-    {"unrouteable address", "userunknown"},
-    {"address rejected", "userunknown"},
-    {"unknown local part", "userunknown"},
-    {"not our customer", "userunknown"},
+    {"too big for", "mesgtoobig"},
+    {"message length exceeds", "exceedlimit"},
+    {"account has been disabled", "suspend"},
+    {"mailbox is frozen", "suspend"},
+    {"account is frozen", "suspend"},
+    {"account is disabled", "suspend"},
+    {"account disabled", "suspend"},
+    {"mailbox disabled", "suspend"},
+    {"mailbox is disabled", "suspend"},
+    {"account has been suspended", "suspend"},
+    {"account is suspended", "suspend"},
+    {"suspended", "suspend"},
+    {"mailbox is inactive", "suspend"},
+    {"account is inactive", "suspend"},
+    {"account inactive", "suspend"},
+    {"is not active", "suspend"},
+    {"has been disabled", "suspend"},
+    {"temporarily disabled", "suspend"},
+    {"extended inactivity", "suspend"},
+    {"has moved", "hasmoved"},
+    {"address has changed", "hasmoved"},
+    {"no longer in use", "hasmoved"},
+    {"smtp authentication", "securityerror"},
+    {"without authentication", "securityerror"},
+    {"relay access denied", "norelaying"},
+    {"relaying denied", "norelaying"},
+    {"relay denied", "norelaying"},
+    {"relay not permitted", "norelaying"},
+    {"not permitted to relay", "norelaying"},
+    {"unable to relay", "norelaying"},
+    {"relaying not allowed", "norelaying"},
+    {"relaying mail to", "norelaying"},
+    {"we do not relay", "norelaying"},
+    {"not a gateway", "norelaying"},
+    {"must be authenticated", "norelaying"},
+    /* the sender's authentication, reverse DNS and reputation */
+    {"dmarc", "authfailure"},
+    {"dkim", "authfailure"},
+    {"spf check", "authfailure"},
+    {"spf fail", "authfailure"},
+    {"spf validation", "authfailure"},
+    {"spf record", "authfailure"},
+    {"sender policy framework", "authfailure"},
+    {"authentication failed", "authfailure"},
+    {"unauthenticated senders", "securityerror"},
+    {"reverse dns", "requireptr"},
+    {"reverse lookup", "requireptr"},
+    {"reverse hostname", "requireptr"},
+    {"ptr record", "requireptr"},
+    {"no ptr", "requireptr"},
+    {"rdns", "requireptr"},
+    {"not resolve your address", "requireptr"},
+    {"cannot find your hostname", "requireptr"},
+    {"cannot find your reverse hostname", "requireptr"},
+    {"client host rejected: cannot find", "requireptr"},
+    {"ip name lookup failed", "requireptr"},
+    {"bad reputation", "badreputation"},
+    {"poor reputation", "badreputation"},
+    {"low reputation", "badreputation"},
+    {"sender reputation", "badreputation"},
+    {"ip reputation", "badreputation"},
+    /* DNS trouble that may pass */
+    {"host not found, try again", "networkerror"},
+    {"malformed or unexpected name server reply", "networkerror"},
+    {"temporary failure in name resolution", "networkerror"},
+    /* a domain that takes no mail */
+    {"no mx record", "notaccept"},
+    {"indicated no smtp service", "notaccept"},
+    {"doesn't receive email", "notaccept"},
+    {"does not receive email", "notaccept"},
+    {"null mx", "notaccept"},
+    /* the recipient's address */
+    {"unrouteable address", "hostunknown"},
+    {"unroutable address", "hostunknown"},
     {"host unknown", "hostunknown"},
     {"unknown host", "hostunknown"},
     {"host not found", "hostunknown"},
+    {"host or domain name not found", "hostunknown"},
     {"domain not found", "hostunknown"},
+    {"unknown domain", "hostunknown"},
     {"no such domain", "hostunknown"},
     {"domain does not exist", "hostunknown"},
+    {"domain must exist", "hostunknown"},
     {"unrouteable mail domain", "hostunknown"},
     {"name or service not known", "hostunknown"},
     {"nxdomain", "hostunknown"},
-    {"does not accept mail", "notaccept"},
-    {"accepts no mail", "notaccept"},
-    {"null mx", "notaccept"},
-    {"account has been disabled", "suspend"},
-    {"account is disabled", "suspend"},
-    {"mailbox disabled", "suspend"},
-    {"suspended", "suspend"},
-    {"inactive", "suspend"},
-    {"has moved", "hasmoved"},
+    {"domain is not reachable", "hostunknown"},
+    {"no such user", "userunknown"},
+    {"user unknown", "userunknown"},
+    {"unknown user", "userunknown"},
+    {"user not known", "userunknown"},
+    {"unknown recipient", "userunknown"},
+    {"recipient unknown", "userunknown"},
+    {"unknown address", "userunknown"},
+    {"address unknown", "userunknown"},
+    {"unknown or illegal alias", "userunknown"},
+    {"recipient not found", "userunknown"},
+    {"recipient address rejected: user", "userunknown"},
+    {"recipient address rejected: unknown", "userunknown"},
+    {"recipient address rejected: invalid", "userunknown"},
+    {"recipient address rejected: access denied", "userunknown"},
+    {"recipient rejected", "userunknown"},
+    {"no such mailbox", "userunknown"},
+    {"no such recipient", "userunknown"},
+    {"no such address", "userunknown"},
+    {"no such person", "userunknown"},
+    {"no mailbox here", "userunknown"},
+    {"no mailbox by that name", "userunknown"},
+    {"no account by that name", "userunknown"},
+    {"mailbox not found", "userunknown"},
+    {"mailbox not present", "userunknown"},
+    {"mailbox does not exist", "userunknown"},
+    {"mailbox unavailable", "userunknown"},
+    {"mailbox is unavailable", "userunknown"},
+    {"mailbox invalid", "userunknown"},
+    {"invalid mailbox", "userunknown"},
+    {"invalid recipient", "userunknown"},
+    {"invalid address", "userunknown"},
+    {"invalid user", "userunknown"},
+    {"not a valid mailbox", "userunknown"},
+    {"not a valid recipient", "userunknown"},
+    {"not a valid user", "userunknown"},
+    {"is not a known user", "userunknown"},
+    {"not a known user", "userunknown"},
+    {"not listed in", "userunknown"},
+    {"user doesn't exist", "userunknown"},
+    {"user does not exist", "userunknown"},
+    {"address does not exist", "userunknown"},
+    {"account does not exist", "userunknown"},
+    {"recipient does not exist", "userunknown"},
+    {"email account that you tried to reach does not exist", "userunknown"},
+    {"does not exist", "userunknown"},
+    {"address couldn't be found", "userunknown"},
+    {"address could not be found", "userunknown"},
+    {"couldn't be found", "userunknown"},
+    {"doesn't have a", "userunknown"},
+    {"does not have an account", "userunknown"},
+    {"no mailbox", "userunknown"},
+    {"unknown local part", "userunknown"},
+    {"not our customer", "userunknown"},
+    {"nonexistent", "userunknown"},
+    {"non-existent", "userunknown"},
+    {"bad destination mailbox", "userunknown"},
+    {"bad recipient", "userunknown"},
+    {"no valid recipients", "userunknown"},
+    {"recipient address rejected", "userunknown"},
+    {"address rejected", "userunknown"},
+    /* filters on the recipient's side */
+    {"rejected by the recipient", "filtered"},
+    {"recipient is only accepting mail from", "filtered"},
+    {"refused due to recipient preferences", "filtered"},
+    {"message rejected due to user rules", "filtered"},
+    {"not accepting any mail", "filtered"},
+    {"user reject", "filtered"},
+    {"blocked by the recipient", "filtered"},
+    {"refuse to receive mail", "filtered"},
+    {"has restricted sms e-mail", "filtered"},
+    {"resolver.rst.notauthorized", "filtered"},
+    {"this account is protected by", "filtered"},
+    {"bounced address", "filtered"},
+    {"filtered", "filtered"},
+    /* spam, viruses, content */
+    {"spam or virus", "spamdetected"},
+    {"virus", "virusdetected"},
+    {"malware", "virusdetected"},
+    {"spamhaus", "blocked"},
+    {"spamcop", "blocked"},
+    {"blacklist", "blocked"},
+    {"blocklist", "blocked"},
+    {"black list", "blocked"},
+    {"block list", "blocked"},
+    {"dnsbl", "blocked"},
+    {"rbl", "blocked"},
+    {"listed at", "blocked"},
+    {"listed in", "blocked"},
+    {"spam", "spamdetected"},
+    {"junk mail", "spamdetected"},
+    {"bulk mail", "spamdetected"},
+    {"bulk email", "spamdetected"},
+    {"unsolicited", "spamdetected"},
+    {"mail rejete", "spamdetected"},
+    {"message content rejected", "spamdetected"},
+    {"content filter", "spamdetected"},
+    {"policy", "policyviolation"},
+    {"protocol violation", "policyviolation"},
+    {"too many connections", "toomanyconn"},
+    {"too many concurrent", "toomanyconn"},
+    {"too many simultaneous", "toomanyconn"},
+    {"connection limit", "toomanyconn"},
+    {"too many recipients", "toomanyconn"},
+    {"too many smtp sessions", "toomanyconn"},
+    {"too many hops", "networkerror"},
+    {"hop count exceeded", "networkerror"},
+    {"mail loop", "networkerror"},
+    {"routing loop", "networkerror"},
+    {"loops back to myself", "networkerror"},
+    {"blocked", "blocked"},
+    {"denied", "blocked"},
+    {"refused to talk", "blocked"},
+    {"not allowed to send", "blocked"},
+    {"access denied", "blocked"},
+    {"starttls", "securityerror"},
+    {"tls required", "securityerror"},
+    {"encryption required", "securityerror"},
+    {"must issue a starttls", "securityerror"},
+    {"authentication required", "securityerror"},
+    {"certificate", "securityerror"},
+    {"system error", "systemerror"},
+    {"internal error", "systemerror"},
+    {"server error", "systemerror"},
+    {"configuration error", "systemerror"},
+    {"local configuration", "systemerror"},
+    {"temporary failure", "systemerror"},
+    {"local error", "systemerror"},
+    {"i/o error", "systemerror"},
+    {"connection refused", "networkerror"},
+    {"connection timed out", "networkerror"},
+    {"timed out", "networkerror"},
+    {"no route to host", "networkerror"},
+    {"network is unreachable", "networkerror"},
+    {"lost connection", "networkerror"},
+    {"connection reset", "networkerror"},
+    {"connection dropped", "networkerror"},
+    {"host not reachable", "networkerror"},
+    {"unable to connect", "networkerror"},
+    {"could not connect", "networkerror"},
     {"retry timeout exceeded", "expired"},
-    {"retry time", "expired"},
+    {"retry time not reached", "expired"},
     {"delivery time expired", "expired"},
     {"message expired", "expired"},
     {"too long in queue", "expired"},
+    {"could not be delivered within", "expired"},
     {"could not be delivered for", "expired"},
-    {"connection refused", "networkerror"},
-    {"connection timed out", "networkerror"},
-    {"no route to host", "networkerror"},
-    {"lost connection", "networkerror"},
-    {"syntax error", "syntaxerror"},
-    {"policy", "policyviolation"},
-    {"filter", "filtered"},
-    {"blocked", "blocked"},
-    {"denied", "blocked"},
-    {"system error", "systemerror"},
-    {"internal error", "systemerror"},
+    {"has been delayed", "expired"},
+    {"delivery attempts will continue", "expired"},
+    {"will be retried", "expired"},
+    {"illegal attachment", "contenterror"},
+    {"improper use of 8-bit data", "contenterror"},
+    {"content", "contenterror"},
+    {"insufficient system storage", "systemfull"},
+    {"system full", "systemfull"},
+    {"does not accept mail", "notaccept"},
+    {"accepts no mail", "notaccept"},
+    {"not accepting mail", "notaccept"},
+    {"null mx", "notaccept"},
     {"mailer error", "mailererror"},
     {"command died", "mailererror"},
-    {"illegal attachment", "contenterror"},
-    {"content", "contenterror"},
+    {"command failed", "mailererror"},
+    {"exit status", "mailererror"},
+    {"procmail", "mailererror"},
+    {"syntax error", "syntaxerror"},
+    {"unrecognized command", "syntaxerror"},
+    {"command not recognized", "syntaxerror"},
 };
 
-const char *bounce_reason(const char *status, int code, const char *diagnostic)
+/* The status code's entry, or NULL. */
+static const struct status_reason *status_lookup(const char *status)
 {
-	int cls = 0, subj = -1, det = -1;
+	const char *p;
 
-	/* Statuses that say it all, whatever the text. */
-	if (status != NULL) {
-		static const struct pattern decisive[] = {
-		    {"5.1.8", "rejected"},     {"5.1.7", "rejected"},
-		    {"5.2.2", "mailboxfull"},  {"4.2.2", "mailboxfull"},
-		    {"5.3.4", "mesgtoobig"},   {"4.4.7", "expired"},
-		    {"5.4.7", "expired"},      {"5.1.6", "hasmoved"},
-		    {"5.7.26", "authfailure"}, {"5.7.509", "authfailure"},
-		};
-		for (size_t i = 0; i < sizeof decisive / sizeof decisive[0];
-		     i++)
-			if (strcmp(status, decisive[i].text) == 0)
-				return decisive[i].reason;
-	}
-	if (diagnostic != NULL)
-		for (size_t i = 0;
-		     i < sizeof bounce_patterns / sizeof bounce_patterns[0];
-		     i++)
-			if (ci_find(diagnostic, bounce_patterns[i].text))
-				return bounce_patterns[i].reason;
-	if (status != NULL && status[0] != '\0' && status[1] == '.') {
-		cls = status[0] - '0';
-		subj = atoi(status + 2);
-		const char *d = strchr(status + 2, '.');
-		det = d != NULL ? atoi(d + 1) : -1;
-	}
-	if (cls == 2)
+	if (status == NULL || status[0] == '\0' || status[1] != '.')
+		return NULL;
+	p = status + 2;
+	for (size_t i = 0; i < sizeof status_reasons / sizeof status_reasons[0];
+	     i++)
+		if (strcmp(p, status_reasons[i].code) == 0)
+			return &status_reasons[i];
+	return NULL;
+}
+
+/* The first phrase found in diag (already lowercase), or NULL. */
+static const char *phrase_reason(const char *diag)
+{
+	if (diag == NULL)
+		return NULL;
+	for (size_t i = 0; i < sizeof bounce_patterns / sizeof bounce_patterns[0];
+	     i++)
+		if (strstr(diag, bounce_patterns[i].text) != NULL)
+			return bounce_patterns[i].reason;
+	return NULL;
+}
+
+/* A lowercase copy of s, at most cap bytes; NULL on out-of-memory. */
+static char *lower_dup(const char *s, size_t cap)
+{
+	size_t n = strlen(s);
+	char *p;
+
+	if (n > cap)
+		n = cap;
+	p = malloc(n + 1);
+	if (p == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		p[i] = (char)tolower((unsigned char)s[i]);
+	p[n] = '\0';
+	return p;
+}
+
+/* The reason of one failure; ldiag is the diagnostic in lowercase. */
+static const char *reason_of(const char *status, int code, const char *ldiag)
+{
+	const struct status_reason *sr = status_lookup(status);
+	const char *r;
+
+	if (status != NULL && status[0] == '2')
 		return "delivered";
-	switch (subj * 1000 + det) {
-	case 1001:
-	case 1003:
-	case 1010:
-		return "userunknown";
-	case 1002:
-		return "hostunknown";
-	case 1006:
-		return "hasmoved";
-	case 1007:
-	case 1008:
-		return "rejected";
-	case 2001:
-		return "suspend";
-	case 2002:
-		return "mailboxfull";
-	case 2003:
-		return "exceedlimit";
-	case 3001:
-		return "systemfull";
-	case 3004:
-		return "mesgtoobig";
-	case 3005:
-		return "systemerror";
-	case 4001:
-	case 4002:
-	case 4006:
-		return "networkerror";
-	case 4004:
-		return "hostunknown";
-	case 4007:
-		return "expired";
-	case 7001:
-		return "blocked";
-	case 7026:
-	case 7509:
-		return "authfailure";
-	}
-	switch (subj) {
-	case 1:
-		return "userunknown";
-	case 2:
-		return "mailboxfull";
-	case 3:
-		return "systemerror";
-	case 4:
-		return "networkerror";
-	case 5:
-		return "syntaxerror";
-	case 6:
-		return "contenterror";
-	case 7:
-		return "securityerror";
-	}
+	if (sr != NULL && sr->strong)
+		return sr->reason;
+	r = phrase_reason(ldiag);
+	if (r != NULL)
+		return r;
+	if (sr != NULL)
+		return sr->reason;
 	if (code == 552)
 		return "mailboxfull";
 	if (code == 421)
@@ -467,6 +678,17 @@ const char *bounce_reason(const char *status, int code, const char *diagnostic)
 	return "undefined";
 }
 
+const char *bounce_reason(const char *status, int code, const char *diagnostic)
+{
+	char *l = diagnostic != NULL ? lower_dup(diagnostic, SIZE_MAX) : NULL;
+	const char *r;
+
+	/* out of memory: the status alone */
+	r = reason_of(status, code, l);
+	free(l);
+	return r;
+}
+
 int bounce_reason_hard(const char *reason)
 {
 	static const char *const hard[] = {"userunknown", "hostunknown",
@@ -474,7 +696,8 @@ int bounce_reason_hard(const char *reason)
 	static const char *const neither[] = {
 	    "blocked",    "spamdetected",  "policyviolation", "authfailure",
 	    "requireptr", "badreputation", "securityerror",   "norelaying",
-	    "rejected",   "feedback",      "vacation",        "delivered"};
+	    "rejected",   "feedback",      "vacation",        "delivered",
+	    "virusdetected"};
 
 	if (reason == NULL)
 		return -1;
@@ -627,6 +850,8 @@ static int text_append(struct scan *sc, const char *s, size_t n)
 	sc->ntext += n;
 	memcpy(p + sc->ntext, "\r\n", 3);
 	sc->ntext += 2;
+	if (sc->nfirst == 0)
+		sc->nfirst = sc->ntext;
 	return 0;
 }
 
@@ -828,18 +1053,100 @@ static int rcpt_add(struct bounce_event *ev, char *addr)
 	return 1;
 }
 
+/* The SMTP command a failure answered, from the wording of Postfix ("in
+ * reply to end of DATA command") or Exim ("after RCPT TO"); lw is
+ * lowercase, or a transcript refusing MAIL FROM. NULL when the text does
+ * not say. Sendmail's transcripts are not read for RCPT and DATA: with
+ * pipelining, the reply to RCPT TO comes after ">>> DATA". */
+static const char *smtp_command(const char *lw)
+{
+	static const struct pattern said[] = {
+	    {"in reply to end of data", "DATA"},
+	    {"in reply to data", "DATA"},
+	    {"after end of data", "DATA"},
+	    {"after data", "DATA"},
+	    {"in reply to rcpt to", "RCPT"},
+	    {"after rcpt to", "RCPT"},
+	    {"in reply to mail from", "MAIL"},
+	    {"after mail from", "MAIL"},
+	    {"smtp command data", "DATA"}, /* m-FILTER */
+	};
+	const char *reply, *p, *last = NULL;
+
+	if (lw == NULL)
+		return NULL;
+	for (size_t i = 0; i < sizeof said / sizeof said[0]; i++)
+		if (strstr(lw, said[i].text) != NULL)
+			return said[i].reason;
+	/* A transcript whose first refusal follows MAIL FROM and nothing
+	 * else (with pipelining, RCPT TO and DATA would follow it too). */
+	reply = strstr(lw, "<<< 5");
+	p = strstr(lw, "<<< 4");
+	if (reply == NULL || (p != NULL && p < reply))
+		reply = p;
+	for (p = strstr(lw, ">>> "); p != NULL && reply != NULL && p < reply;
+	     p = strstr(p + 4, ">>> "))
+		last = p + 4;
+	if (last != NULL && strncmp(last, "mail from", 9) == 0)
+		return "MAIL";
+	return NULL;
+}
+
 static void rcpt_classify(struct bounce_rcpt *r)
 {
-	if (r->status[0] == '\0' && r->diagnostic != NULL)
-		find_status(r->diagnostic, r->status);
-	if (r->code == 0 && r->diagnostic != NULL)
-		r->code = find_code(r->diagnostic);
-	r->reason = bounce_reason(r->status, r->code, r->diagnostic);
-	/* A temporary failure reported as final: the MTA gave up. */
-	if (r->action != NULL && strncasecmp(r->action, "failed", 6) == 0 &&
-	    r->status[0] == '4')
+	const struct status_reason *sr;
+	const char *phrase = NULL;
+	char *ldiag = NULL;
+
+	if (r->diagnostic != NULL) {
+		char found[16];
+
+		/* "5.0.0" from the report says less than "5.7.1" in the
+		 * remote server's own reply */
+		if (r->status[0] == '\0')
+			find_status(r->diagnostic, r->status);
+		else if (strcmp(r->status + 1, ".0.0") == 0 &&
+		         find_status(r->diagnostic, found) &&
+		         found[0] == r->status[0])
+			memcpy(r->status, found, sizeof found);
+		if (r->code == 0)
+			r->code = find_code(r->diagnostic);
+		ldiag = lower_dup(r->diagnostic, BOUNCE_MAX_VALUE);
+	}
+	sr = status_lookup(r->status);
+	if (ldiag != NULL)
+		phrase = phrase_reason(ldiag);
+	if (r->command == NULL)
+		r->command = smtp_command(ldiag);
+	r->reason = reason_of(r->status, r->code, ldiag);
+	free(ldiag);
+	/* Refused after the server had accepted the recipient (at DATA): a
+	 * filter speaking, not a missing mailbox. Refused at MAIL FROM:
+	 * about the sender. */
+	if (r->command != NULL && strcmp(r->command, "DATA") == 0 &&
+	    strcmp(r->reason, "userunknown") == 0)
+		r->reason = "filtered";
+	/* The text calls the address unknown, the status says the mailbox
+	 * exists (X.2.0: mailbox status) or the message was refused (X.7.x:
+	 * security or policy): conflicting evidence, read as a filter. */
+	if (strcmp(r->reason, "userunknown") == 0 && r->status[0] != '\0' &&
+	    (strcmp(r->status + 1, ".2.0") == 0 ||
+	     strncmp(r->status + 1, ".7.", 3) == 0))
+		r->reason = "filtered";
+	if (r->command != NULL && strcmp(r->command, "MAIL") == 0 &&
+	    (strcmp(r->reason, "userunknown") == 0 ||
+	     strcmp(r->reason, "hostunknown") == 0))
+		r->reason = "rejected";
+	/* A temporary failure reported as final, or a delay: the MTA gave
+	 * up or is still trying, for no reason it named. */
+	if (phrase == NULL && !(sr != NULL && sr->strong) && r->action != NULL &&
+	    ((strncasecmp(r->action, "failed", 6) == 0 && r->status[0] == '4') ||
+	     strncasecmp(r->action, "delayed", 7) == 0))
 		r->reason = "expired";
 	r->hard = bounce_reason_hard(r->reason);
+	/* A temporary failure never condemns an address. */
+	if (r->hard == 1 && (r->status[0] == '4' || r->code / 100 == 4))
+		r->hard = 0;
 }
 
 /* One per-recipient field block of a delivery-status part. */
@@ -885,7 +1192,6 @@ static int dsn_block(struct bounce_event *ev, struct mailimf_fields *f)
 			oom = 1;
 		free(v);
 	}
-	rcpt_classify(r);
 	return oom ? -1 : 0;
 }
 
@@ -933,38 +1239,63 @@ static int parse_fields(const char *s, size_t n, struct mailimf_fields **f)
 	return mailimf_fields_parse(s, n, &idx, f) == MAILIMF_NO_ERROR ? 0 : -1;
 }
 
-static int is_daemon(const char *addr)
+/* An address that only a mail system sends from, never a recipient's. */
+static int is_daemon_addr(const char *addr)
 {
 	return addr != NULL && (strncasecmp(addr, "mailer-daemon", 13) == 0 ||
-	                        strncasecmp(addr, "postmaster", 10) == 0 ||
 	                        strncasecmp(addr, "mail-daemon", 11) == 0 ||
 	                        strncasecmp(addr, "mailerdaemon", 12) == 0 ||
-	                        ci_find(addr, "bounce") != NULL ||
 	                        strncasecmp(addr, "mdaemon", 7) == 0);
+}
+
+/* A sender (address or display name) that is a mail system. */
+static int is_daemon(const char *s)
+{
+	static const char *const names[] = {
+	    "mailer-daemon", "mailer_daemon",   "mail-daemon",
+	    "mailerdaemon",  "postmaster",      "post_master",
+	    "mdaemon",       "bounce",          "mail delivery",
+	    "mail.delivery", "delivery system", "delivery subsystem",
+	    "mail administrator", "ndr administrator", "mail system",
+	};
+
+	if (s == NULL)
+		return 0;
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (ci_find(s, names[i]) != NULL)
+			return 1;
+	return 0;
 }
 
 static const char *const failure_subjects[] = {
     "undeliver",
-    "undelivered",
     "delivery fail",
     "delivery status",
-    "failure",
+    "delivery notification",
+    "delivery problem",
+    "delivery failure",
+    "failure notice",
     "failed",
+    "failure",
     "returned mail",
     "returned to sender",
+    "return mail",
     "not delivered",
     "could not be delivered",
     "unzustellbar",
-    "delivery problem",
     "rejected",
     "nondeliverable",
+    "non-deliverable",
     "non-delivery",
     "non remis",
-    "error",
+    "mail error",
+    "error sending",
     "warning: could not",
-    "delivery notification",
     "mail system error",
+    "delayed mail",
+    "delivery delayed",
     "bounce",
+    "there was an error",
 };
 
 static const char *const autoreply_subjects[] = {
@@ -975,6 +1306,8 @@ static const char *const autoreply_subjects[] = {
     "autoreply",
     "auto-reply",
     "auto reply",
+    "auto response",
+    "autoresponse",
     "vacation",
     "away from",
     "out of the office",
@@ -990,93 +1323,328 @@ static int subject_has(const char *subj, const char *const *list, size_t n)
 	return 0;
 }
 
-/* Markers of the returned original inside a text bounce. */
+/* Lines that begin the returned original inside a text bounce, after
+ * any leading dashes, stars or blanks. */
 static const char *const original_markers[] = {
-    "original message",        "copy of the message",
-    "returned message",        "original-message",
-    "message headers follow",  "unsent message below",
-    "headers of your message", "this is a copy",
-    "------- original",        "content-type: message/rfc822",
+    "original message",
+    "the original message",
+    "original mail",
+    "original-message",
+    "copy of the message",
+    "copy of your message",
+    "copy of the original",
+    "this is a copy",
+    "below this line is a copy",
+    "below is a copy",
+    "included is a copy",
+    "a copy of the original",
+    "returned message",
+    "unsent message",
+    "undelivered message",
+    "message headers follow",
+    "headers of your message",
+    "the header of the original",
+    "header of the original",
+    "headers of the original",
+    "content-type: message/rfc822",
+    "your message reads",
 };
 
-/* Recipients from the lines of text, before any returned original. A
- * line counts when it begins (after blanks, '<', '"') with an address
- * and the address is not one of ours (the bounce's To, the original's
- * From). */
-static int text_rcpts(struct bounce_event *ev, char *text, const char *self1,
-                      const char *self2)
+/* Whether the line [s, e) begins the returned original. */
+static int is_marker_line(const char *s, const char *e)
 {
-	char *line = text, *end = text + strlen(text);
-	size_t mark = (size_t)(end - text);
-
+	while (s < e && strchr(" \t-=*_#|>[(", *s) != NULL && *s != '\0')
+		s++;
 	for (size_t i = 0;
 	     i < sizeof original_markers / sizeof original_markers[0]; i++) {
-		const char *p = ci_find(text, original_markers[i]);
+		size_t n = strlen(original_markers[i]);
 
-		if (p != NULL && (size_t)(p - text) < mark)
-			mark = (size_t)(p - text);
+		if ((size_t)(e - s) >= n &&
+		    strncasecmp(s, original_markers[i], n) == 0) {
+			/* Sendmail: "The original message was received at" */
+			const char *w = s + n;
+
+			while (w < e && *w == ' ')
+				w++;
+			if ((size_t)(e - w) >= 3 && strncasecmp(w, "was", 3) == 0)
+				return 0;
+			return 1;
+		}
 	}
-	end = text + mark;
-	while (line < end) {
-		char *nl = memchr(line, '\n', (size_t)(end - line));
-		char *p = line, *addr;
-		size_t n;
-		int oom = 0, added;
+	return 0;
+}
+
+/* Offset of the first line of text that begins the returned original,
+ * or n. */
+static size_t text_cut(const char *text, size_t n)
+{
+	const char *p = text, *end = text + n;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
 
 		if (nl == NULL)
 			nl = end;
-		while (p < nl && (*p == ' ' || *p == '\t' || *p == '<' ||
-		                  *p == '"' || *p == '\''))
-			p++;
-		if (strncasecmp(p, "RCPT TO:", 8) == 0 ||
-		    strncasecmp(p, "Recipient:", 10) == 0 ||
-		    strncasecmp(p, "Final-Recipient:", 16) == 0) {
-			p = strchr(p, ':') + 1;
-			while (p < nl && (*p == ' ' || *p == '<'))
-				p++;
-			if (strncasecmp(p, "rfc822;", 7) == 0)
-				p += 7;
-			while (p < nl && (*p == ' ' || *p == '<'))
-				p++;
+		if (is_marker_line(p, nl))
+			return (size_t)(p - text);
+		p = nl + 1;
+	}
+	return n;
+}
+
+/* What may stand before a failed address on a line of a text bounce. */
+static const char *const rcpt_labels[] = {
+    "rcpt to",
+    "recipient",
+    "recipients",
+    "recipient(s)",
+    "recipient address",
+    "original address",
+    "error, address",
+    "addresses",
+    "address(es)",
+    "delivered to",
+    "deliver to",
+    "delivery to",
+    "deliver message to",
+    "delivering to",
+    "could not be delivered to",
+    "unknown user",
+    "user unknown",
+    "invalid recipient",
+    "failed recipient",
+    "errors",
+    "error for",
+    "following recipient",
+    "following address",
+    "final-recipient",
+    "original-recipient",
+    "x-failed-recipients",
+    "mailbox",
+    "to the following",
+    "addressee",
+};
+
+/* Whether prefix [s, e), before an address on its line, introduces a
+ * failed recipient: one of rcpt_labels, or an SMTP reply code with
+ * its enhanced status (Sendmail's "550 5.1.1 <a@b>... User unknown"). */
+static int is_rcpt_prefix(const char *s, const char *e)
+{
+	int digits = 0, other = 0;
+
+	while (e > s && strchr(" \t<\"':([;", e[-1]) != NULL)
+		e--;
+	if ((size_t)(e - s) >= 6 && strncasecmp(e - 6, "rfc822", 6) == 0) {
+		e -= 6;
+		while (e > s && strchr(" \t<\"':([;", e[-1]) != NULL)
+			e--;
+	}
+	if (e == s)
+		return 0;
+	for (const char *p = s; p < e; p++) {
+		if (isdigit((unsigned char)*p))
+			digits++;
+		else if (*p != '.' && *p != ' ' && *p != '-' && *p != '#')
+			other++;
+	}
+	if (other == 0 && digits >= 3)
+		return 1;
+	for (size_t i = 0; i < sizeof rcpt_labels / sizeof rcpt_labels[0];
+	     i++) {
+		size_t n = strlen(rcpt_labels[i]);
+
+		if ((size_t)(e - s) >= n &&
+		    strncasecmp(e - n, rcpt_labels[i], n) == 0 &&
+		    ((size_t)(e - s) == n || !isalnum((unsigned char)e[-n - 1])))
+			return 1;
+	}
+	return 0;
+}
+
+/* The failed recipient's address on line [line, nl): at its start (after
+ * quoting and punctuation) or after a label. Sets *n; NULL if none. */
+static const char *line_rcpt(const char *line, const char *nl, size_t *n)
+{
+	const char *p = line, *q;
+
+	while (p < nl && strchr(" \t>*-\"'<([#|", *p) != NULL && *p != '\0')
+		p++;
+	if (p < nl && (*n = addr_len(p)) > 0 && p + *n <= nl)
+		return p;
+	for (q = p; q < nl; q++) {
+		const char *a;
+
+		if (*q != '@')
+			continue;
+		a = q;
+		while (a > p && is_addr_char((unsigned char)a[-1]))
+			a--;
+		if (a == q || (*n = addr_len(a)) == 0 || a + *n > nl)
+			return NULL;
+		return is_rcpt_prefix(p, a) ? a : NULL;
+	}
+	return NULL;
+}
+
+/* Addresses that are never a failed recipient: herald's own return
+ * path, the bounce's sender and the original's sender. */
+struct selves {
+	const char *a[4];
+};
+
+static int is_self(const struct selves *s, const char *addr)
+{
+	for (size_t i = 0; i < 4; i++)
+		if (s->a[i] != NULL && strcasecmp(s->a[i], addr) == 0)
+			return 1;
+	return is_daemon_addr(addr);
+}
+
+/* The text that explains the failure of the recipient on the line at
+ * line: up to the next line naming another recipient, at most
+ * BOUNCE_DIAG_WINDOW bytes, line ends made blanks. NULL on
+ * out-of-memory. */
+static char *rcpt_window(const char *line, const char *end, const char *addr,
+                         size_t alen)
+{
+	const char *p = memchr(line, '\n', (size_t)(end - line));
+	const char *stop = end;
+	char *w;
+	size_t o = 0;
+
+	if ((size_t)(stop - line) > BOUNCE_DIAG_WINDOW)
+		stop = line + BOUNCE_DIAG_WINDOW;
+	while (p != NULL && p + 1 < stop) {
+		const char *nl, *a;
+		size_t n = 0;
+
+		p++;
+		nl = memchr(p, '\n', (size_t)(end - p));
+		if (nl == NULL)
+			nl = end;
+		a = line_rcpt(p, nl, &n);
+		if (a != NULL && !(n == alen && strncasecmp(a, addr, n) == 0)) {
+			stop = p;
+			break;
 		}
-		n = p < nl ? addr_len(p) : 0;
-		if (n > 0 && p + n <= nl) {
-			addr = xstrndup(p, n);
-			if (addr == NULL)
+		p = nl < end ? nl : NULL;
+	}
+	w = malloc((size_t)(stop - line) + 1);
+	if (w == NULL)
+		return NULL;
+	for (const char *c = line; c < stop; c++) {
+		char ch = *c == '\r' || *c == '\n' || *c == '\t' ? ' ' : *c;
+
+		if ((unsigned char)ch < 0x20 || ch == 0x7f)
+			ch = ' ';
+		if (ch == ' ' && (o == 0 || w[o - 1] == ' '))
+			continue;
+		w[o++] = ch;
+	}
+	while (o > 0 && w[o - 1] == ' ')
+		o--;
+	w[o] = '\0';
+	return w;
+}
+
+/* Recipients from the lines of text [text, text+n): each line that
+ * begins with an address, or names one after a label. With only_known,
+ * nothing is added: recipients already in ev get the text after their
+ * line as diagnostic when they have none. */
+static int text_rcpts(struct bounce_event *ev, const char *text, size_t n,
+                      const struct selves *self, int only_known)
+{
+	const char *line = text, *end = text + n;
+
+	while (line < end) {
+		const char *nl = memchr(line, '\n', (size_t)(end - line));
+		const char *p;
+		struct bounce_rcpt *r = NULL;
+		size_t alen = 0;
+		char *addr;
+
+		if (nl == NULL)
+			nl = end;
+		p = line_rcpt(line, nl, &alen);
+		if (p == NULL)
+			goto next;
+		addr = xstrndup(p, alen);
+		if (addr == NULL)
+			return -1;
+		for (size_t i = 0; i < alen; i++)
+			addr[i] = (char)tolower((unsigned char)addr[i]);
+		if (is_self(self, addr)) {
+			free(addr);
+			goto next;
+		}
+		if (only_known) {
+			for (size_t i = 0; i < ev->nrcpt; i++)
+				if (strcmp(ev->rcpt[i].address, addr) == 0)
+					r = &ev->rcpt[i];
+			free(addr);
+		} else {
+			int added = rcpt_add(ev, addr);
+
+			if (added < 0)
 				return -1;
-			for (size_t i = 0; i < n; i++)
-				addr[i] = (char)tolower((unsigned char)addr[i]);
-			if ((self1 != NULL && strcasecmp(addr, self1) == 0) ||
-			    (self2 != NULL && strcasecmp(addr, self2) == 0) ||
-			    is_daemon(addr)) {
-				free(addr);
-			} else {
-				added = rcpt_add(ev, addr);
-				if (added < 0)
-					return -1;
-				if (added > 0) {
-					struct bounce_rcpt *r =
-					    &ev->rcpt[ev->nrcpt - 1];
-					size_t w = (size_t)(end - line);
-
-					if (w > BOUNCE_DIAG_WINDOW)
-						w = BOUNCE_DIAG_WINDOW;
-					char *win = xstrndup(line, w);
-
-					if (win == NULL)
-						return -1;
-					r->diagnostic = clean_value(win);
-					free(win);
-					if (r->diagnostic == NULL)
-						return -1;
-					rcpt_classify(r);
-				}
-			}
+			if (added > 0)
+				r = &ev->rcpt[ev->nrcpt - 1];
 		}
-		(void)oom;
+		if (r != NULL && (r->diagnostic == NULL || r->command == NULL)) {
+			char *win = rcpt_window(line, end, p, alen);
+			char *lw;
+
+			if (win == NULL)
+				return -1;
+			lw = lower_dup(win, BOUNCE_DIAG_WINDOW);
+			if (lw == NULL) {
+				free(win);
+				return -1;
+			}
+			if (r->command == NULL)
+				r->command = smtp_command(lw);
+			free(lw);
+			if (r->diagnostic == NULL)
+				r->diagnostic = win;
+			else
+				free(win);
+		}
+	next:
 		line = nl + 1;
 	}
 	return 0;
+}
+
+/* The header block of the original quoted in a text bounce: the first
+ * header-looking line after the marker up to a blank line. NULL when
+ * there is none; sets *oom on out-of-memory. */
+static char *text_original(const char *text, size_t n, size_t cut,
+                           size_t *out, int *oom)
+{
+	const char *p = text + cut, *end = text + n;
+	size_t lines = 0;
+
+	if (cut >= n)
+		return NULL;
+	/* skip the marker line and look a few lines on for a field */
+	while (p < end && lines++ < 8) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *c = p;
+
+		if (nl == NULL)
+			break;
+		while (c < nl && (isalnum((unsigned char)*c) || *c == '-'))
+			c++;
+		if (lines > 1 && c > p && c < nl && *c == ':') {
+			char *h = header_block(p, (size_t)(end - p), out);
+
+			if (h == NULL)
+				*oom = 1;
+			return h;
+		}
+		p = nl + 1;
+	}
+	return NULL;
 }
 
 void bounce_event_free(struct bounce_event *ev)
@@ -1108,25 +1676,586 @@ static char *dup_or_oom(const char *s, int *oom)
 	return p;
 }
 
+/* ---- unsubscribe requests ---- */
+
+/* What a journalist writes, alone, to be taken off the list; compared
+ * after lowercasing, dropping punctuation and polite words. The
+ * languages herald writes in, and those its users' journalists reply in. */
+static const char *const unsub_phrases[] = {
+    /* en */
+    "unsubscribe", "unsubscribe me", "unsub", "remove", "remove me",
+    "remove me from your list", "remove me from the list",
+    "remove me from this list", "remove me from your mailing list",
+    "remove me from the mailing list", "remove me from your mailing",
+    "take me off", "take me off your list", "take me off the list",
+    "take me off this list", "stop", "stop sending", "stop emailing me",
+    "stop sending me emails", "opt out", "optout", "opt-out",
+    "no more emails", "unsubscribe me from this list",
+    /* ru */
+    "\xd0\xbe\xd1\x82\xd0\xbf\xd0\xb8\xd1\x81\xd0\xb0\xd1\x82\xd1\x8c\xd1\x81\xd1\x8f", /* отписаться */
+    "\xd0\xbe\xd1\x82\xd0\xbf\xd0\xb8\xd1\x88\xd0\xb8\xd1\x82\xd0\xb5", /* отпишите */
+    "\xd0\xbe\xd1\x82\xd0\xbf\xd0\xb8\xd1\x88\xd0\xb8\xd1\x82\xd0\xb5 \xd0\xbc\xd0\xb5\xd0\xbd\xd1\x8f", /* отпишите меня */
+    "\xd0\xbe\xd1\x82\xd0\xbf\xd0\xb8\xd1\x81\xd0\xba\xd0\xb0", /* отписка */
+    "\xd1\x83\xd0\xb4\xd0\xb0\xd0\xbb\xd0\xb8\xd1\x82\xd0\xb5 \xd0\xbc\xd0\xb5\xd0\xbd\xd1\x8f", /* удалите меня */
+    "\xd1\x83\xd0\xb4\xd0\xb0\xd0\xbb\xd0\xb8\xd1\x82\xd0\xb5 \xd0\xbc\xd0\xb5\xd0\xbd\xd1\x8f \xd0\xb8\xd0\xb7 \xd1\x80\xd0\xb0\xd1\x81\xd1\x81\xd1\x8b\xd0\xbb\xd0\xba\xd0\xb8", /* удалите меня из рассылки */
+    "\xd0\xbe\xd1\x82\xd0\xbf\xd0\xb8\xd1\x88\xd0\xb8\xd1\x82\xd0\xb5 \xd0\xbc\xd0\xb5\xd0\xbd\xd1\x8f \xd0\xbe\xd1\x82 \xd1\x80\xd0\xb0\xd1\x81\xd1\x81\xd1\x8b\xd0\xbb\xd0\xba\xd0\xb8", /* отпишите меня от рассылки */
+    "\xd0\xbf\xd1\x80\xd0\xbe\xd1\x88\xd1\x83 \xd0\xbe\xd1\x82\xd0\xbf\xd0\xb8\xd1\x81\xd0\xb0\xd1\x82\xd1\x8c", /* прошу отписать */
+    "\xd1\x81\xd1\x82\xd0\xbe\xd0\xbf", /* стоп */
+    /* uk */
+    "\xd0\xb2\xd1\x96\xd0\xb4\xd0\xbf\xd0\xb8\xd1\x81\xd0\xb0\xd1\x82\xd0\xb8\xd1\x81\xd1\x8f", /* відписатися */
+    "\xd0\xb2\xd1\x96\xd0\xb4\xd0\xbf\xd0\xb8\xd1\x88\xd1\x96\xd1\x82\xd1\x8c", /* відпишіть */
+    "\xd0\xb2\xd1\x96\xd0\xb4\xd0\xbf\xd0\xb8\xd1\x88\xd1\x96\xd1\x82\xd1\x8c \xd0\xbc\xd0\xb5\xd0\xbd\xd0\xb5", /* відпишіть мене */
+    "\xd0\xb2\xd1\x96\xd0\xb4\xd0\xbf\xd0\xb8\xd1\x81\xd0\xba\xd0\xb0", /* відписка */
+    "\xd0\xb2\xd0\xb8\xd0\xb4\xd0\xb0\xd0\xbb\xd1\x96\xd1\x82\xd1\x8c \xd0\xbc\xd0\xb5\xd0\xbd\xd0\xb5", /* видаліть мене */
+    "\xd0\xb2\xd0\xb8\xd0\xb4\xd0\xb0\xd0\xbb\xd1\x96\xd1\x82\xd1\x8c \xd0\xbc\xd0\xb5\xd0\xbd\xd0\xb5 \xd0\xb7 \xd1\x80\xd0\xbe\xd0\xb7\xd1\x81\xd0\xb8\xd0\xbb\xd0\xba\xd0\xb8", /* видаліть мене з розсилки */
+    /* es */
+    "darme de baja", "dar de baja", "baja", "de baja",
+    "cancelar suscripci\xc3\xb3n", "cancelar suscripcion",
+    "anular suscripci\xc3\xb3n", "eliminarme", "borrarme",
+    "desuscribir", "desuscribirme", "quitarme de la lista",
+    "eliminarme de la lista", "no m\xc3\xa1s correos",
+    /* fr */
+    "d\xc3\xa9sabonner", "desabonner", "me d\xc3\xa9sabonner",
+    "me desabonner", "d\xc3\xa9sabonnez moi", "desabonnez moi",
+    "d\xc3\xa9sabonnement", "d\xc3\xa9sinscrire", "me d\xc3\xa9sinscrire",
+    "d\xc3\xa9sinscrivez moi", "d\xc3\xa9sinscription", "retirez moi",
+    "retirez moi de la liste", "supprimez moi", "arr\xc3\xaat",
+    /* de */
+    "abmelden", "abbestellen", "austragen", "bitte austragen",
+    "abmelden bitte", "entfernen", "newsletter abbestellen",
+    /* cs */
+    "odhl\xc3\xa1sit", "odhlasit", "odhla\xc5\xa1te m\xc4\x9b",
+    "odhl\xc3\xa1sit odb\xc4\x9br", "odebrat",
+    /* et */
+    "loobu", "loobun", "t\xc3\xbchista tellimus", "eemaldage mind",
+    /* ar */
+    "\xd8\xa5\xd9\x84\xd8\xba\xd8\xa7\xd8\xa1 \xd8\xa7\xd9\x84\xd8\xa7\xd8\xb4\xd8\xaa\xd8\xb1\xd8\xa7\xd9\x83", /* إلغاء الاشتراك */
+    "\xd8\xa7\xd9\x84\xd8\xba\xd8\xa7\xd8\xa1 \xd8\xa7\xd9\x84\xd8\xa7\xd8\xb4\xd8\xaa\xd8\xb1\xd8\xa7\xd9\x83", /* الغاء الاشتراك */
+    "\xd8\xa5\xd9\x84\xd8\xba\xd8\xa7\xd8\xa1", /* إلغاء */
+    "\xd8\xa7\xd9\x84\xd8\xba\xd8\xa7\xd8\xa1", /* الغاء */
+    "\xd8\xa3\xd9\x84\xd8\xba\xd9\x88\xd8\xa7 \xd8\xa7\xd8\xb4\xd8\xaa\xd8\xb1\xd8\xa7\xd9\x83\xd9\x8a", /* ألغوا اشتراكي */
+    "\xd8\xa3\xd8\xb2\xd9\x84\xd9\x86\xd9\x8a", /* أزلني */
+    "\xd8\xa7\xd8\xad\xd8\xb0\xd9\x81\xd9\x86\xd9\x8a", /* احذفني */
+    "\xd8\xaa\xd9\x88\xd9\x82\xd9\x81", /* توقف */
+};
+
+/* Polite words around the request, dropped before comparing. */
+static const char *const unsub_polite[] = {
+    "please", "pls", "plz", "thanks", "thank you", "kindly", "bitte",
+    "danke", "por favor", "gracias", "merci", "svp",
+    "s il vous pla\xc3\xaet", "pros\xc3\xadm", "palun", "ait\xc3\xa4h",
+    "\xd0\xbf\xd0\xbe\xd0\xb6\xd0\xb0\xd0\xbb\xd1\x83\xd0\xb9\xd1\x81\xd1\x82\xd0\xb0", /* пожалуйста */
+    "\xd1\x81\xd0\xbf\xd0\xb0\xd1\x81\xd0\xb8\xd0\xb1\xd0\xbe", /* спасибо */
+    "\xd0\xb1\xd1\x83\xd0\xb4\xd1\x8c \xd0\xbb\xd0\xb0\xd1\x81\xd0\xba\xd0\xb0", /* будь ласка */
+    "\xd0\xb4\xd1\x8f\xd0\xba\xd1\x83\xd1\x8e", /* дякую */
+    "\xd9\x85\xd9\x86 \xd9\x81\xd8\xb6\xd9\x84\xd9\x83", /* من فضلك */
+    "\xd8\xb4\xd9\x83\xd8\xb1\xd8\xa7", /* شكرا */
+};
+
+/* Longest text looked at: a request is a few words. */
+enum { UNSUB_MAX = 96 };
+
+/* s[0..n) lowercased (ASCII, Latin-1 letters, Cyrillic) with punctuation
+ * made blanks and blanks collapsed, into out[UNSUB_MAX + 1]; 0 when
+ * longer than that. */
+static int unsub_norm(const char *s, size_t n, char *out)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		unsigned char d = i + 1 < n ? (unsigned char)s[i + 1] : 0;
+
+		if (c < 0x80) {
+			if (isalnum(c))
+				c = (unsigned char)tolower(c);
+			else
+				c = ' ';
+			if (c == ' ' && (o == 0 || out[o - 1] == ' '))
+				continue;
+			if (o >= UNSUB_MAX)
+				return 0;
+			out[o++] = (char)c;
+			continue;
+		}
+		if (c == 0xc2 && (d == 0xab || d == 0xbb || d == 0xa0 ||
+		                  d == 0xa1 || d == 0xbf)) {
+			/* « » nbsp ¡ ¿ */
+			if (o > 0 && out[o - 1] != ' ' && o < UNSUB_MAX)
+				out[o++] = ' ';
+			i++;
+			continue;
+		}
+		if (c == 0xd8 && (d == 0x8c || d == 0x9f)) {
+			/* Arabic comma and question mark */
+			if (o > 0 && out[o - 1] != ' ' && o < UNSUB_MAX)
+				out[o++] = ' ';
+			i++;
+			continue;
+		}
+		if (o + 2 > UNSUB_MAX)
+			return 0;
+		if (d != 0 && c == 0xc3 && d >= 0x80 && d <= 0x9e && d != 0x97)
+			d = (unsigned char)(d + 0x20); /* À..Þ */
+		else if (c == 0xd0 && d >= 0x90 && d <= 0x9f)
+			d = (unsigned char)(d + 0x20); /* А..П */
+		else if (c == 0xd0 && d >= 0xa0 && d <= 0xaf) {
+			c = 0xd1; /* Р..Я */
+			d = (unsigned char)(d - 0x20);
+		} else if (c == 0xd0 && d >= 0x80 && d <= 0x8f) {
+			c = 0xd1; /* Ѐ..Џ (Ё, Є, І, Ї) */
+			d = (unsigned char)(d + 0x10);
+		} else if (c == 0xd2 && d == 0x90)
+			d = 0x91; /* Ґ */
+		out[o++] = (char)c;
+		if (d != 0) {
+			out[o++] = (char)d;
+			i++;
+		}
+	}
+	while (o > 0 && out[o - 1] == ' ')
+		o--;
+	out[o] = '\0';
+	return 1;
+}
+
+/* Whether the text is, alone, a request to be unsubscribed. */
+static int is_unsub_text(const char *s, size_t n)
+{
+	char buf[UNSUB_MAX + 1];
+	char *p = buf;
+	size_t len;
+	int changed;
+
+	if (n > 4 * UNSUB_MAX || !unsub_norm(s, n, buf))
+		return 0;
+	do {
+		changed = 0;
+		len = strlen(p);
+		for (size_t i = 0;
+		     i < sizeof unsub_polite / sizeof unsub_polite[0]; i++) {
+			size_t k = strlen(unsub_polite[i]);
+
+			if (len > k && strncmp(p, unsub_polite[i], k) == 0 &&
+			    p[k] == ' ') {
+				p += k + 1;
+				changed = 1;
+				break;
+			}
+			if (len > k && strcmp(p + len - k, unsub_polite[i]) == 0 &&
+			    p[len - k - 1] == ' ') {
+				p[len - k - 1] = '\0';
+				changed = 1;
+				break;
+			}
+		}
+	} while (changed);
+	for (size_t i = 0; i < sizeof unsub_phrases / sizeof unsub_phrases[0];
+	     i++)
+		if (strcmp(p, unsub_phrases[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* A subject without its reply and forward prefixes. */
+static const char *subject_core(const char *s)
+{
+	static const char *const prefixes[] = {
+	    "re:", "aw:", "fw:", "fwd:", "wg:", "sv:", "odp:", "tr:",
+	    "\xd0\xbe\xd1\x82\xd0\xb2\xd0\xb5\xd1\x82:", /* ответ: */
+	    "\xd0\xb2\xd1\x96\xd0\xb4\xd0\xbf\xd0\xbe\xd0\xb2\xd1\x96\xd0\xb4\xd1\x8c:", /* відповідь: */
+	    "\xd8\xb1\xd8\xaf:", /* رد: */
+	};
+	int again = 1;
+
+	while (again) {
+		again = 0;
+		while (*s == ' ' || *s == '\t')
+			s++;
+		for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0];
+		     i++) {
+			size_t k = strlen(prefixes[i]);
+
+			if (strncasecmp(s, prefixes[i], k) == 0) {
+				s += k;
+				again = 1;
+			}
+		}
+	}
+	return s;
+}
+
+/* Whether a reply asks to be unsubscribed: its decoded subject, or its
+ * first line of its own (not quoted) text, is such a request. */
+static int is_unsubscribe(const char *subj, const char *text, size_t ntext)
+{
+	const char *p = text, *end = text + ntext;
+
+	if (subj != NULL) {
+		const char *c = subject_core(subj);
+
+		if (is_unsub_text(c, strlen(c)))
+			return 1;
+	}
+	while (p != NULL && p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *q = p;
+
+		if (nl == NULL)
+			nl = end;
+		while (q < nl && (*q == ' ' || *q == '\t' || *q == '\r'))
+			q++;
+		if (q < nl && *q != '>') {
+			const char *e = nl;
+
+			while (e > q && (e[-1] == '\r' || e[-1] == ' '))
+				e--;
+			return is_unsub_text(q, (size_t)(e - q));
+		}
+		p = nl + 1;
+	}
+	return 0;
+}
+
+/* The Message-ID this message answers (In-Reply-To, else References),
+ * preferring one of herald's form (32 hex digits before the @). */
+static char *replied_id(struct mailimf_fields *top, int *oom)
+{
+	static const int types[] = {MAILIMF_FIELD_IN_REPLY_TO,
+	                            MAILIMF_FIELD_REFERENCES};
+	const char *best = NULL, *any = NULL;
+
+	for (size_t t = 0; t < 2 && best == NULL; t++) {
+		struct mailimf_field *fl = field_typed(top, types[t]);
+		clist *l;
+
+		if (fl == NULL)
+			continue;
+		l = t == 0 ? fl->fld_data.fld_in_reply_to->mid_list
+		           : fl->fld_data.fld_references->mid_list;
+		for (clistiter *it = l ? clist_begin(l) : NULL; it != NULL;
+		     it = clist_next(it)) {
+			const char *id = clist_content(it);
+			size_t h = 0;
+
+			if (id == NULL)
+				continue;
+			while (isxdigit((unsigned char)id[h]))
+				h++;
+			if (h == 32 && id[h] == '@') {
+				best = id;
+				break;
+			}
+			if (any == NULL || t == 1)
+				any = id; /* References: the last is the parent */
+		}
+		if (any != NULL && t == 0)
+			break;
+	}
+	return dup_or_oom(best != NULL ? best : any, oom);
+}
+
+/* A header value decoded from RFC 2047 to UTF-8; NULL on failure. */
+static char *decode_header(const char *v)
+{
+	size_t idx = 0;
+	char *out = NULL;
+
+	if (v == NULL ||
+	    mailmime_encoded_phrase_parse("utf-8", v, strlen(v), &idx, "utf-8",
+	                                  &out) != MAILIMF_NO_ERROR)
+		return NULL;
+	return out;
+}
+
+/* ---- classification ---- */
+
+/* What the top-level header says about the message. */
+struct head {
+	const char *subj;  /* raw */
+	char *subj_dec;    /* decoded, owned, or NULL */
+	const char *from;  /* address, or NULL */
+	const char *fname; /* display name, or NULL */
+	char *from_raw;    /* the field when it did not parse, owned */
+	const char *to;
+	const char *ofrom; /* the original's From */
+	const char *oto;   /* the original's To */
+	int strong;        /* sure to be from a mail system */
+};
+
+static void head_read(struct head *h, struct mailimf_fields *top,
+                      struct mailimf_fields *orig, int *oom)
+{
+	struct mailimf_field *fl;
+
+	fl = field_typed(top, MAILIMF_FIELD_SUBJECT);
+	if (fl != NULL)
+		h->subj = fl->fld_data.fld_subject->sbj_value;
+	if (h->subj != NULL)
+		h->subj_dec = decode_header(h->subj);
+	fl = field_typed(top, MAILIMF_FIELD_FROM);
+	if (fl != NULL && fl->fld_data.fld_from->frm_mb_list != NULL &&
+	    fl->fld_data.fld_from->frm_mb_list->mb_list != NULL &&
+	    clist_begin(fl->fld_data.fld_from->frm_mb_list->mb_list) != NULL) {
+		struct mailimf_mailbox *mb = clist_content(
+		    clist_begin(fl->fld_data.fld_from->frm_mb_list->mb_list));
+
+		h->from = mb->mb_addr_spec;
+		h->fname = mb->mb_display_name;
+	} else {
+		h->from_raw = field_get(top, "From", oom);
+	}
+	fl = field_typed(top, MAILIMF_FIELD_TO);
+	if (fl != NULL)
+		h->to = first_addr(fl->fld_data.fld_to->to_addr_list);
+	h->ofrom = from_addr(orig);
+	fl = field_typed(orig, MAILIMF_FIELD_TO);
+	if (fl != NULL)
+		h->oto = first_addr(fl->fld_data.fld_to->to_addr_list);
+}
+
+static int head_is_daemon(const struct head *h)
+{
+	return is_daemon(h->from) || is_daemon(h->fname) ||
+	       is_daemon(h->from_raw);
+}
+
+static int head_subject_has(const struct head *h, const char *const *list,
+                            size_t n)
+{
+	return (h->subj != NULL && subject_has(h->subj, list, n)) ||
+	       (h->subj_dec != NULL && subject_has(h->subj_dec, list, n));
+}
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ARF, or a complaint in the form some services send without it. */
+static int classify_complaint(struct bounce_event *ev, struct scan *sc,
+                              struct mailimf_fields *orig,
+                              const struct head *h, int *oom)
+{
+	char *v;
+
+	if (sc->arf == NULL && !sc->report_arf &&
+	    !(h->subj != NULL &&
+	      ci_find(h->subj, "complaint about message from") != NULL))
+		return 0;
+	ev->kind = BOUNCE_COMPLAINT;
+	if (sc->arf != NULL) {
+		struct mailimf_fields *f = NULL;
+
+		if (parse_fields(sc->arf, sc->narf, &f) == 0) {
+			ev->feedback_type = field_get(f, "Feedback-Type", oom);
+			v = field_get(f, "Original-Rcpt-To", oom);
+			if (v == NULL && !*oom)
+				v = field_get(f, "Removal-Recipient", oom);
+			mailimf_fields_free(f);
+			if (v != NULL) {
+				char *a = addr_from(v, oom);
+
+				free(v);
+				if (a != NULL && rcpt_add(ev, a) < 0)
+					*oom = 1;
+			}
+		}
+	}
+	if (ev->nrcpt == 0 && orig != NULL && !*oom) {
+		v = field_get(orig, "X-HmXmrOriginalRecipient", oom);
+		if (v != NULL) {
+			char *a = addr_from(v, oom);
+
+			free(v);
+			if (a != NULL && rcpt_add(ev, a) < 0)
+				*oom = 1;
+		}
+	}
+	if (ev->nrcpt == 0 && h->oto != NULL && !*oom) {
+		char *c = addr_from(h->oto, oom);
+
+		if (c != NULL && rcpt_add(ev, c) < 0)
+			*oom = 1;
+	}
+	for (size_t i = 0; i < ev->nrcpt; i++) {
+		ev->rcpt[i].reason = "feedback";
+		ev->rcpt[i].hard = -1;
+	}
+	return 1;
+}
+
+static int is_autoreply(struct mailimf_fields *top, const struct head *h,
+                        int *oom)
+{
+	int yes = 0;
+	char *v = field_get(top, "Auto-Submitted", oom);
+
+	if (v != NULL && ci_find(v, "auto-replied") != NULL)
+		yes = 1;
+	free(v);
+	if ((v = field_get(top, "X-Autoreply", oom)) != NULL)
+		yes = 1;
+	free(v);
+	if ((v = field_get(top, "X-Autorespond", oom)) != NULL)
+		yes = 1;
+	free(v);
+	if (head_subject_has(h, autoreply_subjects, NELEM(autoreply_subjects)))
+		yes = 1;
+	return yes && !head_is_daemon(h) &&
+	       !(head_subject_has(h, failure_subjects, NELEM(failure_subjects)) &&
+	         !(h->subj != NULL && ci_find(h->subj, "auto")));
+}
+
+/* Phrases of a text that only a mail system writes to the sender of a
+ * failed message. */
+static const char *const bounce_texts[] = {
+    "could not be delivered to",
+    "couldn't be delivered to",
+    "following addresses had",
+    "following recipients failed",
+    "following recipient(s) failed",
+    "delivery to the following recipient",
+    "permanent fatal errors",
+    "this is the mail system at host",
+    "did not reach the following recipient",
+    "wasn't able to deliver your message",
+    "unable to deliver message to",
+    "unable to deliver your message",
+    "message could not be delivered",
+    "message was not delivered",
+    "delivery has failed to these recipients",
+    "recipients returned permanent errors",
+    "error message below",
+    "delivery status notification",
+    "this is the qmail-send program",
+    "mail delivery failed",
+};
+
+/* ---- Amazon SES notifications (JSON, as SNS mails them) ---- */
+
+/* The string value of "key" at or after s (before end), unescaped
+ * quotes tolerated ("key":"v" or \"key\":\"v\"), into a new string; NULL
+ * if none. *at is set past the value. Sets *oom on out-of-memory. */
+static char *json_value(const char *s, const char *end, const char *key,
+                        const char **at, int *oom)
+{
+	size_t k = strlen(key);
+
+	for (const char *p = s; p != NULL && p + k < end;
+	     p = memchr(p + 1, key[0], (size_t)(end - p - 1))) {
+		const char *v = p + k, *e;
+
+		if (memcmp(p, key, k) != 0 || (p > s && isalnum((unsigned char)p[-1])))
+			continue;
+		while (v < end && (*v == '\\' || *v == '"' || *v == ' ' ||
+		                   *v == ':'))
+			v++;
+		for (e = v; e < end && *e != '"' && *e != '\\' && *e != '\n';
+		     e++)
+			;
+		if (e - v > BOUNCE_MAX_VALUE)
+			return NULL;
+		*at = e;
+		{
+			char *r = xstrndup(v, (size_t)(e - v));
+
+			if (r == NULL)
+				*oom = 1;
+			return r;
+		}
+	}
+	return NULL;
+}
+
+/* A bounce or complaint notification of Amazon SES in the text: 1 when
+ * it was one (ev filled), 0 when not. */
+static int classify_ses(struct bounce_event *ev, const char *text, size_t n,
+                        int *oom)
+{
+	const char *end = text + n, *at = text, *list;
+	char *type = json_value(text, end, "notificationType", &at, oom);
+	int complaint;
+
+	if (type == NULL)
+		return 0;
+	complaint = strcmp(type, "Complaint") == 0;
+	if (!complaint && strcmp(type, "Bounce") != 0) {
+		free(type);
+		return 0;
+	}
+	free(type);
+	list = memmem(at, (size_t)(end - at),
+	              complaint ? "complainedRecipients" : "bouncedRecipients",
+	              complaint ? 20 : 17);
+	if (list == NULL)
+		return 0;
+	ev->kind = complaint ? BOUNCE_COMPLAINT : BOUNCE_DSN;
+	if (complaint)
+		ev->feedback_type =
+		    json_value(at, end, "complaintFeedbackType", &at, oom);
+	at = list;
+	for (;;) {
+		const char *next = at, *close;
+		char *v = json_value(at, end, "emailAddress", &next, oom);
+		char *a;
+		struct bounce_rcpt *r;
+		int added;
+
+		if (v == NULL)
+			break;
+		/* the recipient's object ends at the next '}' */
+		close = memchr(next, '}', (size_t)(end - next));
+		if (close == NULL)
+			close = end;
+		a = addr_from(v, oom);
+		free(v);
+		at = close;
+		if (a == NULL)
+			continue;
+		if ((added = rcpt_add(ev, a)) < 0) {
+			*oom = 1;
+			break;
+		}
+		if (added == 0)
+			continue;
+		r = &ev->rcpt[ev->nrcpt - 1];
+		if (complaint) {
+			r->reason = "feedback";
+			continue;
+		}
+		r->action = json_value(next, close, "action", &next, oom);
+		v = json_value(next, close, "status", &next, oom);
+		if (v != NULL)
+			find_status(v, r->status);
+		free(v);
+		v = json_value(next, close, "diagnosticCode", &next, oom);
+		if (v != NULL) {
+			const char *c = strchr(v, ';');
+
+			r->diagnostic = clean_value(c != NULL ? c + 1 : v);
+			if (r->diagnostic == NULL)
+				*oom = 1;
+			free(v);
+		}
+	}
+	return 1;
+}
+
 /* Fill ev from the parsed message; -1 on out-of-memory. */
 static int classify(struct bounce_event *ev, struct mailimf_fields *top,
                     struct scan *sc)
 {
 	struct mailimf_fields *orig = NULL;
-	struct mailimf_field *fl;
-	const char *subj = NULL, *from = from_addr(top), *ofrom = NULL;
+	struct head h = {0};
+	struct selves self = {{0}};
+	size_t cut = sc->ntext;
 	char *v;
-	int oom = 0, autoreply = 0;
-
-	fl = field_typed(top, MAILIMF_FIELD_SUBJECT);
-	if (fl != NULL)
-		subj = fl->fld_data.fld_subject->sbj_value;
+	int oom = 0, weak = 0;
 
 	ev->verp_to = field_get(top, "Delivered-To", &oom);
 	if (ev->verp_to == NULL && !oom)
 		ev->verp_to = field_get(top, "X-Original-To", &oom);
 	if (ev->verp_to == NULL && !oom) {
-		fl = field_typed(top, MAILIMF_FIELD_TO);
+		struct mailimf_field *fl = field_typed(top, MAILIMF_FIELD_TO);
+
 		if (fl != NULL)
 			ev->verp_to = dup_or_oom(
 			    first_addr(fl->fld_data.fld_to->to_addr_list),
@@ -1138,84 +2267,65 @@ static int classify(struct bounce_event *ev, struct mailimf_fields *top,
 		ev->verp_to = v;
 	}
 
+	if (sc->text != NULL)
+		cut = text_cut(sc->text, sc->ntext);
+	if (sc->orig == NULL && sc->text != NULL)
+		sc->orig = text_original(sc->text, sc->ntext, cut, &sc->norig,
+		                         &oom);
 	if (sc->orig != NULL && parse_fields(sc->orig, sc->norig, &orig) == 0) {
-		fl = field_typed(orig, MAILIMF_FIELD_MESSAGE_ID);
+		struct mailimf_field *fl =
+		    field_typed(orig, MAILIMF_FIELD_MESSAGE_ID);
+
 		if (fl != NULL)
 			ev->message_id = dup_or_oom(
 			    fl->fld_data.fld_message_id->mid_value, &oom);
-		ofrom = from_addr(orig);
 	}
+	head_read(&h, top, orig, &oom);
+	self.a[0] = ev->verp_to;
+	self.a[1] = h.from;
+	self.a[2] = h.to;
+	self.a[3] = h.ofrom;
 
-	if (sc->arf != NULL || sc->report_arf) {
-		struct mailimf_fields *f = NULL;
-
-		ev->kind = BOUNCE_COMPLAINT;
-		if (sc->arf != NULL &&
-		    parse_fields(sc->arf, sc->narf, &f) == 0) {
-			ev->feedback_type = field_get(f, "Feedback-Type", &oom);
-			v = field_get(f, "Original-Rcpt-To", &oom);
-			if (v == NULL && !oom)
-				v = field_get(f, "Removal-Recipient", &oom);
-			mailimf_fields_free(f);
-			if (v != NULL) {
-				char *a = addr_from(v, &oom);
-
-				free(v);
-				if (a != NULL && rcpt_add(ev, a) < 0)
-					oom = 1;
-			}
-		}
-		if (ev->nrcpt == 0 && orig != NULL && !oom) {
-			fl = field_typed(orig, MAILIMF_FIELD_TO);
-			if (fl != NULL) {
-				const char *a = first_addr(
-				    fl->fld_data.fld_to->to_addr_list);
-				char *c = a ? addr_from(a, &oom) : NULL;
-
-				if (c != NULL && rcpt_add(ev, c) < 0)
-					oom = 1;
-			}
-		}
-		for (size_t i = 0; i < ev->nrcpt; i++) {
-			ev->rcpt[i].reason = "feedback";
-			ev->rcpt[i].hard = -1;
-		}
+	if (classify_complaint(ev, sc, orig, &h, &oom))
 		goto done;
-	}
 
+	if (sc->dsn == NULL && sc->text != NULL &&
+	    classify_ses(ev, sc->text, sc->ntext, &oom)) {
+		if (ev->kind == BOUNCE_COMPLAINT)
+			goto done;
+		goto rcpts;
+	}
 	if (sc->dsn != NULL && dsn_parse(ev, sc->dsn, sc->ndsn) < 0)
 		oom = 1;
+	/* a report pasted into the text */
+	if (ev->nrcpt == 0 && sc->text != NULL && !oom) {
+		const char *f = ci_find(sc->text, "\nFinal-Recipient:");
+
+		if (f != NULL &&
+		    dsn_parse(ev, f + 1,
+		              sc->ntext - (size_t)(f + 1 - sc->text)) < 0)
+			oom = 1;
+	}
 	if (ev->nrcpt > 0) {
 		ev->kind = BOUNCE_DSN;
-		goto done;
+		if (sc->text != NULL && !oom &&
+		    text_rcpts(ev, sc->text, cut, &self, 1) < 0)
+			oom = 1;
+		goto rcpts;
 	}
 
-	/* Auto-replies before the text scan: their text quotes addresses. */
 	v = field_get(top, "Auto-Submitted", &oom);
-	if (v != NULL && ci_find(v, "auto-replied") != NULL && !is_daemon(from))
-		autoreply = 1;
+	h.strong = sc->report_dsn || head_is_daemon(&h) ||
+	           head_subject_has(&h, failure_subjects,
+	                            NELEM(failure_subjects)) ||
+	           (v != NULL && ci_find(v, "failure") != NULL);
 	free(v);
-	v = field_get(top, "X-Autoreply", &oom);
-	if (v != NULL)
-		autoreply = 1;
-	free(v);
-	v = field_get(top, "X-Autorespond", &oom);
-	if (v != NULL)
-		autoreply = 1;
-	free(v);
-	if (subj != NULL && subject_has(subj, autoreply_subjects,
-	                                sizeof autoreply_subjects /
-	                                    sizeof autoreply_subjects[0]))
-		autoreply = 1;
-	if (autoreply && !is_daemon(from) &&
-	    !(subj != NULL &&
-	      subject_has(subj, failure_subjects,
-	                  sizeof failure_subjects /
-	                      sizeof failure_subjects[0]) &&
-	      !ci_find(subj, "auto"))) {
+
+	/* Auto-replies before the text scan: their text quotes addresses. */
+	if (!h.strong && is_autoreply(top, &h, &oom)) {
 		ev->kind = BOUNCE_AUTOREPLY;
-		if (from != NULL) {
-			char *a = addr_from(from, &oom);
+		if (h.from != NULL) {
+			char *a = addr_from(h.from, &oom);
 
 			if (a != NULL && rcpt_add(ev, a) < 0)
 				oom = 1;
@@ -1224,85 +2334,121 @@ static int classify(struct bounce_event *ev, struct mailimf_fields *top,
 				ev->rcpt[0].hard = -1;
 			}
 		}
+		if (ev->message_id == NULL)
+			ev->message_id = replied_id(top, &oom);
 		goto done;
 	}
 
 	/* Non-standard bounces. */
-	{
-		int looks = sc->report_dsn || is_daemon(from) ||
-		            (subj != NULL &&
-		             subject_has(subj, failure_subjects,
-		                         sizeof failure_subjects /
-		                             sizeof failure_subjects[0]));
+	v = field_get(top, "X-Failed-Recipients", &oom);
+	if (v != NULL) {
+		char *save = NULL;
 
-		if (!looks)
-			goto done;
-		v = field_get(top, "X-Failed-Recipients", &oom);
-		if (v != NULL) {
-			char *save = NULL;
+		h.strong = 1;
+		for (char *t = strtok_r(v, ", ", &save); t != NULL;
+		     t = strtok_r(NULL, ", ", &save)) {
+			char *a = addr_from(t, &oom);
 
-			for (char *t = strtok_r(v, ", ", &save); t != NULL;
-			     t = strtok_r(NULL, ", ", &save)) {
-				char *a = addr_from(t, &oom);
+			if (a != NULL && rcpt_add(ev, a) < 0)
+				oom = 1;
+		}
+		free(v);
+	}
+	if (sc->text != NULL && !h.strong) {
+		char *head = xstrndup(sc->text, cut);
+
+		if (head == NULL) {
+			oom = 1;
+		} else {
+			for (size_t i = 0; i < NELEM(bounce_texts) && !weak;
+			     i++)
+				weak = ci_find(head, bounce_texts[i]) != NULL;
+			free(head);
+		}
+	}
+	if (!h.strong && !weak) {
+		if (sc->text != NULL &&
+		    is_unsubscribe(h.subj_dec != NULL ? h.subj_dec : h.subj,
+		                   sc->text, sc->nfirst)) {
+			ev->kind = BOUNCE_UNSUBSCRIBE;
+			if (h.from != NULL) {
+				char *a = addr_from(h.from, &oom);
 
 				if (a != NULL && rcpt_add(ev, a) < 0)
 					oom = 1;
 			}
-			free(v);
+			for (size_t i = 0; i < ev->nrcpt; i++)
+				ev->rcpt[i].reason = "unsubscribe";
+			free(ev->message_id);
+			ev->message_id = replied_id(top, &oom);
 		}
-		if (sc->text != NULL && !oom) {
-			if (ev->nrcpt > 0) {
-				/* Known recipients: only their diagnostics. */
-				struct bounce_event tmp = {0};
+		goto done;
+	}
+	if (sc->text != NULL && !oom &&
+	    text_rcpts(ev, sc->text, cut, &self, ev->nrcpt > 0) < 0)
+		oom = 1;
+	/* A mail system's report naming nobody in a form we know: the
+	 * returned original says whom it was for (herald sends one
+	 * recipient per message). */
+	if (ev->nrcpt == 0 && h.strong && h.oto != NULL && !oom) {
+		char *a = addr_from(h.oto, &oom);
 
-				if (text_rcpts(&tmp, sc->text, ev->verp_to,
-				               ofrom) < 0)
-					oom = 1;
-				for (size_t i = 0; i < ev->nrcpt; i++) {
-					for (size_t j = 0; j < tmp.nrcpt; j++)
-						if (strcmp(
-						        tmp.rcpt[j].address,
-						        ev->rcpt[i].address) ==
-						    0) {
-							ev->rcpt[i].diagnostic =
-							    tmp.rcpt[j]
-							        .diagnostic;
-							tmp.rcpt[j].diagnostic =
-							    NULL;
-						}
-					if (ev->rcpt[i].diagnostic == NULL)
-						ev->rcpt[i].diagnostic =
-						    dup_or_oom(sc->text, &oom);
-					if (ev->rcpt[i].diagnostic != NULL &&
-					    strlen(ev->rcpt[i].diagnostic) >
-					        BOUNCE_DIAG_WINDOW) {
-						char *c = clean_value(
-						    ev->rcpt[i].diagnostic);
-						free(ev->rcpt[i].diagnostic);
-						ev->rcpt[i].diagnostic = c;
-					}
-				}
-				bounce_event_free(&tmp);
-			} else if (text_rcpts(ev, sc->text, ev->verp_to,
-			                      ofrom) < 0) {
+		if (a != NULL && is_self(&self, a))
+			free(a);
+		else if (a != NULL && rcpt_add(ev, a) < 0)
+			oom = 1;
+	}
+	if (ev->nrcpt > 0)
+		ev->kind = BOUNCE_DSN;
+rcpts:
+	for (size_t i = 0; i < ev->nrcpt && !oom; i++) {
+		struct bounce_rcpt *r = &ev->rcpt[i];
+
+		/* no explanation of its own: the text's */
+		if (r->diagnostic == NULL && sc->text != NULL) {
+			char *c = xstrndup(sc->text, cut < BOUNCE_DIAG_WINDOW
+			                                 ? cut
+			                                 : BOUNCE_DIAG_WINDOW);
+
+			r->diagnostic = c != NULL ? clean_value(c) : NULL;
+			free(c);
+			if (r->diagnostic == NULL)
 				oom = 1;
-			}
 		}
-		for (size_t i = 0; i < ev->nrcpt; i++)
-			rcpt_classify(&ev->rcpt[i]);
-		if (ev->nrcpt > 0)
-			ev->kind = BOUNCE_DSN;
+		rcpt_classify(r);
 	}
 done:
 	if (orig != NULL)
 		mailimf_fields_free(orig);
+	free(h.subj_dec);
+	free(h.from_raw);
 	return oom ? -1 : 0;
+}
+
+/* Whether the message is a multipart whose boundary never occurs in it
+ * (libetpan then sees only the preamble). */
+static int boundary_missing(struct mailmime *mime, const char *buf, size_t n)
+{
+	struct mailmime *m;
+	const char *b, *body;
+
+	if (mime == NULL || mime->mm_type != MAILMIME_MESSAGE)
+		return 0;
+	m = mime->mm_data.mm_message.mm_msg_mime;
+	if (m == NULL || m->mm_type != MAILMIME_MULTIPLE)
+		return 0;
+	b = ct_param(m, "boundary");
+	body = memmem(buf, n, "\r\n\r\n", 4);
+	if (b == NULL || b[0] == '\0' || body == NULL)
+		return 0;
+	return memmem(body, n - (size_t)(body - buf), b, strlen(b)) == NULL;
 }
 
 int bounce_parse(const char *msg, size_t len, struct bounce_event *ev,
                  struct diag *d)
 {
 	struct mailmime *mime = NULL;
+	struct mailimf_fields *top = NULL, *own = NULL;
 	struct scan sc = {0};
 	size_t n = 0, idx = 0;
 	char *buf = NULL;
@@ -1320,22 +2466,34 @@ int bounce_parse(const char *msg, size_t len, struct bounce_event *ev,
 	buf = normalise(msg, len, &n);
 	if (buf == NULL)
 		goto oom;
-	if (n == 0 || mailmime_parse(buf, n, &idx, &mime) != MAILIMF_NO_ERROR) {
-		mime = NULL;
-		rc = 0; /* nothing usable: not a bounce */
+	if (n == 0) {
+		rc = 0; /* nothing: not a bounce */
 		goto out;
 	}
-	if (walk(mime, &sc, 0) < 0)
-		goto oom;
-	if (sc.text == NULL && mime->mm_type == MAILMIME_MESSAGE &&
-	    mime->mm_data.mm_message.mm_msg_mime == NULL &&
-	    text_append(&sc, buf, n) < 0)
-		goto oom;
-	if (classify(ev,
-	             mime->mm_type == MAILMIME_MESSAGE
-	                 ? mime->mm_data.mm_message.mm_fields
-	                 : NULL,
-	             &sc) < 0)
+	if (mailmime_parse(buf, n, &idx, &mime) == MAILIMF_NO_ERROR) {
+		if (walk(mime, &sc, 0) < 0)
+			goto oom;
+		if (mime->mm_type == MAILMIME_MESSAGE)
+			top = mime->mm_data.mm_message.mm_fields;
+	} else {
+		/* A structure libetpan refuses (a multipart whose boundary
+		 * never occurs): the header alone, the body as text. */
+		mime = NULL;
+		idx = 0;
+		if (mailimf_fields_parse(buf, n, &idx, &own) != MAILIMF_NO_ERROR)
+			own = NULL;
+		top = own;
+	}
+	if ((sc.text == NULL && sc.dsn == NULL && sc.arf == NULL) ||
+	    boundary_missing(mime, buf, n)) {
+		/* no body part libetpan could make sense of: the raw body */
+		const char *body = memmem(buf, n, "\r\n\r\n", 4);
+		size_t at = body != NULL ? (size_t)(body - buf) + 4 : n;
+
+		if (text_append(&sc, buf + at, n - at) < 0)
+			goto oom;
+	}
+	if (classify(ev, top, &sc) < 0)
 		goto oom;
 	rc = 0;
 	goto out;
@@ -1344,9 +2502,11 @@ oom:
 	bounce_event_free(ev);
 	rc = -1;
 out:
-	/* The tree points into buf: free it first. */
+	/* The trees point into buf: free them first. */
 	if (mime != NULL)
 		mailmime_free(mime);
+	if (own != NULL)
+		mailimf_fields_free(own);
 	free(buf);
 	free(sc.dsn);
 	free(sc.arf);

@@ -2,8 +2,8 @@
  * bounce_corpus — herald's bounce parser as a command, for the corpus test
  * (test_bounce_corpus.py). For each file named on the command line it
  * prints one JSON line: the file, whether herald saw a bounce, the kind,
- * the recipients, and the first recipient's status, reply code, reason and
- * hardness. An mbox file (first line "From ") is split into its messages;
+ * the recipients, and the first recipient's status, reply code, reason,
+ * hardness and diagnostic. An mbox file (first line "From ") is split into its messages;
  * the line then describes all of them: recipients are their union, the
  * rest comes from the first message that is a bounce.
  *
@@ -17,7 +17,8 @@
 #include "herald/bounce.h"
 #include "herald/diag.h"
 
-static const char *const kinds[] = {"none", "dsn", "complaint", "autoreply"};
+static const char *const kinds[] = {"none", "dsn", "complaint", "autoreply",
+                                    "unsubscribe"};
 
 static void json_str(const char *s)
 {
@@ -149,6 +150,8 @@ int main(int argc, char **argv)
 		json_str(keep.verp_to);
 		printf(", \"feedback_type\": ");
 		json_str(keep.feedback_type);
+		printf(", \"diagnostic\": ");
+		json_str(keep.nrcpt ? keep.rcpt[0].diagnostic : NULL);
 		printf("}\n");
 		free(addrs);
 		bounce_event_free(&keep);

@@ -3,26 +3,42 @@
 ../shared/bounces/expected.jsonl.
 
 Runs the bounce_corpus tool over every file the expected results name,
-prints one line per disagreement and the totals by field (is-bounce,
-recipients, status, reason, hard), and fails when the tool fails on any
-file (a sanitizer report, a refused message), when the corpus is missing,
-or when a total falls below its floor. The floors sit a little below what
-the parser achieves, so that a regression fails the test.
+prints one line per disagreement (-v) and the totals, and fails when
 
-"hard" is compared as herald uses it: expected true must be hard (1),
-expected false or null must not be (0 or -1); herald reports reasons
-about the sender's own reputation as neither (-1) where the corpus says
-false, so the exact three-way agreement is printed as well, without a
-floor.
+- the tool fails on any file (a crash, a sanitizer report, a refused
+  message), or the corpus is missing;
+- fewer than 95% of the bounce files (expected bounce true) yield ALL
+  their expected recipients (herald may find more);
+- fewer than 90% of the files with an expected hard/soft (not null) agree
+  on it: expected true must be hard (1), expected false must not be
+  (0, or -1: herald reports reasons about the sender's own reputation or
+  set-up as neither, and never suppresses for them);
+- any file in maildir/not/ is classified as a bounce;
+- a total falls below its floor. The floors sit a little below what the
+  parser achieves, so that a regression fails the test.
+
+Printed without a threshold of their own: the exact three-way hard
+agreement (true 1, false 0, null -1), and how many expected statuses are
+the corpus's pseudo-codes (X.0.9xx: the analyser that made the
+expectations invents them when a message has no enhanced status code;
+herald reports only codes found in the message, so it cannot agree on
+those by design).
 """
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 
-FLOORS = {"bounce": 490, "recipients": 497, "status": 383, "reason": 277,
-          "hard": 473}
+# Floors: a little below what the parser reaches (see the commit log).
+FLOORS = {"bounce": 555, "recipients": 560, "recipients_all": 556,
+          "status": 390, "reply": 348, "reason": 372, "hard": 495}
+RECIPIENTS_ALL_SHARE = 0.95
+HARD_SHARE = 0.90
+PSEUDO = re.compile(r"^[245]\.0\.9\d\d$")
+SANITIZER = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+             "runtime error:", "SUMMARY: UndefinedBehaviorSanitizer")
 
 
 def main():
@@ -48,8 +64,8 @@ def main():
     for i in range(0, len(paths), 50):
         batch = paths[i:i + 50]
         r = subprocess.run([args.tool] + batch, capture_output=True,
-                           text=True)
-        if r.returncode != 0:
+                           text=True, errors="replace")
+        if r.returncode != 0 or any(s in r.stderr for s in SANITIZER):
             print(f"FAIL: bounce_corpus exited {r.returncode} on "
                   f"{batch[0]} .. {batch[-1]}")
             print(r.stderr[-4000:])
@@ -58,7 +74,12 @@ def main():
             j = json.loads(line)
             got[j["file"]] = j
     n = len(expected)
-    ok = dict.fromkeys(list(FLOORS) + ["hard3"], 0)
+    keys = ["bounce", "recipients", "recipients_all", "status", "reply",
+            "reason", "hard", "hard3"]
+    ok = dict.fromkeys(keys, 0)
+    of = dict.fromkeys(keys, 0)
+    pseudo_want = pseudo_ok = 0
+    not_bounces = []
     for e, p in zip(expected, paths):
         g = got.get(p)
         if g is None:
@@ -67,25 +88,61 @@ def main():
             continue
         checks = {}
         checks["bounce"] = g["bounce"] == e["bounce"]
-        checks["recipients"] = (
-            {a.lower() for a in g["recipients"]} ==
-            {a.lower() for a in e.get("recipients", [])})
+        if e["file"].startswith("maildir/not/") and g["bounce"]:
+            not_bounces.append(e["file"])
+        want = {a.lower() for a in e.get("recipients", [])}
+        have = {a.lower() for a in g["recipients"]}
+        checks["recipients"] = want == have
+        if e["bounce"]:
+            checks["recipients_all"] = want <= have
         es = e.get("status")
-        checks["status"] = g["status"] == es
+        if es is not None:
+            checks["status"] = g["status"] == es
+            if PSEUDO.match(es):
+                pseudo_want += 1
+                pseudo_ok += checks["status"]
+        if e.get("reply") is not None:
+            checks["reply"] = g["code"] == int(e["reply"])
         er = e.get("reason")
         checks["reason"] = (g["reason"] == er) if e["bounce"] else (
             g["reason"] is None)
         eh = e.get("hard")
-        checks["hard"] = (g["hard"] == 1) == (eh is True)
-        checks["hard3"] = g["hard"] == {True: 1, False: 0, None: -1}[eh]
+        if eh is not None:
+            checks["hard"] = (g["hard"] == 1) == eh
+            checks["hard3"] = g["hard"] == (1 if eh else 0)
         for k, v in checks.items():
             ok[k] += v
-        bad = [k for k in FLOORS if not checks[k]]
+            of[k] += 1
+        bad = [k for k in checks if not checks[k] and k != "hard3"]
         if bad and args.verbose:
+            def show(k, src):
+                k = {"recipients_all": "recipients", "reply": "code"}.get(
+                    k, k)
+                if src is e and k == "code":
+                    k = "reply"
+                return src.get(k)
             print(f"{e['file']}: " + ", ".join(
-                f"{k} want {e.get(k)!r} got {g.get(k)!r}" for k in bad))
-    print(", ".join(f"{k} {ok[k]}/{n}" for k in FLOORS) +
-          f" (hard three-way {ok['hard3']}/{n})")
+                f"{k} want {show(k, e)!r} got {show(k, g)!r}"
+                for k in bad if k != "recipients_all"))
+    print(", ".join(f"{k} {ok[k]}/{of[k]}" for k in keys if k != "hard3"))
+    print(f"hard three-way (true 1, false 0): {ok['hard3']}/{of['hard3']}; "
+          f"recipients all found: {100 * ok['recipients_all'] / max(1, of['recipients_all']):.1f}% "
+          f"(need {100 * RECIPIENTS_ALL_SHARE:.0f}%); hard/soft: "
+          f"{100 * ok['hard'] / max(1, of['hard']):.1f}% "
+          f"(need {100 * HARD_SHARE:.0f}%)")
+    print(f"status: {pseudo_want} of the {of['status']} expected are "
+          f"pseudo-codes X.0.9xx ({pseudo_ok} agree); on the others "
+          f"{ok['status'] - pseudo_ok}/{of['status'] - pseudo_want}")
+    if ok["recipients_all"] < RECIPIENTS_ALL_SHARE * of["recipients_all"]:
+        print("FAIL: fewer than 95% of the bounces yield all their "
+              "recipients")
+        failed = True
+    if ok["hard"] < HARD_SHARE * of["hard"]:
+        print("FAIL: hard/soft agreement below 90%")
+        failed = True
+    for f in not_bounces:
+        print(f"FAIL: {f} is not a bounce but was classified as one")
+        failed = True
     for k, floor in FLOORS.items():
         if ok[k] < floor:
             print(f"FAIL: {k} {ok[k]} below floor {floor}")

@@ -14,7 +14,7 @@
  *
  * Memory: library code, returns errors instead of aborting on
  * out-of-memory. Every string in a bounce_event is owned by the event
- * except bounce_rcpt.reason, which points to static storage.
+ * except bounce_rcpt.reason and .command, which point to static storage.
  */
 #ifndef HERALD_BOUNCE_H
 #define HERALD_BOUNCE_H
@@ -31,6 +31,7 @@ enum bounce_kind {
 	BOUNCE_DSN,       /* delivery status, standard or not */
 	BOUNCE_COMPLAINT, /* ARF feedback report */
 	BOUNCE_AUTOREPLY, /* vacation / out of office */
+	BOUNCE_UNSUBSCRIBE, /* a reply asking to be left alone */
 };
 
 struct bounce_rcpt {
@@ -42,6 +43,9 @@ struct bounce_rcpt {
 	char *remote_mta;   /* "dns;" stripped, or NULL */
 	const char *reason; /* bounce_reason() vocabulary, static */
 	int hard;           /* 1 hard, 0 soft, -1 neither */
+	/* The SMTP command the remote server refused ("RCPT", "DATA",
+	 * "MAIL"), static, or NULL when the report does not say. */
+	const char *command;
 };
 
 struct bounce_event {
