@@ -2,12 +2,15 @@
  * bounce tests: messages built inline — a standard DSN (with folded
  * fields), an ARF complaint, an auto-reply, a human reply, CR-only and
  * LF-only line ends, a leading mbox "From " line, a message one byte over
- * the size limit, garbage — and the reason classifier and its hardness.
+ * the size limit, garbage — the reason classifier and its hardness,
+ * replies asking to be unsubscribed (and those that do not), refusals at
+ * DATA and MAIL FROM, and a text bounce naming thousands of addresses.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -339,6 +342,175 @@ static void test_garbage(void **state)
 	diag_clear(&d);
 }
 
+/* kind and message_id of one message given inline */
+static enum bounce_kind kind_of(const char *m, char **mid)
+{
+	struct bounce_event ev;
+	struct diag d = {0};
+	enum bounce_kind k;
+
+	assert_int_equal(bounce_parse(m, strlen(m), &ev, &d), 0);
+	k = ev.kind;
+	if (mid != NULL)
+		*mid = ev.message_id != NULL ? strdup(ev.message_id) : NULL;
+	if (k == BOUNCE_UNSUBSCRIBE) {
+		assert_int_equal(ev.nrcpt, 1);
+		assert_string_equal(ev.rcpt[0].address, "jane@example.com");
+		assert_int_equal(ev.rcpt[0].hard, -1);
+	}
+	bounce_event_free(&ev);
+	diag_clear(&d);
+	return k;
+}
+
+#define REPLY_HEAD                                                             \
+	"From: Jane <jane@example.com>\n"                                      \
+	"To: news+unsubscribe@news.example.org\n"                              \
+	"In-Reply-To: <0123456789abcdef0123456789abcdef@news.example.org>\n"   \
+	"References: <x@elsewhere> "                                           \
+	"<0123456789abcdef0123456789abcdef@news.example.org>\n"
+
+static void test_unsubscribe(void **state)
+{
+	/* the subject alone, in the languages herald writes and its
+	 * journalists reply in; RFC 2047 encoded or not */
+	static const char *const subjects[] = {
+	    "Unsubscribe",
+	    "RE: unsubscribe me please",
+	    "Remove me!",
+	    "STOP",
+	    "=?UTF-8?B?0J7RgtC/0LjRiNC40YLQtSDQvNC10L3Rjw==?=", /* Отпишите меня */
+	    "=?UTF-8?B?0JLRltC00L/QuNGI0ZbRgtGMINC80LXQvdC1?=", /* Відпишіть мене */
+	    "Re: Darme de baja, por favor",
+	    "=?UTF-8?Q?D=C3=A9sabonnez-moi?=",
+	    "=?UTF-8?B?2KXZhNi62KfYoSDYp9mE2KfYtNiq2LHYp9mD?=", /* إلغاء الاشتراك */
+	    "Abmelden bitte",
+	};
+	char m[1024], *mid = NULL;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof subjects / sizeof subjects[0]; i++) {
+		snprintf(m, sizeof m,
+		         REPLY_HEAD "Subject: %s\n\nSent from my phone\n",
+		         subjects[i]);
+		assert_int_equal(kind_of(m, &mid), BOUNCE_UNSUBSCRIBE);
+		assert_non_null(mid);
+		/* herald's own Message-ID, not the first reference */
+		assert_string_equal(
+		    mid, "0123456789abcdef0123456789abcdef@news.example.org");
+		free(mid);
+	}
+	/* the first line of the reply's own text, the quote below */
+	assert_int_equal(
+	    kind_of(REPLY_HEAD "Subject: Re: Our release\n"
+	                       "Content-Type: text/plain; charset=utf-8\n\n"
+	                       "\n  \xd0\xbe\xd1\x82\xd0\xbf\xd0\xb8\xd1\x81\xd0"
+	                       "\xba\xd0\xb0.\n\n"
+	                       "> On Monday News wrote:\n> Our release\n",
+	            NULL),
+	    BOUNCE_UNSUBSCRIBE);
+	/* a first line quoted is not the reply's own */
+	assert_int_equal(kind_of(REPLY_HEAD "Subject: Re: Our release\n\n"
+	                                    "> unsubscribe\n"
+	                                    "Thanks, a great report.\n",
+	                         NULL),
+	                 BOUNCE_NONE);
+}
+
+static void test_unsubscribe_not(void **state)
+{
+	(void)state;
+	/* mentioning unsubscribing in a longer text is not asking */
+	assert_int_equal(
+	    kind_of(REPLY_HEAD "Subject: Re: Our release\n\n"
+	                       "I will not unsubscribe, but please send me "
+	                       "the full report.\n",
+	            NULL),
+	    BOUNCE_NONE);
+	assert_int_equal(kind_of(REPLY_HEAD
+	                         "Subject: How do I unsubscribe from this?\n\n"
+	                         "Hello\n",
+	                         NULL),
+	                 BOUNCE_NONE);
+	/* an auto-reply that says stop is still an auto-reply */
+	assert_int_equal(kind_of(REPLY_HEAD "Auto-Submitted: auto-replied\n"
+	                                    "Subject: Out of office\n\n"
+	                                    "stop\n",
+	                         NULL),
+	                 BOUNCE_AUTOREPLY);
+	/* a bounce whose text begins with "unsubscribe" is a bounce */
+	assert_int_equal(
+	    kind_of("From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\n"
+	            "To: bounces+abc@news.example.org\n"
+	            "Subject: Unsubscribe\n\n"
+	            "unsubscribe\n"
+	            "<bob@example.com>: 550 5.1.1 user unknown\n",
+	            NULL),
+	    BOUNCE_DSN);
+}
+
+/* A Sendmail-style text bounce, a refusal at DATA and one at MAIL FROM:
+ * none of them hard. */
+static void test_text_stage(void **state)
+{
+	static const char *const m[] = {
+	    "From: MAILER-DAEMON@mx.example.net (Mail Delivery System)\n"
+	    "To: bounces+abc@news.example.org\n"
+	    "Subject: Undelivered Mail Returned to Sender\n\n"
+	    "This is the mail system at host mx.example.net.\n\n"
+	    "<bob@example.com>: host mx.example.com[192.0.2.1] said: 550\n"
+	    "    5.1.1 Unknown user bob@example.com (in reply to end of DATA\n"
+	    "    command)\n",
+	    "From: Mail Delivery System <Mailer-Daemon@mx.example.net>\n"
+	    "To: bounces+abc@news.example.org\n"
+	    "Subject: Mail delivery failed: returning message to sender\n\n"
+	    "  bob@example.com\n"
+	    "    SMTP error from remote mail server after MAIL FROM:<x@y.org>:\n"
+	    "    553 5.1.0 sender domain does not exist\n",
+	};
+	static const char *const reason[] = {"filtered", "rejected"};
+
+	(void)state;
+	for (size_t i = 0; i < 2; i++) {
+		struct bounce_event ev;
+		struct diag d = {0};
+
+		assert_int_equal(bounce_parse(m[i], strlen(m[i]), &ev, &d), 0);
+		assert_int_equal(ev.kind, BOUNCE_DSN);
+		assert_int_equal(ev.nrcpt, 1);
+		assert_string_equal(ev.rcpt[0].address, "bob@example.com");
+		assert_string_equal(ev.rcpt[0].reason, reason[i]);
+		assert_int_not_equal(ev.rcpt[0].hard, 1);
+		bounce_event_free(&ev);
+		diag_clear(&d);
+	}
+}
+
+/* A text bounce with many recipients on many lines stays linear and
+ * capped. */
+static void test_text_many(void **state)
+{
+	size_t cap = 2u * 1024u * 1024u, n = 0;
+	char *m = malloc(cap);
+	struct bounce_event ev;
+	struct diag d = {0};
+
+	(void)state;
+	assert_non_null(m);
+	n += (size_t)snprintf(m, cap,
+	                      "From: MAILER-DAEMON@mx.example.net\n"
+	                      "Subject: failure notice\n\n");
+	for (size_t i = 0; n + 64 < cap; i++)
+		n += (size_t)snprintf(m + n, cap - n,
+		                      "<u%zu@example.com>: 550 no such user\n", i);
+	assert_int_equal(bounce_parse(m, n, &ev, &d), 0);
+	assert_int_equal(ev.kind, BOUNCE_DSN);
+	assert_true(ev.nrcpt > 0 && ev.nrcpt <= 1000);
+	bounce_event_free(&ev);
+	diag_clear(&d);
+	free(m);
+}
+
 static void test_reason(void **state)
 {
 	(void)state;
@@ -382,6 +554,10 @@ int main(void)
 	    cmocka_unit_test(test_too_large),
 	    cmocka_unit_test(test_garbage),
 	    cmocka_unit_test(test_reason),
+	    cmocka_unit_test(test_unsubscribe),
+	    cmocka_unit_test(test_unsubscribe_not),
+	    cmocka_unit_test(test_text_stage),
+	    cmocka_unit_test(test_text_many),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
