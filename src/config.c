@@ -6,6 +6,7 @@
 #include "herald/config.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,9 +21,12 @@ static const char *const config_keys[] = {"dkim",   "store",   "control",
                                           "relay",  "retry",   "limits",
                                           "daemon", "bounces", NULL};
 static const char *const config_bounces_keys[] = {
-    "domain",          "secret_file", "secret_env",
-    "unsubscribe_url", "mailbox",     "soft_limit",
-    "soft_window",     "poll",        NULL};
+    "domain",  "secret_file", "secret_env",  "unsubscribe_url",
+    "mailbox", "soft_limit",  "soft_window", "poll",
+    "imap",    NULL};
+static const char *const config_imap_keys[] = {
+    "password_file", "password_env", "ca_file",     "move_to", "delete",
+    "idle",          "timeout",      "allow_plain", NULL};
 static const char *const config_relay_keys[] = {"url",
                                                 "ca_file",
                                                 "user",
@@ -100,6 +104,13 @@ void config_free(struct config *c)
 	free(c->bounce_secret_env);
 	free(c->unsubscribe_url);
 	free(c->bounce_mailbox);
+	if (c->bounce_imap.password != NULL) {
+		explicit_bzero(c->bounce_imap.password,
+		               strlen(c->bounce_imap.password));
+		free(c->bounce_imap.password);
+	}
+	free(c->bounce_imap.ca_file);
+	free(c->bounce_imap.move_to);
 	free(c->file);
 	free(c);
 }
@@ -237,10 +248,11 @@ static void config_text(struct config *c, const struct ydoc_node *m,
 		ydoc_error(d, v, "out of memory");
 }
 
-/* The relay password: from a file no one else may read, or from the
- * environment. Never in herald.yaml itself, never in a message. */
+/* A password (the relay's, the IMAP mailbox's) into *out: from a file no
+ * one else may read, or from the environment. Never in herald.yaml
+ * itself, never in a message. */
 static void config_password(struct config *c, const struct ydoc_node *m,
-                            struct diag *d)
+                            char **out, struct diag *d)
 {
 	const struct ydoc_node *pf = field_get(m, "password_file", false, d);
 	const struct ydoc_node *pe = field_get(m, "password_env", false, d);
@@ -266,7 +278,7 @@ static void config_password(struct config *c, const struct ydoc_node *m,
 			           pe->str);
 			return;
 		}
-		c->relay.password = strdup(v);
+		*out = strdup(v);
 		return;
 	}
 	if (pf == NULL || field_line_check(pf, "password_file", 4096, d) < 0)
@@ -293,7 +305,7 @@ static void config_password(struct config *c, const struct ydoc_node *m,
 		free(buf);
 		goto done;
 	}
-	c->relay.password = buf;
+	*out = buf;
 done:
 	free(path);
 }
@@ -310,7 +322,7 @@ static void config_relay(struct config *c, const struct ydoc_node *m,
 	config_text(c, m, "ca_file", true, &c->relay.ca_file, d);
 	config_text(c, m, "user", false, &c->relay.user, d);
 	config_text(c, m, "helo", false, &c->relay.helo, d);
-	config_password(c, m, d);
+	config_password(c, m, &c->relay.password, d);
 	if ((v = field_get(m, "allow_plain", false, d)) != NULL &&
 	    ydoc_bool(v, &c->relay.allow_plain) < 0)
 		ydoc_error(d, v, "allow_plain must be true or false");
@@ -329,6 +341,46 @@ static void config_relay(struct config *c, const struct ydoc_node *m,
 		config_duration(v, "dot_timeout", &c->relay.dot_timeout, d);
 	if ((v = field_get(m, "rate", false, d)) != NULL)
 		config_rate(v, "rate", &c->relay.rate, d);
+}
+
+/* bounces.imap: how to reach the IMAP mailbox of bounces.mailbox. */
+static void config_imap(struct config *c, const struct ydoc_node *m,
+                        struct diag *d)
+{
+	struct config_imap *im = &c->bounce_imap;
+	static const struct {
+		const char *key;
+		size_t off;
+	} flags[] = {
+	    {"delete", offsetof(struct config_imap, delete_handled)},
+	    {"idle", offsetof(struct config_imap, idle)},
+	    {"allow_plain", offsetof(struct config_imap, allow_plain)},
+	};
+	const struct ydoc_node *v;
+
+	if (field_expect(m, YDOC_MAPPING, "bounces.imap", d) < 0)
+		return;
+	field_known_keys(m, config_imap_keys, "imap", d);
+	config_password(c, m, &im->password, d);
+	config_text(c, m, "ca_file", true, &im->ca_file, d);
+	config_text(c, m, "move_to", false, &im->move_to, d);
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+		if ((v = field_get(m, flags[i].key, false, d)) != NULL &&
+		    ydoc_bool(v, (bool *)((char *)im + flags[i].off)) < 0)
+			ydoc_error(d, v, "%s must be true or false",
+			           flags[i].key);
+	if ((v = field_get(m, "timeout", false, d)) != NULL)
+		config_duration(v, "timeout", &im->timeout, d);
+	if (im->move_to != NULL && im->delete_handled)
+		ydoc_error(d, m,
+		           "give move_to or delete: true, not both (handled "
+		           "mail is either moved or deleted)");
+	if (im->move_to != NULL &&
+	    (im->move_to[0] == '\0' || strpbrk(im->move_to, "\r\n\"*%") ||
+	     strlen(im->move_to) > 255))
+		ydoc_error(d, m,
+		           "move_to must be a folder name (no quotes, "
+		           "wildcards or line breaks)");
 }
 
 static void config_section(const struct ydoc_node *root, const char *name,
@@ -461,6 +513,19 @@ struct config *config_load(const char *path, struct diag *d)
 				                &c->soft_window, d);
 			if ((v = field_get(m, "poll", false, d)))
 				config_duration(v, "poll", &c->bounce_poll, d);
+			c->bounce_imap.idle = true;
+			if ((v = field_get(m, "imap", false, d)) != NULL)
+				config_imap(c, v, d);
+			if (c->bounce_mailbox != NULL &&
+			    strncmp(c->bounce_mailbox, "imap", 4) == 0 &&
+			    c->bounce_imap.password == NULL &&
+			    d->errors == errors)
+				ydoc_error(
+				    d, m,
+				    "an IMAP mailbox needs its password: "
+				    "give imap.password_file (a file "
+				    "only herald's user may read) or "
+				    "imap.password_env");
 			if (c->bounce_domain == NULL)
 				ydoc_error(d, m, "bounces needs a domain");
 			if ((c->bounce_secret_file == NULL) ==

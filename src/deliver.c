@@ -62,6 +62,12 @@ enum {
 	/* the longest the loop sleeps: the store is polled this often even
 	 * when no wake-up arrives (a missed wake-up only delays) */
 	DELIVER_POLL_MS = 1000,
+	/* a mailbox waiting in IMAP IDLE is read again (and the IDLE
+	 * renewed) this often: servers may end an IDLE after 30 minutes
+	 * (RFC 2177), some after 29 */
+	DELIVER_IDLE_RENEW = 25 * 60,
+	/* the longest wait before trying a failing mailbox again */
+	DELIVER_INBOX_MAX_BACKOFF = 3600,
 };
 
 /* A release loaded from its snapshot. */
@@ -121,6 +127,14 @@ struct deliver {
 	time_t relay_paused_until;
 	time_t last_expire;
 	time_t last_inbox;
+	/* the bounce mailbox, kept open between passes (an IMAP connection),
+	 * its IDLE socket (-1: none) and its retry after failures */
+	struct mailbox *mb;
+	const struct config *mb_cfg; /* the config it was opened with */
+	int mb_fd;
+	bool mb_woken; /* the IDLE socket spoke: read the mailbox now */
+	time_t mb_idle_since, mb_retry_at;
+	unsigned mb_failures;
 	time_t last_renew;
 	struct dl_flight *flights; /* claimed, not yet done */
 	/* claimed and built, waiting for a free connection: claiming ahead
@@ -747,13 +761,29 @@ static void deliver_inbox_report(void *arg, const char *msg_id,
 	    ev->reason ? ev->reason : "-", suppressed ? " suppressed" : "");
 }
 
-/* Every bounces.poll seconds (default 60): one pass over the mailbox. */
+static void deliver_inbox_close(struct deliver *dl)
+{
+	if (dl->mb != NULL)
+		dl->mb->ops->close(dl->mb);
+	dl->mb = NULL;
+	dl->mb_cfg = NULL;
+	dl->mb_fd = -1;
+}
+
+/* One pass over the mailbox every bounces.poll seconds (default 60). The
+ * mailbox stays open between passes (an IMAP connection); where the
+ * server offers IDLE the loop polls its socket instead, so a bounce is
+ * read within a second of its arrival, and the IDLE is renewed (with a
+ * pass) before the 29 minutes after which a server may end it (RFC
+ * 2177). A failure drops the connection and is reported; the next try
+ * waits bounces.poll, doubling with every failure up to an hour. */
 static void deliver_inbox(struct deliver *dl, time_t now)
 {
 	const struct config *c = dl->cfg;
 	unsigned poll = c->bounce_poll ? c->bounce_poll : 60;
-	const struct mailbox_backend *mbb;
-	struct mailbox *mb;
+	unsigned wait;
+	bool woken = dl->mb_woken;
+	int rc, fd = -1;
 	struct inbox_opts io = {.verp = dl->verp,
 	                        .soft_limit = c->soft_limit,
 	                        .soft_window = c->soft_window,
@@ -762,18 +792,59 @@ static void deliver_inbox(struct deliver *dl, time_t now)
 	struct inbox_counts ic;
 	struct diag d = {0};
 
-	if (c->bounce_mailbox == NULL || now - dl->last_inbox < (time_t)poll)
+	dl->mb_woken = false;
+	/* reloaded: the settings may have changed. A new config is made
+	 * while the old one still lives, so its address always differs. */
+	if (dl->mb != NULL && dl->mb_cfg != c)
+		deliver_inbox_close(dl);
+	if (c->bounce_mailbox == NULL)
 		return;
-	dl->last_inbox = now;
-	mbb = mailbox_backend_for(c->bounce_mailbox);
-	if (mbb == NULL || (mb = mbb->open(c->bounce_mailbox, &d)) == NULL) {
-		deliver_log_diag(dl, &d);
+	if (dl->mb_fd >= 0) {
+		if (!woken && now - dl->mb_idle_since < DELIVER_IDLE_RENEW)
+			return;
+	} else if (now - dl->last_inbox < (time_t)poll ||
+	           now < dl->mb_retry_at) {
 		return;
 	}
-	if (inbox_pass(dl->st, mb, &io, &ic, &d) < 0)
-		deliver_log_diag(dl, &d);
-	mbb->close(mb);
+	dl->last_inbox = now;
+	dl->mb_fd = -1;
+	if (dl->mb == NULL) {
+		if ((dl->mb = inbox_open(c, c->bounce_mailbox, dl->st, &d)) ==
+		    NULL)
+			goto fail;
+		dl->mb_cfg = c;
+	}
+	if (inbox_pass(dl->st, dl->mb, &io, &ic, &d) < 0)
+		goto fail;
+	if (dl->mb_failures > 0)
+		deliver_logf(dl, "mailbox: %s read again after %u failure%s",
+		             c->bounce_mailbox, dl->mb_failures,
+		             dl->mb_failures == 1 ? "" : "s");
+	dl->mb_failures = 0;
 	diag_clear(&d);
+	if (dl->mb->ops->idle != NULL && !dl->o->drain) {
+		if ((rc = dl->mb->ops->idle(dl->mb, &fd, &d)) < 0)
+			goto fail;
+		if (rc > 0)
+			dl->last_inbox = 0; /* mail came meanwhile */
+		else if (fd >= 0) {
+			dl->mb_fd = fd;
+			dl->mb_idle_since = now;
+		}
+	}
+	diag_clear(&d);
+	return;
+fail:
+	deliver_log_diag(dl, &d);
+	diag_clear(&d);
+	deliver_inbox_close(dl);
+	dl->mb_failures++;
+	wait = poll << (dl->mb_failures < 7 ? dl->mb_failures - 1 : 6);
+	if (wait > DELIVER_INBOX_MAX_BACKOFF)
+		wait = DELIVER_INBOX_MAX_BACKOFF;
+	dl->mb_retry_at = now + wait;
+	deliver_logf(dl, "mailbox: %s: failure %u, next try in %u s",
+	             c->bounce_mailbox, dl->mb_failures, wait);
 }
 
 /* ---- the control socket ------------------------------------------------ */
@@ -878,8 +949,8 @@ static int deliver_loop(struct deliver *dl)
 
 	for (;;) {
 		time_t now = time(NULL);
-		int fds[2] = {deliver_sigpipe[0], dl->ctl_fd};
-		bool readable[2] = {false, false};
+		int fds[3] = {deliver_sigpipe[0], dl->ctl_fd, dl->mb_fd};
+		bool readable[3] = {false, false, false};
 		struct diag d = {0};
 		int claimed = 0;
 
@@ -953,8 +1024,10 @@ static int deliver_loop(struct deliver *dl)
 		if (dl->tb->step(
 		        dl->tr,
 		        claimed > 0 ? 0 : deliver_timeout_ms(dl, now, stopping),
-		        fds, 2, readable, &d) < 0)
+		        fds, dl->mb_fd >= 0 ? 3 : 2, readable, &d) < 0)
 			deliver_log_diag(dl, &d);
+		if (readable[2])
+			dl->mb_woken = true;
 		if (readable[0]) {
 			char buf[64];
 			while (read(deliver_sigpipe[0], buf, sizeof(buf)) > 0)
@@ -980,7 +1053,7 @@ static int deliver_rmtree(const char *path);
 
 int deliver_run(const struct deliver_opts *o)
 {
-	struct deliver dl = {.o = o, .ctl_fd = -1, .log = o->log};
+	struct deliver dl = {.o = o, .ctl_fd = -1, .log = o->log, .mb_fd = -1};
 	struct diag d = {0};
 	struct sigaction sa = {0};
 	char tmpl[] = "/tmp/heraldd-XXXXXX";
@@ -1082,6 +1155,7 @@ done:
 		unlink(dl.ctl_path);
 	}
 	free(dl.ctl_path);
+	deliver_inbox_close(&dl);
 	sched_free(dl.sched);
 	if (dl.st != NULL)
 		store_close(dl.st);

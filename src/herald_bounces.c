@@ -116,7 +116,7 @@ int cmd_bounces(int argc, char **argv)
 	st = store_open(storep ? storep : cfg->store, &d);
 	if (st == NULL)
 		goto done;
-	if ((mb = mbb->open(url, &d)) == NULL)
+	if ((mb = inbox_open(cfg, url, st, &d)) == NULL)
 		goto done;
 	io.verp = verp;
 	io.soft_limit = cfg->soft_limit;

@@ -4,6 +4,7 @@
 #include "herald/inbox.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -19,6 +20,8 @@ struct inbox_run {
 	const struct inbox_opts *o;
 	struct inbox_counts *c;
 	struct diag *d;
+	const char *key; /* the message's key (mailbox.h), or NULL */
+	unsigned part;   /* events of this message recorded so far */
 };
 
 static int inbox_record(struct inbox_run *br, struct store_event *ev,
@@ -26,11 +29,28 @@ static int inbox_record(struct inbox_run *br, struct store_event *ev,
 {
 	int64_t id = 0;
 	bool sup = false;
+	char *source = NULL;
+	int rc;
 
 	ev->soft_limit = br->o->soft_limit;
 	ev->soft_window = br->o->soft_window;
-	if (store_ops(br->st)->event_record(br->st, ev, &id, &sup, br->d) < 0)
+	/* the message's key and the event's number in it: the store acts
+	 * on each at most once, however often the message is read */
+	if (br->key != NULL &&
+	    asprintf(&source, "%s#%u", br->key, br->part++) < 0) {
+		diag_add(br->d, NULL, 0, 0, "out of memory");
 		return -1;
+	}
+	ev->source = source;
+	rc = store_ops(br->st)->event_record(br->st, ev, &id, &sup, br->d);
+	ev->source = NULL;
+	free(source);
+	if (rc < 0)
+		return -1;
+	if (rc > 0) {
+		br->c->again++;
+		return 0;
+	}
 	br->c->events++;
 	if (id != 0)
 		br->c->matched++;
@@ -69,6 +89,8 @@ static enum mailbox_verdict inbox_one(void *arg, const struct mailbox_msg *m)
 	bool verp_ok = false;
 	int rc = 0;
 
+	br->key = m->key;
+	br->part = 0;
 	if (m->data == NULL) {
 		/* refused by size: kept in the mailbox's cur/, noted */
 		se.diagnostic = "refused: larger than herald reads";
@@ -132,10 +154,34 @@ static enum mailbox_verdict inbox_one(void *arg, const struct mailbox_msg *m)
 	return rc < 0 ? MAILBOX_STOP : MAILBOX_HANDLED;
 }
 
+static void inbox_trace(void *arg, const char *line)
+{
+	(void)arg;
+	fprintf(stderr, "%s\n", line);
+}
+
+struct mailbox *inbox_open(const struct config *cfg, const char *url,
+                           struct store *st, struct diag *d)
+{
+	const struct config_imap *im = &cfg->bounce_imap;
+	struct mailbox_opts o = {.st = st,
+	                         .password = im->password,
+	                         .ca_file = im->ca_file,
+	                         .move_to = im->move_to,
+	                         .delete_handled = im->delete_handled,
+	                         .allow_plain = im->allow_plain,
+	                         .idle = im->idle,
+	                         .timeout = im->timeout};
+
+	if (getenv("HERALD_IMAP_TRACE") != NULL)
+		o.trace = inbox_trace;
+	return mailbox_open(url, &o, d);
+}
+
 int inbox_pass(struct store *st, struct mailbox *mb, const struct inbox_opts *o,
                struct inbox_counts *c, struct diag *d)
 {
-	struct inbox_run br = {st, o->verp, o, c, d};
+	struct inbox_run br = {st, o->verp, o, c, d, NULL, 0};
 
 	memset(c, 0, sizeof(*c));
 	return mb->ops->fetch(mb, INBOX_MAX, inbox_one, &br, d);

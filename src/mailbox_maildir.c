@@ -21,12 +21,14 @@ struct maildir_box {
 	char *path;
 };
 
-static struct mailbox *maildir_open(const char *url, struct diag *d)
+static struct mailbox *
+maildir_open(const char *url, const struct mailbox_opts *o, struct diag *d)
 {
 	struct maildir_box *mb;
 	const char *path = url + strlen("maildir:");
 	struct stat st;
 
+	(void)o; /* a local directory needs no settings */
 	if (*path == '\0') {
 		diag_add(d, NULL, 0, 0, "mailbox %s: give the Maildir's path",
 		         url);

@@ -85,7 +85,11 @@ static void test_maildir_pass(void **state)
 	put("1700000003.M1P1.host", big);
 	snprintf(url, sizeof(url), "maildir:%s", root);
 	assert_ptr_equal(mailbox_backend_for(url), &mailbox_maildir_backend);
-	assert_null(mailbox_backend_for("imap://x"));
+	assert_ptr_equal(mailbox_backend_for("imap://x"),
+	                 &mailbox_imap_backend);
+	assert_ptr_equal(mailbox_backend_for("imaps://x"),
+	                 &mailbox_imap_backend);
+	assert_null(mailbox_backend_for("pop3://x"));
 	/* an empty Maildir: nothing to do (the sanitizers watch the empty
 	 * list) */
 	{
@@ -98,7 +102,7 @@ static void test_maildir_pass(void **state)
 			assert_int_equal(mkdir(p, 0700), 0);
 		}
 		snprintf(eu, sizeof(eu), "maildir:%s", empty);
-		em = mailbox_maildir_backend.open(eu, &d);
+		em = mailbox_maildir_backend.open(eu, NULL, &d);
 		assert_non_null(em);
 		assert_int_equal(em->ops->fetch(em, 4096, look, &s, &d), 0);
 		assert_int_equal(s.n, 0);
@@ -106,7 +110,7 @@ static void test_maildir_pass(void **state)
 		snprintf(eu, sizeof(eu), "rm -rf %s", empty);
 		assert_int_equal(system(eu), 0);
 	}
-	mb = mailbox_maildir_backend.open(url, &d);
+	mb = mailbox_maildir_backend.open(url, NULL, &d);
 	assert_non_null(mb);
 	assert_int_equal(mb->ops->fetch(mb, 4096, look, &s, &d), 2);
 	assert_int_equal(s.n, 2);
@@ -125,7 +129,8 @@ static void test_maildir_pass(void **state)
 	assert_int_equal(mb->ops->fetch(mb, 4096, look, &s, &d), 0);
 	assert_int_equal(s.n, 1);
 	mb->ops->close(mb);
-	assert_null(mailbox_maildir_backend.open("maildir:/nonexistent", &d));
+	assert_null(
+	    mailbox_maildir_backend.open("maildir:/nonexistent", NULL, &d));
 	assert_non_null(strstr(diag_first(&d), "is not a Maildir"));
 	diag_clear(&d);
 	{

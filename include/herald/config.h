@@ -41,6 +41,19 @@ struct config_relay {
 	double rate; /* messages per second through this relay, 0: no limit */
 };
 
+/* The IMAP bounce mailbox (bounces.imap; the user, host, port and
+ * folder are in bounces.mailbox, imaps://user@host:port/Folder). */
+struct config_imap {
+	char *password;      /* from password_file (mode 0600) or
+	                      * password_env; never logged */
+	char *ca_file;       /* NULL: the system's CA certificates */
+	char *move_to;       /* folder for handled mail; NULL: flag \Seen */
+	bool delete_handled; /* without move_to: expunge handled mail */
+	bool allow_plain;    /* imap:// to a loopback address without TLS */
+	bool idle;           /* wait with IDLE where offered (default) */
+	unsigned timeout;    /* seconds per network step (0: 30) */
+};
+
 struct config {
 	char *file; /* NULL: defaults, no file */
 	struct config_dkim *dkim;
@@ -63,7 +76,9 @@ struct config {
 	char *bounce_secret_env;
 	/* one-click unsubscribe (RFC 8058): an https URL with {token} */
 	char *unsubscribe_url;
-	char *bounce_mailbox; /* where bounces arrive: maildir:/path */
+	char *bounce_mailbox; /* where bounces arrive: maildir:/path,
+	                       * imaps://user@host:port/Folder */
+	struct config_imap bounce_imap;
 	unsigned soft_limit;  /* soft bounces that suppress (0: 3) */
 	unsigned soft_window; /* within this many seconds (0: 30 days) */
 	unsigned bounce_poll; /* seconds between heraldd's mailbox passes */

@@ -10,6 +10,7 @@
 #ifndef HERALD_INBOX_H
 #define HERALD_INBOX_H
 
+#include "herald/config.h"
 #include "herald/diag.h"
 #include "herald/mailbox.h"
 #include "herald/store.h"
@@ -28,9 +29,17 @@ struct inbox_opts {
 
 struct inbox_counts {
 	size_t events, matched, suppressed, unknown;
+	size_t again; /* events of messages read before: nothing done */
 };
 
 int inbox_pass(struct store *st, struct mailbox *mb, const struct inbox_opts *o,
                struct inbox_counts *c, struct diag *d);
+
+/* The mailbox at url (herald.yaml's bounces.mailbox, or another) with
+ * the settings of bounces.imap; st keeps an IMAP mailbox's place. With
+ * HERALD_IMAP_TRACE set, the IMAP exchange goes to stderr (LOGIN
+ * redacted). NULL with the reason in d. */
+struct mailbox *inbox_open(const struct config *cfg, const char *url,
+                           struct store *st, struct diag *d);
 
 #endif
