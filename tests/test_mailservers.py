@@ -12,6 +12,10 @@ tests rely on it:
   into a DSN to the sender, delivered to a second smtp-sink.
 - SpamAssassin, with the Debian package's rules and no network, scores a
   plain release-like message low and spam high.
+- a private Dovecot serves its Maildir over IMAP with STARTTLS and over
+  implicit TLS with a TestCA certificate, refuses LOGIN before STARTTLS
+  and with a wrong password, keeps its mail across kill() and start(),
+  and is not the machine's own Dovecot.
 No server may outlive its `with` block: every test checks that its servers'
 processes and directories are gone.
 Needs root for Postfix (as CI runs).
@@ -305,6 +309,84 @@ class PostfixTest(ServerTest):
         self.assertIsNotNone(returned, list(parts))
         self.assertIn(message_id, returned.as_string())
         return fields
+
+
+class DovecotTest(ServerTest):
+    def setUp(self):
+        self.ca = ms.TestCA()
+        self.ca.create()
+        self.addCleanup(self.ca.remove)
+        self.cert, self.key = self.ca.issue()
+
+    def _ctx(self):
+        import ssl
+        return ssl.create_default_context(cafile=self.ca.cert_path)
+
+    def test_starttls_and_imaps(self):
+        import imaplib
+        with ms.Dovecot(self.cert, self.key, ca=self.ca.cert_path) as dv:
+            directory = dv.directory
+            self.assertNotEqual(dv.port, dv.ssl_port)
+            self.assertTrue(dv.url().startswith(f"imaps://herald@127.0.0.1:{dv.ssl_port}/"))
+            sent = release_message()
+            dv.append(sent)
+            # STARTTLS on the imap port: no LOGIN before it. (Dovecot
+            # counts a client whose address is the server's own as
+            # secure, so this one comes from 127.0.0.2.)
+
+            class FromElsewhere(imaplib.IMAP4):
+                def _create_socket(self, timeout):
+                    return socket.create_connection((self.host, self.port), timeout,
+                                                    source_address=("127.0.0.2", 0))
+
+            c = FromElsewhere(dv.host, dv.port, timeout=30)
+            self.assertIn("STARTTLS", c.capabilities)
+            self.assertIn("LOGINDISABLED", c.capabilities)
+            with self.assertRaises(imaplib.IMAP4.error):
+                c.login(dv.user, dv.password)
+            c.starttls(ssl_context=self._ctx())
+            c.login(dv.user, dv.password)
+            typ, data = c.select("INBOX")
+            self.assertEqual((typ, data[0]), ("OK", b"1"))
+            c.logout()
+            # a wrong password is refused (and logged)
+            c = imaplib.IMAP4_SSL(dv.host, dv.ssl_port, ssl_context=self._ctx(), timeout=30)
+            with self.assertRaises(imaplib.IMAP4.error):
+                c.login(dv.user, "wrong")
+            c.shutdown()
+            ms.wait_until(lambda: "auth failed" in dv.log() or "Authentication failed" in dv.log(),
+                          10, "the failed login in Dovecot's log")
+            got = dv.messages()
+            self.assertEqual(len(got), 1)
+            self.assertEqual(got[0][1], sent)  # byte for byte
+            # the mail is a Maildir the test (or Postfix) can read
+            self.assertEqual(len(os.listdir(os.path.join(dv.maildir, "new"))) +
+                             len(os.listdir(os.path.join(dv.maildir, "cur"))), 1)
+            # its own base_dir, not the system's /run/dovecot
+            self.assertTrue(os.path.exists(os.path.join(directory, "run", "master.pid")))
+        self.assert_gone(dv, directory)
+
+    def test_kill_and_start_keep_the_mail(self):
+        with ms.Dovecot(self.cert, self.key, ca=self.ca.cert_path) as dv:
+            dv.append(release_message(subject="one"))
+            port, ssl_port = dv.port, dv.ssl_port
+            dv.kill()
+            self.assertEqual(ms.processes_under(dv.directory), [])
+            self.assertFalse(ms._port_taken(ssl_port))
+            dv.start()
+            self.assertEqual((dv.port, dv.ssl_port), (port, ssl_port))
+            dv.append(release_message(subject="two"), folder="INBOX")
+            self.assertEqual(dv.count(), 2)
+            self.assertEqual(dv.messages("Nonexistent"), [])
+
+    def test_stopped_when_the_test_fails(self):
+        dv = ms.Dovecot(self.cert, self.key)
+        with self.assertRaises(ZeroDivisionError):
+            with dv:
+                directory, ssl_port = dv.directory, dv.ssl_port
+                1 / 0
+        self.assert_gone(dv, directory)
+        self.assertFalse(ms._port_taken(ssl_port))
 
 
 class SpamAssassinTest(unittest.TestCase):
