@@ -25,6 +25,7 @@
 
 #include <ctype.h>
 #include <libetpan/libetpan.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,14 +108,22 @@ static char *clean_value(const char *v)
 	return p;
 }
 
-/* Case-insensitive substring search in a NUL-terminated haystack. */
+/* Case-insensitive substring search in a NUL-terminated haystack: jumps
+ * between occurrences of the needle's first letter (strcspn), so a long
+ * text costs one vector scan, not a comparison per byte. */
 static const char *ci_find(const char *h, const char *n)
 {
 	size_t nl = strlen(n);
+	char set[3];
 
 	if (h == NULL)
 		return NULL;
-	for (; *h != '\0'; h++)
+	if (nl == 0)
+		return h;
+	set[0] = (char)tolower((unsigned char)n[0]);
+	set[1] = (char)toupper((unsigned char)n[0]);
+	set[2] = '\0';
+	for (h += strcspn(h, set); *h != '\0'; h += 1 + strcspn(h + 1, set))
 		if (strncasecmp(h, n, nl) == 0)
 			return h;
 	return NULL;
@@ -625,16 +634,49 @@ static const struct status_reason *status_lookup(const char *status)
 	return NULL;
 }
 
-/* The first phrase found in diag (already lowercase), or NULL. */
+/* The phrases indexed by their first two bytes, built once: a
+ * diagnostic is then scanned once, comparing at each position only the
+ * phrases that begin there, instead of one strstr per phrase. */
+enum { NPATTERNS = sizeof bounce_patterns / sizeof bounce_patterns[0] };
+static unsigned short phrase_next[NPATTERNS];
+static unsigned char phrase_len[NPATTERNS];
+static unsigned short phrase_head[256][256];
+static pthread_once_t phrase_once = PTHREAD_ONCE_INIT;
+
+static void phrase_index(void)
+{
+	/* phrase_head holds index + 1 (0: none); chains keep table order */
+	for (size_t i = NPATTERNS; i-- > 0;) {
+		const unsigned char *t =
+		    (const unsigned char *)bounce_patterns[i].text;
+
+		phrase_len[i] = (unsigned char)strlen((const char *)t);
+		phrase_next[i] = phrase_head[t[0]][t[1]];
+		phrase_head[t[0]][t[1]] = (unsigned short)(i + 1);
+	}
+}
+
+/* The first phrase (in table order) found in diag (already lowercase),
+ * or NULL. */
 static const char *phrase_reason(const char *diag)
 {
+	size_t best = NPATTERNS;
+
 	if (diag == NULL)
 		return NULL;
-	for (size_t i = 0; i < sizeof bounce_patterns / sizeof bounce_patterns[0];
-	     i++)
-		if (strstr(diag, bounce_patterns[i].text) != NULL)
-			return bounce_patterns[i].reason;
-	return NULL;
+	pthread_once(&phrase_once, phrase_index);
+	for (const unsigned char *p = (const unsigned char *)diag; p[0] != 0;
+	     p++)
+		for (unsigned short k = phrase_head[p[0]][p[1]];
+		     k != 0 && (size_t)(k - 1) < best; k = phrase_next[k - 1]) {
+			const char *t = bounce_patterns[k - 1].text;
+
+			if (strncmp((const char *)p, t, phrase_len[k - 1]) == 0) {
+				best = (size_t)(k - 1);
+				break;
+			}
+		}
+	return best < NPATTERNS ? bounce_patterns[best].reason : NULL;
 }
 
 /* A lowercase copy of s, at most cap bytes; NULL on out-of-memory. */
@@ -713,10 +755,11 @@ int bounce_reason_hard(const char *reason)
 /* ---- input ---- */
 
 /* A copy of msg with CRLF line ends, NULs made spaces and a leading mbox
- * "From " line dropped; NULL on out-of-memory. */
+ * "From " line dropped; NULL on out-of-memory. Runs of ordinary bytes are
+ * copied whole: this is the one pass over every byte of the message. */
 static char *normalise(const char *msg, size_t len, size_t *out)
 {
-	size_t i = 0, o = 0;
+	size_t i = 0, o = 0, need;
 	char *p;
 
 	if (len >= 5 && memcmp(msg, "From ", 5) == 0) {
@@ -727,20 +770,38 @@ static char *normalise(const char *msg, size_t len, size_t *out)
 		if (i < len && msg[i] == '\n')
 			i++;
 	}
-	p = malloc(2 * (len - i) + 1);
+	/* each bare CR or LF grows by one byte */
+	need = len - i;
+	for (const char *c = msg + i, *e = msg + len;
+	     (c = memchr(c, '\n', (size_t)(e - c))) != NULL; c++)
+		if (c == msg + i || c[-1] != '\r')
+			need++;
+	for (const char *c = msg + i, *e = msg + len;
+	     (c = memchr(c, '\r', (size_t)(e - c))) != NULL; c++)
+		if (c + 1 == e || c[1] != '\n')
+			need++;
+	p = malloc(need + 1);
 	if (p == NULL)
 		return NULL;
-	for (; i < len; i++) {
-		char c = msg[i];
+	while (i < len) {
+		size_t j = i;
 
-		if (c == '\r' || c == '\n') {
-			if (c == '\r' && i + 1 < len && msg[i + 1] == '\n')
-				i++;
+		while (j < len && msg[j] != '\r' && msg[j] != '\n' &&
+		       msg[j] != '\0')
+			j++;
+		memcpy(p + o, msg + i, j - i);
+		o += j - i;
+		if (j == len)
+			break;
+		if (msg[j] == '\0') {
+			p[o++] = ' ';
+		} else {
+			if (msg[j] == '\r' && j + 1 < len && msg[j + 1] == '\n')
+				j++;
 			p[o++] = '\r';
 			p[o++] = '\n';
-		} else {
-			p[o++] = c == '\0' ? ' ' : c;
 		}
+		i = j + 1;
 	}
 	p[o] = '\0';
 	*out = o;
@@ -769,8 +830,9 @@ static char *part_body(struct mailmime *m, size_t *n)
 		mailmime_decoded_part_free(dec);
 		return res;
 	}
-	return normalise(b->dt_data.dt_text.dt_data,
-	                 b->dt_data.dt_text.dt_length, n);
+	/* a slice of the message, which is normalised already */
+	*n = b->dt_data.dt_text.dt_length;
+	return xstrndup(b->dt_data.dt_text.dt_data, *n);
 }
 
 /* "type/subtype" of a part into out (lowercase, cut to fit). */
@@ -855,7 +917,8 @@ static int text_append(struct scan *sc, const char *s, size_t n)
 	return 0;
 }
 
-/* Raw header block of an embedded message: up to the first blank line. */
+/* Raw header block of an embedded message (CRLF already): up to the
+ * first blank line. */
 static char *header_block(const char *s, size_t n, size_t *out)
 {
 	size_t i;
@@ -867,7 +930,8 @@ static char *header_block(const char *s, size_t n, size_t *out)
 		i = n;
 	else
 		i += 2;
-	return normalise(s, i, out);
+	*out = i;
+	return xstrndup(s, i);
 }
 
 static int walk(struct mailmime *m, struct scan *sc, int depth)
