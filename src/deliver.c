@@ -894,8 +894,17 @@ static void deliver_control(struct deliver *dl)
 
 		if (c < 0)
 			return;
-		if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
-		    cred.uid != getuid()) {
+		if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+			cred.uid = (uid_t)-1;
+			cred.pid = 0;
+		}
+		if (cred.uid != getuid()) {
+			deliver_logf(dl,
+			             "control: refused a connection from uid "
+			             "%ld (pid %ld): only uid %ld may steer "
+			             "heraldd",
+			             (long)(int)cred.uid, (long)cred.pid,
+			             (long)getuid());
 			close(c);
 			continue;
 		}

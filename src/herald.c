@@ -30,6 +30,7 @@
 #include "herald/release.h"
 #include "herald/strset.h"
 #include "herald/tval.h"
+#include "herald/harden.h"
 #include "herald_cli.h"
 
 #define HERALD_VERSION "0.1.0"
@@ -718,6 +719,8 @@ static const struct {
     {"retry", cmd_retry, "retry a release's failed or deferred deliveries"},
     {"bounces", cmd_bounces,
      "read the bounce mailbox: bounces, complaints, unsubscribes"},
+    {"suppress", cmd_suppress,
+     "the suppression list: addresses never mailed again"},
     {"preview", cmd_preview,
      "print one recipient's message, or write every message as .eml"},
 };
@@ -736,6 +739,8 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+	/* secrets are read into memory: no core file, no ptrace */
+	(void)harden_process();
 	if (argc < 2) {
 		usage(stderr);
 		return EX_USAGE;

@@ -176,7 +176,7 @@ static int admin_release(struct store *st, const char *arg, int64_t *id,
 	return store_ops(st)->release_find(st, arg, id, d);
 }
 
-static unsigned admin_width(void)
+unsigned cli_width(void)
 {
 	struct winsize ws;
 	const char *cols = getenv("COLUMNS");
@@ -189,7 +189,7 @@ static unsigned admin_width(void)
 	return 120;
 }
 
-static void admin_time(time_t t, char *buf, size_t size)
+void cli_time(time_t t, char *buf, size_t size)
 {
 	struct tm tm;
 
@@ -214,7 +214,7 @@ static int admin_status_row(void *arg, const struct store_release_info *r)
 	unsigned width = *(unsigned *)arg;
 	char queued[32];
 
-	admin_time(r->queued_at, queued, sizeof(queued));
+	cli_time(r->queued_at, queued, sizeof(queued));
 	printf("%-5lld %-24.24s %-9s %-20s %6zu %6zu %7zu %7zu %6zu",
 	       (long long)r->id, r->name, store_release_state_name(r->state),
 	       queued, r->total, r->count[STORE_SENT], admin_pending(r),
@@ -268,7 +268,7 @@ static int admin_watch(struct store *st, int64_t id, struct diag *d)
 		double elapsed = difftime(time(NULL), w.t0);
 		double rate =
 		    elapsed > 0 ? (double)(w.done - w.sent0) / elapsed : 0;
-		unsigned width = admin_width(), bar;
+		unsigned width = cli_width(), bar;
 		double frac = w.total ? (double)w.done / (double)w.total : 1;
 		char eta[32] = "-";
 
@@ -312,7 +312,7 @@ int cmd_status(int argc, char **argv)
 	struct diag d = {0};
 	struct store *st = NULL;
 	int64_t id = 0;
-	unsigned width = admin_width();
+	unsigned width = cli_width();
 	int rc = admin_parse(argc, argv, &o);
 
 	if (rc != 0)
@@ -365,11 +365,42 @@ struct admin_log {
 	size_t rows;
 };
 
-static void admin_json_str(const char *s)
+/* Length of the valid UTF-8 sequence at p (1..4), or 0. */
+static size_t cli_utf8_len(const unsigned char *p)
 {
+	size_t n;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		n = 2;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		n = 3;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	/* overlong, surrogates, past U+10FFFF */
+	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f) ||
+	    (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f))
+		return 0;
+	return n;
+}
+
+/* Text from the store may hold what a remote server sent (bounce
+ * diagnostics): bytes that are not UTF-8 become U+FFFD, so the output is
+ * always valid JSON. */
+void cli_json_str(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
 	putchar('"');
-	for (; s && *s; s++) {
-		unsigned char c = (unsigned char)*s;
+	while (p != NULL && *p) {
+		unsigned char c = *p;
+		size_t n;
 		if (c == '"' || c == '\\')
 			printf("\\%c", c);
 		else if (c == '\n')
@@ -378,15 +409,21 @@ static void admin_json_str(const char *s)
 			fputs("\\r", stdout);
 		else if (c == '\t')
 			fputs("\\t", stdout);
-		else if (c < 0x20)
+		else if (c < 0x20 || c == 0x7f)
 			printf("\\u%04x", c);
-		else
-			putchar(c);
+		else if ((n = cli_utf8_len(p)) == 0)
+			fputs("\\ufffd", stdout);
+		else {
+			fwrite(p, 1, n, stdout);
+			p += n;
+			continue;
+		}
+		p++;
 	}
 	putchar('"');
 }
 
-static void admin_csv_str(const char *s)
+void cli_csv_str(const char *s)
 {
 	putchar('"');
 	for (; s && *s; s++) {
@@ -402,37 +439,37 @@ static int admin_log_row(void *arg, const struct store_log_row *r)
 	struct admin_log *l = arg;
 	char at[32];
 
-	admin_time(r->at, at, sizeof(at));
+	cli_time(r->at, at, sizeof(at));
 	l->rows++;
 	if (l->fmt == ADMIN_JSON) {
 		printf("{\"time\":\"%s\",\"release\":", at);
-		admin_json_str(r->release);
+		cli_json_str(r->release);
 		printf(",\"release_id\":%lld,\"delivery\":%lld,\"recipient\":",
 		       (long long)r->release_id, (long long)r->delivery_id);
-		admin_json_str(r->email);
+		cli_json_str(r->email);
 		printf(",\"attempt\":%u,\"relay\":", r->attempt);
-		admin_json_str(r->relay);
+		cli_json_str(r->relay);
 		printf(",\"code\":%d,\"status\":", r->code);
-		admin_json_str(r->status ? r->status : "");
+		cli_json_str(r->status ? r->status : "");
 		printf(",\"result\":\"%s\",\"duration_ms\":%u,\"queue_id\":",
 		       store_state_name(r->result), r->duration_ms);
-		admin_json_str(r->queue_id ? r->queue_id : "");
+		cli_json_str(r->queue_id ? r->queue_id : "");
 		printf(",\"reply\":");
-		admin_json_str(r->text ? r->text : "");
+		cli_json_str(r->text ? r->text : "");
 		printf("}\n");
 	} else if (l->fmt == ADMIN_CSV) {
 		printf("%s,", at);
-		admin_csv_str(r->release);
+		cli_csv_str(r->release);
 		printf(",%lld,%lld,", (long long)r->release_id,
 		       (long long)r->delivery_id);
-		admin_csv_str(r->email);
+		cli_csv_str(r->email);
 		printf(",%u,", r->attempt);
-		admin_csv_str(r->relay);
+		cli_csv_str(r->relay);
 		printf(",%d,%s,%s,%u,", r->code, r->status ? r->status : "",
 		       store_state_name(r->result), r->duration_ms);
-		admin_csv_str(r->queue_id ? r->queue_id : "");
+		cli_csv_str(r->queue_id ? r->queue_id : "");
 		putchar(',');
-		admin_csv_str(r->text ? r->text : "");
+		cli_csv_str(r->text ? r->text : "");
 		printf("\r\n");
 	} else {
 		int room = (int)l->width - 112;
@@ -469,7 +506,7 @@ int cmd_log(int argc, char **argv)
 	struct diag d = {0};
 	struct store *st = NULL;
 	struct store_log_filter f = {0};
-	struct admin_log l = {.width = admin_width()};
+	struct admin_log l = {.width = cli_width()};
 	int rc = admin_parse(argc, argv, &o);
 
 	if (rc != 0)
@@ -555,9 +592,9 @@ static int admin_show_delivery(void *arg, const struct store_delivery *dl,
 	s->found = true;
 	s->release_id = dl->release_id;
 	s->email = strdup(dl->r.email);
-	admin_time(dl->queued_at, q, sizeof(q));
-	admin_time(dl->next_at, n, sizeof(n));
-	admin_time(dl->updated_at, u, sizeof(u));
+	cli_time(dl->queued_at, q, sizeof(q));
+	cli_time(dl->next_at, n, sizeof(n));
+	cli_time(dl->updated_at, u, sizeof(u));
 	printf("delivery:   %lld\n", (long long)dl->id);
 	printf("release:    %lld (%s)\n", (long long)dl->release_id, release);
 	printf("recipient:  %s <%s>\n", dl->r.name ? dl->r.name : "",
@@ -584,7 +621,7 @@ int cmd_show(int argc, char **argv)
 	struct diag d = {0};
 	struct store *st = NULL;
 	struct admin_show s = {0};
-	struct admin_log l = {.fmt = ADMIN_TABLE, .width = admin_width()};
+	struct admin_log l = {.fmt = ADMIN_TABLE, .width = cli_width()};
 	char *end;
 	long long id;
 	int rc = admin_parse(argc, argv, &o);

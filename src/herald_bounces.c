@@ -1,19 +1,29 @@
 /*
- * herald bounces fetch — one pass over the bounce mailbox: every message
+ * herald bounces — what arrived in the bounce mailbox, for admins: the
+ * event list, one event's message, a file's classification, and
+ * `herald bounces fetch`, one pass over the bounce mailbox: every message
  * becomes an event (bounce per failed recipient, complaint, auto-reply,
  * unsubscribe request, or unknown), matched to its delivery by the signed
  * return path first, then by the returned Message-ID, then by address,
  * and recorded with the raw message; the store acts on it (bounced,
  * complained, suppressed). Handled messages are moved, never deleted.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <stdint.h>
+#include <sys/stat.h>
 #include <sysexits.h>
+#include <time.h>
 
+#include "herald/bounce.h"
 #include "herald/config.h"
+#include "herald/datefmt.h"
+#include "herald/file.h"
 #include "herald/inbox.h"
 #include "herald/mailbox.h"
 #include "herald/store.h"
@@ -33,23 +43,90 @@ static void bounces_report(void *arg, const char *msgid,
 	       suppressed ? " suppressed" : "");
 }
 
+/* An mbox handed to `herald bounces parse` may hold many messages. */
+#define BOUNCES_MBOX_MAX (256u * 1024u * 1024u)
+
+struct bounces_cmd {
+	const char *config, *store, *release, *since, *format, *arg;
+	bool unmatched;
+};
+
+static struct store *bounces_store(const struct bounces_cmd *o,
+                                   struct diag *d)
+{
+	struct config *cfg = NULL;
+	struct store *st;
+
+	if (o->store == NULL && (cfg = config_load(config_path(o->config),
+	                                           d)) == NULL)
+		return NULL;
+	st = store_open(o->store ? o->store : cfg->store, d);
+	config_free(cfg);
+	return st;
+}
+
+/* --since: a time as for queue --at, or -1h / -2d before now. */
+static int bounces_since(const char *s, time_t *out)
+{
+	const char *why = NULL;
+	time_t now = time(NULL);
+
+	if (s[0] == '-') {
+		char plus[32];
+		snprintf(plus, sizeof(plus), "+%s", s + 1);
+		if (datefmt_parse_when(plus, now, out, &why) == 0) {
+			*out = now - (*out - now);
+			return 0;
+		}
+	} else if (datefmt_parse_when(s, now, out, &why) == 0)
+		return 0;
+	fprintf(stderr, "herald bounces: --since %s: %s\n", s,
+	        why ? why : "not a time");
+	return -1;
+}
+
 static void bounces_usage(FILE *f)
 {
-	fputs("usage: herald bounces fetch [--mailbox URL] [--store PATH] "
-	      "[--config FILE]\n\n"
-	      "Read the bounce mailbox once (default: herald.yaml's "
-	      "bounces.mailbox, a\n"
-	      "maildir:/path): record every bounce, complaint, auto-reply and "
-	      "unsubscribe\n"
-	      "request with its delivery, and act on it (a hard bounce, a "
-	      "complaint or an\n"
-	      "unsubscribe suppresses the address). Handled messages move to "
-	      "cur/; nothing\n"
-	      "is deleted. One line per event on stdout.\n",
+	fputs("usage: herald bounces [--release R] [--unmatched] [--since TIME]\n"
+	      "                      [--format table|json|csv] [--store PATH] "
+	      "[--config FILE]\n"
+	      "       herald bounces show EVENT [--store PATH] [--config FILE]\n"
+	      "       herald bounces fetch [--mailbox URL] [--store PATH] "
+	      "[--config FILE]\n"
+	      "       herald bounces parse FILE... [--format table|json]\n\n"
+	      "Without a subcommand: what arrived in the bounce mailbox, one "
+	      "row per event\n"
+	      "(bounce per failed recipient, complaint, auto-reply, "
+	      "unsubscribe request,\n"
+	      "unknown), oldest first, with the delivery it was matched to "
+	      "and how\n"
+	      "(verp, message-id, address; \"mismatch\": a return path or "
+	      "Message-ID of one\n"
+	      "delivery reporting another address, acted on by nobody). "
+	      "--unmatched: only\n"
+	      "the events matched to no delivery, for review. json: one "
+	      "object per line;\n"
+	      "csv: with a header row.\n\n"
+	      "show: the message kept with an event, as it arrived.\n\n"
+	      "fetch: read the bounce mailbox once (default: herald.yaml's "
+	      "bounces.mailbox,\n"
+	      "a maildir:/path): record every event with its delivery and "
+	      "act on it (a hard\n"
+	      "bounce, a complaint or an unsubscribe suppresses the "
+	      "address). Handled\n"
+	      "messages move to cur/; nothing is deleted. One line per event "
+	      "on stdout.\n\n"
+	      "parse: classify message files (mbox files too) without the "
+	      "store and print\n"
+	      "their events; with --format json one object per line per "
+	      "failed recipient\n"
+	      "or event: file, message, type, recipient, status, reply, "
+	      "reason, hard,\n"
+	      "action, remote_mta, diagnostic, message_id.\n",
 	      f);
 }
 
-int cmd_bounces(int argc, char **argv)
+static int bounces_fetch(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 	    {"config", required_argument, NULL, 'C'},
@@ -89,7 +166,7 @@ int cmd_bounces(int argc, char **argv)
 			return EX_USAGE;
 		}
 	}
-	if (optind + 1 != argc || strcmp(argv[optind], "fetch") != 0) {
+	if (optind != argc) {
 		bounces_usage(stderr);
 		return EX_USAGE;
 	}
@@ -139,4 +216,429 @@ done:
 	verp_free(verp);
 	config_free(cfg);
 	return rc;
+}
+
+/* ---- herald bounces (the list) -------------------------------------- */
+
+enum bounces_format { BOUNCES_TABLE, BOUNCES_JSON, BOUNCES_CSV };
+
+static int bounces_format(const char *s, enum bounces_format *f, bool csv)
+{
+	if (s == NULL || strcmp(s, "table") == 0)
+		*f = BOUNCES_TABLE;
+	else if (strcmp(s, "json") == 0)
+		*f = BOUNCES_JSON;
+	else if (csv && strcmp(s, "csv") == 0)
+		*f = BOUNCES_CSV;
+	else {
+		fprintf(stderr, "herald bounces: --format is table, json%s\n",
+		        csv ? " or csv" : "");
+		return -1;
+	}
+	return 0;
+}
+
+static const char *bounces_hard(int hard)
+{
+	return hard == 1 ? "hard" : hard == 0 ? "soft" : "-";
+}
+
+struct bounces_list {
+	enum bounces_format fmt;
+	unsigned width;
+	size_t rows;
+};
+
+static int bounces_row(void *arg, const struct store_event_row *r)
+{
+	struct bounces_list *l = arg;
+	char at[32];
+
+	cli_time(r->at, at, sizeof(at));
+	l->rows++;
+	if (l->fmt == BOUNCES_JSON) {
+		printf("{\"time\":\"%s\",\"event\":%lld,\"type\":\"%s\","
+		       "\"release\":",
+		       at, (long long)r->id, store_event_kind_name(r->kind));
+		if (r->release != NULL)
+			cli_json_str(r->release);
+		else
+			fputs("null", stdout);
+		printf(",\"delivery\":%lld,\"matched_by\":",
+		       (long long)r->delivery_id);
+		if (r->matched_by != NULL)
+			cli_json_str(r->matched_by);
+		else
+			fputs("null", stdout);
+		fputs(",\"recipient\":", stdout);
+		cli_json_str(r->email ? r->email : "");
+		fputs(",\"status\":", stdout);
+		cli_json_str(r->status ? r->status : "");
+		fputs(",\"reason\":", stdout);
+		cli_json_str(r->reason ? r->reason : "");
+		printf(",\"hard\":%s,\"size\":%zu,\"diagnostic\":",
+		       r->hard == 1 ? "true" : r->hard == 0 ? "false" : "null",
+		       r->rawlen);
+		cli_json_str(r->diagnostic ? r->diagnostic : "");
+		puts("}");
+	} else if (l->fmt == BOUNCES_CSV) {
+		printf("%s,%lld,%s,", at, (long long)r->id,
+		       store_event_kind_name(r->kind));
+		cli_csv_str(r->release ? r->release : "");
+		printf(",%lld,%s,", (long long)r->delivery_id,
+		       r->matched_by ? r->matched_by : "");
+		cli_csv_str(r->email ? r->email : "");
+		printf(",%s,%s,%s,%zu,", r->status ? r->status : "",
+		       r->reason ? r->reason : "", bounces_hard(r->hard),
+		       r->rawlen);
+		cli_csv_str(r->diagnostic ? r->diagnostic : "");
+		fputs("\r\n", stdout);
+	} else {
+		char diag[512];
+		size_t k = 0;
+		int room = (int)l->width - 125;
+		for (const char *p = r->diagnostic ? r->diagnostic : "";
+		     *p && k + 1 < sizeof(diag); p++)
+			diag[k++] = (*p == '\n' || *p == '\r' || *p == '\t')
+			                ? ' '
+			                : *p;
+		diag[k] = '\0';
+		if (room < 10)
+			room = 10;
+		if ((int)k > room)
+			memcpy(diag + room - 3, "...", 4);
+		printf("%-20s %6lld %-11s %-16.16s %7lld %-10s %-30.30s %-7s "
+		       "%-14.14s %-4s %s\n",
+		       at, (long long)r->id, store_event_kind_name(r->kind),
+		       r->release ? r->release : "-",
+		       (long long)r->delivery_id,
+		       r->matched_by ? r->matched_by : "-",
+		       r->email ? r->email : "-", r->status ? r->status : "-",
+		       r->reason ? r->reason : "-", bounces_hard(r->hard), diag);
+	}
+	return 0;
+}
+
+static int bounces_list(const struct bounces_cmd *o)
+{
+	struct diag d = {0};
+	struct store *st = NULL;
+	struct store_event_filter f = {.unmatched = o->unmatched};
+	struct bounces_list l = {.width = cli_width()};
+	int rc = EX_USAGE;
+
+	if (bounces_format(o->format, &l.fmt, true) < 0)
+		return EX_USAGE;
+	if (o->since != NULL && bounces_since(o->since, &f.since) < 0)
+		return EX_USAGE;
+	rc = EX_TEMPFAIL;
+	if ((st = bounces_store(o, &d)) == NULL)
+		goto done;
+	if (o->release != NULL &&
+	    store_ops(st)->release_find(st, o->release, &f.release_id, &d) <
+	        0) {
+		rc = EX_DATAERR;
+		goto done;
+	}
+	if (l.fmt == BOUNCES_TABLE)
+		printf("%-20s %6s %-11s %-16s %7s %-10s %-30s %-7s %-14s %-4s "
+		       "%s\n",
+		       "TIME", "EVENT", "TYPE", "RELEASE", "DELIV", "MATCHED",
+		       "RECIPIENT", "STATUS", "REASON", "HARD", "DIAGNOSTIC");
+	else if (l.fmt == BOUNCES_CSV)
+		fputs("time,event,type,release,delivery,matched_by,recipient,"
+		      "status,reason,hard,size,diagnostic\r\n",
+		      stdout);
+	if (store_ops(st)->events_each(st, &f, bounces_row, &l, &d) < 0)
+		goto done;
+	if (l.fmt == BOUNCES_TABLE && l.rows == 0)
+		printf("(no events%s)\n", o->unmatched ? " unmatched" : "");
+	rc = 0;
+done:
+	diag_print(&d, stderr);
+	diag_clear(&d);
+	store_close(st);
+	return rc;
+}
+
+/* ---- herald bounces show ------------------------------------------------ */
+
+static int bounces_show(const struct bounces_cmd *o)
+{
+	struct diag d = {0};
+	struct store *st = NULL;
+	char *raw = NULL, *end;
+	size_t len = 0;
+	long long id;
+	int rc = EX_USAGE;
+
+	errno = 0;
+	id = strtoll(o->arg, &end, 10);
+	if (errno != 0 || *end != '\0' || id <= 0) {
+		fprintf(stderr, "herald bounces show: \"%s\" is not an event "
+		                "number (see herald bounces)\n",
+		        o->arg);
+		return EX_USAGE;
+	}
+	rc = EX_TEMPFAIL;
+	if ((st = bounces_store(o, &d)) == NULL)
+		goto done;
+	if (store_ops(st)->event_raw(st, (int64_t)id, &raw, &len, &d) < 0) {
+		rc = EX_DATAERR;
+		goto done;
+	}
+	if (fwrite(raw, 1, len, stdout) != len || fflush(stdout) != 0) {
+		fprintf(stderr, "herald bounces show: writing: %s\n",
+		        strerror(errno));
+		goto done;
+	}
+	rc = 0;
+done:
+	diag_print(&d, stderr);
+	diag_clear(&d);
+	free(raw);
+	store_close(st);
+	return rc;
+}
+
+/* ---- herald bounces parse ----------------------------------------------- */
+
+/* Where the next message of an mbox starts (a line "From " after a line
+ * end), or len. */
+static size_t bounces_mbox_next(const char *p, size_t len, size_t at)
+{
+	for (size_t i = at; i + 5 < len; i++)
+		if ((p[i] == '\n' || p[i] == '\r') &&
+		    memcmp(p + i + 1, "From ", 5) == 0)
+			return i + 1;
+	return len;
+}
+
+/* Is path a single message (not an mbox) larger than herald reads?
+ * Says so in d. */
+static bool bounces_too_big(const char *path, struct diag *d)
+{
+	char head[5];
+	struct stat sb;
+	FILE *f = fopen(path, "rb");
+	bool big = false;
+
+	if (f == NULL)
+		return false; /* file_read says why */
+	if (fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode) &&
+	    (uintmax_t)sb.st_size > BOUNCE_MAX_SIZE &&
+	    (fread(head, 1, 5, f) != 5 || memcmp(head, "From ", 5) != 0)) {
+		diag_add(d, path, 0, 0,
+		         "refused: %ju bytes, larger than herald reads in one "
+		         "message (%u)",
+		         (uintmax_t)sb.st_size, BOUNCE_MAX_SIZE);
+		big = true;
+	}
+	fclose(f);
+	return big;
+}
+
+static const char *bounces_type(const struct bounce_event *ev)
+{
+	switch (ev->kind) {
+	case BOUNCE_DSN:
+		return "bounce";
+	case BOUNCE_COMPLAINT:
+		return "complaint";
+	case BOUNCE_AUTOREPLY:
+		return "autoreply";
+	case BOUNCE_UNSUBSCRIBE:
+		return "unsubscribe";
+	default:
+		break;
+	}
+	/* mail to an unsubscribe+ address (its signature is checked when
+	 * the mailbox is read; here there is no secret to check it with) */
+	if (ev->verp_to != NULL && strncasecmp(ev->verp_to, "unsubscribe+", 12) == 0)
+		return "unsubscribe";
+	return "unknown";
+}
+
+static void bounces_json_opt(const char *key, const char *v)
+{
+	printf(",\"%s\":", key);
+	if (v != NULL && *v != '\0')
+		cli_json_str(v);
+	else
+		fputs("null", stdout);
+}
+
+static void bounces_parsed(const char *file, size_t msg, bool mbox,
+                           const struct bounce_event *ev,
+                           enum bounces_format fmt)
+{
+	const char *type = bounces_type(ev);
+	size_t n = ev->nrcpt > 0 ? ev->nrcpt : 1;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct bounce_rcpt *r =
+		    ev->nrcpt > 0 ? &ev->rcpt[i] : NULL;
+		if (fmt == BOUNCES_JSON) {
+			fputs("{\"file\":", stdout);
+			cli_json_str(file);
+			if (mbox)
+				printf(",\"message\":%zu", msg);
+			else
+				fputs(",\"message\":null", stdout);
+			printf(",\"type\":\"%s\"", type);
+			bounces_json_opt("recipient", r ? r->address : NULL);
+			bounces_json_opt("status", r ? r->status : NULL);
+			if (r != NULL && r->code > 0)
+				printf(",\"reply\":%d", r->code);
+			else
+				fputs(",\"reply\":null", stdout);
+			bounces_json_opt("reason", r ? r->reason : NULL);
+			printf(",\"hard\":%s",
+			       r == NULL      ? "null"
+			       : r->hard == 1 ? "true"
+			       : r->hard == 0 ? "false"
+			                      : "null");
+			bounces_json_opt("action", r ? r->action : NULL);
+			bounces_json_opt("remote_mta", r ? r->remote_mta : NULL);
+			bounces_json_opt("diagnostic", r ? r->diagnostic : NULL);
+			bounces_json_opt("message_id", ev->message_id);
+			bounces_json_opt("feedback_type", ev->feedback_type);
+			puts("}");
+		} else {
+			char where[64] = "";
+			if (mbox)
+				snprintf(where, sizeof(where), "#%zu", msg);
+			printf("%s%s: %s", file, where, type);
+			if (r != NULL)
+				printf(" <%s> status=%s reply=%d reason=%s %s",
+				       r->address, r->status[0] ? r->status : "-",
+				       r->code, r->reason ? r->reason : "-",
+				       bounces_hard(r->hard));
+			if (ev->message_id != NULL)
+				printf(" message-id=<%s>", ev->message_id);
+			putchar('\n');
+		}
+	}
+}
+
+static int bounces_parse_files(const struct bounces_cmd *o, char **files,
+                               int nfiles)
+{
+	enum bounces_format fmt;
+	int rc = 0;
+
+	if (bounces_format(o->format, &fmt, false) < 0)
+		return EX_USAGE;
+	if (nfiles == 0) {
+		bounces_usage(stderr);
+		return EX_USAGE;
+	}
+	for (int i = 0; i < nfiles; i++) {
+		struct diag d = {0};
+		char *buf = NULL;
+		size_t len = 0, at = 0, msg = 0;
+		bool mbox;
+
+		/* an mbox may hold many messages, each capped on its own; a
+		 * single message larger than herald reads is refused unread */
+		if (bounces_too_big(files[i], &d) ||
+		    file_read(files[i], BOUNCES_MBOX_MAX, &buf, &len, &d) < 0) {
+			diag_print(&d, stderr);
+			diag_clear(&d);
+			rc = EX_DATAERR;
+			continue;
+		}
+		mbox = len >= 5 && memcmp(buf, "From ", 5) == 0;
+		do {
+			size_t end = mbox ? bounces_mbox_next(buf, len, at + 1)
+			                  : len;
+			struct bounce_event ev;
+			msg++;
+			if (bounce_parse(buf + at, end - at, &ev, &d) < 0) {
+				fprintf(stderr, "herald bounces parse: %s", files[i]);
+				if (mbox)
+					fprintf(stderr, " (message %zu)", msg);
+				fputs(": ", stderr);
+				diag_print(&d, stderr);
+				diag_clear(&d);
+				rc = EX_DATAERR;
+			} else {
+				bounces_parsed(files[i], msg, mbox, &ev, fmt);
+				bounce_event_free(&ev);
+			}
+			at = end;
+		} while (mbox && at < len);
+		free(buf);
+	}
+	if (fflush(stdout) != 0)
+		rc = EX_IOERR;
+	return rc;
+}
+
+/* ---- the command line ----------------------------------------------------- */
+
+int cmd_bounces(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"config", required_argument, NULL, 'C'},
+	    {"store", required_argument, NULL, 'S'},
+	    {"release", required_argument, NULL, 'r'},
+	    {"since", required_argument, NULL, 't'},
+	    {"format", required_argument, NULL, 'f'},
+	    {"unmatched", no_argument, NULL, 'u'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct bounces_cmd o = {0};
+	const char *sub = argc > 1 && argv[1][0] != '-' ? argv[1] : NULL;
+	int ch;
+
+	if (sub != NULL && strcmp(sub, "fetch") == 0)
+		return bounces_fetch(argc - 1, argv + 1);
+	optind = sub != NULL ? 2 : 1;
+	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'C':
+			o.config = optarg;
+			break;
+		case 'S':
+			o.store = optarg;
+			break;
+		case 'r':
+			o.release = optarg;
+			break;
+		case 't':
+			o.since = optarg;
+			break;
+		case 'f':
+			o.format = optarg;
+			break;
+		case 'u':
+			o.unmatched = true;
+			break;
+		case 'h':
+			bounces_usage(stdout);
+			return 0;
+		default:
+			bounces_usage(stderr);
+			return EX_USAGE;
+		}
+	}
+	if (sub != NULL && strcmp(sub, "parse") == 0)
+		return bounces_parse_files(&o, argv + optind, argc - optind);
+	if (sub != NULL && strcmp(sub, "show") == 0) {
+		if (optind + 1 != argc) {
+			bounces_usage(stderr);
+			return EX_USAGE;
+		}
+		o.arg = argv[optind];
+		return bounces_show(&o);
+	}
+	if (sub != NULL || optind != argc) {
+		fprintf(stderr, "herald bounces: unknown subcommand \"%s\"\n",
+		        sub ? sub : argv[optind]);
+		bounces_usage(stderr);
+		return EX_USAGE;
+	}
+	return bounces_list(&o);
 }

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "herald/coalition.h"
 #include "herald/config.h"
@@ -82,6 +83,14 @@ int cli_write_file(const char *path, const char *data, size_t len);
 size_t cli_build_all(struct cli_inputs *in, const struct cli_recipient *rcp,
                      size_t n, size_t *size, struct diag *d);
 
+/* Output helpers of the admin commands: a JSON string (quoted, escaped),
+ * an RFC 4180 CSV field (always quoted), the terminal's width (COLUMNS, or
+ * 120 when not a terminal), a time as ISO 8601 UTC ("-" for 0). */
+void cli_json_str(const char *s);
+void cli_csv_str(const char *s);
+unsigned cli_width(void);
+void cli_time(time_t t, char *buf, size_t size);
+
 int cmd_queue(int argc, char **argv);
 int cmd_proof(int argc, char **argv);
 int cmd_status(int argc, char **argv);
@@ -92,5 +101,6 @@ int cmd_pause(int argc, char **argv);
 int cmd_resume(int argc, char **argv);
 int cmd_retry(int argc, char **argv);
 int cmd_bounces(int argc, char **argv);
+int cmd_suppress(int argc, char **argv);
 
 #endif

@@ -186,12 +186,15 @@ int cmd_queue(int argc, char **argv)
 			goto done;
 		}
 	}
-	printf("queued release %lld (%s): %zu recipients",
-	       (long long)release_id, in.rel->name, n - suppressed);
+	printf("queued release %lld (%s): %zu recipient%s",
+	       (long long)release_id, in.rel->name, n - suppressed,
+	       n - suppressed == 1 ? "" : "s");
 	if (suppressed > 0)
-		printf(", %zu suppressed addresses skipped", suppressed);
+		printf(", %zu suppressed address%s skipped", suppressed,
+		       suppressed == 1 ? "" : "es");
 	if (total > n)
-		printf(", %zu repeated addresses removed", total - n);
+		printf(", %zu repeated address%s removed", total - n,
+		       total - n == 1 ? "" : "es");
 	printf("\n");
 	if (not_before > now) {
 		char when[64];

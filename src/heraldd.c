@@ -12,6 +12,7 @@
 #include <curl/curl.h>
 
 #include "herald/deliver.h"
+#include "herald/harden.h"
 
 static void usage(FILE *f)
 {
@@ -50,6 +51,9 @@ int main(int argc, char **argv)
 	};
 	struct deliver_opts o = {.log = stderr};
 	int ch, rc;
+
+	/* secrets are read into memory: no core file, no ptrace */
+	(void)harden_process();
 
 	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (ch) {

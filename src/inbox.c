@@ -9,6 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <libetpan/libetpan.h>
+
 #include "herald/bounce.h"
 
 /* The largest message herald reads from the mailbox (bounce.c's cap). */
@@ -79,6 +81,36 @@ static bool inbox_looks_verp(const struct verp *v, const char *addr)
 	       strncasecmp(p, "unsubscribe+", 12) == 0;
 }
 
+/* The address in the From field of a message (lowercased domain kept as
+ * given), or NULL. */
+static char *inbox_from(const char *msg, size_t len)
+{
+	struct mailimf_fields *f = NULL;
+	size_t at = 0;
+	char *out = NULL;
+
+	if (mailimf_fields_parse(msg, len, &at, &f) != MAILIMF_NO_ERROR)
+		return NULL;
+	for (clistiter *it = clist_begin(f->fld_list); it != NULL;
+	     it = clist_next(it)) {
+		struct mailimf_field *fl = clist_content(it);
+		struct mailimf_mailbox_list *ml;
+		struct mailimf_mailbox *mbx;
+		if (fl->fld_type != MAILIMF_FIELD_FROM ||
+		    fl->fld_data.fld_from == NULL)
+			continue;
+		ml = fl->fld_data.fld_from->frm_mb_list;
+		if (ml == NULL || clist_begin(ml->mb_list) == NULL)
+			break;
+		mbx = clist_content(clist_begin(ml->mb_list));
+		if (mbx != NULL && mbx->mb_addr_spec != NULL)
+			out = strdup(mbx->mb_addr_spec);
+		break;
+	}
+	mailimf_fields_free(f);
+	return out;
+}
+
 static enum mailbox_verdict inbox_one(void *arg, const struct mailbox_msg *m)
 {
 	struct inbox_run *br = arg;
@@ -86,6 +118,7 @@ static enum mailbox_verdict inbox_one(void *arg, const struct mailbox_msg *m)
 	struct store_event se = {.kind = STORE_EVENT_UNKNOWN, .hard = -1};
 	enum verp_kind vk = VERP_BOUNCES;
 	char key[33] = "";
+	char *from = NULL;
 	bool verp_ok = false;
 	int rc = 0;
 
@@ -139,6 +172,23 @@ static enum mailbox_verdict inbox_one(void *arg, const struct mailbox_msg *m)
 			se.diagnostic = r->diagnostic;
 			rc = inbox_record(br, &se, m->id);
 		}
+	} else if (ev.kind == BOUNCE_UNSUBSCRIBE) {
+		/* a journalist's reply asking to be left alone: about the
+		 * address it came from, matched by the Message-ID it answers
+		 * (a reply naming another journalist's message is a mismatch
+		 * and changes nothing) or else by that address */
+		from = ev.nrcpt > 0 ? NULL : inbox_from(m->data, m->len);
+		se.kind = STORE_EVENT_UNSUBSCRIBE;
+		se.email = ev.nrcpt > 0 ? ev.rcpt[0].address : from;
+		se.reason = "reply";
+		if (se.email != NULL)
+			rc = inbox_record(br, &se, m->id);
+		else {
+			se.kind = STORE_EVENT_UNKNOWN;
+			se.diagnostic = "an unsubscribe reply without a sender";
+			rc = inbox_record(br, &se, m->id);
+		}
+		free(from);
 	} else if (ev.kind == BOUNCE_COMPLAINT) {
 		se.kind = STORE_EVENT_COMPLAINT;
 		se.email = ev.nrcpt > 0 ? ev.rcpt[0].address : NULL;

@@ -2162,6 +2162,29 @@ static int store_sqlite_event_record(struct store *stp,
 	}
 	if (store_sqlite_event_match(s, ev, email_key, &id, &how, what, d) < 0)
 		goto fail;
+	/* a token or Message-ID of one delivery with another's address: a
+	 * forgery (or a forward); kept with the delivery it named, for
+	 * review, and acted on by nobody */
+	if (id != 0 && email_key != NULL && strcmp(how, "address") != 0) {
+		bool same = false;
+		if ((st = store_sqlite_prepare(
+		         s,
+		         "SELECT lower(email_key) = lower(?2) FROM deliveries"
+		         " WHERE id = ?1",
+		         what, d)) == NULL)
+			goto fail;
+		if (store_sqlite_int(st, 1, id) ||
+		    store_sqlite_text(st, 2, email_key)) {
+			store_sqlite_bind_fail(s, what, d);
+			goto fail;
+		}
+		if (sqlite3_step(st) == SQLITE_ROW)
+			same = sqlite3_column_int(st, 0) == 1;
+		sqlite3_finalize(st);
+		st = NULL;
+		if (!same)
+			how = "mismatch";
+	}
 	/* the address: the event's, else the matched delivery's */
 	if (email_key == NULL && id != 0) {
 		if ((st = store_sqlite_prepare(
@@ -2200,7 +2223,9 @@ static int store_sqlite_event_record(struct store *stp,
 		goto fail;
 	}
 	st = NULL;
-	switch (ev->kind) {
+	switch (strcmp(how ? how : "", "mismatch") == 0
+	            ? STORE_EVENT_UNKNOWN
+	            : ev->kind) {
 	case STORE_EVENT_BOUNCE:
 		if (ev->hard == 1) {
 			new_state = "bounced";
@@ -2270,7 +2295,7 @@ static int store_sqlite_event_record(struct store *stp,
 	}
 	if (store_sqlite_commit(s, what, d) < 0)
 		goto fail;
-	*delivery_id = id;
+	*delivery_id = how != NULL && strcmp(how, "mismatch") == 0 ? 0 : id;
 	free(email_key);
 	free(why);
 	return 0;
@@ -2427,6 +2452,247 @@ out:
 	return ret;
 }
 
+/* ---- the event list and the suppression list, for admins -------------- */
+
+/* How many addresses the suppression list holds, into *n. */
+static int store_sqlite_count_suppressions(struct store_sqlite *s, int64_t *n,
+                                           const char *what, struct diag *d)
+{
+	sqlite3_stmt *st =
+	    store_sqlite_prepare(s, "SELECT count(*) FROM suppressions", what, d);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		return store_sqlite_fail(s, rc, what, d);
+	return 0;
+}
+
+static int store_sqlite_events_each(
+    struct store *stp, const struct store_event_filter *f,
+    int (*fn)(void *arg, const struct store_event_row *r), void *arg,
+    struct diag *d)
+{
+	const char *what = "reading the bounce mailbox's events";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	static const struct store_event_filter none = {0};
+	sqlite3_stmt *st;
+	int rc, ret = -1;
+
+	if (f == NULL)
+		f = &none;
+	if ((st = store_sqlite_prepare(
+	         s,
+	         "SELECT e.id, e.at, e.kind, e.delivery_id, d.release_id,"
+	         " r.name, e.matched_by, coalesce(e.email_key, d.email),"
+	         " e.status, e.reason, e.diagnostic, e.hard, length(e.raw)"
+	         " FROM events e LEFT JOIN deliveries d ON d.id = e.delivery_id"
+	         " LEFT JOIN releases r ON r.id = d.release_id"
+	         " WHERE e.at >= ?1 AND (?2 = 0 OR d.release_id = ?2)"
+	         " AND (?3 = 0 OR e.delivery_id IS NULL"
+	         "  OR e.matched_by = 'mismatch')"
+	         " ORDER BY e.at, e.id",
+	         what, d)) == NULL)
+		return -1;
+	if (store_sqlite_int(st, 1, f->since) ||
+	    store_sqlite_int(st, 2, f->release_id) ||
+	    store_sqlite_int(st, 3, f->unmatched)) {
+		store_sqlite_bind_fail(s, what, d);
+		goto out;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_event_row r;
+		const char *kind = (const char *)sqlite3_column_text(st, 2);
+		int cb;
+
+		memset(&r, 0, sizeof(r));
+		r.id = sqlite3_column_int64(st, 0);
+		r.at = (time_t)sqlite3_column_int64(st, 1);
+		r.kind = STORE_EVENT_UNKNOWN;
+		for (int k = STORE_EVENT_BOUNCE; k <= STORE_EVENT_UNKNOWN; k++)
+			if (kind != NULL &&
+			    strcmp(kind, store_event_kind_name(
+			                     (enum store_event_kind)k)) == 0)
+				r.kind = (enum store_event_kind)k;
+		r.delivery_id = sqlite3_column_int64(st, 3);
+		r.release_id = sqlite3_column_int64(st, 4);
+		r.release = (const char *)sqlite3_column_text(st, 5);
+		r.matched_by = (const char *)sqlite3_column_text(st, 6);
+		r.email = (const char *)sqlite3_column_text(st, 7);
+		r.status = (const char *)sqlite3_column_text(st, 8);
+		r.reason = (const char *)sqlite3_column_text(st, 9);
+		r.diagnostic = (const char *)sqlite3_column_text(st, 10);
+		r.hard = sqlite3_column_int(st, 11);
+		r.rawlen = (size_t)sqlite3_column_int64(st, 12);
+		if ((cb = fn(arg, &r)) != 0) {
+			ret = cb > 0 ? 0 : -1;
+			goto out;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		store_sqlite_fail(s, rc, what, d);
+		goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	return ret;
+}
+
+static int store_sqlite_event_raw(struct store *stp, int64_t id, char **raw,
+                                  size_t *len, struct diag *d)
+{
+	const char *what = "reading an event's message";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	sqlite3_stmt *st;
+	int rc, ret = -1;
+
+	*raw = NULL;
+	*len = 0;
+	if ((st = store_sqlite_prepare(s, "SELECT raw FROM events WHERE id = ?1",
+	                               what, d)) == NULL)
+		return -1;
+	if (store_sqlite_int(st, 1, id)) {
+		store_sqlite_bind_fail(s, what, d);
+		goto out;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		diag_add(d, s->path, 0, 0, "no event %lld", (long long)id);
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		store_sqlite_fail(s, rc, what, d);
+		goto out;
+	}
+	*len = (size_t)sqlite3_column_bytes(st, 0);
+	if ((*raw = malloc(*len + 1)) == NULL) {
+		store_sqlite_oom(s, what, d);
+		goto out;
+	}
+	if (*len > 0)
+		memcpy(*raw, sqlite3_column_blob(st, 0), *len);
+	(*raw)[*len] = '\0';
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	return ret;
+}
+
+static int store_sqlite_suppressions_each(
+    struct store *stp,
+    int (*fn)(void *arg, const struct store_suppression *sp), void *arg,
+    struct diag *d)
+{
+	const char *what = "reading the suppression list";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	sqlite3_stmt *st;
+	int rc, ret = -1;
+
+	if ((st = store_sqlite_prepare(
+	         s, "SELECT email, reason, at FROM suppressions ORDER BY email",
+	         what, d)) == NULL)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_suppression sp = {
+		    .email = (const char *)sqlite3_column_text(st, 0),
+		    .reason = (const char *)sqlite3_column_text(st, 1),
+		    .at = (time_t)sqlite3_column_int64(st, 2),
+		};
+		int cb;
+		if ((cb = fn(arg, &sp)) != 0) {
+			ret = cb > 0 ? 0 : -1;
+			goto out;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		store_sqlite_fail(s, rc, what, d);
+		goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	return ret;
+}
+
+static int store_sqlite_suppress_remove(struct store *stp, const char *email,
+                                        bool *removed, struct diag *d)
+{
+	const char *what = "taking an address off the suppression list";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	const char *key;
+	sqlite3_stmt *st;
+	int ret = -1;
+
+	*removed = false;
+	if (email == NULL || *email == '\0') {
+		diag_add(d, s->path, 0, 0, "no address given");
+		return -1;
+	}
+	if ((key = store_sqlite_key(s, email)) == NULL)
+		return store_sqlite_oom(s, what, d);
+	if ((st = store_sqlite_prepare(
+	         s, "DELETE FROM suppressions WHERE email = ?1", what, d)) ==
+	    NULL)
+		return -1;
+	if (store_sqlite_text(st, 1, key)) {
+		store_sqlite_bind_fail(s, what, d);
+		goto out;
+	}
+	if (store_sqlite_run(s, st, what, d) < 0)
+		goto out;
+	*removed = sqlite3_changes(s->db) > 0;
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	return ret;
+}
+
+static int store_sqlite_suppress_import(struct store *stp,
+                                        const struct store_suppression *v,
+                                        size_t n, size_t *added,
+                                        struct diag *d)
+{
+	const char *what = "importing the suppression list";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	time_t now = time(NULL);
+	int64_t before = 0, after = 0;
+
+	*added = 0;
+	if (store_sqlite_begin(s, what, d) < 0)
+		return -1;
+	if (store_sqlite_count_suppressions(s, &before, what, d) < 0)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		const char *key;
+		if (v[i].email == NULL || *v[i].email == '\0') {
+			diag_add(d, s->path, 0, 0, "no address to suppress");
+			goto fail;
+		}
+		if ((key = store_sqlite_key(s, v[i].email)) == NULL) {
+			store_sqlite_oom(s, what, d);
+			goto fail;
+		}
+		if (store_sqlite_suppress_tx(s, key, v[i].reason,
+		                             v[i].at ? v[i].at : now, what,
+		                             d) < 0)
+			goto fail;
+	}
+	if (store_sqlite_count_suppressions(s, &after, what, d) < 0 ||
+	    store_sqlite_commit(s, what, d) < 0)
+		goto fail;
+	*added = (size_t)(after - before);
+	return 0;
+fail:
+	store_sqlite_rollback(s);
+	return -1;
+}
+
 const struct store_backend store_sqlite_backend = {
     .name = "sqlite",
     .open = store_sqlite_open,
@@ -2453,4 +2719,9 @@ const struct store_backend store_sqlite_backend = {
     .suppressed = store_sqlite_suppressed,
     .next_due = store_sqlite_next_due,
     .delivery_find = store_sqlite_delivery_find,
+    .events_each = store_sqlite_events_each,
+    .event_raw = store_sqlite_event_raw,
+    .suppressions_each = store_sqlite_suppressions_each,
+    .suppress_remove = store_sqlite_suppress_remove,
+    .suppress_import = store_sqlite_suppress_import,
 };

@@ -21,6 +21,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import mailservers as ms  # noqa: E402
+import transcript  # noqa: E402
 
 A = None
 SAMPLE = 47  # journalists in lists/journalists.yaml
@@ -64,6 +65,7 @@ class Env:
         directory."""
         fd = os.open(os.path.join(self.dir, name),
                      os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        transcript.secret(data)
         os.write(fd, data)
         os.close(fd)
 
@@ -72,6 +74,7 @@ class Env:
         r = subprocess.run([A.herald, *args, "--config", self.cfg],
                            cwd=A.source, capture_output=True, timeout=timeout,
                            env=env)
+        transcript.record("herald " + " ".join(args), r.stdout + r.stderr)
         if check_rc and r.returncode != 0:
             raise Failure(f"herald {' '.join(args)} exited {r.returncode}: "
                           f"{r.stderr.decode()}{r.stdout.decode()}")
@@ -131,6 +134,7 @@ class Env:
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()
+        transcript.record("heraldd logs", self.log_text())
         if os.environ.get(ms.KEEP_ENV):
             print("kept", self.dir)
         else:
@@ -147,6 +151,36 @@ def message_ids(msgs):
 
 def without_date(raw):
     return re.sub(rb"^Date: [^\r\n]*\r\n", b"", raw, count=1, flags=re.M)
+
+
+def other_release(env, name):
+    """A copy of the sample release under another name (a second press
+    release to the same list), in the scratch directory."""
+    src = os.path.join(A.source, "templates", "report-launch")
+    dst = os.path.join(env.dir, name)
+    shutil.copytree(src, dst)
+    path = os.path.join(dst, "release.yaml")
+    with open(path) as f:
+        text = f.read()
+    coal = os.path.join(A.source, "lists", "coalition.yaml")
+    text2 = text.replace("name: report-launch", f"name: {name}", 1).replace(
+        "coalition: ../../lists/coalition.yaml", f"coalition: {coal}", 1)
+    check(text2.count(name) >= 1 and coal in text2,
+          "could not rename the sample release")
+    with open(path, "w") as f:
+        f.write(text2)
+    return dst
+
+
+def events(env, *args):
+    r = env.herald("bounces", "--format", "json", *args)
+    return [json.loads(line) for line in r.stdout.decode().splitlines()]
+
+
+def suppression_list(env):
+    r = env.herald("suppress", "list", "--format", "json")
+    return {json.loads(l)["email"]: json.loads(l)
+            for l in r.stdout.decode().splitlines()}
 
 
 # ---- cases ------------------------------------------------------------------
@@ -410,6 +444,7 @@ def case_password_file():
     the password appears in no log or output."""
     with ms.SmtpSink() as sink:
         secret = "s3cret-Pa55-for-herald-tests"
+        transcript.secret(secret)
         env = Env(f"smtp://127.0.0.1:{sink.port}",
                   relay_extra="  user: press\n  password_file: relay.pass\n")
         try:
@@ -581,18 +616,77 @@ def case_real_dsn(by_daemon=False):
                 check(out.count(" suppressed\n") == SAMPLE,
                       f"{out.count(' suppressed')} suppressed")
             else:
+                # first on their own: the forged copy, and a valid return
+                # path of one delivery reporting another journalist
+                first = dsns[0].data
+                a = re.search(rb"Final-Recipient: *rfc822; *([^\s]+)", first)
+                b = re.search(rb"Final-Recipient: *rfc822; *([^\s]+)",
+                              dsns[1].data)
+                check(a and b and a.group(1) != b.group(1),
+                      "DSNs without Final-Recipient")
+                swapped = first.replace(a.group(1), b.group(1))
+                victim = b.group(1).decode()
+                os.rename(os.path.join(md, "new", "1800000000.M0.forged"),
+                          os.path.join(md, "1800000000.M0.forged"))
+                keep = os.listdir(os.path.join(md, "new"))
+                for n in keep:
+                    os.rename(os.path.join(md, "new", n), os.path.join(md, n))
+                os.rename(os.path.join(md, "1800000000.M0.forged"),
+                          os.path.join(md, "new", "1800000000.M0.forged"))
+                with open(os.path.join(md, "new", "1800000001.M1.swapped"),
+                          "wb") as f:
+                    f.write(swapped)
+                before = env.status_line()
                 r = env.herald("bounces", "fetch")
                 out = r.stdout.decode()
-                check(f"handled {SAMPLE + 1} messages" in out, out[-300:])
+                check("handled 2 messages" in out and
+                      "suppressed" not in out.replace("0 suppressed", ""),
+                      f"forgeries acted on: {out}")
+                check(env.status_line() == before,
+                      f"forgeries changed deliveries: {env.status_line()}")
+                check(suppression_list(env) == {}, "forgeries suppressed")
+                un = events(env, "--unmatched")
+                check(sorted((e["type"], e["matched_by"]) for e in un) ==
+                      [("bounce", "mismatch"), ("unknown", None)],
+                      f"unmatched events: {un}")
+                raw = env.herald("bounces", "show",
+                                 str(un[0]["event"])).stdout
+                check(raw in (forged, swapped), "show: not the message kept")
+                for n in keep:
+                    os.rename(os.path.join(md, n), os.path.join(md, "new", n))
+                r = env.herald("bounces", "fetch")
+                out += r.stdout.decode()
+                check(f"handled {SAMPLE} messages" in r.stdout.decode(),
+                      out[-300:])
                 check(out.count("suppressed\n") == SAMPLE,
                       f"{out.count('suppressed')} suppressed")
+                ev = events(env)
+                check(len(ev) == SAMPLE + 2 and
+                      sum(e["matched_by"] == "verp" and e["hard"] is True
+                          and e["reason"] == "userunknown" and
+                          e["status"] == "5.1.1" for e in ev) == SAMPLE,
+                      f"event list: {ev[:3]}")
+                csv = env.herald("bounces", "--format", "csv").stdout
+                check(csv.count(b"\r\n") == SAMPLE + 3, "csv rows")
+                sup = suppression_list(env)
+                check(len(sup) == SAMPLE and
+                      all(v["reason"] == "bounce: userunknown"
+                          for v in sup.values()), f"suppressions: {sup}")
+                check(victim in sup, "victim")
+                # the next release skips every suppressed address
+                rel = other_release(env, "second-release")
+                r = env.herald("queue", rel, "--to",
+                               "lists/journalists.yaml")
+                check(f"{SAMPLE} suppressed addresses skipped" in
+                      r.stdout.decode(), r.stdout.decode())
             check("unknown message=1800000000.M0.forged" in out,
                   "the forged bounce was not set aside")
             st = env.status_line()
             check(re.search(rf"\b{SAMPLE}\s+0\s+0\s+0\s+0\s+{SAMPLE}\b",
                             st), f"status: {st}")
             check(len(os.listdir(os.path.join(md, "new"))) == 0 and
-                  len(os.listdir(os.path.join(md, "cur"))) == SAMPLE + 1,
+                  len(os.listdir(os.path.join(md, "cur"))) ==
+                  SAMPLE + (1 if by_daemon else 2),
                   "the Maildir was not moved to cur/")
             show = env.herald("show", "1").stdout.decode()
             check("state:      bounced" in show, show)
@@ -604,6 +698,168 @@ def case_real_dsn(by_daemon=False):
 def case_real_dsn_daemon():
     """The same, with heraldd reading the mailbox on its own loop."""
     case_real_dsn(by_daemon=True)
+
+
+def case_unsubscribe():
+    """Unsubscribe requests from the bounce mailbox: mail to the address in
+    List-Unsubscribe, and a journalist's reply saying "unsubscribe", each
+    suppress that journalist for every later release; a reply naming
+    another journalist's message, a thank-you reply and a request to an
+    unsubscribe address with a broken signature change nothing."""
+    secret = b"herald-test-secret-0123456789abcdef"
+    dom = "bounces.coalition.example.org"
+    with ms.SmtpSink() as sink:
+        md = tempfile.mkdtemp(prefix="herald-mbox-")
+        for sub in ("new", "cur", "tmp"):
+            os.mkdir(os.path.join(md, sub))
+        env = Env(f"smtp://127.0.0.1:{sink.port}",
+                  relay_extra=f"bounces:\n  domain: {dom}\n"
+                  f"  secret_file: bounce.secret\n  mailbox: maildir:{md}\n")
+        try:
+            env.write_private("bounce.secret", secret + b"\n")
+            env.queue()
+            env.drain()
+            got = sorted(sink.wait_for(SAMPLE, timeout=30),
+                         key=lambda m: m.recipients[0])
+            msgs = [email.message_from_bytes(m.data,
+                                             policy=email.policy.default)
+                    for m in got]
+
+            def mailto(msg):
+                lu = str(msg["List-Unsubscribe"])
+                return re.search(r"<mailto:([^?>]+)", lu).group(1)
+
+            def put(name, text):
+                with open(os.path.join(md, "new", name), "wb") as f:
+                    f.write(text.replace("\n", "\r\n").encode())
+
+            j = [m.recipients[0] for m in got]
+            # 0: the mailto: of List-Unsubscribe, as a mail client sends it
+            put("1.M1.mailto",
+                f"From: <{j[0]}>\nTo: <{mailto(msgs[0])}>\n"
+                f"Delivered-To: {mailto(msgs[0])}\n"
+                f"Subject: unsubscribe\nMessage-ID: <u1@client.test>\n\n"
+                f"This message was sent to unsubscribe.\n")
+            # 1: a reply to the press release saying unsubscribe
+            put("2.M2.reply",
+                f"From: Someone <{j[1]}>\nTo: press@coalition.example.org\n"
+                f"Subject: Re: {msgs[1]['Subject']}\n"
+                f"In-Reply-To: {msgs[1]['Message-ID']}\n"
+                f"Message-ID: <u2@client.test>\n\nunsubscribe\n\n"
+                f"> The coalition welcomes\n")
+            # 2: someone else answering journalist 2's message
+            put("3.M3.other",
+                f"From: <prankster@elsewhere.test>\n"
+                f"To: press@coalition.example.org\n"
+                f"Subject: unsubscribe\nIn-Reply-To: {msgs[2]['Message-ID']}\n"
+                f"Message-ID: <u3@client.test>\n\nunsubscribe\n")
+            # 3: a thank-you reply
+            put("4.M4.thanks",
+                f"From: <{j[3]}>\nTo: press@coalition.example.org\n"
+                f"Subject: Re: {msgs[3]['Subject']}\n"
+                f"In-Reply-To: {msgs[3]['Message-ID']}\n"
+                f"Message-ID: <u4@client.test>\n\nThank you, we will "
+                f"cover the report on Monday.\n")
+            # 4: journalist 4's unsubscribe address with a broken signature
+            bad = re.sub(r"-([a-z2-7])", lambda x: "-" + (
+                "a" if x.group(1) != "a" else "b"), mailto(msgs[4]), count=1)
+            check(bad != mailto(msgs[4]), "could not forge")
+            put("5.M5.forged",
+                f"From: <{j[4]}>\nTo: <{bad}>\nDelivered-To: {bad}\n"
+                f"Subject: unsubscribe\nMessage-ID: <u5@client.test>\n\n"
+                f"unsubscribe\n")
+            r = env.herald("bounces", "fetch")
+            out = r.stdout.decode()
+            check("handled 5 messages" in out, out)
+            sup = suppression_list(env)
+            check(set(sup) == {j[0], j[1]},
+                  f"suppressed {sorted(sup)}, want {j[0]}, {j[1]}")
+            ev = {e["recipient"]: e for e in events(env)}
+            check(ev[j[0]]["type"] == "unsubscribe" and
+                  ev[j[0]]["matched_by"] == "verp", f"{ev.get(j[0])}")
+            check(ev[j[1]]["type"] == "unsubscribe" and
+                  ev[j[1]]["matched_by"] == "message-id", f"{ev.get(j[1])}")
+            un = events(env, "--unmatched")
+            check(any(e["matched_by"] == "mismatch" and
+                      e["recipient"] == "prankster@elsewhere.test"
+                      for e in un), f"the prank was not set aside: {un}")
+            check(any(e["type"] == "unknown" and "forged" in e["diagnostic"]
+                      for e in un), f"the forgery was not set aside: {un}")
+            # every later release skips them
+            rel = other_release(env, "second-release")
+            r = env.herald("queue", rel, "--to", "lists/journalists.yaml")
+            check("2 suppressed addresses skipped" in r.stdout.decode(),
+                  r.stdout.decode())
+        finally:
+            env.close()
+            shutil.rmtree(md, ignore_errors=True)
+
+
+def case_suppress_cli():
+    """herald suppress: add, list, export, import (all or nothing, bad
+    lines named by file:line:column), remove; queue honours the list."""
+    with ms.SmtpSink() as sink:
+        env = Env(f"smtp://127.0.0.1:{sink.port}")
+        try:
+            a, b = "m.holloway@capitol-ledger.test", "priya.raman@example.com"
+            env.herald("suppress", "add", a, "--reason", "asked by phone")
+            r = env.herald("suppress", "add", "not an address", a,
+                           check_rc=False)
+            check(r.returncode == 65 and b"not an address" in r.stderr,
+                  f"bad address: {r.returncode} {r.stderr}")
+            r = env.herald("suppress", "add", a, "--reason", "x\ny",
+                           check_rc=False)
+            check(r.returncode == 64, "a reason with a line break accepted")
+            sup = suppression_list(env)
+            check(list(sup) == [a] and sup[a]["reason"] == "asked by phone",
+                  f"list: {sup}")
+            bad = os.path.join(env.dir, "bad.txt")
+            with open(bad, "w") as f:
+                f.write(f"# from the old system\n{b}\n\n  bad@@x.test\n"
+                        f"good@example.org\n")
+            r = env.herald("suppress", "import", bad, check_rc=False)
+            check(r.returncode == 65 and
+                  f"{bad}:4:3:".encode() in r.stderr and
+                  b"nothing imported" in r.stderr, f"import: {r.stderr}")
+            check(list(suppression_list(env)) == [a], "half an import")
+            good = os.path.join(env.dir, "good.csv")
+            with open(good, "w") as f:
+                f.write(f'email,reason,time\r\n"{b}","old list, 2019",'
+                        f'2019-05-01T00:00:00Z\r\n"{a}",,\r\n')
+            r = env.herald("suppress", "import", good)
+            check(b"imported 2 addresses: 1 new, 1 already listed"
+                  in r.stdout, r.stdout.decode())
+            exp = env.herald("suppress", "export").stdout.decode()
+            check(exp.startswith("email,reason,time\r\n") and
+                  f'"{b}","old list, 2019",2019-05-01T00:00:00Z' in exp and
+                  f'"{a}","asked by phone",' in exp, exp)
+            # the export imports back into another store unchanged
+            env2 = os.path.join(env.dir, "other.db")
+            path = os.path.join(env.dir, "export.csv")
+            with open(path, "w") as f:
+                f.write(exp)
+            env.herald("suppress", "import", path, "--store", env2)
+            exp2 = env.herald("suppress", "export", "--store",
+                              env2).stdout.decode()
+            check(exp2 == exp, f"round trip: {exp2!r} != {exp!r}")
+            r = env.queue()
+            check(b"2 suppressed addresses skipped" in r.stdout,
+                  r.stdout.decode())
+            env.drain()
+            got = {m.recipients[0] for m in sink.wait_for(SAMPLE - 2)}
+            check(a not in got and b not in got and len(got) == SAMPLE - 2,
+                  "mailed a suppressed address")
+            r = env.herald("suppress", "remove", a)
+            check(f"removed {a}".encode() in r.stdout, r.stdout.decode())
+            r = env.herald("suppress", "remove", a, check_rc=False)
+            check(r.returncode == 65 and b"not on the suppression list"
+                  in r.stderr, "removed twice")
+            rel = other_release(env, "second-release")
+            r = env.herald("queue", rel, "--to", "lists/journalists.yaml")
+            check(b"1 suppressed address skipped" in r.stdout,
+                  r.stdout.decode())
+        finally:
+            env.close()
 
 
 CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}

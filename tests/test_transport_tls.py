@@ -33,9 +33,11 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import mailservers as ms  # noqa: E402
+import transcript  # noqa: E402
 
 DRIVER = ""
 PASSWORD = "Pw-7f3a9c-herald-secret"
+transcript.secret(PASSWORD)
 SENDER = "press@herald.test"
 
 LINE = re.compile(r'^n=(\d+) stage=(\w+) code=(\d+) status=(\S*) queue_id=(\S*) '
@@ -82,6 +84,7 @@ def send(url, *args, data=None, env=None, timeout=120):
     seconds = time.monotonic() - t0
     proc.stdout = proc.stdout.decode("utf-8", "replace")
     proc.stderr = proc.stderr.decode("utf-8", "replace")
+    transcript.record("transport_send", proc.stdout + proc.stderr)
     if proc.returncode not in (0, 1):
         raise AssertionError(f"transport_send exited {proc.returncode}:\n"
                              f"{proc.stdout}{proc.stderr}")

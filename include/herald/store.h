@@ -168,6 +168,35 @@ struct store_event {
 	const char *source;
 };
 
+/* Filter for events_each (zero/false fields match all). */
+struct store_event_filter {
+	int64_t release_id; /* events matched to this release's deliveries */
+	bool unmatched;     /* only events matched to no delivery */
+	time_t since;       /* events at or after this time */
+};
+
+/* A row of the bounce mailbox's event list (herald bounces). */
+struct store_event_row {
+	int64_t id;
+	time_t at;
+	enum store_event_kind kind;
+	int64_t delivery_id;    /* 0: matched to no delivery */
+	int64_t release_id;     /* 0: unmatched */
+	const char *release;    /* release name, or NULL */
+	const char *matched_by; /* verp, message-id, address, mismatch, NULL */
+	const char *email;      /* the address it is about, or NULL */
+	const char *status, *reason, *diagnostic; /* may be NULL */
+	int hard;                                 /* 1, 0, -1 */
+	size_t rawlen; /* size of the message kept with it */
+};
+
+/* One entry of the suppression list. */
+struct store_suppression {
+	const char *email;
+	const char *reason; /* may be NULL */
+	time_t at;
+};
+
 /* Filter for store_attempts_each (zero/NULL fields match all). */
 struct store_log_filter {
 	int64_t release_id;
@@ -329,6 +358,28 @@ struct store_backend {
 	 * email; -1 with the reason when there is none. */
 	int (*delivery_find)(struct store *st, int64_t release_id,
 	                     const char *email, int64_t *id, struct diag *d);
+	/* The bounce mailbox's events, oldest first. */
+	int (*events_each)(struct store *st, const struct store_event_filter *f,
+	                   int (*fn)(void *arg, const struct store_event_row *r),
+	                   void *arg, struct diag *d);
+	/* The message kept with event id, into *raw (malloc'd, caller
+	 * frees) and *len; -1 with the reason when there is no such event. */
+	int (*event_raw)(struct store *st, int64_t id, char **raw, size_t *len,
+	                 struct diag *d);
+	/* The suppression list, by address. */
+	int (*suppressions_each)(struct store *st,
+	                         int (*fn)(void *arg,
+	                                   const struct store_suppression *s),
+	                         void *arg, struct diag *d);
+	/* Take email off the suppression list (*removed: it was on it).
+	 * Deliveries already suppressed stay so: only later queues mail it. */
+	int (*suppress_remove)(struct store *st, const char *email,
+	                       bool *removed, struct diag *d);
+	/* Add n entries in one transaction (all or none), as suppress_add
+	 * does one; *added counts the addresses that were not listed yet. */
+	int (*suppress_import)(struct store *st,
+	                       const struct store_suppression *v, size_t n,
+	                       size_t *added, struct diag *d);
 };
 
 /* The backend for a store path ("file.db" -> sqlite); NULL for a kind of

@@ -1,0 +1,529 @@
+/*
+ * herald suppress — the suppression list: the addresses herald never
+ * mails again, whatever the release (a hard bounce, a complaint, an
+ * unsubscribe request, soft bounces piling up, or staff adding one by
+ * hand), each with its reason and date.
+ *
+ *   list   [--format table|json|csv]
+ *   add    EMAIL... [--reason TEXT]
+ *   remove EMAIL...
+ *   import FILE      (one address per line, or the CSV export writes)
+ *   export [--format csv|json]
+ *
+ * An import is all or nothing: a bad line names FILE:LINE:COLUMN and
+ * nothing is added.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <time.h>
+
+#include "herald/config.h"
+#include "herald/datefmt.h"
+#include "herald/diag.h"
+#include "herald/field.h"
+#include "herald/file.h"
+#include "herald/store.h"
+#include "herald_cli.h"
+
+/* The largest import file herald reads (some million addresses). */
+#define SUPPRESS_IMPORT_MAX (256u * 1024u * 1024u)
+/* The longest reason kept with an entry. */
+#define SUPPRESS_REASON_MAX 200
+
+struct suppress_cmd {
+	const char *config, *store, *format, *reason;
+};
+
+static void suppress_usage(FILE *f)
+{
+	fputs("usage: herald suppress list [--format table|json|csv]\n"
+	      "       herald suppress add EMAIL... [--reason TEXT]\n"
+	      "       herald suppress remove EMAIL...\n"
+	      "       herald suppress import FILE\n"
+	      "       herald suppress export [--format csv|json]\n"
+	      "       (each also takes --store PATH and --config FILE)\n\n"
+	      "The suppression list: addresses herald never mails again, for "
+	      "any release,\n"
+	      "with the reason and the date they were added. A hard bounce, "
+	      "a complaint or\n"
+	      "an unsubscribe request adds one; so does staff with add or "
+	      "import. Adding\n"
+	      "suppresses the address's queued and deferred deliveries at "
+	      "once. remove\n"
+	      "lets later queues mail the address again (deliveries already "
+	      "suppressed stay\n"
+	      "so). import reads one address per line (# starts a comment), "
+	      "or the CSV that\n"
+	      "export writes (email,reason,time); it is all or nothing.\n",
+	      f);
+}
+
+static struct store *suppress_store(const struct suppress_cmd *o,
+                                    struct diag *d)
+{
+	struct config *cfg = NULL;
+	struct store *st;
+
+	if (o->store == NULL &&
+	    (cfg = config_load(config_path(o->config), d)) == NULL)
+		return NULL;
+	st = store_open(o->store ? o->store : cfg->store, d);
+	config_free(cfg);
+	return st;
+}
+
+/* ---- list and export ------------------------------------------------------
+ */
+
+enum suppress_format { SUPPRESS_TABLE, SUPPRESS_JSON, SUPPRESS_CSV };
+
+static int suppress_row(void *arg, const struct store_suppression *sp)
+{
+	enum suppress_format fmt = *(enum suppress_format *)arg;
+	char at[32];
+
+	cli_time(sp->at, at, sizeof(at));
+	if (fmt == SUPPRESS_JSON) {
+		fputs("{\"email\":", stdout);
+		cli_json_str(sp->email);
+		fputs(",\"reason\":", stdout);
+		cli_json_str(sp->reason ? sp->reason : "");
+		printf(",\"time\":\"%s\"}\n", at);
+	} else if (fmt == SUPPRESS_CSV) {
+		cli_csv_str(sp->email);
+		putchar(',');
+		cli_csv_str(sp->reason ? sp->reason : "");
+		printf(",%s\r\n", at);
+	} else
+		printf("%-20s %-40s %s\n", at, sp->email,
+		       sp->reason ? sp->reason : "-");
+	return 0;
+}
+
+static int suppress_list(const struct suppress_cmd *o, bool export)
+{
+	struct diag d = {0};
+	struct store *st;
+	enum suppress_format fmt = export ? SUPPRESS_CSV : SUPPRESS_TABLE;
+	int rc = EX_TEMPFAIL;
+
+	if (o->format == NULL)
+		;
+	else if (!export && strcmp(o->format, "table") == 0)
+		fmt = SUPPRESS_TABLE;
+	else if (strcmp(o->format, "json") == 0)
+		fmt = SUPPRESS_JSON;
+	else if (strcmp(o->format, "csv") == 0)
+		fmt = SUPPRESS_CSV;
+	else {
+		fprintf(stderr, "herald suppress: --format is %s\n",
+		        export ? "csv or json" : "table, json or csv");
+		return EX_USAGE;
+	}
+	if ((st = suppress_store(o, &d)) == NULL)
+		goto done;
+	if (fmt == SUPPRESS_TABLE)
+		printf("%-20s %-40s %s\n", "ADDED", "EMAIL", "REASON");
+	else if (fmt == SUPPRESS_CSV)
+		fputs("email,reason,time\r\n", stdout);
+	if (store_ops(st)->suppressions_each(st, suppress_row, &fmt, &d) < 0)
+		goto done;
+	rc = fflush(stdout) == 0 ? 0 : EX_IOERR;
+done:
+	diag_print(&d, stderr);
+	diag_clear(&d);
+	store_close(st);
+	return rc;
+}
+
+/* ---- add and remove --------------------------------------------------------
+ */
+
+/* Is a reason one line of printable text? (It is shown in tables.) */
+static int suppress_reason_ok(const char *r)
+{
+	size_t n = strlen(r);
+
+	if (n == 0 || n > SUPPRESS_REASON_MAX)
+		return 0;
+	for (const unsigned char *p = (const unsigned char *)r; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return 0;
+	return 1;
+}
+
+static int suppress_add(const struct suppress_cmd *o, char **emails, int n)
+{
+	struct diag d = {0};
+	struct store *st = NULL;
+	struct store_suppression *v = NULL;
+	size_t added = 0;
+	int rc = EX_USAGE, bad = 0;
+
+	if (n <= 0) {
+		suppress_usage(stderr);
+		return EX_USAGE;
+	}
+	if (o->reason != NULL && !suppress_reason_ok(o->reason)) {
+		fprintf(stderr,
+		        "herald suppress add: --reason must be one line of at "
+		        "most %d characters\n",
+		        SUPPRESS_REASON_MAX);
+		return EX_USAGE;
+	}
+	for (int i = 0; i < n; i++) {
+		const char *why = NULL;
+		if (field_email_valid(emails[i], strlen(emails[i]), &why) < 0) {
+			fprintf(stderr, "herald suppress add: \"%s\": %s\n",
+			        emails[i], why);
+			bad++;
+		}
+	}
+	if (bad > 0)
+		return EX_DATAERR;
+	if ((v = calloc((size_t)n, sizeof(*v))) == NULL) {
+		fputs("herald suppress add: out of memory\n", stderr);
+		return EX_OSERR;
+	}
+	for (int i = 0; i < n; i++) {
+		v[i].email = emails[i];
+		v[i].reason = o->reason ? o->reason : "added by staff";
+	}
+	rc = EX_TEMPFAIL;
+	if ((st = suppress_store(o, &d)) == NULL)
+		goto done;
+	if (store_ops(st)->suppress_import(st, v, (size_t)n, &added, &d) < 0)
+		goto done;
+	printf("suppressed %zu address%s (%zu already listed)\n", added,
+	       added == 1 ? "" : "es", (size_t)n - added);
+	rc = 0;
+done:
+	diag_print(&d, stderr);
+	diag_clear(&d);
+	free(v);
+	store_close(st);
+	return rc;
+}
+
+static int suppress_remove(const struct suppress_cmd *o, char **emails, int n)
+{
+	struct diag d = {0};
+	struct store *st;
+	int rc = EX_TEMPFAIL, missing = 0;
+
+	if (n == 0) {
+		suppress_usage(stderr);
+		return EX_USAGE;
+	}
+	if ((st = suppress_store(o, &d)) == NULL)
+		goto done;
+	for (int i = 0; i < n; i++) {
+		bool removed = false;
+		if (store_ops(st)->suppress_remove(st, emails[i], &removed,
+		                                   &d) < 0)
+			goto done;
+		if (removed)
+			printf("removed %s\n", emails[i]);
+		else {
+			fprintf(stderr,
+			        "herald suppress remove: %s is not on the "
+			        "suppression list\n",
+			        emails[i]);
+			missing++;
+		}
+	}
+	rc = missing > 0 ? EX_DATAERR : 0;
+done:
+	diag_print(&d, stderr);
+	diag_clear(&d);
+	store_close(st);
+	return rc;
+}
+
+/* ---- import ------------------------------------------------------------- */
+
+/* One CSV field at *p (quoted with "" inside, or bare up to a comma), into
+ * a malloc'd string; *p moves past it and its comma. NULL with *col at
+ * the fault on a quote that does not close. */
+static char *suppress_csv_field(const char **p, const char *end, size_t *col,
+                                const char *line)
+{
+	const char *s = *p;
+	char *out = malloc((size_t)(end - s) + 1);
+	size_t k = 0;
+
+	if (out == NULL)
+		return NULL;
+	if (s < end && *s == '"') {
+		s++;
+		for (;;) {
+			if (s >= end) {
+				*col = (size_t)(*p - line) + 1;
+				free(out);
+				return NULL;
+			}
+			if (*s == '"') {
+				if (s + 1 < end && s[1] == '"') {
+					out[k++] = '"';
+					s += 2;
+					continue;
+				}
+				s++;
+				break;
+			}
+			out[k++] = *s++;
+		}
+	} else
+		while (s < end && *s != ',')
+			out[k++] = *s++;
+	out[k] = '\0';
+	if (s < end && *s == ',')
+		s++;
+	*p = s;
+	return out;
+}
+
+struct suppress_import {
+	struct store_suppression *v;
+	char **owned; /* strings to free */
+	size_t n, cap, nowned, owncap;
+};
+
+static int suppress_own(struct suppress_import *im, char *s)
+{
+	if (im->nowned == im->owncap) {
+		size_t cap = im->owncap ? im->owncap * 2 : 64;
+		char **o = realloc(im->owned, cap * sizeof(*o));
+		if (o == NULL)
+			return -1;
+		im->owned = o;
+		im->owncap = cap;
+	}
+	im->owned[im->nowned++] = s;
+	return 0;
+}
+
+/* Read one line of an import file (without its line end). Problems go to
+ * d with the file, line and column. */
+static int suppress_import_line(struct suppress_import *im, const char *file,
+                                size_t lineno, const char *line,
+                                const char *end, bool csv, struct diag *d)
+{
+	const char *p = line, *why = NULL;
+	char *email = NULL, *reason = NULL, *when = NULL;
+	size_t col = 0;
+	time_t at = 0;
+
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	if (p == end || *p == '#')
+		return 0;
+	for (const char *q = line; q < end; q++)
+		if (*q == '\0') {
+			diag_add(d, file, (int)lineno, (int)(q - line) + 1,
+			         "a NUL byte in the line");
+			return 1;
+		}
+	if (csv) {
+		if ((email = suppress_csv_field(&p, end, &col, line)) == NULL)
+			goto bad_quote;
+		if (p < end &&
+		    (reason = suppress_csv_field(&p, end, &col, line)) == NULL)
+			goto bad_quote;
+		if (p < end &&
+		    (when = suppress_csv_field(&p, end, &col, line)) == NULL)
+			goto bad_quote;
+	} else {
+		const char *e = end;
+		while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if ((email = strndup(p, (size_t)(e - p))) == NULL)
+			goto oom;
+	}
+	col = (size_t)(p - line) + 1;
+	if (field_email_valid(email, strlen(email), &why) < 0) {
+		diag_add(d, file, (int)lineno, csv ? 1 : (int)col,
+		         "\"%s\" is not a mail address: %s", email, why);
+		goto skip;
+	}
+	if (reason != NULL && *reason != '\0' && !suppress_reason_ok(reason)) {
+		diag_add(d, file, (int)lineno, 0,
+		         "the reason must be one line of at most %d "
+		         "characters",
+		         SUPPRESS_REASON_MAX);
+		goto skip;
+	}
+	if (when != NULL && *when != '\0' && strcmp(when, "-") != 0 &&
+	    datefmt_parse_when(when, time(NULL), &at, &why) < 0) {
+		diag_add(d, file, (int)lineno, 0, "time \"%s\": %s", when,
+		         why ? why : "not a time");
+		goto skip;
+	}
+	if (im->n == im->cap) {
+		size_t cap = im->cap ? im->cap * 2 : 256;
+		struct store_suppression *v = realloc(im->v, cap * sizeof(*v));
+		if (v == NULL)
+			goto oom;
+		im->v = v;
+		im->cap = cap;
+	}
+	if (suppress_own(im, email) < 0)
+		goto oom;
+	im->v[im->n].email = email;
+	email = NULL;
+	if (reason != NULL && *reason != '\0') {
+		if (suppress_own(im, reason) < 0)
+			goto oom;
+		im->v[im->n].reason = reason;
+		reason = NULL;
+	} else
+		im->v[im->n].reason = "imported";
+	im->v[im->n].at = at;
+	im->n++;
+	free(reason);
+	free(when);
+	return 0;
+bad_quote:
+	diag_add(d, file, (int)lineno, (int)col, "a quoted field does not end");
+skip:
+	free(email);
+	free(reason);
+	free(when);
+	return 1;
+oom:
+	free(email);
+	free(reason);
+	free(when);
+	diag_add(d, file, 0, 0, "out of memory");
+	return -1;
+}
+
+static int suppress_import(const struct suppress_cmd *o, const char *file)
+{
+	struct diag d = {0};
+	struct store *st = NULL;
+	struct suppress_import im = {0};
+	char *buf = NULL;
+	size_t len = 0, lineno = 0, added = 0, bad = 0;
+	const char *p, *end;
+	bool csv;
+	int rc = EX_DATAERR;
+
+	if (file_read(file, SUPPRESS_IMPORT_MAX, &buf, &len, &d) < 0)
+		goto done;
+	/* the CSV export starts with its header row */
+	csv = len >= 6 && strncmp(buf, "email,", 6) == 0;
+	p = buf;
+	end = buf + len;
+	while (p < end) {
+		const char *nl = p, *le;
+		int r;
+		while (nl < end && *nl != '\n')
+			nl++;
+		le = nl;
+		if (le > p && le[-1] == '\r')
+			le--;
+		lineno++;
+		if (!(csv && lineno == 1)) {
+			r = suppress_import_line(&im, file, lineno, p, le, csv,
+			                         &d);
+			if (r < 0)
+				goto done;
+			if (r > 0 && ++bad >= 20) {
+				diag_add(&d, file, (int)lineno, 0,
+				         "too many bad lines; stopping here");
+				break;
+			}
+		}
+		p = nl < end ? nl + 1 : end;
+	}
+	if (bad > 0) {
+		diag_add(&d, file, 0, 0,
+		         "nothing imported: fix the lines above first");
+		goto done;
+	}
+	rc = EX_TEMPFAIL;
+	if ((st = suppress_store(o, &d)) == NULL)
+		goto done;
+	if (store_ops(st)->suppress_import(st, im.v, im.n, &added, &d) < 0)
+		goto done;
+	printf("imported %zu address%s: %zu new, %zu already listed\n", im.n,
+	       im.n == 1 ? "" : "es", added, im.n - added);
+	rc = 0;
+done:
+	diag_print(&d, stderr);
+	diag_clear(&d);
+	for (size_t i = 0; i < im.nowned; i++)
+		free(im.owned[i]);
+	free(im.owned);
+	free(im.v);
+	free(buf);
+	store_close(st);
+	return rc;
+}
+
+/* ---- the command line ----------------------------------------------------- */
+
+int cmd_suppress(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"config", required_argument, NULL, 'C'},
+	    {"store", required_argument, NULL, 'S'},
+	    {"format", required_argument, NULL, 'f'},
+	    {"reason", required_argument, NULL, 'r'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct suppress_cmd o = {0};
+	const char *sub = argc > 1 && argv[1][0] != '-' ? argv[1] : NULL;
+	int ch, nargs;
+	char **args;
+
+	optind = sub != NULL ? 2 : 1;
+	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'C':
+			o.config = optarg;
+			break;
+		case 'S':
+			o.store = optarg;
+			break;
+		case 'f':
+			o.format = optarg;
+			break;
+		case 'r':
+			o.reason = optarg;
+			break;
+		case 'h':
+			suppress_usage(stdout);
+			return 0;
+		default:
+			suppress_usage(stderr);
+			return EX_USAGE;
+		}
+	}
+	args = argv + optind;
+	nargs = argc - optind;
+	if (sub == NULL) {
+		suppress_usage(stderr);
+		return EX_USAGE;
+	}
+	if (strcmp(sub, "list") == 0 && nargs == 0)
+		return suppress_list(&o, false);
+	if (strcmp(sub, "export") == 0 && nargs == 0)
+		return suppress_list(&o, true);
+	if (strcmp(sub, "add") == 0)
+		return suppress_add(&o, args, nargs);
+	if (strcmp(sub, "remove") == 0)
+		return suppress_remove(&o, args, nargs);
+	if (strcmp(sub, "import") == 0 && nargs == 1)
+		return suppress_import(&o, args[0]);
+	fprintf(stderr, "herald suppress: unknown subcommand or arguments\n");
+	suppress_usage(stderr);
+	return EX_USAGE;
+}
