@@ -1,0 +1,40 @@
+/*
+ * fuzz_bounce — bounce_parse on any message, then bounce_event_free. The
+ * parser must never fail on content (only on size or memory), and what it
+ * returns must keep the promises of bounce.h: every recipient has an
+ * address, statuses are terminated, reasons are from the vocabulary.
+ */
+#include <string.h>
+
+#include "fuzz.h"
+#include "herald/bounce.h"
+#include "herald/diag.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct bounce_event ev;
+	struct diag d = {0};
+
+	if (bounce_parse((const char *)data, size, &ev, &d) < 0) {
+		FUZZ_CHECK(size > BOUNCE_MAX_SIZE, "refused by content");
+		diag_clear(&d);
+		return 0;
+	}
+	FUZZ_CHECK(ev.kind >= BOUNCE_NONE && ev.kind <= BOUNCE_AUTOREPLY,
+	           "an unknown kind");
+	FUZZ_CHECK(ev.nrcpt == 0 || ev.rcpt != NULL, "recipients missing");
+	for (size_t i = 0; i < ev.nrcpt; i++) {
+		const struct bounce_rcpt *r = &ev.rcpt[i];
+
+		FUZZ_CHECK(r->address != NULL, "a recipient without address");
+		FUZZ_CHECK(memchr(r->status, '\0', sizeof(r->status)) != NULL,
+		           "status not terminated");
+		FUZZ_CHECK(r->hard >= -1 && r->hard <= 1, "hard out of range");
+		if (r->reason != NULL)
+			(void)bounce_reason_hard(r->reason);
+	}
+	bounce_event_free(&ev);
+	FUZZ_CHECK(ev.rcpt == NULL && ev.nrcpt == 0, "free left the event");
+	diag_clear(&d);
+	return 0;
+}
