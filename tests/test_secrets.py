@@ -1,0 +1,428 @@
+#!/usr/bin/env python3
+"""Secrets and permissions: what herald creates is private, what it is
+given must be private, and no secret ever shows.
+
+`test_secrets.py --herald H --heraldd D --source S CASE` (ctest runs each
+as secrets/CASE, labelled reliability):
+
+  permissions     under a umask of 000: the store (and its -wal/-shm), the
+                  control socket, the Maildir herald writes and heraldd's
+                  snapshot directory are 0600/0700
+  readable_files  a relay password, return-path secret or DKIM key file
+                  that group or others may read is refused, by name, and
+                  its content is not printed
+  control_socket  another user cannot connect to the control socket; with
+                  the socket opened up by mistake, heraldd still refuses
+                  them (SO_PEERCRED) and logs it; the owner gets answers
+  no_core         heraldd runs with core files off and not dumpable
+  help            --help of every command and of heraldd names no secret
+  transcripts     (runs last) everything the suite's tests recorded of what
+                  herald printed holds none of the secrets they used, in
+                  clear or base64 (AUTH PLAIN/LOGIN)
+"""
+import argparse
+import base64
+import glob
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
+import mailservers as ms  # noqa: E402
+import transcript  # noqa: E402
+
+A = None
+SECRET = b"secrets-test-return-path-0123456789abcdef"
+PASSWORD = "secrets-test-relay-Pa55-8c1f"
+
+
+class Failure(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Failure(msg)
+
+
+class Env:
+    def __init__(self, relay, extra=""):
+        self.dir = tempfile.mkdtemp(prefix="herald-secrets-")
+        os.chmod(self.dir, 0o755)
+        self.store = os.path.join(self.dir, "herald.db")
+        self.cfg = os.path.join(self.dir, "herald.yaml")
+        relay = relay.replace("{dir}", self.dir)
+        with open(self.cfg, "w") as f:
+            f.write(f"store: {self.store}\n"
+                    f"daemon: {{lease: 5s, grace: 2s, batch: 16}}\n"
+                    f"relay:\n  url: {relay}\n{extra}")
+        self.procs = []
+        self.logs = []
+
+    def private(self, name, data, mode=0o600):
+        path = os.path.join(self.dir, name)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.write(fd, data)
+        os.close(fd)
+        os.chmod(path, mode)
+        transcript.secret(data)
+        return path
+
+    def herald(self, *args, check_rc=True):
+        r = subprocess.run([A.herald, *args, "--config", self.cfg],
+                           cwd=A.source, capture_output=True, timeout=120)
+        transcript.record("herald " + " ".join(args), r.stdout + r.stderr)
+        if check_rc and r.returncode != 0:
+            raise Failure(f"herald {' '.join(args)} exited {r.returncode}: "
+                          f"{r.stderr.decode()}{r.stdout.decode()}")
+        return r
+
+    def start(self, *extra):
+        log = open(os.path.join(self.dir, f"heraldd{len(self.procs)}.log"),
+                   "wb")
+        p = subprocess.Popen([A.heraldd, "--config", self.cfg, *extra],
+                             cwd=A.source, stdout=log, stderr=log)
+        self.procs.append(p)
+        self.logs.append(log.name)
+        return p
+
+    def log_text(self):
+        out = ""
+        for name in self.logs:
+            with open(name, "rb") as f:
+                out += f.read().decode("utf-8", "replace")
+        return out
+
+    def close(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        transcript.record("heraldd logs", self.log_text())
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def mode(path):
+    return os.stat(path).st_mode & 0o777
+
+
+def private_mode(path, want):
+    m = mode(path)
+    check(m & 0o077 == 0 and m & 0o700 == want & 0o700,
+          f"{path}: mode {m:o}, want {want:o}")
+
+
+def wait_for_file(path, timeout=20):
+    ms.wait_until(lambda: os.path.exists(path), timeout, path)
+
+
+# ---- cases -----------------------------------------------------------------
+
+
+def case_permissions():
+    """umask 000 and still private."""
+    old = os.umask(0)
+    try:
+        env = Env("maildir:{dir}/outbox")
+        try:
+            env.private("bounce.secret", SECRET)
+            env.herald("queue", "templates/report-launch", "--to",
+                       "lists/journalists.yaml")
+            for p in [env.store] + glob.glob(env.store + "-*"):
+                private_mode(p, 0o600)
+            tmp = tempfile.mkdtemp(prefix="herald-tmp-")
+            os.chmod(tmp, 0o777)
+            penv = dict(os.environ, TMPDIR=tmp)
+            log = open(os.path.join(env.dir, "heraldd.log"), "wb")
+            env.logs.append(log.name)
+            outbox = os.path.join(env.dir, "outbox")
+            p = subprocess.Popen([A.heraldd, "--config", env.cfg, "--relay",
+                                  f"maildir:{outbox}"],
+                                 cwd=A.source, stdout=log, stderr=log,
+                                 env=penv)
+            env.procs.append(p)
+            sock = env.store + ".sock"
+            wait_for_file(sock)
+            private_mode(sock, 0o600)
+
+            def delivered():
+                new = os.path.join(outbox, "new")
+                return os.path.isdir(new) and len(os.listdir(new)) == 47
+            ms.wait_until(delivered, 60, "47 messages in the Maildir")
+            snaps = glob.glob(os.path.join(tmp, "heraldd-*"))
+            check(snaps, f"no snapshot directory under {tmp}")
+            for s in snaps:
+                private_mode(s, 0o700)
+            for d in ["", "new", "cur", "tmp"]:
+                private_mode(os.path.join(outbox, d), 0o700)
+            for n in os.listdir(os.path.join(outbox, "new")):
+                private_mode(os.path.join(outbox, "new", n), 0o600)
+            for p2 in [env.store] + glob.glob(env.store + "-*"):
+                private_mode(p2, 0o600)
+            shutil.rmtree(tmp, ignore_errors=True)
+        finally:
+            env.close()
+    finally:
+        os.umask(old)
+
+
+def case_readable_files():
+    """Secrets that others may read are refused by name, unprinted."""
+    with ms.SmtpSink() as sink:
+        dkim = subprocess.run(
+            ["openssl", "genpkey", "-algorithm", "ed25519"],
+            capture_output=True, check=True).stdout
+        body = b"".join(l for l in dkim.splitlines()
+                        if not l.startswith(b"-----"))
+        transcript.secret(body)
+        kinds = {
+            "relay password": ("relay.pass", PASSWORD.encode() + b"\n",
+                               "  user: press\n"
+                               "  password_file: {path}\n"),
+            "return-path secret": ("bounce.secret", SECRET + b"\n",
+                                   "bounces:\n  domain: b.example.org\n"
+                                   "  secret_file: {path}\n"),
+            "DKIM key": ("dkim.key", dkim,
+                         "dkim:\n  - {{domain: coalition.example.org, "
+                         "selector: s1, key: {path}}}\n"),
+        }
+        for what, (name, data, yaml_text) in kinds.items():
+            for bad in (0o644, 0o640, 0o604):
+                env = Env(f"smtp://127.0.0.1:{sink.port}")
+                try:
+                    path = env.private(name, data, mode=bad)
+                    with open(env.cfg, "a") as f:
+                        f.write(yaml_text.format(path=path))
+                    outs = []
+                    for args in (["check", "templates/report-launch",
+                                  "--to", "lists/journalists.yaml"],
+                                 ["queue", "templates/report-launch",
+                                  "--to", "lists/journalists.yaml"]):
+                        r = env.herald(*args, check_rc=False)
+                        out = (r.stdout + r.stderr).decode("utf-8",
+                                                           "replace")
+                        outs.append(out)
+                        # check and queue send nothing: only heraldd (and
+                        # proof) read the relay's password
+                        if what == "relay password":
+                            continue
+                        check(r.returncode != 0 and path in out and
+                              "readable by" in out,
+                              f"{what} {bad:o}, herald {args[0]}: exit "
+                              f"{r.returncode}: {out[-400:]}")
+                    if what == "relay password":
+                        r = env.herald("proof", "templates/report-launch",
+                                       "--to", "lists/journalists.yaml",
+                                       "--proof-to", "staff@example.org",
+                                       check_rc=False)
+                        out = (r.stdout + r.stderr).decode("utf-8",
+                                                           "replace")
+                        outs.append(out)
+                        check(r.returncode != 0 and path in out,
+                              f"proof with a {bad:o} password file: exit "
+                              f"{r.returncode}: {out[-400:]}")
+                    p = env.start("--drain")
+                    rc = p.wait(timeout=60)
+                    log = env.log_text()
+                    check(rc != 0 and path in log, f"{what} {bad:o}: "
+                          f"heraldd exit {rc}: {log[-400:]}")
+                    everything = "".join(outs) + log
+                    check(data.strip().decode() not in everything and
+                          body.decode()[:20] not in everything,
+                          f"{what}: printed")
+                finally:
+                    env.close()
+        check(sink.count() == 0, "a message left with a refused secret")
+
+
+def case_control_socket():
+    """Only heraldd's own user may use its control socket."""
+    env = Env("maildir:{dir}/outbox")
+    try:
+        env.herald("queue", "templates/report-launch", "--to",
+                   "lists/journalists.yaml")
+        env.start()
+        sock = env.store + ".sock"
+        wait_for_file(sock)
+        nobody = pwd.getpwnam("nobody")
+        os.chmod(env.dir, 0o755)
+
+        def as_nobody(code):
+            return subprocess.run(
+                ["/usr/bin/python3", "-c", code, sock], capture_output=True,
+                timeout=30, user=nobody.pw_uid, group=nobody.pw_gid,
+                extra_groups=[])
+
+        ping = ("import socket,sys\n"
+                "s=socket.socket(socket.AF_UNIX)\n"
+                "try:\n s.connect(sys.argv[1])\n"
+                "except OSError as e:\n print('refused', e.errno); sys.exit(3)\n"
+                "s.settimeout(5)\n"
+                "try:\n s.sendall(b'ping\\n'); d=s.recv(64)\n"
+                "except OSError:\n d=b''\n"
+                "print('answer', d)\n")
+        r = as_nobody(ping)
+        check(r.returncode == 3 and b"refused 13" in r.stdout,
+              f"another user connected: {r.stdout} {r.stderr}")
+        # a socket opened up by mistake: still refused, and logged
+        os.chmod(sock, 0o666)
+        r = as_nobody(ping)
+        check(r.returncode == 0 and b"answer b''" in r.stdout,
+              f"another user was answered: {r.stdout} {r.stderr}")
+        ms.wait_until(lambda: "control: refused a connection from uid "
+                      f"{nobody.pw_uid}" in env.log_text(), 10,
+                      "heraldd's log line about the refused connection")
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(sock)
+        s.sendall(b"ping\n")
+        s.settimeout(5)
+        check(s.recv(64) == b"pong\n", "the owner got no answer")
+        s.close()
+    finally:
+        env.close()
+
+
+def case_no_core():
+    """heraldd: RLIMIT_CORE 0 and not dumpable, whatever it inherited.
+    Run as an unprivileged user: the /proc files of a process that is not
+    dumpable belong to root, not to the user it runs as."""
+    nobody = pwd.getpwnam("nobody")
+    env = Env("maildir:{dir}/outbox")
+    try:
+        os.chown(env.dir, nobody.pw_uid, nobody.pw_gid)
+        p = subprocess.Popen(
+            ["bash", "-c", 'ulimit -c unlimited && exec "$@"', "heraldd",
+             A.heraldd, "--config", env.cfg],
+            cwd=A.source, stdout=open(os.path.join(env.dir, "d.log"), "wb"),
+            stderr=subprocess.STDOUT, user=nobody.pw_uid,
+            group=nobody.pw_gid, extra_groups=[])
+        env.procs.append(p)
+        env.logs.append(os.path.join(env.dir, "d.log"))
+        try:
+            wait_for_file(env.store + ".sock")
+        except TimeoutError:
+            raise Failure(f"heraldd did not start: {env.log_text()}")
+        with open(f"/proc/{p.pid}/limits") as f:
+            core = [l for l in f if l.startswith("Max core file size")]
+        check(core and core[0].split()[4:6] == ["0", "0"],
+              f"core limit: {core}")
+        st = os.stat(f"/proc/{p.pid}/status")
+        check(st.st_uid == 0,
+              f"heraldd is dumpable: /proc/{p.pid} belongs to uid "
+              f"{st.st_uid}")
+        # and a shell of the same user is, for comparison
+        q = subprocess.Popen(["sleep", "30"], user=nobody.pw_uid,
+                             group=nobody.pw_gid, extra_groups=[])
+        try:
+            check(os.stat(f"/proc/{q.pid}/status").st_uid == nobody.pw_uid,
+                  "the comparison does not hold on this system")
+        finally:
+            q.kill()
+            q.wait()
+    finally:
+        env.close()
+
+
+def case_help():
+    """Every --help: shown, and no secret in it."""
+    env = Env("maildir:{dir}/outbox")
+    try:
+        env.private("bounce.secret", SECRET)
+        r = subprocess.run([A.herald, "--help"], capture_output=True)
+        cmds = [l.split()[0] for l in r.stdout.decode().splitlines()
+                if l.startswith("  ") and l.split()]
+        check(len(cmds) >= 10, f"commands: {cmds}")
+        texts = [r.stdout]
+        for c in cmds:
+            r = subprocess.run([A.herald, c, "--help"], capture_output=True,
+                               env=dict(os.environ, HERALD_CONFIG=env.cfg))
+            check(r.returncode == 0 and b"usage:" in r.stdout,
+                  f"herald {c} --help: {r.returncode} {r.stderr}")
+            texts.append(r.stdout + r.stderr)
+        r = subprocess.run([A.heraldd, "--help"], capture_output=True)
+        texts.append(r.stdout + r.stderr)
+        allout = b"".join(texts)
+        transcript.record("--help", allout)
+        check(SECRET not in allout, "a secret in --help")
+    finally:
+        env.close()
+
+
+def case_transcripts():
+    """No test secret in anything the suite recorded."""
+    tdir = transcript.DIR
+    check(tdir and os.path.isdir(tdir),
+          f"no transcripts at {tdir}: run the whole suite (ctest), which "
+          "runs this test last")
+    secrets = set()
+    for path in glob.glob(os.path.join(tdir, "secrets-*.hex")):
+        with open(path) as f:
+            for line in f:
+                if line.strip():
+                    secrets.add(bytes.fromhex(line.strip()))
+    outputs = glob.glob(os.path.join(tdir, "out-*.log"))
+    build = os.path.dirname(os.path.abspath(tdir))
+    outputs += glob.glob(os.path.join(build, "Testing", "Temporary",
+                                      "LastTest*.log*"))
+    check(len(secrets) >= 3 and len(outputs) >= 3,
+          f"{len(secrets)} secrets, {len(outputs)} transcripts: too few to "
+          "mean anything; run the whole suite")
+    forms = {}
+    for s in secrets:
+        variants = [s]
+        for line in s.splitlines():  # each line of a PEM body
+            if len(line) >= 16:
+                variants.append(line)
+        # what an SMTP or IMAP client sends for it
+        for v in list(variants):
+            variants.append(base64.b64encode(v))
+            for user in (b"press", b"herald"):
+                variants.append(base64.b64encode(b"\0" + user + b"\0" + v))
+        forms[s] = list(dict.fromkeys(variants))
+    scanned = 0
+    leaks = []
+    for path in outputs:
+        with open(path, "rb") as f:
+            data = f.read()
+        scanned += len(data)
+        for s, variants in forms.items():
+            for v in variants:
+                if v in data:
+                    leaks.append(f"{path}: {s[:6]!r}... as {v[:12]!r}...")
+    print(f"{len(secrets)} secrets looked for in {len(outputs)} "
+          f"transcripts, {scanned} bytes")
+    check(not leaks, "secrets in the suite's output:\n" + "\n".join(leaks))
+
+
+CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}
+
+
+def main():
+    global A
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--herald", required=True)
+    ap.add_argument("--heraldd", required=True)
+    ap.add_argument("--source", required=True)
+    ap.add_argument("case", choices=sorted(CASES))
+    A = ap.parse_args()
+    try:
+        CASES[A.case]()
+    except Failure as e:
+        print("FAIL:", e)
+        return 1
+    print("ok:", A.case)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
