@@ -669,9 +669,15 @@ static const char *phrase_reason(const char *diag)
 	     p++)
 		for (unsigned short k = phrase_head[p[0]][p[1]];
 		     k != 0 && (size_t)(k - 1) < best; k = phrase_next[k - 1]) {
-			const char *t = bounce_patterns[k - 1].text;
+			const unsigned char *t =
+			    (const unsigned char *)bounce_patterns[k - 1].text;
+			size_t j = 2, n = phrase_len[k - 1];
 
-			if (strncmp((const char *)p, t, phrase_len[k - 1]) == 0) {
+			/* byte by byte: stops at the diagnostic's end (a
+			 * phrase has no NUL), never reads past it */
+			while (j < n && p[j] == t[j])
+				j++;
+			if (j == n) {
 				best = (size_t)(k - 1);
 				break;
 			}
