@@ -99,6 +99,7 @@ struct imap_box {
 	mailimap *imap;
 	bool idling, in_login, target_ready;
 	bool cap_move, cap_uidplus, cap_idle;
+	uint32_t listed; /* the highest UID the last pass listed */
 };
 
 /* ---- the URL ----------------------------------------------------------- */
@@ -923,6 +924,7 @@ static int imap_fetch(struct mailbox *base, size_t max_bytes, mailbox_fn fn,
 	if (exists > 0 && last < UINT32_MAX &&
 	    imap_list(mb, last, &items, &n, d) < 0)
 		return -1;
+	mb->listed = n > 0 ? items[n - 1].uid : last;
 	for (size_t i = 0; i < n; i++) {
 		struct mailbox_msg m = {0};
 		clist *res = NULL;
@@ -998,6 +1000,19 @@ static int imap_idle(struct mailbox *base, int *fd, struct diag *d)
 	if (mb->idling) {
 		*fd = mailimap_idle_get_fd(mb->imap);
 		return 0;
+	}
+	/* mail that came during the pass was announced then (EXISTS in the
+	 * replies to our commands), not again in IDLE: look first */
+	if (mb->imap->imap_selection_info != NULL &&
+	    mb->imap->imap_selection_info->sel_exists > 0 &&
+	    mb->listed < UINT32_MAX) {
+		struct imap_item *items = NULL;
+		size_t n = 0;
+		if (imap_list(mb, mb->listed, &items, &n, d) < 0)
+			return -1;
+		free(items);
+		if (n > 0)
+			return 1;
 	}
 	r = mailimap_idle(mb->imap);
 	if (r != MAILIMAP_NO_ERROR)

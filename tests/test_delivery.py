@@ -862,6 +862,276 @@ def case_suppress_cli():
             env.close()
 
 
+# ---- the bounce mailbox over IMAP (Dovecot) ---------------------------------
+
+IMAP_SECRET = b"herald-test-secret-0123456789abcdef"
+IMAP_DOMAIN = "bounces.coalition.example.org"
+
+
+def imap_env(relay, dv, ca_path, *, tls="imaps", folder="INBOX",
+             move_to="Handled", poll="1h", password=None):
+    """An Env whose bounce mailbox is folder on Dovecot dv (over imaps or
+    imap with STARTTLS), the test CA trusted, the password in a 0600
+    file."""
+    imap = (f"  imap:\n    password_file: imap.pass\n"
+            f"    ca_file: {ca_path}\n    timeout: 10s\n")
+    if move_to:
+        imap += f"    move_to: {move_to}\n"
+    env = Env(relay, relay_extra=f"bounces:\n  domain: {IMAP_DOMAIN}\n"
+              f"  secret_file: bounce.secret\n"
+              f"  mailbox: {dv.url(tls, folder)}\n  poll: {poll}\n{imap}")
+    env.write_private("bounce.secret", IMAP_SECRET + b"\n")
+    env.write_private("imap.pass",
+                      (password or dv.password).encode() + b"\n")
+    return env
+
+
+def store_count(env, sql):
+    import sqlite3
+    db = sqlite3.connect(f"file:{env.store}?mode=ro", uri=True, timeout=30)
+    try:
+        return db.execute(sql).fetchone()[0]
+    finally:
+        db.close()
+
+
+def fetch(env, trace=False):
+    """herald bounces fetch, with the IMAP trace on stderr if asked."""
+    saved = os.environ.get("HERALD_IMAP_TRACE")
+    if trace:
+        os.environ["HERALD_IMAP_TRACE"] = "1"
+    try:
+        r = env.herald("bounces", "fetch", check_rc=False)
+    finally:
+        if saved is None:
+            os.environ.pop("HERALD_IMAP_TRACE", None)
+    return r.returncode, r.stdout.decode(), r.stderr.decode()
+
+
+def case_real_dsn_imap():
+    """Real DSNs from a real Postfix reach heraldd through Dovecot over
+    IMAP with TLS (test CA): heraldd, waiting in IDLE (bounces.poll is an
+    hour, so only IDLE can explain a prompt read), marks every delivery
+    bounced and suppresses its address; a forged copy read first changes
+    nothing; handled mail is moved to Handled and not read twice; the next
+    release queued skips the suppressed addresses."""
+    with ms.SmtpSink(hard_reject=["RCPT"],
+                     hard_reply="550 5.1.1 <x>: Recipient address rejected: "
+                     "User unknown in virtual mailbox table") as dest, \
+            ms.SmtpSink() as bounces, \
+            ms.Postfix(relayhost=dest, bounce_to=bounces) as pf, \
+            ms.TestCA() as ca:
+        cert, key = ca.issue()
+        with ms.Dovecot(cert, key, ca=ca.cert_path) as dv:
+            env = imap_env(f"smtp://127.0.0.1:{pf.port}", dv, ca.cert_path)
+            try:
+                env.queue()
+                env.start()
+                dsns = bounces.wait_for(SAMPLE, timeout=120)
+                env.wait_all("sent")
+                ms.wait_until(lambda: store_count(
+                    env, "SELECT count(*) FROM mailbox_state") == 1, 30,
+                    "heraldd's first pass over the mailbox")
+                # a forged copy of the first DSN (its return path's
+                # signature altered) arrives first: nothing may change
+                forged = re.sub(rb"(bounces\+[0-9a-f]{32}-)([a-z2-7])",
+                                lambda x: x.group(1) +
+                                (b"a" if x.group(2) != b"a" else b"b"),
+                                dsns[0].data)
+                check(forged != dsns[0].data, "could not forge")
+                dv.append(forged)
+                ms.wait_until(lambda: "mailbox: unknown" in env.log_text(),
+                              30, "heraldd to read the forged DSN (IDLE)")
+                check(store_count(env, "SELECT count(*) FROM deliveries "
+                                  "WHERE state = 'bounced'") == 0,
+                      "a forged DSN bounced a delivery")
+                check(store_count(env, "SELECT count(*) FROM suppressions")
+                      == 0, "a forged DSN suppressed an address")
+                t0 = time.time()
+                for m in dsns:
+                    check(m.sender == "", f"a DSN from <{m.sender}>")
+                    dv.append(m.data)
+                ms.wait_until(lambda: env.log_text().count(" suppressed\n")
+                              >= SAMPLE, 60,
+                              f"heraldd to read {SAMPLE} DSNs over IMAP")
+                print(f"read {SAMPLE} DSNs {time.time() - t0:.2f} s after "
+                      f"they arrived (bounces.poll is 1h)")
+                st = env.status_line()
+                check(re.search(rf"\b{SAMPLE}\s+0\s+0\s+0\s+0\s+"
+                                rf"{SAMPLE}\b", st), f"status: {st}")
+                check(store_count(env, "SELECT count(*) FROM deliveries "
+                                  "WHERE state = 'bounced'") == SAMPLE,
+                      "not every delivery bounced")
+                check(store_count(env, "SELECT count(*) FROM suppressions")
+                      == SAMPLE, "not every address suppressed")
+                ms.wait_until(lambda: dv.count("Handled") == SAMPLE + 1, 30,
+                              "every message moved to Handled")
+                check(dv.count("INBOX") == 0, "INBOX not emptied")
+                for p in env.procs:
+                    p.send_signal(signal.SIGTERM)
+                    check(p.wait(timeout=30) == 0, "heraldd did not exit 0")
+                # read again: nothing new, nothing recorded twice
+                events = store_count(env, "SELECT count(*) FROM events")
+                check(events == SAMPLE + 1, f"{events} events")
+                rc, out, err = fetch(env)
+                check(rc == 0 and "handled 0 messages" in out, out + err)
+                check(store_count(env, "SELECT count(*) FROM events") ==
+                      events, "events recorded twice")
+                # the next release to the same list skips them
+                r = env.herald("queue", other_release(env, "second-release"),
+                               "--to", "lists/journalists.yaml")
+                check(f"{SAMPLE} suppressed addresses skipped" in
+                      r.stdout.decode(), r.stdout.decode())
+                everything = env.log_text() + out + err
+                check(dv.password not in everything, "the password printed")
+                login = [l for l in dv.log().splitlines()
+                         if "Login: user=<herald>" in l]
+                check(login and all(", TLS" in l for l in login),
+                      f"a login without TLS: {login}")
+            finally:
+                env.close()
+
+
+def case_imap_failures():
+    """IMAP failures are reported, exit non-zero and leak no password: a
+    wrong password (over STARTTLS); a certificate from another CA, or for
+    another address, refused before anything is sent (Dovecot saw no
+    login), over imaps and STARTTLS; the server killed in the middle of a
+    pass, after which the next pass handles every message exactly once.
+    And a message read again (its place in the store lost) is not acted
+    on twice."""
+    with ms.TestCA() as ca, ms.TestCA("another test CA") as other, \
+            ms.SmtpSink() as sink:
+        relay = f"smtp://127.0.0.1:{sink.port}"
+        cert, key = ca.issue()
+
+        # a wrong password, over imap:// with STARTTLS
+        with ms.Dovecot(cert, key, ca=ca.cert_path) as dv:
+            wrong = "Wrong-Pa55word-for-herald"
+            env = imap_env(relay, dv, ca.cert_path, tls="imap",
+                           password=wrong)
+            try:
+                dv.append(b"Subject: x\r\n\r\nx\r\n")
+                rc, out, err = fetch(env, trace=True)
+                check(rc != 0, f"a wrong password exited {rc}")
+                check(f"LOGIN as {dv.user} refused" in err and
+                      f"127.0.0.1:{dv.port}" in err, err)
+                check(wrong not in out + err and dv.password not in out + err,
+                      "a password printed")
+                check("(LOGIN redacted)" in err, "no trace of LOGIN")
+                fails = ms.wait_until(
+                    lambda: [l for l in dv.log().splitlines()
+                             if "auth failed" in l], 10,
+                    "Dovecot to log the failed login")
+                check(all(", TLS" in l for l in fails),
+                      f"LOGIN without STARTTLS: {fails}")
+                check(dv.count() == 1, "the message was touched")
+            finally:
+                env.close()
+
+        # certificates herald must refuse, over imaps and over STARTTLS
+        bad = {"another CA": other.issue(),
+               "another address": ca.issue(ip="127.0.0.2")}
+        want = {"another CA": "not trusted",
+                "another address": "not for 127.0.0.1"}
+        for what, (bcert, bkey) in bad.items():
+            with ms.Dovecot(bcert, bkey) as dv:
+                for tls in ("imaps", "imap"):
+                    env = imap_env(relay, dv, ca.cert_path, tls=tls)
+                    try:
+                        rc, out, err = fetch(env, trace=True)
+                        check(rc != 0, f"{what} ({tls}) exited {rc}")
+                        check(want[what] in err, f"{what} ({tls}): {err}")
+                        check("C: (LOGIN redacted)" not in err and
+                              " LOGIN " not in err, f"LOGIN sent: {err}")
+                        check(dv.password not in out + err, "password")
+                    finally:
+                        env.close()
+                log = dv.log()
+                check("user=<herald>" not in log and "auth failed" not in log
+                      and "Login:" not in log,
+                      f"{what}: Dovecot saw a login attempt:\n{log}")
+
+        # the server killed in the middle of a pass; imap:// (STARTTLS)
+        # (enough messages that the pass is surely still going when the
+        # server dies after the sixth)
+        n = 200
+        with ms.Dovecot(cert, key, ca=ca.cert_path) as dv:
+            env = imap_env(relay, dv, ca.cert_path, tls="imap")
+            try:
+                dv.append(*[f"From: MAILER-DAEMON@relay.example\r\n"
+                            f"Subject: Undelivered Mail {i}\r\n"
+                            f"Message-ID: <dsn{i}@relay.example>\r\n\r\n"
+                            f"bounce {i}\r\n".encode() for i in range(n)])
+                env_vars = dict(os.environ, HERALD_IMAP_TRACE="1")
+                p = subprocess.Popen([A.herald, "bounces", "fetch", "--config",
+                                      env.cfg], cwd=A.source, env=env_vars,
+                                     stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+                moves, err = 0, b""
+                for line in p.stderr:
+                    err += line
+                    if b" UID MOVE " in line and b"C: " in line:
+                        moves += 1
+                        if moves == 6:
+                            dv.kill()
+                            break
+                out, rest = p.communicate(timeout=60)
+                err = (err + rest).decode()
+                check(moves == 6, f"{moves} moves seen:\n{err[-2000:]}")
+                check(p.returncode != 0, f"exited {p.returncode}")
+                check("was lost" in err or "could not be read" in err or
+                      "cannot connect" in err, err[-1500:])
+                done = store_count(env, "SELECT count(*) FROM events")
+                print(f"killed after {done} events")
+                check(0 < done < n, f"{done} events before the kill")
+                dv.start()
+                rc, out2, err2 = fetch(env)
+                check(rc == 0, f"after the restart: {rc} {out2} {err2}")
+                events = store_count(env, "SELECT count(*) FROM events")
+                check(events == n, f"{events} events for {n} messages")
+                check(dv.count("INBOX") == 0 and dv.count("Handled") == n,
+                      f"INBOX {dv.count('INBOX')}, "
+                      f"Handled {dv.count('Handled')}")
+                check(dv.password not in out.decode() + err + out2 + err2,
+                      "the password printed")
+            finally:
+                env.close()
+
+        # kept and flagged \Seen (no move_to); the place lost, as after a
+        # crash between recording and saving it: read again, recorded once
+        with ms.Dovecot(cert, key, ca=ca.cert_path) as dv:
+            env = imap_env(relay, dv, ca.cert_path, folder="Keep",
+                           move_to=None)
+            try:
+                c = dv.client()
+                c.create("Keep")
+                c.logout()
+                dv.append(*[f"Subject: kept {i}\r\n\r\nx\r\n".encode()
+                            for i in range(5)], folder="Keep")
+                rc, out, err = fetch(env)
+                check(rc == 0 and "handled 5 messages: 5 events" in out,
+                      out + err)
+                kept = dv.messages("Keep")
+                check(len(kept) == 5 and all("\\Seen" in f
+                                             for _, _, f in kept),
+                      f"not kept and flagged: {kept}")
+                import sqlite3
+                db = sqlite3.connect(env.store, timeout=30)
+                db.execute("UPDATE mailbox_state SET last_uid = 0")
+                db.commit()
+                db.close()
+                rc, out, err = fetch(env)
+                check(rc == 0 and "handled 5 messages: 0 events" in out,
+                      out + err)
+                check(store_count(env, "SELECT count(*) FROM events") == 5,
+                      "a message read again was recorded again")
+                rc, out, err = fetch(env)
+                check(rc == 0 and "handled 0 messages" in out, out + err)
+            finally:
+                env.close()
+
+
 CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}
 
 

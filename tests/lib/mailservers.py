@@ -1567,12 +1567,14 @@ class Dovecot:
         c.login(self.user, self.password)
         return c
 
-    def append(self, message: bytes, folder: str = "INBOX") -> None:
+    def append(self, *messages: bytes, folder: str = "INBOX") -> None:
+        """Put messages into folder, in order, over one connection."""
         c = self.client()
         try:
-            typ, data = c.append(folder, None, None, message)
-            if typ != "OK":
-                raise HarnessError(f"APPEND to {folder}: {typ} {data}")
+            for message in messages:
+                typ, data = c.append(folder, None, None, message)
+                if typ != "OK":
+                    raise HarnessError(f"APPEND to {folder}: {typ} {data}")
         finally:
             c.logout()
 
