@@ -62,6 +62,12 @@ enum {
 	/* the longest the loop sleeps: the store is polled this often even
 	 * when no wake-up arrives (a missed wake-up only delays) */
 	DELIVER_POLL_MS = 1000,
+	/* a store that refuses writes (disk full, I/O error, locked): nothing
+	 * is claimed or sent until it takes one again, tried after 1 s, then
+	 * 2, 4, 8, 16: soon back once space is freed, and a full disk costs
+	 * one failed transaction (and two log lines) every 16 s */
+	DELIVER_STORE_RETRY_MIN = 1,
+	DELIVER_STORE_RETRY_MAX = 16,
 	/* a mailbox waiting in IMAP IDLE is read again (and the IDLE
 	 * renewed) this often: servers may end an IDLE after 30 minutes
 	 * (RFC 2177), some after 29 */
@@ -125,6 +131,10 @@ struct deliver {
 	struct store_delivery *claimed;
 	unsigned relay_failures;
 	time_t relay_paused_until;
+	/* the store refused a write: seconds to the next try (0: it takes
+	 * writes), and when; results wait in pending meanwhile */
+	unsigned store_backoff;
+	time_t store_paused_until;
 	time_t last_expire;
 	time_t last_inbox;
 	/* the bounce mailbox, kept open between passes (an IMAP connection),
@@ -382,8 +392,9 @@ static void deliver_pending_free(struct dl_pending *p)
 }
 
 /* Commit every pending attempt in one transaction, then log them. If the
- * commit fails (disk full), nothing is logged as done: the deliveries stay
- * `sending` and come back when their lease ends. */
+ * commit fails (disk full), nothing is logged as done and the attempts
+ * stay pending, to be committed when the store takes writes again (the
+ * deliveries stay `sending` meanwhile: nothing else sends them). */
 static int deliver_flush(struct deliver *dl)
 {
 	struct store_attempt *a;
@@ -398,22 +409,56 @@ static int deliver_flush(struct deliver *dl)
 	for (size_t i = 0; i < dl->npending; i++)
 		a[i] = dl->pending[i].a;
 	if (dl->ops->record(dl->st, a, dl->npending, &d) < 0) {
-		deliver_logf(
-		    dl,
-		    "cannot record %zu attempts (they stay claimed and "
-		    "are tried again after their lease):",
-		    dl->npending);
+		deliver_logf(dl,
+		             "cannot record %zu attempts yet (kept until the "
+		             "store takes writes again):",
+		             dl->npending);
 		deliver_log_diag(dl, &d);
-		rc = -1;
-	} else {
-		for (size_t i = 0; i < dl->npending; i++)
-			deliver_logf(dl, "%s", dl->pending[i].line);
+		free(a);
+		return -1;
 	}
+	for (size_t i = 0; i < dl->npending; i++)
+		deliver_logf(dl, "%s", dl->pending[i].line);
 	for (size_t i = 0; i < dl->npending; i++)
 		deliver_pending_free(&dl->pending[i]);
 	free(a);
 	dl->npending = 0;
 	return rc;
+}
+
+/* The last flush (stopping): what still cannot be recorded is given up;
+ * those deliveries stay `sending` and go again when their lease ends. */
+static void deliver_flush_last(struct deliver *dl)
+{
+	if (deliver_flush(dl) == 0)
+		return;
+	deliver_logf(dl,
+	             "%zu attempts were not recorded: their deliveries go "
+	             "again when their lease runs out",
+	             dl->npending);
+	for (size_t i = 0; i < dl->npending; i++)
+		deliver_pending_free(&dl->pending[i]);
+	dl->npending = 0;
+}
+
+/* A write to the store failed: claim and send nothing until it takes
+ * writes again (ENOSPC is temporary: defer, never drop). Sending on would
+ * hand the relay messages whose results cannot be recorded. */
+static void deliver_store_pause(struct deliver *dl, time_t now)
+{
+	unsigned b = dl->store_backoff;
+
+	b = b == 0 ? DELIVER_STORE_RETRY_MIN : b * 2;
+	if (b > DELIVER_STORE_RETRY_MAX)
+		b = DELIVER_STORE_RETRY_MAX;
+	if (dl->store_backoff == 0)
+		deliver_logf(dl,
+		             "store: a write failed: claiming and sending "
+		             "paused (%zu in flight, %zu results waiting)",
+		             dl->tb->in_flight(dl->tr), dl->npending);
+	dl->store_backoff = b;
+	dl->store_paused_until = now + b;
+	deliver_logf(dl, "store: trying again in %u s", b);
 }
 
 /* Quote a reply text for a key=value log line: one line, no quotes. */
@@ -719,28 +764,51 @@ static void deliver_unclaim_ready(struct deliver *dl, time_t due)
 
 /* Keep the claims of what is in flight: renew their lease well before it
  * runs out, so that a slow relay never makes them due again while this
- * daemon is still sending them. */
-static void deliver_renew(struct deliver *dl, time_t now)
+ * daemon is still sending them. -1 when the store refused. */
+static int deliver_renew(struct deliver *dl, time_t now)
 {
 	struct diag d = {0};
 	int64_t *ids;
 	size_t n = 0;
+	int rc = 0;
 
 	if (now - dl->last_renew < (time_t)(dl->cfg->lease / 3) ||
 	    dl->flights == NULL)
-		return;
+		return 0;
 	dl->last_renew = now;
 	for (struct dl_flight *f = dl->flights; f != NULL; f = f->next)
 		n++;
 	ids = calloc(n, sizeof(*ids));
 	if (ids == NULL)
-		return;
+		return 0;
 	n = 0;
 	for (struct dl_flight *f = dl->flights; f != NULL; f = f->next)
 		ids[n++] = f->id;
-	if (dl->ops->renew(dl->st, ids, n, now + dl->cfg->lease, &d) < 0)
+	if (dl->ops->renew(dl->st, ids, n, now + dl->cfg->lease, &d) < 0) {
 		deliver_log_diag(dl, &d);
+		rc = -1;
+	}
 	free(ids);
+	return rc;
+}
+
+/* The store refused a write a while ago: try again, first recording what
+ * waits, then renewing the leases of what is claimed (they may have run
+ * out meanwhile, and the next claim must not take them again). */
+static void deliver_store_retry(struct deliver *dl, time_t now)
+{
+	size_t n = dl->npending;
+
+	dl->last_renew = 0;
+	if (deliver_flush(dl) < 0 || deliver_renew(dl, now) < 0) {
+		deliver_store_pause(dl, now);
+		return;
+	}
+	deliver_logf(dl,
+	             "store: takes writes again: %zu results recorded, "
+	             "sending resumes",
+	             n);
+	dl->store_backoff = 0;
 }
 
 /* ---- the bounce mailbox ----------------------------------------------------
@@ -928,6 +996,11 @@ static int deliver_timeout_ms(struct deliver *dl, time_t now, bool stopping)
 	time_t when = 0;
 	struct diag d = {0};
 
+	if (dl->store_backoff > 0 && !stopping) {
+		/* only the transport's own work until the next try */
+		time_t left = dl->store_paused_until - now;
+		return left <= 0 ? 0 : left < ms / 1000 ? (int)left * 1000 : ms;
+	}
 	if (dl->npending > 0) {
 		double left =
 		    DELIVER_FLUSH_MS - deliver_ms_since(&dl->first_pending);
@@ -989,7 +1062,12 @@ static int deliver_loop(struct deliver *dl)
 				return EX_CONFIG;
 			}
 		}
-		deliver_renew(dl, now);
+		if (dl->store_backoff == 0 && deliver_renew(dl, now) < 0 &&
+		    !stopping)
+			deliver_store_pause(dl, now);
+		if (!stopping && dl->store_backoff > 0 &&
+		    dl->store_paused_until <= now)
+			deliver_store_retry(dl, now);
 		if (!stopping)
 			deliver_inbox(dl, now);
 		if (stopping) {
@@ -1003,31 +1081,42 @@ static int deliver_loop(struct deliver *dl)
 					deliver_log_diag(dl, &d);
 			}
 			if (dl->relay_paused_until <= now &&
+			    dl->store_backoff == 0 &&
 			    dl->nready <= dl->cfg->batch / 2 &&
 			    dl->npending < DELIVER_BATCH_RECORDS) {
 				claimed =
 				    deliver_claim(dl, dl->cfg->batch, now);
-				if (claimed < 0)
+				if (claimed < 0) {
+					deliver_store_pause(dl, now);
 					claimed = 0;
+				}
 			}
-			if (dl->relay_paused_until <= now)
+			if (dl->store_backoff > 0) {
+				/* what is claimed waits for the store */
+			} else if (dl->relay_paused_until <= now) {
 				deliver_submit_ready(dl);
-			else if (dl->nready > 0)
+			} else if (dl->nready > 0)
 				/* the relay is paused: what waits goes back,
 				 * due when the pause ends, uncharged */
 				deliver_unclaim_ready(dl,
 				                      dl->relay_paused_until);
 		}
 		if (dl->o->drain && !stopping && claimed == 0 &&
-		    dl->nready == 0 && dl->tb->in_flight(dl->tr) == 0) {
+		    dl->nready == 0 && dl->tb->in_flight(dl->tr) == 0 &&
+		    (dl->store_backoff == 0 || dl->npending == 0)) {
 			time_t when = 0;
-			deliver_flush(dl);
+			if (dl->store_backoff == 0 && deliver_flush(dl) < 0) {
+				deliver_store_pause(dl, now);
+				continue;
+			}
 			if (dl->ops->next_due(dl->st, &when, &d) < 0)
 				deliver_log_diag(dl, &d);
 			/* nothing due, or only what must wait for a paused
-			 * relay: a later run (cron, the next drain) goes on */
+			 * relay or a store that takes no writes: a later run
+			 * (cron, the next drain) goes on */
 			if (when == 0 || when > now ||
-			    dl->relay_paused_until > now)
+			    dl->relay_paused_until > now ||
+			    dl->store_backoff > 0)
 				break;
 		}
 		if (dl->tb->step(
@@ -1044,17 +1133,19 @@ static int deliver_loop(struct deliver *dl)
 		}
 		if (readable[1])
 			deliver_control(dl);
-		if (dl->npending >= DELIVER_BATCH_RECORDS ||
-		    (dl->npending > 0 &&
-		     (deliver_ms_since(&dl->first_pending) >=
-		          DELIVER_FLUSH_MS ||
-		      dl->tb->in_flight(dl->tr) == 0)))
-			deliver_flush(dl);
+		if (dl->store_backoff == 0 &&
+		    (dl->npending >= DELIVER_BATCH_RECORDS ||
+		     (dl->npending > 0 &&
+		      (deliver_ms_since(&dl->first_pending) >=
+		           DELIVER_FLUSH_MS ||
+		       dl->tb->in_flight(dl->tr) == 0))) &&
+		    deliver_flush(dl) < 0 && !stopping)
+			deliver_store_pause(dl, time(NULL));
 	}
 	/* what is still in flight after the grace period goes back */
 	dl->tb->close(dl->tr);
 	dl->tr = NULL;
-	deliver_flush(dl);
+	deliver_flush_last(dl);
 	return 0;
 }
 
@@ -1146,7 +1237,7 @@ done:
 	deliver_log_diag(&dl, &d);
 	if (dl.tr != NULL)
 		dl.tb->close(dl.tr);
-	deliver_flush(&dl);
+	deliver_flush_last(&dl);
 	for (size_t i = 0; i < dl.nrels; i++)
 		deliver_release_free(&dl.rels[i]);
 	free(dl.rels);

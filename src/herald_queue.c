@@ -220,6 +220,12 @@ done:
 		        "herald queue: nothing was queued (%zu "
 		        "error%s)\n",
 		        d.errors, d.errors == 1 ? "" : "s");
+	else if (rc == EX_TEMPFAIL || rc == EX_CANTCREAT)
+		/* the store refused (disk full, busy, not writable): its
+		 * transaction was rolled back */
+		fprintf(stderr, "herald queue: nothing was queued; queue the "
+		                "release again once the store's problem above "
+		                "is solved\n");
 	free(sock);
 	if (st != NULL)
 		store_close(st);
