@@ -60,6 +60,29 @@ class Env:
         self.procs = []
         self.logs = []
 
+    def wrap(self, what):
+        """The valgrind command line to run herald or heraldd under, when
+        the test runs with --valgrind (one log per process)."""
+        if not A.valgrind:
+            return []
+        return ["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
+                "--show-leak-kinds=definite,indirect",
+                "--errors-for-leak-kinds=definite,indirect",
+                "--track-fds=no", "--num-callers=30",
+                f"--suppressions={A.source}/tests/valgrind.supp",
+                f"--log-file={self.dir}/valgrind-{what}-%p.log"]
+
+    def valgrind_reports(self):
+        """What valgrind reported, log by log (empty logs are clean)."""
+        out = []
+        for name in sorted(os.listdir(self.dir)):
+            if name.startswith("valgrind-"):
+                with open(os.path.join(self.dir, name), "rb") as f:
+                    text = f.read().decode("utf-8", "replace").strip()
+                if text:
+                    out.append(f"{name}:\n{text}")
+        return out
+
     def write_private(self, name, data):
         """A file only its owner may read (keys, secrets), in the scratch
         directory."""
@@ -71,7 +94,8 @@ class Env:
 
     def herald(self, *args, check_rc=True, timeout=120):
         env = dict(os.environ, COLUMNS="250")  # tables wide enough to read
-        r = subprocess.run([A.herald, *args, "--config", self.cfg],
+        r = subprocess.run([*self.wrap("herald"), A.herald, *args,
+                            "--config", self.cfg],
                            cwd=A.source, capture_output=True, timeout=timeout,
                            env=env)
         transcript.record("herald " + " ".join(args), r.stdout + r.stderr)
@@ -87,7 +111,8 @@ class Env:
     def start(self, *extra):
         log = open(os.path.join(self.dir, f"heraldd{len(self.procs)}.log"),
                    "wb")
-        p = subprocess.Popen([A.heraldd, "--config", self.cfg, *extra],
+        p = subprocess.Popen([*self.wrap("heraldd"), A.heraldd, "--config",
+                              self.cfg, *extra],
                              cwd=A.source, stdout=log, stderr=log)
         self.procs.append(p)
         self.logs.append(log.name)
@@ -135,10 +160,17 @@ class Env:
                     p.kill()
                     p.wait()
         transcript.record("heraldd logs", self.log_text())
+        reports = self.valgrind_reports() if A.valgrind else []
+        if A.valgrind:
+            n = len([x for x in os.listdir(self.dir)
+                     if x.startswith("valgrind-")])
+            print(f"valgrind: {n} processes, {len(reports)} with reports")
         if os.environ.get(ms.KEEP_ENV):
             print("kept", self.dir)
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
+        if reports:
+            raise Failure("valgrind:\n" + "\n".join(reports)[-6000:])
 
 
 def message_ids(msgs):
@@ -1141,6 +1173,9 @@ def main():
     ap.add_argument("--herald", required=True)
     ap.add_argument("--heraldd", required=True)
     ap.add_argument("--source", required=True)
+    ap.add_argument("--valgrind", action="store_true",
+                    help="run herald and heraldd under valgrind; any error "
+                    "or definite leak fails the case")
     ap.add_argument("case", choices=sorted(CASES))
     A = ap.parse_args()
     try:
