@@ -25,6 +25,7 @@
 #include <gnutls/abstract.h>
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -287,6 +288,95 @@ fail:
 	}
 	close(fd);
 	return -1;
+}
+
+int dkim_key_generate(const char *path, enum dkim_alg alg, unsigned bits,
+                      struct diag *d)
+{
+	gnutls_x509_privkey_t key = NULL;
+	gnutls_datum_t pem = {NULL, 0};
+	char *dir = NULL, *slash;
+	int r, fd = -1, rc = -1;
+	size_t off = 0;
+
+	if (alg == DKIM_RSA_SHA256 && (bits < DKIM_RSA_MIN_BITS || bits > 8192)) {
+		diag_add(d, NULL, 0, 0,
+		         "dkim key %s: an RSA key has %u to 8192 bits, not %u",
+		         path, (unsigned)DKIM_RSA_MIN_BITS, bits);
+		return -1;
+	}
+	if ((r = gnutls_x509_privkey_init(&key)) < 0 ||
+	    (r = gnutls_x509_privkey_generate2(
+	         key,
+	         alg == DKIM_RSA_SHA256 ? GNUTLS_PK_RSA
+	                                : GNUTLS_PK_EDDSA_ED25519,
+	         alg == DKIM_RSA_SHA256 ? bits : 256, 0, NULL, 0)) < 0 ||
+	    (r = gnutls_x509_privkey_export2_pkcs8(key, GNUTLS_X509_FMT_PEM,
+	                                           NULL, GNUTLS_PKCS_PLAIN,
+	                                           &pem)) < 0) {
+		diag_add(d, NULL, 0, 0, "dkim key %s: cannot generate: %s", path,
+		         gnutls_strerror(r));
+		goto done;
+	}
+	/* the directory: made private when herald makes it */
+	if ((dir = strdup(path)) == NULL) {
+		diag_add(d, NULL, 0, 0, "dkim key %s: out of memory", path);
+		goto done;
+	}
+	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0700) == 0)
+			(void)chmod(dir, 0700); /* whatever the umask */
+		else if (errno != EEXIST) {
+			diag_add(d, NULL, 0, 0, "dkim key %s: cannot create %s: %s",
+			         path, dir, strerror(errno));
+			goto done;
+		}
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+	          0600);
+	if (fd < 0) {
+		diag_add(d, NULL, 0, 0, "dkim key %s: cannot create: %s%s", path,
+		         strerror(errno),
+		         errno == EEXIST ? " (herald never overwrites a key)"
+		                         : "");
+		goto done;
+	}
+	if (fchmod(fd, 0600) < 0)
+		goto write_fail;
+	while (off < pem.size) {
+		ssize_t n = write(fd, pem.data + off, pem.size - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			goto write_fail;
+		off += (size_t)n;
+	}
+	if (fsync(fd) < 0)
+		goto write_fail;
+	if (close(fd) < 0) {
+		fd = -1;
+		goto write_fail;
+	}
+	fd = -1;
+	rc = 0;
+	goto done;
+write_fail:
+	diag_add(d, NULL, 0, 0, "dkim key %s: cannot write: %s", path,
+	         strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	fd = -1;
+	unlink(path);
+done:
+	if (pem.data != NULL) {
+		gnutls_memset(pem.data, 0, pem.size);
+		gnutls_free(pem.data);
+	}
+	if (key != NULL)
+		gnutls_x509_privkey_deinit(key);
+	free(dir);
+	return rc;
 }
 
 /* "v=DKIM1; k=...; p=..." for the signer's public key, or NULL. */

@@ -721,6 +721,7 @@ static const struct {
      "read the bounce mailbox: bounces, complaints, unsubscribes"},
     {"suppress", cmd_suppress,
      "the suppression list: addresses never mailed again"},
+    {"keygen", cmd_keygen, "make a DKIM signing key and its DNS record"},
     {"preview", cmd_preview,
      "print one recipient's message, or write every message as .eml"},
 };

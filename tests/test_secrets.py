@@ -15,6 +15,8 @@ as secrets/CASE, labelled reliability):
                   the socket opened up by mistake, heraldd still refuses
                   them (SO_PEERCRED) and logs it; the owner gets answers
   no_core         heraldd runs with core files off and not dumpable
+  keygen          herald keygen makes DKIM keys 0600 in a 0700 directory,
+                  never over a key, and prints a DNS record that verifies
   help            --help of every command and of heraldd names no secret
   transcripts     (runs last) everything the suite's tests recorded of what
                   herald printed holds none of the secrets they used, in
@@ -330,6 +332,66 @@ def case_no_core():
             q.kill()
             q.wait()
     finally:
+        env.close()
+
+
+def case_keygen():
+    """herald keygen under umask 000: the key 0600 in a new 0700
+    directory, never over an existing file; the DNS record it prints
+    verifies a message herald signs with the key (python3-dkim)."""
+    import dkim
+    import re
+    env = Env("maildir:{dir}/outbox")
+    old = os.umask(0)
+    try:
+        keys = os.path.join(env.dir, "keys")
+        records = {}
+        for sel, alg in (("r1", "rsa"), ("e1", "ed25519")):
+            path = os.path.join(keys, f"{sel}.key")
+            r = env.herald("keygen", "--domain", "coalition.example.org",
+                           "--selector", sel, "--algorithm", alg, "--out",
+                           path)
+            out = r.stdout.decode()
+            private_mode(path, 0o600)
+            private_mode(keys, 0o700)
+            with open(path, "rb") as f:
+                pem = f.read()
+            transcript.secret(b"".join(l for l in pem.splitlines()
+                                       if not l.startswith(b"-----")))
+            check(b"PRIVATE KEY" in pem and pem.decode() not in out,
+                  f"{alg}: key file or output wrong")
+            m = re.search(rf"^{sel}\._domainkey\.coalition\.example\.org\. "
+                          r"IN TXT \((.*)\)$", out, re.M)
+            check(m, f"{alg}: no DNS record in: {out}")
+            records[f"{sel}._domainkey.coalition.example.org."] = "".join(
+                re.findall(r'"([^"]*)"', m.group(1)))
+            r = env.herald("keygen", "--domain", "coalition.example.org",
+                           "--selector", sel, "--algorithm", alg, "--out",
+                           path, check_rc=False)
+            with open(path, "rb") as f:
+                check(r.returncode != 0 and f.read() == pem and
+                      b"never overwrites" in r.stderr,
+                      f"{alg}: an existing key was overwritten")
+        with open(env.cfg, "a") as f:
+            f.write("dkim:\n" + "".join(
+                f"  - {{domain: coalition.example.org, selector: {sel}, "
+                f"key: {keys}/{sel}.key}}\n" for sel in ("r1", "e1")))
+        r = env.herald("preview", "templates/report-launch", "--to",
+                       "lists/journalists.yaml", "--recipient",
+                       "dokafor@harborview-sentinel.test")
+        raw = r.stdout
+
+        def dns(name, timeout=5):
+            n = name.decode() if isinstance(name, bytes) else name
+            return records.get(n, "").encode()
+        d = dkim.DKIM(raw)
+        sigs = [v for k, v in d.headers if k.lower() == b"dkim-signature"]
+        check(len(sigs) == 2, f"{len(sigs)} signatures")
+        for i in range(2):
+            check(dkim.DKIM(raw).verify(idx=i, dnsfunc=dns),
+                  f"signature {i} does not verify with the printed record")
+    finally:
+        os.umask(old)
         env.close()
 
 

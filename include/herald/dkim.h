@@ -33,6 +33,13 @@ struct dkim_signer *dkim_signer_load(const char *key_path, const char *domain,
 
 void dkim_signer_free(struct dkim_signer *s);
 
+/* Generate a new private key (ed25519, or RSA of bits >= 2048) and write
+ * it as PEM PKCS#8 to path, a file that must not exist yet, created 0600
+ * (its directory, when missing, 0700), whatever the umask. Nothing is
+ * left behind on failure. */
+int dkim_key_generate(const char *path, enum dkim_alg alg, unsigned bits,
+                      struct diag *d);
+
 enum dkim_alg dkim_signer_alg(const struct dkim_signer *s);
 const char *dkim_signer_domain(const struct dkim_signer *s);
 
