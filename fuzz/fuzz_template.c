@@ -47,7 +47,6 @@ static int part_load(void *arg, const char *name, char **src, size_t *len,
 	struct parts *p = arg;
 	int i = part_index(p, name);
 
-	(void)d;
 	if (i < 0)
 		return 1;
 	*src = malloc(p->len[i] + 1);

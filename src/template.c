@@ -39,6 +39,7 @@ static const struct {
 	unsigned max_nesting;
 	unsigned partial_depth;
 	size_t max_output;
+	size_t max_work;
 	size_t show_tag;
 } tmpl_defaults = {
     /* A release template is a few kilobytes, and Gmail clips an HTML
@@ -59,6 +60,14 @@ static const struct {
     /* One email body. Far beyond any press release, small enough that a
      * section repeating over a runaway list fails fast. */
     .max_output = 16 << 20,
+    /* Work in one render: each node visited costs one, and a name
+     * looked up one more for each context frame the lookup may search.
+     * Sections nested over lists multiply the work without writing
+     * anything ({{#list}} twenty deep over a list of three visits 3^20
+     * nodes), so max_output cannot stop them. A release with a
+     * coalition of a thousand members costs under 100,000; this is
+     * well under a second of work. */
+    .max_work = 16 << 20,
     /* Longest stretch of a tag quoted in an error message. */
     .show_tag = 40,
 };
@@ -855,6 +864,7 @@ struct trender {
 	const struct tnode **reported; /* each faulty tag is reported once */
 	size_t nrep, caprep;
 
+	size_t work;               /* spent so far (see max_work) */
 	unsigned depth;            /* partials and parents being rendered */
 	const struct tmpl *top_t;  /* where the current chain of partials */
 	const struct tnode *top_n; /* ... started */
@@ -881,6 +891,18 @@ static void trender_too_big(struct trender *r)
 	         "render may produce; is a section repeating over a list much "
 	         "longer than meant?",
 	         r->max_output);
+	r->failed = true;
+	r->stop = true;
+}
+
+static void trender_too_long(struct trender *r)
+{
+	diag_add(r->d, r->at_t->where, r->at_n != NULL ? r->at_n->line : 0,
+	         r->at_n != NULL ? r->at_n->col : 0,
+	         "rendering takes more work here than a render may take "
+	         "(%zu steps); do sections nest over lists more deeply than "
+	         "meant?",
+	         tmpl_defaults.max_work);
 	r->failed = true;
 	r->stop = true;
 }
@@ -1365,6 +1387,12 @@ static void trender_range(struct trender *r, const struct tmpl *t, size_t from,
 
 		r->at_t = t;
 		r->at_n = n;
+		r->work +=
+		    n->kind == TN_TEXT || n->kind == TN_LINE ? 1 : 1 + r->ns;
+		if (r->work > tmpl_defaults.max_work) {
+			trender_too_long(r);
+			break;
+		}
 		switch (n->kind) {
 		case TN_TEXT:
 			trender_put(r, t->src + n->off, n->len);
