@@ -51,19 +51,29 @@ enum {
 	BOUNCE_DIAG_WINDOW = 600,
 };
 
-/* What one walk of the message collects; the char * are owned. */
+/* What one walk of the message collects. dsn, arf and orig are slices
+ * of the message, or of a decoded copy held in the matching *_own. */
 struct scan {
 	int report_dsn, report_arf;
-	char *dsn; /* message/delivery-status body, CRLF */
+	const char *dsn; /* message/delivery-status body, CRLF */
 	size_t ndsn;
-	char *arf; /* message/feedback-report body, CRLF */
+	const char *arf; /* message/feedback-report body, CRLF */
 	size_t narf;
-	char *orig; /* returned original's header block, CRLF */
+	const char *orig; /* returned original's header block, CRLF */
 	size_t norig;
-	char *text; /* human-readable text, NUL-terminated */
+	char *dsn_own, *arf_own, *orig_own;
+	char *text; /* human-readable text, NUL-terminated, owned */
 	size_t ntext;
 	size_t nfirst; /* length of the first text part in text */
 	size_t parts;
+};
+
+/* What the returned original's header says; owned strings or NULL. */
+struct orig {
+	char *mid;  /* Message-ID without < > */
+	char *from; /* first address of From */
+	char *to;   /* first address of To */
+	char *hmx;  /* X-HmXmrOriginalRecipient (Outlook.com complaints) */
 };
 
 /* ---- small string helpers ---- */
@@ -81,9 +91,9 @@ static char *xstrndup(const char *s, size_t n)
 
 /* A header value unfolded, control characters made spaces, trimmed and
  * capped; NULL on out-of-memory. */
-static char *clean_value(const char *v)
+static char *clean_n(const char *v, size_t n)
 {
-	size_t n = strlen(v), i, o = 0;
+	size_t i, o = 0;
 	char *p;
 
 	if (n > BOUNCE_MAX_VALUE)
@@ -106,6 +116,11 @@ static char *clean_value(const char *v)
 		o--;
 	p[o] = '\0';
 	return p;
+}
+
+static char *clean_value(const char *v)
+{
+	return clean_n(v, strlen(v));
 }
 
 /* Case-insensitive substring search in a NUL-terminated haystack: jumps
@@ -157,13 +172,12 @@ static size_t addr_len(const char *s)
 
 /* The address in v ("rfc822; <a@b>", "a@b", "Name <a@b>"), lowercased,
  * or NULL. Sets *oom on out-of-memory. */
-static char *addr_from(const char *v, int *oom)
+static char *addr_scan(const char *s, int *oom)
 {
-	const char *s = strchr(v, ';'), *p;
+	const char *p;
 	size_t n;
 	char *a;
 
-	s = s != NULL ? s + 1 : v;
 	for (p = s; *p != '\0'; p++) {
 		if (p > s && is_addr_char((unsigned char)p[-1]))
 			continue;
@@ -179,6 +193,46 @@ static char *addr_from(const char *v, int *oom)
 			a[i] = (char)tolower((unsigned char)a[i]);
 		return a;
 	}
+	return NULL;
+}
+
+static char *addr_from(const char *v, int *oom)
+{
+	const char *s = strchr(v, ';');
+
+	return addr_scan(s != NULL ? s + 1 : v, oom);
+}
+
+/* The first address of an address field's value ("Name <a@b>, c@d"):
+ * the one in angle brackets, or the first bare one; lowercased, or NULL.
+ * Sets *oom on out-of-memory. */
+static char *first_address(const char *v, int *oom)
+{
+	const char *lt = strchr(v, '<');
+	char *a;
+
+	if (lt != NULL && (a = addr_scan(lt + 1, oom)) != NULL)
+		return a;
+	return *oom ? NULL : addr_scan(v, oom);
+}
+
+/* The first "<id>" of [s, s+n) without its brackets, or NULL; *n is set
+ * to its length. */
+static const char *msg_id_next(const char **s, const char *e, size_t *n)
+{
+	const char *lt, *gt;
+
+	while (*s < e && (lt = memchr(*s, '<', (size_t)(e - *s))) != NULL) {
+		gt = memchr(lt, '>', (size_t)(e - lt));
+		if (gt == NULL)
+			break;
+		*s = gt + 1;
+		if (gt - lt > 1 && (size_t)(gt - lt) <= BOUNCE_MAX_VALUE) {
+			*n = (size_t)(gt - lt - 1);
+			return lt + 1;
+		}
+	}
+	*s = e;
 	return NULL;
 }
 
@@ -789,6 +843,33 @@ static char *normalise(const char *msg, size_t len, size_t *out)
 	p = malloc(need + 1);
 	if (p == NULL)
 		return NULL;
+	if (need == len - i && memchr(msg + i, '\0', len - i) == NULL) {
+		/* CRLF already (or no line end at all): one copy */
+		memcpy(p, msg + i, len - i);
+		p[need] = '\0';
+		*out = need;
+		return p;
+	}
+	if (memchr(msg + i, '\r', len - i) == NULL &&
+	    memchr(msg + i, '\0', len - i) == NULL) {
+		/* LF only, the Maildir way: line by line */
+		for (const char *c = msg + i, *e = msg + len; c < e;) {
+			const char *nl = memchr(c, '\n', (size_t)(e - c));
+
+			if (nl == NULL)
+				nl = e;
+			memcpy(p + o, c, (size_t)(nl - c));
+			o += (size_t)(nl - c);
+			if (nl == e)
+				break;
+			p[o++] = '\r';
+			p[o++] = '\n';
+			c = nl + 1;
+		}
+		p[o] = '\0';
+		*out = o;
+		return p;
+	}
 	while (i < len) {
 		size_t j = i;
 
@@ -814,91 +895,298 @@ static char *normalise(const char *msg, size_t len, size_t *out)
 	return p;
 }
 
-/* Decoded body of a single part, normalised to CRLF; NULL if none. */
-static char *part_body(struct mailmime *m, size_t *n)
-{
-	struct mailmime_data *b = m->mm_body;
-	char *dec = NULL, *res;
-	size_t idx = 0, dlen = 0;
+/* ---- structure ----
+ *
+ * The message is cut into parts here, not by libetpan's mailmime_parse:
+ * that would parse every header field of every part, the returned
+ * original's included, allocating for each. Part boundaries are found with
+ * memmem, each part's header block is scanned for Content-Type and
+ * Content-Transfer-Encoding only, and of a returned original only its
+ * header block is kept (a slice of the message, not a copy). */
 
-	if (b == NULL || b->dt_type != MAILMIME_DATA_TEXT ||
-	    b->dt_data.dt_text.dt_data == NULL)
-		return NULL;
-	if (b->dt_encoded &&
-	    (b->dt_encoding == MAILMIME_MECHANISM_BASE64 ||
-	     b->dt_encoding == MAILMIME_MECHANISM_QUOTED_PRINTABLE)) {
-		if (mailmime_part_parse(b->dt_data.dt_text.dt_data,
-		                        b->dt_data.dt_text.dt_length, &idx,
-		                        b->dt_encoding, &dec,
-		                        &dlen) != MAILIMF_NO_ERROR)
-			return NULL;
-		res = normalise(dec, dlen, n);
-		mailmime_decoded_part_free(dec);
-		return res;
+/* One field of a CRLF header block: the name and the raw value (still
+ * folded, without the final CRLF). */
+struct hfield {
+	const char *name, *val;
+	size_t nname, nval;
+};
+
+/* What a part's header says about its body. */
+struct ctype {
+	char type[64];   /* "type/subtype", lowercase, cut to fit */
+	char rtype[32];  /* report-type parameter, lowercase, or "" */
+	const char *bnd; /* boundary parameter, or NULL */
+	size_t nbnd;
+	int enc; /* MAILMIME_MECHANISM_BASE64, _QUOTED_PRINTABLE, or 0 */
+};
+
+/* The length of the header block at s (up to and including the CRLF
+ * before the blank line; all of s when there is no blank line), and in
+ * *body the offset of the body. */
+static size_t head_len(const char *s, size_t n, size_t *body)
+{
+	const char *e;
+
+	if (n >= 2 && s[0] == '\r' && s[1] == '\n') {
+		*body = 2;
+		return 0;
 	}
-	/* a slice of the message, which is normalised already */
-	*n = b->dt_data.dt_text.dt_length;
-	return xstrndup(b->dt_data.dt_text.dt_data, *n);
+	/* line by line: memchr is faster than memmem for a 4-byte needle */
+	for (e = memchr(s, '\n', n); e != NULL;
+	     e = memchr(e + 1, '\n', (size_t)(s + n - e - 1)))
+		if (s + n - e >= 3 && e[1] == '\r' && e[2] == '\n') {
+			e--; /* at the CR of "\r\n\r\n" */
+			break;
+		}
+	if (e == NULL) {
+		*body = n;
+		return n;
+	}
+	*body = (size_t)(e - s) + 4;
+	return (size_t)(e - s) + 2;
 }
 
-/* "type/subtype" of a part into out (lowercase, cut to fit). */
-static void content_type(struct mailmime *m, char *out, size_t cap)
+/* The line at *at (before end), which is moved past it: 1 when it is a
+ * field (*f filled, continuation lines included), 0 when blank (or at
+ * the end), -1 when it is not a field. */
+static int hfield_line(const char **at, const char *end, struct hfield *f)
 {
-	struct mailmime_content *ct = m->mm_content_type;
-	const char *t = "text", *s = "plain";
+	const char *p = *at, *le, *c = p, *ne, *ve;
+
+	if (p >= end)
+		return 0;
+	if (end - p >= 2 && p[0] == '\r' && p[1] == '\n') {
+		*at = p + 2;
+		return 0;
+	}
+	le = memchr(p, '\n', (size_t)(end - p));
+	/* the logical line: continuation lines begin with a blank */
+	while (le != NULL && le + 1 < end && (le[1] == ' ' || le[1] == '\t'))
+		le = memchr(le + 1, '\n', (size_t)(end - le - 1));
+	if (le == NULL)
+		le = end;
+	*at = le < end ? le + 1 : end;
+	while (c < le && *c > ' ' && *c < 0x7f && *c != ':')
+		c++;
+	ne = c;
+	while (c < le && (*c == ' ' || *c == '\t'))
+		c++;
+	if (ne == p || c == le || *c != ':')
+		return -1;
+	ve = le;
+	if (ve > c + 1 && ve[-1] == '\r')
+		ve--;
+	f->name = p;
+	f->nname = (size_t)(ne - p);
+	f->val = c + 1;
+	f->nval = (size_t)(ve - (c + 1));
+	return 1;
+}
+
+/* The next field of the header block [*at, end) into *f: 1, or 0 at the
+ * end. Lines that are not a field are skipped. Each byte is looked at a
+ * bounded number of times. */
+static int hfield_next(const char **at, const char *end, struct hfield *f)
+{
+	while (*at < end)
+		if (hfield_line(at, end, f) == 1)
+			return 1;
+	return 0;
+}
+
+static int hfield_is(const struct hfield *f, const char *name)
+{
+	size_t n = strlen(name);
+
+	return f->nname == n && strncasecmp(f->name, name, n) == 0;
+}
+
+/* The fields of the top-level header that classify() reads, each its
+ * first occurrence: one pass over the header, nothing parsed or copied
+ * for the others (Received, DKIM, ARC... are most of a header). */
+enum top_field {
+	T_FROM,
+	T_TO,
+	T_SUBJECT,
+	T_IN_REPLY_TO,
+	T_REFERENCES,
+	T_DELIVERED_TO,
+	T_X_ORIGINAL_TO,
+	T_AUTO_SUBMITTED,
+	T_X_AUTOREPLY,
+	T_X_AUTORESPOND,
+	T_X_FAILED_RECIPIENTS,
+	NTOP
+};
+
+struct top {
+	const char *v[NTOP]; /* raw value, or NULL when absent */
+	size_t n[NTOP];
+};
+
+static void top_read(const char *s, size_t n, struct top *t)
+{
+	static const char *const names[NTOP] = {
+	    "From",          "To",           "Subject",     "In-Reply-To",
+	    "References",    "Delivered-To", "X-Original-To", "Auto-Submitted",
+	    "X-Autoreply",   "X-Autorespond", "X-Failed-Recipients",
+	};
+	const char *at = s;
+	struct hfield f;
+
+	memset(t, 0, sizeof *t);
+	while (hfield_next(&at, s + n, &f))
+		for (size_t k = 0; k < NTOP; k++)
+			if (t->v[k] == NULL && hfield_is(&f, names[k])) {
+				t->v[k] = f.val;
+				t->n[k] = f.nval;
+				break;
+			}
+}
+
+/* A field's value unfolded and cleaned, or NULL when absent; sets *oom on
+ * out-of-memory. */
+static char *top_get(const struct top *t, enum top_field k, int *oom)
+{
+	char *v;
+
+	if (t->v[k] == NULL)
+		return NULL;
+	v = clean_n(t->v[k], t->n[k]);
+	if (v == NULL)
+		*oom = 1;
+	return v;
+}
+
+/* A token of a structured value at *p (before e) lowercased into
+ * out[cap]; *p is moved past it. */
+static void ct_token(const char **p, const char *e, char *out, size_t cap,
+                     const char *stops)
+{
 	size_t o = 0;
 
-	if (m->mm_type == MAILMIME_MULTIPLE)
-		t = "multipart", s = "mixed";
-	if (ct != NULL && ct->ct_type != NULL) {
-		struct mailmime_type *ty = ct->ct_type;
-
-		if (ty->tp_type == MAILMIME_TYPE_DISCRETE_TYPE) {
-			struct mailmime_discrete_type *d =
-			    ty->tp_data.tp_discrete_type;
-			static const char *const names[] = {
-			    "",      "text",  "image",
-			    "audio", "video", "application"};
-			if (d->dt_type == MAILMIME_DISCRETE_TYPE_EXTENSION)
-				t = d->dt_extension ? d->dt_extension : "";
-			else if (d->dt_type > 0 && d->dt_type <= 5)
-				t = names[d->dt_type];
-		} else if (ty->tp_data.tp_composite_type != NULL) {
-			struct mailmime_composite_type *c =
-			    ty->tp_data.tp_composite_type;
-			if (c->ct_type == MAILMIME_COMPOSITE_TYPE_MESSAGE)
-				t = "message";
-			else if (c->ct_type ==
-			         MAILMIME_COMPOSITE_TYPE_MULTIPART)
-				t = "multipart";
-			else
-				t = c->ct_token ? c->ct_token : "";
-		}
-		s = ct->ct_subtype ? ct->ct_subtype : "";
-	}
-	for (; *t != '\0' && o + 2 < cap; t++)
-		out[o++] = (char)tolower((unsigned char)*t);
-	out[o++] = '/';
-	for (; *s != '\0' && o + 1 < cap; s++)
-		out[o++] = (char)tolower((unsigned char)*s);
+	while (*p < e && (**p == ' ' || **p == '\t' || **p == '\r' ||
+	                  **p == '\n'))
+		(*p)++;
+	for (; *p < e && strchr(stops, **p) == NULL; (*p)++)
+		if (o + 1 < cap)
+			out[o++] = (char)tolower((unsigned char)**p);
+	while (o > 0 && (out[o - 1] == ' ' || out[o - 1] == '\t'))
+		o--;
 	out[o] = '\0';
 }
 
-static const char *ct_param(struct mailmime *m, const char *name)
+/* Content-Type value [v, v+n) into ct: type, boundary, report-type. A
+ * type without a subtype leaves ct->type as it was (the default). */
+static void ct_parse(const char *v, size_t n, struct ctype *ct)
 {
-	clistiter *it;
+	const char *p = v, *e = v + n;
+	char t[sizeof ct->type];
 
-	if (m->mm_content_type == NULL ||
-	    m->mm_content_type->ct_parameters == NULL)
-		return NULL;
-	for (it = clist_begin(m->mm_content_type->ct_parameters); it != NULL;
-	     it = clist_next(it)) {
-		struct mailmime_parameter *p = clist_content(it);
+	ct_token(&p, e, t, sizeof t, ";\r\n(");
+	if (strchr(t, '/') != NULL)
+		memcpy(ct->type, t, sizeof t);
+	while (p < e) {
+		char name[16];
+		const char *val;
+		size_t nval;
 
-		if (p->pa_name != NULL && strcasecmp(p->pa_name, name) == 0)
-			return p->pa_value;
+		p = memchr(p, ';', (size_t)(e - p));
+		if (p == NULL)
+			return;
+		p++;
+		ct_token(&p, e, name, sizeof name, "=;\r\n");
+		if (p >= e || *p != '=')
+			continue;
+		p++;
+		while (p < e && (*p == ' ' || *p == '\t'))
+			p++;
+		if (p < e && *p == '"') {
+			val = ++p;
+			while (p < e && *p != '"')
+				p += *p == '\\' && p + 1 < e ? 2 : 1;
+			nval = (size_t)((p < e ? p : e) - val);
+			if (p < e)
+				p++;
+		} else {
+			val = p;
+			while (p < e && *p != ';' && *p != ' ' && *p != '\t' &&
+			       *p != '\r' && *p != '\n')
+				p++;
+			nval = (size_t)(p - val);
+		}
+		if (strcmp(name, "boundary") == 0 && ct->bnd == NULL) {
+			ct->bnd = val;
+			ct->nbnd = nval;
+		} else if (strcmp(name, "report-type") == 0) {
+			size_t k = nval < sizeof ct->rtype - 1
+			               ? nval
+			               : sizeof ct->rtype - 1;
+
+			for (size_t i = 0; i < k; i++)
+				ct->rtype[i] =
+				    (char)tolower((unsigned char)val[i]);
+			ct->rtype[k] = '\0';
+		}
 	}
-	return NULL;
+}
+
+/* What the header block [s, s+n) says of its body; dflt is the type
+ * when it says nothing (text/plain, message/rfc822 in a digest). */
+static void part_type(const char *s, size_t n, const char *dflt,
+                      struct ctype *ct)
+{
+	const char *at = s;
+	struct hfield f;
+	int seen = 0;
+
+	memset(ct, 0, sizeof *ct);
+	memcpy(ct->type, dflt, strlen(dflt) + 1);
+	while (hfield_next(&at, s + n, &f)) {
+		if (f.nname < 12 || strncasecmp(f.name, "Content-", 8) != 0)
+			continue;
+		if (!(seen & 1) && hfield_is(&f, "Content-Type")) {
+			seen |= 1;
+			ct_parse(f.val, f.nval, ct);
+		} else if (!(seen & 2) &&
+		           hfield_is(&f, "Content-Transfer-Encoding")) {
+			char enc[24];
+			const char *p = f.val;
+
+			seen |= 2;
+			ct_token(&p, f.val + f.nval, enc, sizeof enc, ";\r\n(");
+			if (strcmp(enc, "base64") == 0)
+				ct->enc = MAILMIME_MECHANISM_BASE64;
+			else if (strcmp(enc, "quoted-printable") == 0)
+				ct->enc = MAILMIME_MECHANISM_QUOTED_PRINTABLE;
+		}
+	}
+}
+
+/* The body [b, b+n) decoded: *out points to it, or to a decoded copy
+ * (CRLF) stored in *own; -1 on out-of-memory, 1 when it could not be
+ * decoded. */
+static int part_decoded(const char *b, size_t n, int enc, char **own,
+                        const char **out, size_t *nout)
+{
+	char *dec = NULL;
+	size_t idx = 0, dlen = 0;
+
+	*own = NULL;
+	if (enc == 0) {
+		*out = b;
+		*nout = n;
+		return 0;
+	}
+	if (mailmime_part_parse(b, n, &idx, enc, &dec, &dlen) !=
+	    MAILIMF_NO_ERROR)
+		return 1;
+	*own = normalise(dec, dlen, nout);
+	mailmime_decoded_part_free(dec);
+	if (*own == NULL)
+		return -1;
+	*out = *own;
+	return 0;
 }
 
 /* Append text to sc->text up to the cap; -1 on out-of-memory. */
@@ -923,106 +1211,144 @@ static int text_append(struct scan *sc, const char *s, size_t n)
 	return 0;
 }
 
-/* Raw header block of an embedded message (CRLF already): up to the
- * first blank line. */
-static char *header_block(const char *s, size_t n, size_t *out)
+/* The returned original's header block at b (blank lines before it
+ * skipped). */
+static void orig_set(struct scan *sc, const char *b, size_t n, char *own)
 {
-	size_t i;
+	size_t body;
 
-	for (i = 0; i + 3 < n; i++)
-		if (memcmp(s + i, "\r\n\r\n", 4) == 0)
-			break;
-	if (i + 3 >= n)
-		i = n;
-	else
-		i += 2;
-	*out = i;
-	return xstrndup(s, i);
+	for (int i = 0; i < 4 && n >= 2 && b[0] == '\r' && b[1] == '\n'; i++)
+		b += 2, n -= 2;
+	sc->orig = b;
+	sc->norig = head_len(b, n, &body);
+	sc->orig_own = own;
 }
 
-static int walk(struct mailmime *m, struct scan *sc, int depth)
+static int walk(struct scan *sc, const char *s, size_t n, int depth,
+                const char *dflt);
+
+/* The parts of a multipart body [b, b+n) walked in turn. A missing close
+ * delimiter ends the last part at the end of the body. */
+static int walk_multipart(struct scan *sc, const struct ctype *ct,
+                          const char *b, size_t n, int depth)
 {
-	char ct[96];
-	clistiter *it;
+	const char *dflt =
+	    strcmp(ct->type, "multipart/digest") == 0 ? "message/rfc822"
+	                                               : "text/plain";
+	const char *p = b, *e = b + n, *start = NULL;
+	char delim[2 + 200];
+	size_t dl = ct->nbnd + 2;
 
-	if (m == NULL || depth > BOUNCE_MAX_DEPTH ||
-	    ++sc->parts > BOUNCE_MAX_PARTS)
+	if (ct->nbnd == 0 || ct->nbnd > 200)
 		return 0;
-	content_type(m, ct, sizeof ct);
-	if (m->mm_type == MAILMIME_MULTIPLE) {
-		if (strcmp(ct, "multipart/report") == 0) {
-			const char *rt = ct_param(m, "report-type");
+	delim[0] = delim[1] = '-';
+	memcpy(delim + 2, ct->bnd, ct->nbnd);
+	while (p < e) {
+		const char *d, *q, *nl;
+		int close;
 
-			if (rt != NULL &&
-			    strcasecmp(rt, "delivery-status") == 0)
+		/* the next line that begins with the delimiter */
+		if (p == b && (size_t)(e - p) >= dl && memcmp(p, delim, dl) == 0) {
+			d = p;
+		} else {
+			for (d = memchr(p, '\n', (size_t)(e - p)); d != NULL;
+			     d = memchr(d + 1, '\n', (size_t)(e - d - 1)))
+				if ((size_t)(e - d - 1) >= dl && d[1] == '-' &&
+				    d[2] == '-' && memcmp(d + 1, delim, dl) == 0)
+					break;
+			if (d == NULL)
+				break;
+			d++;
+		}
+		p = d + dl;
+		if (d != b && !(d - b >= 2 && d[-2] == '\r' && d[-1] == '\n'))
+			continue; /* a bare LF cannot be here: CRLF */
+		q = d + dl;
+		close = e - q >= 2 && q[0] == '-' && q[1] == '-';
+		if (close)
+			q += 2;
+		while (q < e && (*q == ' ' || *q == '\t'))
+			q++;
+		if (q < e && *q != '\r')
+			continue; /* a longer boundary */
+		if (start != NULL) {
+			const char *pe = d == b ? d : d - 2;
+
+			if (walk(sc, start, (size_t)(pe > start ? pe - start : 0),
+			         depth + 1, dflt) < 0)
+				return -1;
+			if (sc->parts >= BOUNCE_MAX_PARTS)
+				return 0;
+		}
+		if (close)
+			return 0;
+		nl = q < e ? memchr(q, '\n', (size_t)(e - q)) : NULL;
+		start = p = nl != NULL ? nl + 1 : e;
+	}
+	if (start != NULL && start < e)
+		return walk(sc, start, (size_t)(e - start), depth + 1, dflt);
+	return 0;
+}
+
+/* One part [s, s+n), header and body: what it holds is collected in sc.
+ * A returned original is not walked into: only its header block is kept. */
+static int walk(struct scan *sc, const char *s, size_t n, int depth,
+                const char *dflt)
+{
+	struct ctype ct;
+	size_t hl, at, nd = 0;
+	const char *body, *d = NULL;
+	char *own = NULL;
+	int r;
+
+	if (depth > BOUNCE_MAX_DEPTH || sc->parts >= BOUNCE_MAX_PARTS)
+		return 0;
+	sc->parts++;
+	hl = head_len(s, n, &at);
+	part_type(s, hl, dflt, &ct);
+	body = s + at;
+	if (strncmp(ct.type, "multipart/", 10) == 0) {
+		if (strcmp(ct.type, "multipart/report") == 0) {
+			if (strcmp(ct.rtype, "delivery-status") == 0)
 				sc->report_dsn = 1;
-			if (rt != NULL &&
-			    strcasecmp(rt, "feedback-report") == 0)
+			if (strcmp(ct.rtype, "feedback-report") == 0)
 				sc->report_arf = 1;
 		}
-		if (m->mm_data.mm_multipart.mm_mp_list == NULL)
+		return walk_multipart(sc, &ct, body, n - at, depth);
+	}
+	if (strcmp(ct.type, "message/delivery-status") == 0 ||
+	    strcmp(ct.type, "message/global-delivery-status") == 0) {
+		if (sc->dsn != NULL)
 			return 0;
-		for (it = clist_begin(m->mm_data.mm_multipart.mm_mp_list);
-		     it != NULL; it = clist_next(it))
-			if (walk(clist_content(it), sc, depth + 1) < 0)
-				return -1;
+		r = part_decoded(body, n - at, ct.enc, &own, &d, &nd);
+		sc->dsn = d, sc->ndsn = nd, sc->dsn_own = own;
+	} else if (strcmp(ct.type, "message/feedback-report") == 0) {
+		if (sc->arf != NULL)
+			return 0;
+		r = part_decoded(body, n - at, ct.enc, &own, &d, &nd);
+		sc->arf = d, sc->narf = nd, sc->arf_own = own;
+	} else if (strcmp(ct.type, "text/rfc822-headers") == 0 ||
+	           strcmp(ct.type, "message/rfc822-headers") == 0 ||
+	           strcmp(ct.type, "message/rfc822") == 0 ||
+	           strcmp(ct.type, "message/global") == 0 ||
+	           strcmp(ct.type, "message/global-headers") == 0) {
+		if (sc->orig != NULL)
+			return 0;
+		r = part_decoded(body, n - at, ct.enc, &own, &d, &nd);
+		if (r == 0)
+			orig_set(sc, d, nd, own);
+	} else if (strncmp(ct.type, "text/", 5) == 0 &&
+	           strcmp(ct.type, "text/html") != 0) {
+		if (sc->ntext >= BOUNCE_MAX_TEXT)
+			return 0;
+		r = part_decoded(body, n - at, ct.enc, &own, &d, &nd);
+		if (r == 0 && text_append(sc, d, nd) < 0)
+			r = -1;
+		free(own);
+	} else {
 		return 0;
 	}
-	if (m->mm_type == MAILMIME_MESSAGE) {
-		/* The top level is walked into; a returned original is not. */
-		if (depth == 0)
-			return walk(m->mm_data.mm_message.mm_msg_mime, sc,
-			            depth + 1);
-		if (sc->orig == NULL && m->mm_body != NULL &&
-		    m->mm_body->dt_type == MAILMIME_DATA_TEXT) {
-			size_t n = 0;
-			char *b = part_body(m, &n);
-
-			if (b != NULL) {
-				sc->orig = header_block(b, n, &sc->norig);
-				free(b);
-				if (sc->orig == NULL)
-					return -1;
-			}
-		}
-		return 0;
-	}
-	if (strcmp(ct, "message/delivery-status") == 0 ||
-	    strcmp(ct, "message/global-delivery-status") == 0) {
-		if (sc->dsn == NULL)
-			sc->dsn = part_body(m, &sc->ndsn);
-	} else if (strcmp(ct, "message/feedback-report") == 0) {
-		if (sc->arf == NULL)
-			sc->arf = part_body(m, &sc->narf);
-	} else if (strcmp(ct, "text/rfc822-headers") == 0 ||
-	           strcmp(ct, "message/rfc822-headers") == 0 ||
-	           strcmp(ct, "message/rfc822") == 0 ||
-	           strcmp(ct, "message/global-headers") == 0) {
-		if (sc->orig == NULL) {
-			size_t n = 0;
-			char *b = part_body(m, &n);
-
-			if (b != NULL) {
-				sc->orig = header_block(b, n, &sc->norig);
-				free(b);
-				if (sc->orig == NULL)
-					return -1;
-			}
-		}
-	} else if (strncmp(ct, "text/", 5) == 0 &&
-	           strcmp(ct, "text/html") != 0) {
-		size_t n = 0;
-		char *b = part_body(m, &n);
-
-		if (b != NULL) {
-			int r = text_append(sc, b, n);
-
-			free(b);
-			if (r < 0)
-				return -1;
-		}
-	}
-	return 0;
+	return r < 0 ? -1 : 0;
 }
 
 /* ---- header fields ---- */
@@ -1051,48 +1377,6 @@ static char *field_get(struct mailimf_fields *f, const char *name, int *oom)
 		return v;
 	}
 	return NULL;
-}
-
-/* A typed field of f, or NULL. */
-static struct mailimf_field *field_typed(struct mailimf_fields *f, int type)
-{
-	clistiter *it;
-
-	if (f == NULL || f->fld_list == NULL)
-		return NULL;
-	for (it = clist_begin(f->fld_list); it != NULL; it = clist_next(it)) {
-		struct mailimf_field *fl = clist_content(it);
-
-		if (fl->fld_type == type)
-			return fl;
-	}
-	return NULL;
-}
-
-/* The first address of an address list, or NULL. */
-static const char *first_addr(struct mailimf_address_list *l)
-{
-	struct mailimf_address *a;
-
-	if (l == NULL || l->ad_list == NULL || clist_begin(l->ad_list) == NULL)
-		return NULL;
-	a = clist_content(clist_begin(l->ad_list));
-	if (a->ad_type == MAILIMF_ADDRESS_MAILBOX)
-		return a->ad_data.ad_mailbox->mb_addr_spec;
-	return NULL;
-}
-
-static const char *from_addr(struct mailimf_fields *f)
-{
-	struct mailimf_field *fl = field_typed(f, MAILIMF_FIELD_FROM);
-	struct mailimf_mailbox_list *l;
-
-	if (fl == NULL || (l = fl->fld_data.fld_from->frm_mb_list) == NULL ||
-	    l->mb_list == NULL || clist_begin(l->mb_list) == NULL)
-		return NULL;
-	return ((struct mailimf_mailbox *)clist_content(
-	            clist_begin(l->mb_list)))
-	    ->mb_addr_spec;
 }
 
 /* ---- building the event ---- */
@@ -1220,15 +1504,35 @@ static void rcpt_classify(struct bounce_rcpt *r)
 }
 
 /* One per-recipient field block of a delivery-status part. */
-static int dsn_block(struct bounce_event *ev, struct mailimf_fields *f)
+enum { D_FINAL, D_ORIGINAL, D_ACTION, D_STATUS, D_DIAG, D_MTA, ND };
+
+/* A field of a report block, cleaned, after its "type;" when strip; NULL
+ * if absent. Sets *oom on out-of-memory. */
+static char *dsn_value(const struct hfield *f, int strip, int *oom)
+{
+	const char *v = f->val, *e = f->val + f->nval, *semi;
+	char *r;
+
+	if (f->name == NULL)
+		return NULL;
+	if (strip && (semi = memchr(v, ';', f->nval)) != NULL)
+		v = semi + 1;
+	r = clean_n(v, (size_t)(e - v));
+	if (r == NULL)
+		*oom = 1;
+	return r;
+}
+
+/* One per-recipient field block of a delivery-status part. */
+static int dsn_block(struct bounce_event *ev, const struct hfield *fs)
 {
 	int oom = 0, added;
 	char *v, *addr;
 	struct bounce_rcpt *r;
 
-	v = field_get(f, "Final-Recipient", &oom);
+	v = dsn_value(&fs[D_FINAL], 0, &oom);
 	if (v == NULL && !oom)
-		v = field_get(f, "Original-Recipient", &oom);
+		v = dsn_value(&fs[D_ORIGINAL], 0, &oom);
 	if (v == NULL)
 		return oom ? -1 : 0;
 	addr = addr_from(v, &oom);
@@ -1239,62 +1543,41 @@ static int dsn_block(struct bounce_event *ev, struct mailimf_fields *f)
 	if (added <= 0)
 		return added;
 	r = &ev->rcpt[ev->nrcpt - 1];
-	r->action = field_get(f, "Action", &oom);
-	v = field_get(f, "Status", &oom);
+	r->action = dsn_value(&fs[D_ACTION], 0, &oom);
+	v = dsn_value(&fs[D_STATUS], 0, &oom);
 	if (v != NULL)
 		find_status(v, r->status);
 	free(v);
-	v = field_get(f, "Diagnostic-Code", &oom);
-	if (v != NULL) {
-		const char *s = strchr(v, ';');
-
-		r->diagnostic = clean_value(s != NULL ? s + 1 : v);
-		if (r->diagnostic == NULL)
-			oom = 1;
-		free(v);
-	}
-	v = field_get(f, "Remote-MTA", &oom);
-	if (v != NULL) {
-		const char *s = strchr(v, ';');
-
-		r->remote_mta = clean_value(s != NULL ? s + 1 : v);
-		if (r->remote_mta == NULL)
-			oom = 1;
-		free(v);
-	}
+	r->diagnostic = dsn_value(&fs[D_DIAG], 1, &oom);
+	r->remote_mta = dsn_value(&fs[D_MTA], 1, &oom);
 	return oom ? -1 : 0;
 }
 
-/* Every field block of a delivery-status (or feedback-report) part;
- * block 0 is per-message, the rest per recipient, but some MTAs merge
- * them, so every block is looked at. */
+/* Every field block of a delivery-status part; block 0 is per-message,
+ * the rest per recipient, but some MTAs merge them, so every block is
+ * looked at. A block ends at a blank line or at a line that is not a
+ * field. */
 static int dsn_parse(struct bounce_event *ev, const char *s, size_t n)
 {
-	size_t idx = 0, blocks = 0;
+	static const char *const names[ND] = {
+	    "Final-Recipient", "Original-Recipient", "Action",
+	    "Status",          "Diagnostic-Code",    "Remote-MTA"};
+	const char *p = s, *e = s + n;
+	size_t blocks = 0;
 
-	while (idx < n && blocks++ < BOUNCE_MAX_RCPT + 1) {
-		struct mailimf_fields *f = NULL;
-		size_t before;
+	while (p < e && blocks++ < BOUNCE_MAX_RCPT + 1) {
+		struct hfield fs[ND], f;
 
-		while (mailimf_crlf_parse(s, n, &idx) == MAILIMF_NO_ERROR)
-			;
-		before = idx;
-		if (idx >= n)
-			break;
-		if (mailimf_fields_parse(s, n, &idx, &f) == MAILIMF_NO_ERROR) {
-			int r = dsn_block(ev, f);
-
-			mailimf_fields_free(f);
-			if (r < 0)
-				return -1;
-		}
-		if (idx == before) {
-			/* not a field: skip the line */
-			while (idx < n && s[idx] != '\n')
-				idx++;
-			if (idx < n)
-				idx++;
-		}
+		memset(fs, 0, sizeof fs);
+		while (hfield_line(&p, e, &f) == 1)
+			for (size_t k = 0; k < ND; k++)
+				if (fs[k].name == NULL &&
+				    hfield_is(&f, names[k])) {
+					fs[k] = f;
+					break;
+				}
+		if (dsn_block(ev, fs) < 0)
+			return -1;
 	}
 	return 0;
 }
@@ -1427,8 +1710,11 @@ static int is_marker_line(const char *s, const char *e)
 		s++;
 	for (size_t i = 0;
 	     i < sizeof original_markers / sizeof original_markers[0]; i++) {
-		size_t n = strlen(original_markers[i]);
+		size_t n;
 
+		if (s == e || tolower((unsigned char)*s) != original_markers[i][0])
+			continue;
+		n = strlen(original_markers[i]);
 		if ((size_t)(e - s) >= n &&
 		    strncasecmp(s, original_markers[i], n) == 0) {
 			/* Sendmail: "The original message was received at" */
@@ -1524,6 +1810,7 @@ static int is_rcpt_prefix(const char *s, const char *e)
 		size_t n = strlen(rcpt_labels[i]);
 
 		if ((size_t)(e - s) >= n &&
+		    tolower((unsigned char)e[-1]) == rcpt_labels[i][n - 1] &&
 		    strncasecmp(e - n, rcpt_labels[i], n) == 0 &&
 		    ((size_t)(e - s) == n || !isalnum((unsigned char)e[-n - 1])))
 			return 1;
@@ -1686,16 +1973,15 @@ static int text_rcpts(struct bounce_event *ev, const char *text, size_t n,
 }
 
 /* The header block of the original quoted in a text bounce: the first
- * header-looking line after the marker up to a blank line. NULL when
- * there is none; sets *oom on out-of-memory. */
-static char *text_original(const char *text, size_t n, size_t cut,
-                           size_t *out, int *oom)
+ * header-looking line after the marker up to a blank line, a slice of the
+ * text. Nothing when there is none. */
+static void text_original(struct scan *sc, size_t cut)
 {
-	const char *p = text + cut, *end = text + n;
+	const char *p = sc->text + cut, *end = sc->text + sc->ntext;
 	size_t lines = 0;
 
-	if (cut >= n)
-		return NULL;
+	if (cut >= sc->ntext)
+		return;
 	/* skip the marker line and look a few lines on for a field */
 	while (p < end && lines++ < 8) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -1706,15 +1992,70 @@ static char *text_original(const char *text, size_t n, size_t cut,
 		while (c < nl && (isalnum((unsigned char)*c) || *c == '-'))
 			c++;
 		if (lines > 1 && c > p && c < nl && *c == ':') {
-			char *h = header_block(p, (size_t)(end - p), out);
-
-			if (h == NULL)
-				*oom = 1;
-			return h;
+			orig_set(sc, p, (size_t)(end - p), NULL);
+			return;
 		}
 		p = nl + 1;
 	}
-	return NULL;
+}
+
+/* The returned original's header block [s, s+n) read into *o: only the
+ * fields herald uses. -1 on out-of-memory. */
+static int orig_read(const char *s, size_t n, struct orig *o)
+{
+	const char *at = s;
+	struct hfield f;
+	int oom = 0;
+
+	while (!oom && hfield_next(&at, s + n, &f)) {
+		char **dst = NULL, *v;
+
+		if (o->mid == NULL && hfield_is(&f, "Message-ID")) {
+			const char *p = f.val, *id;
+			size_t k = 0;
+
+			id = msg_id_next(&p, f.val + f.nval, &k);
+			if (id == NULL)
+				id = f.val, k = f.nval; /* bare, some MUAs */
+			if ((o->mid = clean_n(id, k)) == NULL)
+				oom = 1;
+			else if (o->mid[0] == '\0' ||
+			         strchr(o->mid, ' ') != NULL) {
+				free(o->mid);
+				o->mid = NULL;
+			}
+			continue;
+		}
+		if (o->to == NULL && hfield_is(&f, "To"))
+			dst = &o->to;
+		else if (o->from == NULL && hfield_is(&f, "From"))
+			dst = &o->from;
+		else if (o->hmx == NULL &&
+		         hfield_is(&f, "X-HmXmrOriginalRecipient"))
+			dst = &o->hmx;
+		if (dst == NULL)
+			continue;
+		v = clean_n(f.val, f.nval);
+		if (v == NULL) {
+			oom = 1;
+			continue;
+		}
+		if (dst == &o->hmx) {
+			o->hmx = v;
+			continue;
+		}
+		*dst = first_address(v, &oom);
+		free(v);
+	}
+	return oom ? -1 : 0;
+}
+
+static void orig_free(struct orig *o)
+{
+	free(o->mid);
+	free(o->from);
+	free(o->to);
+	free(o->hmx);
 }
 
 void bounce_event_free(struct bounce_event *ev)
@@ -1732,18 +2073,6 @@ void bounce_event_free(struct bounce_event *ev)
 	free(ev->verp_to);
 	free(ev->feedback_type);
 	memset(ev, 0, sizeof *ev);
-}
-
-static char *dup_or_oom(const char *s, int *oom)
-{
-	char *p;
-
-	if (s == NULL)
-		return NULL;
-	p = strdup(s);
-	if (p == NULL)
-		*oom = 1;
-	return p;
 }
 
 /* ---- unsubscribe requests ---- */
@@ -1989,40 +2318,41 @@ static int is_unsubscribe(const char *subj, const char *text, size_t ntext)
 
 /* The Message-ID this message answers (In-Reply-To, else References),
  * preferring one of herald's form (32 hex digits before the @). */
-static char *replied_id(struct mailimf_fields *top, int *oom)
+static char *replied_id(const struct top *t, int *oom)
 {
-	static const int types[] = {MAILIMF_FIELD_IN_REPLY_TO,
-	                            MAILIMF_FIELD_REFERENCES};
 	const char *best = NULL, *any = NULL;
+	size_t nbest = 0, nany = 0;
+	char *r;
 
-	for (size_t t = 0; t < 2 && best == NULL; t++) {
-		struct mailimf_field *fl = field_typed(top, types[t]);
-		clist *l;
+	for (size_t k = 0; k < 2 && best == NULL; k++) {
+		enum top_field f = k == 0 ? T_IN_REPLY_TO : T_REFERENCES;
+		const char *p = t->v[f], *id;
+		size_t n = 0;
 
-		if (fl == NULL)
+		if (p == NULL)
 			continue;
-		l = t == 0 ? fl->fld_data.fld_in_reply_to->mid_list
-		           : fl->fld_data.fld_references->mid_list;
-		for (clistiter *it = l ? clist_begin(l) : NULL; it != NULL;
-		     it = clist_next(it)) {
-			const char *id = clist_content(it);
+		while ((id = msg_id_next(&p, t->v[f] + t->n[f], &n)) != NULL) {
 			size_t h = 0;
 
-			if (id == NULL)
-				continue;
-			while (isxdigit((unsigned char)id[h]))
+			while (h < n && isxdigit((unsigned char)id[h]))
 				h++;
-			if (h == 32 && id[h] == '@') {
-				best = id;
+			if (h == 32 && n > 32 && id[h] == '@') {
+				best = id, nbest = n;
 				break;
 			}
-			if (any == NULL || t == 1)
-				any = id; /* References: the last is the parent */
+			if (any == NULL || k == 1)
+				any = id, nany = n; /* References: the last is
+				                       the parent */
 		}
-		if (any != NULL && t == 0)
+		if (any != NULL && k == 0)
 			break;
 	}
-	return dup_or_oom(best != NULL ? best : any, oom);
+	if (best == NULL && any == NULL)
+		return NULL;
+	r = best != NULL ? clean_n(best, nbest) : clean_n(any, nany);
+	if (r == NULL)
+		*oom = 1;
+	return r;
 }
 
 /* A header value decoded from RFC 2047 to UTF-8; NULL on failure. */
@@ -2031,7 +2361,8 @@ static char *decode_header(const char *v)
 	size_t idx = 0;
 	char *out = NULL;
 
-	if (v == NULL ||
+	/* no encoded word: nothing to decode (and no iconv to open) */
+	if (v == NULL || strstr(v, "=?") == NULL ||
 	    mailmime_encoded_phrase_parse("utf-8", v, strlen(v), &idx, "utf-8",
 	                                  &out) != MAILIMF_NO_ERROR)
 		return NULL;
@@ -2040,54 +2371,50 @@ static char *decode_header(const char *v)
 
 /* ---- classification ---- */
 
-/* What the top-level header says about the message. */
+/* What the top-level header says about the message; the char * are
+ * owned. */
 struct head {
-	const char *subj;  /* raw */
-	char *subj_dec;    /* decoded, owned, or NULL */
-	const char *from;  /* address, or NULL */
-	const char *fname; /* display name, or NULL */
-	char *from_raw;    /* the field when it did not parse, owned */
-	const char *to;
+	char *subj;        /* unfolded, or NULL */
+	char *subj_dec;    /* decoded, or NULL */
+	char *from;        /* address, or NULL */
+	char *from_raw;    /* the whole From field, display name included */
+	char *to;          /* first address of To, or NULL */
 	const char *ofrom; /* the original's From */
 	const char *oto;   /* the original's To */
 	int strong;        /* sure to be from a mail system */
 };
 
-static void head_read(struct head *h, struct mailimf_fields *top,
-                      struct mailimf_fields *orig, int *oom)
+static void head_read(struct head *h, const struct top *t,
+                      const struct orig *o, int *oom)
 {
-	struct mailimf_field *fl;
+	char *v;
 
-	fl = field_typed(top, MAILIMF_FIELD_SUBJECT);
-	if (fl != NULL)
-		h->subj = fl->fld_data.fld_subject->sbj_value;
+	h->subj = top_get(t, T_SUBJECT, oom);
 	if (h->subj != NULL)
 		h->subj_dec = decode_header(h->subj);
-	fl = field_typed(top, MAILIMF_FIELD_FROM);
-	if (fl != NULL && fl->fld_data.fld_from->frm_mb_list != NULL &&
-	    fl->fld_data.fld_from->frm_mb_list->mb_list != NULL &&
-	    clist_begin(fl->fld_data.fld_from->frm_mb_list->mb_list) != NULL) {
-		struct mailimf_mailbox *mb = clist_content(
-		    clist_begin(fl->fld_data.fld_from->frm_mb_list->mb_list));
+	h->from_raw = top_get(t, T_FROM, oom);
+	if (h->from_raw != NULL)
+		h->from = first_address(h->from_raw, oom);
+	v = top_get(t, T_TO, oom);
+	if (v != NULL)
+		h->to = first_address(v, oom);
+	free(v);
+	h->ofrom = o->from;
+	h->oto = o->to;
+}
 
-		h->from = mb->mb_addr_spec;
-		h->fname = mb->mb_display_name;
-	} else {
-		h->from_raw = field_get(top, "From", oom);
-	}
-	fl = field_typed(top, MAILIMF_FIELD_TO);
-	if (fl != NULL)
-		h->to = first_addr(fl->fld_data.fld_to->to_addr_list);
-	h->ofrom = from_addr(orig);
-	fl = field_typed(orig, MAILIMF_FIELD_TO);
-	if (fl != NULL)
-		h->oto = first_addr(fl->fld_data.fld_to->to_addr_list);
+static void head_free(struct head *h)
+{
+	free(h->subj);
+	free(h->subj_dec);
+	free(h->from);
+	free(h->from_raw);
+	free(h->to);
 }
 
 static int head_is_daemon(const struct head *h)
 {
-	return is_daemon(h->from) || is_daemon(h->fname) ||
-	       is_daemon(h->from_raw);
+	return is_daemon(h->from_raw);
 }
 
 static int head_subject_has(const struct head *h, const char *const *list,
@@ -2101,8 +2428,8 @@ static int head_subject_has(const struct head *h, const char *const *list,
 
 /* ARF, or a complaint in the form some services send without it. */
 static int classify_complaint(struct bounce_event *ev, struct scan *sc,
-                              struct mailimf_fields *orig,
-                              const struct head *h, int *oom)
+                              const struct orig *o, const struct head *h,
+                              int *oom)
 {
 	char *v;
 
@@ -2129,15 +2456,11 @@ static int classify_complaint(struct bounce_event *ev, struct scan *sc,
 			}
 		}
 	}
-	if (ev->nrcpt == 0 && orig != NULL && !*oom) {
-		v = field_get(orig, "X-HmXmrOriginalRecipient", oom);
-		if (v != NULL) {
-			char *a = addr_from(v, oom);
+	if (ev->nrcpt == 0 && o->hmx != NULL && !*oom) {
+		char *a = addr_from(o->hmx, oom);
 
-			free(v);
-			if (a != NULL && rcpt_add(ev, a) < 0)
-				*oom = 1;
-		}
+		if (a != NULL && rcpt_add(ev, a) < 0)
+			*oom = 1;
 	}
 	if (ev->nrcpt == 0 && h->oto != NULL && !*oom) {
 		char *c = addr_from(h->oto, oom);
@@ -2152,19 +2475,13 @@ static int classify_complaint(struct bounce_event *ev, struct scan *sc,
 	return 1;
 }
 
-static int is_autoreply(struct mailimf_fields *top, const struct head *h,
+static int is_autoreply(const struct top *t, const struct head *h,
                         int *oom)
 {
-	int yes = 0;
-	char *v = field_get(top, "Auto-Submitted", oom);
+	int yes = t->v[T_X_AUTOREPLY] != NULL || t->v[T_X_AUTORESPOND] != NULL;
+	char *v = top_get(t, T_AUTO_SUBMITTED, oom);
 
 	if (v != NULL && ci_find(v, "auto-replied") != NULL)
-		yes = 1;
-	free(v);
-	if ((v = field_get(top, "X-Autoreply", oom)) != NULL)
-		yes = 1;
-	free(v);
-	if ((v = field_get(top, "X-Autorespond", oom)) != NULL)
 		yes = 1;
 	free(v);
 	if (head_subject_has(h, autoreply_subjects, NELEM(autoreply_subjects)))
@@ -2310,53 +2627,42 @@ static int classify_ses(struct bounce_event *ev, const char *text, size_t n,
 }
 
 /* Fill ev from the parsed message; -1 on out-of-memory. */
-static int classify(struct bounce_event *ev, struct mailimf_fields *top,
+static int classify(struct bounce_event *ev, const struct top *top,
                     struct scan *sc)
 {
-	struct mailimf_fields *orig = NULL;
+	struct orig o = {0};
 	struct head h = {0};
 	struct selves self = {{0}};
 	size_t cut = sc->ntext;
 	char *v;
 	int oom = 0, weak = 0;
 
-	ev->verp_to = field_get(top, "Delivered-To", &oom);
-	if (ev->verp_to == NULL && !oom)
-		ev->verp_to = field_get(top, "X-Original-To", &oom);
-	if (ev->verp_to == NULL && !oom) {
-		struct mailimf_field *fl = field_typed(top, MAILIMF_FIELD_TO);
-
-		if (fl != NULL)
-			ev->verp_to = dup_or_oom(
-			    first_addr(fl->fld_data.fld_to->to_addr_list),
-			    &oom);
-	}
-	if (ev->verp_to != NULL) {
-		v = addr_from(ev->verp_to, &oom);
-		free(ev->verp_to);
-		ev->verp_to = v;
+	v = top_get(top, T_DELIVERED_TO, &oom);
+	if (v == NULL && !oom)
+		v = top_get(top, T_X_ORIGINAL_TO, &oom);
+	if (v != NULL) {
+		ev->verp_to = addr_from(v, &oom);
+		free(v);
+	} else if (!oom && (v = top_get(top, T_TO, &oom)) != NULL) {
+		ev->verp_to = first_address(v, &oom);
+		free(v);
 	}
 
 	if (sc->text != NULL)
 		cut = text_cut(sc->text, sc->ntext);
 	if (sc->orig == NULL && sc->text != NULL)
-		sc->orig = text_original(sc->text, sc->ntext, cut, &sc->norig,
-		                         &oom);
-	if (sc->orig != NULL && parse_fields(sc->orig, sc->norig, &orig) == 0) {
-		struct mailimf_field *fl =
-		    field_typed(orig, MAILIMF_FIELD_MESSAGE_ID);
-
-		if (fl != NULL)
-			ev->message_id = dup_or_oom(
-			    fl->fld_data.fld_message_id->mid_value, &oom);
-	}
-	head_read(&h, top, orig, &oom);
+		text_original(sc, cut);
+	if (sc->orig != NULL && orig_read(sc->orig, sc->norig, &o) < 0)
+		oom = 1;
+	ev->message_id = o.mid;
+	o.mid = NULL;
+	head_read(&h, top, &o, &oom);
 	self.a[0] = ev->verp_to;
 	self.a[1] = h.from;
 	self.a[2] = h.to;
 	self.a[3] = h.ofrom;
 
-	if (classify_complaint(ev, sc, orig, &h, &oom))
+	if (classify_complaint(ev, sc, &o, &h, &oom))
 		goto done;
 
 	if (sc->dsn == NULL && sc->text != NULL &&
@@ -2384,7 +2690,7 @@ static int classify(struct bounce_event *ev, struct mailimf_fields *top,
 		goto rcpts;
 	}
 
-	v = field_get(top, "Auto-Submitted", &oom);
+	v = top_get(top, T_AUTO_SUBMITTED, &oom);
 	h.strong = sc->report_dsn || head_is_daemon(&h) ||
 	           head_subject_has(&h, failure_subjects,
 	                            NELEM(failure_subjects)) ||
@@ -2410,7 +2716,7 @@ static int classify(struct bounce_event *ev, struct mailimf_fields *top,
 	}
 
 	/* Non-standard bounces. */
-	v = field_get(top, "X-Failed-Recipients", &oom);
+	v = top_get(top, T_X_FAILED_RECIPIENTS, &oom);
 	if (v != NULL) {
 		char *save = NULL;
 
@@ -2488,39 +2794,17 @@ rcpts:
 		rcpt_classify(r);
 	}
 done:
-	if (orig != NULL)
-		mailimf_fields_free(orig);
-	free(h.subj_dec);
-	free(h.from_raw);
+	orig_free(&o);
+	head_free(&h);
 	return oom ? -1 : 0;
-}
-
-/* Whether the message is a multipart whose boundary never occurs in it
- * (libetpan then sees only the preamble). */
-static int boundary_missing(struct mailmime *mime, const char *buf, size_t n)
-{
-	struct mailmime *m;
-	const char *b, *body;
-
-	if (mime == NULL || mime->mm_type != MAILMIME_MESSAGE)
-		return 0;
-	m = mime->mm_data.mm_message.mm_msg_mime;
-	if (m == NULL || m->mm_type != MAILMIME_MULTIPLE)
-		return 0;
-	b = ct_param(m, "boundary");
-	body = memmem(buf, n, "\r\n\r\n", 4);
-	if (b == NULL || b[0] == '\0' || body == NULL)
-		return 0;
-	return memmem(body, n - (size_t)(body - buf), b, strlen(b)) == NULL;
 }
 
 int bounce_parse(const char *msg, size_t len, struct bounce_event *ev,
                  struct diag *d)
 {
-	struct mailmime *mime = NULL;
-	struct mailimf_fields *top = NULL, *own = NULL;
+	struct top top;
 	struct scan sc = {0};
-	size_t n = 0, idx = 0;
+	size_t n = 0, hl, body;
 	char *buf = NULL;
 	int rc = -1;
 
@@ -2540,30 +2824,15 @@ int bounce_parse(const char *msg, size_t len, struct bounce_event *ev,
 		rc = 0; /* nothing: not a bounce */
 		goto out;
 	}
-	if (mailmime_parse(buf, n, &idx, &mime) == MAILIMF_NO_ERROR) {
-		if (walk(mime, &sc, 0) < 0)
-			goto oom;
-		if (mime->mm_type == MAILMIME_MESSAGE)
-			top = mime->mm_data.mm_message.mm_fields;
-	} else {
-		/* A structure libetpan refuses (a multipart whose boundary
-		 * never occurs): the header alone, the body as text. */
-		mime = NULL;
-		idx = 0;
-		if (mailimf_fields_parse(buf, n, &idx, &own) != MAILIMF_NO_ERROR)
-			own = NULL;
-		top = own;
-	}
-	if ((sc.text == NULL && sc.dsn == NULL && sc.arf == NULL) ||
-	    boundary_missing(mime, buf, n)) {
-		/* no body part libetpan could make sense of: the raw body */
-		const char *body = memmem(buf, n, "\r\n\r\n", 4);
-		size_t at = body != NULL ? (size_t)(body - buf) + 4 : n;
-
-		if (text_append(&sc, buf + at, n - at) < 0)
-			goto oom;
-	}
-	if (classify(ev, top, &sc) < 0)
+	hl = head_len(buf, n, &body);
+	top_read(buf, hl, &top);
+	if (walk(&sc, buf, n, 0, "text/plain") < 0)
+		goto oom;
+	if (sc.text == NULL && sc.dsn == NULL && sc.arf == NULL &&
+	    text_append(&sc, buf + body, n - body) < 0)
+		goto oom; /* no part made sense (a boundary that never
+		             occurs): the raw body */
+	if (classify(ev, &top, &sc) < 0)
 		goto oom;
 	rc = 0;
 	goto out;
@@ -2572,15 +2841,10 @@ oom:
 	bounce_event_free(ev);
 	rc = -1;
 out:
-	/* The trees point into buf: free them first. */
-	if (mime != NULL)
-		mailmime_free(mime);
-	if (own != NULL)
-		mailimf_fields_free(own);
 	free(buf);
-	free(sc.dsn);
-	free(sc.arf);
-	free(sc.orig);
+	free(sc.dsn_own);
+	free(sc.arf_own);
+	free(sc.orig_own);
 	free(sc.text);
 	return rc;
 }

@@ -488,6 +488,68 @@ static void test_text_stage(void **state)
 
 /* A text bounce with many recipients on many lines stays linear and
  * capped. */
+/* Hostile structure at the size limit: thousands of delimiter lines, near
+ * misses of the boundary, nested multiparts, a header without end, a
+ * report of many blocks. Nothing is timed: a parser that did quadratic
+ * work on any of them would not finish within the test's timeout (under
+ * ASan too). */
+static void fill(char *m, size_t *n, size_t cap, const char *unit)
+{
+	size_t k = strlen(unit);
+
+	while (*n + k < cap) {
+		memcpy(m + *n, unit, k);
+		*n += k;
+	}
+}
+
+static void test_hostile_structure(void **state)
+{
+	static const char *const heads[] = {
+	    /* many parts: the part cap */
+	    "Content-Type: multipart/mixed; boundary=b\n\n",
+	    /* nested multiparts, each with its own boundary */
+	    "Content-Type: multipart/mixed; boundary=b\n\n",
+	    /* a header that never ends */
+	    "Subject: x\n",
+	    /* a report of many blocks: the recipient cap */
+	    "Content-Type: multipart/report; report-type=delivery-status; "
+	    "boundary=b\n\n--b\nContent-Type: message/delivery-status\n\n",
+	    /* near misses of the boundary, and one original that never
+	     * ends its header */
+	    "Content-Type: multipart/mixed; boundary=bb\n\n--bb\n"
+	    "Content-Type: message/rfc822\n\n",
+	};
+	static const char *const units[] = {
+	    "--b\nContent-Type: text/plain\n\nx\n",
+	    "--b\nContent-Type: multipart/mixed; boundary=b\n\n",
+	    "X-Long: a\n continued\n",
+	    "Final-Recipient: rfc822; u@example.com\nStatus: 5.1.1\n\n",
+	    "--b\n--bx\nTo: x\n-\n",
+	};
+	size_t cap = BOUNCE_MAX_SIZE;
+	char *m = malloc(cap);
+
+	(void)state;
+	assert_non_null(m);
+	for (size_t i = 0; i < sizeof heads / sizeof heads[0]; i++) {
+		struct bounce_event ev;
+		struct diag d = {0};
+		size_t n = 0;
+
+		n = (size_t)snprintf(m, cap,
+		                     "From: MAILER-DAEMON@mx.example.net\n"
+		                     "Subject: failure notice\n%s",
+		                     heads[i]);
+		fill(m, &n, cap, units[i]);
+		assert_int_equal(bounce_parse(m, n, &ev, &d), 0);
+		assert_true(ev.nrcpt <= 1000);
+		bounce_event_free(&ev);
+		diag_clear(&d);
+	}
+	free(m);
+}
+
 static void test_text_many(void **state)
 {
 	size_t cap = 2u * 1024u * 1024u, n = 0;
@@ -558,6 +620,7 @@ int main(void)
 	    cmocka_unit_test(test_unsubscribe_not),
 	    cmocka_unit_test(test_text_stage),
 	    cmocka_unit_test(test_text_many),
+	    cmocka_unit_test(test_hostile_structure),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
