@@ -543,6 +543,13 @@ static const struct pattern bounce_patterns[] = {
     {"is not a known user", "userunknown"},
     {"not a known user", "userunknown"},
     {"not listed in", "userunknown"},
+    /* Lotus Notes / Domino in Japanese, "not found in the (Domino)
+     * directory", in UTF-8 and as the ISO-2022-JP bytes they are sent in
+     * (lowercased like every diagnostic) */
+    {"\xe3\x83\x87\xe3\x82\xa3\xe3\x83\xac\xe3\x82\xaf\xe3\x83\x88\xe3\x83\xaa\xe3\x81\xab\xe3\x81\xaf\xe8\xa6\x8b\xe3\x81\xa4\xe3\x81\x8b\xe3\x82\x8a\xe3\x81\xbe\xe3\x81\x9b\xe3\x82\x93", "userunknown"},
+    {"\xe3\x83\x87\xe3\x82\xa3\xe3\x83\xac\xe3\x82\xaf\xe3\x83\x88\xe3\x83\xaa\xe3\x81\xae\xe3\x83\xaa\xe3\x82\xb9\xe3\x83\x88\xe3\x81\xab\xe3\x81\x82\xe3\x82\x8a\xe3\x81\xbe\xe3\x81\x9b\xe3\x82\x93", "userunknown"},
+    {"%g%#%l%/%h%j$k$o8+$d$+$j$^$;$s", "userunknown"},
+    {"%g%#%l%/%h%j$n%j%9%h$k$\"$j$^$;$s", "userunknown"},
     {"user doesn't exist", "userunknown"},
     {"user does not exist", "userunknown"},
     {"address does not exist", "userunknown"},
@@ -576,6 +583,7 @@ static const struct pattern bounce_patterns[] = {
     {"refuse to receive mail", "filtered"},
     {"has restricted sms e-mail", "filtered"},
     {"resolver.rst.notauthorized", "filtered"},
+    {"badrcptto", "filtered"}, /* qmail's list of refused recipients */
     {"this account is protected by", "filtered"},
     {"bounced address", "filtered"},
     {"filtered", "filtered"},
@@ -1429,6 +1437,10 @@ static const char *smtp_command(const char *lw)
 
 	if (lw == NULL)
 		return NULL;
+	/* Postfix's wording for a refusal of RCPT TO, whatever command a
+	 * pipelining client (m-FILTER) reports as the last one it sent */
+	if (strstr(lw, "recipient address rejected") != NULL)
+		return "RCPT";
 	for (size_t i = 0; i < sizeof said / sizeof said[0]; i++)
 		if (strstr(lw, said[i].text) != NULL)
 			return said[i].reason;
@@ -1444,6 +1456,24 @@ static const char *smtp_command(const char *lw)
 	if (last != NULL && strncmp(last, "mail from", 9) == 0)
 		return "MAIL";
 	return NULL;
+}
+
+/* Whether diag is a reply about another address than addr: "550 5.2.1
+ * <other@x>... User Unknown" (Sendmail's form: code, status, address). */
+static int names_other(const char *diag, const char *addr)
+{
+	const char *lt = diag;
+	size_t n;
+
+	if (lt == NULL)
+		return 0;
+	while (isdigit((unsigned char)*lt) || *lt == '.' || *lt == ' ' ||
+	       *lt == '-')
+		lt++;
+	if (lt == diag || *lt != '<' || (n = addr_len(lt + 1)) == 0 ||
+	    lt[1 + n] != '>')
+		return 0;
+	return strlen(addr) != n || strncasecmp(lt + 1, addr, n) != 0;
 }
 
 static void rcpt_classify(struct bounce_rcpt *r)
@@ -1486,6 +1516,11 @@ static void rcpt_classify(struct bounce_rcpt *r)
 	if (strcmp(r->reason, "userunknown") == 0 && r->status[0] != '\0' &&
 	    (strcmp(r->status + 1, ".2.0") == 0 ||
 	     strncmp(r->status + 1, ".7.", 3) == 0))
+		r->reason = "filtered";
+	/* "<other@x>... User unknown" about a recipient that is not other@x:
+	 * an alias or forward target is missing, not the recipient. */
+	if (strcmp(r->reason, "userunknown") == 0 &&
+	    names_other(r->diagnostic, r->address))
 		r->reason = "filtered";
 	if (r->command != NULL && strcmp(r->command, "MAIL") == 0 &&
 	    (strcmp(r->reason, "userunknown") == 0 ||
@@ -1861,11 +1896,25 @@ static int is_self(const struct selves *s, const char *addr)
  * line: up to the next line naming another recipient, at most
  * BOUNCE_DIAG_WINDOW bytes, line ends made blanks. NULL on
  * out-of-memory. */
-static char *rcpt_window(const char *line, const char *end, const char *addr,
-                         size_t alen)
+/* Whether the line at p begins with an SMTP reply code: "550 " (final
+ * line), or also "550-" (any line) when any. */
+static int is_coded_line(const char *p, const char *e, int any)
+{
+	while (p < e && (*p == ' ' || *p == '\t'))
+		p++;
+	return e - p >= 4 && (p[0] == '4' || p[0] == '5') &&
+	       isdigit((unsigned char)p[1]) && isdigit((unsigned char)p[2]) &&
+	       (p[3] == ' ' || (any && p[3] == '-'));
+}
+
+static char *rcpt_window(const char *from, const char *line,
+                         const char *end, const char *addr, size_t alen)
 {
 	const char *p = memchr(line, '\n', (size_t)(end - line));
 	const char *stop = end;
+	/* Sendmail: "554 <a@b>... reason", one line per recipient; the
+	 * coded lines after it are about the next one */
+	int coded = is_coded_line(line, p != NULL ? p : end, 0);
 	char *w;
 	size_t o = 0;
 
@@ -1880,16 +1929,17 @@ static char *rcpt_window(const char *line, const char *end, const char *addr,
 		if (nl == NULL)
 			nl = end;
 		a = line_rcpt(p, nl, &n);
-		if (a != NULL && !(n == alen && strncasecmp(a, addr, n) == 0)) {
+		if ((a != NULL && !(n == alen && strncasecmp(a, addr, n) == 0)) ||
+		    (coded && is_coded_line(p, nl, 1))) {
 			stop = p;
 			break;
 		}
 		p = nl < end ? nl : NULL;
 	}
-	w = malloc((size_t)(stop - line) + 1);
+	w = malloc((size_t)(stop - from) + 1);
 	if (w == NULL)
 		return NULL;
-	for (const char *c = line; c < stop; c++) {
+	for (const char *c = from; c < stop; c++) {
 		char ch = *c == '\r' || *c == '\n' || *c == '\t' ? ' ' : *c;
 
 		if ((unsigned char)ch < 0x20 || ch == 0x7f)
@@ -1902,6 +1952,39 @@ static char *rcpt_window(const char *line, const char *end, const char *addr,
 		o--;
 	w[o] = '\0';
 	return w;
+}
+
+/* Where the text explaining the failure of the recipient on the line at
+ * line may begin when it comes before that line ("Could not be delivered
+ * because of 550 5.1.1 User unknown. The following recipients were
+ * affected: a@b"): at most BOUNCE_DIAG_WINDOW bytes back, never before a
+ * line naming another recipient. */
+static const char *rcpt_back(const char *text, const char *line,
+                             const char *addr, size_t alen)
+{
+	const char *b = line;
+
+	while (b > text && (size_t)(line - b) < BOUNCE_DIAG_WINDOW) {
+		const char *ps = b - 1, *a;
+		size_t n = 0;
+
+		while (ps > text && ps[-1] != '\n')
+			ps--;
+		a = line_rcpt(ps, b - 1, &n);
+		if (a != NULL && !(n == alen && strncasecmp(a, addr, n) == 0))
+			break;
+		b = ps;
+	}
+	return b;
+}
+
+/* Whether a diagnostic names no status, reply code or known phrase. */
+static int says_nothing(const char *w, const char *lw)
+{
+	char st[16];
+
+	return !find_status(w, st) && find_code(w) == 0 &&
+	       phrase_reason(lw) == NULL;
 }
 
 /* Recipients from the lines of text [text, text+n): each line that
@@ -1948,8 +2031,9 @@ static int text_rcpts(struct bounce_event *ev, const char *text, size_t n,
 				r = &ev->rcpt[ev->nrcpt - 1];
 		}
 		if (r != NULL && (r->diagnostic == NULL || r->command == NULL)) {
-			char *win = rcpt_window(line, end, p, alen);
+			char *win = rcpt_window(line, line, end, p, alen);
 			char *lw;
+			const char *back;
 
 			if (win == NULL)
 				return -1;
@@ -1957,6 +2041,19 @@ static int text_rcpts(struct bounce_event *ev, const char *text, size_t n,
 			if (lw == NULL) {
 				free(win);
 				return -1;
+			}
+			/* nothing after the line: the lines before it */
+			if (says_nothing(win, lw) &&
+			    (back = rcpt_back(text, line, p, alen)) < line) {
+				free(win);
+				free(lw);
+				win = rcpt_window(back, line, end, p, alen);
+				lw = win != NULL ? lower_dup(win, 2 * BOUNCE_DIAG_WINDOW)
+				                 : NULL;
+				if (lw == NULL) {
+					free(win);
+					return -1;
+				}
 			}
 			if (r->command == NULL)
 				r->command = smtp_command(lw);

@@ -550,6 +550,55 @@ static void test_hostile_structure(void **state)
 	free(m);
 }
 
+/* Text bounces whose explanation is not on the lines after the
+ * recipient's: before them (MailMarshal), or a Sendmail transcript where
+ * the next coded lines belong to the next recipient; and a reply about
+ * another address than the recipient's. */
+static void test_text_context(void **state)
+{
+	static const char *const msgs[] = {
+	    "From: MAILER-DAEMON@mx.example.net\n"
+	    "Subject: Undeliverable mail\n\n"
+	    "Could not be delivered because of\n\n550 5.1.1 User unknown\n\n"
+	    "The following recipients were affected:\n"
+	    "    ann@example.com\n\n\nAdditional Information\n",
+	    "From: MAILER-DAEMON@mx.example.net\n"
+	    "Subject: Returned mail: see transcript for details\n\n"
+	    "554 <bob@example.edu>... Remote protocol error: Connection "
+	    "reset by peer\n"
+	    "550 example.org (smtp)... 550 Host unknown\n"
+	    "554 <cat@example.org>... 550 Host unknown\n",
+	    "From: MAILER-DAEMON@mx.example.net\n"
+	    "Subject: Returned mail\n"
+	    "Content-Type: multipart/report; report-type=delivery-status; "
+	    "boundary=b\n\n--b\nContent-Type: message/delivery-status\n\n"
+	    "Final-Recipient: rfc822; dan@example.jp\nAction: failed\n"
+	    "Status: 5.2.1\nDiagnostic-Code: smtp; 550 5.2.1 "
+	    "<alias@example.jp>... User Unknown\n--b--\n",
+	};
+	static const char *const want[][2] = {
+	    {"ann@example.com", "userunknown"},
+	    {"bob@example.edu", "networkerror"},
+	    {"dan@example.jp", "filtered"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof msgs / sizeof msgs[0]; i++) {
+		struct bounce_event ev;
+		struct diag d = {0};
+
+		assert_int_equal(bounce_parse(msgs[i], strlen(msgs[i]), &ev, &d),
+		                 0);
+		assert_int_equal(ev.kind, BOUNCE_DSN);
+		assert_true(ev.nrcpt >= 1);
+		assert_string_equal(ev.rcpt[0].address, want[i][0]);
+		assert_string_equal(ev.rcpt[0].reason, want[i][1]);
+		assert_true(ev.rcpt[0].hard != 1 || i == 0);
+		bounce_event_free(&ev);
+		diag_clear(&d);
+	}
+}
+
 static void test_text_many(void **state)
 {
 	size_t cap = 2u * 1024u * 1024u, n = 0;
@@ -621,6 +670,7 @@ int main(void)
 	    cmocka_unit_test(test_text_stage),
 	    cmocka_unit_test(test_text_many),
 	    cmocka_unit_test(test_hostile_structure),
+	    cmocka_unit_test(test_text_context),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
