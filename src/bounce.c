@@ -1,13 +1,16 @@
 /*
  * bounce — one received message to one bounce event (see bounce.h).
  *
- * The message is first copied with every line end made CRLF (libetpan's
- * parsers want CRLF) and NUL bytes made spaces (the text scans use C
- * strings). libetpan's mailmime_parse gives the structure; the parts that
- * matter are collected in one walk of the top level (never inside a
- * returned original): message/delivery-status, message/feedback-report,
- * the returned original (message/rfc822 or text/rfc822-headers) and the
- * human-readable text.
+ * The message is first copied with every line end made CRLF and NUL
+ * bytes made spaces (the text scans use C strings). The structure is read
+ * here, not by libetpan's mailmime_parse (which parses every header field
+ * of every part, the returned original's included): parts are cut at
+ * their delimiter lines, and the parts that matter are collected in one
+ * walk of the top level (never inside a returned original):
+ * message/delivery-status, message/feedback-report, the returned
+ * original's header block (message/rfc822 or text/rfc822-headers) and the
+ * human-readable text. libetpan still decodes base64, quoted-printable
+ * and RFC 2047 words.
  *
  * A standard report's recipients come from its field blocks. Without one,
  * recipients come from X-Failed-Recipients or from lines of the text that
@@ -1847,7 +1850,7 @@ static int is_rcpt_prefix(const char *s, const char *e)
 		if ((size_t)(e - s) >= n &&
 		    tolower((unsigned char)e[-1]) == rcpt_labels[i][n - 1] &&
 		    strncasecmp(e - n, rcpt_labels[i], n) == 0 &&
-		    ((size_t)(e - s) == n || !isalnum((unsigned char)e[-n - 1])))
+		    ((size_t)(e - s) == n || !isalnum((unsigned char)*(e - n - 1))))
 			return 1;
 	}
 	return 0;
