@@ -1548,11 +1548,12 @@ enum { D_FINAL, D_ORIGINAL, D_ACTION, D_STATUS, D_DIAG, D_MTA, ND };
  * if absent. Sets *oom on out-of-memory. */
 static char *dsn_value(const struct hfield *f, int strip, int *oom)
 {
-	const char *v = f->val, *e = f->val + f->nval, *semi;
+	const char *v = f->val, *e, *semi;
 	char *r;
 
-	if (f->name == NULL)
+	if (f->name == NULL || v == NULL)
 		return NULL;
+	e = v + f->nval;
 	if (strip && (semi = memchr(v, ';', f->nval)) != NULL)
 		v = semi + 1;
 	r = clean_n(v, (size_t)(e - v));
