@@ -54,7 +54,20 @@
  *   there stalls step(), and every other message, for up to the reply
  *   timeout. The QUIT reply reaches the header callback too; a refusal
  *   or the dot's reply "settles" the message so that it is not taken for
- *   the message's answer.
+ *   the message's answer. What this file does about it:
+ *   - QUIT's answer is not waited for (Postfix: smtp_skip_quit_response):
+ *     where curl will close the connection next, its reading side is shut
+ *     down first, so the QUIT goes out and the wait ends at once.
+ *   - curl ends a transfer whose MAIL, RCPT or DATA reply timed out as a
+ *     finished one, with a QUIT and a second blocking wait of the reply
+ *     timeout; this file keeps that timeout itself (smtp_expire) and shuts
+ *     the connection down when it is over, so curl's QUIT fails at once.
+ *   - While curl blocks for a dot's reply nothing else runs but its
+ *     progress callback (at least once a second): it keeps the other
+ *     transfers' reply timeouts, so one of them ends at most about a
+ *     second late. The dot's own wait cannot be shortened or shared.
+ *   - curl keeps a connection whose dot timed out for the next message;
+ *     smtp_collect() shuts it down, so curl finds it dead.
  * - A transfer removed from the multi before it is complete is ended as
  *   if it were: curl sends the final dot (a relay would take a message
  *   cut short) and waits for the reply. smtp_close() therefore shuts the
@@ -74,6 +87,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,6 +195,7 @@ struct smtp_slot {
 	               * this (QUIT's, curl sends it when it closes) are
 	               * not the message's */
 	bool closing; /* CURLOPT_FORBID_REUSE set for this transfer */
+	bool timed_out; /* smtp_expire() ended it: no reply in time */
 	int fd;       /* the socket of this transfer's connection, or -1 */
 	int cand[SMTP_CANDIDATES]; /* sockets this transfer opened */
 	size_t ncand;
@@ -199,6 +214,7 @@ struct smtp_slot {
 	bool last_refused; /* it was not the positive answer expected */
 	char errbuf[CURL_ERROR_SIZE];
 	struct timespec started;
+	struct timespec waiting; /* since when it waits for a reply */
 	struct transport_reply r;
 	struct smtp_slot *next_free;
 };
@@ -219,6 +235,8 @@ struct smtp_transport {
 	bool trace;
 	unsigned max_connections, max_per_connection;
 	long connect_timeout, response_timeout;
+	long reply_ms;              /* reply_timeout, enforced here */
+	struct timespec last_check; /* of smtp_expire(), from progress */
 	struct smtp_slot **slots; /* max_connections, created on demand */
 	size_t nslots, nbusy;
 	struct smtp_slot *free_slots;
@@ -249,6 +267,103 @@ static void smtp_phase(struct smtp_slot *s, enum smtp_phase to)
 		        (long long)s->msg.id, smtp_phase_names[s->phase],
 		        smtp_phase_names[to]);
 	s->phase = to;
+}
+
+/* -- reply timeouts ----------------------------------------------------- */
+
+/* Does the slot wait for the reply to MAIL, RCPT or DATA? curl ends a
+ * transfer that times out there as a finished one: it sends QUIT to the
+ * server that did not answer and waits, blocking every other message, up
+ * to the reply timeout again for the answer. This file therefore keeps
+ * these replies' timeout itself (smtp_expire) and curl's is the larger
+ * dot timeout, a backstop. (A timeout while connecting, EHLO and AUTH
+ * included, curl ends without QUIT; the dot's reply is waited for
+ * inside curl, which only this file's progress callback interrupts.) */
+static bool smtp_awaits_reply(const struct smtp_slot *s)
+{
+	return s->phase == PHASE_MAIL || s->phase == PHASE_RCPT ||
+	       s->phase == PHASE_DATA;
+}
+
+/* Has the slot's connection something to read (a reply, or its end)
+ * that curl has not read yet? While curl blocks for another transfer, a
+ * reply that came in time waits in the socket. */
+static bool smtp_readable(const struct smtp_slot *s)
+{
+	struct pollfd p[SMTP_CANDIDATES + 1];
+	nfds_t n = 0;
+	size_t j;
+
+	if (s->fd >= 0)
+		p[n++] = (struct pollfd){.fd = s->fd, .events = POLLIN};
+	for (j = 0; j < s->ncand; j++)
+		if (s->cand[j] != s->fd)
+			p[n++] = (struct pollfd){.fd = s->cand[j],
+			                         .events = POLLIN};
+	return n > 0 && poll(p, n, 0) > 0;
+}
+
+static void smtp_shutdown(struct smtp_slot *s, int how)
+{
+	size_t j;
+
+	if (s->fd >= 0)
+		shutdown(s->fd, how);
+	for (j = 0; j < s->ncand; j++)
+		if (s->cand[j] != s->fd)
+			shutdown(s->cand[j], how);
+}
+
+/* End every transfer whose reply is overdue: its connection is shut down,
+ * so curl sees it closed (and its QUIT fails at once instead of waiting),
+ * and the reply says timeout. Only shutdown(2): safe from inside curl's
+ * callbacks. Returns the milliseconds until the next one is due, or -1. */
+static long smtp_expire(struct smtp_transport *t)
+{
+	long next = -1;
+	size_t i;
+
+	clock_gettime(CLOCK_MONOTONIC, &t->last_check);
+	for (i = 0; i < t->nslots; i++) {
+		struct smtp_slot *s = t->slots[i];
+		double waited;
+
+		if (!smtp_awaits_reply(s) || s->timed_out)
+			continue;
+		waited = smtp_ms_since(&s->waiting);
+		if (waited >= (double)t->reply_ms && !smtp_readable(s)) {
+			s->timed_out = true;
+			if (t->trace)
+				fprintf(stderr,
+				        "transport_smtp: id=%lld no reply in "
+				        "phase %s after %.0f ms: closing\n",
+				        (long long)s->msg.id,
+				        smtp_phase_names[s->phase], waited);
+			smtp_shutdown(s, SHUT_RDWR);
+		} else if (waited < (double)t->reply_ms) {
+			long left = (long)((double)t->reply_ms - waited) + 1;
+			if (next < 0 || left < next)
+				next = left;
+		}
+	}
+	return next;
+}
+
+/* CURLOPT_XFERINFOFUNCTION: curl calls it at least once a second while it
+ * blocks waiting for the reply after a dot (or to QUIT), when nothing
+ * else runs: the other transfers' reply timeouts are kept from here. */
+static int smtp_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
+                         curl_off_t ultotal, curl_off_t ulnow)
+{
+	struct smtp_slot *s = arg;
+
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	if (smtp_ms_since(&s->t->last_check) >= 100.0)
+		smtp_expire(s->t);
+	return 0;
 }
 
 /* -- per-connection message counts ------------------------------------- */
@@ -363,6 +478,7 @@ static int smtp_prereq(void *arg, char *remote_ip, char *local_ip,
 		return CURL_PREREQFUNC_ABORT;
 	}
 	smtp_phase(s, PHASE_MAIL);
+	clock_gettime(CLOCK_MONOTONIC, &s->waiting);
 	c = smtp_conn_by_addr(t, local_ip, local_port);
 	if (s->fresh) {
 		int fd = smtp_find_socket(s, local_ip, local_port);
@@ -478,6 +594,15 @@ static void smtp_reply_done(struct smtp_slot *s, int code)
 	default:
 		return;
 	}
+	/* curl sends QUIT next, after a refusal or when this transfer ends
+	 * its connection, and blocks until the answer: like Postfix
+	 * (smtp_skip_quit_response), do not wait for it. The QUIT still goes
+	 * out; reading ends here. */
+	if (s->fd >= 0 && s->settled &&
+	    ((!ok && s->phase >= PHASE_MAIL && s->phase <= PHASE_DATA) ||
+	     (s->phase == PHASE_DOT && s->closing)))
+		shutdown(s->fd, SHUT_RD);
+	clock_gettime(CLOCK_MONOTONIC, &s->waiting);
 	s->last_code = code;
 	s->last_refused = !ok;
 	s->cur ^= 1;
@@ -628,13 +753,20 @@ static void smtp_fill_reply(struct smtp_slot *s, CURLcode rc)
 			r->code = s->last_code;
 			r->text = last;
 		}
-		r->timeout = rc == CURLE_OPERATION_TIMEDOUT;
+		r->timeout = rc == CURLE_OPERATION_TIMEDOUT || s->timed_out;
 		r->tls = smtp_tls_error(rc);
 		r->conn_lost =
-		    !s->last_refused &&
+		    !s->last_refused && !s->timed_out &&
 		    (rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR ||
 		     rc == CURLE_GOT_NOTHING || rc == CURLE_PARTIAL_FILE);
-		if (s->no_auth)
+		if (s->timed_out)
+			snprintf(r->error_text, sizeof(r->error_text),
+			         "no reply to %s within %ld s",
+			         r->stage == TRANSPORT_MAIL   ? "MAIL FROM"
+			         : r->stage == TRANSPORT_RCPT ? "RCPT TO"
+			                                      : "DATA",
+			         s->t->reply_ms / 1000);
+		else if (s->no_auth)
 			snprintf(r->error_text, sizeof(r->error_text),
 			         "the relay offered no AUTH PLAIN or LOGIN, "
 			         "but credentials are configured");
@@ -671,6 +803,13 @@ static void smtp_collect(struct smtp_transport *t)
 		if (m->msg != CURLMSG_DONE)
 			continue;
 		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &s);
+		/* curl keeps a connection whose dot went unanswered (it
+		 * timed out) for the next message, which would then wait on a
+		 * server that stopped talking. Only a connection that ended
+		 * in a clean answer is used again. */
+		if (m->data.result != CURLE_OK && !s->last_refused &&
+		    s->fd >= 0)
+			shutdown(s->fd, SHUT_RDWR);
 		curl_multi_remove_handle(t->multi, m->easy_handle);
 		smtp_fill_reply(s, m->data.result);
 		t->done(t->arg, &s->msg, &s->r);
@@ -741,6 +880,9 @@ static struct smtp_slot *smtp_slot_new(struct smtp_transport *t, struct diag *d)
 	SMTP_SETOPT(e, CURLOPT_CLOSESOCKETFUNCTION, smtp_closesocket);
 	SMTP_SETOPT(e, CURLOPT_CLOSESOCKETDATA, (void *)t);
 	SMTP_SETOPT(e, CURLOPT_ERRORBUFFER, s->errbuf);
+	SMTP_SETOPT(e, CURLOPT_NOPROGRESS, 0L);
+	SMTP_SETOPT(e, CURLOPT_XFERINFOFUNCTION, smtp_progress);
+	SMTP_SETOPT(e, CURLOPT_XFERINFODATA, (void *)s);
 	SMTP_SETOPT(e, CURLOPT_MAIL_RCPT, &s->rcpt_list);
 	SMTP_SETOPT(e, CURLOPT_USE_SSL, t->use_ssl);
 	SMTP_SETOPT(e, CURLOPT_SSL_VERIFYPEER, 1L);
@@ -881,6 +1023,7 @@ static int smtp_submit(struct transport *base, const struct transport_msg *m,
 	s->auth_ok = false;
 	s->no_auth = false;
 	s->settled = false;
+	s->timed_out = false;
 	s->last_code = 0;
 	s->last_refused = false;
 	s->cur = 0;
@@ -902,6 +1045,7 @@ static int smtp_submit(struct transport *base, const struct transport_msg *m,
 		goto fail;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &s->started);
+	s->waiting = s->started;
 	smtp_phase(s, PHASE_CONNECT);
 	mc = curl_multi_add_handle(t->multi, s->easy);
 	if (mc != CURLM_OK) {
@@ -937,6 +1081,7 @@ static int smtp_step(struct transport *base, int timeout_ms,
 	struct smtp_transport *t = smtp_of(base);
 	CURLMcode mc;
 	int numfds = 0, running = 0;
+	long due;
 	size_t i;
 
 	if (nextra > SMTP_EXTRA_FDS_MAX) {
@@ -950,6 +1095,9 @@ static int smtp_step(struct transport *base, int timeout_ms,
 		t->waitfds[i].events = CURL_WAIT_POLLIN;
 		t->waitfds[i].revents = 0;
 	}
+	due = smtp_expire(t);
+	if (due >= 0 && (timeout_ms < 0 || due < timeout_ms))
+		timeout_ms = (int)due;
 	mc = curl_multi_poll(t->multi, t->waitfds, (unsigned)nextra,
 	                     timeout_ms < 0 ? INT_MAX : timeout_ms, &numfds);
 	if (mc != CURLM_OK) {
@@ -959,6 +1107,7 @@ static int smtp_step(struct transport *base, int timeout_ms,
 	}
 	for (i = 0; i < nextra; i++)
 		readable[i] = t->waitfds[i].revents != 0;
+	smtp_expire(t);
 	mc = curl_multi_perform(t->multi, &running);
 	if (mc != CURLM_OK) {
 		diag_add(d, NULL, 0, 0, "smtp transport: %s",
@@ -1003,7 +1152,12 @@ static void smtp_close(struct transport *base)
 		smtp_slot_free(t->slots[i]);
 	t->nslots = 0;
 	/* Ends the cached connections (QUIT) through smtp_closesocket,
-	 * which still needs t, but no slot. */
+	 * which still needs t, but no slot. curl would wait for each QUIT's
+	 * answer with its own default of 120 s, not the relay settings: the
+	 * QUITs go out, their answers are not read. */
+	for (i = 0; i < t->nconns; i++)
+		if (t->conns[i].fd >= 0)
+			shutdown(t->conns[i].fd, SHUT_RD);
 	if (t->multi != NULL)
 		curl_multi_cleanup(t->multi);
 	free(t->slots);
@@ -1257,6 +1411,7 @@ static struct transport *smtp_open(const struct transport_config *cfg,
 	/* curl has one reply timeout: the larger, so the dot's reply gets
 	 * its time (see the file comment) */
 	t->response_timeout = reply > dot ? reply : dot;
+	t->reply_ms = (long)reply * 1000;
 
 	t->slots = calloc(t->max_connections, sizeof(*t->slots));
 	/* open connections: at most max_connections, plus the ones curl is
