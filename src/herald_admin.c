@@ -155,17 +155,36 @@ static int admin_parse(int argc, char **argv, struct admin_opts *o)
 }
 
 /* Open the store named by --store or the config. */
-static struct store *admin_store(const struct admin_opts *o, struct diag *d)
+int cli_since(const char *cmd, const char *s, time_t *out)
+{
+	const char *why = NULL;
+	time_t now = time(NULL);
+
+	if (s[0] == '-') {
+		char plus[32];
+		snprintf(plus, sizeof(plus), "+%s", s + 1);
+		if (datefmt_parse_when(plus, now, out, &why) == 0) {
+			*out = now - (*out - now);
+			return 0;
+		}
+	} else if (datefmt_parse_when(s, now, out, &why) == 0)
+		return 0;
+	fprintf(stderr, "herald %s: --since %s: %s\n", cmd, s,
+	        why ? why : "not a time");
+	return -1;
+}
+
+struct store *cli_store(const char *config, const char *store, struct diag *d)
 {
 	struct config *cfg = NULL;
 	struct store *st;
 
-	if (o->store == NULL) {
-		cfg = config_load(config_path(o->config), d);
+	if (store == NULL) {
+		cfg = config_load(config_path(config), d);
 		if (cfg == NULL)
 			return NULL;
 	}
-	st = store_open(o->store ? o->store : cfg->store, d);
+	st = store_open(store ? store : cfg->store, d);
 	config_free(cfg);
 	return st;
 }
@@ -318,7 +337,7 @@ int cmd_status(int argc, char **argv)
 	if (rc != 0)
 		return rc < 0 ? 0 : rc;
 	rc = EX_TEMPFAIL;
-	st = admin_store(&o, &d);
+	st = cli_store(o.config, o.store, &d);
 	if (st == NULL)
 		goto done;
 	if (o.arg != NULL && admin_release(st, o.arg, &id, &d) < 0) {
@@ -530,26 +549,11 @@ int cmd_log(int argc, char **argv)
 		}
 		f.by_state = true;
 	}
-	if (o.since != NULL) {
-		const char *why = NULL;
-		time_t now = time(NULL);
-		if (o.since[0] == '-') {
-			char plus[32];
-			snprintf(plus, sizeof(plus), "+%s", o.since + 1);
-			if (datefmt_parse_when(plus, now, &f.since, &why) < 0)
-				goto bad_since;
-			f.since = now - (f.since - now);
-		} else if (datefmt_parse_when(o.since, now, &f.since, &why) <
-		           0) {
-		bad_since:
-			fprintf(stderr, "herald log: --since %s: %s\n", o.since,
-			        why ? why : "not a time");
-			goto done;
-		}
-	}
+	if (o.since != NULL && cli_since("log", o.since, &f.since) < 0)
+		goto done;
 	f.email = o.recipient;
 	rc = EX_TEMPFAIL;
-	st = admin_store(&o, &d);
+	st = cli_store(o.config, o.store, &d);
 	if (st == NULL)
 		goto done;
 	if (o.release != NULL &&
@@ -633,7 +637,7 @@ int cmd_show(int argc, char **argv)
 		return EX_USAGE;
 	}
 	rc = EX_TEMPFAIL;
-	st = admin_store(&o, &d);
+	st = cli_store(o.config, o.store, &d);
 	if (st == NULL)
 		goto done;
 	if (store_ops(st)->delivery_get(st, id, admin_show_delivery, &s, &d) <
@@ -683,7 +687,7 @@ static int admin_release_cmd(int argc, char **argv, int what)
 		return EX_USAGE;
 	}
 	rc = EX_TEMPFAIL;
-	st = admin_store(&o, &d);
+	st = cli_store(o.config, o.store, &d);
 	if (st == NULL)
 		goto done;
 	if (admin_release(st, o.arg, &id, &d) < 0) {

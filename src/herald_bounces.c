@@ -22,7 +22,6 @@
 
 #include "herald/bounce.h"
 #include "herald/config.h"
-#include "herald/datefmt.h"
 #include "herald/file.h"
 #include "herald/inbox.h"
 #include "herald/mailbox.h"
@@ -50,40 +49,6 @@ struct bounces_cmd {
 	const char *config, *store, *release, *since, *format, *arg;
 	bool unmatched;
 };
-
-static struct store *bounces_store(const struct bounces_cmd *o,
-                                   struct diag *d)
-{
-	struct config *cfg = NULL;
-	struct store *st;
-
-	if (o->store == NULL && (cfg = config_load(config_path(o->config),
-	                                           d)) == NULL)
-		return NULL;
-	st = store_open(o->store ? o->store : cfg->store, d);
-	config_free(cfg);
-	return st;
-}
-
-/* --since: a time as for queue --at, or -1h / -2d before now. */
-static int bounces_since(const char *s, time_t *out)
-{
-	const char *why = NULL;
-	time_t now = time(NULL);
-
-	if (s[0] == '-') {
-		char plus[32];
-		snprintf(plus, sizeof(plus), "+%s", s + 1);
-		if (datefmt_parse_when(plus, now, out, &why) == 0) {
-			*out = now - (*out - now);
-			return 0;
-		}
-	} else if (datefmt_parse_when(s, now, out, &why) == 0)
-		return 0;
-	fprintf(stderr, "herald bounces: --since %s: %s\n", s,
-	        why ? why : "not a time");
-	return -1;
-}
 
 static void bounces_usage(FILE *f)
 {
@@ -332,10 +297,10 @@ static int bounces_list(const struct bounces_cmd *o)
 
 	if (bounces_format(o->format, &l.fmt, true) < 0)
 		return EX_USAGE;
-	if (o->since != NULL && bounces_since(o->since, &f.since) < 0)
+	if (o->since != NULL && cli_since("bounces", o->since, &f.since) < 0)
 		return EX_USAGE;
 	rc = EX_TEMPFAIL;
-	if ((st = bounces_store(o, &d)) == NULL)
+	if ((st = cli_store(o->config, o->store, &d)) == NULL)
 		goto done;
 	if (o->release != NULL &&
 	    store_ops(st)->release_find(st, o->release, &f.release_id, &d) <
@@ -384,7 +349,7 @@ static int bounces_show(const struct bounces_cmd *o)
 		return EX_USAGE;
 	}
 	rc = EX_TEMPFAIL;
-	if ((st = bounces_store(o, &d)) == NULL)
+	if ((st = cli_store(o->config, o->store, &d)) == NULL)
 		goto done;
 	if (store_ops(st)->event_raw(st, (int64_t)id, &raw, &len, &d) < 0) {
 		rc = EX_DATAERR;

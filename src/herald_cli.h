@@ -19,6 +19,7 @@
 #include "herald/dkim.h"
 #include "herald/i18n.h"
 #include "herald/release.h"
+#include "herald/store.h"
 #include "herald/verp.h"
 
 /* Everything a command works on, loaded together so that one run reports
@@ -86,6 +87,13 @@ size_t cli_build_all(struct cli_inputs *in, const struct cli_recipient *rcp,
 /* Output helpers of the admin commands: a JSON string (quoted, escaped),
  * an RFC 4180 CSV field (always quoted), the terminal's width (COLUMNS, or
  * 120 when not a terminal), a time as ISO 8601 UTC ("-" for 0). */
+/* The store of --store PATH, else of the config (--config FILE, else
+ * $HERALD_CONFIG, else ./herald.yaml); NULL with the reason in d. */
+struct store *cli_store(const char *config, const char *store,
+                        struct diag *d);
+/* --since TIME of the admin commands: a time as for queue --at, or -1h,
+ * -2d before now. -1 after saying why on stderr. */
+int cli_since(const char *cmd, const char *s, time_t *out);
 void cli_json_str(const char *s);
 void cli_csv_str(const char *s);
 unsigned cli_width(void);

@@ -63,20 +63,6 @@ static void suppress_usage(FILE *f)
 	      f);
 }
 
-static struct store *suppress_store(const struct suppress_cmd *o,
-                                    struct diag *d)
-{
-	struct config *cfg = NULL;
-	struct store *st;
-
-	if (o->store == NULL &&
-	    (cfg = config_load(config_path(o->config), d)) == NULL)
-		return NULL;
-	st = store_open(o->store ? o->store : cfg->store, d);
-	config_free(cfg);
-	return st;
-}
-
 /* ---- list and export ------------------------------------------------------
  */
 
@@ -125,7 +111,7 @@ static int suppress_list(const struct suppress_cmd *o, bool export)
 		        export ? "csv or json" : "table, json or csv");
 		return EX_USAGE;
 	}
-	if ((st = suppress_store(o, &d)) == NULL)
+	if ((st = cli_store(o->config, o->store, &d)) == NULL)
 		goto done;
 	if (fmt == SUPPRESS_TABLE)
 		printf("%-20s %-40s %s\n", "ADDED", "EMAIL", "REASON");
@@ -195,7 +181,7 @@ static int suppress_add(const struct suppress_cmd *o, char **emails, int n)
 		v[i].reason = o->reason ? o->reason : "added by staff";
 	}
 	rc = EX_TEMPFAIL;
-	if ((st = suppress_store(o, &d)) == NULL)
+	if ((st = cli_store(o->config, o->store, &d)) == NULL)
 		goto done;
 	if (store_ops(st)->suppress_import(st, v, (size_t)n, &added, &d) < 0)
 		goto done;
@@ -220,7 +206,7 @@ static int suppress_remove(const struct suppress_cmd *o, char **emails, int n)
 		suppress_usage(stderr);
 		return EX_USAGE;
 	}
-	if ((st = suppress_store(o, &d)) == NULL)
+	if ((st = cli_store(o->config, o->store, &d)) == NULL)
 		goto done;
 	for (int i = 0; i < n; i++) {
 		bool removed = false;
@@ -448,7 +434,7 @@ static int suppress_import(const struct suppress_cmd *o, const char *file)
 		goto done;
 	}
 	rc = EX_TEMPFAIL;
-	if ((st = suppress_store(o, &d)) == NULL)
+	if ((st = cli_store(o->config, o->store, &d)) == NULL)
 		goto done;
 	if (store_ops(st)->suppress_import(st, im.v, im.n, &added, &d) < 0)
 		goto done;

@@ -42,6 +42,7 @@ class Env:
     def __init__(self, relay, **cfg):
         self.dir = tempfile.mkdtemp(prefix="herald-dlv-")
         os.chmod(self.dir, 0o755)
+        relay = relay.replace("{dir}", self.dir)  # a Maildir in it
         self.store = os.path.join(self.dir, "herald.db")
         self.cfg = os.path.join(self.dir, "herald.yaml")
         retry = cfg.pop("retry", "{min_backoff: 1s, max_backoff: 2s, "

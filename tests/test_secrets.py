@@ -28,16 +28,17 @@ import glob
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import mailservers as ms  # noqa: E402
 import transcript  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+import test_delivery as td  # noqa: E402
 
 A = None
 SECRET = b"secrets-test-return-path-0123456789abcdef"
@@ -53,65 +54,15 @@ def check(cond, msg):
         raise Failure(msg)
 
 
-class Env:
-    def __init__(self, relay, extra=""):
-        self.dir = tempfile.mkdtemp(prefix="herald-secrets-")
-        os.chmod(self.dir, 0o755)
-        self.store = os.path.join(self.dir, "herald.db")
-        self.cfg = os.path.join(self.dir, "herald.yaml")
-        relay = relay.replace("{dir}", self.dir)
-        with open(self.cfg, "w") as f:
-            f.write(f"store: {self.store}\n"
-                    f"daemon: {{lease: 5s, grace: 2s, batch: 16}}\n"
-                    f"relay:\n  url: {relay}\n{extra}")
-        self.procs = []
-        self.logs = []
+class Env(td.Env):
+    """test_delivery's scratch directory, config and commands, with secret
+    files of any mode."""
 
     def private(self, name, data, mode=0o600):
+        self.write_private(name, data)
         path = os.path.join(self.dir, name)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.write(fd, data)
-        os.close(fd)
         os.chmod(path, mode)
-        transcript.secret(data)
         return path
-
-    def herald(self, *args, check_rc=True):
-        r = subprocess.run([A.herald, *args, "--config", self.cfg],
-                           cwd=A.source, capture_output=True, timeout=120)
-        transcript.record("herald " + " ".join(args), r.stdout + r.stderr)
-        if check_rc and r.returncode != 0:
-            raise Failure(f"herald {' '.join(args)} exited {r.returncode}: "
-                          f"{r.stderr.decode()}{r.stdout.decode()}")
-        return r
-
-    def start(self, *extra):
-        log = open(os.path.join(self.dir, f"heraldd{len(self.procs)}.log"),
-                   "wb")
-        p = subprocess.Popen([A.heraldd, "--config", self.cfg, *extra],
-                             cwd=A.source, stdout=log, stderr=log)
-        self.procs.append(p)
-        self.logs.append(log.name)
-        return p
-
-    def log_text(self):
-        out = ""
-        for name in self.logs:
-            with open(name, "rb") as f:
-                out += f.read().decode("utf-8", "replace")
-        return out
-
-    def close(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
-        transcript.record("heraldd logs", self.log_text())
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def mode(path):
@@ -477,6 +428,8 @@ def main():
     ap.add_argument("--source", required=True)
     ap.add_argument("case", choices=sorted(CASES))
     A = ap.parse_args()
+    A.valgrind = False
+    td.A = A
     try:
         CASES[A.case]()
     except Failure as e:
