@@ -40,7 +40,7 @@ import time
 sys.dont_write_bytecode = True  # tests/ stays clean
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import mailservers as ms  # noqa: E402
-from test_crashkill import (DEFAULT_SEED, SinkReader,  # noqa: E402,F401
+from test_crashkill import (SinkReader,  # noqa: E402
                             deliver_batch_records, write_list)
 import test_crashkill  # noqa: E402
 
