@@ -62,6 +62,9 @@ enum {
 	/* the longest the loop sleeps: the store is polled this often even
 	 * when no wake-up arrives (a missed wake-up only delays) */
 	DELIVER_POLL_MS = 1000,
+	/* how long a control connection of the daemon's own user may take
+	 * to send its request (the loop waits for it) */
+	DELIVER_CONTROL_WAIT_MS = 500,
 	/* a store that refuses writes (disk full, I/O error, locked): nothing
 	 * is claimed or sent until it takes one again, tried after 1 s, then
 	 * 2, 4, 8, 16: soon back once space is freed, and a full disk costs
@@ -975,6 +978,15 @@ static void deliver_control(struct deliver *dl)
 			             (long)getuid());
 			close(c);
 			continue;
+		}
+		/* the request follows the connection, maybe not at once: give
+		 * it a moment (only the daemon's own user gets this far) */
+		{
+			struct pollfd pc = {.fd = c, .events = POLLIN};
+			int pr;
+			do
+				pr = poll(&pc, 1, DELIVER_CONTROL_WAIT_MS);
+			while (pr < 0 && errno == EINTR);
 		}
 		n = recv(c, buf, sizeof(buf) - 1, MSG_DONTWAIT);
 		if (n > 0) {

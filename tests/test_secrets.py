@@ -32,6 +32,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import mailservers as ms  # noqa: E402
@@ -235,12 +236,17 @@ def case_control_socket():
         ms.wait_until(lambda: "control: refused a connection from uid "
                       f"{nobody.pw_uid}" in env.log_text(), 10,
                       "heraldd's log line about the refused connection")
-        s = socket.socket(socket.AF_UNIX)
-        s.connect(sock)
-        s.sendall(b"ping\n")
-        s.settimeout(5)
-        check(s.recv(64) == b"pong\n", "the owner got no answer")
-        s.close()
+        # the owner is answered, also when its request comes a moment
+        # after the connection
+        for pause in (0, 0.1):
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(sock)
+            time.sleep(pause)
+            s.sendall(b"ping\n")
+            s.settimeout(5)
+            check(s.recv(64) == b"pong\n",
+                  f"the owner got no answer (request {pause} s late)")
+            s.close()
     finally:
         env.close()
 
