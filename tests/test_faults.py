@@ -47,10 +47,11 @@ A = None
 # them for a hang to end. The slack is libcurl 7.88's: while it blocks
 # waiting for the reply after another message's final dot, nothing else
 # runs but its progress callback, which it calls once a second, and that is
-# where transport_smtp.c ends the other hangs (so up to 1 s late), plus a
-# quarter second for a loaded machine.
+# where transport_smtp.c ends the other hangs (so up to 1 s late), plus
+# half a second for a loaded machine (the server's own clock runs in the
+# same load: 3.27 s was seen at EHLO with CI's tests running beside it).
 TIMEOUT = 2
-HANG_MARGIN = 1.25
+HANG_MARGIN = 1.5
 SECRET = b"herald-faults-secret-0123456789abcdef"
 VERP_DOMAIN = "bounces.coalition.example.org"
 LANGS = ["en", "ru", "uk", "de", "cs", "et"]
