@@ -149,7 +149,8 @@ static const char *ci_find(const char *h, const char *n)
 
 static int is_addr_char(int c)
 {
-	return isalnum(c) || strchr(".!#$%&'*+/=?^_`{|}~-", c) != NULL;
+	return isalnum(c) ||
+	       (c != '\0' && strchr(".!#$%&'*+/=?^_`{|}~-", c) != NULL);
 }
 
 /* An address at s (atext local part, '@', a dotted domain): its length,
@@ -1827,11 +1828,13 @@ static int is_rcpt_prefix(const char *s, const char *e)
 {
 	int digits = 0, other = 0;
 
-	while (e > s && strchr(" \t<\"':([;", e[-1]) != NULL)
+	while (e > s && e[-1] != '\0' &&
+	       strchr(" \t<\"':([;", e[-1]) != NULL)
 		e--;
 	if ((size_t)(e - s) >= 6 && strncasecmp(e - 6, "rfc822", 6) == 0) {
 		e -= 6;
-		while (e > s && strchr(" \t<\"':([;", e[-1]) != NULL)
+		while (e > s && e[-1] != '\0' &&
+		       strchr(" \t<\"':([;", e[-1]) != NULL)
 			e--;
 	}
 	if (e == s)
