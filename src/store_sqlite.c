@@ -1713,19 +1713,39 @@ static int store_sqlite_expire(struct store *stp, time_t now, unsigned lifetime,
 	/* A delivery is never queued before its release, so only the
 	 * deliveries of releases that are old enough, or stale, are read
 	 * (through the release's index), not every waiting one. */
+#define STORE_SQLITE_EXPIRING                                                  \
+	" WHERE release_id IN (SELECT id FROM releases"                        \
+	"  WHERE queued_at <= ?2"                                              \
+	"  OR (stale_after != 0 AND stale_after <= ?1))"                       \
+	" AND state IN ('queued', 'deferred')"                                 \
+	" AND (queued_at <= ?2 OR release_id IN"                               \
+	"  (SELECT id FROM releases"                                           \
+	"   WHERE stale_after != 0 AND stale_after <= ?1))"
+	/* the delivery log says why each one ended, as it does when an
+	 * attempt finds a delivery too old */
+	if ((st = store_sqlite_prepare(
+	         s,
+	         "INSERT INTO attempts (delivery_id, n, at, text, result,"
+	         " counts) SELECT id, tries + 1, ?1, 'expired: its lifetime"
+	         " or the release''s"
+	         " stale_after ended before it could be delivered',"
+	         " 'expired', 0 FROM deliveries" STORE_SQLITE_EXPIRING,
+	         what, d)) == NULL)
+		goto fail;
+	if (store_sqlite_int(st, 1, now) || store_sqlite_int(st, 2, cut)) {
+		store_sqlite_bind_fail(s, what, d);
+		goto fail;
+	}
+	if (store_sqlite_run(s, st, what, d) < 0)
+		goto fail;
+	sqlite3_finalize(st);
 	if ((st = store_sqlite_prepare(
 	         s,
 	         "UPDATE deliveries SET state = 'expired',"
-	         " lease_until = NULL, updated_at = ?1"
-	         " WHERE release_id IN (SELECT id FROM releases"
-	         "  WHERE queued_at <= ?2"
-	         "  OR (stale_after != 0 AND stale_after <= ?1))"
-	         " AND state IN ('queued', 'deferred')"
-	         " AND (queued_at <= ?2 OR release_id IN"
-	         "  (SELECT id FROM releases"
-	         "   WHERE stale_after != 0 AND stale_after <= ?1))",
+	         " lease_until = NULL, updated_at = ?1" STORE_SQLITE_EXPIRING,
 	         what, d)) == NULL)
 		goto fail;
+#undef STORE_SQLITE_EXPIRING
 	if (store_sqlite_int(st, 1, now) || store_sqlite_int(st, 2, cut)) {
 		store_sqlite_bind_fail(s, what, d);
 		goto fail;

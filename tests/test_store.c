@@ -752,6 +752,13 @@ static void test_unclaim(void **state)
 	free(path);
 }
 
+static int count_log_rows(void *arg, const struct store_log_row *r)
+{
+	(void)r;
+	++*(size_t *)arg;
+	return 0;
+}
+
 static void test_expire(void **state)
 {
 	char *path = db_path("expire");
@@ -772,6 +779,17 @@ static void test_expire(void **state)
 	assert_int_equal(store_ops(st)->expire(st, now + 100, life, &d), 2);
 	assert_int_equal(release_info(st, stale).count[STORE_EXPIRED], 2);
 	assert_int_equal(release_info(st, old).count[STORE_QUEUED], 2);
+	/* the delivery log says so, one row each */
+	{
+		struct store_log_filter f = {.release_id = stale,
+		                             .by_state = true,
+		                             .state = STORE_EXPIRED};
+		size_t rows = 0;
+		assert_int_equal(store_ops(st)->attempts_each(
+		                     st, &f, count_log_rows, &rows, &d),
+		                 0);
+		assert_int_equal(rows, 2);
+	}
 	/* the lifetime passes */
 	assert_int_equal(store_ops(st)->expire(st, now + life - 20, life, &d),
 	                 0);
