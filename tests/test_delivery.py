@@ -205,6 +205,18 @@ def other_release(env, name):
     return dst
 
 
+def maildir_env(relay, dom, secret):
+    """An Env whose bounce mailbox is a fresh Maildir (returned too), with
+    signed return paths at dom under secret."""
+    md = tempfile.mkdtemp(prefix="herald-mbox-")
+    for sub in ("new", "cur", "tmp"):
+        os.mkdir(os.path.join(md, sub))
+    env = Env(relay, relay_extra=f"bounces:\n  domain: {dom}\n"
+              f"  secret_file: bounce.secret\n  mailbox: maildir:{md}\n")
+    env.write_private("bounce.secret", secret + b"\n")
+    return env, md
+
+
 def events(env, *args):
     r = env.herald("bounces", "--format", "json", *args)
     return [json.loads(line) for line in r.stdout.decode().splitlines()]
@@ -618,14 +630,8 @@ def case_real_dsn(by_daemon=False):
                      "User unknown in virtual mailbox table") as dest, \
             ms.SmtpSink() as bounces, \
             ms.Postfix(relayhost=dest, bounce_to=bounces) as pf:
-        md = tempfile.mkdtemp(prefix="herald-mbox-")
-        for sub in ("new", "cur", "tmp"):
-            os.mkdir(os.path.join(md, sub))
-        env = Env(f"smtp://127.0.0.1:{pf.port}",
-                  relay_extra=f"bounces:\n  domain: {dom}\n"
-                  f"  secret_file: bounce.secret\n  mailbox: maildir:{md}\n")
+        env, md = maildir_env(f"smtp://127.0.0.1:{pf.port}", dom, secret)
         try:
-            env.write_private("bounce.secret", secret + b"\n")
             env.queue()
             env.drain()
             dsns = bounces.wait_for(SAMPLE, timeout=120)
@@ -742,14 +748,8 @@ def case_unsubscribe():
     secret = b"herald-test-secret-0123456789abcdef"
     dom = "bounces.coalition.example.org"
     with ms.SmtpSink() as sink:
-        md = tempfile.mkdtemp(prefix="herald-mbox-")
-        for sub in ("new", "cur", "tmp"):
-            os.mkdir(os.path.join(md, sub))
-        env = Env(f"smtp://127.0.0.1:{sink.port}",
-                  relay_extra=f"bounces:\n  domain: {dom}\n"
-                  f"  secret_file: bounce.secret\n  mailbox: maildir:{md}\n")
+        env, md = maildir_env(f"smtp://127.0.0.1:{sink.port}", dom, secret)
         try:
-            env.write_private("bounce.secret", secret + b"\n")
             env.queue()
             env.drain()
             got = sorted(sink.wait_for(SAMPLE, timeout=30),
