@@ -60,12 +60,15 @@
  *     down first, so the QUIT goes out and the wait ends at once.
  *   - curl ends a transfer whose MAIL, RCPT or DATA reply timed out as a
  *     finished one, with a QUIT and a second blocking wait of the reply
- *     timeout; this file keeps that timeout itself (smtp_expire) and shuts
- *     the connection down when it is over, so curl's QUIT fails at once.
+ *     timeout, and does the same after a dot that timed out on a
+ *     connection it then closes; this file keeps the connect, reply and
+ *     dot timeouts itself (smtp_limit, smtp_expire) and shuts the
+ *     connection down when one is over, so curl's QUIT fails at once.
  *   - While curl blocks for a dot's reply nothing else runs but its
- *     progress callback (at least once a second): it keeps the other
- *     transfers' reply timeouts, so one of them ends at most about a
- *     second late. The dot's own wait cannot be shortened or shared.
+ *     progress callback (at least once a second): the timeouts are kept
+ *     from there too (curl's own connect timeout would wait for the
+ *     dot's reply to end), so each ends at most about a second late. The
+ *     dot's own wait cannot be shared.
  *   - curl keeps a connection whose dot timed out for the next message;
  *     smtp_collect() shuts it down, so curl finds it dead.
  * - A transfer removed from the multi before it is complete is ended as
@@ -87,6 +90,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -235,7 +239,7 @@ struct smtp_transport {
 	bool trace;
 	unsigned max_connections, max_per_connection;
 	long connect_timeout, response_timeout;
-	long reply_ms;              /* reply_timeout, enforced here */
+	long connect_ms, reply_ms, dot_ms; /* kept here too: smtp_limit */
 	struct timespec last_check; /* of smtp_expire(), from progress */
 	struct smtp_slot **slots; /* max_connections, created on demand */
 	size_t nslots, nbusy;
@@ -259,30 +263,99 @@ static double smtp_ms_since(const struct timespec *t0)
 	       (double)(now.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
+/* The trace's clock: CLOCK_MONOTONIC seconds, as Python's
+ * time.monotonic() gives them to the tests' servers. */
+static double smtp_trace_clock(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
 /* The ONLY way to change a slot's phase. */
 static void smtp_phase(struct smtp_slot *s, enum smtp_phase to)
 {
 	if (s->t->trace && s->phase != to)
-		fprintf(stderr, "transport_smtp: id=%lld phase %s -> %s\n",
-		        (long long)s->msg.id, smtp_phase_names[s->phase],
-		        smtp_phase_names[to]);
+		fprintf(stderr,
+		        "transport_smtp: %.3f id=%lld phase %s -> %s\n",
+		        smtp_trace_clock(), (long long)s->msg.id,
+		        smtp_phase_names[s->phase], smtp_phase_names[to]);
 	s->phase = to;
 }
 
 /* -- reply timeouts ----------------------------------------------------- */
 
-/* Does the slot wait for the reply to MAIL, RCPT or DATA? curl ends a
- * transfer that times out there as a finished one: it sends QUIT to the
- * server that did not answer and waits, blocking every other message, up
- * to the reply timeout again for the answer. This file therefore keeps
- * these replies' timeout itself (smtp_expire) and curl's is the larger
- * dot timeout, a backstop. (A timeout while connecting, EHLO and AUTH
- * included, curl ends without QUIT; the dot's reply is waited for
- * inside curl, which only this file's progress callback interrupts.) */
-static bool smtp_awaits_reply(const struct smtp_slot *s)
+/* While a transfer sets up its connection, how long has the relay owed
+ * it an answer, in ms; -1 when no socket of its own is connected yet.
+ * The transfer's clock cannot say: curl may have opened the socket and
+ * then blocked for another transfer's dot before connecting it, or not
+ * read a greeting that came in time. The kernel can: for a connected
+ * socket TCP_INFO gives the time since data last came in (or since the
+ * connection was made) and since data last went out; the smaller is how
+ * long the relay has been silent since the last thing either side said.
+ * A socket still connecting is left to curl's own connect timeout. */
+static double smtp_silence(const struct smtp_slot *s)
 {
-	return s->phase == PHASE_MAIL || s->phase == PHASE_RCPT ||
-	       s->phase == PHASE_DATA;
+	double silent = -1;
+	size_t j;
+
+	for (j = 0; j < s->ncand; j++) {
+		struct tcp_info ti;
+		socklen_t len = sizeof(ti);
+		uint32_t ms;
+
+		memset(&ti, 0, sizeof(ti));
+		if (getsockopt(s->cand[j], IPPROTO_TCP, TCP_INFO, &ti, &len) !=
+		        0 ||
+		    ti.tcpi_state != TCP_ESTABLISHED)
+			continue;
+		ms = ti.tcpi_last_data_recv < ti.tcpi_last_data_sent
+		         ? ti.tcpi_last_data_recv
+		         : ti.tcpi_last_data_sent;
+		if (silent < 0 || (double)ms < silent)
+			silent = (double)ms;
+	}
+	return silent;
+}
+
+/* Which timeout this file keeps for the slot now, in ms (0: none). curl
+ * keeps its own, but
+ * - a transfer that times out waiting for the reply to MAIL, RCPT or
+ *   DATA curl ends as a finished one: it sends QUIT to the server that
+ *   did not answer and waits, blocking every other message, up to the
+ *   reply timeout again; curl's reply timeout is therefore the larger
+ *   dot timeout, a backstop, and the reply timeout is kept here;
+ * - after the dot's reply timed out on a connection it then closes
+ *   (FORBID_REUSE), curl waits the whole timeout again for QUIT's reply;
+ * - connecting (greeting, EHLO, STARTTLS, AUTH) curl ends after the
+ *   connect timeout, but only when it runs the transfer: not while it
+ *   blocks for another one's dot.
+ * Kept here as well, each ends at most about a second late (see
+ * smtp_progress). A refused or answered message waits for nothing more.
+ * *waited: how long it has waited, in ms; < 0: not known, nothing to
+ * end (see smtp_silence). */
+static long smtp_limit(const struct smtp_slot *s, double *waited)
+{
+	*waited = -1;
+	if (s->settled) /* refused, or the dot answered: nothing to wait for */
+		return 0;
+	switch (s->phase) {
+	case PHASE_CONNECT:
+	case PHASE_AUTH:
+		*waited = smtp_silence(s);
+		return s->t->connect_ms;
+	case PHASE_MAIL:
+	case PHASE_RCPT:
+	case PHASE_DATA:
+		*waited = smtp_ms_since(&s->waiting);
+		return s->t->reply_ms;
+	case PHASE_DOT:
+		*waited = smtp_ms_since(&s->waiting);
+		return s->t->dot_ms;
+	default:
+		return 0;
+	}
 }
 
 /* Has the slot's connection something to read (a reply, or its end)
@@ -314,10 +387,11 @@ static void smtp_shutdown(struct smtp_slot *s, int how)
 			shutdown(s->cand[j], how);
 }
 
-/* End every transfer whose reply is overdue: its connection is shut down,
- * so curl sees it closed (and its QUIT fails at once instead of waiting),
- * and the reply says timeout. Only shutdown(2): safe from inside curl's
- * callbacks. Returns the milliseconds until the next one is due, or -1. */
+/* End every transfer over its timeout (smtp_limit): its connection is
+ * shut down, so curl sees it closed (and its QUIT fails at once instead
+ * of waiting), and the reply says timeout. Only shutdown(2): safe from
+ * inside curl's callbacks. Returns the milliseconds until the next one is
+ * due, or -1. */
 static long smtp_expire(struct smtp_transport *t)
 {
 	long next = -1;
@@ -326,22 +400,22 @@ static long smtp_expire(struct smtp_transport *t)
 	clock_gettime(CLOCK_MONOTONIC, &t->last_check);
 	for (i = 0; i < t->nslots; i++) {
 		struct smtp_slot *s = t->slots[i];
-		double waited;
+		double waited, limit;
 
-		if (!smtp_awaits_reply(s) || s->timed_out)
+		limit = (double)smtp_limit(s, &waited);
+		if (limit <= 0 || waited < 0 || s->timed_out)
 			continue;
-		waited = smtp_ms_since(&s->waiting);
-		if (waited >= (double)t->reply_ms && !smtp_readable(s)) {
+		if (waited >= limit && !smtp_readable(s)) {
 			s->timed_out = true;
 			if (t->trace)
 				fprintf(stderr,
-				        "transport_smtp: id=%lld no reply in "
-				        "phase %s after %.0f ms: closing\n",
-				        (long long)s->msg.id,
+				        "transport_smtp: %.3f id=%lld no reply "
+				        "in phase %s after %.0f ms: closing\n",
+				        smtp_trace_clock(), (long long)s->msg.id,
 				        smtp_phase_names[s->phase], waited);
 			smtp_shutdown(s, SHUT_RDWR);
-		} else if (waited < (double)t->reply_ms) {
-			long left = (long)((double)t->reply_ms - waited) + 1;
+		} else if (waited < limit) {
+			long left = (long)(limit - waited) + 1;
 			if (next < 0 || left < next)
 				next = left;
 		}
@@ -351,7 +425,7 @@ static long smtp_expire(struct smtp_transport *t)
 
 /* CURLOPT_XFERINFOFUNCTION: curl calls it at least once a second while it
  * blocks waiting for the reply after a dot (or to QUIT), when nothing
- * else runs: the other transfers' reply timeouts are kept from here. */
+ * else runs: the timeouts (smtp_limit) are kept from here then. */
 static int smtp_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
                          curl_off_t ultotal, curl_off_t ulnow)
 {
@@ -468,6 +542,13 @@ static int smtp_prereq(void *arg, char *remote_ip, char *local_ip,
 
 	(void)remote_ip;
 	(void)remote_port;
+	if (s->timed_out) {
+		/* declared not ready in time (smtp_expire) after all: never
+		 * go on to MAIL FROM with it */
+		curl_easy_setopt(s->easy, CURLOPT_FORBID_REUSE, 1L);
+		s->closing = true;
+		return CURL_PREREQFUNC_ABORT;
+	}
 	if (s->fresh && t->auth && !s->auth_ok) {
 		/* curl goes on without AUTH when the relay offers none it
 		 * can use; the relay would then refuse recipients as if
@@ -504,10 +585,10 @@ static int smtp_prereq(void *arg, char *remote_ip, char *local_ip,
 	c->messages++;
 	if (t->trace)
 		fprintf(stderr,
-		        "transport_smtp: id=%lld connection %s:%ld %s, "
+		        "transport_smtp: %.3f id=%lld connection %s:%ld %s, "
 		        "message %u of at most %u\n",
-		        (long long)s->msg.id, local_ip, (long)local_port,
-		        s->fresh ? "new" : "reused", c->messages,
+		        smtp_trace_clock(), (long long)s->msg.id, local_ip,
+		        (long)local_port, s->fresh ? "new" : "reused", c->messages,
 		        t->max_per_connection);
 	if (c->messages >= t->max_per_connection) {
 		/* Safe from here: curl only stores the flag, and reads it
@@ -652,8 +733,10 @@ static size_t smtp_read(char *buf, size_t size, size_t n, void *arg)
 		want = left;
 	memcpy(buf, s->data + s->off, want);
 	s->off += want;
-	if (s->off == s->msg.len && s->phase == PHASE_BODY)
+	if (s->off == s->msg.len && s->phase == PHASE_BODY) {
 		smtp_phase(s, PHASE_DOT);
+		clock_gettime(CLOCK_MONOTONIC, &s->waiting);
+	}
 	return want;
 }
 
@@ -753,13 +836,28 @@ static void smtp_fill_reply(struct smtp_slot *s, CURLcode rc)
 			r->code = s->last_code;
 			r->text = last;
 		}
-		r->timeout = rc == CURLE_OPERATION_TIMEDOUT || s->timed_out;
+		/* After a refusal the refusal is the answer: curl may still
+		 * call it a timeout when it got to the transfer only after
+		 * blocking for another one's dot. */
+		r->timeout = s->timed_out || (rc == CURLE_OPERATION_TIMEDOUT &&
+		                              !s->last_refused);
 		r->tls = smtp_tls_error(rc);
 		r->conn_lost =
 		    !s->last_refused && !s->timed_out &&
 		    (rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR ||
 		     rc == CURLE_GOT_NOTHING || rc == CURLE_PARTIAL_FILE);
-		if (s->timed_out)
+		if (s->timed_out && (r->stage == TRANSPORT_CONNECT ||
+		                     r->stage == TRANSPORT_AUTH))
+			snprintf(r->error_text, sizeof(r->error_text),
+			         "no answer from the relay within %ld s while "
+			         "connecting (greeting, EHLO, STARTTLS%s)",
+			         s->t->connect_timeout,
+			         r->stage == TRANSPORT_AUTH ? ", AUTH" : "");
+		else if (s->timed_out && r->stage == TRANSPORT_DOT)
+			snprintf(r->error_text, sizeof(r->error_text),
+			         "no reply to the final dot within %ld s",
+			         s->t->dot_ms / 1000);
+		else if (s->timed_out)
 			snprintf(r->error_text, sizeof(r->error_text),
 			         "no reply to %s within %ld s",
 			         r->stage == TRANSPORT_MAIL   ? "MAIL FROM"
@@ -1412,6 +1510,8 @@ static struct transport *smtp_open(const struct transport_config *cfg,
 	 * its time (see the file comment) */
 	t->response_timeout = reply > dot ? reply : dot;
 	t->reply_ms = (long)reply * 1000;
+	t->connect_ms = t->connect_timeout * 1000;
+	t->dot_ms = (long)dot * 1000;
 
 	t->slots = calloc(t->max_connections, sizeof(*t->slots));
 	/* open connections: at most max_connections, plus the ones curl is

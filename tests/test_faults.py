@@ -370,7 +370,9 @@ def matrix(env, srv, plan, t_start):
         if dt > TIMEOUT + HANG_MARGIN:
             problems.append(f"hang at {h.command} for {h.key} attempt "
                             f"{h.attempt}: client disconnected after "
-                            f"{dt:.2f} s, timeout {TIMEOUT} s")
+                            f"{dt:.2f} s, timeout {TIMEOUT} s (from "
+                            f"{h.start:.3f} to {h.end:.3f}, monotonic "
+                            f"clock)")
 
     # Report.
     inj = srv.injected()

@@ -32,6 +32,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import faultsmtp as fs  # noqa: E402
 import mailservers as ms  # noqa: E402
 import transcript  # noqa: E402
 
@@ -234,6 +235,88 @@ class FaultTest(unittest.TestCase):
         self.assertEqual((x["stage"], x["code"], x["conn_lost"]), ("connect", 0, False), x)
         self.assertEqual(x["error"], 7, x)  # CURLE_COULDNT_CONNECT
 
+
+class HangPlan(fs.FaultPlan):
+    """faultsmtp's rule for HangWhileDotTest: the first connection answers
+    until the final dot and then hangs; every later one hangs at EHLO."""
+
+    def decide(self, key, attempt, command):
+        if command == "DOT" or (command == "EHLO" and key != "conn1"):
+            return "hang"
+        return "ok"
+
+
+class HangWhileDotTest(unittest.TestCase):
+    def test_hangs_end_at_their_timeouts(self):
+        # libcurl 7.88 blocks every transfer while it waits for one
+        # message's reply after the dot (here 6 s); a relay hanging at
+        # another connection's EHLO must still be left at the connect
+        # timeout (1 s), give or take the second curl's progress callback
+        # takes, not when the dot's wait is over
+        with fs.FaultSmtp(HangPlan()) as srv:
+            r = send(f"smtp://127.0.0.1:{srv.port}", "--count", "2",
+                     "--conns", "2", "--per-conn", "1", "--timeout", "6",
+                     "--connect-timeout", "1")
+            stages = sorted((x["stage"], x["timeout"]) for x in r.lines)
+            self.assertEqual(stages, [("connect", True), ("dot", True)], r.output)
+            ehlo = [x for x in r.lines if x["stage"] == "connect"][0]
+            self.assertIn("no answer from the relay within 1 s while connecting",
+                          ehlo["error_text"], ehlo)
+            hangs = {h.command: h for h in srv.hangs}
+            self.assertEqual(sorted(hangs), ["DOT", "EHLO"], srv.hangs)
+            h = hangs["EHLO"]
+            self.assertIsNotNone(h.end, "the client never closed the hung connection")
+            self.assertLess(h.end - h.start, 2.5,
+                            f"the EHLO hang lasted {h.end - h.start:.2f} s, connect "
+                            f"timeout 1 s: it waited for the other message's dot")
+            # the dot's own wait ends at its timeout: curl closing that
+            # connection (--per-conn 1) waited the whole timeout again for
+            # the reply to its QUIT
+            h = hangs["DOT"]
+            self.assertIsNotNone(h.end, "the client never closed after the dot")
+            self.assertLess(h.end - h.start, 7.5,
+                            f"the dot hang lasted {h.end - h.start:.2f} s, timeout 6 s")
+            dot = [x for x in r.lines if x["stage"] == "dot"][0]
+            self.assertIn("no reply to the final dot within 6 s", dot["error_text"], dot)
+
+    def test_waiting_behind_a_dot_is_not_a_timeout(self):
+        # Three messages over two connections: r1 is refused at once, so
+        # the third is handed to curl about when r0's dot starts to hang
+        # (6 s), and curl blocks for that dot before it gets to the
+        # third. Depending on how far curl took it first, curl itself
+        # then fails it as a connect timeout (it counts the time it was
+        # blocked), or it connects after the dot and hangs at MAIL. That
+        # wait was never the relay's: herald must not call it a connect
+        # timeout of its own (connect timeout 1 s) and let the transfer
+        # go on regardless, which left the hang at MAIL unwatched for
+        # twice the reply timeout (seen in reliability/faults; here in
+        # some runs, as curl's order varies).
+        class Plan(fs.FaultPlan):
+            def decide(self, key, attempt, command):
+                if command == "RCPT" and key.startswith("r1@"):
+                    return "5xx"
+                if command == "DOT" and key.startswith("r0@"):
+                    return "hang"
+                if command == "MAIL" and attempt == 3:
+                    return "hang"
+                return "ok"
+
+        with fs.FaultSmtp(Plan()) as srv:
+            r = send(f"smtp://127.0.0.1:{srv.port}", "--count", "3",
+                     "--conns", "2", "--timeout", "6", "--connect-timeout", "1",
+                     "--to", "r{n}@herald.test")
+            got = [(x["stage"], x["code"], x["timeout"]) for x in r.lines]
+            self.assertEqual(got[:2], [("dot", 0, True), ("rcpt", 550, False)], r.output)
+            self.assertIn(got[2], [("connect", 0, True), ("mail", 0, True)], r.output)
+            self.assertNotIn("while connecting", r.lines[2]["error_text"], r.output)
+            hangs = {h.command: h for h in srv.hangs}
+            self.assertEqual(sorted(hangs), ["DOT", "MAIL"] if got[2][0] == "mail"
+                             else ["DOT"], srv.hangs)
+            for h in hangs.values():
+                self.assertIsNotNone(h.end, f"{h.command}: the client never closed")
+                self.assertLess(h.end - h.start, 7.5,
+                                f"the hang at {h.command} lasted "
+                                f"{h.end - h.start:.2f} s, timeout 6 s")
 
 def localhost_in_hosts():
     """True when /etc/hosts maps localhost to 127.0.0.1 (no DNS needed)."""

@@ -10,7 +10,8 @@
  *
  * The message (CRLF line ends) is read from stdin and sent --count times
  * (default 1) from --from to --to; "{n}" in --to becomes the message's
- * number (0, 1, ...). --timeout sets the connect, reply and dot timeouts.
+ * number (0, 1, ...). --timeout sets the connect, reply and dot timeouts;
+ * --connect-timeout and --dot-timeout (after it) set one of them.
  * stdout gets one line per message, key=value:
  *   n=0 stage=done code=250 status=2.0.0 queue_id=... timeout=0 tls=0
  *   conn_lost=0 error=0 ms=1 text="250 2.0.0 Ok: queued as ..."
@@ -109,7 +110,7 @@ static int usage(void)
 {
 	fputs("usage: transport_send URL [--ca FILE] [--user U --password-env "
 	      "VAR] [--count N] [--conns N] [--per-conn N] [--timeout S] "
-	      "[--from ADDR] [--to ADDR] [--helo NAME] [--allow-plain] "
+	      "[--connect-timeout S] [--dot-timeout S] [--from ADDR] [--to ADDR] [--helo NAME] [--allow-plain] "
 	      "[--quiet] < message\n",
 	      stderr);
 	return EX_USAGE;
@@ -164,6 +165,10 @@ int main(int argc, char **argv)
 		else if (strcmp(a, "--timeout") == 0)
 			cfg.connect_timeout = cfg.reply_timeout =
 			    cfg.dot_timeout = (unsigned)atoi(v);
+		else if (strcmp(a, "--connect-timeout") == 0)
+			cfg.connect_timeout = (unsigned)atoi(v);
+		else if (strcmp(a, "--dot-timeout") == 0)
+			cfg.dot_timeout = (unsigned)atoi(v);
 		else if (strcmp(a, "--from") == 0)
 			from = v;
 		else if (strcmp(a, "--to") == 0)
