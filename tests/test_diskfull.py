@@ -31,7 +31,6 @@ import os
 import re
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -40,28 +39,19 @@ import time
 sys.dont_write_bytecode = True  # tests/ stays clean
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import mailservers as ms  # noqa: E402
-from test_crashkill import (SinkReader,  # noqa: E402
-                            deliver_batch_records, write_list)
+from test_crashkill import (Failure, Scratch, SinkReader,  # noqa: E402
+                            check, deliver_batch_records, write_list)
 import test_crashkill  # noqa: E402
 
 A = None
 
 
-class Failure(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise Failure(msg)
-
-
-class SmallFs:
+class SmallFs(Scratch):
     """A tmpfs of the given size mounted under a fresh temporary directory;
     holds the store. Unmounted (and its processes' files closed) by
-    close()."""
+    close(). config(), herald(), sql() and integrity() are Scratch's."""
 
-    def __init__(self, size):
+    def __init__(self, size):  # its own directories, not Scratch's
         check(os.geteuid() == 0, "mounting a tmpfs needs root")
         self.top = tempfile.mkdtemp(prefix="herald-full-")
         os.chmod(self.top, 0o755)
@@ -87,30 +77,6 @@ class SmallFs:
     def free(self):
         st = os.statvfs(self.mnt)
         return st.f_bavail * st.f_frsize
-
-    def config(self, text):
-        with open(self.cfg, "w") as f:
-            f.write(f"store: {self.store}\n{text}")
-
-    def herald(self, *args, check_rc=True, timeout=300):
-        r = subprocess.run([A.herald, *args, "--config", self.cfg],
-                           cwd=A.source, capture_output=True, env=self.env,
-                           timeout=timeout)
-        if check_rc and r.returncode != 0:
-            raise Failure(f"herald {' '.join(args)} exited {r.returncode}: "
-                          f"{r.stderr.decode()}{r.stdout.decode()}")
-        return r
-
-    def sql(self, query):
-        db = sqlite3.connect(self.store, timeout=30)
-        try:
-            return db.execute(query).fetchall()
-        finally:
-            db.close()
-
-    def integrity(self):
-        rows = self.sql("PRAGMA integrity_check")
-        check(rows == [("ok",)], f"integrity_check: {rows[:5]}")
 
     def close(self):
         if self.mounted:
@@ -317,7 +283,7 @@ def main():
     test_crashkill.A = A
     try:
         CASES[A.case]()
-    except (Failure, test_crashkill.Failure) as e:
+    except Failure as e:
         print("FAIL:", e)
         return 1
     print("ok:", A.case)
