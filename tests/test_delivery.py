@@ -1210,6 +1210,337 @@ def case_imap_failures():
                 env.close()
 
 
+def case_imap_modes():
+    """The ways herald disposes of handled IMAP mail, each against a real
+    Dovecot offering only what that way needs: without MOVE, UID COPY +
+    \\Deleted + UID EXPUNGE (UIDPLUS), which leaves alone a message another
+    client marked \\Deleted; without MOVE or UIDPLUS, COPY + \\Deleted +
+    EXPUNGE; no move_to and delete: true, expunged; a folder re-created
+    (new UIDVALIDITY, UIDs used again) read from the start; heraldd polling
+    a server without IDLE; imap:// to a server without TLS refused unless
+    allow_plain, before LOGIN; heraldd started while the server is down
+    reads the mailbox once it is up."""
+
+    def dsn(tag):
+        return (f"From: MAILER-DAEMON@relay.example\r\n"
+                f"Subject: {tag}\r\nMessage-ID: <{tag}@relay.example>\r\n"
+                f"\r\nbounce {tag}\r\n").encode()
+
+    def subjects(dv, folder="INBOX"):
+        """(subject, flags) of folder's messages, by UID."""
+        return [(re.search(rb"^Subject: (\S+)", m, re.M).group(1).decode(),
+                 f) for _, m, f in dv.messages(folder)]
+
+    def recorded(env):
+        """How often each message (by Subject) has events in the store."""
+        import sqlite3
+        if not os.path.exists(env.store):  # heraldd has not made it yet
+            return collections.Counter()
+        db = sqlite3.connect(f"file:{env.store}?mode=ro", uri=True,
+                             timeout=30)
+        try:
+            raws = [r[0] for r in db.execute("SELECT raw FROM events")]
+        finally:
+            db.close()
+        return collections.Counter(
+            re.search(rb"^Subject: (\S+)", r, re.M).group(1).decode()
+            for r in raws)
+
+    def commands(trace):
+        """The IMAP commands herald sent (tags dropped), in order."""
+        return re.findall(r"^imap \S+ C: \S+ (.*)$", trace, re.M)
+
+    def set_imap(env, line):
+        """Add line to bounces.imap (the last block of env's config)."""
+        with open(env.cfg) as f:
+            text = f.read()
+        check(text.endswith("    timeout: 10s\n") or
+              text.endswith("    move_to: Handled\n"),
+              f"bounces.imap is not the end of the config:\n{text}")
+        with open(env.cfg, "a") as f:
+            f.write(f"    {line}\n")
+
+    def start_traced(env):
+        os.environ["HERALD_IMAP_TRACE"] = "1"
+        try:
+            return env.start()
+        finally:
+            os.environ.pop("HERALD_IMAP_TRACE", None)
+
+    t_case = time.monotonic()
+    with ms.TestCA() as ca, ms.SmtpSink() as sink:
+        relay = f"smtp://127.0.0.1:{sink.port}"
+        cert, key = ca.issue()
+
+        # 1. no MOVE, UIDPLUS: UID COPY + \Deleted + UID EXPUNGE, which
+        # takes only the handled message. kept-1 and kept-2 are handled
+        # first in the keep-and-flag mode (the place moves past them);
+        # then another client marks kept-1 \Deleted, and herald, now
+        # moving, handles three new ones: kept-1 must survive
+        with ms.Dovecot(cert, key, ca=ca.cert_path,
+                        capability="IMAP4rev1 LITERAL+ UIDPLUS IDLE") as dv:
+            env = imap_env(relay, dv, ca.cert_path, move_to=None)
+            try:
+                dv.append(dsn("kept-1"), dsn("kept-2"))
+                rc, out, err = fetch(env)
+                check(rc == 0 and "handled 2 messages: 2 events" in out,
+                      out + err)
+                c = dv.client()
+                try:
+                    c.select("INBOX")
+                    typ, data = c.uid("STORE", "1", "+FLAGS", "(\\Deleted)")
+                    check(typ == "OK", f"STORE \\Deleted: {typ} {data}")
+                finally:
+                    c.logout()  # not CLOSE, which would expunge
+                set_imap(env, "move_to: Handled")
+                dv.append(dsn("uidplus-1"), dsn("uidplus-2"),
+                          dsn("uidplus-3"))
+                rc, out, err = fetch(env, trace=True)
+                check(rc == 0 and "handled 3 messages: 3 events" in out,
+                      out + err[-3000:])
+                inbox = subjects(dv)
+                check([s for s, _ in inbox] == ["kept-1", "kept-2"] and
+                      "\\Deleted" in inbox[0][1],
+                      f"INBOX after UID EXPUNGE: {inbox} (kept-1, marked "
+                      f"\\Deleted by another client, must stay)")
+                check([s for s, _ in subjects(dv, "Handled")] ==
+                      ["uidplus-1", "uidplus-2", "uidplus-3"],
+                      f"Handled: {subjects(dv, 'Handled')}")
+                cmds = commands(err)
+                for uid in (3, 4, 5):
+                    for want in (f'UID COPY {uid} "?Handled"?',
+                                 rf"UID STORE {uid} \+FLAGS\.SILENT "
+                                 r"\(\\Seen \\Deleted\)",
+                                 f"UID EXPUNGE {uid}"):
+                        check(any(re.fullmatch(want, x) for x in cmds),
+                              f"no {want!r} sent: {cmds}")
+                check(not [x for x in cmds if "MOVE" in x or x == "EXPUNGE"],
+                      f"MOVE or a plain EXPUNGE sent: {cmds}")
+                rc, out, err = fetch(env)
+                check(rc == 0 and "handled 0 messages" in out, out + err)
+                got = recorded(env)
+                check(got == collections.Counter(
+                    ["kept-1", "kept-2", "uidplus-1", "uidplus-2",
+                     "uidplus-3"]), f"events: {got}")
+            finally:
+                env.close()
+
+        # 2. neither MOVE nor UIDPLUS: COPY + \Deleted + EXPUNGE
+        with ms.Dovecot(cert, key, ca=ca.cert_path,
+                        capability="IMAP4rev1 LITERAL+ IDLE") as dv:
+            env = imap_env(relay, dv, ca.cert_path)
+            try:
+                tags = [f"plain-{i}" for i in range(1, 4)]
+                dv.append(*[dsn(t) for t in tags])
+                rc, out, err = fetch(env, trace=True)
+                check(rc == 0 and "handled 3 messages: 3 events" in out,
+                      out + err[-3000:])
+                check(subjects(dv) == [], f"INBOX: {subjects(dv)}")
+                check([s for s, _ in subjects(dv, "Handled")] == tags,
+                      f"Handled: {subjects(dv, 'Handled')}")
+                cmds = commands(err)
+                for uid in (1, 2, 3):
+                    for want in (f'UID COPY {uid} "?Handled"?',
+                                 rf"UID STORE {uid} \+FLAGS\.SILENT "
+                                 r"\(\\Seen \\Deleted\)"):
+                        check(any(re.fullmatch(want, x) for x in cmds),
+                              f"no {want!r} sent: {cmds}")
+                check(cmds.count("EXPUNGE") == 3, f"EXPUNGEs: {cmds}")
+                check(not [x for x in cmds
+                           if "MOVE" in x or "UID EXPUNGE" in x],
+                      f"MOVE or UID EXPUNGE sent: {cmds}")
+                rc, out, err = fetch(env)
+                check(rc == 0 and "handled 0 messages" in out, out + err)
+                got = recorded(env)
+                check(got == collections.Counter(tags), f"events: {got}")
+            finally:
+                env.close()
+
+        # 3. no move_to, delete: true: expunged, in no folder
+        with ms.Dovecot(cert, key, ca=ca.cert_path) as dv:
+            env = imap_env(relay, dv, ca.cert_path, move_to=None)
+            try:
+                set_imap(env, "delete: true")
+                tags = [f"delete-{i}" for i in range(1, 4)]
+                dv.append(*[dsn(t) for t in tags])
+                rc, out, err = fetch(env, trace=True)
+                check(rc == 0 and "handled 3 messages: 3 events" in out,
+                      out + err[-3000:])
+                cmds = commands(err)
+                check(not [x for x in cmds if "COPY" in x or "MOVE" in x],
+                      f"COPY or MOVE sent: {cmds}")
+                c = dv.client()
+                try:
+                    typ, data = c.list()
+                finally:
+                    c.logout()
+                folders = [x.decode().rsplit(" ", 1)[1].strip('"')
+                           for x in data]
+                check(folders == ["INBOX"], f"folders: {folders}")
+                check(subjects(dv) == [], f"INBOX: {subjects(dv)}")
+                got = recorded(env)
+                check(got == collections.Counter(tags), f"events: {got}")
+
+                # 4. the folder deleted and re-created (new UIDVALIDITY):
+                # its UIDs, all at or below the place saved, read again
+                env2 = imap_env(relay, dv, ca.cert_path, folder="Renum")
+                try:
+                    c = dv.client()
+                    try:
+                        check(c.create("Renum")[0] == "OK", "CREATE Renum")
+                    finally:
+                        c.logout()
+                    old = [f"old-{i}" for i in range(1, 4)]
+                    dv.append(*[dsn(t) for t in old], folder="Renum")
+                    rc, out, err = fetch(env2)
+                    check(rc == 0 and "handled 3 messages: 3 events" in out,
+                          out + err)
+                    st = store_count(env2, "SELECT uidvalidity || ' ' || "
+                                     "last_uid FROM mailbox_state")
+                    uv1, last = map(int, st.split())
+                    check(last == 3, f"place saved: {st}")
+                    c = dv.client()
+                    try:
+                        check(c.delete("Renum")[0] == "OK", "DELETE Renum")
+                        check(c.create("Renum")[0] == "OK", "CREATE Renum")
+                        typ, data = c.status("Renum", "(UIDVALIDITY)")
+                    finally:
+                        c.logout()
+                    uv2 = int(re.search(rb"UIDVALIDITY (\d+)",
+                                        data[0]).group(1))
+                    check(uv2 != uv1, f"UIDVALIDITY {uv1} kept")
+                    new = [f"new-{i}" for i in range(1, 4)]
+                    dv.append(*[dsn(t) for t in new], folder="Renum")
+                    uids = [u for u, _, _ in dv.messages("Renum")]
+                    check(uids == [1, 2, 3], f"UIDs after re-creating: "
+                          f"{uids} (the case wants them at or below 3)")
+                    rc, out, err = fetch(env2)
+                    check(rc == 0 and "handled 3 messages: 3 events" in out,
+                          f"after the new UIDVALIDITY: {out}{err}")
+                    check(store_count(env2, "SELECT uidvalidity || ' ' || "
+                                      "last_uid FROM mailbox_state") ==
+                          f"{uv2} 3", "the place not moved to the new folder")
+                    rc, out, err = fetch(env2)
+                    check(rc == 0 and "handled 0 messages" in out, out + err)
+                    got = recorded(env2)
+                    check(got == collections.Counter(old + new),
+                          f"events: {got}")
+                    check(subjects(dv, "Renum") == [],
+                          f"Renum: {subjects(dv, 'Renum')}")
+                    check(sorted(s for s, _ in subjects(dv, "Handled")) ==
+                          sorted(old + new),
+                          f"Handled: {subjects(dv, 'Handled')}")
+                finally:
+                    env2.close()
+            finally:
+                env.close()
+
+            # 7. heraldd started while the server is down: the failure
+            # logged, heraldd still running, the mailbox read once the
+            # server is back (after its backoff: bounces.poll 1s,
+            # doubling)
+            c = dv.client()
+            try:
+                check(c.create("Later")[0] == "OK", "CREATE Later")
+            finally:
+                c.logout()
+            dv.kill()
+            env = imap_env(relay, dv, ca.cert_path, folder="Later",
+                           poll="1s")
+            try:
+                p = env.start()
+                ms.wait_until(lambda: "failure 2, next try in 2 s"
+                              in env.log_text(), 20,
+                              "heraldd to fail twice on the stopped server")
+                log = env.log_text()
+                check("cannot connect to 127.0.0.1" in log and
+                      dv.url("imaps", "Later") in log, log)
+                check(p.poll() is None, f"heraldd exited: {log}")
+                dv.start()
+                dv.append(dsn("later-1"), folder="Later")
+                ms.wait_until(lambda: recorded(env) == collections.Counter(
+                    ["later-1"]), 30, "heraldd to read the mailbox once "
+                    "Dovecot is up")
+                check(re.search(r"mailbox: \S+ read again after \d+ "
+                                r"failures", env.log_text()),
+                      env.log_text())
+                check(p.poll() is None, "heraldd exited")
+            finally:
+                env.close()
+
+        # 5. no IDLE offered: heraldd reads mail that comes later by
+        # polling (bounces.poll 1s), and never sends IDLE
+        with ms.Dovecot(cert, key, ca=ca.cert_path,
+                        capability="IMAP4rev1 LITERAL+ UIDPLUS MOVE") as dv:
+            env = imap_env(relay, dv, ca.cert_path, poll="1s")
+            try:
+                start_traced(env)
+                # the first pass over the (empty) mailbox ends by saving
+                # the place: what comes next needs another pass
+                ms.wait_until(lambda: " SELECT " in env.log_text() and
+                              store_count(env, "SELECT count(*) FROM "
+                                          "mailbox_state") == 1, 20,
+                              "heraldd's first pass over the mailbox")
+                dv.append(dsn("polled-1"))
+                ms.wait_until(lambda: recorded(env) == collections.Counter(
+                    ["polled-1"]), 20, "heraldd to read mail by polling")
+                ms.wait_until(lambda: dv.count("Handled") == 1, 10,
+                              "polled-1 moved to Handled")
+                cmds = commands(env.log_text())
+                check(len([x for x in cmds if x.startswith("SELECT")]) >= 2,
+                      f"not two passes: {env.log_text()[-2000:]}")
+                check(not [x for x in cmds if x == "IDLE"],
+                      f"IDLE sent to a server without it: {cmds}")
+            finally:
+                env.close()
+
+        # 6. imap:// to a server with no TLS at all: refused before LOGIN
+        # unless allow_plain
+        with ms.Dovecot(None, None, ssl="no") as dv:
+            env = imap_env(relay, dv, ca.cert_path, tls="imap")
+            try:
+                dv.append(dsn("plain-text-1"))
+                # the test's own session logged in full before herald
+                # comes: what Dovecot logs after this is herald's
+                ms.wait_until(lambda: dv.log().count("Logged out") ==
+                              dv.log().count("Login:") == 1, 10,
+                              "Dovecot to log the test's own session")
+                seen = len(dv.log())
+                rc, out, err = fetch(env, trace=True)
+                url = dv.url("imap")
+                check(rc != 0, f"no TLS, no allow_plain: exited {rc}")
+                check(f"mailbox {url}: the server offers no STARTTLS" in err,
+                      err)
+                check(not [x for x in commands(err)
+                           if x.startswith("LOGIN")] and
+                      "(LOGIN redacted)" not in err, f"LOGIN sent: {err}")
+                # herald's connection closed without an attempt to log in
+                log = ms.wait_until(
+                    lambda: (lambda t: t if "no auth attempts" in t
+                             else None)(dv.log()[seen:]), 10,
+                    "Dovecot to log herald's connection")
+                check("Login:" not in log and "auth failed" not in log and
+                      "user=<herald>" not in log,
+                      f"Dovecot saw a login attempt:\n{log}")
+                inbox = subjects(dv)
+                check([s for s, _ in inbox] == ["plain-text-1"] and
+                      not {"\\Seen", "\\Deleted"} & set(inbox[0][1]),
+                      f"touched: INBOX {inbox}")
+                check(recorded(env) == collections.Counter(), "events")
+                set_imap(env, "allow_plain: true")
+                rc, out, err = fetch(env, trace=True)
+                check(rc == 0 and "handled 1 message" in out, out + err)
+                check("C: (LOGIN redacted)" in err, "no LOGIN traced")
+                check(dv.password not in out + err, "the password printed")
+                check(recorded(env) == collections.Counter(
+                    ["plain-text-1"]), f"events: {recorded(env)}")
+                check([s for s, _ in subjects(dv, "Handled")] ==
+                      ["plain-text-1"], f"Handled: {subjects(dv, 'Handled')}")
+            finally:
+                env.close()
+    print(f"imap_modes: {time.monotonic() - t_case:.1f} s")
+
+
 CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}
 
 

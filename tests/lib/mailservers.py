@@ -1321,20 +1321,13 @@ info_log_path = {dir}/dovecot.log
 log_timestamp = "%Y-%m-%d %H:%M:%S "
 auth_verbose = yes
 auth_mechanisms = plain login
-# no LOGIN before STARTTLS (Dovecot takes a client from the server's own
-# address, 127.0.0.1 to 127.0.0.1, as secure without it)
-disable_plaintext_auth = yes
-ssl = required
-ssl_cert = <{cert}
-ssl_key = <{key}
-ssl_min_protocol = TLSv1.2
-default_internal_user = {internal}
+{ssl_conf}default_internal_user = {internal}
 default_login_user = {login}
 first_valid_uid = 1
 mail_location = maildir:{maildir}
 mail_fsync = never
 imap_idle_notify_interval = {idle_notify}
-passdb {{
+{capability_conf}passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {dir}/passwd
 }}
@@ -1348,15 +1341,34 @@ service imap-login {{
     address = {host}
     port = {port}
   }}
+{imaps_listener}}}
+service anvil {{
+  chroot =
+}}
+"""
+
+# ssl = "required" (or "yes"): TLS, and no LOGIN before STARTTLS (Dovecot
+# takes a client from the server's own address, 127.0.0.1 to 127.0.0.1, as
+# secure without it)
+_DOVECOT_TLS = """\
+disable_plaintext_auth = yes
+ssl = {ssl}
+ssl_cert = <{cert}
+ssl_key = <{key}
+ssl_min_protocol = TLSv1.2
+"""
+_DOVECOT_IMAPS = """\
   inet_listener imaps {{
     address = {host}
     port = {ssl_port}
     ssl = yes
   }}
-}}
-service anvil {{
-  chroot =
-}}
+"""
+# ssl = "no": no TLS at all (no STARTTLS offered, no imaps port), LOGIN in
+# clear text allowed
+_DOVECOT_PLAIN = """\
+disable_plaintext_auth = no
+ssl = no
 """
 
 
@@ -1381,13 +1393,29 @@ class Dovecot:
     every process of the instance at once (SIGKILL: a server gone mid-
     session) and start() brings it back on the same ports with the same
     mail. Needs root (the mail user switch).
+
+    What it offers, for tests of a client's fallbacks: capability, when
+    given, is Dovecot's imap_capability, the whole list the server
+    announces after LOGIN (e.g. "IMAP4rev1 UIDPLUS" for a server with
+    neither MOVE nor IDLE); ssl="no" makes a server without TLS (no
+    STARTTLS, no imaps port: ssl_port is 0, cert and key may be None,
+    LOGIN in clear text allowed), on which the test's own client uses
+    plain imap.
     """
 
-    def __init__(self, cert: str, key: str, *, ca: str | None = None,
+    def __init__(self, cert: str | None, key: str | None, *, ca: str | None = None,
                  user: str = "herald", password: str = "imap-Pa55-for-herald-tests",
                  maildir: str | None = None, idle_notify: str = "2 mins",
-                 start_timeout: float = 30):
+                 start_timeout: float = 30, capability: str | None = None,
+                 ssl: str = "required"):
+        if ssl not in ("required", "yes", "no"):
+            raise ValueError(f"ssl must be required, yes or no, not {ssl!r}")
+        if ssl != "no" and not (cert and key):
+            raise ValueError("a Dovecot with TLS needs cert and key")
+        if capability is not None and not re.fullmatch(r"[A-Za-z0-9 =+.-]+", capability):
+            raise ValueError(f"capability {capability!r} is not a capability list")
         self.cert, self.key = cert, key
+        self.capability, self.ssl = capability, ssl
         self.ca = ca  # for the test's own client (append, messages)
         self.user, self.password = user, password
         if any(c in password for c in ":\n\r") or not re.fullmatch(r"[a-z0-9_-]+", user):
@@ -1442,10 +1470,17 @@ class Dovecot:
         internal = pwd.getpwnam(self._internal_user())
         os.chown(os.path.join(self.directory, "passwd"), internal.pw_uid, internal.pw_gid)
         os.chmod(os.path.join(self.directory, "passwd"), 0o600)
+        plain = self.ssl == "no"
         conf = _DOVECOT_CONF.format(
             instance=os.path.basename(self.directory), dir=self.directory, host=self.host,
-            cert=self.cert, key=self.key, maildir=self.maildir, uid=pw.pw_uid, gid=pw.pw_gid,
-            port=self.port, ssl_port=self.ssl_port, idle_notify=self.idle_notify,
+            ssl_conf=_DOVECOT_PLAIN if plain else _DOVECOT_TLS.format(
+                ssl=self.ssl, cert=self.cert, key=self.key),
+            imaps_listener="" if plain else _DOVECOT_IMAPS.format(
+                host=self.host, ssl_port=self.ssl_port),
+            capability_conf="" if self.capability is None else
+            f"imap_capability = {self.capability}\n",
+            maildir=self.maildir, uid=pw.pw_uid, gid=pw.pw_gid,
+            port=self.port, idle_notify=self.idle_notify,
             internal=self._internal_user(),
             login="dovenull" if _user_exists("dovenull") else SINK_USER)
         with open(os.path.join(self.directory, "dovecot.conf"), "w") as f:
@@ -1468,7 +1503,8 @@ class Dovecot:
         try:
             for _attempt in range(5):
                 if not fixed:
-                    self.port, self.ssl_port = free_port(), free_port()
+                    self.port = free_port()
+                    self.ssl_port = 0 if self.ssl == "no" else free_port()
                     if self.port == self.ssl_port:
                         continue
                 self._write_config()
@@ -1484,7 +1520,8 @@ class Dovecot:
                         return "exited"
                     # the master opens the listeners for imap-login
                     return "ready" if (_listening(proc.pid, self.port) and
-                                       _listening(proc.pid, self.ssl_port)) else None
+                                       (not self.ssl_port or
+                                        _listening(proc.pid, self.ssl_port))) else None
 
                 try:
                     state = wait_until(ready, self.start_timeout,
@@ -1558,9 +1595,14 @@ class Dovecot:
     # a client of its own (imaplib over TLS, the test CA trusted)
 
     def client(self):
-        """A logged-in imaplib client over imaps (the caller logs out)."""
+        """A logged-in imaplib client over imaps, or plain imap on a
+        server without TLS (the caller logs out)."""
         import imaplib
         import ssl
+        if self.ssl == "no":
+            c = imaplib.IMAP4(self.host, self.port, timeout=30)
+            c.login(self.user, self.password)
+            return c
         ctx = ssl.create_default_context(cafile=self.ca) if self.ca else \
             ssl._create_unverified_context()
         c = imaplib.IMAP4_SSL(self.host, self.ssl_port, ssl_context=ctx, timeout=30)
