@@ -4,7 +4,8 @@ Postfix's smtp-sink on loopback, side by side in the same run with
 Postfix's smtp-source (the same number of reused sessions) and a Python
 smtplib loop over one connection. Prints messages per second, the
 ratios, and peak memory; also `herald queue` of a large list (seconds,
-peak memory) and heraldd's peak memory for a small and a large release.
+peak memory), heraldd's peak memory for a small and a large release, and
+heraldd against smtp-source through a relay slow to answer the dot.
 Ratios, not absolute times: these machines are shared and noisy.
 
   bench/deliver.py BUILD_DIR [COUNT] [QUEUE_COUNT]
@@ -70,6 +71,36 @@ def herald_env(tmp, n, relay):
     return lst, cfg
 
 
+def slow_relay(tmp, herald, heraldd, rel, count):
+    """A relay that takes a second to answer each final dot (a content
+    filter, say): heraldd over CONNS sessions against smtp-source over as
+    many. libcurl 7.88 waits for a dot's reply blocking every other
+    transfer of its multi handle, so heraldd's sessions take turns there;
+    smtp-source's do not. Returns (heraldd msg/s, smtp-source msg/s)."""
+    with ms.SmtpSink(backlog=256, delays={".": 1}) as sink:
+        relay = f"smtp://127.0.0.1:{sink.port}"
+        lst, cfg = herald_env(tmp, count, relay)
+        _, _, rc = run([herald, "queue", rel, "--to", lst, "--config", cfg],
+                       stdout=subprocess.DEVNULL)
+        assert rc == 0, "herald queue failed"
+        d_s, _, rc = run([heraldd, "--config", cfg, "--drain"],
+                         stderr=subprocess.DEVNULL)
+        assert rc == 0, "heraldd failed"
+        got = sink.wait_for(count, timeout=300)
+        sink.clear()
+        sample = os.path.join(tmp, "slow-sample.eml")
+        with open(sample, "wb") as f:
+            f.write(got[0].data)
+        s_s, _, rc = run(["/usr/sbin/smtp-source", "-s", str(CONNS),
+                          "-m", str(count), "-d", "-F", sample,
+                          "-f", "press@coalition.example.org",
+                          "-t", "j@news.example.org",
+                          f"127.0.0.1:{sink.port}"])
+        assert rc == 0, "smtp-source failed"
+        sink.wait_for(count, timeout=300)
+    return count / d_s, count / s_s
+
+
 def main():
     build = sys.argv[1]
     count = int(sys.argv[2]) if len(sys.argv) > 2 else 20000
@@ -128,6 +159,8 @@ def main():
             assert rc == 0, "herald queue (large) failed"
             bd_s, big_mb, _ = run([heraldd, "--config", bcfg, "--drain"],
                                   stderr=subprocess.DEVNULL)
+        slow_count = CONNS * 8
+        slow_h, slow_s = slow_relay(tmp, herald, heraldd, rel, slow_count)
         rate = count / d_s
         print(f"messages: {count}, about {size} bytes each, {CONNS} sessions")
         print(f"heraldd --drain: {rate:8.0f} msg/s  (queue took {q_s:.1f} s)")
@@ -139,6 +172,10 @@ def main():
               f"{big_mb:.1f} MiB for {qcount:,} ({qcount / bd_s:.0f} msg/s)")
         print(f"herald queue of {qcount:,}: {bq_s:.1f} s, peak RSS "
               f"{bq_mb:.1f} MiB")
+        print(f"a relay answering each dot after 1 s, {slow_count} messages, "
+              f"{CONNS} sessions: heraldd {slow_h:.2f} msg/s, smtp-source "
+              f"{slow_s:.2f} msg/s -> heraldd is {slow_h / slow_s:.2f} of "
+              f"smtp-source")
 
 
 if __name__ == "__main__":
