@@ -15,8 +15,10 @@ pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)
 # the shared library needs nothing but -letpan, so link it directly.
 find_path(ETPAN_INCLUDE_DIR libetpan/libetpan.h REQUIRED)
 find_library(ETPAN_LIBRARY etpan REQUIRED)
+# the SMTP transport's worker threads (transport_smtp_pool.c)
+find_package(Threads REQUIRED)
 set(HERALD_LIBRARIES PkgConfig::YAML PkgConfig::GNUTLS PkgConfig::ICU
-  PkgConfig::SQLITE PkgConfig::CURL ${ETPAN_LIBRARY})
+  PkgConfig::SQLITE PkgConfig::CURL ${ETPAN_LIBRARY} Threads::Threads)
 
 file(GLOB HERALD_SOURCES CONFIGURE_DEPENDS ${HERALD_ROOT}/src/*.c)
 list(FILTER HERALD_SOURCES EXCLUDE REGEX "/src/herald(d|_[a-z]+)?\\.c$")

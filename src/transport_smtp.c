@@ -1,6 +1,9 @@
 /*
  * transport_smtp — the SMTP transport: messages to a relay over libcurl's
- * multi interface, many in flight at once over a few reused connections.
+ * multi interface, many in flight at once over a few reused connections,
+ * all driven by the calling thread. herald runs it through
+ * transport_smtp_pool.c: one of these per connection, each on its own
+ * thread, because of the dot's blocking wait described below.
  *
  * One multi handle holds the connections (curl keeps idle ones in its
  * cache and hands them to the next transfer). Each message in flight is a
@@ -92,6 +95,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,7 +141,7 @@ static const struct {
 	                              * (RFC 5321 path 256 minus <>) */
 	size_t helo_max;             /* 255: a domain name (RFC 1035) */
 } smtp_defaults = {
-    .max_connections = 8,
+    .max_connections = TRANSPORT_DEFAULT_CONNECTIONS,
     .max_per_connection = 100,
     .connect_timeout = 30,
     .reply_timeout = 300,
@@ -241,6 +245,7 @@ struct smtp_transport {
 	long connect_timeout, response_timeout;
 	long connect_ms, reply_ms, dot_ms; /* kept here too: smtp_limit */
 	struct timespec last_check; /* of smtp_expire(), from progress */
+	atomic_bool interrupted;    /* transport_smtp_interrupt */
 	struct smtp_slot **slots; /* max_connections, created on demand */
 	size_t nslots, nbusy;
 	struct smtp_slot *free_slots;
@@ -435,9 +440,16 @@ static int smtp_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 	(void)dlnow;
 	(void)ultotal;
 	(void)ulnow;
+	if (atomic_load(&s->t->interrupted))
+		return 1; /* transport_smtp_interrupt: curl ends the transfer */
 	if (smtp_ms_since(&s->t->last_check) >= 100.0)
 		smtp_expire(s->t);
 	return 0;
+}
+
+void transport_smtp_interrupt(struct transport *base)
+{
+	atomic_store(&smtp_of(base)->interrupted, true);
 }
 
 /* -- per-connection message counts ------------------------------------- */
@@ -823,7 +835,10 @@ static void smtp_fill_reply(struct smtp_slot *s, CURLcode rc)
 			r->stage = TRANSPORT_DOT;
 			break;
 		}
-		if (rc == CURLE_LOGIN_DENIED || s->no_auth)
+		if (rc == CURLE_ABORTED_BY_CALLBACK &&
+		    atomic_load(&s->t->interrupted))
+			r->stage = TRANSPORT_LOCAL;
+		else if (rc == CURLE_LOGIN_DENIED || s->no_auth)
 			r->stage = TRANSPORT_AUTH;
 		else if (rc == CURLE_OUT_OF_MEMORY || rc == CURLE_READ_ERROR ||
 		         rc == CURLE_FAILED_INIT ||
@@ -846,8 +861,13 @@ static void smtp_fill_reply(struct smtp_slot *s, CURLcode rc)
 		    !s->last_refused && !s->timed_out &&
 		    (rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR ||
 		     rc == CURLE_GOT_NOTHING || rc == CURLE_PARTIAL_FILE);
-		if (s->timed_out && (r->stage == TRANSPORT_CONNECT ||
-		                     r->stage == TRANSPORT_AUTH))
+		if (rc == CURLE_ABORTED_BY_CALLBACK &&
+		    r->stage == TRANSPORT_LOCAL)
+			/* as smtp_close says it (transport.h) */
+			snprintf(r->error_text, sizeof(r->error_text),
+			         "aborted");
+		else if (s->timed_out && (r->stage == TRANSPORT_CONNECT ||
+		                          r->stage == TRANSPORT_AUTH))
 			snprintf(r->error_text, sizeof(r->error_text),
 			         "no answer from the relay within %ld s while "
 			         "connecting (greeting, EHLO, STARTTLS%s)",
@@ -1051,14 +1071,8 @@ static int smtp_check_address(const char *what, const char *a, bool empty_ok,
 	return 0;
 }
 
-static int smtp_submit(struct transport *base, const struct transport_msg *m,
-                       struct diag *d)
+int transport_smtp_check(const struct transport_msg *m, struct diag *d)
 {
-	struct smtp_transport *t = smtp_of(base);
-	struct smtp_slot *s;
-	CURLMcode mc;
-	CURLcode rc;
-
 	if (smtp_check_address("envelope sender", m->sender, true, d) < 0 ||
 	    smtp_check_address("envelope recipient", m->rcpt, false, d) < 0)
 		return -1;
@@ -1073,6 +1087,19 @@ static int smtp_submit(struct transport *base, const struct transport_msg *m,
 		diag_add(d, NULL, 0, 0, "smtp transport: message without data");
 		return -1;
 	}
+	return 0;
+}
+
+static int smtp_submit(struct transport *base, const struct transport_msg *m,
+                       struct diag *d)
+{
+	struct smtp_transport *t = smtp_of(base);
+	struct smtp_slot *s;
+	CURLMcode mc;
+	CURLcode rc;
+
+	if (transport_smtp_check(m, d) < 0)
+		return -1;
 	s = t->free_slots;
 	if (s == NULL) {
 		if (t->nslots >= t->max_connections) {
@@ -1438,7 +1465,7 @@ static struct transport *smtp_open(const struct transport_config *cfg,
 		curl_global_cleanup();
 		return NULL;
 	}
-	t->base.ops = &transport_smtp_backend;
+	t->base.ops = &transport_smtp_multi_backend;
 	t->done = done;
 	t->arg = arg;
 	t->trace = getenv("HERALD_SMTP_TRACE") != NULL;
@@ -1544,7 +1571,7 @@ fail:
 	return NULL;
 }
 
-const struct transport_backend transport_smtp_backend = {
+const struct transport_backend transport_smtp_multi_backend = {
     .name = "smtp",
     .open = smtp_open,
     .submit = smtp_submit,

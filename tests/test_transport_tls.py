@@ -279,6 +279,50 @@ class HangWhileDotTest(unittest.TestCase):
             dot = [x for x in r.lines if x["stage"] == "dot"][0]
             self.assertIn("no reply to the final dot within 6 s", dot["error_text"], dot)
 
+    def test_dots_wait_side_by_side(self):
+        # a relay that answers every final dot after 2 s: four messages
+        # over four connections wait for their dots at the same time
+        # (libcurl 7.88 waits for a dot's reply blocking its whole multi
+        # handle, so one multi for all connections sent the next dot only
+        # after the last reply: one message per 2 s)
+        class Plan(fs.FaultPlan):
+            def decide(self, key, attempt, command):
+                return "slow" if command == "DOT" else "ok"
+
+            def slow_delay(self, key, attempt, command):
+                return 2.0
+
+        with fs.FaultSmtp(Plan()) as srv:
+            r = send(f"smtp://127.0.0.1:{srv.port}", "--count", "4",
+                     "--conns", "4", "--timeout", "10", "--to", "r{n}@herald.test")
+            self.assertEqual([x["stage"] for x in r.lines], ["done"] * 4, r.output)
+            starts = sorted(e.at for e in srv.events
+                            if e.command == "DOT" and e.action == "slow")
+            self.assertEqual(len(starts), 4, srv.events)
+            self.assertLess(starts[-1] - starts[0], 2.0,
+                            f"the dots reached the relay {starts[-1] - starts[0]:.2f} s "
+                            f"apart: each waited for the one before it")
+
+    def test_close_while_dots_wait(self):
+        # the transport closed (heraldd stopping) while two messages wait
+        # for their dots' replies (timeout 60 s): both are done as
+        # aborted, their connections closed, within seconds, not when the
+        # relay would have timed out
+        class Plan(fs.FaultPlan):
+            def decide(self, key, attempt, command):
+                return "hang" if command == "DOT" else "ok"
+
+        with fs.FaultSmtp(Plan()) as srv:
+            r = send(f"smtp://127.0.0.1:{srv.port}", "--count", "2", "--conns", "2",
+                     "--timeout", "60", "--close-after", "2")
+            self.assertEqual([(x["stage"], x["error_text"]) for x in r.lines],
+                             [("local", "aborted")] * 2, r.output)
+            self.assertLess(r.seconds, 10, r.output)
+            self.assertEqual(len(srv.hangs), 2, srv.hangs)
+            for h in srv.hangs:
+                self.assertIsNotNone(h.end, "a connection left open")
+                self.assertLess(h.end - h.start, 10)
+
     def test_waiting_behind_a_dot_is_not_a_timeout(self):
         # Three messages over two connections: r1 is refused at once, so
         # the third is handed to curl about when r0's dot starts to hang

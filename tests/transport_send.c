@@ -12,6 +12,8 @@
  * (default 1) from --from to --to; "{n}" in --to becomes the message's
  * number (0, 1, ...). --timeout sets the connect, reply and dot timeouts;
  * --connect-timeout and --dot-timeout (after it) set one of them.
+ * --close-after S closes the transport after S seconds, with messages
+ * still in flight (they are reported as the transport ends them).
  * stdout gets one line per message, key=value:
  *   n=0 stage=done code=250 status=2.0.0 queue_id=... timeout=0 tls=0
  *   conn_lost=0 error=0 ms=1 text="250 2.0.0 Ok: queued as ..."
@@ -110,7 +112,8 @@ static int usage(void)
 {
 	fputs("usage: transport_send URL [--ca FILE] [--user U --password-env "
 	      "VAR] [--count N] [--conns N] [--per-conn N] [--timeout S] "
-	      "[--connect-timeout S] [--dot-timeout S] [--from ADDR] [--to ADDR] [--helo NAME] [--allow-plain] "
+	      "[--connect-timeout S] [--dot-timeout S] [--close-after S] "
+	      "[--from ADDR] [--to ADDR] [--helo NAME] [--allow-plain] "
 	      "[--quiet] < message\n",
 	      stderr);
 	return EX_USAGE;
@@ -128,7 +131,7 @@ int main(int argc, char **argv)
 	long long count = 1, next = 0;
 	char *data = NULL, rcpt[512];
 	size_t len = 0;
-	double t0, secs;
+	double t0, secs, close_after = 0;
 	int i, rv = EX_SOFTWARE;
 
 	/* The daemon ignores SIGPIPE; so does its stand-in. */
@@ -169,6 +172,8 @@ int main(int argc, char **argv)
 			cfg.connect_timeout = (unsigned)atoi(v);
 		else if (strcmp(a, "--dot-timeout") == 0)
 			cfg.dot_timeout = (unsigned)atoi(v);
+		else if (strcmp(a, "--close-after") == 0)
+			close_after = atof(v);
 		else if (strcmp(a, "--from") == 0)
 			from = v;
 		else if (strcmp(a, "--to") == 0)
@@ -209,7 +214,8 @@ int main(int argc, char **argv)
 	fprintf(stderr, "relay=%s\n", be->describe(t));
 
 	t0 = now_seconds();
-	while (st.finished < (size_t)count) {
+	while (st.finished < (size_t)count &&
+	       (close_after <= 0 || now_seconds() - t0 < close_after)) {
 		while (next < count && be->room(t) > 0) {
 			struct transport_msg m = {
 			    .id = next,
@@ -230,6 +236,11 @@ int main(int argc, char **argv)
 			fprintf(stderr, "transport_send: %s\n", diag_first(&d));
 			goto out;
 		}
+	}
+	if (st.finished < (size_t)count) {
+		/* --close-after: what is in flight is done as "aborted" */
+		be->close(t);
+		t = NULL;
 	}
 	secs = now_seconds() - t0;
 	fflush(stdout);

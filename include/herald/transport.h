@@ -1,9 +1,10 @@
 /*
  * transport — hands a composed message to a relay and reports what the
  * relay said. One interface (struct transport_backend), one file per
- * backend: transport_smtp.c (libcurl's multi interface: many messages in
- * flight over reused connections) and transport_maildir.c (the embedded
- * default: one file per message in a Maildir, no server needed).
+ * backend: transport_smtp_pool.c over transport_smtp.c (libcurl's multi
+ * interface: messages over reused connections, one thread each) and
+ * transport_maildir.c (the embedded default: one file per message in a
+ * Maildir, no server needed).
  *
  * A transport is driven by the daemon's event loop: submit() queues a
  * message (the transport keeps its own reference to the bytes until the
@@ -130,8 +131,29 @@ struct transport {
 	const struct transport_backend *ops;
 };
 
+/* SMTP: one worker thread per connection (transport_smtp_pool.c), each
+ * with its own transport_smtp_multi_backend of one connection. */
 extern const struct transport_backend transport_smtp_backend;
+/* SMTP over one libcurl multi handle, every connection on the calling
+ * thread (transport_smtp.c): a message waiting for its final dot's reply
+ * holds up the others (libcurl 7.88), hence the pool above. */
+extern const struct transport_backend transport_smtp_multi_backend;
 extern const struct transport_backend transport_maildir_backend;
+
+/* What the SMTP transports refuse at submit, whatever the relay: an
+ * envelope address that is empty (the recipient), not one line, or holds
+ * a space, '<' or '>'; a message over the size limit or without data.
+ * 0, or -1 with the reason in d. */
+int transport_smtp_check(const struct transport_msg *m, struct diag *d);
+
+/* From any thread: make a transport_smtp_multi_backend transport end
+ * every transfer it runs (done: stage TRANSPORT_LOCAL, "aborted") within
+ * about a second, even one libcurl is blocked in, waiting for a dot's
+ * reply; the thread driving it then closes it. */
+void transport_smtp_interrupt(struct transport *t);
+
+/* Connections to the relay when the config names none. */
+enum { TRANSPORT_DEFAULT_CONNECTIONS = 8 };
 
 /* Parse an SMTP reply's text for the enhanced status ("4.2.1") and a
  * "queued as ID"; used by transports and tests. */
