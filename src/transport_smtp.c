@@ -80,7 +80,8 @@
  *   connection down first, so that write fails at once.
  * - curl has one reply timeout (CURLOPT_SERVER_RESPONSE_TIMEOUT) and
  *   checks the low-speed limit also while it waits after the dot, so both
- *   are set to the larger of reply_timeout and dot_timeout.
+ *   are set to the larger of reply_timeout and dot_timeout, plus a second
+ *   so that this file's own timeouts always end a wait first.
  * - curl copies the URL, MAIL FROM and credentials it is given; the
  *   recipient list is this file's (one curl_slist node per slot).
  *
@@ -1534,8 +1535,12 @@ static struct transport *smtp_open(const struct transport_config *cfg,
 	                           : smtp_defaults.reply_timeout;
 	dot = cfg->dot_timeout ? cfg->dot_timeout : smtp_defaults.dot_timeout;
 	/* curl has one reply timeout: the larger, so the dot's reply gets
-	 * its time (see the file comment) */
-	t->response_timeout = reply > dot ? reply : dot;
+	 * its time (see the file comment), and a second more: this file's
+	 * own timeouts must come first. At the same moment curl's could win
+	 * the race, end the transfer itself and wait for QUIT's reply
+	 * (a hang ended a second late in reliability/faults, where the reply
+	 * and dot timeouts are equal). */
+	t->response_timeout = (reply > dot ? reply : dot) + 1;
 	t->reply_ms = (long)reply * 1000;
 	t->connect_ms = t->connect_timeout * 1000;
 	t->dot_ms = (long)dot * 1000;
