@@ -42,15 +42,17 @@ import transcript  # noqa: E402
 
 A = None
 
-# The client's timeouts (relay.reply_timeout and dot_timeout, the same so
-# that curl's one reply timeout is both) and the slack allowed on top of
-# them for a hang to end. With one libcurl multi handle for all
-# connections, a hang was ended up to a second late (libcurl 7.88 blocks
-# for another message's dot and only calls herald's progress callback once
-# a second); with a thread per connection most hangs end at the timeout,
-# but a few MAIL, RCPT and DATA hangs in some runs still end exactly 1 s
-# late (3.00 s; cause not found, see the session notes). Plus half a second
-# for a loaded machine (the server's clock runs in the same load).
+# The client's timeouts (relay.reply_timeout and dot_timeout, equal here)
+# and the slack allowed on top of them for a hang to end. With one libcurl
+# multi handle for all connections a hang was ended up to a second late
+# (libcurl 7.88 blocks for another message's dot and calls herald's
+# progress callback once a second), and with equal timeouts curl's own
+# could win a tie and wait a second for QUIT's reply; with a thread per
+# connection and curl's timeout a second later than herald's, hangs end at
+# the timeout (2.02 s at most in the runs of 2026-11-28). The slack keeps
+# the second of libcurl's progress interval, which still applies while a
+# transfer's own dot is waited for, and half a second for a loaded machine
+# (the server's clock runs in the same load).
 TIMEOUT = 2
 HANG_MARGIN = 1.5
 SECRET = b"herald-faults-secret-0123456789abcdef"
