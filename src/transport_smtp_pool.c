@@ -230,9 +230,17 @@ static struct transport *pool_open(const struct transport_config *cfg,
 		goto fail;
 	}
 	p->w = calloc(p->nw, sizeof(*p->w));
-	if (p->w == NULL || pool_pipe(p->results) < 0) {
-		diag_add(d, NULL, 0, 0, "smtp transport: %s",
-		         p->w == NULL ? "out of memory" : strerror(errno));
+	if (p->w == NULL) {
+		diag_add(d, NULL, 0, 0, "smtp transport: out of memory");
+		p->nw = 0;
+		goto fail;
+	}
+	for (i = 0; i < p->nw; i++) { /* what pool_close may see */
+		p->w[i].p = p;
+		p->w[i].wake[0] = p->w[i].wake[1] = -1;
+	}
+	if (pool_pipe(p->results) < 0) {
+		diag_add(d, NULL, 0, 0, "smtp transport: %s", strerror(errno));
 		goto fail;
 	}
 	one = *cfg;
@@ -240,8 +248,6 @@ static struct transport *pool_open(const struct transport_config *cfg,
 	for (i = 0; i < p->nw; i++) {
 		struct pool_worker *w = &p->w[i];
 
-		w->p = p;
-		w->wake[0] = w->wake[1] = -1;
 		if (pool_pipe(w->wake) < 0) {
 			diag_add(d, NULL, 0, 0, "smtp transport: %s",
 			         strerror(errno));

@@ -247,6 +247,12 @@ class HangPlan(fs.FaultPlan):
 
 
 class HangWhileDotTest(unittest.TestCase):
+    # test_hangs_end_at_their_timeouts and
+    # test_waiting_behind_a_dot_is_not_a_timeout drive
+    # transport_smtp_multi_backend (--multi: every connection in one
+    # libcurl multi, as herald sent before it gave each connection a
+    # thread), where one message's dot blocks the others; the other two
+    # cases, herald's transport.
     def test_hangs_end_at_their_timeouts(self):
         # libcurl 7.88 blocks every transfer while it waits for one
         # message's reply after the dot (here 6 s); a relay hanging at
@@ -256,7 +262,7 @@ class HangWhileDotTest(unittest.TestCase):
         with fs.FaultSmtp(HangPlan()) as srv:
             r = send(f"smtp://127.0.0.1:{srv.port}", "--count", "2",
                      "--conns", "2", "--per-conn", "1", "--timeout", "6",
-                     "--connect-timeout", "1")
+                     "--connect-timeout", "1", "--multi")
             stages = sorted((x["stage"], x["timeout"]) for x in r.lines)
             self.assertEqual(stages, [("connect", True), ("dot", True)], r.output)
             ehlo = [x for x in r.lines if x["stage"] == "connect"][0]
@@ -348,7 +354,7 @@ class HangWhileDotTest(unittest.TestCase):
         with fs.FaultSmtp(Plan()) as srv:
             r = send(f"smtp://127.0.0.1:{srv.port}", "--count", "3",
                      "--conns", "2", "--timeout", "6", "--connect-timeout", "1",
-                     "--to", "r{n}@herald.test")
+                     "--to", "r{n}@herald.test", "--multi")
             got = [(x["stage"], x["code"], x["timeout"]) for x in r.lines]
             self.assertEqual(got[:2], [("dot", 0, True), ("rcpt", 550, False)], r.output)
             self.assertIn(got[2], [("connect", 0, True), ("mail", 0, True)], r.output)

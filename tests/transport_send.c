@@ -14,6 +14,10 @@
  * --connect-timeout and --dot-timeout (after it) set one of them.
  * --close-after S closes the transport after S seconds, with messages
  * still in flight (they are reported as the transport ends them).
+ * --multi sends through transport_smtp_multi_backend (every connection on
+ * one thread, one libcurl multi) instead of herald's thread per
+ * connection, for tests of what that transport does while libcurl
+ * blocks for one message's dot.
  * stdout gets one line per message, key=value:
  *   n=0 stage=done code=250 status=2.0.0 queue_id=... timeout=0 tls=0
  *   conn_lost=0 error=0 ms=1 text="250 2.0.0 Ok: queued as ..."
@@ -114,7 +118,7 @@ static int usage(void)
 	      "VAR] [--count N] [--conns N] [--per-conn N] [--timeout S] "
 	      "[--connect-timeout S] [--dot-timeout S] [--close-after S] "
 	      "[--from ADDR] [--to ADDR] [--helo NAME] [--allow-plain] "
-	      "[--quiet] < message\n",
+	      "[--quiet] [--multi] < message\n",
 	      stderr);
 	return EX_USAGE;
 }
@@ -132,6 +136,7 @@ int main(int argc, char **argv)
 	char *data = NULL, rcpt[512];
 	size_t len = 0;
 	double t0, secs, close_after = 0;
+	bool multi = false;
 	int i, rv = EX_SOFTWARE;
 
 	/* The daemon ignores SIGPIPE; so does its stand-in. */
@@ -148,6 +153,10 @@ int main(int argc, char **argv)
 		}
 		if (strcmp(a, "--quiet") == 0) {
 			st.quiet = true;
+			continue;
+		}
+		if (strcmp(a, "--multi") == 0) {
+			multi = true;
 			continue;
 		}
 		if (v == NULL)
@@ -199,6 +208,8 @@ int main(int argc, char **argv)
 		return EX_NOINPUT;
 	}
 	be = transport_backend_for(cfg.url);
+	if (multi && be == &transport_smtp_backend)
+		be = &transport_smtp_multi_backend;
 	if (be == NULL) {
 		fprintf(stderr, "transport_send: no transport for %s\n",
 		        cfg.url);
