@@ -572,6 +572,19 @@ static void test_smtp_open_refused(void **state)
 		assert_null(strstr(diag_first(&d), "secret"));
 		diag_clear(&d);
 	}
+	/* more connections than the transport runs threads for */
+	{
+		struct transport_config cfg = {.url = "smtp://127.0.0.1",
+		                               .max_connections = 65};
+
+		assert_null(
+		    transport_smtp_backend.open(&cfg, on_done, &seen, &d));
+		assert_non_null(strstr(diag_first(&d), "more than 64"));
+		diag_clear(&d);
+	}
+	/* a refused open closes nothing it did not open (it once closed
+	 * descriptor 0 for every worker it had not started) */
+	assert_int_not_equal(fcntl(0, F_GETFD), -1);
 	/* an address literal is a good EHLO name */
 	{
 		struct transport_config cfg = {.url = "smtp://127.0.0.1",
