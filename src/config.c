@@ -15,6 +15,7 @@
 
 #include "herald/field.h"
 #include "herald/file.h"
+#include "herald/transport.h"
 #include "herald/yaml_doc.h"
 
 static const char *const config_keys[] = {"dkim",   "store",   "control",
@@ -327,7 +328,7 @@ static void config_relay(struct config *c, const struct ydoc_node *m,
 	    ydoc_bool(v, &c->relay.allow_plain) < 0)
 		ydoc_error(d, v, "allow_plain must be true or false");
 	if ((v = field_get(m, "max_connections", false, d)) != NULL)
-		config_count(v, "max_connections", 256,
+		config_count(v, "max_connections", TRANSPORT_MAX_CONNECTIONS,
 		             &c->relay.max_connections, d);
 	if ((v = field_get(m, "max_per_connection", false, d)) != NULL)
 		config_count(v, "max_per_connection", 100000,

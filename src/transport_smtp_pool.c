@@ -45,8 +45,6 @@ enum {
 	/* the caller's extra descriptors step() waits on beside the results
 	 * pipe (heraldd passes three: signals, control socket, mailbox) */
 	POOL_EXTRA_FDS_MAX = 8,
-	/* connections: the same bound the single transport had */
-	POOL_WORKERS_MAX = 64,
 };
 
 enum pool_state {
@@ -222,10 +220,10 @@ static struct transport *pool_open(const struct transport_config *cfg,
 	pthread_mutex_init(&p->lock, NULL);
 	p->nw = cfg->max_connections ? cfg->max_connections
 	                             : TRANSPORT_DEFAULT_CONNECTIONS;
-	if (p->nw > POOL_WORKERS_MAX) {
+	if (p->nw > TRANSPORT_MAX_CONNECTIONS) {
 		diag_add(d, NULL, 0, 0,
 		         "relay.max_connections: %zu is more than %d", p->nw,
-		         POOL_WORKERS_MAX);
+		         TRANSPORT_MAX_CONNECTIONS);
 		p->nw = 0;
 		goto fail;
 	}

@@ -152,8 +152,10 @@ int transport_smtp_check(const struct transport_msg *m, struct diag *d);
  * reply; the thread driving it then closes it. */
 void transport_smtp_interrupt(struct transport *t);
 
-/* Connections to the relay when the config names none. */
-enum { TRANSPORT_DEFAULT_CONNECTIONS = 8 };
+/* Connections to the relay when the config names none, and the most it
+ * may name (each is a thread of the SMTP transport; Postfix's default
+ * concurrency per destination is 20). */
+enum { TRANSPORT_DEFAULT_CONNECTIONS = 8, TRANSPORT_MAX_CONNECTIONS = 64 };
 
 /* Parse an SMTP reply's text for the enhanced status ("4.2.1") and a
  * "queued as ID"; used by transports and tests. */
