@@ -71,6 +71,17 @@ def herald_env(tmp, n, relay):
     return lst, cfg
 
 
+def smtp_source(sample, count, port):
+    """Postfix's smtp-source: count copies of the message in file sample
+    over CONNS sessions to the sink on port; the seconds it took."""
+    secs, _, rc = run(["/usr/sbin/smtp-source", "-s", str(CONNS),
+                       "-m", str(count), "-d", "-F", sample,
+                       "-f", "press@coalition.example.org",
+                       "-t", "j@news.example.org", f"127.0.0.1:{port}"])
+    assert rc == 0, "smtp-source failed"
+    return secs
+
+
 def slow_relay(tmp, herald, heraldd, rel, count):
     """A relay that takes a second to answer each final dot (a content
     filter, say): heraldd over CONNS sessions against smtp-source over as
@@ -91,12 +102,7 @@ def slow_relay(tmp, herald, heraldd, rel, count):
         sample = os.path.join(tmp, "slow-sample.eml")
         with open(sample, "wb") as f:
             f.write(got[0].data)
-        s_s, _, rc = run(["/usr/sbin/smtp-source", "-s", str(CONNS),
-                          "-m", str(count), "-d", "-F", sample,
-                          "-f", "press@coalition.example.org",
-                          "-t", "j@news.example.org",
-                          f"127.0.0.1:{sink.port}"])
-        assert rc == 0, "smtp-source failed"
+        s_s = smtp_source(sample, count, sink.port)
         sink.wait_for(count, timeout=300)
     return count / d_s, count / s_s
 
@@ -126,12 +132,7 @@ def main():
             sample = os.path.join(tmp, "sample.eml")
             with open(sample, "wb") as f:
                 f.write(got[0].data if got else b"Subject: x\r\n\r\nx\r\n")
-            s_s, _, rc = run(["/usr/sbin/smtp-source", "-s", str(CONNS),
-                              "-m", str(count), "-d", "-F", sample,
-                              "-f", "press@coalition.example.org",
-                              "-t", "j@news.example.org",
-                              f"127.0.0.1:{sink.port}"])
-            assert rc == 0, "smtp-source failed"
+            s_s = smtp_source(sample, count, sink.port)
             sink.wait_for(count, timeout=120)
             sink.clear()
             # Python smtplib over one connection
