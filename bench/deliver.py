@@ -59,11 +59,13 @@ def journalists(path, n):
                     f"    outlet: Outlet {i % 500}\n")
 
 
-def herald_env(tmp, n, relay):
-    lst = os.path.join(tmp, f"list-{n}.yaml")
+def herald_env(tmp, name, n, relay):
+    """A list of n journalists, a store and a config, named by name (the
+    runs must not share a store: a release is queued once per store)."""
+    lst = os.path.join(tmp, f"list-{name}.yaml")
     journalists(lst, n)
-    store = os.path.join(tmp, f"store-{n}.db")
-    cfg = os.path.join(tmp, f"herald-{n}.yaml")
+    store = os.path.join(tmp, f"store-{name}.db")
+    cfg = os.path.join(tmp, f"herald-{name}.yaml")
     with open(cfg, "w") as f:
         f.write(f"store: {store}\nrelay: {{url: {relay}, max_connections: "
                 f"{CONNS}, max_per_connection: 1000}}\n"
@@ -90,7 +92,7 @@ def slow_relay(tmp, herald, heraldd, rel, count):
     smtp-source's do not. Returns (heraldd msg/s, smtp-source msg/s)."""
     with ms.SmtpSink(backlog=256, delays={".": 1}) as sink:
         relay = f"smtp://127.0.0.1:{sink.port}"
-        lst, cfg = herald_env(tmp, count, relay)
+        lst, cfg = herald_env(tmp, "slow", count, relay)
         _, _, rc = run([herald, "queue", rel, "--to", lst, "--config", cfg],
                        stdout=subprocess.DEVNULL)
         assert rc == 0, "herald queue failed"
@@ -118,7 +120,7 @@ def main():
         os.chmod(tmp, 0o755)
         with ms.SmtpSink(backlog=256) as sink:
             relay = f"smtp://127.0.0.1:{sink.port}"
-            lst, cfg = herald_env(tmp, count, relay)
+            lst, cfg = herald_env(tmp, "drain", count, relay)
             q_s, q_mb, rc = run([herald, "queue", rel, "--to", lst,
                                  "--config", cfg], stdout=subprocess.DEVNULL)
             assert rc == 0, "herald queue failed"
@@ -146,14 +148,14 @@ def main():
             sink.wait_for(count, timeout=120)
             sink.clear()
             # heraldd memory: a small release against a large one
-            small, scfg = herald_env(tmp, 1000, relay)
+            small, scfg = herald_env(tmp, "small", 1000, relay)
             run([herald, "queue", rel, "--to", small, "--config", scfg],
                 stdout=subprocess.DEVNULL)
             _, small_mb, _ = run([heraldd, "--config", scfg, "--drain"],
                                  stderr=subprocess.DEVNULL)
             sink.wait_for(1000, timeout=60)
             sink.clear()
-            big, bcfg = herald_env(tmp, qcount, relay)
+            big, bcfg = herald_env(tmp, "big", qcount, relay)
             bq_s, bq_mb, rc = run([herald, "queue", rel, "--to", big,
                                    "--config", bcfg],
                                   stdout=subprocess.DEVNULL)
