@@ -111,7 +111,14 @@ int cmd_queue(int argc, char **argv)
 	rc = EX_DATAERR;
 	if (o.at != NULL) {
 		const char *why = NULL;
-		if (datefmt_parse_when(o.at, now, &not_before, &why) < 0) {
+		/* "+4s" counts from the next whole second: the store keeps
+		 * whole seconds, and counting from time()'s truncated now
+		 * would let the release leave up to a second early */
+		struct timespec ts;
+		time_t from = now;
+		if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
+			from = ts.tv_sec + (ts.tv_nsec > 0);
+		if (datefmt_parse_when(o.at, from, &not_before, &why) < 0) {
 			fprintf(stderr, "herald queue: --at %s: %s\n", o.at,
 			        why);
 			rc = EX_USAGE;

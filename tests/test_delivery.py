@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -419,12 +420,27 @@ def case_embargo():
         try:
             start = time.time()
             env.queue("--at", "+4s")
+            # the store keeps whole seconds: "+4s" must round up, never
+            # down (it once counted from time()'s truncated now and let
+            # the release leave up to a second early)
+            db = sqlite3.connect(env.store)
+            (not_before,) = db.execute(
+                "SELECT not_before FROM releases").fetchone()
+            db.close()
+            check(not_before >= start + 4,
+                  f"not_before {not_before} is before queue time "
+                  f"{start:.3f} + 4 s")
             p = env.start()
             while time.time() < start + 3:
                 check(sink.count() == 0, "a message left before --at")
                 time.sleep(0.2)
             got = sink.wait_for(SAMPLE, timeout=30)
-            check(time.time() >= start + 3.5, "too early")
+            # the first dump's mtime is when its message ended; 20 ms for
+            # the file system's coarse clock
+            first = min(os.stat(m.path).st_mtime for m in got)
+            check(first >= start + 4 - 0.02,
+                  f"the first message arrived {first - start:.3f} s after "
+                  "queue, before --at +4s")
             check(len(set(message_ids(got))) == SAMPLE, "not all delivered")
             p.send_signal(signal.SIGTERM)
             check(p.wait(timeout=20) == 0, "heraldd did not stop with 0")
@@ -921,7 +937,6 @@ def imap_env(relay, dv, ca_path, *, tls="imaps", folder="INBOX",
 
 
 def store_count(env, sql):
-    import sqlite3
     db = sqlite3.connect(f"file:{env.store}?mode=ro", uri=True, timeout=30)
     try:
         return db.execute(sql).fetchone()[0]
@@ -1194,7 +1209,6 @@ def case_imap_failures():
                 check(len(kept) == 5 and all("\\Seen" in f
                                              for _, _, f in kept),
                       f"not kept and flagged: {kept}")
-                import sqlite3
                 db = sqlite3.connect(env.store, timeout=30)
                 db.execute("UPDATE mailbox_state SET last_uid = 0")
                 db.commit()
@@ -1233,7 +1247,6 @@ def case_imap_modes():
 
     def recorded(env):
         """How often each message (by Subject) has events in the store."""
-        import sqlite3
         if not os.path.exists(env.store):  # heraldd has not made it yet
             return collections.Counter()
         db = sqlite3.connect(f"file:{env.store}?mode=ro", uri=True,
