@@ -27,7 +27,8 @@ static const char *const config_bounces_keys[] = {
     "imap",    NULL};
 static const char *const config_imap_keys[] = {
     "password_file", "password_env", "ca_file",     "move_to", "delete",
-    "idle",          "timeout",      "allow_plain", NULL};
+    "idle",          "idle_renew",   "timeout",     "allow_plain",
+    NULL};
 static const char *const config_relay_keys[] = {"url",
                                                 "ca_file",
                                                 "user",
@@ -372,6 +373,14 @@ static void config_imap(struct config *c, const struct ydoc_node *m,
 			           flags[i].key);
 	if ((v = field_get(m, "timeout", false, d)) != NULL)
 		config_duration(v, "timeout", &im->timeout, d);
+	/* a server may end an IDLE after 30 minutes (RFC 2177) */
+	if ((v = field_get(m, "idle_renew", false, d)) != NULL &&
+	    config_duration(v, "idle_renew", &im->idle_renew, d) == 0 &&
+	    (im->idle_renew < 1 || im->idle_renew > 29 * 60))
+		ydoc_error(d, v,
+		           "idle_renew \"%s\" must be from 1s to 29m (a "
+		           "server may end an IDLE after 30 minutes)",
+		           v->str);
 	if (im->move_to != NULL && im->delete_handled)
 		ydoc_error(d, m,
 		           "give move_to or delete: true, not both (handled "

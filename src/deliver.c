@@ -72,8 +72,9 @@ enum {
 	DELIVER_STORE_RETRY_MIN = 1,
 	DELIVER_STORE_RETRY_MAX = 16,
 	/* a mailbox waiting in IMAP IDLE is read again (and the IDLE
-	 * renewed) this often: servers may end an IDLE after 30 minutes
-	 * (RFC 2177), some after 29 */
+	 * renewed) this often unless bounces.imap.idle_renew says:
+	 * servers may end an IDLE after 30 minutes (RFC 2177), some after
+	 * 29, and a firewall may forget a silent connection sooner */
 	DELIVER_IDLE_RENEW = 25 * 60,
 	/* the longest wait before trying a failing mailbox again */
 	DELIVER_INBOX_MAX_BACKOFF = 3600,
@@ -871,7 +872,10 @@ static void deliver_inbox(struct deliver *dl, time_t now)
 	if (c->bounce_mailbox == NULL)
 		return;
 	if (dl->mb_fd >= 0) {
-		if (!woken && now - dl->mb_idle_since < DELIVER_IDLE_RENEW)
+		time_t renew = c->bounce_imap.idle_renew
+		                   ? (time_t)c->bounce_imap.idle_renew
+		                   : DELIVER_IDLE_RENEW;
+		if (!woken && now - dl->mb_idle_since < renew)
 			return;
 	} else if (now - dl->last_inbox < (time_t)poll ||
 	           now < dl->mb_retry_at) {

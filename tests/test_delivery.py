@@ -15,10 +15,12 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
@@ -1552,6 +1554,136 @@ def case_imap_modes():
             finally:
                 env.close()
     print(f"imap_modes: {time.monotonic() - t_case:.1f} s")
+
+
+class ImapTap:
+    """A plain-text IMAP relay between heraldd and a Dovecot without TLS
+    that notes the commands heraldd sends (the command name only: never
+    LOGIN's arguments) and, while heraldd waits in IDLE, drops every
+    untagged line of the server ("* 1 EXISTS", Dovecot's "* OK Still
+    here"): notifications lost, as when a firewall forgets a silent
+    connection or the server ends the IDLE unannounced."""
+
+    def __init__(self, upstream_port):
+        self.upstream = upstream_port
+        self.lock = threading.Lock()
+        self.commands = []  # (monotonic time, command name)
+        self.dropped = []  # (monotonic time, the line dropped)
+        self.idling = False
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            u = socket.create_connection(("127.0.0.1", self.upstream))
+            self.conns += [c, u]
+            threading.Thread(target=self._pump, args=(c, u, True),
+                             daemon=True).start()
+            threading.Thread(target=self._pump, args=(u, c, False),
+                             daemon=True).start()
+
+    def _pump(self, src, dst, from_client):
+        f = src.makefile("rb")
+        try:
+            for line in f:
+                with self.lock:
+                    if from_client:
+                        words = line.split()
+                        if words[:1] == [b"DONE"]:
+                            name = "DONE"
+                            self.idling = False
+                        else:
+                            name = (b" ".join(words[1:3]).decode("ascii",
+                                                                 "replace")
+                                    if words[1:2] == [b"UID"] else
+                                    words[1].decode("ascii", "replace")
+                                    if len(words) > 1 else "?")
+                            self.idling = name.upper() == "IDLE"
+                        self.commands.append((time.monotonic(),
+                                              name.upper()))
+                    elif self.idling and line.startswith(b"* "):
+                        self.dropped.append((time.monotonic(), line))
+                        continue
+                dst.sendall(line)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def names(self):
+        with self.lock:
+            return [n for _, n in self.commands]
+
+    def close(self):
+        self.sock.close()
+        for s in self.conns:
+            s.close()
+
+
+def case_imap_idle_renew():
+    """bounces.imap.idle_renew: heraldd waiting in IDLE ends it, reads the
+    folder and begins a new IDLE that often, so mail whose notification
+    was lost is still read. The server's EXISTS lines are dropped during
+    every IDLE: only the renewal can find the bounce."""
+    dsn = (b"From: MAILER-DAEMON@relay.example\r\nSubject: renew-1\r\n"
+           b"Message-ID: <renew-1@relay.example>\r\n\r\nbounce\r\n")
+    with ms.SmtpSink() as sink, ms.Dovecot(None, None, ssl="no") as dv:
+        tap = ImapTap(dv.port)
+        env = imap_env(f"smtp://127.0.0.1:{sink.port}", dv, "/dev/null",
+                       tls="imap")
+        try:
+            with open(env.cfg) as f:
+                text = f.read()
+            text = text.replace(dv.url("imap"),
+                                dv.url("imap").replace(f":{dv.port}/",
+                                                       f":{tap.port}/"))
+            check(text.endswith("    move_to: Handled\n"), text)
+            with open(env.cfg, "w") as f:
+                f.write(text + "    allow_plain: true\n"
+                        "    idle_renew: 2s\n")
+            p = env.start()
+            ms.wait_until(lambda: "IDLE" in tap.names(), 20,
+                          "heraldd's first IDLE")
+            dv.append(dsn)
+            lost = ms.wait_until(lambda: next(
+                (t for t, x in tap.dropped if x.endswith(b" EXISTS\r\n")),
+                None), 20, "the server's EXISTS during the IDLE")
+            ms.wait_until(lambda: store_count(
+                env, "SELECT count(*) FROM events") == 1, 30,
+                "heraldd to read the bounce after renewing its IDLE")
+            ms.wait_until(lambda: dv.count("Handled") == 1, 10,
+                          "renew-1 moved to Handled")
+            # another renewal after the read: the IDLE keeps being renewed
+            n = tap.names().count("IDLE")
+            ms.wait_until(lambda: tap.names().count("IDLE") > n, 20,
+                          "the IDLE renewed again")
+            with tap.lock:
+                after = [n for t, n in tap.commands if t > lost]
+            check(after[:1] == ["DONE"],
+                  f"after the lost EXISTS heraldd sent {after} (DONE "
+                  f"first: nothing else could have woken it)")
+            check("UID FETCH" in after and "IDLE" in after[1:] and
+                  after.index("UID FETCH") < after.index("IDLE", 1),
+                  f"no pass between two IDLEs: {after}")
+            check(p.poll() is None, "heraldd exited")
+            log = env.log_text()
+            check("mailbox: bounce" in log or "mailbox: unknown" in log,
+                  f"the event not logged: {log[-2000:]}")
+        finally:
+            tap.close()
+            env.close()
 
 
 CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}

@@ -52,6 +52,8 @@ struct config_imap {
 	bool allow_plain;    /* imap:// to a loopback address without TLS */
 	bool idle;           /* wait with IDLE where offered (default) */
 	unsigned timeout;    /* seconds per network step (0: 30) */
+	unsigned idle_renew; /* seconds before an IDLE is ended, the folder
+	                      * read and the IDLE begun again (0: 25 min) */
 };
 
 struct config {
