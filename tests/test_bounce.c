@@ -276,6 +276,55 @@ static void test_exim_text(void **state)
 	diag_clear(&d);
 }
 
+/* A NUL byte, in the message or in a decoded text part, is read as a
+ * space (normalise): a Sendmail line with one between the reply code and
+ * the address still names its recipient. */
+static void test_nul_bytes(void **state)
+{
+	static const char head[] =
+	    "From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.net>\n"
+	    "To: bounces@news.example.org\n"
+	    "Subject: Returned mail: see transcript for details\n";
+	static const char raw[] =
+	    "MIME-Version: 1.0\n"
+	    "Content-Type: text/plain\n\n"
+	    "   ----- Transcript of session follows -----\n"
+	    "550 5.1.1\0<ghost@example.com>... User unknown\n";
+	static const char b64[] =
+	    "MIME-Version: 1.0\n"
+	    "Content-Type: text/plain\n"
+	    "Content-Transfer-Encoding: base64\n\n"
+	    /* "   ----- Transcript of session follows -----\r\n"
+	     * "550 5.1.1\0<ghost@example.com>... User unknown\r\n" */
+	    "ICAgLS0tLS0gVHJhbnNjcmlwdCBvZiBzZXNzaW9uIGZvbGxvd3MgLS0tLS0NCjU1"
+	    "MCA1LjEuMQA8Z2hvc3RAZXhhbXBsZS5jb20+Li4uIFVzZXIgdW5rbm93bg0K\n";
+	const struct {
+		const char *body;
+		size_t n;
+	} cases[] = {{raw, sizeof raw - 1}, {b64, sizeof b64 - 1}};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		size_t hn = sizeof head - 1, n = hn + cases[i].n;
+		char *m = malloc(n);
+		struct bounce_event ev;
+		struct diag d = {0};
+
+		assert_non_null(m);
+		memcpy(m, head, hn);
+		memcpy(m + hn, cases[i].body, cases[i].n);
+		assert_int_equal(bounce_parse(m, n, &ev, &d), 0);
+		assert_int_equal(ev.kind, BOUNCE_DSN);
+		assert_int_equal(ev.nrcpt, 1);
+		assert_string_equal(ev.rcpt[0].address, "ghost@example.com");
+		assert_string_equal(ev.rcpt[0].status, "5.1.1");
+		assert_int_equal(ev.rcpt[0].code, 550);
+		bounce_event_free(&ev);
+		diag_clear(&d);
+		free(m);
+	}
+}
+
 static void test_too_large(void **state)
 {
 	size_t n = (size_t)BOUNCE_MAX_SIZE + 1;
@@ -662,6 +711,7 @@ int main(void)
 	    cmocka_unit_test(test_autoreply),
 	    cmocka_unit_test(test_human_reply),
 	    cmocka_unit_test(test_exim_text),
+	    cmocka_unit_test(test_nul_bytes),
 	    cmocka_unit_test(test_too_large),
 	    cmocka_unit_test(test_garbage),
 	    cmocka_unit_test(test_reason),
