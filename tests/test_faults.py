@@ -363,11 +363,12 @@ def matrix(env, srv, plan, t_start):
                             f"{copies.get(r)}")
 
     # Hangs: from the start to the client's disconnect.
-    open_hangs = [h for h in srv.hangs if h.end is None]
+    hangs = srv.closed_hangs()
+    open_hangs = [h for h in hangs if h.end is None]
     for h in open_hangs:
         problems.append(f"hang at {h.command} for {h.key} attempt "
                         f"{h.attempt}: the client never disconnected")
-    times = sorted(((h.end - h.start, h) for h in srv.hangs
+    times = sorted(((h.end - h.start, h) for h in hangs
                     if h.end is not None), key=lambda x: x[0])
     if os.environ.get("HERALD_FAULTS_HANGS"):
         for dt, h in times:
@@ -408,7 +409,7 @@ def matrix(env, srv, plan, t_start):
           f"(connections closed after the dot: {close_dot})")
     if times:
         dt, h = times[-1]
-        print(f"hangs {len(srv.hangs)}: longest hang-to-disconnect "
+        print(f"hangs {len(hangs)}: longest hang-to-disconnect "
               f"{dt:.2f} s (at {h.command}), timeout {TIMEOUT} s; "
               f"by command: " + ", ".join(
                   f"{c} max {max(t for t, x in times if x.command == c):.2f}"

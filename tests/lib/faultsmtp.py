@@ -449,6 +449,21 @@ class FaultSmtp:
 
     # ---- what happened ----------------------------------------------------
 
+    def closed_hangs(self, timeout: float = 10.0) -> list[Hang]:
+        """Every hang so far, once the server has seen each one's client
+        close (or after timeout: a hang still without an end was never
+        closed). A client that has exited closed its connections, but the
+        server's loop may read that close a moment later, longer on a busy
+        machine."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.lock:
+                hangs = list(self.hangs)
+            if all(h.end is not None for h in hangs) or \
+                    time.monotonic() >= deadline:
+                return hangs
+            time.sleep(0.05)
+
     def ledger(self) -> dict[str, list[Event]]:
         """Per recipient, every fault done to it (MAIL faults through the
         envelope sender that named it) and every copy accepted (as events
