@@ -20,7 +20,7 @@
  * a human reply quoting addresses must not suppress anybody.
  *
  * The reason vocabulary and what counts as hard follow the bounce corpus
- * in ../shared/bounces (expected.jsonl), except that reasons about the
+ * in tests/data/bounces (expected.jsonl), except that reasons about the
  * sender's own reputation or set-up are "neither": herald never
  * suppresses a recipient because its own mail was blocked.
  */

@@ -1,7 +1,7 @@
 /*
- * mustache_spec — runs the official Mustache spec (../shared/mustache-spec)
- * against herald's template engine, straight from the spec's YAML files,
- * read through yaml_doc like every other file herald reads.
+ * mustache_spec — runs the official Mustache spec (tests/data/mustache-spec,
+ * MIT licence) against herald's template engine, straight from the spec's
+ * YAML files, read through yaml_doc like every other file herald reads.
  *
  *   mustache_spec FILE.yml "Test Name"   run the test(s) of that name
  *   mustache_spec FILE.yml...            run every test of every file

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The bounce corpus test: herald's bounce parser against
-../shared/bounces/expected.jsonl.
+tests/data/bounces/expected.jsonl (the public
+sisimai/set-of-emails collection, BSD-2: tests/data/bounces/corpus/LICENSE).
 
 Runs the bounce_corpus tool over every file the expected results name,
 prints one line per disagreement (-v) and the totals, and fails when
@@ -50,7 +51,7 @@ def main():
     args = ap.parse_args()
     if not os.path.isdir(args.corpus) or not os.path.isfile(args.expected):
         print(f"FAIL: bounce corpus missing: {args.corpus} / {args.expected}"
-              " (the test needs ../shared beside the source tree)")
+              " (tests/data/bounces in the source tree)")
         return 1
     expected = [json.loads(l) for l in open(args.expected) if l.strip()]
     paths = [os.path.join(args.corpus, e["file"]) for e in expected]

@@ -2,7 +2,7 @@
 """The report-launch release as journalists read it, through `herald render`.
 
 - English plain text reproduces the coalition's original release
-  (../shared/seed/) word for word once whitespace is collapsed.
+  (tests/data/seed/) word for word once whitespace is collapsed.
 - Every other language is a translation: its member names and country
   names are that language's (from lists/coalition.yaml), none of the
   original's sentences and no English function words remain outside
@@ -85,13 +85,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--herald", required=True)
     ap.add_argument("--source", required=True)
-    ap.add_argument("--shared", required=True)
+    ap.add_argument("--seed", required=True)
     a = ap.parse_args()
     h = Herald(a.herald, a.source)
 
-    seeds = glob.glob(os.path.join(a.shared, "seed", "*.txt"))
+    seeds = glob.glob(os.path.join(a.seed, "*.txt"))
     if len(seeds) != 1:
-        raise SystemExit(f"expected one seed release in {a.shared}/seed, "
+        raise SystemExit(f"expected one seed release in {a.seed}, "
                          f"found {seeds}")
     seed = open(seeds[0], encoding="utf-8").read()
     coal = yaml.safe_load(open(os.path.join(a.source, "lists/coalition.yaml"),
