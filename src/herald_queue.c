@@ -216,9 +216,15 @@ int cmd_queue(int argc, char **argv)
 	} else if (in.config->control != NULL) {
 		sock = strdup(in.config->control);
 	}
-	if (queue_wake(sock) < 0)
-		printf("heraldd was not woken (is it running?): it delivers "
-		       "when it next looks\n");
+	/* heraldd not listening is normal (it is started next, or polls):
+	 * say what happens to the release rather than sound an alarm */
+	if (queue_wake(sock) == 0)
+		printf("woke heraldd (%s)\n", sock);
+	else
+		printf("heraldd is not listening on %s: the release waits in "
+		       "the store until heraldd runs (it delivers within a "
+		       "few seconds of starting)\n",
+		       sock != NULL ? sock : "its control socket");
 	rc = 0;
 done:
 	diag_print(&d, stderr);

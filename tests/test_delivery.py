@@ -491,7 +491,12 @@ def case_maildir_default():
             text = f.read().replace("PLACEHOLDER", md)
         with open(env.cfg, "w") as f:
             f.write(text)
-        env.queue()
+        r = env.queue()
+        # no heraldd yet (as in scripts/demo): said plainly, not as an error
+        check(b"heraldd is not listening on " in r.stdout and
+              b"the release waits in the store until heraldd runs"
+              in r.stdout and b"woke heraldd" not in r.stdout,
+              f"queue without heraldd said: {r.stdout}")
         env.drain()
         files = os.listdir(os.path.join(md, "new"))
         check(len(files) == SAMPLE, f"{len(files)} files in new/")
@@ -572,7 +577,9 @@ def case_control_and_reload():
             check(os.stat(env.store).st_mode & 0o077 == 0, "store mode")
             t0 = time.time()
             r = env.queue()
-            check(b"not woken" not in r.stdout, "heraldd was not woken")
+            check(b"woke heraldd" in r.stdout and
+                  b"not listening" not in r.stdout,
+                  f"heraldd was not woken: {r.stdout}")
             sink.wait_for(SAMPLE, timeout=30)
             print(f"delivered {time.time() - t0:.2f} s after queue")
             p.send_signal(signal.SIGHUP)
