@@ -259,10 +259,15 @@ def case_no_core():
     env = Env("maildir:{dir}/outbox")
     try:
         os.chown(env.dir, nobody.pw_uid, nobody.pw_gid)
+        # nobody may not reach the build tree (a clone under /root is
+        # 0700): run a copy of heraldd from the test's own directory
+        heraldd = os.path.join(env.dir, "heraldd")
+        shutil.copy(A.heraldd, heraldd)
+        os.chmod(heraldd, 0o755)
         p = subprocess.Popen(
             ["bash", "-c", 'ulimit -c unlimited && exec "$@"', "heraldd",
-             A.heraldd, "--config", env.cfg],
-            cwd=A.source, stdout=open(os.path.join(env.dir, "d.log"), "wb"),
+             heraldd, "--config", env.cfg],
+            cwd=env.dir, stdout=open(os.path.join(env.dir, "d.log"), "wb"),
             stderr=subprocess.STDOUT, user=nobody.pw_uid,
             group=nobody.pw_gid, extra_groups=[])
         env.procs.append(p)
