@@ -63,10 +63,12 @@ static void admin_usage(FILE *f, const char *cmd)
 		      "csv: the same columns, with a header row.\n",
 		      f);
 	else if (strcmp(cmd, "show") == 0)
-		fputs("usage: herald show DELIVERY [--store PATH] [--config "
-		      "FILE]\n\n"
-		      "One delivery (its number, from status or log) with its "
-		      "whole history.\n",
+		fputs("usage: herald show DELIVERY|EMAIL [--release R] "
+		      "[--store PATH] [--config FILE]\n\n"
+		      "One delivery with its whole history: by its number "
+		      "(from log), or by the\n"
+		      "journalist's address (the newest delivery to it, or "
+		      "the one of release R).\n",
 		      f);
 	else if (strcmp(cmd, "retry") == 0)
 		fputs(
@@ -627,19 +629,48 @@ int cmd_show(int argc, char **argv)
 	struct admin_show s = {0};
 	struct admin_log l = {.fmt = ADMIN_TABLE, .width = cli_width()};
 	char *end;
-	long long id;
+	long long id = 0;
+	bool by_address;
 	int rc = admin_parse(argc, argv, &o);
 
 	if (rc != 0)
 		return rc < 0 ? 0 : rc;
-	if (o.arg == NULL || (id = strtoll(o.arg, &end, 10)) <= 0 || *end) {
+	if (o.arg == NULL) {
+		fprintf(stderr, "herald show: give a delivery number (from "
+		                "herald log) or a journalist's address\n");
 		admin_usage(stderr, "show");
+		return EX_USAGE;
+	}
+	by_address = strchr(o.arg, '@') != NULL;
+	if (!by_address &&
+	    ((id = strtoll(o.arg, &end, 10)) <= 0 || *end != '\0')) {
+		fprintf(stderr,
+		        "herald show: \"%s\" is neither a delivery number "
+		        "(from herald log) nor an address\n",
+		        o.arg);
+		return EX_USAGE;
+	}
+	if (o.release != NULL && !by_address) {
+		fprintf(stderr, "herald show: --release goes with an address, "
+		                "not a delivery number\n");
 		return EX_USAGE;
 	}
 	rc = EX_TEMPFAIL;
 	st = cli_store(o.config, o.store, &d);
 	if (st == NULL)
 		goto done;
+	if (by_address) {
+		int64_t rel = 0, found;
+
+		if ((o.release != NULL && admin_release(st, o.release, &rel,
+		                                        &d) < 0) ||
+		    store_ops(st)->delivery_find(st, rel, o.arg, &found, &d) <
+		        0) {
+			rc = EX_DATAERR;
+			goto done;
+		}
+		id = found;
+	}
 	if (store_ops(st)->delivery_get(st, id, admin_show_delivery, &s, &d) <
 	    0)
 		goto done;

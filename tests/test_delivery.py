@@ -500,6 +500,26 @@ def case_maildir_default():
         env.drain()
         files = os.listdir(os.path.join(md, "new"))
         check(len(files) == SAMPLE, f"{len(files)} files in new/")
+        # herald show by address: the same delivery the log names
+        who = "shuvalova@example.org"
+        row = json.loads(env.herald("log", "--recipient", who, "--format",
+                                    "json").stdout.splitlines()[0])
+        for extra in ((), ("--release", "report-launch")):
+            out = env.herald("show", who, *extra).stdout.decode()
+            check(f"delivery:   {row['delivery']}\n" in out and
+                  f"<{who}>" in out and "state:      sent" in out,
+                  f"herald show {who} {extra}: {out}")
+        r = env.herald("show", "nobody@example.org", check_rc=False)
+        check(r.returncode == 65 and
+              b"no release was sent to nobody@example.org" in r.stderr,
+              f"show of an unknown address: {r.returncode} {r.stderr}")
+        r = env.herald("show", check_rc=False)
+        check(r.returncode == 64 and b"give a delivery number (from herald "
+              b"log) or a journalist's address" in r.stderr,
+              f"show without an argument: {r.returncode} {r.stderr}")
+        r = env.herald("show", "holloway", check_rc=False)
+        check(r.returncode == 64 and b"neither a delivery number" in r.stderr,
+              f"show holloway: {r.returncode} {r.stderr}")
         check(os.listdir(os.path.join(md, "tmp")) == [], "tmp/ not empty")
         for name in files:
             st = os.stat(os.path.join(md, "new", name))
