@@ -82,7 +82,7 @@ static const struct {
 	unsigned max_chain; /* certificates a server may send: real chains
 	                     * are 2-4 long */
 	uint16_t port_imaps, port_imap; /* RFC 8314, RFC 3501 */
-} imap_defaults = {30, 16, 993, 143};
+} imap_defaults = {MAILBOX_DEFAULT_TIMEOUT, 16, 993, 143};
 
 struct imap_box {
 	struct mailbox base;

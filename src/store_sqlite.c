@@ -2252,9 +2252,12 @@ static int store_sqlite_event_record(struct store *stp,
 			suppress = true;
 		} else if (ev->hard == 0 && email_key != NULL) {
 			/* soft bounces suppress once they pile up */
-			unsigned limit = ev->soft_limit ? ev->soft_limit : 3;
-			unsigned window =
-			    ev->soft_window ? ev->soft_window : 30 * 86400;
+			unsigned limit = ev->soft_limit
+			                     ? ev->soft_limit
+			                     : STORE_DEFAULT_SOFT_LIMIT;
+			unsigned window = ev->soft_window
+			                      ? ev->soft_window
+			                      : STORE_DEFAULT_SOFT_WINDOW;
 			int64_t count = 0;
 			if ((st = store_sqlite_prepare(
 			         s,

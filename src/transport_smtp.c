@@ -143,10 +143,10 @@ static const struct {
 	size_t helo_max;             /* 255: a domain name (RFC 1035) */
 } smtp_defaults = {
     .max_connections = TRANSPORT_DEFAULT_CONNECTIONS,
-    .max_per_connection = 100,
-    .connect_timeout = 30,
-    .reply_timeout = 300,
-    .dot_timeout = 600,
+    .max_per_connection = TRANSPORT_DEFAULT_PER_CONNECTION,
+    .connect_timeout = TRANSPORT_DEFAULT_CONNECT_TIMEOUT,
+    .reply_timeout = TRANSPORT_DEFAULT_REPLY_TIMEOUT,
+    .dot_timeout = TRANSPORT_DEFAULT_DOT_TIMEOUT,
     .idle_reuse = 60,
     .keepalive = 60,
     .upload_buffer = 16384,

@@ -32,6 +32,10 @@ struct mailbox_msg {
 
 struct store;
 
+/* Seconds an IMAP server gets for each network step (connect, a reply)
+ * when the caller says 0 (mailbox_imap.c says why). */
+enum { MAILBOX_DEFAULT_TIMEOUT = 30 };
+
 /* What a backend may need besides the URL (the Maildir needs nothing). */
 struct mailbox_opts {
 	struct store *st;     /* IMAP: where UIDVALIDITY and the last UID
@@ -45,7 +49,8 @@ struct mailbox_opts {
 	bool allow_plain;     /* imap:// to a literal loopback address may
 	                       * go without TLS when the server offers none */
 	bool idle;            /* wait with IMAP IDLE where offered */
-	unsigned timeout;     /* seconds for each network step (0: 30) */
+	unsigned timeout;     /* seconds for each network step (0:
+	                       * MAILBOX_DEFAULT_TIMEOUT) */
 	/* protocol trace (HERALD_IMAP_TRACE), LOGIN redacted; may be NULL */
 	void (*trace)(void *arg, const char *line);
 	void *trace_arg;

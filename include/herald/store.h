@@ -147,6 +147,16 @@ enum store_event_kind {
 /* "bounce", "complaint", "autoreply", "unsubscribe", "unknown". */
 const char *store_event_kind_name(enum store_event_kind k);
 
+/* Soft bounces suppress an address when STORE_DEFAULT_SOFT_LIMIT of them
+ * arrive within STORE_DEFAULT_SOFT_WINDOW seconds, unless the event says
+ * otherwise: a full mailbox or a greylisting server bounces once or twice
+ * and recovers; three within a month (a few releases) is a mailbox nobody
+ * empties, and mailing it on hurts the sender's reputation. */
+enum {
+	STORE_DEFAULT_SOFT_LIMIT = 3,
+	STORE_DEFAULT_SOFT_WINDOW = 30 * 86400,
+};
+
 struct store_event {
 	enum store_event_kind kind;
 	const char *message_key; /* the delivery's Message-ID key from a
@@ -159,8 +169,9 @@ struct store_event {
 	const char *diagnostic;
 	const void *raw; /* the message as received, kept for review */
 	size_t rawlen;
-	unsigned soft_limit;  /* soft bounces that suppress (0: 3) */
-	unsigned soft_window; /* within this many seconds (0: 30 days) */
+	unsigned soft_limit;  /* soft bounces that suppress (0: the
+	                       * default below) */
+	unsigned soft_window; /* within this many seconds (0: the default) */
 	/* where the message came from, stable across passes (an IMAP
 	 * message's mailbox, UIDVALIDITY and UID, and which event of the
 	 * message this is), or NULL: an event with a source is recorded at

@@ -157,6 +157,15 @@ void transport_smtp_interrupt(struct transport *t);
  * concurrency per destination is 20). */
 enum { TRANSPORT_DEFAULT_CONNECTIONS = 8, TRANSPORT_MAX_CONNECTIONS = 64 };
 
+/* The SMTP transport's other defaults for what transport_config leaves 0
+ * (transport_smtp.c says why each; herald config shows them). */
+enum {
+	TRANSPORT_DEFAULT_PER_CONNECTION = 100,
+	TRANSPORT_DEFAULT_CONNECT_TIMEOUT = 30,
+	TRANSPORT_DEFAULT_REPLY_TIMEOUT = 300,
+	TRANSPORT_DEFAULT_DOT_TIMEOUT = 600,
+};
+
 /* Parse an SMTP reply's text for the enhanced status ("4.2.1") and a
  * "queued as ID"; used by transports and tests. */
 void transport_parse_reply(const char *text, char status[16],
