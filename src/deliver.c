@@ -71,11 +71,6 @@ enum {
 	 * one failed transaction (and two log lines) every 16 s */
 	DELIVER_STORE_RETRY_MIN = 1,
 	DELIVER_STORE_RETRY_MAX = 16,
-	/* a mailbox waiting in IMAP IDLE is read again (and the IDLE
-	 * renewed) this often unless bounces.imap.idle_renew says:
-	 * servers may end an IDLE after 30 minutes (RFC 2177), some after
-	 * 29, and a firewall may forget a silent connection sooner */
-	DELIVER_IDLE_RENEW = 25 * 60,
 	/* the longest wait before trying a failing mailbox again */
 	DELIVER_INBOX_MAX_BACKOFF = 3600,
 };
@@ -842,7 +837,8 @@ static void deliver_inbox_close(struct deliver *dl)
 	dl->mb_fd = -1;
 }
 
-/* One pass over the mailbox every bounces.poll seconds (default 60). The
+/* One pass over the mailbox every bounces.poll seconds (config.c gives
+ * every setting its value, defaults included). The
  * mailbox stays open between passes (an IMAP connection); where the
  * server offers IDLE the loop polls its socket instead, so a bounce is
  * read within a second of its arrival, and the IDLE is renewed (with a
@@ -852,7 +848,7 @@ static void deliver_inbox_close(struct deliver *dl)
 static void deliver_inbox(struct deliver *dl, time_t now)
 {
 	const struct config *c = dl->cfg;
-	unsigned poll = c->bounce_poll ? c->bounce_poll : 60;
+	unsigned poll = c->bounce_poll;
 	unsigned wait;
 	bool woken = dl->mb_woken;
 	int rc, fd = -1;
@@ -872,9 +868,7 @@ static void deliver_inbox(struct deliver *dl, time_t now)
 	if (c->bounce_mailbox == NULL)
 		return;
 	if (dl->mb_fd >= 0) {
-		time_t renew = c->bounce_imap.idle_renew
-		                   ? (time_t)c->bounce_imap.idle_renew
-		                   : DELIVER_IDLE_RENEW;
+		time_t renew = (time_t)c->bounce_imap.idle_renew;
 		if (!woken && now - dl->mb_idle_since < renew)
 			return;
 	} else if (now - dl->last_inbox < (time_t)poll ||

@@ -1,10 +1,17 @@
 /*
  * config — herald.yaml, the operators' file: the store, the relay (URL,
  * TLS, AUTH, connections, rate), the retry policy, rate limits, the
- * daemon's lease and grace period, and the DKIM signing keys. Relative
- * paths are taken from the directory of the config file. Durations are
- * seconds or a number with s, m, h or d ("70m", "5d"). Unknown keys are
- * errors.
+ * daemon's lease and grace period, the bounce mailbox and the DKIM signing
+ * keys. Relative paths are taken from the directory of the config file.
+ * Durations are seconds or a number with s, m, h or d ("70m", "5d").
+ * Unknown keys are errors.
+ *
+ * Every setting is a row of one table at the top of config.c: its dotted
+ * name, its default and why. The table drives reading the file, the
+ * defaults and `herald config`; herald.yaml(5) documents each row. A
+ * default that belongs to another module (the retry policy's to trouble.c,
+ * the transport's to transport.h) is taken from that module, so each is
+ * defined once.
  *
  * Which file: `--config FILE`, else $HERALD_CONFIG, else ./herald.yaml if
  * it exists; with none, herald runs with the defaults (no signing).
@@ -16,6 +23,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "herald/diag.h"
 
@@ -29,13 +37,16 @@ struct config_dkim {
 
 /* The relay heraldd sends through (heraldd --relay overrides the URL). */
 struct config_relay {
-	char *url;        /* default: maildir:herald-outbox */
-	char *ca_file;    /* NULL: the system's CA certificates */
-	char *user;       /* AUTH user, or NULL */
-	char *password;   /* read from password_file (mode 0600) or
-	                   * password_env; never logged */
-	bool allow_plain; /* smtp:// without TLS to a non-loopback host */
-	char *helo;
+	char *url;
+	char *ca_file;       /* NULL: the system's CA certificates */
+	char *user;          /* AUTH user, or NULL */
+	char *password_file; /* where the password is, as configured */
+	char *password_env;
+	char *password;      /* read from password_file (mode 0600) or
+	                      * password_env; never logged; NULL when
+	                      * loaded with CONFIG_NO_SECRETS */
+	bool allow_plain;    /* smtp:// without TLS to a non-loopback host */
+	char *helo;          /* NULL: libcurl's (the host name) */
 	unsigned max_connections, max_per_connection;
 	unsigned connect_timeout, reply_timeout, dot_timeout;
 	double rate; /* messages per second through this relay, 0: no limit */
@@ -44,26 +55,31 @@ struct config_relay {
 /* The IMAP bounce mailbox (bounces.imap; the user, host, port and
  * folder are in bounces.mailbox, imaps://user@host:port/Folder). */
 struct config_imap {
+	char *password_file; /* where the password is, as configured */
+	char *password_env;
 	char *password;      /* from password_file (mode 0600) or
-	                      * password_env; never logged */
+	                      * password_env; never logged; NULL when
+	                      * loaded with CONFIG_NO_SECRETS */
 	char *ca_file;       /* NULL: the system's CA certificates */
 	char *move_to;       /* folder for handled mail; NULL: flag \Seen */
 	bool delete_handled; /* without move_to: expunge handled mail */
 	bool allow_plain;    /* imap:// to a loopback address without TLS */
-	bool idle;           /* wait with IDLE where offered (default) */
-	unsigned timeout;    /* seconds per network step (0: 30) */
+	bool idle;           /* wait with IDLE where offered */
+	unsigned timeout;    /* seconds per network step */
 	unsigned idle_renew; /* seconds before an IDLE is ended, the folder
-	                      * read and the IDLE begun again (0: 25 min) */
+	                      * read and the IDLE begun again */
 };
 
+/* Every number holds its effective value: what the file says, else the
+ * default (a number given as 0 takes the default too). */
 struct config {
 	char *file; /* NULL: defaults, no file */
 	struct config_dkim *dkim;
 	size_t ndkim;
-	char *store;   /* default: herald.db */
+	char *store;   /* the store's path */
 	char *control; /* the daemon's control socket; default: STORE.sock */
 	struct config_relay relay;
-	/* retry policy, seconds (defaults in trouble.c) */
+	/* retry policy, seconds */
 	unsigned min_backoff, max_backoff, lifetime;
 	unsigned relay_min_backoff, relay_max_backoff;
 	double domain_per_minute; /* messages per minute per recipient
@@ -81,17 +97,34 @@ struct config {
 	char *bounce_mailbox; /* where bounces arrive: maildir:/path,
 	                       * imaps://user@host:port/Folder */
 	struct config_imap bounce_imap;
-	unsigned soft_limit;  /* soft bounces that suppress (0: 3) */
-	unsigned soft_window; /* within this many seconds (0: 30 days) */
+	unsigned soft_limit;  /* soft bounces that suppress */
+	unsigned soft_window; /* within this many seconds */
 	unsigned bounce_poll; /* seconds between heraldd's mailbox passes */
 };
 
 /* Load path (NULL: the defaults). */
 struct config *config_load(const char *path, struct diag *d);
 
+/* Flags of config_load_flags(). CONFIG_NO_SECRETS: read every setting
+ * but not the passwords that password_file and password_env name (the
+ * passwords stay NULL), for showing the settings to someone who may not
+ * read the secrets. */
+enum { CONFIG_NO_SECRETS = 1 };
+
+/* config_load with flags. */
+struct config *config_load_flags(const char *path, unsigned flags,
+                                 struct diag *d);
+
 /* The path to use: explicit (if not NULL), else $HERALD_CONFIG, else
  * "herald.yaml" when it exists, else NULL. Not malloc'd. */
 const char *config_path(const char *explicit_path);
+
+/* Print every setting of c as a line "name = value", in the order of
+ * herald.yaml(5): durations as herald.yaml writes them (15m), a setting
+ * without a value as "name =", and the settings that name a secret as
+ * "(set)" or "(unset)", never the secret. For c = config_load(NULL): the
+ * defaults. 0, or -1 when f could not be written. */
+int config_print(const struct config *c, FILE *f);
 
 void config_free(struct config *c);
 
