@@ -4,7 +4,8 @@
  * journalist lists), reports every problem at once on stderr with its
  * file:line:column, and prints only its result on stdout. Exit codes follow
  * <sysexits.h>: EX_USAGE for a wrong command line, EX_DATAERR for bad
- * input, EX_NOUSER for a recipient not on the lists.
+ * input, EX_NOUSER for a recipient not on the lists. HERALD_VERSION is
+ * the project's version (CMakeLists.txt), the same for heraldd.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -32,8 +33,6 @@
 #include "herald/tval.h"
 #include "herald/harden.h"
 #include "herald_cli.h"
-
-#define HERALD_VERSION "0.1.0"
 
 void cli_inputs_free(struct cli_inputs *in)
 {
@@ -724,6 +723,8 @@ static const struct {
     {"keygen", cmd_keygen, "make a DKIM signing key and its DNS record"},
     {"preview", cmd_preview,
      "print one recipient's message, or write every message as .eml"},
+    {"config", cmd_config,
+     "every setting of herald.yaml as used, or its default"},
 };
 
 static void usage(FILE *f)

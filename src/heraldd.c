@@ -1,7 +1,8 @@
 /*
  * heraldd — the delivery daemon: a thin main over deliver.c. Runs in the
  * foreground (systemd starts it; see contrib/heraldd.service) and logs one
- * key=value line per attempt to stderr.
+ * key=value line per attempt to stderr. heraldd(8) describes it; its
+ * options are the table in main(), each of them in the page.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -17,7 +18,8 @@
 static void usage(FILE *f)
 {
 	fputs("usage: heraldd [--config FILE] [--store PATH] [--relay URL] "
-	      "[--drain]\n\n"
+	      "[--drain]\n"
+	      "       heraldd --version\n\n"
 	      "Deliver queued releases: claim due deliveries from the store, "
 	      "build each\n"
 	      "journalist's message, send it through the relay, retry what "
@@ -35,6 +37,7 @@ static void usage(FILE *f)
 	      "default:\n"
 	      "                 maildir:herald-outbox)\n"
 	      "  --drain        exit when nothing is due or in flight\n"
+	      "  --version      print heraldd's version and exit\n"
 	      "  -h, --help     this help\n",
 	      f);
 }
@@ -46,6 +49,7 @@ int main(int argc, char **argv)
 	    {"store", required_argument, NULL, 's'},
 	    {"relay", required_argument, NULL, 'r'},
 	    {"drain", no_argument, NULL, 'd'},
+	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -69,6 +73,9 @@ int main(int argc, char **argv)
 		case 'd':
 			o.drain = true;
 			break;
+		case 'V':
+			printf("heraldd %s\n", HERALD_VERSION);
+			return 0;
 		case 'h':
 			usage(stdout);
 			return 0;
