@@ -282,6 +282,10 @@ static int deliver_load_config(struct deliver *dl, struct diag *d)
 	dl->signers = signers;
 	dl->nsigners = n;
 	dl->pol = pol;
+	/* the claim arrays were made for the batch at start: a larger one
+	 * from a reload would overrun them */
+	if (dl->cfg != NULL)
+		cfg->batch = dl->cfg->batch;
 	if (dl->cfg != NULL)
 		dl->reopen = true;
 	config_free(dl->cfg);
