@@ -90,7 +90,7 @@ static void bounces_usage(FILE *f)
 	      "failed recipient\n"
 	      "or event: file, message, type, recipient, status, reply, "
 	      "reason, hard,\n"
-	      "action, remote_mta, diagnostic, message_id.\n",
+	      "action, remote_mta, diagnostic, message_id, feedback_type.\n",
 	      f);
 }
 

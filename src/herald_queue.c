@@ -54,10 +54,11 @@ static void proof_usage(FILE *f)
 	fputs("usage: herald proof RELEASE_DIR --to LIST --proof-to EMAIL "
 	      "[--proof-to EMAIL...]\n"
 	      "                    [--relay URL] [--config FILE]\n\n"
-	      "Send each language's message, marked [PROOF] in the subject, "
-	      "to staff at\n"
-	      "once through the relay (default: the config's), without "
-	      "queueing the release.\n",
+	      "Send each language's message, marked [PROOF xx] in the "
+	      "subject (xx: the\n"
+	      "language), to staff at once through the relay (default: the "
+	      "config's),\n"
+	      "without queueing the release.\n",
 	      f);
 }
 
