@@ -23,7 +23,9 @@ deleted; heraldd finishes. Every recipient is at the sink, nothing is
 recorded sent that the sink did not receive, the store says sent exactly
 where the sink has the message, and the duplicates are within the
 in-flight bound (what is on the connections plus one grouped commit; see
-test_crashkill.py).
+test_crashkill.py). heraldd's log says only what the store holds: while the
+disk is full no result= line appears for an attempt that is not recorded,
+and at the end the log's result lines are the attempt rows, one for one.
 """
 import argparse
 import collections
@@ -101,6 +103,30 @@ def fill(path):
                     f.write(block)
                 except OSError:
                     break
+
+
+# An attempt's line in heraldd's log (heraldd(8)): its delivery and result.
+RESULT_RE = re.compile(r" delivery=(\d+) .* result=(\S+) ")
+
+
+def logged_results(text):
+    """(delivery, result) of every attempt line in heraldd's log, counted;
+    result as the log writes it (relay-deferred: not charged)."""
+    out = collections.Counter()
+    for line in text.splitlines():
+        m = RESULT_RE.search(line)
+        if m:
+            out[(int(m.group(1)), m.group(2))] += 1
+    return out
+
+
+def stored_results(fs):
+    """The same for every attempt row in the store."""
+    out = collections.Counter()
+    for d, result, counts in fs.sql("SELECT delivery_id, result, counts "
+                                    "FROM attempts"):
+        out[(d, result if counts else "relay-deferred")] += 1
+    return out
 
 
 def cpu_seconds(pid):
@@ -209,6 +235,16 @@ def part_daemon():
                   "messages in 4 s) what it could not record")
             held = {m.strip("<>") for (m,) in fs.sql(
                 "SELECT message_id FROM deliveries WHERE state = 'sent'")}
+            # the log first, then the store: a line written after its
+            # commit is in the store read after it
+            logged = logged_results(logtext())
+            stored = stored_results(fs)
+            unrecorded = logged - stored
+            print(f"disk full: {sum(logged.values())} result lines logged, "
+                  f"{sum(stored.values())} attempts recorded")
+            check(not unrecorded, f"{sum(unrecorded.values())} result lines "
+                  f"for attempts the store does not hold, e.g. "
+                  f"{list(unrecorded)[:3]}")
             os.unlink(filler)
             print(f"filler deleted ({fs.free()} bytes free)")
             ms.wait_until(
@@ -242,6 +278,12 @@ def part_daemon():
                   f"{len(held - set(copies))} recorded sent before the "
                   "refill without being at the sink")
             fs.integrity()
+            logged, stored = logged_results(text), stored_results(fs)
+            check(logged == stored,
+                  f"the log and the store disagree: {sum(logged.values())} "
+                  f"result lines, {sum(stored.values())} attempt rows; "
+                  f"only logged {list((logged - stored).items())[:3]}, "
+                  f"only stored {list((stored - logged).items())[:3]}")
             states = dict(fs.sql("SELECT state, count(*) FROM deliveries "
                                  "GROUP BY state"))
             check(states == {"sent": n}, f"states: {states}")
