@@ -6,17 +6,28 @@
  * appear (a billion-laughs file fails at its first alias), and duplicate
  * keys are found when their mapping closes. All input files of herald pass
  * through here; see yaml_doc.h for the contract.
+ *
+ * Input comes through one reader, in chunks, whether from a file or from
+ * memory: it refuses invalid UTF-8 and the characters YAML does not allow
+ * before libyaml sees them, counting lines and characters as it goes, so
+ * every refusal names its place without the whole file in memory. A
+ * streamed sequence (ydoc_stream_open) hands out each item as it closes
+ * instead of attaching it, so a list of a million entries costs one
+ * entry's nodes.
  */
 #include "herald/yaml_doc.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml.h>
 
-#include "herald/file.h"
 
 /*
  * Defaults. 8 MiB holds a list of tens of thousands of journalists; a
@@ -30,6 +41,10 @@ const struct ydoc_limits ydoc_default_limits = {
     .max_depth = 64,
     .max_nodes = 1000000,
 };
+
+/* A file is read this much at a time: large enough that reading costs
+ * nothing next to parsing, small enough to be nothing next to a list. */
+#define YDOC_CHUNK 65536
 
 const char *ydoc_kind_name(enum ydoc_kind k)
 {
@@ -78,6 +93,11 @@ static void node_free(struct ydoc_node *n)
 	free(n);
 }
 
+void ydoc_node_free(struct ydoc_node *n)
+{
+	node_free(n);
+}
+
 void ydoc_free(struct ydoc *doc)
 {
 	if (doc == NULL)
@@ -87,67 +107,200 @@ void ydoc_free(struct ydoc *doc)
 	free(doc);
 }
 
-/* Line and column (1-based, column in characters) of byte offset off. */
-static void ydoc_position(const char *buf, size_t len, size_t off,
-                          unsigned *line, unsigned *col)
-{
-	unsigned l = 1, c = 1;
+/*
+ * The reader: hands libyaml the input in chunks after checking it. It
+ * counts lines and characters (1-based; a character is a byte that does
+ * not continue a UTF-8 sequence; LF, CR LF and a lone CR end a line) so a
+ * refused byte is named by line and column.
+ */
+struct ydoc_reader {
+	int fd;                   /* -1: the input is in memory */
+	const unsigned char *mem; /* memory input */
+	size_t memlen;
+	const char *name; /* the file's name, for messages */
+	struct diag *d;
+	size_t max_bytes;
+	size_t total;       /* bytes taken from the file so far */
+	size_t size;        /* the file's size when known, else 0 */
+	unsigned char *buf; /* YDOC_CHUNK bytes (file input) */
+	const unsigned char *p; /* checked bytes not yet handed out */
+	size_t avail;
+	size_t tail;    /* bytes of an unfinished character after them */
+	unsigned line, col; /* the place of the next byte to check */
+	bool cr;            /* the last byte checked was a CR */
+	bool eof;
+	bool failed; /* the reader reported a problem: libyaml's "input
+	              * error" that follows is not reported again */
+};
 
-	if (off > len)
-		off = len;
-	for (size_t i = 0; i < off; i++) {
-		unsigned char ch = (unsigned char)buf[i];
-		if (ch == '\n' ||
-		    (ch == '\r' && (i + 1 >= len || buf[i + 1] != '\n'))) {
-			l++;
-			c = 1;
-		} else if (ch != '\r' && (ch & 0xC0) != 0x80) {
-			c++;
-		}
+static void ydoc_reader_advance(struct ydoc_reader *r, unsigned char c)
+{
+	if (r->cr && c != '\n') {
+		r->line++;
+		r->col = 1;
 	}
-	*line = l;
-	*col = c;
+	r->cr = false;
+	if (c == '\n') {
+		r->line++;
+		r->col = 1;
+	} else if (c == '\r') {
+		r->cr = true;
+	} else if ((c & 0xC0) != 0x80) {
+		r->col++;
+	}
+}
+
+/* Report a refused byte at the reader's place. */
+static int ydoc_reader_refuse(struct ydoc_reader *r, const char *what,
+                              unsigned value)
+{
+	unsigned line = r->line, col = r->col;
+
+	if (r->cr) { /* a CR before it ended a line */
+		line++;
+		col = 1;
+	}
+	if (what == NULL)
+		diag_add(r->d, r->name, line, col,
+		         "invalid UTF-8 (byte 0x%02x): herald reads UTF-8 "
+		         "text only",
+		         value & 0xFFu);
+	else
+		diag_add(r->d, r->name, line, col, "%s (byte 0x%02x)", what,
+		         value & 0xFFu);
+	r->failed = true;
+	return -1;
 }
 
 /*
- * Offset of the first byte that is not well-formed UTF-8 (overlong forms,
- * surrogates and code points above U+10FFFF included), or len when all is.
+ * Check the next n bytes of input, s: well-formed UTF-8 (no overlong
+ * forms, surrogates or code points above U+10FFFF) holding only the
+ * characters YAML allows (libyaml's reader would refuse the others with
+ * a byte offset only). Returns how many bytes are whole characters that
+ * passed; the rest is an unfinished character at the end, kept for the
+ * next read unless `last`. -1 after reporting the first bad byte.
  */
-static size_t ydoc_utf8_invalid(const unsigned char *s, size_t len)
+static ptrdiff_t ydoc_reader_check(struct ydoc_reader *r,
+                                   const unsigned char *s, size_t n,
+                                   bool last)
 {
 	size_t i = 0;
 
-	while (i < len) {
-		unsigned char c = s[i];
-		size_t n;
+	while (i < n) {
+		unsigned char c = s[i], lo = 0x80, hi = 0xBF;
+		size_t more;
 		uint32_t cp;
 
 		if (c < 0x80) {
+			if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') ||
+			    c == 0x7F)
+				return ydoc_reader_refuse(
+				    r, "control characters are not allowed", c);
+			ydoc_reader_advance(r, c);
 			i++;
 			continue;
-		} else if (c >= 0xC2 && c <= 0xDF) {
-			n = 1;
+		}
+		if (c >= 0xC2 && c <= 0xDF) {
+			more = 1;
 			cp = c & 0x1F;
 		} else if (c >= 0xE0 && c <= 0xEF) {
-			n = 2;
+			more = 2;
 			cp = c & 0x0F;
+			lo = c == 0xE0 ? 0xA0 : 0x80;
+			hi = c == 0xED ? 0x9F : 0xBF;
 		} else if (c >= 0xF0 && c <= 0xF4) {
-			n = 3;
+			more = 3;
 			cp = c & 0x07;
+			lo = c == 0xF0 ? 0x90 : 0x80;
+			hi = c == 0xF4 ? 0x8F : 0xBF;
 		} else {
-			return i;
+			return ydoc_reader_refuse(r, NULL, c);
 		}
-		for (size_t k = 1; k <= n; k++) {
-			if (i + k >= len || (s[i + k] & 0xC0) != 0x80)
-				return i;
-			cp = (cp << 6) | (s[i + k] & 0x3F);
+		for (size_t k = 1; k <= more; k++) {
+			unsigned char b;
+			if (i + k >= n) {
+				if (last)
+					return ydoc_reader_refuse(r, NULL, c);
+				return (ptrdiff_t)i; /* the rest comes next */
+			}
+			b = s[i + k];
+			if (b < (k == 1 ? lo : 0x80) || b > (k == 1 ? hi : 0xBF))
+				return ydoc_reader_refuse(r, NULL, c);
+			cp = (cp << 6) | (b & 0x3F);
 		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-		    cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-			return i;
-		i += n + 1;
+		/* C1 controls and the non-characters U+FFFE, U+FFFF */
+		if ((cp >= 0x80 && cp <= 0x9F && cp != 0x85) || cp == 0xFFFE ||
+		    cp == 0xFFFF)
+			return ydoc_reader_refuse(
+			    r, "control characters are not allowed", cp);
+		ydoc_reader_advance(r, c);
+		i += more + 1;
 	}
-	return len;
+	return (ptrdiff_t)n;
+}
+
+/* Make checked bytes available (or reach the end); -1 after reporting. */
+static int ydoc_reader_fill(struct ydoc_reader *r)
+{
+	ptrdiff_t ok;
+	ssize_t got;
+
+	if (r->fd < 0) { /* memory: one check of all of it */
+		r->eof = true;
+		ok = ydoc_reader_check(r, r->mem, r->memlen, true);
+		if (ok < 0)
+			return -1;
+		r->p = r->mem;
+		r->avail = r->memlen;
+		return 0;
+	}
+	/* the unfinished character of the last chunk goes first */
+	if (r->tail > 0)
+		memmove(r->buf, r->p + r->avail, r->tail);
+	do
+		got = read(r->fd, r->buf + r->tail, YDOC_CHUNK - r->tail);
+	while (got < 0 && errno == EINTR);
+	if (got < 0) {
+		diag_add(r->d, r->name, 0, 0, "cannot read: %s",
+		         strerror(errno));
+		r->failed = true;
+		return -1;
+	}
+	r->total += (size_t)got;
+	if (r->total > r->max_bytes) {
+		diag_add(r->d, r->name, 0, 0,
+		         "the file is more than the limit of %zu bytes",
+		         r->max_bytes);
+		r->failed = true;
+		return -1;
+	}
+	r->eof = got == 0;
+	ok = ydoc_reader_check(r, r->buf, r->tail + (size_t)got, r->eof);
+	if (ok < 0)
+		return -1;
+	r->p = r->buf;
+	r->avail = (size_t)ok;
+	r->tail = r->tail + (size_t)got - (size_t)ok;
+	return 0;
+}
+
+/* libyaml's read handler: 1 with *got bytes (0 at the end), 0 on error. */
+static int ydoc_reader_read(void *data, unsigned char *out, size_t size,
+                            size_t *got)
+{
+	struct ydoc_reader *r = data;
+
+	*got = 0;
+	while (r->avail == 0 && !r->eof)
+		if (ydoc_reader_fill(r) < 0)
+			return 0;
+	if (size > r->avail)
+		size = r->avail;
+	memcpy(out, r->p, size);
+	r->p += size;
+	r->avail -= size;
+	*got = size;
+	return 1;
 }
 
 struct ydoc_builder {
@@ -157,6 +310,15 @@ struct ydoc_builder {
 	struct ydoc_node **stack;
 	unsigned depth;
 	unsigned documents;
+	/* streaming: the root mapping's key whose sequence is handed out
+	 * item by item (NULL: none), that sequence once open, the item being
+	 * built, a finished item not yet handed out */
+	const char *key;
+	struct ydoc_node *seq;
+	struct ydoc_node *item;
+	struct ydoc_node *ready;
+	size_t item_nodes; /* doc->nodes before the item began */
+	size_t items, max_items;
 };
 
 static struct ydoc_node *ydoc_node_new(struct ydoc_builder *b,
@@ -216,6 +378,24 @@ static int ydoc_attach(struct ydoc_builder *b, struct ydoc_node *n)
 		return 0;
 	}
 	p = b->stack[b->depth - 1];
+	if (p == b->seq) {
+		/* a streamed item: kept aside, handed out when it closes */
+		if (b->items >= b->max_items) {
+			diag_add(b->d, n->file, n->line, n->col,
+			         "more than %zu entries: the list is longer "
+			         "than herald accepts",
+			         b->max_items);
+			node_free(n);
+			return -1;
+		}
+		b->items++;
+		b->item_nodes = b->doc->nodes - 1;
+		if (n->kind == YDOC_SCALAR)
+			b->ready = n;
+		else
+			b->item = n;
+		return 0;
+	}
 	if (p->kind == YDOC_SEQUENCE) {
 		if (ydoc_grow((void **)&p->items, &p->cap, p->nitems,
 		              sizeof(*p->items)) < 0)
@@ -357,13 +537,22 @@ static int ydoc_event(struct ydoc_builder *b, const yaml_event_t *ev)
 		anchor = ev->data.mapping_start.anchor;
 		break;
 	case YAML_SEQUENCE_END_EVENT:
-	case YAML_MAPPING_END_EVENT:
+	case YAML_MAPPING_END_EVENT: {
+		int rc = 0;
 		if (b->depth == 0)
 			return 0;
 		n = b->stack[--b->depth];
 		if (n->kind == YDOC_MAPPING)
-			return ydoc_check_duplicates(b, n);
-		return 0;
+			rc = ydoc_check_duplicates(b, n);
+		if (n == b->item) {
+			b->item = NULL;
+			if (rc == 0)
+				b->ready = n;
+			else
+				node_free(n);
+		}
+		return rc;
+	}
 	default:
 		return 0;
 	}
@@ -408,6 +597,15 @@ static int ydoc_event(struct ydoc_builder *b, const yaml_event_t *ev)
 	if (ydoc_attach(b, n) < 0)
 		return -1;
 	b->stack[b->depth++] = n;
+	/* the sequence to stream: the value of `key` in the root mapping */
+	if (b->key != NULL && b->seq == NULL && n->kind == YDOC_SEQUENCE &&
+	    b->depth == 2 && b->stack[0] == b->doc->root &&
+	    b->doc->root->kind == YDOC_MAPPING) {
+		const struct ydoc_pair *last =
+		    &b->doc->root->pairs[b->doc->root->npairs - 1];
+		if (last->value == n && strcmp(last->key->str, b->key) == 0)
+			b->seq = n;
+	}
 	return 0;
 oom:
 	diag_add(b->d, b->doc->file, n->line, n->col, "out of memory");
@@ -441,17 +639,17 @@ static const char *ydoc_hint(const char *problem)
 	return NULL;
 }
 
-static void ydoc_parser_error(struct ydoc_builder *b, yaml_parser_t *p,
-                              const char *buf, size_t len)
+static void ydoc_parser_error(struct ydoc_builder *b, yaml_parser_t *p)
 {
 	unsigned line, col;
 	const char *problem = p->problem ? p->problem : "malformed YAML";
 	const char *hint = ydoc_hint(problem);
 
 	if (p->error == YAML_READER_ERROR) {
-		ydoc_position(buf, len, p->problem_offset, &line, &col);
-		diag_add(b->d, b->doc->file, line, col, "%s (byte 0x%02x)",
-		         problem, (unsigned)p->problem_value & 0xFFu);
+		/* the reader refuses what libyaml's would, with the place;
+		 * this is only reached if the two ever disagree */
+		diag_add(b->d, b->doc->file, 0, 0, "%s at byte %zu", problem,
+		         p->problem_offset + 1);
 		return;
 	}
 	if (p->error == YAML_MEMORY_ERROR) {
@@ -471,85 +669,206 @@ static void ydoc_parser_error(struct ydoc_builder *b, yaml_parser_t *p,
 		         hint ? ": " : "", hint ? hint : "");
 }
 
-struct ydoc *ydoc_load_mem(const char *name, const char *buf, size_t len,
-                           const struct ydoc_limits *limits, struct diag *d)
-{
-	struct ydoc_builder b = {0};
+struct ydoc_stream {
+	struct ydoc_builder b;
+	struct ydoc_reader r;
 	yaml_parser_t parser;
-	yaml_event_t ev;
-	size_t bad;
-	int done = 0, parser_ready = 0;
+	bool parser_ready;
+	bool done;   /* the stream ended */
+	bool failed; /* a problem was reported */
+};
+
+void ydoc_stream_close(struct ydoc_stream *s)
+{
+	if (s == NULL)
+		return;
+	if (s->parser_ready)
+		yaml_parser_delete(&s->parser);
+	if (s->r.fd >= 0)
+		close(s->r.fd);
+	free(s->r.buf);
+	node_free(s->b.item);
+	node_free(s->b.ready);
+	free(s->b.stack);
+	ydoc_free(s->b.doc);
+	free(s);
+}
+
+/* A stream over fd (a file; -1 for memory input set up by the caller). */
+static struct ydoc_stream *ydoc_stream_new(const char *name, int fd,
+                                           const struct ydoc_limits *limits,
+                                           const char *key, size_t max_items,
+                                           struct diag *d)
+{
+	struct ydoc_stream *s = calloc(1, sizeof(*s));
 
 	if (limits == NULL)
 		limits = &ydoc_default_limits;
-	b.lim = limits;
-	b.d = d;
-	b.doc = calloc(1, sizeof(*b.doc));
-	if (b.doc == NULL || (b.doc->file = strdup(name)) == NULL) {
+	if (s == NULL) {
+		if (fd >= 0)
+			close(fd);
 		diag_add(d, name, 0, 0, "out of memory");
-		goto fail;
+		return NULL;
 	}
+	s->r.fd = fd;
+	s->r.d = d;
+	s->r.max_bytes = limits->max_bytes;
+	s->r.line = 1;
+	s->r.col = 1;
+	s->b.lim = limits;
+	s->b.d = d;
+	s->b.key = key;
+	s->b.max_items = max_items;
+	s->b.doc = calloc(1, sizeof(*s->b.doc));
+	if (s->b.doc == NULL || (s->b.doc->file = strdup(name)) == NULL ||
+	    (fd >= 0 && (s->r.buf = malloc(YDOC_CHUNK)) == NULL) ||
+	    (s->b.stack = calloc(limits->max_depth + 1,
+	                         sizeof(*s->b.stack))) == NULL ||
+	    !yaml_parser_initialize(&s->parser)) {
+		diag_add(d, name, 0, 0, "out of memory");
+		ydoc_stream_close(s);
+		return NULL;
+	}
+	s->parser_ready = true;
+	s->r.name = s->b.doc->file;
+	yaml_parser_set_input(&s->parser, ydoc_reader_read, &s->r);
+	yaml_parser_set_encoding(&s->parser, YAML_UTF8_ENCODING);
+	return s;
+}
+
+struct ydoc_stream *ydoc_stream_open(const char *path,
+                                     const struct ydoc_limits *limits,
+                                     const char *key, size_t max_items,
+                                     struct diag *d)
+{
+	struct ydoc_stream *s;
+	struct stat st;
+	int fd;
+
+	if (limits == NULL)
+		limits = &ydoc_default_limits;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		diag_add(d, path, 0, 0, "cannot open: %s", strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0) {
+		diag_add(d, path, 0, 0, "cannot stat: %s", strerror(errno));
+		close(fd);
+		return NULL;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		diag_add(d, path, 0, 0, "is a directory, not a file");
+		close(fd);
+		return NULL;
+	}
+	if (S_ISREG(st.st_mode) && (uintmax_t)st.st_size > limits->max_bytes) {
+		diag_add(d, path, 0, 0,
+		         "the file is %jd bytes, more than the limit of %zu",
+		         (intmax_t)st.st_size, limits->max_bytes);
+		close(fd);
+		return NULL;
+	}
+	s = ydoc_stream_new(path, fd, limits, key, max_items, d);
+	if (s != NULL && S_ISREG(st.st_mode))
+		s->r.size = (size_t)st.st_size;
+	return s;
+}
+
+int ydoc_stream_next(struct ydoc_stream *s, struct ydoc_node **item)
+{
+	yaml_event_t ev;
+
+	*item = NULL;
+	if (s->failed)
+		return -1;
+	for (;;) {
+		if (s->b.ready != NULL) {
+			/* an item handed out no longer counts against
+			 * max_nodes: that limit is for one item */
+			*item = s->b.ready;
+			s->b.ready = NULL;
+			s->b.doc->nodes = s->b.item_nodes;
+			return 1;
+		}
+		if (s->done)
+			return 0;
+		if (!yaml_parser_parse(&s->parser, &ev)) {
+			if (!s->r.failed)
+				ydoc_parser_error(&s->b, &s->parser);
+			s->failed = true;
+			return -1;
+		}
+		s->done = ev.type == YAML_STREAM_END_EVENT;
+		if (ydoc_event(&s->b, &ev) < 0) {
+			yaml_event_delete(&ev);
+			s->failed = true;
+			return -1;
+		}
+		yaml_event_delete(&ev);
+	}
+}
+
+const struct ydoc *ydoc_stream_doc(const struct ydoc_stream *s)
+{
+	return s->b.doc;
+}
+
+size_t ydoc_stream_items(const struct ydoc_stream *s)
+{
+	return s->b.items;
+}
+
+size_t ydoc_stream_bytes(const struct ydoc_stream *s)
+{
+	return s->r.fd >= 0 ? s->r.total : s->r.memlen;
+}
+
+size_t ydoc_stream_size(const struct ydoc_stream *s)
+{
+	return s->r.size;
+}
+
+/* Read a whole document (nothing streamed) and take it from the stream. */
+static struct ydoc *ydoc_stream_take(struct ydoc_stream *s)
+{
+	struct ydoc_node *item;
+	struct ydoc *doc = NULL;
+
+	if (s != NULL && ydoc_stream_next(s, &item) == 0) {
+		doc = s->b.doc;
+		s->b.doc = NULL;
+	}
+	ydoc_stream_close(s);
+	return doc;
+}
+
+struct ydoc *ydoc_load_mem(const char *name, const char *buf, size_t len,
+                           const struct ydoc_limits *limits, struct diag *d)
+{
+	struct ydoc_stream *s;
+
+	if (limits == NULL)
+		limits = &ydoc_default_limits;
 	if (len > limits->max_bytes) {
 		diag_add(d, name, 0, 0,
 		         "the file is %zu bytes, more than the limit of %zu",
 		         len, limits->max_bytes);
-		goto fail;
+		return NULL;
 	}
-	bad = ydoc_utf8_invalid((const unsigned char *)buf, len);
-	if (bad < len) {
-		unsigned line, col;
-		ydoc_position(buf, len, bad, &line, &col);
-		diag_add(d, name, line, col,
-		         "invalid UTF-8 (byte 0x%02x): herald reads UTF-8 "
-		         "text only",
-		         (unsigned char)buf[bad]);
-		goto fail;
+	s = ydoc_stream_new(name, -1, limits, NULL, 0, d);
+	if (s != NULL) {
+		s->r.mem = (const unsigned char *)buf;
+		s->r.memlen = len;
+		s->r.size = len;
 	}
-	b.stack = calloc(limits->max_depth + 1, sizeof(*b.stack));
-	if (b.stack == NULL || !yaml_parser_initialize(&parser)) {
-		diag_add(d, name, 0, 0, "out of memory");
-		goto fail;
-	}
-	parser_ready = 1;
-	yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
-	yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING);
-	while (!done) {
-		if (!yaml_parser_parse(&parser, &ev)) {
-			ydoc_parser_error(&b, &parser, buf, len);
-			goto fail;
-		}
-		done = ev.type == YAML_STREAM_END_EVENT;
-		if (ydoc_event(&b, &ev) < 0) {
-			yaml_event_delete(&ev);
-			goto fail;
-		}
-		yaml_event_delete(&ev);
-	}
-	yaml_parser_delete(&parser);
-	free(b.stack);
-	return b.doc;
-fail:
-	if (parser_ready)
-		yaml_parser_delete(&parser);
-	free(b.stack);
-	ydoc_free(b.doc);
-	return NULL;
+	return ydoc_stream_take(s);
 }
 
 struct ydoc *ydoc_load_file(const char *path, const struct ydoc_limits *limits,
                             struct diag *d)
 {
-	struct ydoc *doc;
-	char *buf;
-	size_t len;
-
-	if (limits == NULL)
-		limits = &ydoc_default_limits;
-	if (file_read(path, limits->max_bytes, &buf, &len, d) < 0)
-		return NULL;
-	doc = ydoc_load_mem(path, buf, len, limits, d);
-	free(buf);
-	return doc;
+	return ydoc_stream_take(ydoc_stream_open(path, limits, NULL, 0, d));
 }
 
 const struct ydoc_node *ydoc_get(const struct ydoc_node *n, const char *key)

@@ -271,6 +271,170 @@ static void test_data_files(void **state)
 	assert_true(n >= 14);
 }
 
+/* ---- streaming ---------------------------------------------------------- */
+
+static char *write_tmp(const char *text, size_t len)
+{
+	char *path = strdup("/tmp/herald-ydoc-stream-XXXXXX");
+	int fd;
+
+	assert_non_null(path);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, len), (ssize_t)len);
+	close(fd);
+	return path;
+}
+
+/* The sequence under the root key comes out item by item, with places;
+ * the rest of the document is built as ever, the sequence left empty. */
+static void test_stream_items(void **state)
+{
+	const char *text = "before: 1\n"
+	                   "journalists:\n"
+	                   "  - {name: a}\n"
+	                   "  - plain\n"
+	                   "  - [x, y]\n"
+	                   "after: 2\n";
+	char *path = write_tmp(text, strlen(text));
+	struct diag d = {0};
+	struct ydoc_stream *s =
+	    ydoc_stream_open(path, NULL, "journalists", 10, &d);
+	struct ydoc_node *item;
+	const struct ydoc *doc;
+	const struct ydoc_node *seq;
+
+	(void)state;
+	assert_non_null(s);
+	assert_int_equal(ydoc_stream_next(s, &item), 1);
+	assert_int_equal(item->kind, YDOC_MAPPING);
+	assert_int_equal(item->line, 3);
+	assert_int_equal(item->col, 5);
+	assert_string_equal(ydoc_get(item, "name")->str, "a");
+	ydoc_node_free(item);
+	assert_int_equal(ydoc_stream_next(s, &item), 1);
+	assert_int_equal(item->kind, YDOC_SCALAR);
+	assert_string_equal(item->str, "plain");
+	ydoc_node_free(item);
+	assert_int_equal(ydoc_stream_next(s, &item), 1);
+	assert_int_equal(item->kind, YDOC_SEQUENCE);
+	assert_int_equal(item->nitems, 2);
+	assert_int_equal(item->line, 5);
+	ydoc_node_free(item);
+	assert_int_equal(ydoc_stream_next(s, &item), 0);
+	assert_null(item);
+	assert_int_equal(ydoc_stream_items(s), 3);
+	assert_int_equal(ydoc_stream_bytes(s), strlen(text));
+	assert_int_equal(ydoc_stream_size(s), strlen(text));
+	doc = ydoc_stream_doc(s);
+	seq = ydoc_get(doc->root, "journalists");
+	assert_non_null(seq);
+	assert_int_equal(seq->kind, YDOC_SEQUENCE);
+	assert_int_equal(seq->nitems, 0);
+	assert_string_equal(ydoc_get(doc->root, "after")->str, "2");
+	assert_int_equal(d.errors, 0);
+	ydoc_stream_close(s);
+	unlink(path);
+	free(path);
+}
+
+/* Limits: the count of items, and max_nodes for one item, not all. */
+static void test_stream_limits(void **state)
+{
+	struct ydoc_limits lim = ydoc_default_limits;
+	struct diag d = {0};
+	char *text = NULL, *path;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	struct ydoc_stream *s;
+	struct ydoc_node *item;
+	int rc, n = 0;
+
+	(void)state;
+	fputs("journalists:\n", f);
+	for (int i = 0; i < 1000; i++)
+		fprintf(f, "  - {name: n%d, email: e%d}\n", i, i);
+	fclose(f);
+	path = write_tmp(text, len);
+	lim.max_nodes = 10; /* the root, the sequence, one item of five */
+	s = ydoc_stream_open(path, &lim, "journalists", 1000, &d);
+	assert_non_null(s);
+	while ((rc = ydoc_stream_next(s, &item)) == 1) {
+		n++;
+		ydoc_node_free(item);
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(n, 1000);
+	ydoc_stream_close(s);
+	/* one item more than allowed: refused at that item */
+	s = ydoc_stream_open(path, &lim, "journalists", 999, &d);
+	while ((rc = ydoc_stream_next(s, &item)) == 1)
+		ydoc_node_free(item);
+	assert_int_equal(rc, -1);
+	assert_int_equal(d.errors, 1);
+	assert_int_equal(d.v[0].line, 1001);
+	assert_non_null(strstr(d.v[0].msg, "more than 999 entries"));
+	ydoc_stream_close(s);
+	diag_clear(&d);
+	unlink(path);
+	free(path);
+	free(text);
+}
+
+/* A file read in chunks names a bad byte's place exactly as one read
+ * whole: characters split across chunks, a CR LF and a lone CR. */
+static void test_stream_bad_byte_place(void **state)
+{
+	struct diag d = {0}, m = {0};
+	char *text = NULL, *path;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	struct ydoc *doc;
+
+	(void)state;
+	fputs("journalists:\r\n", f);
+	for (int i = 0; i < 20000; i++)
+		fprintf(f, "  - \"Москва %d\"\n", i); /* 2-byte characters */
+	fputs("  - \"a\r  b\"\n", f);                /* a lone CR */
+	fputs("  - \"Ab\xC3\x28\"\n", f);            /* bad continuation */
+	fclose(f);
+	assert_true(len > 3 * 65536);
+	path = write_tmp(text, len);
+	assert_null(ydoc_load_file(path, NULL, &d));
+	assert_null(ydoc_load_mem("m.yaml", text, len, NULL, &m));
+	assert_int_equal(d.errors, 1);
+	assert_int_equal(m.errors, 1);
+	assert_int_equal(d.v[0].line, 20004); /* the lone CR ended one */
+	assert_int_equal(d.v[0].col, 8);
+	assert_int_equal(m.v[0].line, d.v[0].line);
+	assert_int_equal(m.v[0].col, d.v[0].col);
+	assert_non_null(strstr(d.v[0].msg, "invalid UTF-8 (byte 0xc3)"));
+	diag_clear(&d);
+	diag_clear(&m);
+	unlink(path);
+	free(path);
+	/* valid, the same file loads whole */
+	text[len - 4] = 'c';
+	path = write_tmp(text, len);
+	doc = ydoc_load_file(path, NULL, &d);
+	assert_non_null(doc);
+	assert_int_equal(ydoc_get(doc->root, "journalists")->nitems, 20002);
+	ydoc_free(doc);
+	unlink(path);
+	free(path);
+	free(text);
+	/* C1 controls are refused (U+0086), NEL (U+0085) is not */
+	assert_null(load("a: \"x\xC2\x86\"\n", NULL, &d));
+	assert_int_equal(d.v[0].col, 6);
+	assert_non_null(strstr(d.v[0].msg, "control characters are not "
+	                                   "allowed (byte 0x86)"));
+	diag_clear(&d);
+	doc = load("a: \"x\xC2\x85\"\n", NULL, &d);
+	assert_non_null(doc);
+	ydoc_free(doc);
+	diag_clear(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -283,6 +447,9 @@ int main(void)
 	    cmocka_unit_test(test_missing_file),
 	    cmocka_unit_test(test_empty_file),
 	    cmocka_unit_test(test_data_files),
+	    cmocka_unit_test(test_stream_items),
+	    cmocka_unit_test(test_stream_limits),
+	    cmocka_unit_test(test_stream_bad_byte_place),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,9 @@
  * means, with the helpers below. Whether a scalar was plain or quoted is
  * kept, so `true` and "true" can be told apart.
  *
+ * Files are read in chunks; invalid UTF-8 and the characters YAML does
+ * not allow are refused as they are read, naming their place.
+ *
  * Input is untrusted. Limits: file size, nesting depth, node count. Aliases
  * are rejected (no billion laughs), duplicate mapping keys and non-scalar
  * keys are errors, invalid UTF-8 is an error naming the byte's place, and a
@@ -79,6 +82,46 @@ struct ydoc *ydoc_load_mem(const char *name, const char *buf, size_t len,
                            const struct ydoc_limits *limits, struct diag *d);
 
 void ydoc_free(struct ydoc *doc);
+
+/*
+ * Streaming: a file whose root mapping holds one long sequence (a list of
+ * a million journalists) is read without keeping that sequence. The
+ * sequence under the root mapping's key `key` is handed out one item at a
+ * time; everything else is built as ydoc_load_file builds it. The file is
+ * read in chunks, so memory holds one item, not the file. Limits:
+ * max_bytes for the file, max_depth, max_nodes for one item together with
+ * the rest of the tree, and at most max_items items.
+ */
+struct ydoc_stream;
+
+/* Open path for streaming the sequence at the root key `key`. NULL after
+ * adding the reason to d (the file cannot be opened, or is too large). */
+struct ydoc_stream *ydoc_stream_open(const char *path,
+                                     const struct ydoc_limits *limits,
+                                     const char *key, size_t max_items,
+                                     struct diag *d);
+
+/* The next item of the sequence: 1 and *item (the caller frees it with
+ * ydoc_node_free); 0 when the document has ended (ydoc_stream_doc holds
+ * the rest); -1 after adding the problem to d (the stream is then done:
+ * a YAML error ends the reading, as it ends ydoc_load_file). */
+int ydoc_stream_next(struct ydoc_stream *s, struct ydoc_node **item);
+
+/* After ydoc_stream_next returned 0: the document without the streamed
+ * items (the sequence is there, empty). Owned by the stream. */
+const struct ydoc *ydoc_stream_doc(const struct ydoc_stream *s);
+
+/* Items handed out so far; bytes read so far and the file's size (0 when
+ * not known), for progress reports. */
+size_t ydoc_stream_items(const struct ydoc_stream *s);
+size_t ydoc_stream_bytes(const struct ydoc_stream *s);
+size_t ydoc_stream_size(const struct ydoc_stream *s);
+
+/* Accepts NULL. */
+void ydoc_stream_close(struct ydoc_stream *s);
+
+/* Free a node and everything below it (an item from ydoc_stream_next). */
+void ydoc_node_free(struct ydoc_node *n);
 
 /* The value for key in a mapping node, or NULL (also when n is not a
  * mapping). */
