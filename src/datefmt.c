@@ -238,9 +238,15 @@ int datefmt_parse_when(const char *s, time_t now, time_t *out, const char **why)
 			mult = 3600;
 		else if (*end == 'd')
 			mult = 86400;
-		else if (*end != 's' && *end != '\0')
+		else if (*end == '\0') {
+			/* +10: seconds? minutes? a guess sends at the wrong
+			 * time */
+			*why = "a number needs its unit: s, m, h or d (+10m is "
+			       "ten minutes from now)";
+			return -1;
+		} else if (*end != 's')
 			goto bad;
-		if (*end != '\0' && end[1] != '\0')
+		if (end[1] != '\0')
 			goto bad;
 		*out = now + (time_t)(v * mult);
 		return 0;

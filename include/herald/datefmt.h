@@ -34,8 +34,8 @@ char *datefmt_datetime(time_t t, const char *locale, const char *zone,
                        struct diag *dg);
 
 /* A moment given on a command line: "now", "+90s" / "+10m" / "+2h" /
- * "+1d" from now, "YYYY-MM-DDTHH:MM[:SS]Z" (UTC), or
- * "YYYY-MM-DD HH:MM[:SS] Area/City". Returns 0, or -1 with why. */
+ * "+1d" from now (the unit is required), "YYYY-MM-DDTHH:MM[:SS]Z" (UTC),
+ * or "YYYY-MM-DD HH:MM[:SS] Area/City". Returns 0, or -1 with why. */
 int datefmt_parse_when(const char *s, time_t now, time_t *out,
                        const char **why);
 
