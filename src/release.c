@@ -298,13 +298,135 @@ static int release_moment(const struct ydoc_node *n, const char *what,
 	return 0;
 }
 
-static void release_embargo(struct release *r, const struct ydoc_node *n,
-                            struct diag *d)
+static void release_embargo(struct release *r, const struct ydoc_node *root,
+                            const struct ydoc_node *n, struct diag *d)
 {
+	const struct ydoc_node *t;
+
 	if (ydoc_is_null(n))
 		return;
-	if (release_moment(n, "embargo", &r->embargo, &r->embargo_zone, d) == 0)
-		r->has_embargo = true;
+	if (release_moment(n, "embargo", &r->embargo, &r->embargo_zone, d) < 0)
+		return;
+	r->has_embargo = true;
+	t = ydoc_get(n, "time");
+	r->embargo_line = t ? t->line : n->line;
+	r->embargo_col = t ? t->col : n->col;
+	for (size_t i = 0; i < root->npairs; i++) {
+		if (root->pairs[i].value != n)
+			continue;
+		r->embargo_key_line = root->pairs[i].key->line;
+		r->embargo_key_col = root->pairs[i].key->col;
+		r->embargo_next_line = i + 1 < root->npairs
+		                           ? root->pairs[i + 1].key->line
+		                           : 0;
+	}
+}
+
+/* Byte offset of the start of line `line` (1-based) in text, or len. */
+static size_t release_line_start(const char *text, size_t len, unsigned line)
+{
+	size_t off = 0;
+
+	for (unsigned l = 1; l < line && off < len; l++) {
+		const char *nl = memchr(text + off, '\n', len - off);
+		if (nl == NULL)
+			return len;
+		off = (size_t)(nl - text) + 1;
+	}
+	return off;
+}
+
+int release_text_without_embargo(const struct release *r, const char *text,
+                                 size_t len, char **out, size_t *outlen,
+                                 struct diag *d)
+{
+	static const char why[] =
+	    "# The embargo below had passed when this release was queued,\n"
+	    "# and `herald queue --embargo-passed=send` sent it without it.\n";
+	size_t from, to, lines = 0;
+	struct ydoc *before = NULL, *after = NULL;
+	char *buf = NULL;
+	size_t n = 0;
+	int rc = -1;
+
+	*out = NULL;
+	*outlen = 0;
+	if (r->embargo_key_line == 0 || r->embargo_key_col != 1 ||
+	    (r->embargo_next_line != 0 &&
+	     r->embargo_next_line <= r->embargo_key_line)) {
+		diag_add(d, r->file, r->embargo_key_line, r->embargo_key_col,
+		         "the embargo is not an entry of its own lines at the "
+		         "top of release.yaml: write it as \"embargo:\" at the "
+		         "start of a line to queue with --embargo-passed=send");
+		return -1;
+	}
+	from = release_line_start(text, len, r->embargo_key_line);
+	to = r->embargo_next_line
+	         ? release_line_start(text, len, r->embargo_next_line)
+	         : len;
+	/* blank lines and comments before the next entry belong to it */
+	{
+		size_t end = from, i = from;
+		while (i < to) {
+			const char *nl = memchr(text + i, '\n', to - i);
+			size_t next = nl ? (size_t)(nl - text) + 1 : to, k = i;
+			while (k < next && (text[k] == ' ' || text[k] == '\t' ||
+			                    text[k] == '\r' || text[k] == '\n'))
+				k++;
+			if (k < next && text[k] != '#')
+				end = next;
+			i = next;
+		}
+		to = end;
+	}
+	for (size_t i = from; i < to; i++)
+		lines += text[i] == '\n';
+	buf = malloc(len + sizeof(why) + 2 * (lines + 1) + 1);
+	if (buf == NULL) {
+		diag_add(d, r->file, 0, 0, "out of memory");
+		return -1;
+	}
+	memcpy(buf, text, from);
+	n = from;
+	memcpy(buf + n, why, sizeof(why) - 1);
+	n += sizeof(why) - 1;
+	for (size_t i = from; i < to;) {
+		const char *nl = memchr(text + i, '\n', to - i);
+		size_t end = nl ? (size_t)(nl - text) + 1 : to;
+		buf[n++] = '#';
+		buf[n++] = ' ';
+		memcpy(buf + n, text + i, end - i);
+		n += end - i;
+		i = end;
+	}
+	if (to == len && len > from && text[len - 1] != '\n')
+		buf[n++] = '\n';
+	memcpy(buf + n, text + to, len - to);
+	n += len - to;
+	buf[n] = '\0';
+	/* the same release without the entry, or nothing */
+	before = ydoc_load_mem(r->file, text, len, NULL, d);
+	after = ydoc_load_mem(r->file, buf, n, NULL, d);
+	if (before == NULL || after == NULL || before->root == NULL ||
+	    after->root == NULL || after->root->kind != YDOC_MAPPING ||
+	    ydoc_get(before->root, "embargo") == NULL ||
+	    ydoc_get(after->root, "embargo") != NULL ||
+	    after->root->npairs + 1 != before->root->npairs) {
+		diag_add(d, r->file, r->embargo_key_line, r->embargo_key_col,
+		         "cannot take the embargo out of release.yaml for "
+		         "--embargo-passed=send: write it as its own "
+		         "\"embargo:\" entry");
+		goto done;
+	}
+	*out = buf;
+	*outlen = n;
+	buf = NULL;
+	rc = 0;
+done:
+	ydoc_free(before);
+	ydoc_free(after);
+	free(buf);
+	return rc;
 }
 
 static char *release_path(const char *dir, const char *name);
@@ -571,7 +693,7 @@ struct release *release_load(const char *dir, struct diag *d)
 	if ((n = field_get(root, "dateline", false, d)) != NULL)
 		release_dateline(r, n, d);
 	if ((n = field_get(root, "embargo", false, d)) != NULL)
-		release_embargo(r, n, d);
+		release_embargo(r, root, n, d);
 	/* news goes stale: no message leaves after this */
 	if ((n = field_get(root, "stale_after", false, d)) != NULL &&
 	    !ydoc_is_null(n))

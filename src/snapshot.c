@@ -129,6 +129,28 @@ void snapshot_free(struct snapshot *s)
 	s->n = 0;
 }
 
+const struct store_file *snapshot_find(const struct snapshot *s,
+                                       const char *path)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->files[i].path, path) == 0)
+			return &s->files[i];
+	return NULL;
+}
+
+int snapshot_replace(struct snapshot *s, const char *path, char *data,
+                     size_t len)
+{
+	struct store_file *f = (struct store_file *)snapshot_find(s, path);
+
+	if (f == NULL)
+		return -1;
+	free((void *)f->data);
+	f->data = data;
+	f->len = len;
+	return 0;
+}
+
 int snapshot_collect(const char *release_dir, const char *coalition,
                      struct snapshot *s, struct diag *d)
 {

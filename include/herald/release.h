@@ -66,6 +66,12 @@ struct release {
 	bool has_embargo; /* nothing leaves before embargo */
 	time_t embargo;
 	char *embargo_zone; /* the zone the embargo was given in */
+	/* where the embargo is in release.yaml: its time (for messages), and
+	 * the lines of the whole `embargo:` entry, key_line up to (not
+	 * including) next_line (0: to the end of the file); key_col 1 when
+	 * it is a top-level entry of its own lines */
+	unsigned embargo_line, embargo_col;
+	unsigned embargo_key_line, embargo_key_col, embargo_next_line;
 	time_t stale_after; /* 0: none; no message leaves after it */
 	struct release_attachment *attachments;
 	size_t nattachments;
@@ -83,6 +89,16 @@ struct release {
 
 /* Load dir/release.yaml and every template it needs. */
 struct release *release_load(const char *dir, struct diag *d);
+
+/* release.yaml's text (as read: text, len) with its embargo entry
+ * commented out, and a comment saying why: what `herald queue
+ * --embargo-passed=send` keeps in the store, so the message is built
+ * without the embargo's wording wherever it is built. *out is malloc'd.
+ * -1 after adding the reason to d (the embargo is not an entry of its own
+ * lines, or the text is not the one r was loaded from). */
+int release_text_without_embargo(const struct release *r, const char *text,
+                                 size_t len, char **out, size_t *outlen,
+                                 struct diag *d);
 
 void release_free(struct release *r);
 

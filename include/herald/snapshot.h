@@ -33,6 +33,16 @@ int snapshot_collect(const char *release_dir, const char *coalition,
                      struct snapshot *s, struct diag *d);
 void snapshot_free(struct snapshot *s);
 
+/* The snapshot's file at path ("release/release.yaml"), or NULL. */
+const struct store_file *snapshot_find(const struct snapshot *s,
+                                       const char *path);
+
+/* Put data (malloc'd, len bytes; the snapshot takes it) in place of the
+ * file at path, which must be in the snapshot: for what queue changes
+ * on purpose (the embargo it was told to drop). -1 when it is not. */
+int snapshot_replace(struct snapshot *s, const char *path, char *data,
+                     size_t len);
+
 /* Write release release_id's snapshot under dir (created mode 0700; files
  * 0600). Refuses paths that would leave dir. */
 int snapshot_extract(struct store *st, int64_t release_id, const char *dir,
