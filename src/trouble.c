@@ -41,12 +41,24 @@
  * - A server's "try again in N" replaces the backoff, and its jitter only
  *   ever adds: a greylisting server asked again too early greylists again.
  * - next_at is 0 for SENT, FAIL and EXPIRE.
+ * - A 5xx refusing the recipient at RCPT (or after the dot: herald names
+ *   one recipient per message) whose words say the address itself is
+ *   dead (550 5.1.1 "user unknown", 5.1.0, 5.1.10, "no such domain", "has
+ *   moved") fails the delivery and marks the address bad, to be
+ *   suppressed as a hard bounce is: the relay has said at once what a
+ *   DSN would say an hour later. Which words mean that is the bounce
+ *   reader's own rule (bounce_reason, bounce_reason_hard), so a refusal
+ *   and a bounce with the same text are judged alike. A 4xx never marks
+ *   an address ("450 5.1.1" is a check that may pass), nor does a refusal
+ *   of the sender or of herald (5.7.1 relay access denied, blocked).
  * - Expiry (lifetime, stale-after) ends relay-wide troubles as well as a
  *   recipient's: news that can no longer go out in time is not sent late
  *   because the relay was the one that was down. An expired delivery's
  *   decision carries no relay pause; the next delivery's will.
  */
 #include "herald/trouble.h"
+
+#include "herald/bounce.h"
 
 #include <limits.h>
 #include <string.h>
@@ -232,6 +244,20 @@ static enum trouble_kind trouble_classify(const struct transport_reply *r,
 	return TROUBLE_K_DEFER;
 }
 
+/* The reason word when a refusal of the recipient says the address is
+ * permanently bad, else NULL (see the choices above). */
+static const char *trouble_bad_address(const struct transport_reply *r)
+{
+	const char *reason;
+
+	if (r->code / 100 != 5 ||
+	    (r->stage != TRANSPORT_RCPT && r->stage != TRANSPORT_DOT))
+		return NULL;
+	reason = bounce_reason(r->status[0] != '\0' ? r->status : NULL,
+	                       r->code, r->text);
+	return bounce_reason_hard(reason) == 1 ? reason : NULL;
+}
+
 /* delay ± jitter (or + jitter only, for a server's hint, which must not
  * be retried before it asked), at least one second. */
 static time_t trouble_jitter(unsigned delay, uint32_t rnd, bool up_only)
@@ -285,7 +311,7 @@ struct trouble_decision trouble_decide(const struct trouble_policy *p,
                                        time_t stale_after,
                                        unsigned relay_failures, uint32_t rnd)
 {
-	struct trouble_decision d = {TROUBLE_DEFER, 0, NULL};
+	struct trouble_decision d = {.verdict = TROUBLE_DEFER};
 	enum trouble_kind k;
 	unsigned hint;
 	uint64_t hint_max;
@@ -300,6 +326,8 @@ struct trouble_decision trouble_decide(const struct trouble_policy *p,
 		return d;
 	case TROUBLE_K_FAIL:
 		d.verdict = TROUBLE_FAIL;
+		if ((d.bad_address = trouble_bad_address(r)) != NULL)
+			d.reason = "recipient 5xx: the address is bad";
 		return d;
 	case TROUBLE_K_DEFER:
 		d.verdict = TROUBLE_DEFER;

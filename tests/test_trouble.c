@@ -2,7 +2,8 @@
  * trouble tests: every rule of trouble.c as a row of a table (where the
  * exchange stopped, what the relay said, what herald must decide and when
  * it may try again), the retry-hint parser on replies real servers send,
- * the relay's growing pause, lifetime and stale-after.
+ * the relay's growing pause, lifetime and stale-after, and which
+ * refusals say the address is dead (suppressed as a hard bounce is).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -466,6 +467,126 @@ static void test_hint_and_stale_after(void **state)
 	assert_int_equal(d.verdict, TROUBLE_EXPIRE);
 }
 
+/* A refusal whose words say the address is dead: failed, and marked bad
+ * (to be suppressed as a hard bounce is), with the bounce reader's
+ * reason; every other refusal, a 4xx, or a refusal of the sender or of
+ * herald: not marked. */
+static void test_bad_address(void **state)
+{
+	static const struct {
+		const char *name;
+		enum transport_stage stage;
+		int code;
+		const char *status, *text;
+		enum trouble_verdict want;
+		const char *bad; /* NULL: not marked */
+	} cases[] = {
+	    {"550 5.1.1 user unknown", TRANSPORT_RCPT, 550, "5.1.1",
+	     "5.1.1 <x@y>: Recipient address rejected: User unknown in virtual "
+	     "mailbox table",
+	     TROUBLE_FAIL, "userunknown"},
+	    {"5.1.1 with the code in the text", TRANSPORT_RCPT, 550, "5.1.1",
+	     "550 5.1.1 <x@y>: Recipient address rejected: User unknown",
+	     TROUBLE_FAIL, "userunknown"},
+	    {"5.1.0 other address status", TRANSPORT_RCPT, 550, "5.1.0",
+	     "5.1.0 Address rejected", TROUBLE_FAIL, "userunknown"},
+	    {"5.1.10 null MX", TRANSPORT_RCPT, 556, "5.1.10",
+	     "5.1.10 Recipient address has null MX", TROUBLE_FAIL, "notaccept"},
+	    {"Exchange's RecipientNotFound", TRANSPORT_RCPT, 550, "5.1.10",
+	     "5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by "
+	     "SMTP address lookup",
+	     TROUBLE_FAIL, "notaccept"},
+	    {"no enhanced status, words only", TRANSPORT_RCPT, 550, "",
+	     "No such user here", TROUBLE_FAIL, "userunknown"},
+	    {"5.1.2 no such domain", TRANSPORT_RCPT, 550, "5.1.2",
+	     "5.1.2 <x@nx.example>: Recipient address rejected: Domain not "
+	     "found",
+	     TROUBLE_FAIL, "hostunknown"},
+	    {"5.1.6 moved", TRANSPORT_RCPT, 551, "5.1.6",
+	     "5.1.6 User has moved; no forwarding address", TROUBLE_FAIL,
+	     "hasmoved"},
+	    {"after the dot", TRANSPORT_DOT, 550, "5.1.1",
+	     "5.1.1 Mailbox does not exist", TROUBLE_FAIL, "userunknown"},
+	    /* failed, but the address is not known to be dead */
+	    {"mailbox full", TRANSPORT_RCPT, 552, "5.2.2",
+	     "5.2.2 Mailbox full", TROUBLE_FAIL, NULL},
+	    {"mailbox disabled", TRANSPORT_RCPT, 550, "5.2.1",
+	     "5.2.1 Mailbox disabled, not accepting messages", TROUBLE_FAIL,
+	     NULL},
+	    {"relay access denied", TRANSPORT_RCPT, 554, "5.7.1",
+	     "5.7.1 <x@y>: Relay access denied", TROUBLE_FAIL, NULL},
+	    {"blocked for spam", TRANSPORT_RCPT, 550, "5.7.1",
+	     "5.7.1 Service unavailable; client host blocked using "
+	     "zen.spamhaus.org",
+	     TROUBLE_FAIL, NULL},
+	    {"the sender unknown", TRANSPORT_RCPT, 550, "5.1.0",
+	     "5.1.0 <bounces+x@example.org>: Sender address rejected: User "
+	     "unknown",
+	     TROUBLE_FAIL, NULL},
+	    {"content rejected after the dot", TRANSPORT_DOT, 554, "5.7.1",
+	     "5.7.1 Message content rejected", TROUBLE_FAIL, NULL},
+	    {"too big", TRANSPORT_DOT, 552, "5.3.4",
+	     "5.3.4 Message size exceeds fixed limit", TROUBLE_FAIL, NULL},
+	    {"5xx to DATA", TRANSPORT_DATA, 554, "5.5.1",
+	     "5.5.1 Error: no valid recipients", TROUBLE_FAIL, NULL},
+	    /* temporary, or not the recipient's: never marked */
+	    {"450 5.1.1: may pass", TRANSPORT_RCPT, 450, "5.1.1",
+	     "5.1.1 User unknown", TROUBLE_DEFER, NULL},
+	    {"451 verification in progress", TRANSPORT_RCPT, 451, "4.1.1",
+	     "4.1.1 <x@y>: Recipient address rejected: unverified address: "
+	     "user unknown",
+	     TROUBLE_DEFER, NULL},
+	    {"5.1.1 to MAIL FROM: the sender", TRANSPORT_MAIL, 550, "5.1.1",
+	     "5.1.1 User unknown", TROUBLE_RELAY, NULL},
+	    {"user unknown as the relay's busy text", TRANSPORT_RCPT, 550, "",
+	     "Too many simultaneous connections", TROUBLE_RELAY, NULL},
+	    {"sent", TRANSPORT_DOT, 250, "2.0.0", "2.0.0 Ok: queued as 4BQ1",
+	     TROUBLE_SENT, NULL},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		struct transport_reply r;
+		struct trouble_decision d;
+
+		memset(&r, 0, sizeof r);
+		r.stage = cases[i].stage;
+		r.code = cases[i].code;
+		snprintf(r.status, sizeof r.status, "%s", cases[i].status);
+		r.text = (char *)cases[i].text;
+		d = trouble_decide(NULL, &r, NOW, NOW, 0, 0, RND_MID);
+		if (d.verdict != cases[i].want)
+			fail_msg("%s: %s (%s), expected %s", cases[i].name,
+			         verdict_name(d.verdict), d.reason,
+			         verdict_name(cases[i].want));
+		if ((d.bad_address == NULL) != (cases[i].bad == NULL) ||
+		    (d.bad_address != NULL &&
+		     strcmp(d.bad_address, cases[i].bad) != 0))
+			fail_msg("%s: bad address %s, expected %s",
+			         cases[i].name,
+			         d.bad_address ? d.bad_address : "(none)",
+			         cases[i].bad ? cases[i].bad : "(none)");
+		if (d.bad_address != NULL)
+			assert_non_null(strstr(d.reason, "address"));
+	}
+	/* old or stale, a dead address is still failed and marked */
+	{
+		struct transport_reply r;
+		struct trouble_decision d;
+
+		memset(&r, 0, sizeof r);
+		r.stage = TRANSPORT_RCPT;
+		r.code = 550;
+		snprintf(r.status, sizeof r.status, "5.1.1");
+		r.text = (char *)"5.1.1 User unknown";
+		d = trouble_decide(NULL, &r, NOW, NOW - 9 * DAY, NOW - 10, 0,
+		                   RND_MID);
+		assert_int_equal(d.verdict, TROUBLE_FAIL);
+		assert_string_equal(d.bad_address, "userunknown");
+		assert_int_equal(d.next_at, 0);
+	}
+}
+
 static void test_retry_hint(void **state)
 {
 	static const struct {
@@ -532,6 +653,7 @@ int main(void)
 	    cmocka_unit_test(test_stale_after),
 	    cmocka_unit_test(test_hint_and_stale_after),
 	    cmocka_unit_test(test_retry_hint),
+	    cmocka_unit_test(test_bad_address),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

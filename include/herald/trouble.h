@@ -41,6 +41,11 @@ struct trouble_decision {
 	time_t next_at;     /* DEFER: when; RELAY: when the relay may be
 	                     * tried again */
 	const char *reason; /* short, for logs: "recipient 4xx", ... */
+	/* FAIL: the refusal says the address itself is permanently bad (no
+	 * such mailbox or domain, moved, accepts no mail), in the words of
+	 * bounce_reason ("userunknown", ...); NULL otherwise. The address is
+	 * then suppressed as after a hard bounce. */
+	const char *bad_address;
 };
 
 /*
