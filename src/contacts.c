@@ -281,6 +281,12 @@ int contacts_next(struct contacts_reader *r, const struct journalist **j,
 			contacts_finish(r, d);
 			return 0;
 		}
+		if (ydoc_stream_doc(r->s)->root->kind == YDOC_SEQUENCE) {
+			/* entries without "journalists:": read to the end,
+			 * where the shape is reported once */
+			ydoc_node_free(e);
+			continue;
+		}
 		r->j.file = r->file;
 		rc = contacts_entry(&r->j, e, r->zones, &r->nzones, d);
 		ydoc_node_free(e);

@@ -597,7 +597,12 @@ static int ydoc_event(struct ydoc_builder *b, const yaml_event_t *ev)
 	if (ydoc_attach(b, n) < 0)
 		return -1;
 	b->stack[b->depth++] = n;
-	/* the sequence to stream: the value of `key` in the root mapping */
+	/* the sequence to stream: the value of `key` in the root mapping;
+	 * or the root, when it is a sequence (a list without its key: the
+	 * caller says so once it is read, in as little memory) */
+	if (b->key != NULL && b->seq == NULL && n->kind == YDOC_SEQUENCE &&
+	    b->depth == 1)
+		b->seq = n;
 	if (b->key != NULL && b->seq == NULL && n->kind == YDOC_SEQUENCE &&
 	    b->depth == 2 && b->stack[0] == b->doc->root &&
 	    b->doc->root->kind == YDOC_MAPPING) {

@@ -336,6 +336,22 @@ static void test_stream_items(void **state)
 	ydoc_stream_close(s);
 	unlink(path);
 	free(path);
+
+	/* a root sequence (the key forgotten) streams too: the caller says
+	 * what is wrong once it has read it, in as little memory */
+	text = "- {name: a}\n- {name: b}\n";
+	path = write_tmp(text, strlen(text));
+	s = ydoc_stream_open(path, NULL, "journalists", 10, &d);
+	assert_int_equal(ydoc_stream_next(s, &item), 1);
+	ydoc_node_free(item);
+	assert_int_equal(ydoc_stream_next(s, &item), 1);
+	ydoc_node_free(item);
+	assert_int_equal(ydoc_stream_next(s, &item), 0);
+	assert_int_equal(ydoc_stream_doc(s)->root->kind, YDOC_SEQUENCE);
+	assert_int_equal(ydoc_stream_doc(s)->root->nitems, 0);
+	ydoc_stream_close(s);
+	unlink(path);
+	free(path);
 }
 
 /* Limits: the count of items, and max_nodes for one item, not all. */

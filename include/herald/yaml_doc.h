@@ -86,8 +86,9 @@ void ydoc_free(struct ydoc *doc);
 /*
  * Streaming: a file whose root mapping holds one long sequence (a list of
  * a million journalists) is read without keeping that sequence. The
- * sequence under the root mapping's key `key` is handed out one item at a
- * time; everything else is built as ydoc_load_file builds it. The file is
+ * sequence under the root mapping's key `key` (or the root itself, when it
+ * is a sequence) is handed out one item at a time; everything else is
+ * built as ydoc_load_file builds it. The file is
  * read in chunks, so memory holds one item, not the file. Limits:
  * max_bytes for the file, max_depth, max_nodes for one item together with
  * the rest of the tree, and at most max_items items.
