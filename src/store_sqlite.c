@@ -194,6 +194,27 @@ static const struct store_sqlite_migration {
         " source TEXT PRIMARY KEY,"
         " at INTEGER NOT NULL) WITHOUT ROWID;"
         "PRAGMA user_version = 3;"},
+    /* 4: the heraldd that hold claims (owners, with a heartbeat), what
+     * each handed to a relay connection, and deliveries that may have
+     * reached their journalist twice */
+    {4, "CREATE TABLE daemons ("
+        " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " host TEXT NOT NULL,"
+        " pid INTEGER NOT NULL,"
+        " started INTEGER NOT NULL,"
+        " heartbeat INTEGER NOT NULL,"
+        " ended INTEGER,"
+        " control TEXT);"
+        "ALTER TABLE deliveries ADD COLUMN owner INTEGER;"
+        "ALTER TABLE deliveries ADD COLUMN handed_at INTEGER;"
+        "ALTER TABLE deliveries ADD COLUMN may_duplicate INTEGER NOT NULL"
+        " DEFAULT 0;"
+        "ALTER TABLE deliveries ADD COLUMN duplicate_why TEXT"
+        " CHECK (duplicate_why IN ('stop', 'lease'));"
+        /* an owner's claims, when it has ended */
+        "CREATE INDEX deliveries_owner ON deliveries (owner)"
+        " WHERE state = 'sending';"
+        "PRAGMA user_version = 4;"},
 };
 #define STORE_SQLITE_NMIGRATIONS                                               \
 	(sizeof(store_sqlite_migrations) / sizeof(store_sqlite_migrations[0]))
@@ -227,6 +248,7 @@ struct store_sqlite {
 	struct store_sqlite_block *claimed; /* strings of the last claim */
 	char *key;                          /* an address as compared */
 	size_t keycap;
+	int64_t owner; /* daemons.id of this handle's heraldd, 0: none */
 };
 
 static struct store_sqlite *store_sqlite_of(struct store *st)
@@ -1435,10 +1457,19 @@ static int store_sqlite_claim(struct store *stp, time_t now, unsigned lease,
 	         " WHERE release_id = ?1 AND state = 'sending'"
 	         " AND lease_until < ?2 ORDER BY next_at, id LIMIT ?3",
 	         what, d)) == NULL ||
+	    /* a lease that ran out after a hand-over: the relay may have
+	     * taken it (every SET reads the row as it was) */
 	    (take = store_sqlite_prepare(
 	         s,
 	         "UPDATE deliveries SET state = 'sending',"
-	         " lease_until = ?2, updated_at = ?3 WHERE id = ?1",
+	         " lease_until = ?2, updated_at = ?3, owner = ?4,"
+	         " handed_at = NULL,"
+	         " may_duplicate = CASE WHEN state = 'sending'"
+	         "  AND handed_at IS NOT NULL THEN ?3 ELSE may_duplicate END,"
+	         " duplicate_why = CASE WHEN state = 'sending'"
+	         "  AND handed_at IS NOT NULL THEN 'lease'"
+	         "  ELSE duplicate_why END"
+	         " WHERE id = ?1",
 	         what, d)) == NULL ||
 	    /* not UPDATE ... RETURNING: SQLite builds a temporary table for
 	     * every statement that returns, which costs more than this */
@@ -1453,7 +1484,9 @@ static int store_sqlite_claim(struct store *stp, time_t now, unsigned lease,
 	    store_sqlite_int(expired, 2, now) ||
 	    store_sqlite_int(expired, 3, (int64_t)max) ||
 	    store_sqlite_int(take, 2, (int64_t)now + lease) ||
-	    store_sqlite_int(take, 3, now)) {
+	    store_sqlite_int(take, 3, now) ||
+	    (s->owner ? store_sqlite_int(take, 4, s->owner)
+	              : sqlite3_bind_null(take, 4))) {
 		store_sqlite_bind_fail(s, what, d);
 		goto fail;
 	}
@@ -1682,7 +1715,8 @@ static int store_sqlite_unclaim(struct store *stp, const int64_t *ids, size_t n,
 	    store_sqlite_of(stp), "giving claimed deliveries back",
 	    "UPDATE deliveries SET state = CASE WHEN tries > 0"
 	    "  THEN 'deferred' ELSE 'queued' END,"
-	    " next_at = ?2, lease_until = NULL, updated_at = ?3"
+	    " next_at = ?2, lease_until = NULL, handed_at = NULL,"
+	    " updated_at = ?3"
 	    " WHERE id = ?1 AND state = 'sending'",
 	    ids, n, next_at, d);
 }
@@ -1696,6 +1730,465 @@ static int store_sqlite_renew(struct store *stp, const int64_t *ids, size_t n,
 	    "UPDATE deliveries SET lease_until = ?2"
 	    " WHERE id = ?1 AND state = 'sending' AND ?3 IS NOT NULL",
 	    ids, n, lease_until, d);
+}
+
+/* ---- owners and hand-overs -------------------------------------------- */
+
+/* How long the row of a heraldd that ended and holds nothing is kept: a
+ * heraldd taken for gone that was only stuck finds its row again when it
+ * wakes (daemon_beat), and `herald show` can still name it. */
+#define STORE_SQLITE_ENDED_KEEP 86400
+
+static int store_sqlite_daemon_add(struct store *stp, const char *host,
+                                   long pid, time_t now, const char *control,
+                                   int64_t *id, struct diag *d)
+{
+	const char *what = "adding this heraldd to the store's daemons";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	sqlite3_stmt *st = store_sqlite_prepare(
+	    s,
+	    "INSERT INTO daemons (host, pid, started, heartbeat, control)"
+	    " VALUES (?1, ?2, ?3, ?3, ?4)",
+	    what, d);
+	int ret = -1;
+
+	if (st == NULL)
+		return -1;
+	if (store_sqlite_text(st, 1, host) || store_sqlite_int(st, 2, pid) ||
+	    store_sqlite_int(st, 3, now) || store_sqlite_text(st, 4, control)) {
+		store_sqlite_bind_fail(s, what, d);
+		goto out;
+	}
+	if (store_sqlite_run(s, st, what, d) < 0)
+		goto out;
+	s->owner = sqlite3_last_insert_rowid(s->db);
+	*id = s->owner;
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* Bind this handle's owner (NULL when it has none) at i. */
+static int store_sqlite_owner(struct store_sqlite *s, sqlite3_stmt *st, int i)
+{
+	return s->owner ? store_sqlite_int(st, i, s->owner)
+	                : sqlite3_bind_null(st, i);
+}
+
+static int store_sqlite_daemon_beat(struct store *stp, time_t now,
+                                    const int64_t *ids, size_t n,
+                                    time_t lease_until, bool *revived,
+                                    struct diag *d)
+{
+	const char *what = "renewing this heraldd's heartbeat and leases";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	sqlite3_stmt *was = NULL, *beat = NULL, *renew = NULL;
+	int rc;
+
+	*revived = false;
+	if (store_sqlite_begin(s, what, d) < 0)
+		return -1;
+	if ((was = store_sqlite_prepare(
+	         s, "SELECT ended FROM daemons WHERE id = ?1", what, d)) ==
+	        NULL ||
+	    (beat = store_sqlite_prepare(
+	         s,
+	         "UPDATE daemons SET heartbeat = ?2, ended = NULL"
+	         " WHERE id = ?1",
+	         what, d)) == NULL ||
+	    /* only its own: one given back meanwhile may be another's */
+	    (renew = store_sqlite_prepare(
+	         s,
+	         "UPDATE deliveries SET lease_until = ?2"
+	         " WHERE id = ?1 AND state = 'sending' AND owner IS ?3",
+	         what, d)) == NULL)
+		goto fail;
+	if (store_sqlite_int(was, 1, s->owner) ||
+	    store_sqlite_int(beat, 1, s->owner) ||
+	    store_sqlite_int(beat, 2, now) ||
+	    store_sqlite_int(renew, 2, lease_until) ||
+	    store_sqlite_owner(s, renew, 3)) {
+		store_sqlite_bind_fail(s, what, d);
+		goto fail;
+	}
+	if (s->owner != 0) {
+		rc = sqlite3_step(was);
+		if (rc == SQLITE_ROW)
+			*revived = sqlite3_column_type(was, 0) != SQLITE_NULL;
+		else if (rc == SQLITE_DONE)
+			*revived = true; /* deleted as ended long ago */
+		else {
+			store_sqlite_fail(s, rc, what, d);
+			goto fail;
+		}
+		if (store_sqlite_run(s, beat, what, d) < 0)
+			goto fail;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (store_sqlite_int(renew, 1, ids[i]) != SQLITE_OK) {
+			store_sqlite_bind_fail(s, what, d);
+			goto fail;
+		}
+		if (store_sqlite_run(s, renew, what, d) < 0)
+			goto fail;
+	}
+	sqlite3_finalize(renew);
+	sqlite3_finalize(beat);
+	sqlite3_finalize(was);
+	renew = beat = was = NULL;
+	if (store_sqlite_commit(s, what, d) < 0)
+		goto fail;
+	return 0;
+fail:
+	sqlite3_finalize(renew);
+	sqlite3_finalize(beat);
+	sqlite3_finalize(was);
+	store_sqlite_rollback(s);
+	return -1;
+}
+
+/* A daemons row from columns first.. (id, host, pid, started, heartbeat,
+ * ended, control); strings point into st's row. */
+static void store_sqlite_daemon_row(sqlite3_stmt *st, int first,
+                                    struct store_daemon *dm)
+{
+	dm->id = sqlite3_column_int64(st, first);
+	dm->host = (const char *)sqlite3_column_text(st, first + 1);
+	dm->pid = (long)sqlite3_column_int64(st, first + 2);
+	dm->started = (time_t)sqlite3_column_int64(st, first + 3);
+	dm->heartbeat = (time_t)sqlite3_column_int64(st, first + 4);
+	dm->ended = (time_t)sqlite3_column_int64(st, first + 5);
+	dm->control = (const char *)sqlite3_column_text(st, first + 6);
+	if (dm->host == NULL)
+		dm->host = "";
+}
+
+static int store_sqlite_daemons_each(struct store *stp,
+                                     int (*fn)(void *arg,
+                                               const struct store_daemon *dm),
+                                     void *arg, struct diag *d)
+{
+	const char *what = "reading the store's daemons";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	sqlite3_stmt *st = store_sqlite_prepare(
+	    s,
+	    "SELECT id, host, pid, started, heartbeat, ended, control"
+	    " FROM daemons ORDER BY id",
+	    what, d);
+	int rc, ret = -1;
+
+	if (st == NULL)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_daemon dm;
+		int r;
+
+		store_sqlite_daemon_row(st, 0, &dm);
+		if ((r = fn(arg, &dm)) != 0) {
+			ret = r < 0 ? -1 : 0;
+			goto out;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		store_sqlite_fail(s, rc, what, d);
+		goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	return ret;
+}
+
+static int store_sqlite_daemon_end(struct store *stp, int64_t id, time_t now,
+                                   size_t *freed, size_t *held,
+                                   struct diag *d)
+{
+	const char *what = "giving back the claims of a heraldd that ended";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	sqlite3_stmt *fr = NULL, *cnt = NULL, *end = NULL, *old = NULL;
+	int rc;
+
+	*freed = *held = 0;
+	if (store_sqlite_begin(s, what, d) < 0)
+		return -1;
+	if ((fr = store_sqlite_prepare(
+	         s,
+	         "UPDATE deliveries SET state = CASE WHEN tries > 0"
+	         "  THEN 'deferred' ELSE 'queued' END,"
+	         " next_at = ?2, lease_until = NULL, updated_at = ?2"
+	         " WHERE owner = ?1 AND state = 'sending'"
+	         " AND handed_at IS NULL",
+	         what, d)) == NULL ||
+	    (cnt = store_sqlite_prepare(
+	         s,
+	         "SELECT count(*) FROM deliveries"
+	         " WHERE owner = ?1 AND state = 'sending'",
+	         what, d)) == NULL ||
+	    (end = store_sqlite_prepare(
+	         s,
+	         "UPDATE daemons SET ended = coalesce(ended, ?2)"
+	         " WHERE id = ?1",
+	         what, d)) == NULL ||
+	    (old = store_sqlite_prepare(
+	         s,
+	         "DELETE FROM daemons WHERE ended IS NOT NULL"
+	         " AND ended < ?1 AND NOT EXISTS (SELECT 1 FROM deliveries"
+	         "  WHERE owner = daemons.id AND state = 'sending')",
+	         what, d)) == NULL)
+		goto fail;
+	if (store_sqlite_int(fr, 1, id) || store_sqlite_int(fr, 2, now) ||
+	    store_sqlite_int(cnt, 1, id) || store_sqlite_int(end, 1, id) ||
+	    store_sqlite_int(end, 2, now) ||
+	    store_sqlite_int(old, 1, (int64_t)now - STORE_SQLITE_ENDED_KEEP)) {
+		store_sqlite_bind_fail(s, what, d);
+		goto fail;
+	}
+	if (store_sqlite_run(s, fr, what, d) < 0)
+		goto fail;
+	*freed = (size_t)sqlite3_changes64(s->db);
+	if ((rc = sqlite3_step(cnt)) != SQLITE_ROW) {
+		store_sqlite_fail(s, rc, what, d);
+		goto fail;
+	}
+	*held = (size_t)sqlite3_column_int64(cnt, 0);
+	if (store_sqlite_run(s, end, what, d) < 0 ||
+	    store_sqlite_run(s, old, what, d) < 0)
+		goto fail;
+	sqlite3_finalize(old);
+	sqlite3_finalize(end);
+	sqlite3_finalize(cnt);
+	sqlite3_finalize(fr);
+	old = end = cnt = fr = NULL;
+	if (store_sqlite_commit(s, what, d) < 0)
+		goto fail;
+	return 0;
+fail:
+	sqlite3_finalize(old);
+	sqlite3_finalize(end);
+	sqlite3_finalize(cnt);
+	sqlite3_finalize(fr);
+	store_sqlite_rollback(s);
+	*freed = *held = 0;
+	return -1;
+}
+
+static int store_sqlite_handover(struct store *stp, const int64_t *ids,
+                                 size_t n, time_t now, bool *ok,
+                                 struct diag *d)
+{
+	const char *what = "marking deliveries handed to the relay";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	sqlite3_stmt *st = NULL;
+
+	for (size_t i = 0; i < n; i++)
+		ok[i] = false;
+	if (n == 0)
+		return 0;
+	if (store_sqlite_begin(s, what, d) < 0)
+		return -1;
+	if ((st = store_sqlite_prepare(
+	         s,
+	         "UPDATE deliveries SET handed_at = ?2"
+	         " WHERE id = ?1 AND state = 'sending' AND owner IS ?3"
+	         " AND handed_at IS NULL",
+	         what, d)) == NULL)
+		goto fail;
+	if (store_sqlite_int(st, 2, now) || store_sqlite_owner(s, st, 3)) {
+		store_sqlite_bind_fail(s, what, d);
+		goto fail;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (store_sqlite_int(st, 1, ids[i]) != SQLITE_OK) {
+			store_sqlite_bind_fail(s, what, d);
+			goto fail;
+		}
+		if (store_sqlite_run(s, st, what, d) < 0)
+			goto fail;
+		ok[i] = sqlite3_changes64(s->db) == 1;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (store_sqlite_commit(s, what, d) < 0)
+		goto fail;
+	return 0;
+fail:
+	sqlite3_finalize(st);
+	store_sqlite_rollback(s);
+	for (size_t i = 0; i < n; i++)
+		ok[i] = false;
+	return -1;
+}
+
+/* drop's new state, next_at and hand-over: ?3 is 1 for a cancel */
+#define STORE_SQLITE_DROP_SET                                                  \
+	"UPDATE deliveries SET state = CASE WHEN ?3 THEN 'cancelled'"          \
+	"  WHEN tries > 0 THEN 'deferred' ELSE 'queued' END,"                  \
+	" next_at = CASE WHEN ?3 THEN next_at ELSE ?2 END,"                    \
+	" lease_until = NULL, handed_at = NULL, updated_at = ?2"
+
+static int store_sqlite_drop(struct store *stp, int64_t release_id,
+                             const int64_t *ids, size_t n, bool cancel,
+                             size_t *dropped, struct diag *d)
+{
+	const char *what = "giving back claims of a paused or cancelled "
+	                   "release";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	sqlite3_stmt *st = NULL;
+	size_t k = ids == NULL ? 1 : n;
+
+	*dropped = 0;
+	if (k == 0)
+		return 0;
+	if (store_sqlite_begin(s, what, d) < 0)
+		return -1;
+	st = store_sqlite_prepare(
+	    s,
+	    ids == NULL ? STORE_SQLITE_DROP_SET
+	        " WHERE release_id = ?1 AND state = 'sending'"
+	        " AND handed_at IS NULL"
+	                : STORE_SQLITE_DROP_SET
+	        " WHERE id = ?4 AND release_id = ?1 AND state = 'sending'",
+	    what, d);
+	if (st == NULL)
+		goto fail;
+	if (store_sqlite_int(st, 1, release_id) ||
+	    store_sqlite_int(st, 2, time(NULL)) ||
+	    store_sqlite_int(st, 3, cancel ? 1 : 0)) {
+		store_sqlite_bind_fail(s, what, d);
+		goto fail;
+	}
+	for (size_t i = 0; i < k; i++) {
+		if (ids != NULL && store_sqlite_int(st, 4, ids[i]) != SQLITE_OK) {
+			store_sqlite_bind_fail(s, what, d);
+			goto fail;
+		}
+		if (store_sqlite_run(s, st, what, d) < 0)
+			goto fail;
+		*dropped += (size_t)sqlite3_changes64(s->db);
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (store_sqlite_commit(s, what, d) < 0)
+		goto fail;
+	return 0;
+fail:
+	sqlite3_finalize(st);
+	store_sqlite_rollback(s);
+	*dropped = 0;
+	return -1;
+}
+
+static int store_sqlite_abandon(struct store *stp, const int64_t *ids,
+                                size_t n, time_t next_at, struct diag *d)
+{
+	return store_sqlite_each_id(
+	    store_sqlite_of(stp), "giving back what was on relay connections",
+	    "UPDATE deliveries SET state = CASE WHEN tries > 0"
+	    "  THEN 'deferred' ELSE 'queued' END,"
+	    " next_at = ?2, lease_until = NULL, handed_at = NULL,"
+	    " may_duplicate = ?3, duplicate_why = 'stop', updated_at = ?3"
+	    " WHERE id = ?1 AND state = 'sending'",
+	    ids, n, next_at, d);
+}
+
+/* holds_each's columns and grouping; its WHERE comes between */
+#define STORE_SQLITE_HOLD_COLS                                                 \
+	"SELECT m.id, m.host, m.pid, m.started, m.heartbeat, m.ended,"         \
+	" m.control, d.handed_at IS NOT NULL AS handed, min(d.handed_at),"     \
+	" max(d.lease_until), count(*)"                                        \
+	" FROM deliveries d LEFT JOIN daemons m ON m.id = d.owner"
+#define STORE_SQLITE_HOLD_GROUP " GROUP BY d.owner, handed ORDER BY d.owner, handed"
+
+static int store_sqlite_holds_each(struct store *stp, int64_t release_id,
+                                   int64_t delivery_id,
+                                   int (*fn)(void *arg,
+                                             const struct store_hold *h),
+                                   void *arg, struct diag *d)
+{
+	const char *what = "reading who holds deliveries";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	sqlite3_stmt *st = store_sqlite_prepare(
+	    s,
+	    delivery_id != 0
+	        ? STORE_SQLITE_HOLD_COLS " WHERE d.id = ?2 AND d.state = "
+	                                 "'sending'" STORE_SQLITE_HOLD_GROUP
+	        : STORE_SQLITE_HOLD_COLS " WHERE d.release_id = ?1 AND "
+	                                 "d.state = "
+	                                 "'sending'" STORE_SQLITE_HOLD_GROUP,
+	    what, d);
+	int rc, ret = -1;
+
+	if (st == NULL)
+		return -1;
+	if (sqlite3_bind_int64(st, delivery_id != 0 ? 2 : 1,
+	                       delivery_id != 0 ? delivery_id : release_id) !=
+	    SQLITE_OK) {
+		store_sqlite_bind_fail(s, what, d);
+		goto out;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_hold h = {0};
+		int r;
+
+		if (sqlite3_column_type(st, 0) != SQLITE_NULL)
+			store_sqlite_daemon_row(st, 0, &h.owner);
+		else
+			h.owner.host = "";
+		h.handed = sqlite3_column_int(st, 7) != 0;
+		h.handed_at = (time_t)sqlite3_column_int64(st, 8);
+		h.lease_until = (time_t)sqlite3_column_int64(st, 9);
+		h.n = (size_t)sqlite3_column_int64(st, 10);
+		if ((r = fn(arg, &h)) != 0) {
+			ret = r < 0 ? -1 : 0;
+			goto out;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		store_sqlite_fail(s, rc, what, d);
+		goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	return ret;
+}
+
+static int store_sqlite_duplicate_get(struct store *stp, int64_t id,
+                                      enum store_duplicate *why, time_t *at,
+                                      struct diag *d)
+{
+	const char *what = "reading a delivery's duplicate mark";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	sqlite3_stmt *st = store_sqlite_prepare(
+	    s,
+	    "SELECT may_duplicate, duplicate_why FROM deliveries"
+	    " WHERE id = ?1",
+	    what, d);
+	int rc, ret = -1;
+
+	*why = STORE_DUP_NONE;
+	*at = 0;
+	if (st == NULL)
+		return -1;
+	if (store_sqlite_int(st, 1, id) != SQLITE_OK) {
+		store_sqlite_bind_fail(s, what, d);
+		goto out;
+	}
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *w = (const char *)sqlite3_column_text(st, 1);
+		*at = (time_t)sqlite3_column_int64(st, 0);
+		if (*at != 0 && w != NULL)
+			*why = strcmp(w, "stop") == 0 ? STORE_DUP_STOP
+			                              : STORE_DUP_LEASE;
+	} else if (rc != SQLITE_DONE) {
+		store_sqlite_fail(s, rc, what, d);
+		goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(st);
+	return ret;
 }
 
 static int store_sqlite_expire(struct store *stp, time_t now, unsigned lifetime,
@@ -2729,6 +3222,15 @@ const struct store_backend store_sqlite_backend = {
     .claim = store_sqlite_claim,
     .record = store_sqlite_record,
     .unclaim = store_sqlite_unclaim,
+    .daemon_add = store_sqlite_daemon_add,
+    .daemon_beat = store_sqlite_daemon_beat,
+    .daemons_each = store_sqlite_daemons_each,
+    .daemon_end = store_sqlite_daemon_end,
+    .handover = store_sqlite_handover,
+    .drop = store_sqlite_drop,
+    .abandon = store_sqlite_abandon,
+    .holds_each = store_sqlite_holds_each,
+    .duplicate_get = store_sqlite_duplicate_get,
     .event_record = store_sqlite_event_record,
     .mailbox_state_get = store_sqlite_mailbox_state_get,
     .mailbox_state_set = store_sqlite_mailbox_state_set,

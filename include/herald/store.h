@@ -135,6 +135,39 @@ struct store_release_info {
 	size_t total;
 };
 
+/* A heraldd that uses the store (a row of its daemons table): the owner of
+ * the claims it makes. Strings are valid during the callback. */
+struct store_daemon {
+	int64_t id;
+	const char *host; /* gethostname() */
+	long pid;
+	time_t started;
+	time_t heartbeat;    /* its last sign of life */
+	time_t ended;        /* 0: running as far as the store knows; else
+	                      * when it stopped or was found gone */
+	const char *control; /* its control socket, or NULL */
+};
+
+/* Deliveries held by claims (state sending), for admins: one group per
+ * owner and hand-over. */
+struct store_hold {
+	struct store_daemon owner; /* id 0: no owner recorded */
+	bool handed;        /* handed to a relay connection: may be sent */
+	time_t handed_at;   /* the group's earliest hand-over */
+	time_t lease_until; /* the group's latest lease */
+	size_t n;
+};
+
+/* Why a delivery may have reached its journalist twice (same Message-ID):
+ * it was on a connection when heraldd stopped and the grace ran out, or
+ * it was handed to a relay by a heraldd that died and went again when its
+ * lease ran out. */
+enum store_duplicate {
+	STORE_DUP_NONE,
+	STORE_DUP_STOP,
+	STORE_DUP_LEASE,
+};
+
 /* What arrived in the bounce mailbox about a delivery. */
 enum store_event_kind {
 	STORE_EVENT_BOUNCE,
@@ -277,7 +310,9 @@ struct store_backend {
 	 * now + lease, in one transaction. Returns how many (into out[], with
 	 * strings kept in st until the next claim), oldest next_at first.
 	 * The lease runs out after now + lease: a claim at that second still
-	 * does not take it again. */
+	 * does not take it again. The claims are this handle's daemon's
+	 * (daemon_add), not handed over; a lease that ran out on a delivery
+	 * handed over marks it STORE_DUP_LEASE. */
 	int (*claim)(struct store *st, time_t now, unsigned lease, size_t max,
 	             struct store_delivery *out, struct diag *d);
 	/* Record attempts and the states they lead to, n at once, in ONE
@@ -302,6 +337,70 @@ struct store_backend {
 	             time_t lease_until, struct diag *d);
 	int (*unclaim)(struct store *st, const int64_t *ids, size_t n,
 	               time_t next_at, struct diag *d);
+	/*
+	 * heraldd's claims: owners and hand-overs. A heraldd adds itself as
+	 * an owner (daemon_add); the claims made through that handle carry
+	 * its id, and it marks what it hands to a relay connection (handover)
+	 * before it does. What a heraldd that is gone (control.c decides)
+	 * claimed and never handed over is due again at once (daemon_end);
+	 * what it handed over may be at the relay and waits for its lease.
+	 */
+	/* Add a daemons row (heartbeat now) and make this handle's claims
+	 * its; *id: the row's id. */
+	int (*daemon_add)(struct store *st, const char *host, long pid,
+	                  time_t now, const char *control, int64_t *id,
+	                  struct diag *d);
+	/* In one transaction: the heartbeat of this handle's daemon, and the
+	 * lease of ids (its claims still sending) until lease_until.
+	 * *revived: another heraldd had taken this one for gone (its claims
+	 * not handed over were given back); the row is running again. */
+	int (*daemon_beat)(struct store *st, time_t now, const int64_t *ids,
+	                   size_t n, time_t lease_until, bool *revived,
+	                   struct diag *d);
+	/* The daemons rows, oldest first, ended ones too. */
+	int (*daemons_each)(struct store *st,
+	                    int (*fn)(void *arg, const struct store_daemon *dm),
+	                    void *arg, struct diag *d);
+	/* A heraldd has ended (found gone, or this handle's own at its exit),
+	 * in one transaction: its claims not handed over are due at now
+	 * (queued, or deferred if tried before; *freed counts them), the
+	 * handed ones keep their lease (*held), its row is marked ended.
+	 * Rows ended a day ago that hold nothing are deleted. */
+	int (*daemon_end)(struct store *st, int64_t id, time_t now,
+	                  size_t *freed, size_t *held, struct diag *d);
+	/* Mark ids handed over to a relay at now, in one transaction. Only
+	 * a delivery still sending, claimed by this handle's daemon and not
+	 * marked yet is marked; ok[i] says whether ids[i] was. One that was
+	 * not must not be sent: a pause, a cancel or another heraldd took
+	 * it. */
+	int (*handover)(struct store *st, const int64_t *ids, size_t n,
+	                time_t now, bool *ok, struct diag *d);
+	/* Give back claims of release_id that never reached a relay (its
+	 * pause or cancel), due at once, in one transaction: cancel false:
+	 * queued (deferred if tried before), true: cancelled. ids NULL: every
+	 * delivery of the release claimed by any heraldd and not handed
+	 * over; else those n ids of the release (their owner's word that
+	 * they did not reach a relay). Only deliveries still sending change;
+	 * *dropped counts them. */
+	int (*drop)(struct store *st, int64_t release_id, const int64_t *ids,
+	            size_t n, bool cancel, size_t *dropped, struct diag *d);
+	/* Give back ids that were on relay connections when this handle's
+	 * daemon stopped (the grace ran out): due at next_at, marked
+	 * STORE_DUP_STOP (now), in one transaction; ids no longer sending
+	 * are left alone. */
+	int (*abandon)(struct store *st, const int64_t *ids, size_t n,
+	               time_t next_at, struct diag *d);
+	/* The deliveries held by claims, grouped by owner and hand-over:
+	 * of release_id, or the one delivery_id when it is not 0. */
+	int (*holds_each)(struct store *st, int64_t release_id,
+	                  int64_t delivery_id,
+	                  int (*fn)(void *arg, const struct store_hold *h),
+	                  void *arg, struct diag *d);
+	/* Whether delivery id may have been sent twice: *why (STORE_DUP_NONE:
+	 * no) and *at, when that became so. */
+	int (*duplicate_get)(struct store *st, int64_t id,
+	                     enum store_duplicate *why, time_t *at,
+	                     struct diag *d);
 	/* Expire queued/deferred deliveries whose lifetime (queued_at +
 	 * lifetime) or release stale_after has passed; returns how many.
 	 * lifetime 0: only stale_after. */
