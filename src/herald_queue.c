@@ -12,12 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "herald/control.h"
 #include "herald/datefmt.h"
 #include "herald/message.h"
 #include "herald/snapshot.h"
@@ -70,23 +69,10 @@ static const char *queue_store_path(const struct cli_opts *o,
 }
 
 /* Tell a running heraldd that work is due (a missed wake-up only delays:
- * the daemon also polls). Returns 0 when it answered. */
+ * the daemon also polls). Returns 0 when one took it. */
 static int queue_wake(const char *sock)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int fd, rc = -1;
-
-	if (sock == NULL || strlen(sock) >= sizeof(sa.sun_path))
-		return -1;
-	memcpy(sa.sun_path, sock, strlen(sock) + 1);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-	    send(fd, "wake\n", 5, MSG_NOSIGNAL) == 5)
-		rc = 0;
-	close(fd);
-	return rc;
+	return control_wake(sock);
 }
 
 int cmd_queue(int argc, char **argv)
