@@ -17,16 +17,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,9 +31,11 @@
 #include "herald/coalition.h"
 #include "herald/config.h"
 #include "herald/contacts.h"
+#include "herald/control.h"
 #include "herald/dkim.h"
 #include "herald/i18n.h"
 #include "herald/inbox.h"
+#include "herald/log.h"
 #include "herald/mailbox.h"
 #include "herald/message.h"
 #include "herald/release.h"
@@ -62,9 +61,10 @@ enum {
 	/* the longest the loop sleeps: the store is polled this often even
 	 * when no wake-up arrives (a missed wake-up only delays) */
 	DELIVER_POLL_MS = 1000,
-	/* how long a control connection of the daemon's own user may take
-	 * to send its request (the loop waits for it) */
-	DELIVER_CONTROL_WAIT_MS = 500,
+	/* messages are marked handed over (deliver_handover) in groups: a
+	 * group used up within this time makes the next one larger, one that
+	 * lasts ten times as long the next one smaller */
+	DELIVER_HANDOVER_MS = 50,
 	/* a store that refuses writes (disk full, I/O error, locked): nothing
 	 * is claimed or sent until it takes one again, tried after 1 s, then
 	 * 2, 4, 8, 16: soon back once space is freed, and a full disk costs
@@ -95,6 +95,7 @@ struct dl_flight {
 	size_t len;
 	unsigned attempt;
 	struct timespec started;
+	bool submitted; /* on a relay connection (not waiting in ready) */
 	struct dl_flight *prev, *next; /* the daemon's in-flight list */
 	struct transport_msg m;        /* what goes to the transport */
 	char *sender; /* the signed return path (VERP), or NULL */
@@ -151,6 +152,22 @@ struct deliver {
 	struct dl_flight **ready;
 	size_t nready, ready_head;
 	time_t unclaim_at; /* when what is given back is due again */
+	/* this heraldd in the store's daemons table (0: not added yet) */
+	int64_t owner;
+	/* the first handed_credit messages of ready are marked handed over
+	 * in the store; the next mark takes handed_ahead more than there is
+	 * room for (see deliver_handover) */
+	size_t handed_credit;
+	size_t handed_ahead;
+	struct timespec last_handover;
+	int64_t *hand_ids; /* daemon.batch of each, for the marks */
+	bool *hand_ok;
+	/* the other heraldd of the store, by id, as last seen running */
+	int64_t *others;
+	size_t nothers;
+	time_t last_others;
+	bool abandoned; /* what was on connections at the stop is given
+	                 * back already (deliver_abandon) */
 	int ctl_fd;
 	char *ctl_path;
 	FILE *log;
@@ -536,6 +553,21 @@ static void deliver_add_pending(struct deliver *dl, const struct dl_flight *f,
 
 /* ---- the transport's answers ------------------------------------------ */
 
+/* Take f off the in-flight list and free it; the store is not told. */
+static void deliver_forget(struct deliver *dl, struct dl_flight *f)
+{
+	if (f->prev != NULL)
+		f->prev->next = f->next;
+	else if (dl->flights == f)
+		dl->flights = f->next;
+	if (f->next != NULL)
+		f->next->prev = f->prev;
+	free(f->email);
+	free(f->sender);
+	free(f->msg);
+	free(f);
+}
+
 static void deliver_done(void *arg, const struct transport_msg *m,
                          const struct transport_reply *rep)
 {
@@ -547,9 +579,12 @@ static void deliver_done(void *arg, const struct transport_msg *m,
 
 	if (rep->stage == TRANSPORT_LOCAL &&
 	    strcmp(rep->error_text, "aborted") == 0) {
-		/* shutting down: give it back, uncharged, due at once */
+		/* shutting down: give it back, uncharged, due at once
+		 * (what was on a connection is given back already, marked:
+		 * deliver_abandon) */
 		struct diag d = {0};
-		if (dl->ops->unclaim(
+		if (!(f->submitted && dl->abandoned) &&
+		    dl->ops->unclaim(
 		        dl->st, &f->id, 1,
 		        dl->unclaim_at > now ? dl->unclaim_at : now, &d) < 0)
 			deliver_log_diag(dl, &d);
@@ -592,16 +627,7 @@ static void deliver_done(void *arg, const struct transport_msg *m,
 	}
 	deliver_add_pending(dl, f, rep, &dec, result, true);
 done:
-	if (f->prev != NULL)
-		f->prev->next = f->next;
-	else if (dl->flights == f)
-		dl->flights = f->next;
-	if (f->next != NULL)
-		f->next->prev = f->prev;
-	free(f->email);
-	free(f->sender);
-	free(f->msg);
-	free(f);
+	deliver_forget(dl, f);
 }
 
 /* ---- claiming and sending ---------------------------------------------- */
@@ -730,14 +756,84 @@ static int deliver_claim(struct deliver *dl, size_t room, time_t now)
 	return n;
 }
 
-/* Hand waiting messages to the transport while it has room. */
+/*
+ * Mark the next messages of ready handed over, in one transaction, before
+ * any of them goes to a connection: after a crash, what was marked may be
+ * at the relay and waits for its lease; the rest of this heraldd's claims
+ * are due again at once (deliver_others). A group is the room the
+ * transport has plus handed_ahead more, which doubles (up to daemon.batch)
+ * while groups are used up within DELIVER_HANDOVER_MS and halves when one
+ * lasts ten times that: a fast relay costs one transaction for many
+ * messages, a slow one strands few. What the store no longer lets this
+ * heraldd send (its release paused or cancelled, or the claim given to
+ * another heraldd that took this one for gone) is forgotten unsent. -1
+ * when the store refused.
+ */
+static int deliver_handover(struct deliver *dl)
+{
+	struct diag d = {0};
+	double since = deliver_ms_since(&dl->last_handover);
+	size_t n, k = 0;
+
+	if (since < DELIVER_HANDOVER_MS)
+		dl->handed_ahead = dl->handed_ahead ? dl->handed_ahead * 2 : 1;
+	else if (since > 10.0 * DELIVER_HANDOVER_MS)
+		dl->handed_ahead /= 2;
+	if (dl->handed_ahead > dl->cfg->batch)
+		dl->handed_ahead = dl->cfg->batch;
+	n = dl->tb->room(dl->tr) + dl->handed_ahead;
+	if (n > dl->nready)
+		n = dl->nready;
+	for (size_t i = 0; i < n; i++)
+		dl->hand_ids[i] = dl->ready[dl->ready_head + i]->id;
+	clock_gettime(CLOCK_MONOTONIC, &dl->last_handover);
+	if (dl->ops->handover(dl->st, dl->hand_ids, n, time(NULL), dl->hand_ok,
+	                      &d) < 0) {
+		deliver_log_diag(dl, &d);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct dl_flight *f = dl->ready[dl->ready_head + i];
+		if (dl->hand_ok[i])
+			dl->ready[dl->ready_head + k++] = f;
+		else
+			deliver_forget(dl, f);
+	}
+	if (k < n) {
+		memmove(dl->ready + dl->ready_head + k,
+		        dl->ready + dl->ready_head + n,
+		        (dl->nready - n) * sizeof(*dl->ready));
+		dl->nready -= n - k;
+		deliver_logf(dl,
+		             "%zu claimed deliveries were taken back meanwhile "
+		             "(a pause, a cancel, or another heraldd): not sent "
+		             "by this heraldd",
+		             n - k);
+	}
+	dl->handed_credit = k;
+	return 0;
+}
+
+/* Hand waiting messages to the transport while it has room, each marked
+ * handed over first (deliver_handover). */
 static void deliver_submit_ready(struct deliver *dl)
 {
 	struct diag d = {0};
 
 	while (dl->nready > 0 && dl->tb->room(dl->tr) > 0) {
-		struct dl_flight *f = dl->ready[dl->ready_head++];
+		struct dl_flight *f;
+		if (dl->handed_credit == 0) {
+			if (deliver_handover(dl) < 0) {
+				deliver_store_pause(dl, time(NULL));
+				break;
+			}
+			if (dl->nready == 0)
+				break;
+		}
+		f = dl->ready[dl->ready_head++];
 		dl->nready--;
+		dl->handed_credit--;
+		f->submitted = true;
 		if (dl->tb->submit(dl->tr, &f->m, &d) < 0) {
 			char why[200];
 			snprintf(why, sizeof(why), "%s", diag_first(&d));
@@ -763,35 +859,53 @@ static void deliver_unclaim_ready(struct deliver *dl, time_t due)
 	}
 	dl->ready_head = 0;
 	dl->unclaim_at = 0;
+	dl->handed_credit = 0; /* unclaim took the marks back too */
 }
+
+static void deliver_others(struct deliver *dl, time_t now, bool start);
 
 /* Keep the claims of what is in flight: renew their lease well before it
  * runs out, so that a slow relay never makes them due again while this
- * daemon is still sending them. -1 when the store refused. */
+ * daemon is still sending them; with them, this heraldd's heartbeat, at
+ * least every CONTROL_HEARTBEAT seconds, so that other heraldd know it
+ * runs (and it looks at them then). -1 when the store refused. */
 static int deliver_renew(struct deliver *dl, time_t now)
 {
 	struct diag d = {0};
+	time_t every = (time_t)(dl->cfg->lease / 3);
 	int64_t *ids;
 	size_t n = 0;
+	bool revived = false;
 	int rc = 0;
 
-	if (now - dl->last_renew < (time_t)(dl->cfg->lease / 3) ||
-	    dl->flights == NULL)
+	if (every > CONTROL_HEARTBEAT)
+		every = CONTROL_HEARTBEAT;
+	if (now - dl->last_renew < every)
 		return 0;
 	dl->last_renew = now;
 	for (struct dl_flight *f = dl->flights; f != NULL; f = f->next)
 		n++;
-	ids = calloc(n, sizeof(*ids));
+	ids = calloc(n ? n : 1, sizeof(*ids));
 	if (ids == NULL)
 		return 0;
 	n = 0;
 	for (struct dl_flight *f = dl->flights; f != NULL; f = f->next)
 		ids[n++] = f->id;
-	if (dl->ops->renew(dl->st, ids, n, now + dl->cfg->lease, &d) < 0) {
+	if (dl->ops->daemon_beat(dl->st, now, ids, n, now + dl->cfg->lease,
+	                         &revived, &d) < 0) {
 		deliver_log_diag(dl, &d);
 		rc = -1;
+	} else if (revived) {
+		deliver_logf(dl,
+		             "another heraldd took this one for gone (no "
+		             "heartbeat for over %d s): what it had claimed and "
+		             "not handed to the relay was given back; it goes "
+		             "on",
+		             CONTROL_STALE);
 	}
 	free(ids);
+	if (rc == 0 && now - dl->last_others >= CONTROL_HEARTBEAT)
+		deliver_others(dl, now, false);
 	return rc;
 }
 
@@ -920,86 +1034,280 @@ fail:
 	             c->bounce_mailbox, dl->mb_failures, wait);
 }
 
-/* ---- the control socket ------------------------------------------------ */
+/* ---- the control socket and the other heraldd of the store ------------- */
 
-static int deliver_control_open(struct deliver *dl, struct diag *d)
+static void deliver_control_refused(void *arg, long uid, long pid)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	mode_t old;
-	int fd;
+	struct deliver *dl = arg;
 
-	if (strlen(dl->ctl_path) >= sizeof(sa.sun_path)) {
-		diag_add(d, dl->ctl_path, 0, 0,
-		         "the control socket path is too long");
-		return -1;
+	deliver_logf(dl,
+	             "control: refused a connection from uid %ld (pid %ld): "
+	             "only uid %ld may steer heraldd",
+	             uid, pid, (long)getuid());
+}
+
+/* herald pause or cancel of a release: give back at once what this
+ * heraldd claimed of it and has not handed to the relay (in one
+ * transaction: queued again, or cancelled), and say how many of its
+ * messages are on relay connections: only those may still be delivered.
+ * A wake needs nothing: the loop looks at the store after this. */
+static void deliver_control_request(void *arg, const struct control_request *rq,
+                                    char *reply, size_t size)
+{
+	struct deliver *dl = arg;
+	bool cancel = rq->verb == CONTROL_CANCEL;
+	size_t n = 0, k = 0, dropped = 0, flying = 0;
+	size_t credit = dl->handed_credit;
+	struct diag d = {0};
+
+	if (rq->verb != CONTROL_PAUSE && rq->verb != CONTROL_CANCEL)
+		return;
+	for (size_t i = 0; i < dl->nready; i++)
+		if (dl->ready[dl->ready_head + i]->release_id == rq->release_id)
+			dl->hand_ids[n++] = dl->ready[dl->ready_head + i]->id;
+	if (n > 0 && dl->ops->drop(dl->st, rq->release_id, dl->hand_ids, n,
+	                           cancel, &dropped, &d) < 0) {
+		/* they are not sent all the same: herald gives back what no
+		 * heraldd handed over, and the lease brings back the rest */
+		deliver_logf(dl, "control: release=%lld: the store refused to "
+		                 "take back what this heraldd claimed:",
+		             (long long)rq->release_id);
+		deliver_log_diag(dl, &d);
 	}
-	memcpy(sa.sun_path, dl->ctl_path, strlen(dl->ctl_path) + 1);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	for (size_t i = 0; i < dl->nready; i++) {
+		struct dl_flight *f = dl->ready[dl->ready_head + i];
+		if (f->release_id != rq->release_id) {
+			dl->ready[dl->ready_head + k++] = f;
+			continue;
+		}
+		if (i < credit)
+			dl->handed_credit--;
+		deliver_forget(dl, f);
+	}
+	dl->nready = k;
+	for (struct dl_flight *f = dl->flights; f != NULL; f = f->next)
+		if (f->submitted && f->release_id == rq->release_id)
+			flying++;
+	snprintf(reply, size, "ok dropped=%zu in_flight=%zu", n, flying);
+	deliver_logf(dl,
+	             "control: release=%lld %s: %zu claimed deliveries given "
+	             "back, %zu on relay connections may still be delivered",
+	             (long long)rq->release_id,
+	             cancel ? "cancelled" : "paused", n, flying);
+}
+
+/* Listen on the configured control socket, or, when another heraldd of
+ * the store has it (taken names whether the daemons table says so), on
+ * this heraldd's own beside it: both are reached by herald pause and
+ * cancel through the daemons table. */
+static int deliver_control_open(struct deliver *dl, bool taken, struct diag *d)
+{
+	int fd = taken ? -2 : control_listen(dl->ctl_path, d);
+
+	if (fd == -2) {
+		char *own = control_own_path(dl->ctl_path, (long)getpid());
+		if (own == NULL)
+			return -1;
+		deliver_logf(dl,
+		             "control: another heraldd answers on %s: this one "
+		             "listens on %s (herald pause and cancel reach "
+		             "both; herald queue wakes the first)",
+		             dl->ctl_path, own);
+		free(dl->ctl_path);
+		dl->ctl_path = own;
+		fd = control_listen(dl->ctl_path, d);
+	}
 	if (fd < 0) {
-		diag_add(d, dl->ctl_path, 0, 0, "socket: %s", strerror(errno));
+		if (fd == -2)
+			diag_add(d, dl->ctl_path, 0, 0,
+			         "another heraldd answers on this socket");
 		return -1;
 	}
-	unlink(dl->ctl_path); /* a socket left by a daemon that died */
-	old = umask(0177);    /* created 0600: only this user wakes us */
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    listen(fd, 16) < 0) {
-		umask(old);
-		diag_add(d, dl->ctl_path, 0, 0, "cannot listen: %s",
-		         strerror(errno));
-		close(fd);
-		return -1;
-	}
-	umask(old);
 	dl->ctl_fd = fd;
 	return 0;
 }
 
-/* Accept waiting connections: "wake" (work may be due) and "ping". A
- * peer of another user is refused. */
-static void deliver_control(struct deliver *dl)
-{
-	for (;;) {
-		struct ucred cred;
-		socklen_t len = sizeof(cred);
-		char buf[64];
-		ssize_t n;
-		int c = accept4(dl->ctl_fd, NULL, NULL, SOCK_CLOEXEC);
+/* The daemons table's rows, copied out of daemons_each. */
+struct dl_rows {
+	struct store_daemon *v;
+	size_t n;
+	bool failed;
+};
 
-		if (c < 0)
-			return;
-		if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
-			cred.uid = (uid_t)-1;
-			cred.pid = 0;
-		}
-		if (cred.uid != getuid()) {
+static int deliver_row(void *arg, const struct store_daemon *dm)
+{
+	struct dl_rows *r = arg;
+	struct store_daemon *v = realloc(r->v, (r->n + 1) * sizeof(*v));
+
+	if (v == NULL) {
+		r->failed = true;
+		return 1;
+	}
+	r->v = v;
+	v[r->n] = *dm;
+	v[r->n].host = strdup(dm->host);
+	v[r->n].control = dm->control ? strdup(dm->control) : NULL;
+	r->n++;
+	if (v[r->n - 1].host == NULL ||
+	    (dm->control != NULL && v[r->n - 1].control == NULL)) {
+		r->failed = true;
+		return 1;
+	}
+	return 0;
+}
+
+static bool deliver_knows(const struct deliver *dl, int64_t id)
+{
+	for (size_t i = 0; i < dl->nothers; i++)
+		if (dl->others[i] == id)
+			return true;
+	return false;
+}
+
+/*
+ * Look at the other heraldd of the store (at start, and with every
+ * CONTROL_HEARTBEAT): one seen running for the first time is logged (two
+ * heraldd split the work); one that is gone (control_alive) has what it
+ * claimed and never handed to the relay given back, due at once, and
+ * what it handed over left to its lease: that may have reached the relay.
+ * *ctl_taken: a running one holds the configured control socket.
+ */
+static void deliver_others_at(struct deliver *dl, time_t now, bool start,
+                              bool *ctl_taken)
+{
+	struct dl_rows r = {0};
+	struct diag d = {0};
+	int64_t *keep;
+	size_t nkeep = 0;
+
+	dl->last_others = now;
+	if (dl->ops->daemons_each(dl->st, deliver_row, &r, &d) < 0 ||
+	    r.failed) {
+		deliver_log_diag(dl, &d);
+		goto done;
+	}
+	keep = calloc(r.n ? r.n : 1, sizeof(*keep));
+	if (keep == NULL)
+		goto done;
+	for (size_t i = 0; i < r.n; i++) {
+		const struct store_daemon *dm = &r.v[i];
+		char t[LOG_TIME_SIZE], hb[LOG_TIME_SIZE];
+		size_t freed, held;
+		bool same = strcmp(dm->host, control_host()) == 0;
+
+		if (dm->id == dl->owner || dm->ended != 0)
+			continue;
+		if (control_alive(dm, now)) {
+			keep[nkeep++] = dm->id;
+			if (ctl_taken != NULL && dm->control != NULL &&
+			    dl->ctl_path != NULL &&
+			    strcmp(dm->control, dl->ctl_path) == 0)
+				*ctl_taken = true;
+			if (deliver_knows(dl, dm->id))
+				continue;
 			deliver_logf(dl,
-			             "control: refused a connection from uid "
-			             "%ld (pid %ld): only uid %ld may steer "
-			             "heraldd",
-			             (long)(int)cred.uid, (long)cred.pid,
-			             (long)getuid());
-			close(c);
+			             "%s heraldd pid %ld on %s, started %s, uses "
+			             "this store too: the two split the work",
+			             start ? "another" : "a new",
+			             dm->pid, dm->host, log_time(dm->started, t));
 			continue;
 		}
-		/* the request follows the connection, maybe not at once: give
-		 * it a moment (only the daemon's own user gets this far) */
-		{
-			struct pollfd pc = {.fd = c, .events = POLLIN};
-			int pr;
-			do
-				pr = poll(&pc, 1, DELIVER_CONTROL_WAIT_MS);
-			while (pr < 0 && errno == EINTR);
+		if (dl->ops->daemon_end(dl->st, dm->id, now, &freed, &held,
+		                        &d) < 0) {
+			deliver_log_diag(dl, &d);
+			keep[nkeep++] = dm->id; /* tried again next time */
+			continue;
 		}
-		n = recv(c, buf, sizeof(buf) - 1, MSG_DONTWAIT);
-		if (n > 0) {
-			buf[n] = '\0';
-			if (strncmp(buf, "ping", 4) == 0 &&
-			    send(c, "pong\n", 5, MSG_NOSIGNAL) < 0) {
-				/* the client left: nothing to do */
-			}
-		}
-		close(c);
+		log_time(dm->heartbeat, hb);
+		deliver_logf(dl,
+		             "heraldd pid %ld on %s is gone (%s %s): %zu "
+		             "deliveries it claimed and had not handed to the "
+		             "relay are due at once; %zu it handed over may "
+		             "have been sent and wait for their lease",
+		             dm->pid, dm->host,
+		             now - dm->heartbeat > CONTROL_STALE
+		                 ? "no heartbeat since"
+		                 : "its process ended; last heartbeat",
+		             hb, freed, held);
+		/* its own socket, left behind (the configured one is taken
+		 * over when found dead) */
+		if (same && dm->control != NULL && dl->cfg->control != NULL &&
+		    strcmp(dm->control, dl->cfg->control) != 0 &&
+		    (dl->ctl_path == NULL ||
+		     strcmp(dm->control, dl->ctl_path) != 0))
+			unlink(dm->control);
 	}
+	free(dl->others);
+	dl->others = keep;
+	dl->nothers = nkeep;
+done:
+	for (size_t i = 0; i < r.n; i++) {
+		free((char *)r.v[i].host);
+		free((char *)r.v[i].control);
+	}
+	free(r.v);
+	diag_clear(&d);
+}
+
+static void deliver_others(struct deliver *dl, time_t now, bool start)
+{
+	deliver_others_at(dl, now, start, NULL);
+}
+
+/* The grace ran out with messages on relay connections: each may have
+ * reached the relay (its reply was not read) and goes again after a
+ * restart, with the same Message-ID. Say how many, log each, and mark
+ * them in the store (herald show) as they are given back, due at once. */
+static void deliver_abandon(struct deliver *dl)
+{
+	struct diag d = {0};
+	size_t n = 0, k = 0, len = 0;
+	int64_t *ids;
+	char *list;
+
+	for (struct dl_flight *f = dl->flights; f != NULL; f = f->next)
+		n += f->submitted;
+	if (n == 0)
+		return;
+	ids = calloc(n, sizeof(*ids));
+	list = calloc(n, 21);
+	if (ids == NULL || list == NULL) {
+		free(ids);
+		free(list);
+		deliver_logf(dl, "stopping: %zu messages may be duplicated "
+		                 "after a restart (out of memory: not marked)",
+		             n);
+		return;
+	}
+	for (struct dl_flight *f = dl->flights; f != NULL; f = f->next) {
+		if (!f->submitted)
+			continue;
+		ids[k++] = f->id;
+		len += (size_t)snprintf(list + len, 21, "%s%lld",
+		                        len ? " " : "", (long long)f->id);
+		deliver_logf(dl,
+		             "release=%lld delivery=%lld to=<%s> attempt=%u "
+		             "result=may-duplicate reason=\"on a relay "
+		             "connection when the grace ran out: the relay may "
+		             "have taken it; it goes again after a restart\"",
+		             (long long)f->release_id, (long long)f->id,
+		             f->email, f->attempt);
+	}
+	if (dl->ops->abandon(dl->st, ids, n, time(NULL), &d) < 0) {
+		deliver_logf(dl, "stopping: the store did not take the marks "
+		                 "(they go again when their lease runs out):");
+		deliver_log_diag(dl, &d);
+	} else {
+		dl->abandoned = true;
+	}
+	deliver_logf(dl,
+	             "stopping: %zu message%s may be duplicated after a "
+	             "restart: on relay connections when the %u s grace ran "
+	             "out (deliveries %s); each goes again with the same "
+	             "Message-ID (herald show DELIVERY says so)",
+	             n, n == 1 ? "" : "s", dl->cfg->grace, list);
+	free(list);
+	free(ids);
 }
 
 /* ---- the loop ----------------------------------------------------------- */
@@ -1146,7 +1454,8 @@ static int deliver_loop(struct deliver *dl)
 				;
 		}
 		if (readable[1])
-			deliver_control(dl);
+			control_serve(dl->ctl_fd, deliver_control_request,
+			              deliver_control_refused, dl);
 		if (dl->store_backoff == 0 &&
 		    (dl->npending >= DELIVER_BATCH_RECORDS ||
 		     (dl->npending > 0 &&
@@ -1157,6 +1466,7 @@ static int deliver_loop(struct deliver *dl)
 			deliver_store_pause(dl, time(NULL));
 	}
 	/* what is still in flight after the grace period goes back */
+	deliver_abandon(dl);
 	dl->tb->close(dl->tr);
 	dl->tr = NULL;
 	deliver_flush_last(dl);
@@ -1210,7 +1520,10 @@ int deliver_run(const struct deliver_opts *o)
 	dl.ops = store_ops(dl.st);
 	dl.claimed = calloc(dl.cfg->batch, sizeof(*dl.claimed));
 	dl.ready = calloc(dl.cfg->batch, sizeof(*dl.ready));
-	if (dl.claimed == NULL || dl.ready == NULL)
+	dl.hand_ids = calloc(dl.cfg->batch, sizeof(*dl.hand_ids));
+	dl.hand_ok = calloc(dl.cfg->batch, sizeof(*dl.hand_ok));
+	if (dl.claimed == NULL || dl.ready == NULL || dl.hand_ids == NULL ||
+	    dl.hand_ok == NULL)
 		goto done;
 	if (deliver_open_transport(&dl, &d) < 0) {
 		rc = EX_CONFIG;
@@ -1224,9 +1537,23 @@ int deliver_run(const struct deliver_opts *o)
 		if (dl.sched == NULL)
 			goto done;
 	}
-	if (dl.ctl_path != NULL && deliver_control_open(&dl, &d) < 0) {
-		rc = EX_CANTCREAT;
-		goto done;
+	{
+		/* the other heraldd of the store: logged, or, when gone,
+		 * their claims that never reached a relay due at once */
+		bool taken = false;
+		deliver_others_at(&dl, time(NULL), true, &taken);
+		if (dl.ctl_path != NULL &&
+		    deliver_control_open(&dl, taken, &d) < 0) {
+			rc = EX_CANTCREAT;
+			goto done;
+		}
+		if (dl.ops->daemon_add(dl.st, control_host(), (long)getpid(),
+		                       time(NULL), dl.ctl_path, &dl.owner,
+		                       &d) < 0) {
+			rc = EX_CANTCREAT;
+			goto done;
+		}
+		dl.last_renew = time(NULL);
 	}
 	if (tmpdir != NULL && *tmpdir != '\0') {
 		if (asprintf(&dl.tmproot, "%s/heraldd-XXXXXX", tmpdir) < 0)
@@ -1258,16 +1585,29 @@ done:
 	free(dl.pending);
 	if (dl.ready != NULL)
 		deliver_unclaim_ready(&dl, 0);
+	if (dl.owner != 0) {
+		/* all given back or recorded, but for results the store
+		 * refused: those were handed over and wait for their lease */
+		size_t freed = 0, held = 0;
+		if (dl.ops->daemon_end(dl.st, dl.owner, time(NULL), &freed,
+		                       &held, &d) < 0)
+			deliver_log_diag(&dl, &d);
+		else if (freed + held > 0)
+			deliver_logf(&dl,
+			             "%zu claimed deliveries given back at the "
+			             "stop; %zu handed over wait for their lease",
+			             freed, held);
+	}
 	free(dl.ready);
 	free(dl.claimed);
+	free(dl.hand_ids);
+	free(dl.hand_ok);
+	free(dl.others);
 	if (dl.tmproot != NULL) {
 		deliver_rmtree(dl.tmproot);
 		free(dl.tmproot);
 	}
-	if (dl.ctl_fd >= 0) {
-		close(dl.ctl_fd);
-		unlink(dl.ctl_path);
-	}
+	control_close(dl.ctl_fd, dl.ctl_path);
 	free(dl.ctl_path);
 	deliver_inbox_close(&dl);
 	sched_free(dl.sched);
