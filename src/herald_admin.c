@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "herald/config.h"
+#include "herald/control.h"
 #include "herald/datefmt.h"
 #include "herald/store.h"
 #include "herald_cli.h"
@@ -222,6 +223,109 @@ void cli_time(time_t t, char *buf, size_t size)
 	strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* ---- what waits for a lease ----------------------------------------------- */
+
+/* "21:15:14 UTC", or with the date when that is not today (UTC). */
+static void admin_clock(time_t t, char *buf, size_t size)
+{
+	struct tm tm, today;
+	time_t now = time(NULL);
+
+	gmtime_r(&t, &tm);
+	gmtime_r(&now, &today);
+	strftime(buf, size,
+	         tm.tm_yday == today.tm_yday && tm.tm_year == today.tm_year
+	             ? "%H:%M:%S UTC"
+	             : "%Y-%m-%d %H:%M:%S UTC",
+	         &tm);
+}
+
+/* One group of deliveries held by a claim, as a sentence: by whom, until
+ * when, and what follows. Only groups that wait (their heraldd is gone,
+ * or nobody is recorded) unless all is set. */
+struct admin_holds {
+	const char *indent;
+	bool all, quiet; /* quiet: count, print nothing */
+	size_t lines, sum;
+};
+
+static int admin_hold(void *arg, const struct store_hold *h)
+{
+	struct admin_holds *a = arg;
+	bool alive = h->owner.id != 0 && control_alive(&h->owner, time(NULL));
+	char until[40], at[40];
+
+	if (alive && !a->all)
+		return 0;
+	a->lines++;
+	a->sum += h->n;
+	if (a->quiet)
+		return 0;
+	admin_clock(h->lease_until, until, sizeof(until));
+	fputs(a->indent, stdout);
+	if (a->all)
+		printf("lease:      ");
+	else
+		printf("%zu ", h->n);
+	if (h->owner.id == 0) {
+		printf("held by a heraldd this store does not name until %s, "
+		       "may have been sent\n",
+		       until);
+		return 0;
+	}
+	if (h->handed) {
+		admin_clock(h->handed_at, at, sizeof(at));
+		printf("held by heraldd pid %ld on %s until %s, may have been "
+		       "sent (handed to the relay at %s)",
+		       h->owner.pid, h->owner.host, until, at);
+		if (alive)
+			printf(": on a relay connection, waiting for the "
+			       "relay's answer\n");
+		else
+			printf(": that heraldd is gone, so %s due again when "
+			       "the lease runs out, with the same Message-ID\n",
+			       h->n == 1 ? "it is" : "they are");
+		return 0;
+	}
+	printf("claimed by heraldd pid %ld on %s until %s, not handed to the "
+	       "relay",
+	       h->owner.pid, h->owner.host, until);
+	if (alive)
+		printf(": on its way\n");
+	else
+		printf(": that heraldd is gone, so %s due again as soon as a "
+		       "heraldd starts or notices (within a minute)\n",
+		       h->n == 1 ? "it is" : "they are");
+	return 0;
+}
+
+/* herald show: who holds the delivery, and whether it may have reached
+ * its journalist twice. */
+static int admin_show_hold(struct store *st, int64_t id, struct diag *d)
+{
+	struct admin_holds a = {.indent = "", .all = true};
+	enum store_duplicate why;
+	time_t at;
+	char when[40];
+
+	if (store_ops(st)->holds_each(st, 0, id, admin_hold, &a, d) < 0 ||
+	    store_ops(st)->duplicate_get(st, id, &why, &at, d) < 0)
+		return -1;
+	if (why == STORE_DUP_NONE)
+		return 0;
+	cli_time(at, when, sizeof(when));
+	printf("may duplicate: yes, since %s: %s; a second copy has the "
+	       "same Message-ID\n",
+	       when,
+	       why == STORE_DUP_STOP
+	           ? "heraldd stopped (SIGTERM) while it was on a relay "
+	             "connection and the grace ran out, so it went again"
+	           : "it was on a relay connection of a heraldd that ended "
+	             "without its result, and went again when the lease ran "
+	             "out");
+	return 0;
+}
+
 /* ---- status ------------------------------------------------------------- */
 
 static size_t admin_pending(const struct store_release_info *r)
@@ -277,6 +381,7 @@ static void admin_sigint(int sig)
 static int admin_watch(struct store *st, int64_t id, struct diag *d)
 {
 	struct admin_watch w = {0};
+	size_t held_sum = 0; /* what waits for a lease, as last said */
 	bool tty = isatty(STDOUT_FILENO);
 	struct sigaction sa = {.sa_handler = admin_sigint};
 
@@ -313,6 +418,19 @@ static int admin_watch(struct store *st, int64_t id, struct diag *d)
 			       (long long)id, w.total, w.last.count[STORE_SENT],
 			       w.pending, w.last.count[STORE_DEFERRED],
 			       w.last.count[STORE_FAILED], rate, eta);
+		}
+		if (w.last.count[STORE_SENDING] > 0) {
+			/* what waits for the lease of a heraldd that is gone;
+			 * on a terminal, said again only when it changes */
+			struct admin_holds q = {.quiet = true};
+			struct admin_holds a = {.indent = tty ? "\n  " : "  "};
+			if (store_ops(st)->holds_each(st, id, 0, admin_hold, &q,
+			                              d) < 0 ||
+			    (q.lines > 0 && (!tty || q.sum != held_sum) &&
+			     store_ops(st)->holds_each(st, id, 0, admin_hold, &a,
+			                               d) < 0))
+				return EX_TEMPFAIL;
+			held_sum = q.sum;
 		}
 		fflush(stdout);
 		if (w.pending == 0)
@@ -679,6 +797,8 @@ int cmd_show(int argc, char **argv)
 		rc = EX_DATAERR;
 		goto done;
 	}
+	if (admin_show_hold(st, id, &d) < 0)
+		goto done;
 	printf("\nhistory:\n");
 	{
 		struct store_log_filter f = {.release_id = s.release_id,
@@ -698,6 +818,77 @@ done:
 	if (st != NULL)
 		store_close(st);
 	return rc;
+}
+
+/* ---- telling heraldd of a pause or cancel ------------------------------- */
+
+struct admin_told {
+	size_t in_flight; /* on relay connections, by their heraldd's word */
+	size_t answered, silent;
+};
+
+static void admin_told(void *arg, const struct store_daemon *dm,
+                       enum control_told told, const char *reply)
+{
+	struct admin_told *t = arg;
+	unsigned long long dropped, flying;
+
+	if (told == CONTROL_ANSWERED &&
+	    sscanf(reply, "ok dropped=%llu in_flight=%llu", &dropped,
+	           &flying) == 2) {
+		printf("heraldd pid %ld: %llu claimed deliveries given back, "
+		       "%llu already on relay connections\n",
+		       dm->pid, dropped, flying);
+		t->in_flight += (size_t)flying;
+		t->answered++;
+		return;
+	}
+	t->silent++;
+	if (told == CONTROL_ANSWERED)
+		printf("heraldd pid %ld answered \"%s\"\n", dm->pid, reply);
+	else
+		printf("heraldd pid %ld on %s %s: what it handed to the relay "
+		       "may still be delivered; the rest of its claims is "
+		       "given back in the store\n",
+		       dm->pid, dm->host,
+		       told == CONTROL_OTHER_HOST
+		           ? "runs on another host and was not told"
+		           : "did not answer");
+}
+
+/* After a pause or cancel in the store: tell every heraldd of the store,
+ * which gives back at once what it claimed of the release and has not
+ * handed to the relay, and says how many of its messages are on relay
+ * connections: those may still be delivered, nothing else of the release
+ * leaves. Claims of a heraldd that did not answer are given back here
+ * (one that is told later finds them gone and does not send them). */
+static void admin_tell(struct store *st, int64_t id, bool cancel,
+                       struct diag *d)
+{
+	struct admin_told t = {0};
+	char req[64];
+	size_t dropped = 0;
+
+	snprintf(req, sizeof(req), "%s %lld", cancel ? "cancel" : "pause",
+	         (long long)id);
+	if (control_tell(st, req, admin_told, &t, d) < 0) {
+		diag_print(d, stderr);
+		diag_clear(d);
+	}
+	if (store_ops(st)->drop(st, id, NULL, 0, cancel, &dropped, d) < 0) {
+		diag_print(d, stderr);
+		diag_clear(d);
+	} else if (dropped > 0) {
+		printf("%zu claimed by a heraldd that did not answer given "
+		       "back in the store\n",
+		       dropped);
+	}
+	if (t.answered == 0 && t.silent == 0)
+		printf("no heraldd is running on this store: the store's "
+		       "change alone applies\n");
+	printf("in flight: %zu (already on relay connections: they may "
+	       "still be delivered; nothing else of release %lld leaves)\n",
+	       t.in_flight, (long long)id);
 }
 
 /* ---- cancel, pause, resume, retry --------------------------------------- */
@@ -751,6 +942,8 @@ static int admin_release_cmd(int argc, char **argv, int what)
 		       (long long)id, n);
 		break;
 	}
+	if (what == 0 || what == 1)
+		admin_tell(st, id, what == 0, &d);
 	rc = 0;
 done:
 	diag_print(&d, stderr);
