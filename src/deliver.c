@@ -531,6 +531,7 @@ static void deliver_add_pending(struct deliver *dl, const struct dl_flight *f,
 	    .result = result,
 	    .next_at = dec->next_at,
 	    .counts = counts,
+	    .bad_address = dec->bad_address,
 	};
 	quoted = deliver_quote(p->text);
 	if (asprintf(&p->line,
@@ -692,7 +693,9 @@ static int deliver_claim(struct deliver *dl, size_t room, time_t now)
 		}
 		f->id = sd->id;
 		f->release_id = sd->release_id;
-		f->queued_at = sd->queued_at;
+		/* the lifetime counts from the last herald retry, if any */
+		f->queued_at = sd->retried_at > sd->queued_at ? sd->retried_at
+		                                              : sd->queued_at;
 		f->attempt = sd->attempts + 1;
 		f->email = strdup(sd->r.email);
 		clock_gettime(CLOCK_MONOTONIC, &f->started);

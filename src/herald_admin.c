@@ -1,12 +1,15 @@
 /*
  * herald status, log, show, cancel, pause, resume, retry — what admins use
  * to watch and steer deliveries. Everything is read from the store; the
- * daemon need not be running.
+ * daemon need not be running. None of them makes a store: a store path
+ * with none is said to be wrong (EX_NOINPUT), not answered with an empty
+ * one.
  *
- * Output formats: tables fit the terminal (long texts are cut with "…");
- * `log --format json` writes JSON Lines (one object per attempt, keys as
- * in the table's header, lower case), `--format csv` RFC 4180 CSV with a
- * header row. Times are UTC, ISO 8601.
+ * Output formats: tables fit a terminal (long texts are cut with "...",
+ * columns beyond the counts dropped, headers abbreviated; never a state's
+ * count); piped, or with --wide, nothing is cut. `--format json` writes
+ * JSON Lines (one object per row), `--format csv` RFC 4180 CSV with a
+ * header row, both with every column. Times are UTC, ISO 8601.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -35,38 +38,66 @@ struct admin_opts {
 	const char *since;
 	const char *format;
 	const char *arg; /* the positional argument */
-	bool watch, failed, deferred;
+	bool watch, failed, deferred, wide;
 };
 
 static void admin_usage(FILE *f, const char *cmd)
 {
 	if (strcmp(cmd, "status") == 0)
-		fputs("usage: herald status [RELEASE] [--watch] [--store PATH] "
-		      "[--config FILE]\n\n"
-		      "Releases with their deliveries counted by state. "
-		      "--watch follows a release\n"
-		      "until nothing is left to send (on a terminal: a "
-		      "progress bar with rate and ETA).\n",
+		fputs("usage: herald status [RELEASE] [--watch] [--format "
+		      "table|json|csv] [--wide]\n"
+		      "                     [--store PATH] [--config FILE]\n\n"
+		      "Releases (newest first) with their deliveries counted "
+		      "by state, the counts\n"
+		      "adding up to the total; where the terminal is wide "
+		      "enough (always in json\n"
+		      "and csv) also the share sent, the delivery rate "
+		      "while it runs, the bounce\n"
+		      "rate, complaints, unsubscribe requests and the first "
+		      "and last attempt.\n"
+		      "A release is done when nothing of it is left to send "
+		      "or retry. --watch\n"
+		      "follows a release until nothing is left to send (on "
+		      "a terminal: a progress\n"
+		      "bar with rate and ETA).\n"
+		      "json: one object per line with keys id, name, state, "
+		      "queued_at, not_before,\n"
+		      "total, queued, sending, sent, deferred, failed, "
+		      "bounced, complained,\n"
+		      "expired, suppressed, cancelled, sent_percent, rate, "
+		      "bounce_percent,\n"
+		      "complaints, unsubscribes, first_attempt, last_attempt. "
+		      "csv: the same columns,\n"
+		      "with a header row.\n",
 		      f);
 	else if (strcmp(cmd, "log") == 0)
 		fputs("usage: herald log [--release R] [--state S] "
 		      "[--recipient EMAIL] [--since TIME]\n"
-		      "                  [--format table|json|csv] [--store "
-		      "PATH] [--config FILE]\n\n"
-		      "The delivery log, one row per attempt, oldest first. "
-		      "S: sent, deferred,\n"
-		      "failed, expired. TIME as for queue --at (e.g. "
-		      "2026-11-27T00:00Z) or -1h, -2d.\n"
+		      "                  [--format table|json|csv] [--wide] "
+		      "[--store PATH] [--config FILE]\n\n"
+		      "The delivery log, oldest first: one row per attempt, "
+		      "and one per bounce,\n"
+		      "complaint or unsubscribe request matched to a "
+		      "delivery, and per suppression.\n"
+		      "S, a row's result: sent, deferred, failed, expired "
+		      "(how an attempt ended),\n"
+		      "bounced, complained, unsubscribed, suppressed (what "
+		      "happened after). TIME as\n"
+		      "for queue --at (e.g. 2026-11-27T00:00Z) or -1h, -2d.\n"
 		      "json: one object per line with keys time, release, "
 		      "release_id, delivery,\n"
 		      "recipient, attempt, relay, code, status, result, "
-		      "duration_ms, queue_id, reply.\n"
-		      "csv: the same columns, with a header row.\n",
+		      "duration_ms, queue_id, reply,\n"
+		      "event, reason, hard. csv: the same columns, with a "
+		      "header row.\n",
 		      f);
 	else if (strcmp(cmd, "show") == 0)
 		fputs("usage: herald show DELIVERY|EMAIL [--release R] "
-		      "[--store PATH] [--config FILE]\n\n"
-		      "One delivery with its whole history: by its number "
+		      "[--wide] [--store PATH]\n"
+		      "                   [--config FILE]\n\n"
+		      "One delivery with its whole history (attempts, "
+		      "bounces, complaints,\n"
+		      "unsubscribe requests, suppression): by its number "
 		      "(from log), or by the\n"
 		      "journalist's address (the newest delivery to it, or "
 		      "the one of release R).\n",
@@ -100,6 +131,7 @@ static int admin_parse(int argc, char **argv, struct admin_opts *o)
 	    {"watch", no_argument, NULL, 'w'},
 	    {"failed", no_argument, NULL, 'F'},
 	    {"deferred", no_argument, NULL, 'D'},
+	    {"wide", no_argument, NULL, 'W'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -140,6 +172,9 @@ static int admin_parse(int argc, char **argv, struct admin_opts *o)
 		case 'D':
 			o->deferred = true;
 			break;
+		case 'W':
+			o->wide = true;
+			break;
 		case 'h':
 			admin_usage(stdout, o->cmd);
 			return -1;
@@ -177,19 +212,49 @@ int cli_since(const char *cmd, const char *s, time_t *out)
 	return -1;
 }
 
-struct store *cli_store(const char *config, const char *store, struct diag *d)
+int cli_open_store(const char *cmd, const char *config, const char *store,
+                   unsigned flags, struct store **out, struct diag *d)
 {
 	struct config *cfg = NULL;
-	struct store *st;
+	const char *path = store;
+	bool there = true;
+	int kind;
 
-	if (store == NULL) {
-		cfg = config_load(config_path(config), d);
+	*out = NULL;
+	if (path == NULL) {
+		cfg = config_load_flags(config_path(config), CONFIG_NO_SECRETS,
+		                        d);
 		if (cfg == NULL)
-			return NULL;
+			return EX_CONFIG;
+		path = cfg->store;
 	}
-	st = store_open(store ? store : cfg->store, d);
+	/* the store is a file (the one kind this herald has): say so when
+	 * one is made, so a store made in the wrong place is noticed */
+	if (flags & STORE_OPEN_CREATE)
+		there = path == NULL || access(path, F_OK) == 0;
+	*out = store_open_flags(path, flags, d);
+	kind = errno;
+	if (*out != NULL) {
+		if (!there) {
+			char *abs = realpath(path, NULL);
+			fprintf(stderr, "herald %s: made a new store: %s\n", cmd,
+			        abs != NULL ? abs : path);
+			free(abs);
+		}
+		config_free(cfg);
+		return 0;
+	}
 	config_free(cfg);
-	return st;
+	switch (kind) {
+	case ENOENT:
+		return flags & STORE_OPEN_CREATE ? EX_CANTCREAT : EX_NOINPUT;
+	case EACCES:
+		return EX_NOPERM;
+	case EINVAL:
+		return EX_CONFIG;
+	default:
+		return EX_TEMPFAIL;
+	}
 }
 
 static int admin_release(struct store *st, const char *arg, int64_t *id,
@@ -198,17 +263,49 @@ static int admin_release(struct store *st, const char *arg, int64_t *id,
 	return store_ops(st)->release_find(st, arg, id, d);
 }
 
-unsigned cli_width(void)
+unsigned cli_width(bool wide)
 {
 	struct winsize ws;
 	const char *cols = getenv("COLUMNS");
 
-	if (isatty(STDOUT_FILENO) &&
-	    ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+	if (wide || !isatty(STDOUT_FILENO))
+		return 0;
+	if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
 		return ws.ws_col;
 	if (cols != NULL && atoi(cols) > 20)
 		return (unsigned)atoi(cols);
-	return 120;
+	return 80;
+}
+
+/* Columns (characters) of the UTF-8 text s. */
+static unsigned cli_cols(const char *s)
+{
+	unsigned n = 0;
+
+	for (; s != NULL && *s; s++)
+		n += ((unsigned char)*s & 0xc0) != 0x80;
+	return n;
+}
+
+void cli_cell(const char *s, unsigned width, unsigned pad)
+{
+	unsigned n = cli_cols(s), shown = 0;
+	bool cut = width > 0 && n > width;
+	unsigned keep = cut ? (width > 3 ? width - 3 : width) : n;
+
+	for (const char *p = s ? s : ""; *p; p++) {
+		bool lead = ((unsigned char)*p & 0xc0) != 0x80;
+		if (lead && shown == keep)
+			break;
+		shown += lead;
+		putchar(*p == '\n' || *p == '\r' || *p == '\t' ? ' ' : *p);
+	}
+	if (cut && width > 3) {
+		fputs("...", stdout);
+		shown += 3;
+	}
+	for (; shown < pad; shown++)
+		putchar(' ');
 }
 
 void cli_time(time_t t, char *buf, size_t size)
@@ -328,28 +425,379 @@ static int admin_show_hold(struct store *st, int64_t id, struct diag *d)
 
 /* ---- status ------------------------------------------------------------- */
 
-static size_t admin_pending(const struct store_release_info *r)
+/* What is left to send or retry: queued, sending, deferred. */
+static size_t admin_left(const struct store_release_info *r)
 {
 	return r->count[STORE_QUEUED] + r->count[STORE_SENDING] +
 	       r->count[STORE_DEFERRED];
 }
 
-static int admin_status_row(void *arg, const struct store_release_info *r)
-{
-	unsigned width = *(unsigned *)arg;
-	char queued[32];
+enum admin_format { ADMIN_TABLE, ADMIN_JSON, ADMIN_CSV };
 
-	cli_time(r->queued_at, queued, sizeof(queued));
-	printf("%-5lld %-24.24s %-9s %-20s %6zu %6zu %7zu %7zu %6zu",
-	       (long long)r->id, r->name, store_release_state_name(r->state),
-	       queued, r->total, r->count[STORE_SENT], admin_pending(r),
-	       r->count[STORE_DEFERRED], r->count[STORE_FAILED]);
-	if (width >= 130)
-		printf(" %7zu %10zu %9zu %7zu", r->count[STORE_BOUNCED],
-		       r->count[STORE_SUPPRESSED], r->count[STORE_CANCELLED],
-		       r->count[STORE_EXPIRED]);
-	printf("\n");
+static int admin_format(const char *cmd, const char *s, enum admin_format *f)
+{
+	if (s == NULL || strcmp(s, "table") == 0)
+		*f = ADMIN_TABLE;
+	else if (strcmp(s, "json") == 0)
+		*f = ADMIN_JSON;
+	else if (strcmp(s, "csv") == 0)
+		*f = ADMIN_CSV;
+	else {
+		fprintf(stderr,
+		        "herald %s: --format is table, json or csv, not "
+		        "\"%s\"\n",
+		        cmd, s);
+		return -1;
+	}
 	return 0;
+}
+
+/* A release as status shows it. */
+struct admin_release {
+	struct store_release_info r;
+	struct store_release_figures f;
+};
+
+struct admin_releases {
+	struct admin_release *v;
+	size_t n, cap;
+};
+
+static int admin_collect(void *arg, const struct store_release_info *r)
+{
+	struct admin_releases *l = arg;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 16;
+		struct admin_release *v = realloc(l->v, cap * sizeof(*v));
+		if (v == NULL) {
+			fputs("herald status: out of memory\n", stderr);
+			return -1;
+		}
+		l->v = v;
+		l->cap = cap;
+	}
+	memset(&l->v[l->n], 0, sizeof(l->v[l->n]));
+	l->v[l->n++].r = *r;
+	return 0;
+}
+
+/* The columns of status: the counts (never dropped: they add up to the
+ * total), then the figures, dropped on a narrow terminal in the order of
+ * drop (highest first). key is the JSON and CSV name. */
+enum {
+	ST_ID,
+	ST_NAME,
+	ST_STATE,
+	ST_QUEUED_AT,
+	ST_TOTAL,
+	ST_SENT,
+	ST_QUEUED,
+	ST_SENDING,
+	ST_DEFERRED,
+	ST_FAILED,
+	ST_BOUNCED,
+	ST_COMPLAINED,
+	ST_EXPIRED,
+	ST_SUPPRESSED,
+	ST_CANCELLED,
+	ST_SENT_PCT,
+	ST_RATE,
+	ST_BOUNCE_PCT,
+	ST_COMPLAINTS,
+	ST_UNSUBS,
+	ST_FIRST,
+	ST_LAST,
+	ST_NCOLS
+};
+
+static const struct {
+	const char *head, *abbr, *key;
+	int state;    /* the delivery state it counts, or -1 */
+	unsigned drop; /* 0: always shown; else dropped in this order */
+	bool left;    /* aligned left */
+} admin_cols[ST_NCOLS] = {
+    [ST_ID] = {"ID", "ID", "id", -1, 0, false},
+    [ST_NAME] = {"RELEASE", "RELEASE", "name", -1, 0, true},
+    [ST_STATE] = {"STATE", "STATE", "state", -1, 0, true},
+    [ST_QUEUED_AT] = {"QUEUED_AT", "QUEUED_AT", "queued_at", -1, 6, true},
+    [ST_TOTAL] = {"TOTAL", "TOT", "total", -1, 0, false},
+    [ST_SENT] = {"SENT", "SENT", "sent", STORE_SENT, 0, false},
+    [ST_QUEUED] = {"QUEUED", "QUE", "queued", STORE_QUEUED, 0, false},
+    [ST_SENDING] = {"SENDING", "SND", "sending", STORE_SENDING, 0, false},
+    [ST_DEFERRED] = {"DEFERRED", "DEF", "deferred", STORE_DEFERRED, 0,
+                     false},
+    [ST_FAILED] = {"FAILED", "FAIL", "failed", STORE_FAILED, 0, false},
+    [ST_BOUNCED] = {"BOUNCED", "BNC", "bounced", STORE_BOUNCED, 0, false},
+    [ST_COMPLAINED] = {"COMPLAINED", "CMPL", "complained", STORE_COMPLAINED,
+                       0, false},
+    [ST_EXPIRED] = {"EXPIRED", "EXP", "expired", STORE_EXPIRED, 0, false},
+    [ST_SUPPRESSED] = {"SUPPRESSED", "SUPP", "suppressed", STORE_SUPPRESSED,
+                       0, false},
+    [ST_CANCELLED] = {"CANCELLED", "CANC", "cancelled", STORE_CANCELLED, 0,
+                      false},
+    [ST_SENT_PCT] = {"SENT%", "SENT%", "sent_percent", -1, 1, false},
+    [ST_RATE] = {"RATE/S", "RATE/S", "rate", -1, 3, false},
+    [ST_BOUNCE_PCT] = {"BOUNCE%", "BOUNCE%", "bounce_percent", -1, 2,
+                       false},
+    [ST_COMPLAINTS] = {"COMPLAINTS", "COMPLAINTS", "complaints", -1, 4,
+                       false},
+    [ST_UNSUBS] = {"UNSUBSCRIBES", "UNSUBSCRIBES", "unsubscribes", -1, 5,
+                   false},
+    [ST_FIRST] = {"FIRST_ATTEMPT", "FIRST_ATTEMPT", "first_attempt", -1, 7,
+                  true},
+    [ST_LAST] = {"LAST_ATTEMPT", "LAST_ATTEMPT", "last_attempt", -1, 8,
+                 true},
+};
+#define ADMIN_CELL 160
+
+/* One cell as text; "" for a value that does not apply (JSON null, an
+ * empty CSV field, "-" in the table). now: when the figures were read. */
+static void admin_cell(const struct admin_release *a, int col, time_t now,
+                       char *buf, size_t size)
+{
+	const struct store_release_info *r = &a->r;
+	const struct store_release_figures *f = &a->f;
+	size_t taken = r->count[STORE_SENT] + r->count[STORE_BOUNCED] +
+	               r->count[STORE_COMPLAINED];
+
+	buf[0] = '\0';
+	if (admin_cols[col].state >= 0) {
+		snprintf(buf, size, "%zu", r->count[admin_cols[col].state]);
+		return;
+	}
+	switch (col) {
+	case ST_ID:
+		snprintf(buf, size, "%lld", (long long)r->id);
+		break;
+	case ST_NAME:
+		snprintf(buf, size, "%s", r->name);
+		break;
+	case ST_STATE:
+		snprintf(buf, size, "%s", store_release_state_name(r->state));
+		break;
+	case ST_QUEUED_AT:
+		cli_time(r->queued_at, buf, size);
+		break;
+	case ST_TOTAL:
+		snprintf(buf, size, "%zu", r->total);
+		break;
+	case ST_SENT_PCT:
+		/* sent of the total */
+		if (r->total > 0)
+			snprintf(buf, size, "%.1f",
+			         100.0 * (double)r->count[STORE_SENT] /
+			             (double)r->total);
+		break;
+	case ST_RATE:
+		/* while it runs: sent a second over the last minute, or
+		 * since the first attempt when that is sooner */
+		if (r->state == STORE_RELEASE_ACTIVE && admin_left(r) > 0 &&
+		    f->first_attempt != 0) {
+			double span = difftime(now, f->first_attempt);
+			if (span > STORE_RATE_WINDOW)
+				span = STORE_RATE_WINDOW;
+			if (span < 1)
+				span = 1;
+			snprintf(buf, size, "%.1f",
+			         (double)f->sent_recent / span);
+		}
+		break;
+	case ST_BOUNCE_PCT:
+		/* refused at once or bounced later, of those answered */
+		if (taken + r->count[STORE_FAILED] > 0)
+			snprintf(buf, size, "%.1f",
+			         100.0 *
+			             (double)(r->count[STORE_BOUNCED] +
+			                      r->count[STORE_FAILED]) /
+			             (double)(taken + r->count[STORE_FAILED]));
+		break;
+	case ST_COMPLAINTS:
+		snprintf(buf, size, "%zu", f->complaints);
+		break;
+	case ST_UNSUBS:
+		snprintf(buf, size, "%zu", f->unsubscribes);
+		break;
+	case ST_FIRST:
+		if (f->first_attempt != 0)
+			cli_time(f->first_attempt, buf, size);
+		break;
+	case ST_LAST:
+		if (f->last_attempt != 0)
+			cli_time(f->last_attempt, buf, size);
+		break;
+	}
+}
+
+/* Is the column's value a JSON string (not a number)? */
+static bool admin_col_text(int col)
+{
+	return col == ST_NAME || col == ST_STATE || col == ST_QUEUED_AT ||
+	       col == ST_FIRST || col == ST_LAST;
+}
+
+static void admin_status_json(const struct admin_releases *l, time_t now)
+{
+	char buf[ADMIN_CELL];
+
+	for (size_t i = 0; i < l->n; i++) {
+		for (int c = 0; c < ST_NCOLS; c++) {
+			printf("%s\"%s\":", c ? "," : "{", admin_cols[c].key);
+			admin_cell(&l->v[i], c, now, buf, sizeof(buf));
+			if (buf[0] == '\0')
+				fputs("null", stdout);
+			else if (admin_col_text(c))
+				cli_json_str(buf);
+			else
+				fputs(buf, stdout);
+			/* after queued_at: the embargo or --at */
+			if (c == ST_QUEUED_AT) {
+				fputs(",\"not_before\":", stdout);
+				if (l->v[i].r.not_before == 0)
+					fputs("null", stdout);
+				else {
+					cli_time(l->v[i].r.not_before, buf,
+					         sizeof(buf));
+					cli_json_str(buf);
+				}
+			}
+		}
+		puts("}");
+	}
+}
+
+static void admin_status_csv(const struct admin_releases *l, time_t now)
+{
+	char buf[ADMIN_CELL];
+
+	for (int c = 0; c < ST_NCOLS; c++)
+		printf("%s%s%s", c ? "," : "", admin_cols[c].key,
+		       c == ST_QUEUED_AT ? ",not_before" : "");
+	fputs("\r\n", stdout);
+	for (size_t i = 0; i < l->n; i++) {
+		for (int c = 0; c < ST_NCOLS; c++) {
+			admin_cell(&l->v[i], c, now, buf, sizeof(buf));
+			if (c > 0)
+				putchar(',');
+			if (c == ST_NAME)
+				cli_csv_str(buf);
+			else
+				fputs(buf, stdout);
+			if (c == ST_QUEUED_AT) {
+				buf[0] = '\0';
+				if (l->v[i].r.not_before != 0)
+					cli_time(l->v[i].r.not_before, buf,
+					         sizeof(buf));
+				printf(",%s", buf);
+			}
+		}
+		fputs("\r\n", stdout);
+	}
+}
+
+/* The width of column c over every row, with its full or short header. */
+static unsigned admin_col_width(const struct admin_releases *l, int c,
+                                bool abbr, time_t now)
+{
+	char buf[ADMIN_CELL];
+	unsigned w = cli_cols(abbr ? admin_cols[c].abbr : admin_cols[c].head);
+
+	for (size_t i = 0; i < l->n; i++) {
+		admin_cell(&l->v[i], c, now, buf, sizeof(buf));
+		if (cli_cols(buf) > w)
+			w = cli_cols(buf);
+	}
+	return w;
+}
+
+/* The table: every count always. On a terminal too narrow for all of it
+ * the figures are dropped (in their order of drop), then the counts'
+ * headers abbreviated (with a key below) and the figures tried again,
+ * then long release names cut. width 0: everything. */
+static void admin_status_table(const struct admin_releases *l, time_t now,
+                               unsigned width)
+{
+	char buf[ADMIN_CELL];
+	unsigned w[ST_NCOLS], total = 0;
+	bool shown[ST_NCOLS], abbr = false;
+	int last = 0;
+
+	for (int pass = 0; pass < 2; pass++) {
+		abbr = pass == 1;
+		total = 0;
+		for (int c = 0; c < ST_NCOLS; c++) {
+			shown[c] = true;
+			w[c] = admin_col_width(l, c, abbr, now);
+			total += w[c] + (c > 0);
+		}
+		for (unsigned k = 8; width > 0 && total > width && k > 0; k--)
+			for (int c = 0; c < ST_NCOLS; c++)
+				if (admin_cols[c].drop == k && shown[c]) {
+					shown[c] = false;
+					total -= w[c] + 1;
+				}
+		if (width == 0 || total <= width)
+			break;
+	}
+	if (width > 0 && total > width) {
+		unsigned over = total - width, min = cli_cols("RELEASE");
+		w[ST_NAME] = w[ST_NAME] > min + over ? w[ST_NAME] - over
+		             : w[ST_NAME] > min      ? min
+		                                     : w[ST_NAME];
+	}
+	for (int c = 0; c < ST_NCOLS; c++)
+		if (shown[c])
+			last = c;
+	for (int c = 0; c < ST_NCOLS; c++) {
+		const char *h = abbr ? admin_cols[c].abbr : admin_cols[c].head;
+		if (!shown[c])
+			continue;
+		if (c > 0)
+			putchar(' ');
+		if (admin_cols[c].left)
+			cli_cell(h, 0, c == last ? 0 : w[c]);
+		else
+			printf("%*s", (int)w[c], h);
+	}
+	putchar('\n');
+	for (size_t i = 0; i < l->n; i++) {
+		for (int c = 0; c < ST_NCOLS; c++) {
+			if (!shown[c])
+				continue;
+			if (c > 0)
+				putchar(' ');
+			admin_cell(&l->v[i], c, now, buf, sizeof(buf));
+			if (buf[0] == '\0')
+				snprintf(buf, sizeof(buf), "-");
+			if (admin_cols[c].left)
+				cli_cell(buf, w[c], c == last ? 0 : w[c]);
+			else
+				printf("%*s", (int)w[c], buf);
+		}
+		putchar('\n');
+	}
+	if (abbr) {
+		/* the key, in lines that fit */
+		unsigned at = 0;
+		for (int c = 0; c < ST_NCOLS; c++) {
+			int n;
+			if (strcmp(admin_cols[c].head, admin_cols[c].abbr) == 0)
+				continue;
+			n = snprintf(buf, sizeof(buf), "%s%s %s",
+			             at == 0 ? "(" : "", admin_cols[c].abbr,
+			             admin_cols[c].key);
+			if (at > 0 && at + 2 + (unsigned)n + 1 > width) {
+				fputs(",\n", stdout);
+				at = 0;
+			} else if (at > 0) {
+				fputs(", ", stdout);
+				at += 2;
+			}
+			fputs(buf, stdout);
+			at += (unsigned)n;
+		}
+		fputs(")\n", stdout);
+	}
 }
 
 struct admin_watch {
@@ -364,7 +812,7 @@ static int admin_watch_row(void *arg, const struct store_release_info *r)
 
 	w->last = *r;
 	w->total = r->total;
-	w->pending = admin_pending(r);
+	w->pending = admin_left(r);
 	w->done = r->total - w->pending;
 	return 0;
 }
@@ -394,7 +842,7 @@ static int admin_watch(struct store *st, int64_t id, struct diag *d)
 		double elapsed = difftime(time(NULL), w.t0);
 		double rate =
 		    elapsed > 0 ? (double)(w.done - w.sent0) / elapsed : 0;
-		unsigned width = cli_width(), bar;
+		unsigned width = cli_width(false), bar;
 		double frac = w.total ? (double)w.done / (double)w.total : 1;
 		char eta[32] = "-";
 
@@ -413,10 +861,13 @@ static int admin_watch(struct store *st, int64_t id, struct diag *d)
 			    frac * 100, w.last.count[STORE_SENT], w.total,
 			    w.last.count[STORE_FAILED], rate, eta);
 		} else {
-			printf("release=%lld total=%zu sent=%zu pending=%zu "
-			       "deferred=%zu failed=%zu rate=%.1f/s eta=%s\n",
+			printf("release=%lld total=%zu sent=%zu left=%zu "
+			       "queued=%zu sending=%zu deferred=%zu failed=%zu "
+			       "rate=%.1f/s eta=%s\n",
 			       (long long)id, w.total, w.last.count[STORE_SENT],
-			       w.pending, w.last.count[STORE_DEFERRED],
+			       w.pending, w.last.count[STORE_QUEUED],
+			       w.last.count[STORE_SENDING],
+			       w.last.count[STORE_DEFERRED],
 			       w.last.count[STORE_FAILED], rate, eta);
 		}
 		if (w.last.count[STORE_SENDING] > 0) {
@@ -450,44 +901,49 @@ int cmd_status(int argc, char **argv)
 	struct admin_opts o;
 	struct diag d = {0};
 	struct store *st = NULL;
+	struct admin_releases l = {0};
+	enum admin_format fmt;
 	int64_t id = 0;
-	unsigned width = cli_width();
 	int rc = admin_parse(argc, argv, &o);
 
 	if (rc != 0)
 		return rc < 0 ? 0 : rc;
-	rc = EX_TEMPFAIL;
-	st = cli_store(o.config, o.store, &d);
-	if (st == NULL)
+	if (admin_format("status", o.format, &fmt) < 0)
+		return EX_USAGE;
+	if (o.watch && (o.arg == NULL || fmt != ADMIN_TABLE)) {
+		fprintf(stderr, "herald status: --watch follows one RELEASE, "
+		                "on the terminal (no --format)\n");
+		return EX_USAGE;
+	}
+	if ((rc = cli_open_store("status", o.config, o.store, 0, &st, &d)) !=
+	    0)
 		goto done;
 	if (o.arg != NULL && admin_release(st, o.arg, &id, &d) < 0) {
 		rc = EX_DATAERR;
 		goto done;
 	}
 	if (o.watch) {
-		if (id == 0) {
-			fprintf(stderr, "herald status: --watch needs a "
-			                "RELEASE\n");
-			rc = EX_USAGE;
-			goto done;
-		}
 		rc = admin_watch(st, id, &d);
 		goto done;
 	}
-	printf("%-5s %-24s %-9s %-20s %6s %6s %7s %7s %6s", "ID", "RELEASE",
-	       "STATE", "QUEUED", "TOTAL", "SENT", "PENDING", "DEFERRED",
-	       "FAILED");
-	if (width >= 130)
-		printf(" %7s %10s %9s %7s", "BOUNCED", "SUPPRESSED",
-		       "CANCELLED", "EXPIRED");
-	printf("\n");
-	if (store_ops(st)->releases_each(st, id, admin_status_row, &width, &d) <
-	    0)
+	rc = EX_TEMPFAIL;
+	if (store_ops(st)->releases_each(st, id, admin_collect, &l, &d) < 0)
 		goto done;
-	rc = 0;
+	for (size_t i = 0; i < l.n; i++)
+		if (store_ops(st)->release_figures(st, l.v[i].r.id, &l.v[i].f,
+		                                   &d) < 0)
+			goto done;
+	if (fmt == ADMIN_JSON)
+		admin_status_json(&l, time(NULL));
+	else if (fmt == ADMIN_CSV)
+		admin_status_csv(&l, time(NULL));
+	else
+		admin_status_table(&l, time(NULL), cli_width(o.wide));
+	rc = fflush(stdout) == 0 ? 0 : EX_IOERR;
 done:
 	diag_print(&d, stderr);
 	diag_clear(&d);
+	free(l.v);
 	if (st != NULL)
 		store_close(st);
 	return rc;
@@ -495,8 +951,6 @@ done:
 
 /* ---- log ------------------------------------------------------------------
  */
-
-enum admin_format { ADMIN_TABLE, ADMIN_JSON, ADMIN_CSV };
 
 struct admin_log {
 	enum admin_format fmt;
@@ -573,9 +1027,38 @@ void cli_csv_str(const char *s)
 	putchar('"');
 }
 
+/* What a row says, for the table's REPLY column and show: an attempt's
+ * reply, an event with its kind and reason, a suppression's reason. */
+static void admin_row_text(const struct store_log_row *r, char *buf,
+                           size_t size)
+{
+	const char *what = NULL, *diag = r->text ? r->text : "";
+
+	switch (r->event > 0 ? r->result : STORE_LOG_SENT) {
+	case STORE_LOG_BOUNCED:
+		what = r->hard == 1   ? "hard bounce"
+		       : r->hard == 0 ? "soft bounce"
+		                      : "bounce (not about the address)";
+		break;
+	case STORE_LOG_COMPLAINED:
+		what = "complaint";
+		break;
+	case STORE_LOG_UNSUBSCRIBED:
+		what = "unsubscribe request";
+		break;
+	default:
+		snprintf(buf, size, "%s", diag);
+		return;
+	}
+	snprintf(buf, size, "%s%s%s%s%s", what, r->reason ? ": " : "",
+	         r->reason ? r->reason : "", *diag ? ": " : "", diag);
+}
+
 static int admin_log_row(void *arg, const struct store_log_row *r)
 {
 	struct admin_log *l = arg;
+	bool tried = r->event == 0 && r->result != STORE_LOG_SUPPRESSED;
+	const char *result = store_log_result_name(r->result);
 	char at[32];
 
 	cli_time(r->at, at, sizeof(at));
@@ -586,57 +1069,95 @@ static int admin_log_row(void *arg, const struct store_log_row *r)
 		printf(",\"release_id\":%lld,\"delivery\":%lld,\"recipient\":",
 		       (long long)r->release_id, (long long)r->delivery_id);
 		cli_json_str(r->email);
-		printf(",\"attempt\":%u,\"relay\":", r->attempt);
-		cli_json_str(r->relay);
-		printf(",\"code\":%d,\"status\":", r->code);
+		if (tried) {
+			printf(",\"attempt\":%u,\"relay\":", r->attempt);
+			cli_json_str(r->relay);
+			printf(",\"code\":%d", r->code);
+		} else
+			fputs(",\"attempt\":null,\"relay\":null,\"code\":null",
+			      stdout);
+		fputs(",\"status\":", stdout);
 		cli_json_str(r->status ? r->status : "");
-		printf(",\"result\":\"%s\",\"duration_ms\":%u,\"queue_id\":",
-		       store_state_name(r->result), r->duration_ms);
+		printf(",\"result\":\"%s\",\"duration_ms\":", result);
+		if (tried)
+			printf("%u", r->duration_ms);
+		else
+			fputs("null", stdout);
+		fputs(",\"queue_id\":", stdout);
 		cli_json_str(r->queue_id ? r->queue_id : "");
 		printf(",\"reply\":");
 		cli_json_str(r->text ? r->text : "");
-		printf("}\n");
+		fputs(",\"event\":", stdout);
+		if (r->event > 0)
+			printf("%lld", (long long)r->event);
+		else
+			fputs("null", stdout);
+		fputs(",\"reason\":", stdout);
+		if (r->reason != NULL)
+			cli_json_str(r->reason);
+		else
+			fputs("null", stdout);
+		printf(",\"hard\":%s}\n",
+		       r->event == 0  ? "null"
+		       : r->hard == 1 ? "true"
+		       : r->hard == 0 ? "false"
+		                      : "null");
 	} else if (l->fmt == ADMIN_CSV) {
 		printf("%s,", at);
 		cli_csv_str(r->release);
 		printf(",%lld,%lld,", (long long)r->release_id,
 		       (long long)r->delivery_id);
 		cli_csv_str(r->email);
-		printf(",%u,", r->attempt);
-		cli_csv_str(r->relay);
-		printf(",%d,%s,%s,%u,", r->code, r->status ? r->status : "",
-		       store_state_name(r->result), r->duration_ms);
+		if (tried) {
+			printf(",%u,", r->attempt);
+			cli_csv_str(r->relay);
+			printf(",%d,", r->code);
+		} else
+			fputs(",,,,", stdout);
+		printf("%s,%s,", r->status ? r->status : "", result);
+		if (tried)
+			printf("%u", r->duration_ms);
+		putchar(',');
 		cli_csv_str(r->queue_id ? r->queue_id : "");
 		putchar(',');
 		cli_csv_str(r->text ? r->text : "");
-		printf("\r\n");
+		putchar(',');
+		if (r->event > 0)
+			printf("%lld", (long long)r->event);
+		putchar(',');
+		if (r->reason != NULL)
+			cli_csv_str(r->reason);
+		printf(",%s\r\n", r->event == 0  ? ""
+		                  : r->hard == 1 ? "true"
+		                  : r->hard == 0 ? "false"
+		                                 : "");
 	} else {
-		int room = (int)l->width - 112;
-		char reply[512];
-		size_t k = 0;
-		for (const char *p = r->text ? r->text : "";
-		     *p && k + 1 < sizeof(reply); p++)
-			reply[k++] = *p == '\n' ? ' ' : *p;
-		reply[k] = '\0';
-		if (room < 10)
-			room = 10;
-		if ((int)k > room && room >= 3) {
-			memcpy(reply + room - 3, "...", 4);
-		}
-		printf("%-20s %5lld %7lld %-30.30s %3u %4d %-6s %-9s %6u %s\n",
-		       at, (long long)r->release_id, (long long)r->delivery_id,
-		       r->email, r->attempt, r->code,
-		       r->status ? r->status : "-", store_state_name(r->result),
-		       r->duration_ms, reply);
+		/* the columns before REPLY take 102 */
+		char text[1024], n[3][16];
+		int room = (int)l->width - 102;
+
+		admin_row_text(r, text, sizeof(text));
+		snprintf(n[0], sizeof(n[0]), tried ? "%u" : "-", r->attempt);
+		snprintf(n[1], sizeof(n[1]), tried ? "%d" : "-", r->code);
+		snprintf(n[2], sizeof(n[2]), tried ? "%u" : "-",
+		         r->duration_ms);
+		printf("%-20s %5lld %7lld ", at, (long long)r->release_id,
+		       (long long)r->delivery_id);
+		cli_cell(r->email, l->width ? 30 : 0, 30);
+		printf(" %3s %4s %-6s %-12s %6s ", n[0], n[1],
+		       r->status ? r->status : "-", result, n[2]);
+		cli_cell(text, l->width ? (unsigned)(room < 10 ? 10 : room) : 0,
+		         0);
+		putchar('\n');
 	}
 	return 0;
 }
 
 static void admin_log_header(void)
 {
-	printf("%-20s %5s %7s %-30s %3s %4s %-6s %-9s %6s %s\n", "TIME", "REL",
-	       "DELIV", "RECIPIENT", "TRY", "CODE", "STATUS", "RESULT", "MS",
-	       "REPLY");
+	printf("%-20s %5s %7s %-30s %3s %4s %-6s %-12s %6s %s\n", "TIME",
+	       "REL", "DELIV", "RECIPIENT", "TRY", "CODE", "STATUS", "RESULT",
+	       "MS", "REPLY");
 }
 
 int cmd_log(int argc, char **argv)
@@ -645,51 +1166,47 @@ int cmd_log(int argc, char **argv)
 	struct diag d = {0};
 	struct store *st = NULL;
 	struct store_log_filter f = {0};
-	struct admin_log l = {.width = cli_width()};
+	struct admin_log l = {0};
 	int rc = admin_parse(argc, argv, &o);
 
 	if (rc != 0)
 		return rc < 0 ? 0 : rc;
+	l.width = cli_width(o.wide);
 	rc = EX_USAGE;
-	if (o.format == NULL || strcmp(o.format, "table") == 0)
-		l.fmt = ADMIN_TABLE;
-	else if (strcmp(o.format, "json") == 0)
-		l.fmt = ADMIN_JSON;
-	else if (strcmp(o.format, "csv") == 0)
-		l.fmt = ADMIN_CSV;
-	else {
-		fprintf(stderr, "herald log: --format is table, json or csv\n");
+	if (admin_format("log", o.format, &l.fmt) < 0)
 		goto done;
-	}
 	if (o.state != NULL) {
-		if (store_state_parse(o.state, &f.state) < 0) {
-			fprintf(stderr, "herald log: unknown state \"%s\"\n",
-			        o.state);
+		if (store_log_result_parse(o.state, &f.result) < 0) {
+			fprintf(stderr, "herald log: --state is a row's result: ");
+			for (int i = 0; i < STORE_LOG_NRESULTS; i++)
+				fprintf(stderr, "%s%s", i ? ", " : "",
+				        store_log_result_name(
+				            (enum store_log_result)i));
+			fprintf(stderr, "; not \"%s\"\n", o.state);
 			goto done;
 		}
-		f.by_state = true;
+		f.by_result = true;
 	}
 	if (o.since != NULL && cli_since("log", o.since, &f.since) < 0)
 		goto done;
 	f.email = o.recipient;
-	rc = EX_TEMPFAIL;
-	st = cli_store(o.config, o.store, &d);
-	if (st == NULL)
+	if ((rc = cli_open_store("log", o.config, o.store, 0, &st, &d)) != 0)
 		goto done;
 	if (o.release != NULL &&
 	    admin_release(st, o.release, &f.release_id, &d) < 0) {
 		rc = EX_DATAERR;
 		goto done;
 	}
+	rc = EX_TEMPFAIL;
 	if (l.fmt == ADMIN_CSV)
 		printf("time,release,release_id,delivery,recipient,attempt,"
 		       "relay,code,status,result,duration_ms,queue_id,"
-		       "reply\r\n");
+		       "reply,event,reason,hard\r\n");
 	else if (l.fmt == ADMIN_TABLE)
 		admin_log_header();
 	if (store_ops(st)->attempts_each(st, &f, admin_log_row, &l, &d) < 0)
 		goto done;
-	rc = 0;
+	rc = fflush(stdout) == 0 ? 0 : EX_IOERR;
 done:
 	diag_print(&d, stderr);
 	diag_clear(&d);
@@ -707,11 +1224,41 @@ struct admin_show {
 	bool found;
 };
 
+/* A reply as CODE STATUS TEXT with each said once (a server's text
+ * often starts with its code and status already), its lines under each
+ * other. */
+static void admin_reply(int code, const char *status, const char *text)
+{
+	const char *t = text ? text : "", *rest = t;
+	char c[16] = "";
+	size_t cl;
+
+	if (code != 0) {
+		cl = (size_t)snprintf(c, sizeof(c), "%d", code);
+		if (strncmp(t, c, cl) == 0 &&
+		    (t[cl] == ' ' || t[cl] == '-' || t[cl] == '\0')) {
+			c[0] = '\0'; /* the text starts with it */
+			rest = t[cl] != '\0' ? t + cl + 1 : t + cl;
+		}
+	}
+	if (c[0] != '\0')
+		printf("%s ", c);
+	if (status != NULL && *status != '\0' &&
+	    strncmp(rest, status, strlen(status)) != 0)
+		printf("%s ", status);
+	for (; *t; t++)
+		if (*t == '\n')
+			fputs("\n            ", stdout);
+		else if (*t != '\r')
+			putchar(*t);
+	putchar('\n');
+}
+
 static int admin_show_delivery(void *arg, const struct store_delivery *dl,
                                const char *release)
 {
 	struct admin_show *s = arg;
-	char q[32], n[32], u[32];
+	char q[32], n[32], u[32], r[32];
 
 	s->found = true;
 	s->release_id = dl->release_id;
@@ -728,14 +1275,18 @@ static int admin_show_delivery(void *arg, const struct store_delivery *dl,
 	printf("state:      %s\n", store_state_name(dl->state));
 	printf("attempts:   %u\n", dl->attempts);
 	printf("queued:     %s\n", q);
+	if (dl->retried_at != 0) {
+		cli_time(dl->retried_at, r, sizeof(r));
+		printf("retried:    %s (herald retry)\n", r);
+	}
 	printf("next:       %s\n",
 	       dl->state == STORE_DEFERRED || dl->state == STORE_QUEUED ? n
 	                                                                : "-");
 	printf("updated:    %s\n", u);
-	if (dl->last_code != 0 || dl->last_text != NULL)
-		printf("last reply: %d %s %s\n", dl->last_code,
-		       dl->last_status ? dl->last_status : "",
-		       dl->last_text ? dl->last_text : "");
+	if (dl->last_code != 0 || dl->last_text != NULL) {
+		fputs("last reply: ", stdout);
+		admin_reply(dl->last_code, dl->last_status, dl->last_text);
+	}
 	return 0;
 }
 
@@ -745,7 +1296,7 @@ int cmd_show(int argc, char **argv)
 	struct diag d = {0};
 	struct store *st = NULL;
 	struct admin_show s = {0};
-	struct admin_log l = {.fmt = ADMIN_TABLE, .width = cli_width()};
+	struct admin_log l = {.fmt = ADMIN_TABLE};
 	char *end;
 	long long id = 0;
 	bool by_address;
@@ -773,10 +1324,10 @@ int cmd_show(int argc, char **argv)
 		                "not a delivery number\n");
 		return EX_USAGE;
 	}
-	rc = EX_TEMPFAIL;
-	st = cli_store(o.config, o.store, &d);
-	if (st == NULL)
+	l.width = cli_width(o.wide);
+	if ((rc = cli_open_store("show", o.config, o.store, 0, &st, &d)) != 0)
 		goto done;
+	rc = EX_TEMPFAIL;
 	if (by_address) {
 		int64_t rel = 0, found;
 
@@ -810,7 +1361,7 @@ int cmd_show(int argc, char **argv)
 		if (l.rows == 0)
 			printf("(no attempts yet)\n");
 	}
-	rc = 0;
+	rc = fflush(stdout) == 0 ? 0 : EX_IOERR;
 done:
 	free(s.email);
 	diag_print(&d, stderr);
@@ -908,14 +1459,29 @@ static int admin_release_cmd(int argc, char **argv, int what)
 		admin_usage(stderr, o.cmd);
 		return EX_USAGE;
 	}
-	rc = EX_TEMPFAIL;
-	st = cli_store(o.config, o.store, &d);
-	if (st == NULL)
+	if ((rc = cli_open_store(o.cmd, o.config, o.store, 0, &st, &d)) != 0)
 		goto done;
 	if (admin_release(st, o.arg, &id, &d) < 0) {
 		rc = EX_DATAERR;
 		goto done;
 	}
+	/* nothing of a done release is left to pause or resume: not a
+	 * failure a retry mends */
+	if (what == 1 || what == 2) {
+		struct store_release_info info = {0};
+		if (store_ops(st)->release_get(st, id, &info, NULL, 0, NULL, 0,
+		                               &d) == 0 &&
+		    info.state == STORE_RELEASE_DONE) {
+			fprintf(stderr,
+			        "herald %s: release %lld is done: nothing of "
+			        "it is left to send (herald retry %lld --failed "
+			        "sends its failed deliveries again)\n",
+			        o.cmd, (long long)id, (long long)id);
+			rc = EX_DATAERR;
+			goto done;
+		}
+	}
+	rc = EX_TEMPFAIL;
 	switch (what) {
 	case 0:
 		if (store_ops(st)->cancel(st, id, &n, &d) < 0)

@@ -47,14 +47,15 @@ static void bounces_report(void *arg, const char *msgid,
 
 struct bounces_cmd {
 	const char *config, *store, *release, *since, *format, *arg;
-	bool unmatched;
+	bool unmatched, wide;
 };
 
 static void bounces_usage(FILE *f)
 {
 	fputs("usage: herald bounces [--release R] [--unmatched] [--since TIME]\n"
-	      "                      [--format table|json|csv] [--store PATH] "
-	      "[--config FILE]\n"
+	      "                      [--format table|json|csv] [--wide] "
+	      "[--store PATH]\n"
+	      "                      [--config FILE]\n"
 	      "       herald bounces show EVENT [--store PATH] [--config FILE]\n"
 	      "       herald bounces fetch [--mailbox URL] [--store PATH] "
 	      "[--config FILE]\n"
@@ -157,10 +158,13 @@ static int bounces_fetch(int argc, char **argv)
 		if (verp == NULL)
 			goto done;
 	}
-	rc = EX_TEMPFAIL;
-	st = store_open(storep ? storep : cfg->store, &d);
-	if (st == NULL)
+	/* events of deliveries in no store would match nothing: the mailbox
+	 * is left as it is when the store is not there */
+	if ((rc = cli_open_store("bounces fetch", NULL,
+	                         storep ? storep : cfg->store, 0, &st, &d)) !=
+	    0)
 		goto done;
+	rc = EX_TEMPFAIL;
 	if ((mb = inbox_open(cfg, url, st, &d)) == NULL)
 		goto done;
 	io.verp = verp;
@@ -262,27 +266,23 @@ static int bounces_row(void *arg, const struct store_event_row *r)
 		cli_csv_str(r->diagnostic ? r->diagnostic : "");
 		fputs("\r\n", stdout);
 	} else {
-		char diag[512];
-		size_t k = 0;
+		/* cut only to fit a terminal (width 0: not one, or --wide);
+		 * the columns before DIAGNOSTIC take 125 */
 		int room = (int)l->width - 125;
-		for (const char *p = r->diagnostic ? r->diagnostic : "";
-		     *p && k + 1 < sizeof(diag); p++)
-			diag[k++] = (*p == '\n' || *p == '\r' || *p == '\t')
-			                ? ' '
-			                : *p;
-		diag[k] = '\0';
-		if (room < 10)
-			room = 10;
-		if ((int)k > room)
-			memcpy(diag + room - 3, "...", 4);
-		printf("%-20s %6lld %-11s %-16.16s %7lld %-10s %-30.30s %-7s "
-		       "%-14.14s %-4s %s\n",
-		       at, (long long)r->id, store_event_kind_name(r->kind),
-		       r->release ? r->release : "-",
-		       (long long)r->delivery_id,
-		       r->matched_by ? r->matched_by : "-",
-		       r->email ? r->email : "-", r->status ? r->status : "-",
-		       r->reason ? r->reason : "-", bounces_hard(r->hard), diag);
+		unsigned cut = l->width > 0 ? 1 : 0;
+
+		printf("%-20s %6lld %-11s ", at, (long long)r->id,
+		       store_event_kind_name(r->kind));
+		cli_cell(r->release ? r->release : "-", cut * 16, 16);
+		printf(" %7lld %-10s ", (long long)r->delivery_id,
+		       r->matched_by ? r->matched_by : "-");
+		cli_cell(r->email ? r->email : "-", cut * 30, 30);
+		printf(" %-7s ", r->status ? r->status : "-");
+		cli_cell(r->reason ? r->reason : "-", cut * 14, 14);
+		printf(" %-4s ", bounces_hard(r->hard));
+		cli_cell(r->diagnostic ? r->diagnostic : "",
+		         cut * (unsigned)(room < 10 ? 10 : room), 0);
+		putchar('\n');
 	}
 	return 0;
 }
@@ -292,16 +292,17 @@ static int bounces_list(const struct bounces_cmd *o)
 	struct diag d = {0};
 	struct store *st = NULL;
 	struct store_event_filter f = {.unmatched = o->unmatched};
-	struct bounces_list l = {.width = cli_width()};
+	struct bounces_list l = {.width = cli_width(o->wide)};
 	int rc = EX_USAGE;
 
 	if (bounces_format(o->format, &l.fmt, true) < 0)
 		return EX_USAGE;
 	if (o->since != NULL && cli_since("bounces", o->since, &f.since) < 0)
 		return EX_USAGE;
-	rc = EX_TEMPFAIL;
-	if ((st = cli_store(o->config, o->store, &d)) == NULL)
+	if ((rc = cli_open_store("bounces", o->config, o->store, 0, &st,
+	                         &d)) != 0)
 		goto done;
+	rc = EX_TEMPFAIL;
 	if (o->release != NULL &&
 	    store_ops(st)->release_find(st, o->release, &f.release_id, &d) <
 	        0) {
@@ -321,7 +322,7 @@ static int bounces_list(const struct bounces_cmd *o)
 		goto done;
 	if (l.fmt == BOUNCES_TABLE && l.rows == 0)
 		printf("(no events%s)\n", o->unmatched ? " unmatched" : "");
-	rc = 0;
+	rc = fflush(stdout) == 0 ? 0 : EX_IOERR;
 done:
 	diag_print(&d, stderr);
 	diag_clear(&d);
@@ -348,9 +349,10 @@ static int bounces_show(const struct bounces_cmd *o)
 		        o->arg);
 		return EX_USAGE;
 	}
-	rc = EX_TEMPFAIL;
-	if ((st = cli_store(o->config, o->store, &d)) == NULL)
+	if ((rc = cli_open_store("bounces show", o->config, o->store, 0, &st,
+	                         &d)) != 0)
 		goto done;
+	rc = EX_TEMPFAIL;
 	if (store_ops(st)->event_raw(st, (int64_t)id, &raw, &len, &d) < 0) {
 		rc = EX_DATAERR;
 		goto done;
@@ -358,6 +360,7 @@ static int bounces_show(const struct bounces_cmd *o)
 	if (fwrite(raw, 1, len, stdout) != len || fflush(stdout) != 0) {
 		fprintf(stderr, "herald bounces show: writing: %s\n",
 		        strerror(errno));
+		rc = EX_IOERR;
 		goto done;
 	}
 	rc = 0;
@@ -554,6 +557,7 @@ int cmd_bounces(int argc, char **argv)
 	    {"since", required_argument, NULL, 't'},
 	    {"format", required_argument, NULL, 'f'},
 	    {"unmatched", no_argument, NULL, 'u'},
+	    {"wide", no_argument, NULL, 'W'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -583,6 +587,9 @@ int cmd_bounces(int argc, char **argv)
 			break;
 		case 'u':
 			o.unmatched = true;
+			break;
+		case 'W':
+			o.wide = true;
 			break;
 		case 'h':
 			bounces_usage(stdout);

@@ -85,19 +85,32 @@ size_t cli_build_all(struct cli_inputs *in, const struct cli_recipient *rcp,
                      size_t n, size_t *size, struct diag *d);
 
 /* Output helpers of the admin commands: a JSON string (quoted, escaped),
- * an RFC 4180 CSV field (always quoted), the terminal's width (COLUMNS, or
- * 120 when not a terminal), a time as ISO 8601 UTC ("-" for 0). */
+ * an RFC 4180 CSV field (always quoted), the width to fit tables to (the
+ * terminal's, else COLUMNS, else 80; 0 when the output is not a terminal
+ * or wide is set: then nothing is cut), a time as ISO 8601 UTC ("-" for
+ * 0). */
 /* The store of --store PATH, else of the config (--config FILE, else
- * $HERALD_CONFIG, else ./herald.yaml); NULL with the reason in d. */
-struct store *cli_store(const char *config, const char *store,
-                        struct diag *d);
+ * $HERALD_CONFIG, else ./herald.yaml), which is read without its secrets:
+ * whoever may read the store need not read the relay's password. flags:
+ * STORE_OPEN_CREATE for a command that writes and may start a store (it
+ * then says on stderr that it made one, and where). 0 with *out set, or
+ * the exit status after putting the reason in d: EX_NOINPUT no store
+ * there, EX_NOPERM not allowed, EX_CONFIG a config with errors or a path
+ * that is no store, EX_CANTCREAT a store that cannot be made,
+ * EX_TEMPFAIL anything that may pass (busy, disk full, I/O). */
+int cli_open_store(const char *cmd, const char *config, const char *store,
+                   unsigned flags, struct store **out, struct diag *d);
 /* --since TIME of the admin commands: a time as for queue --at, or -1h,
  * -2d before now. -1 after saying why on stderr. */
 int cli_since(const char *cmd, const char *s, time_t *out);
 void cli_json_str(const char *s);
 void cli_csv_str(const char *s);
-unsigned cli_width(void);
+unsigned cli_width(bool wide);
 void cli_time(time_t t, char *buf, size_t size);
+/* Print s in at most width columns (0: all of it), line ends and tabs as
+ * spaces, cut with "..." when it does not fit; then pad to pad columns
+ * when pad > 0. Columns are counted as characters of UTF-8. */
+void cli_cell(const char *s, unsigned width, unsigned pad);
 
 int cmd_queue(int argc, char **argv);
 int cmd_proof(int argc, char **argv);

@@ -59,7 +59,11 @@ static void suppress_usage(FILE *f)
 	      "suppressed stay\n"
 	      "so). import reads one address per line (# starts a comment), "
 	      "or the CSV that\n"
-	      "export writes (email,reason,time); it is all or nothing.\n",
+	      "export writes (email,reason,time); it is all or nothing. add "
+	      "and import make\n"
+	      "the store when there is none (the list may be started before "
+	      "the first\n"
+	      "release); list, export and remove need one.\n",
 	      f);
 }
 
@@ -111,8 +115,10 @@ static int suppress_list(const struct suppress_cmd *o, bool export)
 		        export ? "csv or json" : "table, json or csv");
 		return EX_USAGE;
 	}
-	if ((st = cli_store(o->config, o->store, &d)) == NULL)
+	if ((rc = cli_open_store(export ? "suppress export" : "suppress list",
+	                         o->config, o->store, 0, &st, &d)) != 0)
 		goto done;
+	rc = EX_TEMPFAIL;
 	if (fmt == SUPPRESS_TABLE)
 		printf("%-20s %-40s %s\n", "ADDED", "EMAIL", "REASON");
 	else if (fmt == SUPPRESS_CSV)
@@ -180,9 +186,11 @@ static int suppress_add(const struct suppress_cmd *o, char **emails, int n)
 		v[i].email = emails[i];
 		v[i].reason = o->reason ? o->reason : "added by staff";
 	}
-	rc = EX_TEMPFAIL;
-	if ((st = cli_store(o->config, o->store, &d)) == NULL)
+	/* the list may be started before the first release is queued */
+	if ((rc = cli_open_store("suppress add", o->config, o->store,
+	                         STORE_OPEN_CREATE, &st, &d)) != 0)
 		goto done;
+	rc = EX_TEMPFAIL;
 	if (store_ops(st)->suppress_import(st, v, (size_t)n, &added, &d) < 0)
 		goto done;
 	printf("suppressed %zu address%s (%zu already listed)\n", added,
@@ -206,8 +214,10 @@ static int suppress_remove(const struct suppress_cmd *o, char **emails, int n)
 		suppress_usage(stderr);
 		return EX_USAGE;
 	}
-	if ((st = cli_store(o->config, o->store, &d)) == NULL)
+	if ((rc = cli_open_store("suppress remove", o->config, o->store, 0, &st,
+	                         &d)) != 0)
 		goto done;
+	rc = EX_TEMPFAIL;
 	for (int i = 0; i < n; i++) {
 		bool removed = false;
 		if (store_ops(st)->suppress_remove(st, emails[i], &removed,
@@ -433,9 +443,11 @@ static int suppress_import(const struct suppress_cmd *o, const char *file)
 		         "nothing imported: fix the lines above first");
 		goto done;
 	}
-	rc = EX_TEMPFAIL;
-	if ((st = cli_store(o->config, o->store, &d)) == NULL)
+	/* the list may be started before the first release is queued */
+	if ((rc = cli_open_store("suppress import", o->config, o->store,
+	                         STORE_OPEN_CREATE, &st, &d)) != 0)
 		goto done;
+	rc = EX_TEMPFAIL;
 	if (store_ops(st)->suppress_import(st, im.v, im.n, &added, &d) < 0)
 		goto done;
 	printf("imported %zu address%s: %zu new, %zu already listed\n", im.n,

@@ -7,6 +7,7 @@
  */
 #include "herald/store.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,10 +31,24 @@ static const char *const store_release_state_names[] = {
     [STORE_RELEASE_ACTIVE] = "active",
     [STORE_RELEASE_PAUSED] = "paused",
     [STORE_RELEASE_CANCELLED] = "cancelled",
+    [STORE_RELEASE_DONE] = "done",
 };
 #define STORE_NRELEASE_STATES                                                  \
 	(sizeof(store_release_state_names) /                                   \
 	 sizeof(store_release_state_names[0]))
+
+/* Indexed by enum store_log_result: the words of `herald log`'s result
+ * column and of its --state. */
+static const char *const store_log_result_names[STORE_LOG_NRESULTS] = {
+    [STORE_LOG_SENT] = "sent",
+    [STORE_LOG_DEFERRED] = "deferred",
+    [STORE_LOG_FAILED] = "failed",
+    [STORE_LOG_EXPIRED] = "expired",
+    [STORE_LOG_BOUNCED] = "bounced",
+    [STORE_LOG_COMPLAINED] = "complained",
+    [STORE_LOG_UNSUBSCRIBED] = "unsubscribed",
+    [STORE_LOG_SUPPRESSED] = "suppressed",
+};
 
 /* The URL schemes of stores this herald has no backend for: named so that
  * an operator who configures one gets a clear answer instead of a SQLite
@@ -86,6 +101,24 @@ int store_release_state_parse(const char *name, enum store_release_state *out)
 	return 0;
 }
 
+const char *store_log_result_name(enum store_log_result r)
+{
+	if ((unsigned)r >= STORE_LOG_NRESULTS)
+		return "unknown";
+	return store_log_result_names[r];
+}
+
+int store_log_result_parse(const char *name, enum store_log_result *out)
+{
+	int i = store_name_index(store_log_result_names, STORE_LOG_NRESULTS,
+	                         name);
+
+	if (i < 0)
+		return -1;
+	*out = (enum store_log_result)i;
+	return 0;
+}
+
 const struct store_backend *store_backend_for(const char *path)
 {
 	if (path == NULL || *path == '\0')
@@ -97,7 +130,8 @@ const struct store_backend *store_backend_for(const char *path)
 	return &store_sqlite_backend;
 }
 
-struct store *store_open(const char *path, struct diag *d)
+struct store *store_open_flags(const char *path, unsigned flags,
+                               struct diag *d)
 {
 	const struct store_backend *b = store_backend_for(path);
 	struct store *st;
@@ -107,12 +141,18 @@ struct store *store_open(const char *path, struct diag *d)
 		         "no store backend for \"%s\": this herald keeps its "
 		         "store in a SQLite file (give a file name)",
 		         path != NULL ? path : "");
+		errno = EINVAL;
 		return NULL;
 	}
-	if ((st = b->open(path, d)) == NULL)
-		return NULL;
+	if ((st = b->open(path, flags, d)) == NULL)
+		return NULL; /* errno set by the backend */
 	st->ops = b;
 	return st;
+}
+
+struct store *store_open(const char *path, struct diag *d)
+{
+	return store_open_flags(path, STORE_OPEN_CREATE, d);
 }
 
 const struct store_backend *store_ops(const struct store *st)

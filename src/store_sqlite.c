@@ -215,6 +215,32 @@ static const struct store_sqlite_migration {
         "CREATE INDEX deliveries_owner ON deliveries (owner)"
         " WHERE state = 'sending';"
         "PRAGMA user_version = 4;"},
+    /* 5: a release is done when nothing of it is left to send or retry
+     * (claims skip it); a suppression keeps the delivery whose bounce,
+     * complaint, unsubscribe request or refusal put the address on the
+     * list (found again for the events recorded before: in one
+     * transaction, event and suppression got the same time); a retry no
+     * longer rewrites queued_at but sets retried_at. The columns and the
+     * state are added by store_sqlite_migrate_5 first. */
+    {5,
+     "UPDATE suppressions SET delivery_id = (SELECT e.delivery_id"
+     " FROM events e WHERE e.email_key = suppressions.email"
+     " AND e.at = suppressions.at AND e.delivery_id IS NOT NULL"
+     " AND e.matched_by IS NOT 'mismatch' ORDER BY e.id LIMIT 1);"
+     "UPDATE releases SET state = 'done'"
+     " WHERE state IN ('active', 'paused') AND NOT EXISTS"
+     " (SELECT 1 FROM deliveries WHERE release_id = releases.id"
+     "  AND state IN ('queued', 'sending', 'deferred'));"
+     "PRAGMA user_version = 5;"},
+};
+/* What a migration step needs beside its SQL, run just before it. */
+struct store_sqlite;
+static int store_sqlite_migrate_5(struct store_sqlite *s, struct diag *d);
+static const struct {
+	int version;
+	int (*fn)(struct store_sqlite *s, struct diag *d);
+} store_sqlite_migration_fns[] = {
+    {5, store_sqlite_migrate_5},
 };
 #define STORE_SQLITE_NMIGRATIONS                                               \
 	(sizeof(store_sqlite_migrations) / sizeof(store_sqlite_migrations[0]))
@@ -227,8 +253,9 @@ static const struct store_sqlite_migration {
 	p "id, " p "release_id, " p "state, " p "email, " p "name, " p         \
 	  "language, " p "outlet, " p "beat, " p "region, " p "timezone, " p   \
 	  "message_id, " p "attempts, " p "queued_at, " p "next_at, " p        \
-	  "updated_at, " p "last_code, " p "last_status, " p "last_text"
-#define STORE_SQLITE_DELIVERY_NCOLS 18
+	  "updated_at, " p "last_code, " p "last_status, " p "last_text, " p  \
+	  "retried_at"
+#define STORE_SQLITE_DELIVERY_NCOLS 19
 
 /* The columns of a release, in the order store_sqlite_release reads. */
 #define STORE_SQLITE_RELEASE_COLS                                              \
@@ -542,6 +569,7 @@ static int store_sqlite_delivery(struct store_sqlite *s, sqlite3_stmt *st,
 	dl->last_code = sqlite3_column_int(st, 15);
 	rc |= store_sqlite_dup(mem, st, 16, &dl->last_status);
 	rc |= store_sqlite_dup(mem, st, 17, &dl->last_text);
+	dl->retried_at = (time_t)sqlite3_column_int64(st, 18);
 	if (rc != 0)
 		return store_sqlite_oom(s, what, d);
 	return 0;
@@ -604,7 +632,98 @@ static int store_sqlite_no_release(struct store_sqlite *s, int64_t id,
 	return -1;
 }
 
+/* A release with nothing left to send or retry is done (store.h).
+ * STORE_SQLITE_SETTLE is the condition, for release r; settle marks
+ * release_id (0: every active or paused one) done where it holds, inside
+ * the caller's transaction. Each release costs one probe of the
+ * deliveries_release index, and done releases are not looked at again. */
+#define STORE_SQLITE_SETTLE(r)                                                 \
+	" state IN ('active', 'paused') AND NOT EXISTS (SELECT 1"              \
+	" FROM deliveries WHERE release_id = " r                               \
+	" AND state IN ('queued', 'sending', 'deferred'))"
+
+static int store_sqlite_settle(struct store_sqlite *s, int64_t release_id,
+                               const char *what, struct diag *d)
+{
+	sqlite3_stmt *st = store_sqlite_prepare(
+	    s,
+	    release_id != 0
+	        ? "UPDATE releases SET state = 'done' WHERE id = ?1 AND"
+	          STORE_SQLITE_SETTLE("?1")
+	        : "UPDATE releases SET state = 'done' WHERE ?1 = 0 AND"
+	          STORE_SQLITE_SETTLE("releases.id"),
+	    what, d);
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	if (store_sqlite_int(st, 1, release_id) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return store_sqlite_bind_fail(s, what, d);
+	}
+	rc = store_sqlite_run(s, st, what, d);
+	sqlite3_finalize(st);
+	return rc;
+}
+
 /* ---- open and close --------------------------------------------------- */
+
+/* Is there a store file at path? For commands that must not make one:
+ * 0, or -1 with the reason in d and its kind (store.h) in *kind. */
+static int store_sqlite_exists(const char *path, int *kind, struct diag *d)
+{
+	struct stat sb;
+
+	if (stat(path, &sb) < 0) {
+		*kind = errno == ENOENT || errno == ENOTDIR ? ENOENT
+		        : errno == EACCES                  ? EACCES
+		                                           : EIO;
+		if (*kind == ENOENT)
+			diag_add(d, path, 0, 0,
+			         "there is no store here: only herald queue "
+			         "(and suppress add or import) makes one; give "
+			         "--store PATH or the config that names the "
+			         "store (\"store:\" in herald.yaml)");
+		else
+			diag_add(d, path, 0, 0, "cannot reach the store: %s",
+			         strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		*kind = EINVAL;
+		diag_add(d, path, 0, 0, "not a store: not a regular file");
+		return -1;
+	}
+	return 0;
+}
+
+/* The kind of a failure to open (store.h), from SQLite's last error: no
+ * error at all is herald refusing the file (not its store, a newer
+ * herald's, no write-ahead log). */
+static int store_sqlite_kind(const struct store_sqlite *s)
+{
+	switch (s->db != NULL ? sqlite3_errcode(s->db) & 0xff
+	                      : SQLITE_CANTOPEN) {
+	case SQLITE_OK:
+	case SQLITE_NOTADB:
+	case SQLITE_CORRUPT:
+		return EINVAL;
+	case SQLITE_CANTOPEN:
+	case SQLITE_PERM:
+	case SQLITE_READONLY:
+	case SQLITE_AUTH:
+		return EACCES;
+	case SQLITE_NOMEM:
+		return ENOMEM;
+	case SQLITE_FULL:
+		return ENOSPC;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return EBUSY;
+	default:
+		return EIO;
+	}
+}
 
 /* Create the file with the store's mode before SQLite opens it, so it is
  * never readable by others, whatever the umask. */
@@ -652,6 +771,101 @@ static int store_sqlite_int_query(struct store_sqlite *s, const char *sql,
 	*out = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	return 0;
+}
+
+/* Does table have column? -1 on failure (in d). */
+static int store_sqlite_has_column(struct store_sqlite *s, const char *table,
+                                   const char *column, const char *what,
+                                   struct diag *d)
+{
+	sqlite3_stmt *st = store_sqlite_prepare(
+	    s, "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",
+	    what, d);
+	int rc, has;
+
+	if (st == NULL)
+		return -1;
+	if (store_sqlite_text(st, 1, table) || store_sqlite_text(st, 2, column)) {
+		sqlite3_finalize(st);
+		return store_sqlite_bind_fail(s, what, d);
+	}
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return store_sqlite_fail(s, rc, what, d);
+	}
+	has = sqlite3_column_int(st, 0) > 0;
+	sqlite3_finalize(st);
+	return has;
+}
+
+/* Migration 5, what SQL alone cannot say (each part done only when it is
+ * not there yet): the columns suppressions.delivery_id and
+ * deliveries.retried_at, and 'done' among the release states of the CHECK
+ * constraint of releases.state. ALTER TABLE cannot change a CHECK
+ * constraint; SQLite documents this way of widening one
+ * (lang_altertable.html, "making other kinds of table schema changes"):
+ * the table's text changed in sqlite_schema and schema_version raised,
+ * inside the migration's transaction, so every connection reads the
+ * schema again. */
+static int store_sqlite_migrate_5(struct store_sqlite *s, struct diag *d)
+{
+	const char *what = "letting a release be done";
+	char sql[64];
+	int64_t version, widened;
+	int has;
+
+	if ((has = store_sqlite_has_column(s, "suppressions", "delivery_id",
+	                                   what, d)) < 0 ||
+	    (!has &&
+	     store_sqlite_exec(s,
+	                       "ALTER TABLE suppressions ADD COLUMN delivery_id"
+	                       " INTEGER REFERENCES deliveries (id)"
+	                       " ON DELETE SET NULL",
+	                       what, d) < 0) ||
+	    (has = store_sqlite_has_column(s, "deliveries", "retried_at", what,
+	                                   d)) < 0 ||
+	    (!has && store_sqlite_exec(s,
+	                               "ALTER TABLE deliveries ADD COLUMN"
+	                               " retried_at INTEGER NOT NULL DEFAULT 0",
+	                               what, d) < 0))
+		return -1;
+	if (store_sqlite_int_query(
+	        s,
+	        "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
+	        " AND name = 'releases'"
+	        " AND instr(sql, '''cancelled'', ''done'')') > 0",
+	        &widened, what, d) < 0)
+		return -1;
+	if (widened)
+		return 0;
+	if (store_sqlite_int_query(s, "PRAGMA schema_version", &version, what,
+	                           d) < 0 ||
+	    store_sqlite_exec(s, "PRAGMA writable_schema = ON", what, d) < 0)
+		return -1;
+	if (store_sqlite_exec(
+	        s,
+	        "UPDATE sqlite_schema SET sql = replace(sql,"
+	        " '''paused'', ''cancelled'')',"
+	        " '''paused'', ''cancelled'', ''done'')')"
+	        " WHERE type = 'table' AND name = 'releases'"
+	        " AND instr(sql, '''paused'', ''cancelled'')') > 0",
+	        what, d) < 0)
+		goto fail;
+	if (sqlite3_changes(s->db) != 1) {
+		diag_add(d, s->path, 0, 0,
+		         "the store's releases table is not as herald made it "
+		         "(while %s)",
+		         what);
+		goto fail;
+	}
+	snprintf(sql, sizeof(sql), "PRAGMA schema_version = %" PRId64,
+	         version + 1);
+	if (store_sqlite_exec(s, sql, what, d) < 0)
+		goto fail;
+	return store_sqlite_exec(s, "PRAGMA writable_schema = OFF", what, d);
+fail:
+	sqlite3_exec(s->db, "PRAGMA writable_schema = OFF", NULL, NULL, NULL);
+	return -1;
 }
 
 /* Is this file a herald store at a version this herald can use? */
@@ -708,6 +922,13 @@ static int store_sqlite_migrate(struct store_sqlite *s, struct diag *d)
 		    &store_sqlite_migrations[i];
 		if (m->version <= version)
 			continue;
+		for (size_t k = 0; k < sizeof(store_sqlite_migration_fns) /
+		                           sizeof(store_sqlite_migration_fns[0]);
+		     k++)
+			if (store_sqlite_migration_fns[k].version ==
+			        m->version &&
+			    store_sqlite_migration_fns[k].fn(s, d) < 0)
+				goto fail;
 		if (store_sqlite_exec(s, m->sql, what, d) < 0)
 			goto fail;
 	}
@@ -733,7 +954,8 @@ static void store_sqlite_close(struct store *st)
 	free(s);
 }
 
-static struct store *store_sqlite_open(const char *path, struct diag *d)
+static struct store *store_sqlite_open(const char *path, unsigned flags,
+                                       struct diag *d)
 {
 	const char *what = "opening the store";
 	static const char *const settings[] = {
@@ -741,14 +963,23 @@ static struct store *store_sqlite_open(const char *path, struct diag *d)
 	struct store_sqlite *s = calloc(1, sizeof(*s));
 	sqlite3_stmt *st = NULL;
 	const char *mode;
-	int rc;
+	int rc, kind = 0;
 
 	if (s == NULL || (s->path = strdup(path)) == NULL) {
 		diag_add(d, path, 0, 0, "out of memory opening the store");
+		kind = ENOMEM;
 		goto fail;
 	}
 	s->base.ops = &store_sqlite_backend;
-	if (store_sqlite_create(path, d) < 0)
+	if (flags & STORE_OPEN_CREATE) {
+		if (store_sqlite_create(path, d) < 0) {
+			kind = errno == EACCES || errno == EPERM ||
+			               errno == EROFS
+			           ? EACCES
+			           : errno;
+			goto fail;
+		}
+	} else if (store_sqlite_exists(path, &kind, d) < 0)
 		goto fail;
 	rc = sqlite3_open_v2(path, &s->db,
 	                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
@@ -788,7 +1019,10 @@ static struct store *store_sqlite_open(const char *path, struct diag *d)
 	return &s->base;
 fail:
 	sqlite3_finalize(st);
+	if (kind == 0)
+		kind = store_sqlite_kind(s);
 	store_sqlite_close(s ? &s->base : NULL);
+	errno = kind;
 	return NULL;
 }
 
@@ -966,7 +1200,9 @@ static int store_sqlite_release_add(struct store *stp,
 	sqlite3_finalize(dl);
 	sqlite3_finalize(count);
 	rel = file = dl = count = NULL;
-	if (store_sqlite_commit(s, what, d) < 0)
+	/* every address suppressed, or none: nothing is left to send */
+	if (store_sqlite_settle(s, id, what, d) < 0 ||
+	    store_sqlite_commit(s, what, d) < 0)
 		goto fail;
 	if (release_id != NULL)
 		*release_id = id;
@@ -1342,8 +1578,10 @@ static int store_sqlite_release_set_state(struct store *stp, int64_t release_id,
 	enum store_release_state cur;
 
 	if ((unsigned)rs > STORE_RELEASE_CANCELLED) {
-		diag_add(d, s->path, 0, 0, "no such release state (%d)",
-		         (int)rs);
+		diag_add(d, s->path, 0, 0,
+		         "a release cannot be set %s: it is done when nothing "
+		         "of it is left",
+		         store_release_state_name(rs));
 		return -1;
 	}
 	if (rs == STORE_RELEASE_CANCELLED)
@@ -1356,6 +1594,14 @@ static int store_sqlite_release_set_state(struct store *stp, int64_t release_id,
 		diag_add(d, s->path, 0, 0,
 		         "release %" PRId64 " is cancelled: queue it again "
 		         "to send it",
+		         release_id);
+		goto fail;
+	}
+	if (cur == STORE_RELEASE_DONE) {
+		diag_add(d, s->path, 0, 0,
+		         "release %" PRId64 " is done: nothing of it is left "
+		         "to send (herald retry --failed sends its failed "
+		         "deliveries again)",
 		         release_id);
 		goto fail;
 	}
@@ -1372,7 +1618,8 @@ static int store_sqlite_release_set_state(struct store *stp, int64_t release_id,
 		goto fail;
 	sqlite3_finalize(st);
 	st = NULL;
-	if (store_sqlite_commit(s, what, d) < 0)
+	if (store_sqlite_settle(s, release_id, what, d) < 0 ||
+	    store_sqlite_commit(s, what, d) < 0)
 		goto fail;
 	return 0;
 fail:
@@ -1566,12 +1813,56 @@ static bool store_sqlite_result_ok(enum store_state r)
 	"(state = 'sending' OR (?3 = 'sent' AND state NOT IN ('sent',"         \
 	" 'bounced', 'complained')))"
 
+static int store_sqlite_suppress_tx(struct store_sqlite *s, const char *key,
+                                    const char *reason, time_t now,
+                                    int64_t delivery_id, const char *what,
+                                    struct diag *d);
+
+/* A FAILED attempt whose refusal says the address is bad (trouble.c
+ * decided): the address goes on the suppression list with this delivery
+ * as the cause, as after a hard bounce (event_record), in the caller's
+ * transaction. */
+static int store_sqlite_refused(struct store_sqlite *s,
+                                const struct store_attempt *t,
+                                const char *what, struct diag *d)
+{
+	sqlite3_stmt *st = store_sqlite_prepare(
+	    s, "SELECT email_key FROM deliveries WHERE id = ?1", what, d);
+	char *key = NULL, *why = NULL;
+	int rc;
+
+	if (st == NULL)
+		return -1;
+	if (store_sqlite_int(st, 1, t->delivery_id) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return store_sqlite_bind_fail(s, what, d);
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW &&
+	    (key = strdup((const char *)sqlite3_column_text(st, 0))) == NULL)
+		rc = SQLITE_NOMEM;
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		return store_sqlite_fail(s, rc == SQLITE_DONE ? SQLITE_ERROR : rc,
+		                         what, d);
+	if (asprintf(&why, "refused: %s (%d%s%s)", t->bad_address, t->code,
+	             t->status ? " " : "", t->status ? t->status : "") < 0) {
+		free(key);
+		return store_sqlite_oom(s, what, d);
+	}
+	rc = store_sqlite_suppress_tx(s, key, why, t->at, t->delivery_id, what,
+	                              d);
+	free(why);
+	free(key);
+	return rc;
+}
+
 static int store_sqlite_record(struct store *stp, const struct store_attempt *a,
                                size_t n, struct diag *d)
 {
 	const char *what = "recording attempts";
 	struct store_sqlite *s = store_sqlite_of(stp);
-	sqlite3_stmt *upd = NULL, *ins = NULL;
+	sqlite3_stmt *upd = NULL, *ins = NULL, *settle = NULL;
 
 	for (size_t i = 0; i < n; i++)
 		if (!store_sqlite_result_ok(a[i].result)) {
@@ -1615,6 +1906,12 @@ static int store_sqlite_record(struct store *stp, const struct store_attempt *a,
 	         " status, text, queue_id, duration_ms, result, counts)"
 	         " VALUES (?1, (SELECT tries FROM deliveries WHERE id = ?1),"
 	         " ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+	         what, d)) == NULL ||
+	    (settle = store_sqlite_prepare(
+	         s,
+	         "UPDATE releases SET state = 'done' WHERE id ="
+	         " (SELECT release_id FROM deliveries WHERE id = ?1) AND"
+	         STORE_SQLITE_SETTLE("releases.id"),
 	         what, d)) == NULL)
 		goto fail;
 	for (size_t i = 0; i < n; i++) {
@@ -1657,14 +1954,23 @@ static int store_sqlite_record(struct store *stp, const struct store_attempt *a,
 		}
 		if (store_sqlite_run(s, ins, what, d) < 0)
 			goto fail;
+		if (t->result == STORE_FAILED && t->bad_address != NULL &&
+		    store_sqlite_refused(s, t, what, d) < 0)
+			goto fail;
+		/* the last of a release: done */
+		if (store_sqlite_int(settle, 1, t->delivery_id) != SQLITE_OK ||
+		    store_sqlite_run(s, settle, what, d) < 0)
+			goto fail;
 	}
+	sqlite3_finalize(settle);
 	sqlite3_finalize(ins);
 	sqlite3_finalize(upd);
-	ins = upd = NULL;
+	settle = ins = upd = NULL;
 	if (store_sqlite_commit(s, what, d) < 0)
 		goto fail;
 	return 0;
 fail:
+	sqlite3_finalize(settle);
 	sqlite3_finalize(ins);
 	sqlite3_finalize(upd);
 	store_sqlite_rollback(s);
@@ -2205,13 +2511,14 @@ static int store_sqlite_expire(struct store *stp, time_t now, unsigned lifetime,
 		return -1;
 	/* A delivery is never queued before its release, so only the
 	 * deliveries of releases that are old enough, or stale, are read
-	 * (through the release's index), not every waiting one. */
+	 * (through the release's index), not every waiting one. Its
+	 * lifetime counts from its last retry, if later. */
 #define STORE_SQLITE_EXPIRING                                                  \
 	" WHERE release_id IN (SELECT id FROM releases"                        \
 	"  WHERE queued_at <= ?2"                                              \
 	"  OR (stale_after != 0 AND stale_after <= ?1))"                       \
 	" AND state IN ('queued', 'deferred')"                                 \
-	" AND (queued_at <= ?2 OR release_id IN"                               \
+	" AND (max(queued_at, retried_at) <= ?2 OR release_id IN"              \
 	"  (SELECT id FROM releases"                                           \
 	"   WHERE stale_after != 0 AND stale_after <= ?1))"
 	/* the delivery log says why each one ended, as it does when an
@@ -2248,7 +2555,8 @@ static int store_sqlite_expire(struct store *stp, time_t now, unsigned lifetime,
 	changed = sqlite3_changes64(s->db);
 	sqlite3_finalize(st);
 	st = NULL;
-	if (store_sqlite_commit(s, what, d) < 0)
+	if ((changed > 0 && store_sqlite_settle(s, 0, what, d) < 0) ||
+	    store_sqlite_commit(s, what, d) < 0)
 		goto fail;
 	return changed > INT_MAX ? INT_MAX : (int)changed;
 fail:
@@ -2266,6 +2574,7 @@ static int store_sqlite_retry(struct store *stp, int64_t release_id,
 	sqlite3_stmt *st = NULL;
 	enum store_release_state rs;
 	time_t now = time(NULL);
+	int64_t changed;
 
 	if (n != NULL)
 		*n = 0;
@@ -2280,11 +2589,12 @@ static int store_sqlite_retry(struct store *stp, int64_t release_id,
 		         release_id);
 		goto fail;
 	}
-	/* an unused state binds NULL, which matches nothing */
+	/* an unused state binds NULL, which matches nothing; queued_at
+	 * stays when it was queued, and the lifetime counts from now */
 	if ((st = store_sqlite_prepare(
 	         s,
 	         "UPDATE deliveries SET state = 'queued', next_at = ?4,"
-	         " queued_at = ?4, lease_until = NULL, updated_at = ?4"
+	         " retried_at = ?4, lease_until = NULL, updated_at = ?4"
 	         " WHERE release_id = ?1 AND state IN (?2, ?3)"
 	         " AND NOT EXISTS (SELECT 1 FROM suppressions"
 	         "  WHERE email = deliveries.email_key)",
@@ -2299,8 +2609,21 @@ static int store_sqlite_retry(struct store *stp, int64_t release_id,
 	}
 	if (store_sqlite_run(s, st, what, d) < 0)
 		goto fail;
+	changed = sqlite3_changes64(s->db);
 	if (n != NULL)
-		*n = (size_t)sqlite3_changes64(s->db);
+		*n = (size_t)changed;
+	sqlite3_finalize(st);
+	st = NULL;
+	/* something is due again: a done release is active again */
+	if (changed > 0 &&
+	    (st = store_sqlite_prepare(s,
+	                               "UPDATE releases SET state = 'active'"
+	                               " WHERE id = ?1 AND state = 'done'",
+	                               what, d)) == NULL)
+		goto fail;
+	if (st != NULL && (store_sqlite_int(st, 1, release_id) != SQLITE_OK ||
+	                   store_sqlite_run(s, st, what, d) < 0))
+		goto fail;
 	sqlite3_finalize(st);
 	st = NULL;
 	if (store_sqlite_commit(s, what, d) < 0)
@@ -2316,19 +2639,57 @@ fail:
 
 /* ---- what admins read ------------------------------------------------- */
 
-/* The log, driven by the most selective filter given (so the right index
- * leads); the other filters are the same in each. */
-#define STORE_SQLITE_LOG_SELECT                                                \
-	"SELECT a.delivery_id, d.release_id, r.name, d.email, a.at,"           \
-	" a.relay, a.n, a.code, a.status, a.text, a.queue_id,"                 \
-	" a.duration_ms, a.result"                                             \
-	" FROM attempts a JOIN deliveries d ON d.id = a.delivery_id"           \
-	" JOIN releases r ON r.id = d.release_id WHERE "
-#define STORE_SQLITE_LOG_REST                                                  \
+/*
+ * The delivery log: the attempts, the bounce mailbox's events matched to
+ * a delivery (a "mismatch" is not the delivery's history), and the
+ * suppressions of deliveries (one suppressed at queue time or while it
+ * waited, at the time it was; one whose bounce, complaint, unsubscribe
+ * request or refusal put the address on the list, at that time). Each
+ * part is led by the most selective filter given (so the right index
+ * leads); the other filters are the same in each. Columns: delivery,
+ * release, name, address, time, relay, try, event, code, status, text,
+ * queue id, reason, hard, duration, result, then the order within a
+ * second (attempt, event, suppression) and the row's id.
+ */
+#define STORE_SQLITE_LOG_WHERE(at)                                             \
 	" AND (?1 = 0 OR d.release_id = ?1)"                                   \
-	" AND (?2 IS NULL OR d.email_key = ?2)"                                \
-	" AND (?3 IS NULL OR a.result = ?3) AND a.at >= ?4"                    \
-	" ORDER BY a.at, a.id"
+	" AND (?2 IS NULL OR d.email_key = ?2) AND " at " >= ?4"
+#define STORE_SQLITE_LOG_KIND                                                  \
+	"CASE e.kind WHEN 'bounce' THEN 'bounced' WHEN 'complaint'"            \
+	" THEN 'complained' ELSE 'unsubscribed' END"
+#define STORE_SQLITE_LOG_FROM(t)                                               \
+	" JOIN deliveries d ON d.id = " t ".delivery_id"                       \
+	" JOIN releases r ON r.id = d.release_id WHERE "
+#define STORE_SQLITE_LOG(lead)                                                 \
+	"SELECT a.delivery_id, d.release_id, r.name, d.email, a.at, a.relay,"  \
+	" a.n, 0, a.code, a.status, a.text, a.queue_id, NULL, -1,"             \
+	" a.duration_ms, a.result, 0, a.id"                                    \
+	" FROM attempts a" STORE_SQLITE_LOG_FROM("a") lead                     \
+	STORE_SQLITE_LOG_WHERE("a.at") " AND (?3 IS NULL OR a.result = ?3)"    \
+	" UNION ALL SELECT e.delivery_id, d.release_id, r.name, d.email, e.at," \
+	" NULL, 0, e.id, 0, e.status, e.diagnostic, NULL, e.reason, e.hard,"   \
+	" 0, " STORE_SQLITE_LOG_KIND ", 1, e.id"                               \
+	" FROM events e" STORE_SQLITE_LOG_FROM("e") lead                       \
+	STORE_SQLITE_LOG_WHERE("e.at")                                         \
+	" AND e.kind IN ('bounce', 'complaint', 'unsubscribe')"                \
+	" AND e.matched_by IS NOT 'mismatch'"                                  \
+	" AND (?3 IS NULL OR ?3 = " STORE_SQLITE_LOG_KIND ")"                  \
+	" UNION ALL SELECT d.id, d.release_id, r.name, d.email, d.updated_at," \
+	" NULL, 0, 0, 0, NULL, 'not sent: the address is on the suppression"   \
+	" list' || coalesce(' (' || s.reason || ')', ''), NULL, NULL, -1, 0,"  \
+	" 'suppressed', 2, d.id FROM deliveries d"                             \
+	" JOIN releases r ON r.id = d.release_id"                              \
+	" LEFT JOIN suppressions s ON s.email = d.email_key WHERE " lead       \
+	STORE_SQLITE_LOG_WHERE("d.updated_at") " AND d.state = 'suppressed'"  \
+	" AND (?3 IS NULL OR ?3 = 'suppressed')"                               \
+	" UNION ALL SELECT d.id, d.release_id, r.name, d.email, s.at, NULL,"   \
+	" 0, 0, 0, NULL, 'put on the suppression list: '"                      \
+	" || coalesce(s.reason, 'no reason given'), NULL, NULL, -1, 0,"        \
+	" 'suppressed', 2, d.id"                                               \
+	" FROM suppressions s" STORE_SQLITE_LOG_FROM("s") lead                 \
+	STORE_SQLITE_LOG_WHERE("s.at") " AND d.state != 'suppressed'"          \
+	" AND (?3 IS NULL OR ?3 = 'suppressed')"                               \
+	" ORDER BY 5, 17, 18"
 
 static int
 store_sqlite_attempts_each(struct store *stp, const struct store_log_filter *f,
@@ -2345,14 +2706,11 @@ store_sqlite_attempts_each(struct store *stp, const struct store_log_filter *f,
 	if (f == NULL)
 		f = &none;
 	if (f->email != NULL && *f->email != '\0')
-		sql = STORE_SQLITE_LOG_SELECT
-		    "d.email_key = ?2" STORE_SQLITE_LOG_REST;
+		sql = STORE_SQLITE_LOG("d.email_key = ?2");
 	else if (f->release_id != 0)
-		sql = STORE_SQLITE_LOG_SELECT
-		    "d.release_id = ?1" STORE_SQLITE_LOG_REST;
+		sql = STORE_SQLITE_LOG("d.release_id = ?1");
 	else
-		sql =
-		    STORE_SQLITE_LOG_SELECT "a.at >= ?4" STORE_SQLITE_LOG_REST;
+		sql = STORE_SQLITE_LOG("1");
 	if (f->email != NULL && *f->email != '\0' &&
 	    (key = store_sqlite_key(s, f->email)) == NULL)
 		return store_sqlite_oom(s, what, d);
@@ -2360,15 +2718,16 @@ store_sqlite_attempts_each(struct store *stp, const struct store_log_filter *f,
 		return -1;
 	if (store_sqlite_int(st, 1, f->release_id) ||
 	    sqlite3_bind_text(st, 2, key, -1, SQLITE_TRANSIENT) ||
-	    store_sqlite_text(
-	        st, 3, f->by_state ? store_state_name(f->state) : NULL) ||
+	    store_sqlite_text(st, 3,
+	                      f->by_result ? store_log_result_name(f->result)
+	                                   : NULL) ||
 	    store_sqlite_int(st, 4, f->since)) {
 		store_sqlite_bind_fail(s, what, d);
 		goto out;
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct store_log_row r;
-		const char *result = (const char *)sqlite3_column_text(st, 12);
+		const char *result = (const char *)sqlite3_column_text(st, 15);
 		int cb;
 
 		memset(&r, 0, sizeof(r));
@@ -2379,12 +2738,15 @@ store_sqlite_attempts_each(struct store *stp, const struct store_log_filter *f,
 		r.at = (time_t)sqlite3_column_int64(st, 4);
 		r.relay = (const char *)sqlite3_column_text(st, 5);
 		r.attempt = (unsigned)sqlite3_column_int64(st, 6);
-		r.code = sqlite3_column_int(st, 7);
-		r.status = (const char *)sqlite3_column_text(st, 8);
-		r.text = (const char *)sqlite3_column_text(st, 9);
-		r.queue_id = (const char *)sqlite3_column_text(st, 10);
-		r.duration_ms = (unsigned)sqlite3_column_int64(st, 11);
-		if (store_state_parse(result, &r.result) < 0) {
+		r.event = sqlite3_column_int64(st, 7);
+		r.code = sqlite3_column_int(st, 8);
+		r.status = (const char *)sqlite3_column_text(st, 9);
+		r.text = (const char *)sqlite3_column_text(st, 10);
+		r.queue_id = (const char *)sqlite3_column_text(st, 11);
+		r.reason = (const char *)sqlite3_column_text(st, 12);
+		r.hard = sqlite3_column_int(st, 13);
+		r.duration_ms = (unsigned)sqlite3_column_int64(st, 14);
+		if (store_log_result_parse(result, &r.result) < 0) {
 			store_sqlite_bad_value(s, what, result, d);
 			goto out;
 		}
@@ -2504,20 +2866,22 @@ out:
 /* ---- suppressions ----------------------------------------------------- */
 
 /* Inside a transaction: add key to the suppression list (the first
- * reason stays) and suppress its queued and deferred deliveries. */
+ * reason stays; delivery_id, 0 for none, is the delivery that caused it)
+ * and suppress its queued and deferred deliveries, which may leave a
+ * release with nothing to send. */
 static int store_sqlite_suppress_tx(struct store_sqlite *s, const char *key,
                                     const char *reason, time_t now,
-                                    const char *what, struct diag *d)
+                                    int64_t delivery_id, const char *what,
+                                    struct diag *d)
 {
 	sqlite3_stmt *add = NULL, *dl = NULL;
 	int rc = -1;
 
-	if ((add =
-	         store_sqlite_prepare(s,
-	                              "INSERT INTO suppressions"
-	                              " (email, reason, at) VALUES (?1, ?2, ?3)"
-	                              " ON CONFLICT (email) DO NOTHING",
-	                              what, d)) == NULL ||
+	if ((add = store_sqlite_prepare(
+	         s,
+	         "INSERT INTO suppressions (email, reason, at, delivery_id)"
+	         " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (email) DO NOTHING",
+	         what, d)) == NULL ||
 	    (dl = store_sqlite_prepare(
 	         s,
 	         "UPDATE deliveries SET state = 'suppressed',"
@@ -2527,13 +2891,18 @@ static int store_sqlite_suppress_tx(struct store_sqlite *s, const char *key,
 		goto done;
 	if (store_sqlite_text(add, 1, key) ||
 	    store_sqlite_text(add, 2, reason) ||
-	    store_sqlite_int(add, 3, now) || store_sqlite_text(dl, 1, key) ||
-	    store_sqlite_int(dl, 2, now)) {
+	    store_sqlite_int(add, 3, now) ||
+	    (delivery_id != 0 ? store_sqlite_int(add, 4, delivery_id)
+	                      : sqlite3_bind_null(add, 4)) ||
+	    store_sqlite_text(dl, 1, key) || store_sqlite_int(dl, 2, now)) {
 		store_sqlite_bind_fail(s, what, d);
 		goto done;
 	}
 	if (store_sqlite_run(s, add, what, d) < 0 ||
 	    store_sqlite_run(s, dl, what, d) < 0)
+		goto done;
+	if (sqlite3_changes(s->db) > 0 &&
+	    store_sqlite_settle(s, 0, what, d) < 0)
 		goto done;
 	rc = 0;
 done:
@@ -2558,7 +2927,7 @@ static int store_sqlite_suppress_add(struct store *stp, const char *email,
 		return store_sqlite_oom(s, what, d);
 	if (store_sqlite_begin(s, what, d) < 0)
 		return -1;
-	if (store_sqlite_suppress_tx(s, key, reason, now, what, d) < 0)
+	if (store_sqlite_suppress_tx(s, key, reason, now, 0, what, d) < 0)
 		goto fail;
 	if (store_sqlite_commit(s, what, d) < 0)
 		goto fail;
@@ -2795,6 +3164,9 @@ static int store_sqlite_event_record(struct store *stp,
 			goto fail;
 		}
 		st = NULL;
+		/* a bounce for a delivery still waiting may end a release */
+		if (store_sqlite_settle(s, 0, what, d) < 0)
+			goto fail;
 	}
 	/* an event that names no delivery of ours changes nothing: a
 	 * forged bounce must not suppress anyone; it is kept for review */
@@ -2803,8 +3175,8 @@ static int store_sqlite_event_record(struct store *stp,
 		             ev->reason ? ": " : "",
 		             ev->reason ? ev->reason : "") < 0)
 			why = NULL;
-		if (store_sqlite_suppress_tx(s, email_key, why, now, what, d) <
-		    0)
+		if (store_sqlite_suppress_tx(s, email_key, why, now, id, what,
+		                             d) < 0)
 			goto fail;
 		st = NULL;
 		*suppressed = true;
@@ -3195,7 +3567,7 @@ static int store_sqlite_suppress_import(struct store *stp,
 			goto fail;
 		}
 		if (store_sqlite_suppress_tx(s, key, v[i].reason,
-		                             v[i].at ? v[i].at : now, what,
+		                             v[i].at ? v[i].at : now, 0, what,
 		                             d) < 0)
 			goto fail;
 	}
@@ -3207,6 +3579,67 @@ static int store_sqlite_suppress_import(struct store *stp,
 fail:
 	store_sqlite_rollback(s);
 	return -1;
+}
+
+static int
+store_sqlite_release_figures(struct store *stp, int64_t release_id,
+                             struct store_release_figures *out,
+                             struct diag *d)
+{
+	const char *what = "reading a release's figures";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	sqlite3_stmt *att = NULL, *ev = NULL;
+	int rc, ret = -1;
+
+	memset(out, 0, sizeof(*out));
+	/* an expiry row (no relay) records no try */
+	if ((att = store_sqlite_prepare(
+	         s,
+	         "SELECT min(a.at), max(a.at),"
+	         " coalesce(sum(a.result = 'sent' AND a.at > ?2), 0)"
+	         " FROM deliveries d JOIN attempts a ON a.delivery_id = d.id"
+	         " WHERE d.release_id = ?1"
+	         " AND (a.relay IS NOT NULL OR a.result != 'expired')",
+	         what, d)) == NULL ||
+	    (ev = store_sqlite_prepare(
+	         s,
+	         "SELECT e.kind, count(DISTINCT e.delivery_id) FROM events e"
+	         " JOIN deliveries d ON d.id = e.delivery_id"
+	         " WHERE d.release_id = ?1"
+	         " AND e.kind IN ('complaint', 'unsubscribe')"
+	         " AND e.matched_by IS NOT 'mismatch' GROUP BY e.kind",
+	         what, d)) == NULL)
+		goto out;
+	if (store_sqlite_int(att, 1, release_id) ||
+	    store_sqlite_int(att, 2, time(NULL) - STORE_RATE_WINDOW) ||
+	    store_sqlite_int(ev, 1, release_id)) {
+		store_sqlite_bind_fail(s, what, d);
+		goto out;
+	}
+	if ((rc = sqlite3_step(att)) != SQLITE_ROW) {
+		store_sqlite_fail(s, rc, what, d);
+		goto out;
+	}
+	out->first_attempt = (time_t)sqlite3_column_int64(att, 0);
+	out->last_attempt = (time_t)sqlite3_column_int64(att, 1);
+	out->sent_recent = (size_t)sqlite3_column_int64(att, 2);
+	while ((rc = sqlite3_step(ev)) == SQLITE_ROW) {
+		const char *kind = (const char *)sqlite3_column_text(ev, 0);
+		size_t n = (size_t)sqlite3_column_int64(ev, 1);
+		if (kind != NULL && strcmp(kind, "complaint") == 0)
+			out->complaints = n;
+		else
+			out->unsubscribes = n;
+	}
+	if (rc != SQLITE_DONE) {
+		store_sqlite_fail(s, rc, what, d);
+		goto out;
+	}
+	ret = 0;
+out:
+	sqlite3_finalize(ev);
+	sqlite3_finalize(att);
+	return ret;
 }
 
 const struct store_backend store_sqlite_backend = {
@@ -3249,4 +3682,5 @@ const struct store_backend store_sqlite_backend = {
     .suppressions_each = store_sqlite_suppressions_each,
     .suppress_remove = store_sqlite_suppress_remove,
     .suppress_import = store_sqlite_suppress_import,
+    .release_figures = store_sqlite_release_figures,
 };

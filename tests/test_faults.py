@@ -197,9 +197,12 @@ def poll(predicate, timeout, what, pause=1.0):
 
 
 def final_rows(rows):
+    """The last attempt of each recipient (the log's rows after it say
+    what came of it: a suppression)."""
     last = {}
     for r in rows:
-        last[r["recipient"]] = r
+        if r["attempt"] is not None:
+            last[r["recipient"]] = r
     return last
 
 
@@ -294,6 +297,11 @@ def matrix(env, srv, plan, t_start):
                             f"(plan {plans[r]}; rows {by_rcpt.get(r)})")
             continue
         p = plans[r]
+        # "550 5.1.1 User unknown" at RCPT suppresses the address, as a
+        # hard bounce does; no other refusal here says the address is bad
+        sup = [x for x in by_rcpt.get(r, []) if x["result"] == "suppressed"]
+        if bool(sup) != (p.action == "5xx" and p.command == "RCPT"):
+            problems.append(f"{r}: suppressed rows {sup} after {p}")
         if p.action in ("4xx", "5xx"):
             # every refusal the server gave this recipient is one attempt
             # row with its code, enhanced status and text

@@ -391,6 +391,10 @@ def case_big_bounce():
         for sub in ("new", "cur", "tmp"):
             os.makedirs(os.path.join(md, sub))
         os.rename(big, os.path.join(md, "new", "1700000000.M1.big"))
+        # bounces come back to a store a release was queued into
+        rc, out, err, _ = s.herald("queue", "templates/report-launch",
+                                   "--to", "lists/journalists.yaml")
+        check(rc == 0, f"queue: {rc} {err}")
         rc, out, err, rss, secs = s.herald(
             "bounces", "fetch", "--mailbox", f"maildir:{md}", measured=True)
         print(f"bounces fetch, 100 MB: exit {rc}, {rss / MIB:.1f} MiB, "

@@ -127,10 +127,17 @@ static void record(struct store *st, int64_t id, time_t at,
                    enum store_state result, time_t next_at, bool counts,
                    int code)
 {
-	struct store_attempt a = {id,      at,      "smtp://127.0.0.1:2525",
-	                          code,    "4.0.0", "reply text",
-	                          "Q123",  12,      result,
-	                          next_at, counts};
+	struct store_attempt a = {.delivery_id = id,
+	                          .at = at,
+	                          .relay = "smtp://127.0.0.1:2525",
+	                          .code = code,
+	                          .status = "4.0.0",
+	                          .text = "reply text",
+	                          .queue_id = "Q123",
+	                          .duration_ms = 12,
+	                          .result = result,
+	                          .next_at = next_at,
+	                          .counts = counts};
 	struct diag d = {0};
 
 	if (store_ops(st)->record(st, &a, 1, &d) < 0)
@@ -267,7 +274,7 @@ static void test_schema_and_mode(void **state)
 	    sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL),
 	    SQLITE_OK);
 	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-	assert_true(sqlite3_column_int(q, 0) >= 4);
+	assert_true(sqlite3_column_int(q, 0) >= 5);
 	sqlite3_finalize(q);
 	assert_int_equal(
 	    sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &q, NULL),
@@ -782,8 +789,8 @@ static void test_expire(void **state)
 	/* the delivery log says so, one row each */
 	{
 		struct store_log_filter f = {.release_id = stale,
-		                             .by_state = true,
-		                             .state = STORE_EXPIRED};
+		                             .by_result = true,
+		                             .result = STORE_LOG_EXPIRED};
 		size_t rows = 0;
 		assert_int_equal(store_ops(st)->attempts_each(
 		                     st, &f, count_log_rows, &rows, &d),
@@ -940,20 +947,20 @@ static void test_attempts_each(void **state)
 	}
 	f.release_id = 0;
 	assert_int_equal(log_of(st, &f).n, 4);
-	f.by_state = true;
-	f.state = STORE_SENT;
+	f.by_result = true;
+	f.result = STORE_LOG_SENT;
 	assert_int_equal(log_of(st, &f).n, 2);
 	f.since = now + 10;
 	l = log_of(st, &f);
 	assert_int_equal(l.n, 1);
 	assert_int_equal(l.attempt[0], 3);
 	memset(&f, 0, sizeof(f));
-	f.by_state = true;
-	f.state = STORE_FAILED;
+	f.by_result = true;
+	f.result = STORE_LOG_FAILED;
 	l = log_of(st, &f);
 	assert_int_equal(l.n, 1);
 	assert_string_equal(l.release, "log-two");
-	f.by_state = false;
+	f.by_result = false;
 	f.since = now + 5;
 	assert_int_equal(log_of(st, &f).n, 4);
 	/* fn stops the walk */
@@ -1756,6 +1763,457 @@ static void test_migration_3(void **state)
 	free(path);
 }
 
+/* ---- what admins see is true ------------------------------------------- */
+
+/* A reader opens without making a store: none there is ENOENT and nothing
+ * is made; a file that is no store is EINVAL. */
+static void test_open_existing(void **state)
+{
+	char *path = db_path("absent"), *wal = NULL, *text = db_path("text");
+	struct diag d = {0};
+	struct stat sb;
+	struct store *st;
+	FILE *f;
+
+	(void)state;
+	errno = 0;
+	assert_null(store_open_flags(path, 0, &d));
+	assert_int_equal(errno, ENOENT);
+	assert_non_null(strstr(diag_first(&d), path));
+	assert_non_null(strstr(diag_first(&d), "no store"));
+	diag_clear(&d);
+	assert_int_equal(stat(path, &sb), -1);
+	assert_true(asprintf(&wal, "%s-wal", path) > 0);
+	assert_int_equal(stat(wal, &sb), -1);
+	errno = 0;
+	assert_null(store_open_flags("/nonexistent-dir/herald.db", 0, &d));
+	assert_int_equal(errno, ENOENT);
+	diag_clear(&d);
+
+	/* made by what may make one, then read */
+	st = store_open_flags(path, STORE_OPEN_CREATE, &d);
+	assert_non_null(st);
+	store_close(st);
+	st = store_open_flags(path, 0, &d);
+	assert_non_null(st);
+	store_close(st);
+
+	/* not a store: a text file, a directory, another kind */
+	assert_non_null(f = fopen(text, "w"));
+	fputs("journalists, one a line\n", f);
+	fclose(f);
+	errno = 0;
+	assert_null(store_open_flags(text, 0, &d));
+	assert_int_equal(errno, EINVAL);
+	diag_clear(&d);
+	errno = 0;
+	assert_null(store_open_flags(tmpdir, 0, &d));
+	assert_int_equal(errno, EINVAL);
+	diag_clear(&d);
+	errno = 0;
+	assert_null(store_open_flags("postgresql://db/herald", 0, &d));
+	assert_int_equal(errno, EINVAL);
+	diag_clear(&d);
+	free(wal);
+	free(text);
+	free(path);
+}
+
+/* A release with nothing left to send or retry is done: claims skip it,
+ * it cannot be paused, a retry makes it active again; a release of
+ * suppressed addresses only is done at once, and one whose last waiting
+ * delivery is suppressed or expires is done. */
+static void test_release_done(void **state)
+{
+	char *path = db_path("done");
+	struct store *st = open_ok(path);
+	struct store_delivery out[8];
+	struct diag d = {0};
+	time_t now = time(NULL) + 10;
+	int64_t rid = add_release(st, "done", 3, 0, 0), other;
+	size_t n;
+
+	(void)state;
+	assert_string_equal(store_release_state_name(STORE_RELEASE_DONE),
+	                    "done");
+	assert_int_equal(claim(st, now, 60, 8, out), 3);
+	record(st, out[0].id, now, STORE_SENT, 0, true, 250);
+	record(st, out[1].id, now, STORE_FAILED, 0, true, 550);
+	assert_int_equal(release_info(st, rid).state, STORE_RELEASE_ACTIVE);
+	record(st, out[2].id, now, STORE_DEFERRED, now + 60, true, 451);
+	assert_int_equal(release_info(st, rid).state, STORE_RELEASE_ACTIVE);
+	assert_int_equal(claim(st, now + 60, 60, 8, out), 1);
+	record(st, out[0].id, now + 60, STORE_SENT, 0, true, 250);
+	assert_int_equal(release_info(st, rid).state, STORE_RELEASE_DONE);
+
+	/* claims skip it (not even a delivery made due behind the store's
+	 * back is looked at); pausing it is refused, saying why */
+	assert_int_equal(claim(st, now + 3600, 60, 8, out), 0);
+	assert_int_equal(rid, 1); /* the store's first */
+	{
+		sqlite3 *db;
+		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(db,
+		                              "UPDATE deliveries SET state ="
+		                              " 'queued' WHERE release_id = 1"
+		                              " AND state = 'failed'",
+		                              NULL, NULL, NULL),
+		                 SQLITE_OK);
+		sqlite3_close(db);
+		assert_int_equal(claim(st, now + 3600, 60, 8, out), 0);
+		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(db,
+		                              "UPDATE deliveries SET state ="
+		                              " 'failed' WHERE release_id = 1"
+		                              " AND state = 'queued'",
+		                              NULL, NULL, NULL),
+		                 SQLITE_OK);
+		sqlite3_close(db);
+	}
+	assert_int_equal(store_ops(st)->release_set_state(
+	                     st, rid, STORE_RELEASE_PAUSED, &d),
+	                 -1);
+	assert_non_null(strstr(diag_first(&d), "is done"));
+	diag_clear(&d);
+	assert_int_equal(release_info(st, rid).state, STORE_RELEASE_DONE);
+
+	/* a retry makes it active, and done again once that is sent */
+	assert_int_equal(store_ops(st)->retry(st, rid, true, false, &n, &d), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(release_info(st, rid).state, STORE_RELEASE_ACTIVE);
+	assert_int_equal(claim(st, now + 3600, 60, 8, out), 1);
+	record(st, out[0].id, now + 3600, STORE_SENT, 0, true, 250);
+	assert_int_equal(release_info(st, rid).state, STORE_RELEASE_DONE);
+	/* nothing to retry: it stays done */
+	assert_int_equal(store_ops(st)->retry(st, rid, true, true, &n, &d), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(release_info(st, rid).state, STORE_RELEASE_DONE);
+
+	/* every address suppressed: done at once */
+	assert_int_equal(
+	    store_ops(st)->suppress_add(st, "j0@example.org", "test", &d), 0);
+	assert_int_equal(
+	    store_ops(st)->suppress_add(st, "j1@example.org", "test", &d), 0);
+	other = add_release(st, "suppressed", 2, 0, 0);
+	assert_int_equal(release_info(st, other).state, STORE_RELEASE_DONE);
+	/* the last one waiting suppressed: done */
+	other = add_release(st, "waiting", 3, 0, 0);
+	assert_int_equal(release_info(st, other).state, STORE_RELEASE_ACTIVE);
+	assert_int_equal(
+	    store_ops(st)->suppress_add(st, "j2@example.org", "test", &d), 0);
+	assert_int_equal(release_info(st, other).state, STORE_RELEASE_DONE);
+	/* the last ones expired: done */
+	other = add_release(st, "stale", 4, 0, now + 100);
+	assert_int_equal(release_info(st, other).state, STORE_RELEASE_ACTIVE);
+	assert_int_equal(store_ops(st)->expire(st, now + 100, 0, &d), 1);
+	assert_int_equal(release_info(st, other).state, STORE_RELEASE_DONE);
+	diag_clear(&d);
+	store_close(st);
+	free(path);
+}
+
+struct rows {
+	size_t n;
+	enum store_log_result result[16];
+	int64_t event[16], delivery[16];
+	int hard[16];
+	char text[16][160];
+};
+
+static int rows_fn(void *arg, const struct store_log_row *r)
+{
+	struct rows *l = arg;
+
+	if (l->n < 16) {
+		l->result[l->n] = r->result;
+		l->event[l->n] = r->event;
+		l->delivery[l->n] = r->delivery_id;
+		l->hard[l->n] = r->hard;
+		snprintf(l->text[l->n], sizeof(l->text[0]), "%s",
+		         r->text ? r->text : "");
+	}
+	l->n++;
+	return 0;
+}
+
+static struct rows rows_of(struct store *st, int64_t release,
+                           const char *email, int result)
+{
+	struct store_log_filter f = {.release_id = release, .email = email};
+	struct rows l;
+	struct diag d = {0};
+
+	memset(&l, 0, sizeof(l));
+	if (result >= 0) {
+		f.by_result = true;
+		f.result = (enum store_log_result)result;
+	}
+	if (store_ops(st)->attempts_each(st, &f, rows_fn, &l, &d) < 0)
+		fail_msg("attempts_each: %s", diag_first(&d));
+	diag_clear(&d);
+	return l;
+}
+
+/* The log holds what came after an attempt: a bounce, a complaint, an
+ * unsubscribe request (matched to the delivery; a mismatch is not its
+ * history), and the suppression each caused; a delivery of a later
+ * release to a suppressed address has its own suppressed row. */
+static void test_log_events(void **state)
+{
+	char *path = db_path("logev");
+	struct store *st = open_ok(path);
+	struct store_delivery out[8];
+	struct mid m[3];
+	struct diag d = {0};
+	time_t t = time(NULL) - 5; /* the attempts come before the events */
+	int64_t rid = add_release(st, "logev", 3, 0, 0), later;
+	struct rows l;
+	char key0[128];
+
+	(void)state;
+	assert_int_equal(claim(st, time(NULL) + 10, 60, 8, out), 3);
+	for (int i = 0; i < 3; i++) {
+		record(st, out[i].id, t, STORE_SENT, 0, true, 250);
+		memset(&m[i], 0, sizeof(m[i]));
+		assert_int_equal(store_ops(st)->delivery_get(st, out[i].id,
+		                                             mid_fn, &m[i], &d),
+		                 0);
+	}
+	snprintf(key0, sizeof(key0), "%.*s", (int)strcspn(m[0].id, "@"),
+	         m[0].id);
+	{
+		struct store_event ev = {
+		    .kind = STORE_EVENT_BOUNCE,
+		    .message_id = m[0].id,
+		    .status = "5.1.1",
+		    .reason = "userunknown",
+		    .hard = 1,
+		    .diagnostic = "smtp; 550 5.1.1 User unknown"};
+		assert_true(event(st, &ev, out[0].id));
+	}
+	{
+		struct store_event ev = {.kind = STORE_EVENT_COMPLAINT,
+		                         .message_id = m[1].id,
+		                         .reason = "abuse"};
+		assert_true(event(st, &ev, out[1].id));
+	}
+	{
+		struct store_event ev = {.kind = STORE_EVENT_UNSUBSCRIBE,
+		                         .message_id = m[2].id};
+		assert_true(event(st, &ev, out[2].id));
+	}
+	/* the first delivery's key with the third's address: a mismatch */
+	{
+		struct store_event ev = {.kind = STORE_EVENT_BOUNCE,
+		                         .message_key = key0,
+		                         .email = "j2@example.org",
+		                         .hard = 1};
+		event(st, &ev, 0);
+	}
+
+	/* the bounced delivery: sent, bounced, suppressed */
+	l = rows_of(st, rid, "j0@example.org", -1);
+	assert_int_equal(l.n, 3);
+	assert_int_equal(l.result[0], STORE_LOG_SENT);
+	assert_int_equal(l.event[0], 0);
+	assert_int_equal(l.result[1], STORE_LOG_BOUNCED);
+	assert_true(l.event[1] > 0);
+	assert_int_equal(l.hard[1], 1);
+	assert_string_equal(l.text[1], "smtp; 550 5.1.1 User unknown");
+	assert_int_equal(l.result[2], STORE_LOG_SUPPRESSED);
+	assert_non_null(strstr(l.text[2], "bounce: userunknown"));
+	l = rows_of(st, rid, "j1@example.org", -1);
+	assert_int_equal(l.n, 3);
+	assert_int_equal(l.result[1], STORE_LOG_COMPLAINED);
+	assert_int_equal(l.result[2], STORE_LOG_SUPPRESSED);
+	l = rows_of(st, rid, "j2@example.org", -1);
+	assert_int_equal(l.n, 3); /* not the mismatch */
+	assert_int_equal(l.result[1], STORE_LOG_UNSUBSCRIBED);
+	assert_int_equal(l.result[2], STORE_LOG_SUPPRESSED);
+
+	/* --state bounced finds the bounced delivery, and only it */
+	l = rows_of(st, 0, NULL, STORE_LOG_BOUNCED);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(l.delivery[0], out[0].id);
+	assert_int_equal(rows_of(st, 0, NULL, STORE_LOG_COMPLAINED).n, 1);
+	assert_int_equal(rows_of(st, 0, NULL, STORE_LOG_UNSUBSCRIBED).n, 1);
+	assert_int_equal(rows_of(st, 0, NULL, STORE_LOG_SUPPRESSED).n, 3);
+	assert_int_equal(rows_of(st, 0, NULL, STORE_LOG_SENT).n, 3);
+
+	/* a later release skips them: a suppressed row each, saying why */
+	later = add_release(st, "later", 3, 0, 0);
+	l = rows_of(st, later, NULL, -1);
+	assert_int_equal(l.n, 3);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(l.result[i], STORE_LOG_SUPPRESSED);
+		assert_non_null(strstr(l.text[i], "not sent"));
+	}
+	assert_int_equal(rows_of(st, 0, NULL, STORE_LOG_SUPPRESSED).n, 6);
+	diag_clear(&d);
+	store_close(st);
+	free(path);
+}
+
+/* A refusal that says the address is bad (trouble.c's bad_address) puts
+ * it on the suppression list with its delivery as the cause, as a hard
+ * bounce does, and suppresses what waits for it; another refusal does
+ * not. */
+static void test_refused_suppresses(void **state)
+{
+	char *path = db_path("refused");
+	struct store *st = open_ok(path);
+	struct store_delivery out[8];
+	struct diag d = {0};
+	time_t now = time(NULL) + 10;
+	int64_t rid = add_release(st, "refused", 2, 0, 0), later;
+	struct store_attempt a = {.at = now,
+	                          .relay = "smtp://127.0.0.1:2525",
+	                          .code = 550,
+	                          .status = "5.1.1",
+	                          .text = "550 5.1.1 User unknown",
+	                          .result = STORE_FAILED,
+	                          .counts = true,
+	                          .bad_address = "userunknown"};
+	struct rows l;
+
+	(void)state;
+	assert_int_equal(claim(st, now, 60, 8, out), 2);
+	later = add_release(st, "later", 1, 0, 0); /* j0, waiting */
+	a.delivery_id = out[0].id;
+	assert_int_equal(store_ops(st)->record(st, &a, 1, &d), 0);
+	assert_true(is_suppressed(st, "j0@example.org"));
+	assert_int_equal(delivery(st, out[0].id).state, STORE_FAILED);
+	assert_int_equal(release_info(st, later).count[STORE_SUPPRESSED], 1);
+	assert_int_equal(release_info(st, later).state, STORE_RELEASE_DONE);
+	l = rows_of(st, rid, "j0@example.org", -1);
+	assert_int_equal(l.n, 2);
+	assert_int_equal(l.result[0], STORE_LOG_FAILED);
+	assert_int_equal(l.result[1], STORE_LOG_SUPPRESSED);
+	assert_non_null(strstr(l.text[1], "refused: userunknown (550 5.1.1)"));
+	/* a full mailbox is not a bad address */
+	a.delivery_id = out[1].id;
+	a.status = "5.2.2";
+	a.bad_address = NULL;
+	assert_int_equal(store_ops(st)->record(st, &a, 1, &d), 0);
+	assert_false(is_suppressed(st, "j1@example.org"));
+	assert_int_equal(release_info(st, rid).state, STORE_RELEASE_DONE);
+	diag_clear(&d);
+	store_close(st);
+	free(path);
+}
+
+struct times {
+	time_t queued_at, retried_at;
+};
+
+static int times_fn(void *arg, const struct store_delivery *dl,
+                    const char *release)
+{
+	struct times *t = arg;
+
+	(void)release;
+	t->queued_at = dl->queued_at;
+	t->retried_at = dl->retried_at;
+	return 0;
+}
+
+/* A retry keeps when the delivery was queued, and its lifetime counts
+ * from the retry. */
+static void test_retry_keeps_queued_at(void **state)
+{
+	char *path = db_path("retried");
+	struct store *st = open_ok(path);
+	struct store_delivery out[8];
+	struct diag d = {0};
+	time_t now = time(NULL), old = now - 10 * 86400;
+	int64_t rid = add_release(st, "retried", 1, 0, 0), id;
+	struct times t = {0};
+	sqlite3 *db;
+	size_t n;
+	char sql[160];
+
+	(void)state;
+	assert_int_equal(claim(st, now + 10, 60, 8, out), 1);
+	id = out[0].id;
+	record(st, id, now, STORE_FAILED, 0, true, 550);
+	/* queued ten days ago */
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	snprintf(sql, sizeof(sql),
+	         "UPDATE deliveries SET queued_at = %lld;"
+	         "UPDATE releases SET queued_at = %lld",
+	         (long long)old, (long long)old);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(store_ops(st)->retry(st, rid, true, false, &n, &d), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(store_ops(st)->delivery_get(st, id, times_fn, &t, &d),
+	                 0);
+	assert_int_equal(t.queued_at, old);
+	assert_true(t.retried_at >= now);
+	/* five days' lifetime: from the retry, not from the queueing */
+	assert_int_equal(store_ops(st)->expire(st, now + 60, 5 * 86400, &d), 0);
+	assert_int_equal(claim(st, now + 60, 60, 8, out), 1);
+	assert_true(out[0].retried_at >= now);
+	assert_int_equal(out[0].queued_at, old);
+	store_ops(st)->unclaim(st, &id, 1, now + 60, &d);
+	assert_int_equal(
+	    store_ops(st)->expire(st, t.retried_at + 5 * 86400, 5 * 86400, &d),
+	    1);
+	diag_clear(&d);
+	store_close(st);
+	free(path);
+}
+
+/* The figures beside the counts: first and last attempt (an expiry is
+ * none), the attempts sent in the last minute, complaints and
+ * unsubscribe requests. */
+static void test_release_figures(void **state)
+{
+	char *path = db_path("figures");
+	struct store *st = open_ok(path);
+	struct store_delivery out[8];
+	struct store_release_figures f;
+	struct diag d = {0};
+	time_t now = time(NULL);
+	int64_t rid = add_release(st, "figures", 4, 0, now + 3600);
+	struct mid m[2];
+
+	(void)state;
+	assert_int_equal(store_ops(st)->release_figures(st, rid, &f, &d), 0);
+	assert_int_equal(f.first_attempt, 0);
+	assert_int_equal(f.last_attempt, 0);
+	assert_int_equal(claim(st, now + 10, 60, 3, out), 3);
+	record(st, out[0].id, now - 100, STORE_SENT, 0, true, 250);
+	record(st, out[1].id, now, STORE_SENT, 0, true, 250);
+	record(st, out[2].id, now - 50, STORE_FAILED, 0, true, 550);
+	for (int i = 0; i < 2; i++) {
+		memset(&m[i], 0, sizeof(m[i]));
+		store_ops(st)->delivery_get(st, out[i].id, mid_fn, &m[i], &d);
+	}
+	{
+		struct store_event ev = {.kind = STORE_EVENT_COMPLAINT,
+		                         .message_id = m[0].id};
+		event(st, &ev, out[0].id);
+		event(st, &ev, out[0].id); /* one delivery, counted once */
+	}
+	{
+		struct store_event ev = {.kind = STORE_EVENT_UNSUBSCRIBE,
+		                         .message_id = m[1].id};
+		event(st, &ev, out[1].id);
+	}
+	/* the fourth expires later: not an attempt */
+	assert_int_equal(store_ops(st)->expire(st, now + 3600, 0, &d), 1);
+	assert_int_equal(store_ops(st)->release_figures(st, rid, &f, &d), 0);
+	assert_int_equal(f.first_attempt, now - 100);
+	assert_int_equal(f.last_attempt, now);
+	assert_int_equal(f.sent_recent, 1);
+	assert_int_equal(f.complaints, 1);
+	assert_int_equal(f.unsubscribes, 1);
+	diag_clear(&d);
+	store_close(st);
+	free(path);
+}
+
 /* ---- owners and hand-overs ---------------------------------------------- */
 
 static int64_t owner_add(struct store *st, long pid, time_t now)
@@ -1960,6 +2418,12 @@ int main(void)
 	    cmocka_unit_test(test_disk_full),
 	    cmocka_unit_test(test_io_error),
 	    cmocka_unit_test(test_owners_and_handover),
+	    cmocka_unit_test(test_open_existing),
+	    cmocka_unit_test(test_release_done),
+	    cmocka_unit_test(test_log_events),
+	    cmocka_unit_test(test_refused_suppresses),
+	    cmocka_unit_test(test_retry_keeps_queued_at),
+	    cmocka_unit_test(test_release_figures),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -57,10 +57,14 @@ enum store_state {
 const char *store_state_name(enum store_state s);
 int store_state_parse(const char *name, enum store_state *out);
 
+/* A release is done when nothing of it is left to send or retry (no
+ * delivery queued, sending or deferred): claims skip it. It becomes active
+ * again when `herald retry` makes some of it due. */
 enum store_release_state {
 	STORE_RELEASE_ACTIVE,
 	STORE_RELEASE_PAUSED,
 	STORE_RELEASE_CANCELLED,
+	STORE_RELEASE_DONE,
 };
 const char *store_release_state_name(enum store_release_state s);
 int store_release_state_parse(const char *name, enum store_release_state *out);
@@ -102,6 +106,9 @@ struct store_delivery {
 	struct store_recipient r;
 	unsigned attempts;
 	time_t queued_at, next_at, updated_at;
+	time_t retried_at;       /* the last `herald retry` of it, 0: none;
+	                          * the lifetime and the backoff's age count
+	                          * from the later of queued_at and this */
 	int last_code;           /* last SMTP reply code, 0 if none */
 	const char *last_status; /* enhanced status "5.1.1", or NULL */
 	const char *last_text;   /* last reply text, or NULL */
@@ -120,6 +127,11 @@ struct store_attempt {
 	enum store_state result; /* SENT, DEFERRED, FAILED or EXPIRED */
 	time_t next_at;          /* for DEFERRED */
 	bool counts;             /* false: the relay's fault, not charged */
+	const char *bad_address; /* FAILED: the refusal says the address is
+	                          * permanently bad ("userunknown", as
+	                          * trouble_decide names it), or NULL: record
+	                          * puts the address on the suppression list,
+	                          * as a hard bounce does */
 };
 
 /* A release as listed by status. Names are at most 127 bytes (release_add
@@ -134,6 +146,20 @@ struct store_release_info {
 	size_t count[STORE_NSTATES];
 	size_t total;
 };
+
+/* What admins asked for beside a release's counts (release_figures). */
+struct store_release_figures {
+	time_t first_attempt, last_attempt; /* 0: none yet (an expiry is
+	                                     * not an attempt) */
+	size_t sent_recent; /* attempts that ended sent in the
+	                     * STORE_RATE_WINDOW seconds before the call */
+	size_t complaints;   /* deliveries that drew a complaint */
+	size_t unsubscribes; /* ... an unsubscribe request */
+};
+
+/* The window of sent_recent, for a delivery rate: a minute is long enough
+ * to smooth a relay's bursts and short enough to show a stall. */
+enum { STORE_RATE_WINDOW = 60 };
 
 /* A heraldd that uses the store (a row of its daemons table): the owner of
  * the claims it makes. Strings are valid during the callback. */
@@ -241,34 +267,62 @@ struct store_suppression {
 	time_t at;
 };
 
+/* What a row of the delivery log records: how an attempt ended, or what
+ * happened to the delivery after it (an event from the bounce mailbox
+ * matched to it, or its address put on the suppression list). */
+enum store_log_result {
+	STORE_LOG_SENT,
+	STORE_LOG_DEFERRED,
+	STORE_LOG_FAILED,
+	STORE_LOG_EXPIRED,
+	STORE_LOG_BOUNCED,      /* a bounce came back (hard or soft) */
+	STORE_LOG_COMPLAINED,   /* the journalist reported it as spam */
+	STORE_LOG_UNSUBSCRIBED, /* the journalist asked to be taken off */
+	STORE_LOG_SUPPRESSED,   /* suppressed: not sent, or never again */
+};
+#define STORE_LOG_NRESULTS 8
+
+/* "sent", ..., "unsubscribed", "suppressed" and back; parse returns -1
+ * for any other name. */
+const char *store_log_result_name(enum store_log_result r);
+int store_log_result_parse(const char *name, enum store_log_result *out);
+
 /* Filter for store_attempts_each (zero/NULL fields match all). */
 struct store_log_filter {
 	int64_t release_id;
 	const char *email;
-	bool by_state;
-	enum store_state state; /* the attempt's result */
-	time_t since;           /* attempts at or after this time */
+	bool by_result;
+	enum store_log_result result;
+	time_t since; /* rows at or after this time */
 };
 
-/* A row of the attempt log. */
+/* A row of the delivery log: an attempt (attempt > 0), an event (event >
+ * 0) or a suppression (both 0). */
 struct store_log_row {
 	int64_t delivery_id, release_id;
 	const char *release; /* release name */
 	const char *email;
 	time_t at;
-	const char *relay;
-	unsigned attempt; /* 1-based number of this try for the delivery */
+	const char *relay; /* NULL but for attempts */
+	unsigned attempt;  /* 1-based number of this try for the delivery */
+	int64_t event;     /* the bounce mailbox's event */
 	int code;
-	const char *status, *text, *queue_id;
+	const char *status, *text, *queue_id; /* text: an attempt's reply, an
+	                                       * event's diagnostic, a
+	                                       * suppression's reason */
+	const char *reason; /* an event's reason ("userunknown"), or NULL */
+	int hard;           /* a bounce: 1 hard, 0 soft, -1 neither */
 	unsigned duration_ms;
-	enum store_state result;
+	enum store_log_result result;
 };
 
 struct store;
 
 struct store_backend {
 	const char *name;
-	struct store *(*open)(const char *path, struct diag *d);
+	/* store_open_flags: see there. */
+	struct store *(*open)(const char *path, unsigned flags,
+	                      struct diag *d);
 	void (*close)(struct store *st);
 	/* Queue a release: the release, its snapshot and one delivery per
 	 * recipient in ONE transaction; all or nothing. Recipients whose
@@ -301,7 +355,9 @@ struct store_backend {
 	int (*release_find)(struct store *st, const char *id_or_name,
 	                    int64_t *release_id, struct diag *d);
 	/* Pause or resume a release (CANCELLED does what cancel does). A
-	 * cancelled release stays cancelled: queue it again instead. */
+	 * cancelled release stays cancelled: queue it again instead. A done
+	 * release stays done (-1, saying so): nothing of it is left. A
+	 * resumed release with nothing left is done. */
 	int (*release_set_state)(struct store *st, int64_t release_id,
 	                         enum store_release_state s, struct diag *d);
 	/* Claim up to max due deliveries: state queued or deferred with
@@ -323,8 +379,11 @@ struct store_backend {
 	 * recorded by another claim after a lease ran out) keeps its state,
 	 * except that SENT wins over every state but bounced and complained:
 	 * the message did go out, and the store must say so. A deferral for
-	 * an address suppressed meanwhile ends suppressed. An unknown
-	 * delivery id fails the whole batch. */
+	 * an address suppressed meanwhile ends suppressed. A FAILED attempt
+	 * with bad_address puts the address on the suppression list (with
+	 * this delivery as the cause) and suppresses its waiting deliveries,
+	 * in the same transaction. A release with nothing left is done. An
+	 * unknown delivery id fails the whole batch. */
 	int (*record)(struct store *st, const struct store_attempt *a, size_t n,
 	              struct diag *d);
 	/* Give claimed deliveries back (due at next_at, no attempt counted):
@@ -409,13 +468,17 @@ struct store_backend {
 	/* Cancel (queued/deferred/sending -> cancelled) or retry (failed or
 	 * deferred -> queued, due now) a release's deliveries; *n: how many.
 	 * cancel also marks the release cancelled, in the same transaction.
-	 * retry restarts the lifetime (queued_at = now), skips suppressed
-	 * addresses and refuses a cancelled release. */
+	 * retry restarts the lifetime (retried_at = now; queued_at stays
+	 * when it was queued), skips suppressed addresses, refuses a
+	 * cancelled release and makes a done one active again. */
 	int (*cancel)(struct store *st, int64_t release_id, size_t *n,
 	              struct diag *d);
 	int (*retry)(struct store *st, int64_t release_id, bool failed,
 	             bool deferred, size_t *n, struct diag *d);
-	/* Attempt rows matching f, oldest first. */
+	/* The delivery log: rows matching f, oldest first; at the same
+	 * second an attempt comes before an event, an event before the
+	 * suppression it caused. Events matched to a delivery by a
+	 * "mismatch" are not its history and are left out. */
 	int (*attempts_each)(struct store *st, const struct store_log_filter *f,
 	                     int (*fn)(void *arg,
 	                               const struct store_log_row *r),
@@ -490,14 +553,33 @@ struct store_backend {
 	int (*suppress_import)(struct store *st,
 	                       const struct store_suppression *v, size_t n,
 	                       size_t *added, struct diag *d);
+	/* The release's figures beyond its counts. They read every attempt
+	 * of the release: for admins, not for the daemon's loop. */
+	int (*release_figures)(struct store *st, int64_t release_id,
+	                       struct store_release_figures *out,
+	                       struct diag *d);
 };
 
 /* The backend for a store path ("file.db" -> sqlite); NULL for a kind of
  * store this herald was built without ("postgresql://..."). */
 const struct store_backend *store_backend_for(const char *path);
 
-/* Convenience wrappers: a store handle carries its backend. store_close
- * accepts NULL. */
+/* Open the store at path with the backend store_backend_for names.
+ * flags: STORE_OPEN_CREATE makes an empty store when there is none (for
+ * what writes and may start a store: herald queue, heraldd); without it
+ * a store that does not exist is an error, and nothing is created. NULL
+ * on failure, with the reason in d and its kind in errno, for the exit
+ * status: ENOENT there is no store at path (without STORE_OPEN_CREATE),
+ * EACCES herald may not read or write it, EINVAL path is not a store this
+ * herald can use (another kind of file, a newer herald's, a kind of store
+ * it was built without), anything else a failure that may pass (busy,
+ * disk full, I/O, memory). */
+enum { STORE_OPEN_CREATE = 1 };
+struct store *store_open_flags(const char *path, unsigned flags,
+                               struct diag *d);
+
+/* store_open_flags(path, STORE_OPEN_CREATE, d). A handle carries its
+ * backend; store_close accepts NULL. */
 struct store *store_open(const char *path, struct diag *d);
 const struct store_backend *store_ops(const struct store *st);
 void store_close(struct store *st);
