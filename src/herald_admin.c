@@ -517,7 +517,7 @@ static const struct {
 	unsigned drop; /* 0: always shown; else dropped in this order */
 	bool left;    /* aligned left */
 } admin_cols[ST_NCOLS] = {
-    [ST_ID] = {"ID", "ID", "id", -1, 0, false},
+    [ST_ID] = {"ID", "ID", "id", -1, 0, true},
     [ST_NAME] = {"RELEASE", "RELEASE", "name", -1, 0, true},
     [ST_STATE] = {"STATE", "STATE", "state", -1, 0, true},
     [ST_QUEUED_AT] = {"QUEUED_AT", "QUEUED_AT", "queued_at", -1, 6, true},

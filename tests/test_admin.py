@@ -305,8 +305,13 @@ def case_status_adds_up():
                   f"csv does not add up: {row}")
             check(set(row) == set(rel[int(row["id"])]),
                   f"csv and json columns differ: {sorted(row)}")
-        # the table: piped (all of it), and on terminals of every width
-        tables = [("piped", env.herald("status").stdout.decode())]
+        # the table: piped (all of it), and on terminals of every width;
+        # a row starts with its release's number, as scripts read it
+        piped = env.herald("status").stdout.decode()
+        check(re.search(rf"^1\s+report-launch\s+done\s+\S+\s+{SAMPLE}\s+"
+                        rf"{SAMPLE}\s", piped, re.M),
+              f"the first release's row:\n{piped}")
+        tables = [("piped", piped)]
         for cols in (60, 80, 100, 120, 160, 250):
             rc, out = on_terminal(cols, "status", "--config", env.cfg)
             check(rc == 0, f"status on {cols} columns: exit {rc}")
