@@ -61,10 +61,13 @@ enum {
 	/* the longest the loop sleeps: the store is polled this often even
 	 * when no wake-up arrives (a missed wake-up only delays) */
 	DELIVER_POLL_MS = 1000,
-	/* messages are marked handed over (deliver_handover) in groups: a
-	 * group used up within this time makes the next one larger, one that
-	 * lasts ten times as long the next one smaller */
-	DELIVER_HANDOVER_MS = 50,
+	/* what is handed to the relay is marked in the store in groups
+	 * (deliver_handover) sized to what goes out in 1/20 s, measured over
+	 * the last quarter of a second: a fast relay costs about 20
+	 * transactions a second, and after a crash what was marked but not
+	 * yet sent, at most 1/20 s worth, waits for its lease */
+	DELIVER_HANDOVER_PER_SECOND = 20,
+	DELIVER_HANDOVER_WINDOW_MS = 250,
 	/* a store that refuses writes (disk full, I/O error, locked): nothing
 	 * is claimed or sent until it takes one again, tried after 1 s, then
 	 * 2, 4, 8, 16: soon back once space is freed, and a full disk costs
@@ -156,10 +159,12 @@ struct deliver {
 	int64_t owner;
 	/* the first handed_credit messages of ready are marked handed over
 	 * in the store; the next mark takes handed_ahead more than there is
-	 * room for (see deliver_handover) */
+	 * room for, from handed_sent, the messages sent since handover_window
+	 * began (see deliver_handover) */
 	size_t handed_credit;
 	size_t handed_ahead;
-	struct timespec last_handover;
+	size_t handed_sent;
+	struct timespec handover_window;
 	int64_t *hand_ids; /* daemon.batch of each, for the marks */
 	bool *hand_ok;
 	/* the other heraldd of the store, by id, as last seen running */
@@ -764,10 +769,10 @@ static int deliver_claim(struct deliver *dl, size_t room, time_t now)
  * any of them goes to a connection: after a crash, what was marked may be
  * at the relay and waits for its lease; the rest of this heraldd's claims
  * are due again at once (deliver_others). A group is the room the
- * transport has plus handed_ahead more, which doubles (up to daemon.batch)
- * while groups are used up within DELIVER_HANDOVER_MS and halves when one
- * lasts ten times that: a fast relay costs one transaction for many
- * messages, a slow one strands few. What the store no longer lets this
+ * transport has plus handed_ahead more: what went out in 1 /
+ * DELIVER_HANDOVER_PER_SECOND s lately (up to daemon.batch), so a fast
+ * relay costs one transaction for many messages and a slow one marks only
+ * what goes on a connection at once. What the store no longer lets this
  * heraldd send (its release paused or cancelled, or the claim given to
  * another heraldd that took this one for gone) is forgotten unsent. -1
  * when the store refused.
@@ -775,21 +780,23 @@ static int deliver_claim(struct deliver *dl, size_t room, time_t now)
 static int deliver_handover(struct deliver *dl)
 {
 	struct diag d = {0};
-	double since = deliver_ms_since(&dl->last_handover);
+	double since = deliver_ms_since(&dl->handover_window);
 	size_t n, k = 0;
 
-	if (since < DELIVER_HANDOVER_MS)
-		dl->handed_ahead = dl->handed_ahead ? dl->handed_ahead * 2 : 1;
-	else if (since > 10.0 * DELIVER_HANDOVER_MS)
-		dl->handed_ahead /= 2;
-	if (dl->handed_ahead > dl->cfg->batch)
-		dl->handed_ahead = dl->cfg->batch;
+	if (since >= DELIVER_HANDOVER_WINDOW_MS) {
+		double rate = (double)dl->handed_sent * 1e3 / since;
+		dl->handed_ahead =
+		    (size_t)(rate / DELIVER_HANDOVER_PER_SECOND);
+		if (dl->handed_ahead > dl->cfg->batch)
+			dl->handed_ahead = dl->cfg->batch;
+		dl->handed_sent = 0;
+		clock_gettime(CLOCK_MONOTONIC, &dl->handover_window);
+	}
 	n = dl->tb->room(dl->tr) + dl->handed_ahead;
 	if (n > dl->nready)
 		n = dl->nready;
 	for (size_t i = 0; i < n; i++)
 		dl->hand_ids[i] = dl->ready[dl->ready_head + i]->id;
-	clock_gettime(CLOCK_MONOTONIC, &dl->last_handover);
 	if (dl->ops->handover(dl->st, dl->hand_ids, n, time(NULL), dl->hand_ok,
 	                      &d) < 0) {
 		deliver_log_diag(dl, &d);
@@ -836,6 +843,7 @@ static void deliver_submit_ready(struct deliver *dl)
 		f = dl->ready[dl->ready_head++];
 		dl->nready--;
 		dl->handed_credit--;
+		dl->handed_sent++;
 		f->submitted = true;
 		if (dl->tb->submit(dl->tr, &f->m, &d) < 0) {
 			char why[200];
@@ -1550,9 +1558,20 @@ int deliver_run(const struct deliver_opts *o)
 			rc = EX_CANTCREAT;
 			goto done;
 		}
-		if (dl.ops->daemon_add(dl.st, control_host(), (long)getpid(),
-		                       time(NULL), dl.ctl_path, &dl.owner,
-		                       &d) < 0) {
+		/* the daemons table names the socket for herald run from
+		 * any directory */
+		char *ctl_abs = NULL, cwd[4096];
+		int added;
+		if (dl.ctl_path != NULL && dl.ctl_path[0] != '/' &&
+		    getcwd(cwd, sizeof(cwd)) != NULL &&
+		    asprintf(&ctl_abs, "%s/%s", cwd, dl.ctl_path) < 0)
+			ctl_abs = NULL;
+		added = dl.ops->daemon_add(dl.st, control_host(),
+		                           (long)getpid(), time(NULL),
+		                           ctl_abs ? ctl_abs : dl.ctl_path,
+		                           &dl.owner, &d);
+		free(ctl_abs);
+		if (added < 0) {
 			rc = EX_CANTCREAT;
 			goto done;
 		}
