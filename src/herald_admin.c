@@ -517,7 +517,7 @@ static const struct {
 	unsigned drop; /* 0: always shown; else dropped in this order */
 	bool left;    /* aligned left */
 } admin_cols[ST_NCOLS] = {
-    [ST_ID] = {"ID", "ID", "id", -1, 0, true},
+    [ST_ID] = {"ID", "ID", "id", -1, 0, false},
     [ST_NAME] = {"RELEASE", "RELEASE", "name", -1, 0, true},
     [ST_STATE] = {"STATE", "STATE", "state", -1, 0, true},
     [ST_QUEUED_AT] = {"QUEUED_AT", "QUEUED_AT", "queued_at", -1, 6, true},
@@ -1376,6 +1376,9 @@ done:
 struct admin_told {
 	size_t in_flight; /* on relay connections, by their heraldd's word */
 	size_t answered, silent;
+	int64_t *heard; /* the ids of those that answered (when memory ran
+	                 * out, fewer: theirs may count twice) */
+	size_t nheard;
 };
 
 static void admin_told(void *arg, const struct store_daemon *dm,
@@ -1387,10 +1390,15 @@ static void admin_told(void *arg, const struct store_daemon *dm,
 	if (told == CONTROL_ANSWERED &&
 	    sscanf(reply, "ok dropped=%llu in_flight=%llu", &dropped,
 	           &flying) == 2) {
+		int64_t *v = realloc(t->heard, (t->nheard + 1) * sizeof(*v));
 		printf("heraldd pid %ld: %llu claimed deliveries given back, "
 		       "%llu already on relay connections\n",
 		       dm->pid, dropped, flying);
 		t->in_flight += (size_t)flying;
+		if (v != NULL) {
+			t->heard = v;
+			t->heard[t->nheard++] = dm->id;
+		}
 		t->answered++;
 		return;
 	}
@@ -1405,6 +1413,22 @@ static void admin_told(void *arg, const struct store_daemon *dm,
 		       told == CONTROL_OTHER_HOST
 		           ? "runs on another host and was not told"
 		           : "did not answer");
+}
+
+/* What a running heraldd that did not answer has handed to the relay of
+ * the release: on its connections, as far as anyone can tell. */
+static int admin_unheard(void *arg, const struct store_hold *h)
+{
+	struct admin_told *t = arg;
+
+	if (!h->handed || h->owner.id == 0 ||
+	    !control_alive(&h->owner, time(NULL)))
+		return 0;
+	for (size_t i = 0; i < t->nheard; i++)
+		if (t->heard[i] == h->owner.id)
+			return 0;
+	t->in_flight += h->n;
+	return 0;
 }
 
 /* After a pause or cancel in the store: tell every heraldd of the store,
@@ -1434,12 +1458,24 @@ static void admin_tell(struct store *st, int64_t id, bool cancel,
 		       "back in the store\n",
 		       dropped);
 	}
+	/* a pause leaves theirs sending: count them; a cancel has ended
+	 * them in the store, whatever the relay does with them */
+	if (t.silent > 0 && !cancel &&
+	    store_ops(st)->holds_each(st, id, 0, admin_unheard, &t, d) < 0) {
+		diag_print(d, stderr);
+		diag_clear(d);
+	}
 	if (t.answered == 0 && t.silent == 0)
 		printf("no heraldd is running on this store: the store's "
 		       "change alone applies\n");
 	printf("in flight: %zu (already on relay connections: they may "
-	       "still be delivered; nothing else of release %lld leaves)\n",
-	       t.in_flight, (long long)id);
+	       "still be delivered; nothing else of release %lld leaves)%s\n",
+	       t.in_flight, (long long)id,
+	       t.silent > 0 && cancel
+	           ? "; a heraldd that did not answer may deliver what it "
+	             "had on its connections too"
+	           : "");
+	free(t.heard);
 }
 
 /* ---- cancel, pause, resume, retry --------------------------------------- */
