@@ -134,6 +134,13 @@ struct deliver {
 	struct store_delivery *claimed;
 	unsigned relay_failures;
 	time_t relay_paused_until;
+	char *relay_url; /* logged and recorded: the URL, no description */
+	/* why the relay is paused: the last failure's reason, not the one
+	 * that began the pause */
+	const char *relay_reason;
+	/* --drain: the latest due time this daemon gave work for a rate
+	 * limit or a relay pause; work due by then is waited for */
+	time_t drain_wait;
 	/* the store refused a write: seconds to the next try (0: it takes
 	 * writes), and when; results wait in pending meanwhile */
 	unsigned store_backoff;
@@ -222,12 +229,9 @@ static void deliver_logf(struct deliver *dl, const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("heraldd: ", dl->log);
 	va_start(ap, fmt);
-	vfprintf(dl->log, fmt, ap);
+	log_vline(dl->log, fmt, ap);
 	va_end(ap);
-	fputc('\n', dl->log);
-	fflush(dl->log);
 }
 
 static void deliver_log_diag(struct deliver *dl, struct diag *d)
@@ -254,21 +258,199 @@ static void deliver_signers_free(struct dkim_signer **s, size_t n)
 	free(s);
 }
 
+/* When a setting read again on SIGHUP takes effect. */
+enum deliver_when {
+	DELIVER_AT_ONCE,    /* the next claim, message, retry or pass */
+	DELIVER_WHEN_IDLE,  /* the relay's: once no message is in flight */
+	DELIVER_AT_RESTART, /* kept from the start until heraldd restarts */
+};
+
+static enum deliver_when deliver_setting_when(const char *name)
+{
+	/* the store and its socket stay open; the claim arrays are made
+	 * for the start's batch (a larger one would overrun them) */
+	if (strcmp(name, "store") == 0 || strcmp(name, "control") == 0 ||
+	    strcmp(name, "daemon.batch") == 0)
+		return DELIVER_AT_RESTART;
+	if (strncmp(name, "relay.", 6) == 0 && strcmp(name, "relay.rate") != 0)
+		return DELIVER_WHEN_IDLE;
+	return DELIVER_AT_ONCE;
+}
+
+static bool deliver_differs(const char *a, const char *b)
+{
+	return a == NULL || b == NULL ? a != b : strcmp(a, b) != 0;
+}
+
+/* Did a setting that names a secret change (its file, its variable, or
+ * the secret read from them)? herald config shows them only as (set). */
+static bool deliver_secret_changed(const char *name, const struct config *a,
+                                   const struct config *b)
+{
+	/* the password read counts for the setting it was read through */
+	bool relay_pw = deliver_differs(a->relay.password, b->relay.password);
+	bool imap_pw =
+	    deliver_differs(a->bounce_imap.password, b->bounce_imap.password);
+
+	if (strcmp(name, "relay.password_file") == 0)
+		return deliver_differs(a->relay.password_file,
+		                       b->relay.password_file) ||
+		       (b->relay.password_file != NULL && relay_pw);
+	if (strcmp(name, "relay.password_env") == 0)
+		return deliver_differs(a->relay.password_env,
+		                       b->relay.password_env) ||
+		       (b->relay.password_file == NULL && relay_pw);
+	if (strcmp(name, "bounces.imap.password_file") == 0)
+		return deliver_differs(a->bounce_imap.password_file,
+		                       b->bounce_imap.password_file) ||
+		       (b->bounce_imap.password_file != NULL && imap_pw);
+	if (strcmp(name, "bounces.imap.password_env") == 0)
+		return deliver_differs(a->bounce_imap.password_env,
+		                       b->bounce_imap.password_env) ||
+		       (b->bounce_imap.password_file == NULL && imap_pw);
+	if (strcmp(name, "bounces.secret_file") == 0)
+		return deliver_differs(a->bounce_secret_file,
+		                       b->bounce_secret_file);
+	if (strcmp(name, "bounces.secret_env") == 0)
+		return deliver_differs(a->bounce_secret_env,
+		                       b->bounce_secret_env);
+	return false;
+}
+
+static char *deliver_config_text(const struct config *c)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	if (f == NULL)
+		return NULL;
+	if (config_print(c, f) < 0) {
+		fclose(f);
+		free(text);
+		return NULL;
+	}
+	if (fclose(f) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+/* What a reload changes, for its log line: the names of the settings whose
+ * values differ between old and new, by when they take effect, as
+ * "applied=a,b when_idle=c restart=d" ("-": none). *relay_changed: a
+ * relay setting differs. malloc'd; NULL when out of memory. */
+static char *deliver_config_changes(const struct config *old,
+                                    const struct config *new,
+                                    bool *relay_changed)
+{
+	char *a = deliver_config_text(old), *b = deliver_config_text(new);
+	char *list[3] = {NULL, NULL, NULL};
+	size_t len[3] = {0, 0, 0};
+	FILE *f[3] = {NULL, NULL, NULL};
+	char *out = NULL, *pa, *pb, *la, *lb;
+	bool relay = false;
+
+	*relay_changed = true; /* unknown: reopen */
+	if (a == NULL || b == NULL)
+		goto done;
+	for (int i = 0; i < 3; i++)
+		if ((f[i] = open_memstream(&list[i], &len[i])) == NULL)
+			goto done;
+	/* both printed from one table: the same names, in the same order */
+	for (la = strtok_r(a, "\n", &pa), lb = strtok_r(b, "\n", &pb);
+	     la != NULL && lb != NULL;
+	     la = strtok_r(NULL, "\n", &pa), lb = strtok_r(NULL, "\n", &pb)) {
+		size_t n = strcspn(la, " =");
+		char name[64];
+		enum deliver_when w;
+
+		if (n >= sizeof(name))
+			n = sizeof(name) - 1;
+		memcpy(name, la, n);
+		name[n] = '\0';
+		if (strcmp(la, lb) == 0 &&
+		    !deliver_secret_changed(name, old, new))
+			continue;
+		w = deliver_setting_when(name);
+		if (w == DELIVER_WHEN_IDLE)
+			relay = true;
+		fprintf(f[w], "%s%s", ftell(f[w]) > 0 ? "," : "", name);
+	}
+	for (int i = 0; i < 3; i++) {
+		if (fclose(f[i]) != 0) {
+			f[i] = NULL;
+			goto done;
+		}
+		f[i] = NULL;
+	}
+	if (asprintf(&out, "applied=%s when_idle=%s restart=%s",
+	             *list[0] ? list[0] : "-", *list[1] ? list[1] : "-",
+	             *list[2] ? list[2] : "-") < 0)
+		out = NULL;
+	*relay_changed = relay;
+done:
+	for (int i = 0; i < 3; i++) {
+		if (f[i] != NULL)
+			fclose(f[i]);
+		free(list[i]);
+	}
+	free(a);
+	free(b);
+	return out;
+}
+
+/* The rate limits of c, as a new limiter (its buckets start full). */
+static struct sched *deliver_sched_new(const struct config *c)
+{
+	struct sched_limits lim = sched_default_limits;
+
+	lim.relay_per_second = c->relay.rate;
+	lim.domain_per_minute = c->domain_per_minute;
+	return sched_new(&lim);
+}
+
 /* Load the config and everything made from it; on failure nothing of the
- * running state changes. */
-static int deliver_load_config(struct deliver *dl, struct diag *d)
+ * running state changes. On a reload, *changes (when not NULL) is what
+ * changed for the log line (see deliver_config_changes; NULL when out of
+ * memory). Every setting takes effect at once but the relay's (once no
+ * message is in flight) and the store, the control socket and
+ * daemon.batch, which keep their values until a restart. */
+static int deliver_load_config(struct deliver *dl, struct diag *d,
+                               char **changes)
 {
 	struct config *cfg = config_load(config_path(dl->o->config_path), d);
 	struct dkim_signer **signers = NULL;
 	size_t n = 0;
 	struct trouble_policy pol = trouble_default_policy;
+	struct verp *verp = NULL;
+	struct sched *sched = NULL;
+	bool relay_changed = true;
 
+	if (changes != NULL)
+		*changes = NULL;
 	if (cfg == NULL)
 		return -1;
+	/* the command line's store and relay win over the file's */
+	if (dl->o->store_path != NULL) {
+		free(cfg->store);
+		free(cfg->control);
+		cfg->store = strdup(dl->o->store_path);
+		if (asprintf(&cfg->control, "%s.sock", dl->o->store_path) < 0)
+			cfg->control = NULL;
+		if (cfg->store == NULL || cfg->control == NULL)
+			goto oom;
+	}
+	if (dl->o->relay_url != NULL) {
+		free(cfg->relay.url);
+		if ((cfg->relay.url = strdup(dl->o->relay_url)) == NULL)
+			goto oom;
+	}
 	if (cfg->ndkim > 0) {
 		signers = calloc(cfg->ndkim, sizeof(*signers));
 		if (signers == NULL)
-			goto fail;
+			goto oom;
 		for (size_t i = 0; i < cfg->ndkim; i++) {
 			const struct config_dkim *k = &cfg->dkim[i];
 			signers[n] =
@@ -278,18 +460,15 @@ static int deliver_load_config(struct deliver *dl, struct diag *d)
 			n++;
 		}
 	}
-	if (cfg->bounce_domain != NULL) {
-		struct verp *v =
-		    verp_load(cfg->bounce_secret_file, cfg->bounce_secret_env,
-		              cfg->bounce_domain, d);
-		if (v == NULL)
-			goto fail;
-		verp_free(dl->verp);
-		dl->verp = v;
-	} else {
-		verp_free(dl->verp);
-		dl->verp = NULL;
-	}
+	if (cfg->bounce_domain != NULL &&
+	    (verp = verp_load(cfg->bounce_secret_file, cfg->bounce_secret_env,
+	                      cfg->bounce_domain, d)) == NULL)
+		goto fail;
+	/* new limits take effect at once; unchanged ones keep their buckets */
+	if ((dl->sched == NULL || cfg->relay.rate != dl->cfg->relay.rate ||
+	     cfg->domain_per_minute != dl->cfg->domain_per_minute) &&
+	    (sched = deliver_sched_new(cfg)) == NULL)
+		goto oom;
 	if (cfg->min_backoff)
 		pol.min_backoff = cfg->min_backoff;
 	if (cfg->max_backoff)
@@ -300,20 +479,34 @@ static int deliver_load_config(struct deliver *dl, struct diag *d)
 		pol.relay_min_backoff = cfg->relay_min_backoff;
 	if (cfg->relay_max_backoff)
 		pol.relay_max_backoff = cfg->relay_max_backoff;
+	if (dl->cfg != NULL && changes != NULL)
+		*changes = deliver_config_changes(dl->cfg, cfg, &relay_changed);
+	verp_free(dl->verp);
+	dl->verp = verp;
 	deliver_signers_free(dl->signers, dl->nsigners);
 	dl->signers = signers;
 	dl->nsigners = n;
 	dl->pol = pol;
+	/* changed rate limits at once (their buckets start full: one
+	 * second's worth may go at once) */
+	if (sched != NULL) {
+		sched_free(dl->sched);
+		dl->sched = sched;
+	}
 	/* the claim arrays were made for the batch at start: a larger one
 	 * from a reload would overrun them */
 	if (dl->cfg != NULL)
 		cfg->batch = dl->cfg->batch;
-	if (dl->cfg != NULL)
+	if (dl->cfg != NULL && relay_changed)
 		dl->reopen = true;
 	config_free(dl->cfg);
 	dl->cfg = cfg;
 	return 0;
+oom:
+	diag_add(d, cfg->file, 0, 0, "out of memory");
 fail:
+	sched_free(sched);
+	verp_free(verp);
 	deliver_signers_free(signers, n);
 	config_free(cfg);
 	return -1;
@@ -335,7 +528,15 @@ static int deliver_open_transport(struct deliver *dl, struct diag *d)
 		return -1;
 	}
 	dl->tr = dl->tb->open(&dl->tc, deliver_done, dl, d);
-	return dl->tr == NULL ? -1 : 0;
+	if (dl->tr == NULL)
+		return -1;
+	/* dl->tc points into the config, which a reload frees */
+	free(dl->relay_url);
+	if ((dl->relay_url = strdup(dl->tc.url)) == NULL) {
+		diag_add(d, NULL, 0, 0, "out of memory");
+		return -1;
+	}
+	return 0;
 }
 
 /* ---- releases from their snapshots ------------------------------------ */
@@ -486,30 +687,12 @@ static void deliver_store_pause(struct deliver *dl, time_t now)
 	deliver_logf(dl, "store: trying again in %u s", b);
 }
 
-/* Quote a reply text for a key=value log line: one line, no quotes. */
-static char *deliver_quote(const char *s)
-{
-	size_t n = s ? strlen(s) : 0;
-	char *q = malloc(n + 1);
-
-	if (q == NULL)
-		return NULL;
-	for (size_t i = 0; i < n; i++)
-		q[i] = (s[i] == '\n' || s[i] == '\r' || s[i] == '"' ||
-		        (unsigned char)s[i] < 0x20)
-		           ? ' '
-		           : s[i];
-	q[n] = '\0';
-	return q;
-}
-
 static void deliver_add_pending(struct deliver *dl, const struct dl_flight *f,
                                 const struct transport_reply *rep,
                                 const struct trouble_decision *dec,
                                 enum store_state result, bool counts)
 {
 	struct dl_pending *p, *v;
-	char *quoted;
 	double delay = deliver_ms_since(&f->started) / 1e3;
 
 	v = realloc(dl->pending, (dl->npending + 1) * sizeof(*v));
@@ -518,7 +701,7 @@ static void deliver_add_pending(struct deliver *dl, const struct dl_flight *f,
 	dl->pending = v;
 	p = &dl->pending[dl->npending];
 	memset(p, 0, sizeof(*p));
-	p->relay = strdup(dl->tb->describe(dl->tr));
+	p->relay = dl->relay_url ? strdup(dl->relay_url) : NULL;
 	p->status = rep->status[0] ? strdup(rep->status) : NULL;
 	p->text = rep->text            ? strdup(rep->text)
 	          : rep->error_text[0] ? strdup(rep->error_text)
@@ -538,20 +721,20 @@ static void deliver_add_pending(struct deliver *dl, const struct dl_flight *f,
 	    .counts = counts,
 	    .bad_address = dec->bad_address,
 	};
-	quoted = deliver_quote(p->text);
-	if (asprintf(&p->line,
-	             "release=%lld delivery=%lld to=<%s> relay=%s attempt=%u "
-	             "code=%d status=%s result=%s delay=%.3fs%s%s%s "
-	             "reason=\"%s\" reply=\"%s\"",
-	             (long long)f->release_id, (long long)f->id, f->email,
-	             p->relay ? p->relay : "?", f->attempt, rep->code,
-	             rep->status[0] ? rep->status : "-",
-	             counts ? deliver_result_word(result) : "relay-deferred",
-	             delay, p->queue_id ? " queue_id=" : "",
-	             p->queue_id ? p->queue_id : "", "", dec->reason,
-	             quoted ? quoted : "") < 0)
-		p->line = NULL;
-	free(quoted);
+	p->line = log_attempt_line(&(struct log_attempt){
+	    .release = (long long)f->release_id,
+	    .delivery = (long long)f->id,
+	    .to = f->email,
+	    .relay = p->relay,
+	    .attempt = f->attempt,
+	    .code = rep->code,
+	    .status = p->status,
+	    .result = counts ? deliver_result_word(result) : "relay-deferred",
+	    .delay = delay,
+	    .queue_id = p->queue_id,
+	    .reason = dec->reason,
+	    .reply = p->text,
+	});
 	if (dl->npending == 0)
 		clock_gettime(CLOCK_MONOTONIC, &dl->first_pending);
 	dl->npending++;
@@ -617,16 +800,24 @@ static void deliver_done(void *arg, const struct transport_msg *m,
 	case TROUBLE_RELAY:
 	default:
 		/* the relay's fault: the recipient waits for the relay,
-		 * uncharged; the relay pauses */
-		if (dl->relay_paused_until < dec.next_at) {
-			dl->relay_failures++;
-			dl->relay_paused_until = dec.next_at;
+		 * uncharged; the relay pauses. Connections fail one after
+		 * another, not always alike: the line says what failed last
+		 * whenever that changes, not only when the pause grows. */
+		if (dl->relay_paused_until < dec.next_at ||
+		    dl->relay_reason == NULL ||
+		    strcmp(dl->relay_reason, dec.reason) != 0) {
+			char until[LOG_TIME_SIZE];
+			if (dl->relay_paused_until < dec.next_at) {
+				dl->relay_failures++;
+				dl->relay_paused_until = dec.next_at;
+			}
+			dl->relay_reason = dec.reason;
 			deliver_logf(dl,
-			             "relay=%s paused until %lld (%s; %u in a "
+			             "relay=%s paused until %s (%s; %u in a "
 			             "row)",
-			             dl->tb->describe(dl->tr),
-			             (long long)dec.next_at, dec.reason,
-			             dl->relay_failures);
+			             dl->relay_url ? dl->relay_url : "-",
+			             log_time(dl->relay_paused_until, until),
+			             dec.reason, dl->relay_failures);
 		}
 		deliver_add_pending(dl, f, rep, &dec, STORE_DEFERRED, false);
 		goto done;
@@ -689,6 +880,8 @@ static int deliver_claim(struct deliver *dl, size_t room, time_t now)
 				                      dl->tb->describe(dl->tr),
 				                      at ? at + 1 : "", t);
 				time_t due = now + (time_t)(w + 0.999);
+				if (due > dl->drain_wait)
+					dl->drain_wait = due;
 				if (dl->ops->unclaim(dl->st, &sd->id, 1, due,
 				                     &d) < 0)
 					deliver_log_diag(dl, &d);
@@ -1321,6 +1514,166 @@ static void deliver_abandon(struct deliver *dl)
 	free(ids);
 }
 
+/* ---- --drain: when to stop ------------------------------------------------ */
+
+/* What is left in the store, by what it waits for. */
+struct dl_left {
+	time_t now;
+	unsigned lifetime;
+	size_t paused;        /* in paused releases */
+	size_t embargoed;     /* in releases not due yet (embargo, --at) */
+	time_t embargo_until; /* the first of those ends */
+	size_t waiting;       /* queued or deferred in due releases */
+	size_t sending;       /* claimed by another heraldd (or one that
+	                       * died), until its lease runs out */
+	time_t horizon;       /* the latest any of them may still go out */
+};
+
+static int deliver_left_release(void *arg, const struct store_release_info *r)
+{
+	struct dl_left *l = arg;
+	size_t n = r->count[STORE_QUEUED] + r->count[STORE_DEFERRED] +
+	           r->count[STORE_SENDING];
+	time_t deadline;
+
+	if (n == 0)
+		return 0;
+	if (r->state == STORE_RELEASE_PAUSED) {
+		l->paused += n;
+		return 0;
+	}
+	if (r->state != STORE_RELEASE_ACTIVE)
+		return 0;
+	if (r->not_before > l->now) {
+		l->embargoed += n;
+		if (l->embargo_until == 0 || r->not_before < l->embargo_until)
+			l->embargo_until = r->not_before;
+		return 0;
+	}
+	l->waiting += r->count[STORE_QUEUED] + r->count[STORE_DEFERRED];
+	l->sending += r->count[STORE_SENDING];
+	/* a delivery expires a lifetime after it was queued (or retried:
+	 * at most from now) or at its release's stale-after */
+	deadline = l->now + (time_t)l->lifetime;
+	if (r->stale_after != 0 && r->stale_after < deadline)
+		deadline = r->stale_after;
+	if (deadline > l->horizon)
+		l->horizon = deadline;
+	return 0;
+}
+
+/*
+ * --drain, with nothing claimed, waiting or in flight here and every
+ * result recorded: stop now? Not while something is due, or waits for a
+ * rate limit, for the lease of a claim held elsewhere, or for a relay
+ * pause that ends before the work left must go out: those finish in this
+ * run. What waits for a paused release, an embargo or --at, a recipient's
+ * retry, a relay paused past the work's end or a store that takes no
+ * writes waits for a later run: then stop, say what is left and why, and
+ * *rc is EX_TEMPFAIL; 0 when nothing is left at all.
+ */
+static bool deliver_drained(struct deliver *dl, time_t now, int *rc)
+{
+	struct dl_left l = {.now = now, .lifetime = dl->pol.lifetime};
+	struct diag d = {0};
+	time_t when = 0;
+	size_t left, relay = 0, deferred = 0;
+	char t1[LOG_TIME_SIZE], t2[LOG_TIME_SIZE];
+
+	*rc = EX_TEMPFAIL;
+	if (dl->ops->next_due(dl->st, &when, &d) < 0)
+		goto unreadable;
+	/* due now (the loop claims it), or by a wait this daemon chose (a
+	 * rate limit, the relay's pause): no need to count */
+	if (dl->store_backoff == 0 && when != 0 &&
+	    ((when <= now && dl->relay_paused_until <= now) ||
+	     when <= dl->drain_wait))
+		return false;
+	if (dl->ops->releases_each(dl->st, 0, deliver_left_release, &l, &d) <
+	    0)
+		goto unreadable;
+	if (dl->store_backoff == 0) {
+		if (l.sending > 0 && when != 0) {
+			/* another heraldd's claims: recorded by it, or due
+			 * to this one when their lease runs out */
+			if (when > dl->drain_wait)
+				dl->drain_wait = when;
+			return false;
+		}
+		if (l.waiting > 0 && dl->relay_paused_until > now) {
+			if (dl->relay_paused_until < l.horizon) {
+				if (dl->relay_paused_until > dl->drain_wait)
+					dl->drain_wait =
+					    dl->relay_paused_until;
+				return false;
+			}
+			relay = l.waiting;
+		} else {
+			deferred = l.waiting;
+		}
+	} else {
+		deferred = l.waiting; /* the store first */
+	}
+	left = l.paused + l.embargoed + l.waiting + l.sending;
+	if (left == 0 && dl->store_backoff == 0) {
+		*rc = 0;
+		deliver_logf(dl, "drain: done, nothing left");
+		return true;
+	}
+	{
+		/* why, in words, for the operator reading the log */
+		char *why = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&why, &len);
+
+		if (f != NULL) {
+			if (dl->store_backoff > 0)
+				fprintf(f, "; the store takes no writes");
+			if (l.paused)
+				fprintf(f, "; %zu in paused releases (herald "
+				           "resume)",
+				        l.paused);
+			if (l.embargoed)
+				fprintf(f, "; %zu embargoed until %s",
+				        l.embargoed,
+				        log_time(l.embargo_until, t1));
+			if (deferred)
+				fprintf(f, "; %zu deferred, waiting for their "
+				           "retry",
+				        deferred);
+			if (relay)
+				fprintf(f,
+				        "; %zu wait for the relay, paused until "
+				        "%s (%s), past the time they may go out",
+				        relay,
+				        log_time(dl->relay_paused_until, t2),
+				        dl->relay_reason ? dl->relay_reason
+				                         : "?");
+			if (l.sending)
+				fprintf(f, "; %zu held by a claim until its "
+				           "lease runs out",
+				        l.sending);
+			if (fclose(f) != 0) {
+				free(why);
+				why = NULL;
+			}
+		}
+		deliver_logf(dl,
+		             "drain: stopping, work left for a later run: "
+		             "left=%zu paused=%zu embargoed=%zu deferred=%zu "
+		             "relay_paused=%zu held=%zu next_due=%s%s",
+		             left, l.paused, l.embargoed, deferred, relay,
+		             l.sending, when ? log_time(when, t2) : "-",
+		             why ? why : "");
+		free(why);
+	}
+	return true;
+unreadable:
+	deliver_log_diag(dl, &d);
+	deliver_logf(dl, "drain: stopping: the store cannot be read");
+	return true;
+}
+
 /* ---- the loop ----------------------------------------------------------- */
 
 static int deliver_timeout_ms(struct deliver *dl, time_t now, bool stopping)
@@ -1361,6 +1714,7 @@ static int deliver_loop(struct deliver *dl)
 {
 	bool stopping = false;
 	time_t grace_end = 0;
+	int rc = 0;
 
 	for (;;) {
 		time_t now = time(NULL);
@@ -1378,13 +1732,19 @@ static int deliver_loop(struct deliver *dl)
 			             dl->tb->in_flight(dl->tr), dl->cfg->grace);
 		}
 		if (deliver_reload) {
+			char *changes = NULL;
 			deliver_reload = 0;
-			if (deliver_load_config(dl, &d) < 0) {
+			if (deliver_load_config(dl, &d, &changes) < 0) {
 				deliver_logf(dl, "config not reloaded:");
 				deliver_log_diag(dl, &d);
 			} else {
-				deliver_logf(dl, "config reloaded");
+				/* what changed, by when it takes effect */
+				deliver_logf(dl, "config reloaded: %s",
+				             changes ? changes
+				                     : "(the changes are not "
+				                       "known: out of memory)");
 			}
+			free(changes);
 		}
 		if (dl->reopen && dl->tb->in_flight(dl->tr) == 0) {
 			dl->reopen = false;
@@ -1426,6 +1786,10 @@ static int deliver_loop(struct deliver *dl)
 			}
 			if (dl->store_backoff > 0) {
 				/* what is claimed waits for the store */
+			} else if (dl->reopen) {
+				/* new relay settings: what is claimed waits
+				 * until the messages in flight are done and
+				 * the relay is opened again with them */
 			} else if (dl->relay_paused_until <= now) {
 				deliver_submit_ready(dl);
 			} else if (dl->nready > 0)
@@ -1437,19 +1801,11 @@ static int deliver_loop(struct deliver *dl)
 		if (dl->o->drain && !stopping && claimed == 0 &&
 		    dl->nready == 0 && dl->tb->in_flight(dl->tr) == 0 &&
 		    (dl->store_backoff == 0 || dl->npending == 0)) {
-			time_t when = 0;
 			if (dl->store_backoff == 0 && deliver_flush(dl) < 0) {
 				deliver_store_pause(dl, now);
 				continue;
 			}
-			if (dl->ops->next_due(dl->st, &when, &d) < 0)
-				deliver_log_diag(dl, &d);
-			/* nothing due, or only what must wait for a paused
-			 * relay or a store that takes no writes: a later run
-			 * (cron, the next drain) goes on */
-			if (when == 0 || when > now ||
-			    dl->relay_paused_until > now ||
-			    dl->store_backoff > 0)
+			if (deliver_drained(dl, now, &rc))
 				break;
 		}
 		if (dl->tb->step(
@@ -1481,7 +1837,7 @@ static int deliver_loop(struct deliver *dl)
 	dl->tb->close(dl->tr);
 	dl->tr = NULL;
 	deliver_flush_last(dl);
-	return 0;
+	return rc;
 }
 
 static int deliver_rmtree(const char *path);
@@ -1510,16 +1866,9 @@ int deliver_run(const struct deliver_opts *o)
 	sigaction(SIGHUP, &sa, NULL);
 	deliver_stop = deliver_reload = 0;
 
-	if (deliver_load_config(&dl, &d) < 0) {
+	if (deliver_load_config(&dl, &d, NULL) < 0) {
 		rc = EX_CONFIG;
 		goto done;
-	}
-	if (o->store_path != NULL) {
-		free(dl.cfg->store);
-		dl.cfg->store = strdup(o->store_path);
-		free(dl.cfg->control);
-		if (asprintf(&dl.cfg->control, "%s.sock", o->store_path) < 0)
-			dl.cfg->control = NULL;
 	}
 	/* a copy: a reload replaces the config, not the socket */
 	dl.ctl_path = dl.cfg->control ? strdup(dl.cfg->control) : NULL;
@@ -1539,14 +1888,6 @@ int deliver_run(const struct deliver_opts *o)
 	if (deliver_open_transport(&dl, &d) < 0) {
 		rc = EX_CONFIG;
 		goto done;
-	}
-	{
-		struct sched_limits lim = sched_default_limits;
-		lim.relay_per_second = dl.cfg->relay.rate;
-		lim.domain_per_minute = dl.cfg->domain_per_minute;
-		dl.sched = sched_new(&lim);
-		if (dl.sched == NULL)
-			goto done;
 	}
 	{
 		/* the other heraldd of the store: logged, or, when gone,
@@ -1592,7 +1933,7 @@ int deliver_run(const struct deliver_opts *o)
 		rc = EX_CANTCREAT;
 		goto done;
 	}
-	deliver_logf(&dl, "started: store=%s relay=%s%s", dl.cfg->store,
+	deliver_logf(&dl, "started: store=%s relay=\"%s\"%s", dl.cfg->store,
 	             dl.tb->describe(dl.tr), o->drain ? " (drain)" : "");
 	rc = deliver_loop(&dl);
 	deliver_logf(&dl, "stopped");
@@ -1631,6 +1972,7 @@ done:
 	}
 	control_close(dl.ctl_fd, dl.ctl_path);
 	free(dl.ctl_path);
+	free(dl.relay_url);
 	deliver_inbox_close(&dl);
 	sched_free(dl.sched);
 	if (dl.st != NULL)

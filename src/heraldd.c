@@ -1,8 +1,9 @@
 /*
  * heraldd — the delivery daemon: a thin main over deliver.c. Runs in the
  * foreground (systemd starts it; see contrib/heraldd.service) and logs one
- * key=value line per attempt to stderr. heraldd(8) describes it; its
- * options are the table in main(), each of them in the page.
+ * key=value line per attempt to stderr, time= first (log.h). heraldd(8)
+ * describes it; its options are the table in main(), each of them in the
+ * page.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 
 #include "herald/deliver.h"
 #include "herald/harden.h"
+#include "herald/log.h"
 
 static void usage(FILE *f)
 {
@@ -36,7 +38,13 @@ static void usage(FILE *f)
 	      "                 smtps://host:port, or maildir:/path (the "
 	      "default:\n"
 	      "                 maildir:herald-outbox)\n"
-	      "  --drain        exit when nothing is due or in flight\n"
+	      "  --drain        deliver what can go now, waiting for rate "
+	      "limits and\n"
+	      "                 relay pauses, then exit: 0 when nothing is "
+	      "left, 75 when\n"
+	      "                 work waits for a later run (a paused release, "
+	      "an embargo,\n"
+	      "                 a retry)\n"
 	      "  --version      print heraldd's version and exit\n"
 	      "  -h, --help     this help\n",
 	      f);
@@ -89,7 +97,7 @@ int main(int argc, char **argv)
 		return EX_USAGE;
 	}
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		fputs("heraldd: cannot initialise libcurl\n", stderr);
+		log_line(stderr, "cannot initialise libcurl");
 		return EX_SOFTWARE;
 	}
 	rc = deliver_run(&o);
