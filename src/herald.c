@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@
 #include "herald/i18n.h"
 #include "herald/message.h"
 #include "herald/release.h"
+#include "herald/rfc2047.h"
 #include "herald/strset.h"
 #include "herald/tval.h"
 #include "herald/harden.h"
@@ -48,9 +50,10 @@ void cli_inputs_free(struct cli_inputs *in)
 	config_free(in->config);
 }
 
-/* Load the config and its keys, the release, its coalition list and every
- * journalist list; returns 0 when all loaded. Problems are added to d. */
-int cli_load(struct cli_inputs *in, const struct cli_opts *o, struct diag *d)
+/* Load the config and its keys, the release and its coalition list;
+ * returns 0 when all loaded. Problems are added to d. */
+int cli_load_release(struct cli_inputs *in, const struct cli_opts *o,
+                     struct diag *d)
 {
 	size_t errors = d->errors;
 
@@ -75,6 +78,15 @@ int cli_load(struct cli_inputs *in, const struct cli_opts *o, struct diag *d)
 		in->coal = coalition_load(o->coalition ? o->coalition
 		                                       : in->rel->coalition,
 		                          &in->rel->policy, d);
+	return d->errors == errors && in->rel && in->coal ? 0 : -1;
+}
+
+/* cli_load_release, and every journalist list in memory. */
+int cli_load(struct cli_inputs *in, const struct cli_opts *o, struct diag *d)
+{
+	size_t errors = d->errors;
+
+	cli_load_release(in, o, d);
 	in->lists = calloc(o->nlists ? o->nlists : 1, sizeof(*in->lists));
 	if (in->lists == NULL) {
 		diag_add(d, NULL, 0, 0, "out of memory");
@@ -216,6 +228,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, unsigned allowed,
 	    {"at", required_argument, NULL, 'a'},
 	    {"proof-to", required_argument, NULL, 'P'},
 	    {"relay", required_argument, NULL, 'R'},
+	    {"only-new", no_argument, NULL, 'N'},
+	    {"embargo-passed", required_argument, NULL, 'E'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -237,6 +251,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, unsigned allowed,
 		                : ch == 'a' ? CLI_AT
 		                : ch == 'P' ? CLI_PROOF
 		                : ch == 'R' ? CLI_PROOF
+		                : ch == 'N' ? CLI_QUEUE
+		                : ch == 'E' ? CLI_QUEUE
 		                            : 0;
 		if (need != 0 && !(allowed & need)) {
 			fprintf(stderr, "herald %s: no such option\n", cmd);
@@ -274,6 +290,12 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, unsigned allowed,
 		case 'R':
 			o->relay = optarg;
 			break;
+		case 'N':
+			o->only_new = true;
+			break;
+		case 'E':
+			o->embargo_passed = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			cli_usage_common(stdout);
@@ -306,6 +328,13 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, unsigned allowed,
 		        "herald %s: give either --recipient EMAIL or "
 		        "--out DIR\n",
 		        cmd);
+		return EX_USAGE;
+	}
+	if (o->embargo_passed && strcmp(o->embargo_passed, "send") != 0) {
+		fprintf(stderr,
+		        "herald %s: --embargo-passed takes \"send\" (send "
+		        "without the embargo's wording), not \"%s\"\n",
+		        cmd, o->embargo_passed);
 		return EX_USAGE;
 	}
 	if (o->format && strcmp(o->format, "text") != 0 &&
@@ -362,44 +391,276 @@ static void cli_check_alignment(const struct cli_inputs *in, struct diag *d)
 		          from);
 }
 
-size_t cli_build_all(struct cli_inputs *in, const struct cli_recipient *rcp,
-                     size_t n, size_t *size, struct diag *d)
-{
-	struct message_opts mo = {.now = time(NULL),
-	                          .cache = message_cache_new(),
-	                          .verp = in->verp,
-	                          .unsubscribe_url =
-	                              in->config->unsubscribe_url,
-	                          .signers = in->signers,
-	                          .nsigners = in->nsigners};
-	size_t built = 0;
+/* ---- progress ---------------------------------------------------------- */
 
-	for (size_t i = 0; i < n; i++) {
+/* A line appears after this long, and changes at most this often: short
+ * runs stay quiet, and a terminal is not flooded. */
+#define CLI_PROGRESS_AFTER 2.0
+#define CLI_PROGRESS_EVERY 0.25
+
+static double cli_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void cli_progress_start(struct cli_progress *p, const char *cmd)
+{
+	memset(p, 0, sizeof(*p));
+	p->cmd = cmd;
+	p->tty = isatty(STDERR_FILENO) == 1;
+	p->start = p->last = cli_now();
+}
+
+void cli_progress(struct cli_progress *p, const char *fmt, ...)
+{
+	va_list ap;
+	double now;
+
+	if (p == NULL || !p->tty)
+		return;
+	now = cli_now();
+	if (now - p->start < CLI_PROGRESS_AFTER ||
+	    (p->shown && now - p->last < CLI_PROGRESS_EVERY))
+		return;
+	p->last = now;
+	p->shown = true;
+	fprintf(stderr, "\r%s: ", p->cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\033[K", stderr);
+	fflush(stderr);
+}
+
+void cli_progress_end(struct cli_progress *p)
+{
+	if (p != NULL && p->shown) {
+		fputs("\r\033[K", stderr);
+		fflush(stderr);
+		p->shown = false;
+	}
+}
+
+/* ---- the lists, one journalist at a time --------------------------------- */
+
+/* The message check's state: the forms already built whole, by outcome. */
+struct cli_check {
+	struct message_opts mo;
+	struct strset *good, *bad;
+};
+
+/* A recipient's values through what can refuse them one by one: the
+ * context and subject rendered, Subject and To encoded as compose does. */
+static int cli_check_own(struct cli_inputs *in, const struct journalist *j,
+                         size_t lang, struct diag *d)
+{
+	struct diag local = {0};
+	struct tval *ctx = release_context(in->rel, in->coal, j, lang, &local);
+	struct rfc2047_mailbox to = {.name = j->name, .addr = j->email};
+	char *subject = NULL, *field = NULL;
+	int rc = -1;
+
+	if (ctx == NULL || release_subject(in->rel, lang, ctx, &subject,
+	                                   &local) < 0)
+		goto done;
+	if ((field = rfc2047_text_field("Subject", subject)) == NULL) {
+		diag_add(&local, j->file, j->line, j->col,
+		         "the subject for %s cannot be written as a mail "
+		         "header: a value in it holds characters a header "
+		         "cannot carry",
+		         j->email);
+		goto done;
+	}
+	free(field);
+	if ((field = rfc2047_address_field("To", &to, 1)) == NULL) {
+		diag_add(&local, j->file, j->line, j->col,
+		         "%s: the name cannot go into the To header: it holds "
+		         "characters a mail header cannot carry",
+		         j->email);
+		goto done;
+	}
+	rc = 0;
+done:
+	free(field);
+	free(subject);
+	tval_free(ctx);
+	diag_merge(d, &local);
+	diag_clear(&local);
+	return rc;
+}
+
+/* Check j's message (see struct cli_walk). 0 when it builds. */
+static int cli_check_one(struct cli_inputs *in, struct cli_check *k,
+                         const struct journalist *j, size_t lang,
+                         struct cli_walk *w, struct diag *d)
+{
+	char form[192];
+	int added;
+
+	/* the form: everything but the values that decides what renders
+	 * (the zone only writes the embargo's time) */
+	snprintf(form, sizeof(form), "%zu %s %s %c%c%c%c", lang,
+	         release_locale(in->rel, j, lang),
+	         j->timezone && in->rel->has_embargo ? j->timezone : "-",
+	         j->outlet ? 'o' : '-',
+	         j->beat ? 'b' : '-', j->region ? 'r' : '-',
+	         j->timezone ? 't' : '-');
+	if (strset_has(k->bad, form))
+		return -1;
+	if (!strset_has(k->good, form)) {
 		struct diag local = {0};
-		size_t l = rcp[i].choice.lang, len;
-		char *msg;
-		if (message_build(in->rel, in->coal, rcp[i].j, l, &mo, &msg,
-		                  &len, &local) == 0) {
-			built++;
-			if (size != NULL && len > size[l])
-				size[l] = len;
-			free(msg);
-		}
+		char *msg = NULL;
+		size_t len = 0;
+		int rc = message_build(in->rel, in->coal, j, lang, &k->mo, &msg,
+		                       &len, &local);
+		free(msg);
 		diag_merge(d, &local);
 		diag_clear(&local);
+		w->built++;
+		added = strset_add(rc == 0 ? k->good : k->bad, form);
+		if (added < 0) {
+			diag_add(d, NULL, 0, 0, "out of memory");
+			return -1;
+		}
+		if (rc < 0)
+			return -1;
+		if (w->size != NULL && len > w->size[lang])
+			w->size[lang] = len;
 	}
-	message_cache_free(mo.cache);
-	return built;
+	return cli_check_own(in, j, lang, d);
+}
+
+int cli_walk(struct cli_inputs *in, const struct cli_opts *o,
+             struct cli_walk *w, struct diag *d)
+{
+	struct contacts_seen *seen = contacts_seen_new();
+	struct cli_check k = {0};
+	bool build = in->rel != NULL && in->coal != NULL && in->config != NULL;
+	size_t total = 0, before = 0;
+	int rc = 0;
+
+	k.good = strset_new();
+	k.bad = strset_new();
+	if (seen == NULL || k.good == NULL || k.bad == NULL) {
+		diag_add(d, NULL, 0, 0, "out of memory");
+		rc = -1;
+		goto done;
+	}
+	if (build)
+		k.mo = (struct message_opts){
+		    .now = time(NULL),
+		    .cache = message_cache_new(),
+		    .verp = in->verp,
+		    .unsubscribe_url = in->config->unsubscribe_url,
+		    .signers = in->signers,
+		    .nsigners = in->nsigners};
+	for (size_t i = 0; i < o->nlists; i++) {
+		struct stat st;
+		if (stat(o->lists[i], &st) == 0)
+			total += (size_t)st.st_size;
+	}
+	for (size_t i = 0; i < o->nlists && rc == 0; i++) {
+		struct contacts_reader *r = contacts_open(o->lists[i], d);
+		const struct journalist *j;
+		int got;
+
+		if (r == NULL)
+			continue;
+		while (rc == 0 && (got = contacts_next(r, &j, d)) == 1) {
+			unsigned fl = 0, fline = 0;
+			struct i18n_choice c = {0};
+			bool ok;
+			int added = contacts_seen_add(seen, j, (unsigned)i, &fl,
+			                              &fline);
+			if (added < 0) {
+				diag_add(d, NULL, 0, 0, "out of memory");
+				rc = -1;
+				break;
+			}
+			if (added == 0) {
+				if (fl == i)
+					diag_warn(d, j->file, j->line, j->col,
+					          "%s is listed again (first at "
+					          "line %u); it will be sent one "
+					          "message",
+					          j->email, fline);
+				else
+					diag_warn(d, j->file, j->line, j->col,
+					          "%s is also in %s (line %u); it "
+					          "will be sent one message",
+					          j->email, o->lists[fl], fline);
+				continue;
+			}
+			w->recipients++;
+			if (in->rel != NULL)
+				c = i18n_choose(&in->rel->policy, j->language);
+			ok = build && cli_check_one(in, &k, j, c.lang, w, d) == 0;
+			if (ok)
+				w->checked++;
+			if (w->fn != NULL)
+				rc = w->fn(w->arg, j, &c, ok);
+			if (total > 0)
+				cli_progress(w->progress,
+				             "reading %s: %zu recipients (%zu%%)",
+				             o->lists[i], w->recipients,
+				             (before + contacts_bytes(r)) * 100 /
+				                 total);
+		}
+		w->entries += contacts_entries(r);
+		before += contacts_bytes(r);
+		contacts_close(r);
+	}
+	cli_progress_end(w->progress);
+done:
+	message_cache_free(k.mo.cache);
+	strset_free(k.good);
+	strset_free(k.bad);
+	contacts_seen_free(seen);
+	return rc;
+}
+
+/* What check counts and prints of each recipient: per language, how many
+ * read it and how many by fallback; the fallbacks, one line each, kept in
+ * a file until the summary is printed. */
+struct check_counts {
+	const struct i18n_policy *p;
+	size_t *per_lang, *fallen;
+	FILE *fallbacks;
+};
+
+static int check_recipient(void *arg, const struct journalist *j,
+                           const struct i18n_choice *c, bool ok)
+{
+	struct check_counts *cc = arg;
+	char *why;
+
+	(void)ok;
+	if (cc->p == NULL)
+		return 0;
+	cc->per_lang[c->lang]++;
+	if (c->how == I18N_EXACT)
+		return 0;
+	cc->fallen[c->lang]++;
+	why = i18n_describe(cc->p, j->language, *c);
+	if (cc->fallbacks != NULL)
+		fprintf(cc->fallbacks, "  fallback: %s <%s>: %s\n", j->name,
+		        j->email, why ? why : "?");
+	free(why);
+	return 0;
 }
 
 static int cmd_check(int argc, char **argv)
 {
 	struct cli_opts o;
 	struct cli_inputs in;
-	struct cli_recipient *rcp = NULL;
+	struct cli_walk w = {0};
+	struct cli_progress pr;
+	struct check_counts cc = {0};
 	struct diag d = {0};
-	size_t n = 0, built = 0, nlangs = 0;
-	size_t *per_lang = NULL, *fallen = NULL, *size = NULL;
+	size_t nlangs = 0, *size = NULL;
 	int rc = cli_parse(argc, argv, &o, 0, check_usage);
 
 	if (rc != 0) {
@@ -407,59 +668,73 @@ static int cmd_check(int argc, char **argv)
 		free(o.proof_to);
 		return rc < 0 ? 0 : rc;
 	}
-	if (cli_load(&in, &o, &d) == 0) {
+	cli_progress_start(&pr, "herald check");
+	if (cli_load_release(&in, &o, &d) == 0)
 		cli_check_alignment(&in, &d);
-		n = cli_recipients(&in, &rcp, &d);
-		nlangs = in.rel->policy.nlangs;
-		per_lang = calloc(nlangs, sizeof(*per_lang));
-		fallen = calloc(nlangs, sizeof(*fallen));
-		size = calloc(nlangs, sizeof(*size));
-		if (n == (size_t)-1 || !per_lang || !fallen || !size) {
-			diag_add(&d, NULL, 0, 0, "out of memory");
-			n = 0;
-		}
-		for (size_t i = 0; i < n; i++) {
-			per_lang[rcp[i].choice.lang]++;
-			if (rcp[i].choice.how != I18N_EXACT)
-				fallen[rcp[i].choice.lang]++;
-		}
-		built = cli_build_all(&in, rcp, n, size, &d);
+	if (in.rel != NULL && in.rel->has_embargo &&
+	    in.rel->embargo <= time(NULL)) {
+		char when[64];
+		struct tm tm;
+		gmtime_r(&in.rel->embargo, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+		diag_warn(&d, in.rel->file, in.rel->embargo_line,
+		          in.rel->embargo_col,
+		          "the embargo (%s) has passed: herald queue refuses "
+		          "the release unless told --embargo-passed=send (then "
+		          "the messages go out at once, without the embargo's "
+		          "wording)",
+		          when);
 	}
+	if (in.rel != NULL) {
+		nlangs = in.rel->policy.nlangs;
+		cc.p = &in.rel->policy;
+		cc.per_lang = calloc(nlangs, sizeof(*cc.per_lang));
+		cc.fallen = calloc(nlangs, sizeof(*cc.fallen));
+		size = calloc(nlangs, sizeof(*size));
+		if (!cc.per_lang || !cc.fallen || !size) {
+			diag_add(&d, NULL, 0, 0, "out of memory");
+			cc.p = NULL;
+		}
+	}
+	cc.fallbacks = tmpfile();
+	w.fn = check_recipient;
+	w.arg = &cc;
+	w.size = size;
+	w.progress = &pr;
+	cli_walk(&in, &o, &w, &d);
 	diag_print(&d, stderr);
-	if (in.rel != NULL && in.coal != NULL) {
+	if (in.rel != NULL && in.coal != NULL && cc.p != NULL) {
 		const struct i18n_policy *p = &in.rel->policy;
-		size_t total = 0;
-		for (size_t i = 0; i < in.nlists; i++)
-			total += in.lists[i]->n;
 		printf("release %s (%s)\n", in.rel->name, o.dir);
 		printf("languages:");
 		for (size_t l = 0; l < p->nlangs; l++)
 			printf(" %s", p->langs[l]);
 		printf(" (default %s)\n", p->langs[p->default_lang]);
 		printf("recipients: %zu in %zu list%s (%zu entries), %zu "
-		       "messages built\n",
-		       n, in.nlists, in.nlists == 1 ? "" : "s", total, built);
+		       "messages checked (%zu built whole, one per language "
+		       "and form)\n",
+		       w.recipients, o.nlists, o.nlists == 1 ? "" : "s",
+		       w.entries, w.checked, w.built);
 		printf("signing: %zu DKIM key%s\n", in.nsigners,
 		       in.nsigners == 1 ? "" : "s");
 		printf("coverage:\n");
-		for (size_t l = 0; n > 0 && l < p->nlangs; l++) {
+		for (size_t l = 0; w.recipients > 0 && l < p->nlangs; l++) {
 			printf("  %-6s %4zu recipient%s", p->langs[l],
-			       per_lang[l], per_lang[l] == 1 ? " " : "s");
-			if (per_lang[l])
+			       cc.per_lang[l], cc.per_lang[l] == 1 ? " " : "s");
+			if (cc.per_lang[l])
 				printf("  message %zu bytes", size[l]);
-			if (fallen[l])
-				printf("  (%zu by fallback)", fallen[l]);
+			if (cc.fallen[l])
+				printf("  (%zu by fallback)", cc.fallen[l]);
 			printf("\n");
 		}
-		for (size_t i = 0; i < n; i++) {
-			char *why;
-			if (rcp[i].choice.how == I18N_EXACT)
-				continue;
-			why =
-			    i18n_describe(p, rcp[i].j->language, rcp[i].choice);
-			printf("  fallback: %s <%s>: %s\n", rcp[i].j->name,
-			       rcp[i].j->email, why ? why : "?");
-			free(why);
+		fflush(stdout);
+		if (cc.fallbacks != NULL) {
+			char buf[65536];
+			size_t n;
+			rewind(cc.fallbacks);
+			while ((n = fread(buf, 1, sizeof(buf), cc.fallbacks)) >
+			       0)
+				fwrite(buf, 1, n, stdout);
 		}
 	}
 	if (d.errors > 0)
@@ -467,10 +742,11 @@ static int cmd_check(int argc, char **argv)
 		        d.errors, d.errors == 1 ? "" : "s", d.warnings,
 		        d.warnings == 1 ? "" : "s");
 	rc = d.errors > 0 ? EX_DATAERR : 0;
-	free(per_lang);
-	free(fallen);
+	if (cc.fallbacks != NULL)
+		fclose(cc.fallbacks);
+	free(cc.per_lang);
+	free(cc.fallen);
 	free(size);
-	free(rcp);
 	cli_inputs_free(&in);
 	diag_clear(&d);
 	free(o.lists);

@@ -49,6 +49,7 @@ enum {
 	CLI_AT = 8,        /* --at TIME (queue) */
 	CLI_PROOF = 16,    /* --proof-to EMAIL, --relay URL (proof) */
 	CLI_STORE = 32,    /* --store PATH */
+	CLI_QUEUE = 64,    /* --only-new, --embargo-passed (queue) */
 };
 
 struct cli_opts {
@@ -66,10 +67,16 @@ struct cli_opts {
 	const char *relay;
 	char **proof_to;
 	size_t nproof;
+	bool only_new;               /* queue: only addresses not yet sent to */
+	const char *embargo_passed; /* queue: "send", or NULL */
 };
 
 void cli_inputs_free(struct cli_inputs *in);
 int cli_load(struct cli_inputs *in, const struct cli_opts *o, struct diag *d);
+/* cli_load without the journalist lists (check and queue read them with
+ * cli_walk). */
+int cli_load_release(struct cli_inputs *in, const struct cli_opts *o,
+                     struct diag *d);
 size_t cli_recipients(const struct cli_inputs *in, struct cli_recipient **out,
                       struct diag *d);
 void cli_usage_common(FILE *f);
@@ -78,11 +85,51 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, unsigned allowed,
 const struct cli_recipient *cli_find(const struct cli_recipient *v, size_t n,
                                      const struct cli_opts *o);
 int cli_write_file(const char *path, const char *data, size_t len);
-/* Build every recipient's message (what check and queue do); problems to
- * d, the largest message per language into size[] when not NULL. Returns
- * how many were built. */
-size_t cli_build_all(struct cli_inputs *in, const struct cli_recipient *rcp,
-                     size_t n, size_t *size, struct diag *d);
+
+/* A progress line on stderr when it is a terminal, for work that takes
+ * more than a few seconds; nothing otherwise. */
+struct cli_progress {
+	const char *cmd;
+	double start, last; /* seconds (CLOCK_MONOTONIC) */
+	bool tty, shown;
+};
+void cli_progress_start(struct cli_progress *p, const char *cmd);
+void cli_progress(struct cli_progress *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void cli_progress_end(struct cli_progress *p);
+
+/*
+ * What check and queue do with the lists: read them one journalist at a
+ * time (memory does not grow with them), each address once across the
+ * lists (repeats are warnings), and check every recipient's message as it
+ * comes. The message check builds one whole message (rendered, composed,
+ * signed) for each form a message can take: language, locale, time zone
+ * and which optional fields the journalist has; rendering in strict mode
+ * succeeds or fails by those alone. Every recipient's own values then go
+ * through what can refuse them: their context and subject rendered, the
+ * Subject and To headers encoded. So every recipient counted in `checked`
+ * has a message that builds, without building a million of them.
+ */
+struct cli_walk {
+	/* called for each recipient in list order (ok: its message
+	 * checks); non-zero stops the walk and is returned */
+	int (*fn)(void *arg, const struct journalist *j,
+	          const struct i18n_choice *c, bool ok);
+	void *arg;
+	struct cli_progress *progress; /* or NULL */
+	/* results */
+	size_t entries;    /* entries in the lists, valid or not */
+	size_t recipients; /* distinct addresses among the valid entries */
+	size_t checked;    /* recipients whose message checks */
+	size_t built;      /* whole messages built (one per form) */
+	size_t *size;      /* per language, the largest message built; the
+	                    * caller's array, or NULL */
+};
+/* Problems to d. Returns 0, fn's non-zero result, or -1 on out of memory
+ * (in d). The message check needs in->rel and in->coal; without them the
+ * lists are only checked. */
+int cli_walk(struct cli_inputs *in, const struct cli_opts *o,
+             struct cli_walk *w, struct diag *d);
 
 /* Output helpers of the admin commands: a JSON string (quoted, escaped),
  * an RFC 4180 CSV field (always quoted), the width to fit tables to (the

@@ -4,6 +4,11 @@
  * queue: everything check does, refusing on any problem; each address once
  * across the lists; a snapshot of every file into the store with one
  * delivery per recipient, in one transaction; then the daemon is woken.
+ * The lists are read once, one journalist at a time, and what was checked
+ * is kept on disk (the spool) until it goes into the store, so a list of a
+ * million costs no more memory than a list of ten. A release name already
+ * in the store is refused unless --only-new asks for the addresses it has
+ * not reached yet.
  *
  * proof: one marked copy per language to staff, through the relay, at
  * once, without queueing anything.
@@ -27,9 +32,10 @@
 static void queue_usage(FILE *f)
 {
 	fputs("usage: herald queue RELEASE_DIR --to LIST [--to LIST...] "
-	      "[--at TIME]\n"
-	      "                    [--store PATH] [--config FILE] "
-	      "[--coalition FILE]\n\n"
+	      "[--at TIME] [--only-new]\n"
+	      "                    [--embargo-passed send] [--store PATH] "
+	      "[--config FILE]\n"
+	      "                    [--coalition FILE]\n\n"
 	      "Check the release as `herald check` does and refuse on any "
 	      "problem; then\n"
 	      "queue one delivery per address (each address once across the "
@@ -38,13 +44,28 @@ static void queue_usage(FILE *f)
 	      "file, so later\n"
 	      "edits change nothing that is sent, and wake heraldd. Nothing "
 	      "leaves before\n"
-	      "--at or the release's embargo.\n\n"
-	      "  --at TIME      now, +10m, 2019-05-06T07:00Z, or "
-	      "\"2019-05-06 10:00 Europe/Moscow\"\n"
+	      "--at or the release's embargo. A release name already in the "
+	      "store is refused.\n\n"
+	      "  --at TIME      now, +10m (units s, m, h, d), "
+	      "2019-05-06T07:00Z, or\n"
+	      "                 \"2019-05-06 10:00 Europe/Moscow\"; not in "
+	      "the past\n"
+	      "  --only-new     queue only the addresses that have no "
+	      "delivery of a release\n"
+	      "                 of this name yet (journalists added to the "
+	      "lists)\n"
+	      "  --embargo-passed send\n"
+	      "                 the embargo in release.yaml has passed: send "
+	      "now, without\n"
+	      "                 the embargo's wording (without it, a passed "
+	      "embargo is an error)\n"
 	      "  --store PATH   the store (default: the config's, else "
 	      "herald.db)\n"
-	      "Exit status: 0 queued, 65 bad input, 75 the store is busy or "
-	      "full (try again).\n",
+	      "Exit status: 0 queued (or nothing new), 64 wrong usage, 65 bad "
+	      "input or a\n"
+	      "release name already queued, 73 cannot create the store, 75 "
+	      "the store is busy\n"
+	      "or full (try again).\n",
 	      f);
 }
 
@@ -61,13 +82,6 @@ static void proof_usage(FILE *f)
 	      f);
 }
 
-/* The store path: --store, else the config's. */
-static const char *queue_store_path(const struct cli_opts *o,
-                                    const struct cli_inputs *in)
-{
-	return o->store ? o->store : in->config->store;
-}
-
 /* Tell a running heraldd that work is due (a missed wake-up only delays:
  * the daemon also polls). Returns 0 when one took it. */
 static int queue_wake(const char *sock)
@@ -75,21 +89,250 @@ static int queue_wake(const char *sock)
 	return control_wake(sock);
 }
 
+/* ---- the spool: what was checked, on its way to the store -------------- */
+
+/* One record per recipient: its seven strings, each as a 16-bit length
+ * (QUEUE_SPOOL_NULL: absent) and its bytes. Values are at most 998 bytes
+ * (field.c), so a record is at most 7 KB. */
+#define QUEUE_SPOOL_NULL   0xFFFFu
+#define QUEUE_SPOOL_FIELDS 7
+#define QUEUE_SPOOL_MAX    (QUEUE_SPOOL_FIELDS * 1024)
+
+struct queue_spool {
+	FILE *f;
+	char *dir;   /* where it is (the store's directory), for messages */
+	size_t n;    /* records written */
+	size_t done; /* records handed to the store */
+	int err;     /* errno of a failed write or read, 0 */
+	/* reading back */
+	const struct release *rel;
+	struct cli_progress *progress;
+	char buf[QUEUE_SPOOL_MAX + QUEUE_SPOOL_FIELDS];
+	char *message_id;
+};
+
+/* An unlinked file in the store's directory: on the disk the store needs
+ * room on anyway, readable by no one, gone when herald exits. */
+static int queue_spool_open(struct queue_spool *sp, const char *store,
+                            struct diag *d)
+{
+	const char *slash = strrchr(store, '/');
+	char *path = NULL;
+	int fd;
+
+	sp->dir = slash == NULL ? strdup(".")
+	                        : strndup(store, slash == store
+	                                             ? 1
+	                                             : (size_t)(slash - store));
+	if (sp->dir == NULL ||
+	    asprintf(&path, "%s/.herald-queue-XXXXXX", sp->dir) < 0) {
+		diag_add(d, NULL, 0, 0, "out of memory");
+		return -1;
+	}
+	fd = mkstemp(path);
+	if (fd < 0) {
+		diag_add(d, sp->dir, 0, 0,
+		         "cannot create a working file in the store's "
+		         "directory: %s",
+		         strerror(errno));
+		free(path);
+		return -1;
+	}
+	unlink(path);
+	free(path);
+	sp->f = fdopen(fd, "w+");
+	if (sp->f == NULL) {
+		close(fd);
+		diag_add(d, NULL, 0, 0, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+static void queue_spool_close(struct queue_spool *sp)
+{
+	if (sp->f != NULL)
+		fclose(sp->f);
+	free(sp->dir);
+	free(sp->message_id);
+}
+
+static void queue_spool_str(FILE *f, const char *v)
+{
+	size_t len = v ? strlen(v) : 0;
+	unsigned char hdr[2];
+
+	if (v == NULL || len >= QUEUE_SPOOL_NULL)
+		len = QUEUE_SPOOL_NULL;
+	hdr[0] = (unsigned char)(len >> 8);
+	hdr[1] = (unsigned char)len;
+	fwrite(hdr, 1, 2, f);
+	if (len != QUEUE_SPOOL_NULL)
+		fwrite(v, 1, len, f);
+}
+
+/* cli_walk's callback: keep each recipient whose message checks. */
+static int queue_spool_add(void *arg, const struct journalist *j,
+                           const struct i18n_choice *c, bool ok)
+{
+	struct queue_spool *sp = arg;
+
+	(void)c;
+	if (!ok || sp->err != 0)
+		return 0; /* the check failed: nothing is queued anyway */
+	queue_spool_str(sp->f, j->email);
+	queue_spool_str(sp->f, j->name);
+	queue_spool_str(sp->f, j->language);
+	queue_spool_str(sp->f, j->outlet);
+	queue_spool_str(sp->f, j->beat);
+	queue_spool_str(sp->f, j->region);
+	queue_spool_str(sp->f, j->timezone);
+	if (ferror(sp->f))
+		sp->err = errno ? errno : EIO;
+	sp->n++;
+	return 0;
+}
+
+/* Everything written, and back to the start for reading. */
+static int queue_spool_rewind(struct queue_spool *sp)
+{
+	if (sp->err == 0 && (fflush(sp->f) != 0 || ferror(sp->f)))
+		sp->err = errno ? errno : EIO;
+	if (sp->err == 0 && fseek(sp->f, 0, SEEK_SET) != 0)
+		sp->err = errno;
+	return sp->err == 0 ? 0 : -1;
+}
+
+/* release_add_each's source: the next recipient from the spool. */
+static int queue_spool_next(void *arg, struct store_recipient *r)
+{
+	struct queue_spool *sp = arg;
+	const char *v[QUEUE_SPOOL_FIELDS];
+	char *p = sp->buf;
+
+	if (sp->done == sp->n)
+		return 0;
+	for (size_t i = 0; i < QUEUE_SPOOL_FIELDS; i++) {
+		unsigned char hdr[2];
+		size_t len;
+		if (fread(hdr, 1, 2, sp->f) != 2)
+			goto fail;
+		len = (size_t)hdr[0] << 8 | hdr[1];
+		if (len == QUEUE_SPOOL_NULL) {
+			v[i] = NULL;
+			continue;
+		}
+		if (p + len + 1 > sp->buf + sizeof(sp->buf) ||
+		    fread(p, 1, len, sp->f) != len)
+			goto fail;
+		p[len] = '\0';
+		v[i] = p;
+		p += len + 1;
+	}
+	if (v[0] == NULL)
+		goto fail;
+	free(sp->message_id);
+	sp->message_id = message_id_for(sp->rel, v[0]);
+	if (sp->message_id == NULL) {
+		sp->err = ENOMEM;
+		return -1;
+	}
+	*r = (struct store_recipient){.email = v[0],
+	                              .name = v[1],
+	                              .language = v[2],
+	                              .outlet = v[3],
+	                              .beat = v[4],
+	                              .region = v[5],
+	                              .timezone = v[6],
+	                              .message_id = sp->message_id};
+	sp->done++;
+	cli_progress(sp->progress, "writing to the store: %zu of %zu (%zu%%)",
+	             sp->done, sp->n, sp->done * 100 / sp->n);
+	return 1;
+fail:
+	sp->err = ferror(sp->f) && errno ? errno : EIO;
+	return -1;
+}
+
+/* What a failed spool says: a full disk in the words the store uses. */
+static void queue_spool_failed(const struct queue_spool *sp, struct diag *d)
+{
+	if (sp->err == ENOSPC || sp->err == EDQUOT)
+		diag_add(d, sp->dir, 0, 0,
+		         "the disk is full: cannot keep the checked recipients "
+		         "in the store's directory (%s)",
+		         strerror(sp->err));
+	else
+		diag_add(d, sp->dir, 0, 0,
+		         "cannot keep the checked recipients in the store's "
+		         "directory: %s",
+		         strerror(sp->err));
+}
+
+/* A release name queued before, without --only-new: what to do. */
+static void queue_refuse_name(const char *name, long long earlier,
+                              const char *store)
+{
+	fprintf(stderr,
+	        "herald queue: release %s is in the store already (release "
+	        "%lld, %s): nothing was queued. To send it to the addresses "
+	        "it has not reached yet (journalists added to the lists), "
+	        "queue it again with --only-new; to send another release, "
+	        "give it its own name in release.yaml.\n",
+	        name, earlier, store);
+}
+
+/* Is the release's name in the store at path already? Looked up before
+ * the lists are read, so a repeated queue is refused at once, not after
+ * checking a long list (the store's transaction decides in the end).
+ * Returns the newest release of the name, 0 when there is none or the
+ * store cannot tell. */
+static long long queue_name_queued(const char *path, const char *name)
+{
+	struct diag quiet = {0};
+	struct store *st;
+	int64_t id = 0;
+	size_t digits = strspn(name, "0123456789");
+
+	/* release_find takes a number for a release number */
+	if (name[digits] == '\0' || access(path, F_OK) != 0)
+		return 0;
+	st = store_open_flags(path, 0, &quiet);
+	if (st == NULL ||
+	    store_ops(st)->release_find(st, name, &id, &quiet) < 0)
+		id = 0;
+	store_close(st);
+	diag_clear(&quiet);
+	return (long long)id;
+}
+
+/* "2019-05-06 07:00:00 UTC" */
+static void queue_utc(time_t t, char *buf, size_t size)
+{
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, size, "%Y-%m-%d %H:%M:%S UTC", &tm);
+}
+
 int cmd_queue(int argc, char **argv)
 {
 	struct cli_opts o;
 	struct cli_inputs in;
-	struct cli_recipient *rcp = NULL;
-	struct store_recipient *sr = NULL;
+	struct cli_walk w = {0};
+	struct cli_progress pr = {0};
+	struct queue_spool sp = {0};
+	struct store_release_added added = {0};
 	struct snapshot snap = {0};
 	struct store *st = NULL;
 	struct diag d = {0};
-	size_t n = 0, total = 0, suppressed = 0;
 	time_t now = time(NULL), not_before = 0;
-	int64_t release_id = 0;
-	char *sock = NULL;
-	int rc = cli_parse(argc, argv, &o, CLI_AT | CLI_STORE, queue_usage);
+	const char *store_path = NULL;
+	char *sock = NULL, *store_abs = NULL;
+	int rc = cli_parse(argc, argv, &o, CLI_AT | CLI_STORE | CLI_QUEUE,
+	                   queue_usage);
 
+	memset(&in, 0, sizeof(in));
 	if (rc != 0) {
 		free(o.lists);
 		free(o.proof_to);
@@ -111,58 +354,103 @@ int cmd_queue(int argc, char **argv)
 			rc = EX_USAGE;
 			goto done;
 		}
+		if (not_before < now) {
+			char when[64];
+			queue_utc(not_before, when, sizeof(when));
+			fprintf(stderr,
+			        "herald queue: --at %s: that is in the past "
+			        "(%s): give a time to come, or now\n",
+			        o.at, when);
+			rc = EX_USAGE;
+			goto done;
+		}
 	}
-	if (cli_load(&in, &o, &d) < 0)
-		goto done;
-	n = cli_recipients(&in, &rcp, &d);
-	if (n == (size_t)-1) {
-		diag_add(&d, NULL, 0, 0, "out of memory");
-		goto done;
+	cli_progress_start(&pr, "herald queue");
+	cli_load_release(&in, &o, &d);
+	if (in.rel != NULL && in.rel->has_embargo && in.rel->embargo <= now) {
+		char when[64];
+		queue_utc(in.rel->embargo, when, sizeof(when));
+		if (o.embargo_passed != NULL) {
+			/* the messages are checked, and later built, as
+			 * the release without its embargo */
+			in.rel->has_embargo = false;
+			printf("the embargo (%s) has passed: sending without "
+			       "it (--embargo-passed=send)\n",
+			       when);
+		} else {
+			diag_add(&d, in.rel->file, in.rel->embargo_line,
+			         in.rel->embargo_col,
+			         "the embargo (%s) has passed: queued, the "
+			         "release would go out at once with every "
+			         "message saying it is embargoed. Give the "
+			         "embargo a time to come, remove it, or queue "
+			         "with --embargo-passed=send to send now without "
+			         "the embargo's wording",
+			         when);
+		}
 	}
-	for (size_t i = 0; i < in.nlists; i++)
-		total += in.lists[i]->n;
-	/* everything check does: every message must build */
-	if (cli_build_all(&in, rcp, n, NULL, &d) != n || d.errors > 0)
-		goto done;
-	if (in.rel->has_embargo && in.rel->embargo > not_before)
-		not_before = in.rel->embargo;
-	if (in.rel->stale_after != 0 && in.rel->stale_after <= now) {
+	if (in.rel != NULL && in.rel->stale_after != 0 &&
+	    in.rel->stale_after <= now)
 		diag_add(&d, in.rel->file, 0, 0,
 		         "the release went stale before it was queued "
 		         "(stale_after has passed)");
+	store_path = o.store ? o.store
+	                     : in.config != NULL ? in.config->store : NULL;
+	if (store_path != NULL && in.rel != NULL && !o.only_new) {
+		long long earlier = queue_name_queued(store_path, in.rel->name);
+		if (earlier != 0) {
+			store_abs = realpath(store_path, NULL);
+			queue_refuse_name(in.rel->name, earlier,
+			                  store_abs ? store_abs : store_path);
+			goto done;
+		}
+	}
+	if (store_path != NULL && queue_spool_open(&sp, store_path, &d) < 0) {
+		rc = EX_CANTCREAT;
 		goto done;
 	}
+	/* every problem of every list, even when the release has some */
+	w.fn = sp.f != NULL ? queue_spool_add : NULL;
+	w.arg = &sp;
+	w.progress = &pr;
+	if (cli_walk(&in, &o, &w, &d) < 0 || d.errors > 0 ||
+	    in.rel == NULL || in.coal == NULL || store_path == NULL ||
+	    w.checked != w.recipients)
+		goto done;
+	if (queue_spool_rewind(&sp) < 0) {
+		queue_spool_failed(&sp, &d);
+		rc = EX_TEMPFAIL;
+		goto done;
+	}
+	if (in.rel->has_embargo && in.rel->embargo > not_before)
+		not_before = in.rel->embargo;
 	if (snapshot_collect(in.rel->dir,
 	                     o.coalition ? o.coalition : in.rel->coalition,
 	                     &snap, &d) < 0)
 		goto done;
-	sr = calloc(n ? n : 1, sizeof(*sr));
-	if (sr == NULL) {
-		diag_add(&d, NULL, 0, 0, "out of memory");
-		goto done;
-	}
-	for (size_t i = 0; i < n; i++) {
-		const struct journalist *j = rcp[i].j;
-		sr[i] = (struct store_recipient){
-		    .email = j->email,
-		    .name = j->name,
-		    .language = j->language,
-		    .outlet = j->outlet,
-		    .beat = j->beat,
-		    .region = j->region,
-		    .timezone = j->timezone,
-		    .message_id = message_id_for(in.rel, j->email),
-		};
-		if (sr[i].message_id == NULL) {
-			diag_add(&d, NULL, 0, 0, "out of memory");
+	if (o.embargo_passed != NULL && in.rel->embargo_key_line != 0 &&
+	    !in.rel->has_embargo) {
+		/* what the store keeps is the release as checked: without
+		 * the embargo */
+		const char *yaml = SNAPSHOT_RELEASE_DIR "/release.yaml";
+		const struct store_file *f = snapshot_find(&snap, yaml);
+		char *text = NULL;
+		size_t len = 0;
+		if (f == NULL ||
+		    release_text_without_embargo(in.rel, f->data, f->len, &text,
+		                                 &len, &d) < 0)
 			goto done;
-		}
+		snapshot_replace(&snap, yaml, text, len);
 	}
-	st = store_open(queue_store_path(&o, &in), &d);
+	st = store_open(store_path, &d);
 	if (st == NULL) {
 		rc = EX_CANTCREAT;
 		goto done;
 	}
+	store_abs = realpath(store_path, NULL);
+	sp.rel = in.rel;
+	sp.progress = &pr;
+	added.only_new = o.only_new;
 	{
 		struct store_release_new rn = {
 		    .name = in.rel->name,
@@ -174,27 +462,70 @@ int cmd_queue(int argc, char **argv)
 		    .files = snap.files,
 		    .nfiles = snap.n,
 		};
-		if (store_ops(st)->release_add(st, &rn, sr, n, &release_id,
-		                               &suppressed, &d) < 0) {
+		int r = store_ops(st)->release_add_each(
+		    st, &rn, queue_spool_next, &sp, &added, &d);
+		cli_progress_end(&pr);
+		if (r < 0) {
+			if (sp.err != 0)
+				queue_spool_failed(&sp, &d);
 			rc = EX_TEMPFAIL;
+			goto done;
+		}
+		if (r > 0 && added.skipped == 0) {
+			queue_refuse_name(in.rel->name,
+			                  (long long)added.earlier,
+			                  store_abs ? store_abs : store_path);
+			rc = EX_DATAERR;
+			goto done;
+		}
+		if (r > 0) {
+			printf("nothing to queue: all %zu address%s of the "
+			       "lists ha%s a delivery of %s already (release "
+			       "%lld)\n",
+			       added.skipped, added.skipped == 1 ? "" : "es",
+			       added.skipped == 1 ? "s" : "ve", in.rel->name,
+			       (long long)added.earlier);
+			if (added.skipped_cancelled > 0)
+				printf("%zu of them %s cancelled: herald "
+				       "resume RELEASE brings a cancelled "
+				       "release's deliveries back\n",
+				       added.skipped_cancelled,
+				       added.skipped_cancelled == 1 ? "was"
+				                                    : "were");
+			printf("store: %s\n", store_abs ? store_abs : store_path);
+			rc = 0;
 			goto done;
 		}
 	}
 	printf("queued release %lld (%s): %zu recipient%s",
-	       (long long)release_id, in.rel->name, n - suppressed,
-	       n - suppressed == 1 ? "" : "s");
-	if (suppressed > 0)
-		printf(", %zu suppressed address%s skipped", suppressed,
-		       suppressed == 1 ? "" : "es");
-	if (total > n)
-		printf(", %zu repeated address%s removed", total - n,
-		       total - n == 1 ? "" : "es");
+	       (long long)added.release_id, in.rel->name,
+	       added.queued - added.suppressed,
+	       added.queued - added.suppressed == 1 ? "" : "s");
+	if (added.suppressed > 0)
+		printf(", %zu suppressed address%s skipped", added.suppressed,
+		       added.suppressed == 1 ? "" : "es");
+	if (w.entries > w.recipients)
+		printf(", %zu repeated address%s removed",
+		       w.entries - w.recipients,
+		       w.entries - w.recipients == 1 ? "" : "es");
 	printf("\n");
+	if (added.skipped > 0) {
+		printf("%zu address%s skipped: %s a delivery of %s already "
+		       "(release %lld and before; --only-new)\n",
+		       added.skipped, added.skipped == 1 ? "" : "es",
+		       added.skipped == 1 ? "it has" : "they have",
+		       in.rel->name, (long long)added.earlier);
+		if (added.skipped_cancelled > 0)
+			printf("%zu of them %s cancelled: herald resume "
+			       "RELEASE brings a cancelled release's "
+			       "deliveries back\n",
+			       added.skipped_cancelled,
+			       added.skipped_cancelled == 1 ? "was" : "were");
+	}
+	printf("store: %s\n", store_abs ? store_abs : store_path);
 	if (not_before > now) {
 		char when[64];
-		struct tm tm;
-		gmtime_r(&not_before, &tm);
-		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+		queue_utc(not_before, when, sizeof(when));
 		printf("nothing leaves before %s\n", when);
 	}
 	if (o.store != NULL) {
@@ -214,6 +545,7 @@ int cmd_queue(int argc, char **argv)
 		       sock != NULL ? sock : "its control socket");
 	rc = 0;
 done:
+	cli_progress_end(&pr);
 	diag_print(&d, stderr);
 	if (rc == EX_DATAERR && d.errors > 0)
 		fprintf(stderr,
@@ -227,15 +559,12 @@ done:
 		                "release again once the store's problem above "
 		                "is solved\n");
 	free(sock);
+	free(store_abs);
 	if (st != NULL)
 		store_close(st);
-	for (size_t i = 0; sr != NULL && i < n; i++)
-		free((char *)sr[i].message_id);
-	free(sr);
+	queue_spool_close(&sp);
 	snapshot_free(&snap);
-	free(rcp);
-	if (rc != EX_USAGE)
-		cli_inputs_free(&in);
+	cli_inputs_free(&in);
 	diag_clear(&d);
 	free(o.lists);
 	free(o.proof_to);

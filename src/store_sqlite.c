@@ -1028,19 +1028,50 @@ fail:
 
 /* ---- releases --------------------------------------------------------- */
 
-static int store_sqlite_release_add(struct store *stp,
-                                    const struct store_release_new *rn,
-                                    const struct store_recipient *rcpt,
-                                    size_t n, int64_t *release_id,
-                                    size_t *suppressed, struct diag *d)
+/* The recipients of a release being queued: an array (release_add) or
+ * the caller's function (release_add_each). */
+struct store_sqlite_rcpts {
+	const struct store_recipient *v;
+	size_t n, i;
+	int (*next)(void *arg, struct store_recipient *r);
+	void *arg;
+};
+
+static int store_sqlite_rcpt_next(struct store_sqlite_rcpts *rs,
+                                  struct store_recipient *r)
+{
+	if (rs->next != NULL)
+		return rs->next(rs->arg, r);
+	if (rs->i >= rs->n)
+		return 0;
+	*r = rs->v[rs->i++];
+	return 1;
+}
+
+/* What to do with a release name the store holds already. */
+enum store_sqlite_names {
+	STORE_SQLITE_NAME_ANY,     /* release_add: queue it beside */
+	STORE_SQLITE_NAME_REFUSE,  /* queue nothing (returns 1) */
+	STORE_SQLITE_NAME_ONLY_NEW /* skip addresses it has reached */
+};
+
+static int store_sqlite_release_in(struct store *stp,
+                                   const struct store_release_new *rn,
+                                   struct store_sqlite_rcpts *rs,
+                                   enum store_sqlite_names names,
+                                   struct store_release_added *out,
+                                   struct diag *d)
 {
 	const char *what = "queueing the release";
 	struct store_sqlite *s = store_sqlite_of(stp);
 	sqlite3_stmt *rel = NULL, *file = NULL, *dl = NULL, *count = NULL;
+	sqlite3_stmt *prior = NULL, *has = NULL;
+	struct store_recipient rv;
 	time_t now = time(NULL);
 	time_t next = rn->not_before > now ? rn->not_before : now;
 	int64_t id;
-	int rc;
+	size_t i = 0;
+	int rc, got;
 
 	if (rn->name == NULL || *rn->name == '\0' ||
 	    strlen(rn->name) > store_sqlite_defaults.name_max) {
@@ -1076,8 +1107,33 @@ static int store_sqlite_release_add(struct store *stp,
 	         s,
 	         "SELECT count(*) FROM deliveries"
 	         " WHERE release_id = ?1 AND state = 'suppressed'",
+	         what, d)) == NULL ||
+	    (prior = store_sqlite_prepare(
+	         s,
+	         "SELECT max(id) FROM releases WHERE name = ?1", what,
+	         d)) == NULL ||
+	    (has = store_sqlite_prepare(
+	         s,
+	         /* deliveries_email finds the address's few deliveries */
+	         "SELECT count(*), coalesce(sum(d.state = 'cancelled'), 0)"
+	         " FROM deliveries d JOIN releases r ON r.id = d.release_id"
+	         " WHERE d.email_key = ?1 AND r.name = ?2",
 	         what, d)) == NULL)
 		goto fail;
+	/* a name queued before: refused, or only its new addresses */
+	if (store_sqlite_text(prior, 1, rn->name) ||
+	    store_sqlite_text(has, 2, rn->name)) {
+		store_sqlite_bind_fail(s, what, d);
+		goto fail;
+	}
+	if ((rc = sqlite3_step(prior)) != SQLITE_ROW) {
+		store_sqlite_fail(s, rc, what, d);
+		goto fail;
+	}
+	out->earlier = sqlite3_column_int64(prior, 0);
+	sqlite3_reset(prior);
+	if (out->earlier != 0 && names == STORE_SQLITE_NAME_REFUSE)
+		goto nothing;
 
 	if (store_sqlite_text(rel, 1, rn->name) ||
 	    store_sqlite_text(rel, 2, rn->source ? rn->source : "") ||
@@ -1097,13 +1153,13 @@ static int store_sqlite_release_add(struct store *stp,
 		store_sqlite_bind_fail(s, what, d);
 		goto fail;
 	}
-	for (size_t i = 0; i < rn->nfiles; i++) {
-		const struct store_file *f = &rn->files[i];
+	for (size_t k = 0; k < rn->nfiles; k++) {
+		const struct store_file *f = &rn->files[k];
 		if (f->path == NULL) {
 			diag_add(d, s->path, 0, 0,
 			         "snapshot file %zu has no path: nothing was "
 			         "queued",
-			         i + 1);
+			         k + 1);
 			goto fail;
 		}
 		if (store_sqlite_text(file, 2, f->path) ||
@@ -1135,8 +1191,8 @@ static int store_sqlite_release_add(struct store *stp,
 		store_sqlite_bind_fail(s, what, d);
 		goto fail;
 	}
-	for (size_t i = 0; i < n; i++) {
-		const struct store_recipient *r = &rcpt[i];
+	for (i = 0; (got = store_sqlite_rcpt_next(rs, &rv)) == 1; i++) {
+		const struct store_recipient *r = &rv;
 		const char *key;
 
 		if (r->email == NULL || r->message_id == NULL) {
@@ -1149,6 +1205,25 @@ static int store_sqlite_release_add(struct store *stp,
 		if ((key = store_sqlite_key(s, r->email)) == NULL) {
 			store_sqlite_oom(s, what, d);
 			goto fail;
+		}
+		if (out->earlier != 0 && names == STORE_SQLITE_NAME_ONLY_NEW) {
+			int64_t seen, cancelled;
+			if (store_sqlite_text(has, 1, key)) {
+				store_sqlite_bind_fail(s, what, d);
+				goto fail;
+			}
+			if ((rc = sqlite3_step(has)) != SQLITE_ROW) {
+				store_sqlite_fail(s, rc, what, d);
+				goto fail;
+			}
+			seen = sqlite3_column_int64(has, 0);
+			cancelled = sqlite3_column_int64(has, 1);
+			sqlite3_reset(has);
+			if (seen > 0) {
+				out->skipped++;
+				out->skipped_cancelled += cancelled == seen;
+				continue;
+			}
 		}
 		if (store_sqlite_text(dl, 2, r->email) ||
 		    store_sqlite_text(dl, 3, key) ||
@@ -1182,7 +1257,12 @@ static int store_sqlite_release_add(struct store *stp,
 			goto fail;
 		}
 		sqlite3_reset(dl);
+		out->queued++;
 	}
+	if (got < 0)
+		goto fail; /* next said why */
+	if (out->queued == 0 && out->skipped > 0)
+		goto nothing; /* every address has had the release */
 
 	if (store_sqlite_int(count, 1, id) != SQLITE_OK) {
 		store_sqlite_bind_fail(s, what, d);
@@ -1192,28 +1272,75 @@ static int store_sqlite_release_add(struct store *stp,
 		store_sqlite_fail(s, rc, what, d);
 		goto fail;
 	}
-	if (suppressed != NULL)
-		*suppressed = (size_t)sqlite3_column_int64(count, 0);
+	out->suppressed = (size_t)sqlite3_column_int64(count, 0);
 	sqlite3_reset(count);
 	sqlite3_finalize(rel);
 	sqlite3_finalize(file);
 	sqlite3_finalize(dl);
 	sqlite3_finalize(count);
-	rel = file = dl = count = NULL;
+	sqlite3_finalize(prior);
+	sqlite3_finalize(has);
+	rel = file = dl = count = prior = has = NULL;
 	/* every address suppressed, or none: nothing is left to send */
 	if (store_sqlite_settle(s, id, what, d) < 0 ||
 	    store_sqlite_commit(s, what, d) < 0)
 		goto fail;
-	if (release_id != NULL)
-		*release_id = id;
+	out->release_id = id;
 	return 0;
+nothing:
+	out->queued = 0;
+	sqlite3_finalize(has);
+	sqlite3_finalize(prior);
+	sqlite3_finalize(count);
+	sqlite3_finalize(dl);
+	sqlite3_finalize(file);
+	sqlite3_finalize(rel);
+	store_sqlite_rollback(s);
+	return 1;
 fail:
+	sqlite3_finalize(has);
+	sqlite3_finalize(prior);
 	sqlite3_finalize(count);
 	sqlite3_finalize(dl);
 	sqlite3_finalize(file);
 	sqlite3_finalize(rel);
 	store_sqlite_rollback(s);
 	return -1;
+}
+
+static int store_sqlite_release_add(struct store *stp,
+                                    const struct store_release_new *rn,
+                                    const struct store_recipient *rcpt,
+                                    size_t n, int64_t *release_id,
+                                    size_t *suppressed, struct diag *d)
+{
+	struct store_sqlite_rcpts rs = {.v = rcpt, .n = n};
+	struct store_release_added out = {0};
+
+	if (store_sqlite_release_in(stp, rn, &rs, STORE_SQLITE_NAME_ANY, &out,
+	                            d) != 0)
+		return -1;
+	if (release_id != NULL)
+		*release_id = out.release_id;
+	if (suppressed != NULL)
+		*suppressed = out.suppressed;
+	return 0;
+}
+
+static int store_sqlite_release_add_each(
+    struct store *stp, const struct store_release_new *rn,
+    int (*next)(void *arg, struct store_recipient *r), void *arg,
+    struct store_release_added *out, struct diag *d)
+{
+	struct store_sqlite_rcpts rs = {.next = next, .arg = arg};
+	bool only_new = out->only_new;
+
+	memset(out, 0, sizeof(*out));
+	out->only_new = only_new;
+	return store_sqlite_release_in(stp, rn, &rs,
+	                               only_new ? STORE_SQLITE_NAME_ONLY_NEW
+	                                        : STORE_SQLITE_NAME_REFUSE,
+	                               out, d);
 }
 
 static int store_sqlite_release_files(struct store *stp, int64_t release_id,
@@ -1592,9 +1719,9 @@ static int store_sqlite_release_set_state(struct store *stp, int64_t release_id,
 		goto fail;
 	if (cur == STORE_RELEASE_CANCELLED) {
 		diag_add(d, s->path, 0, 0,
-		         "release %" PRId64 " is cancelled: queue it again "
-		         "to send it",
-		         release_id);
+		         "release %" PRId64 " is cancelled: herald resume "
+		         "%" PRId64 " brings its deliveries back",
+		         release_id, release_id);
 		goto fail;
 	}
 	if (cur == STORE_RELEASE_DONE) {
@@ -1626,6 +1753,118 @@ fail:
 	sqlite3_finalize(st);
 	store_sqlite_rollback(s);
 	return -1;
+}
+
+/* A cancelled release back to active, its cancelled deliveries due now:
+ * to suppressed first where the address was suppressed meanwhile, then
+ * the rest to queued (deferred when tried before, as unclaim does). */
+static int store_sqlite_release_uncancel(struct store *stp, int64_t release_id,
+                                         size_t *n, size_t *suppressed,
+                                         struct diag *d)
+{
+	const char *what = "bringing the cancelled release back";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	sqlite3_stmt *rel = NULL, *sup = NULL, *back = NULL;
+	enum store_release_state cur;
+	time_t now = time(NULL);
+
+	*n = *suppressed = 0;
+	if (store_sqlite_begin(s, what, d) < 0)
+		return -1;
+	if (store_sqlite_release_state(s, release_id, &cur, what, d) < 0)
+		goto fail;
+	if (cur != STORE_RELEASE_CANCELLED) {
+		diag_add(d, s->path, 0, 0,
+		         "release %" PRId64 " is %s, not cancelled", release_id,
+		         store_release_state_name(cur));
+		goto fail;
+	}
+	if ((rel = store_sqlite_prepare(
+	         s, "UPDATE releases SET state = 'active' WHERE id = ?1", what,
+	         d)) == NULL ||
+	    (sup = store_sqlite_prepare(
+	         s,
+	         "UPDATE deliveries SET state = 'suppressed', updated_at = ?2"
+	         " WHERE release_id = ?1 AND state = 'cancelled'"
+	         " AND EXISTS (SELECT 1 FROM suppressions"
+	         "  WHERE email = deliveries.email_key)",
+	         what, d)) == NULL ||
+	    (back = store_sqlite_prepare(
+	         s,
+	         "UPDATE deliveries SET state = CASE WHEN tries > 0"
+	         " THEN 'deferred' ELSE 'queued' END, next_at = ?2,"
+	         " lease_until = NULL, updated_at = ?2"
+	         " WHERE release_id = ?1 AND state = 'cancelled'",
+	         what, d)) == NULL)
+		goto fail;
+	if (store_sqlite_int(rel, 1, release_id) ||
+	    store_sqlite_int(sup, 1, release_id) ||
+	    store_sqlite_int(sup, 2, now) ||
+	    store_sqlite_int(back, 1, release_id) ||
+	    store_sqlite_int(back, 2, now)) {
+		store_sqlite_bind_fail(s, what, d);
+		goto fail;
+	}
+	if (store_sqlite_run(s, rel, what, d) < 0 ||
+	    store_sqlite_run(s, sup, what, d) < 0)
+		goto fail;
+	*suppressed = (size_t)sqlite3_changes64(s->db);
+	if (store_sqlite_run(s, back, what, d) < 0)
+		goto fail;
+	*n = (size_t)sqlite3_changes64(s->db);
+	sqlite3_finalize(rel);
+	sqlite3_finalize(sup);
+	sqlite3_finalize(back);
+	rel = sup = back = NULL;
+	if (store_sqlite_commit(s, what, d) < 0)
+		goto fail;
+	return 0;
+fail:
+	*n = *suppressed = 0;
+	sqlite3_finalize(back);
+	sqlite3_finalize(sup);
+	sqlite3_finalize(rel);
+	store_sqlite_rollback(s);
+	return -1;
+}
+
+/* The connection's durability settings, read back from SQLite itself. */
+static int store_sqlite_durability(struct store *stp,
+                                   int (*fn)(void *arg, const char *name,
+                                             const char *value),
+                                   void *arg, struct diag *d)
+{
+	static const char *const sync_names[] = {"off", "normal", "full",
+	                                         "extra"};
+	const char *what = "reading the store's settings";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	sqlite3_stmt *st;
+	int64_t sync, fk;
+	char mode[32] = "";
+	int rc;
+
+	if ((st = store_sqlite_prepare(s, "PRAGMA journal_mode", what, d)) ==
+	    NULL)
+		return -1;
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		store_sqlite_fail(s, rc, what, d);
+		sqlite3_finalize(st);
+		return -1;
+	}
+	if (sqlite3_column_text(st, 0) != NULL)
+		store_sqlite_cut(mode, sizeof(mode),
+		                 (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	if (store_sqlite_int_query(s, "PRAGMA synchronous", &sync, what, d) <
+	        0 ||
+	    store_sqlite_int_query(s, "PRAGMA foreign_keys", &fk, what, d) < 0)
+		return -1;
+	if ((rc = fn(arg, "journal_mode", mode)) != 0 ||
+	    (rc = fn(arg, "synchronous",
+	             sync >= 0 && sync <= 3 ? sync_names[sync] : "?")) != 0 ||
+	    (rc = fn(arg, "foreign_keys", fk ? "on" : "off")) != 0)
+		return rc < 0 ? -1 : 0;
+	return 0;
 }
 
 /* ---- the daemon's work ------------------------------------------------ */
@@ -2585,8 +2824,9 @@ static int store_sqlite_retry(struct store *stp, int64_t release_id,
 	if (rs == STORE_RELEASE_CANCELLED) {
 		diag_add(d, s->path, 0, 0,
 		         "release %" PRId64 " is cancelled: nothing is "
-		         "retried (queue it again to send it)",
-		         release_id);
+		         "retried (herald resume %" PRId64 " brings its "
+		         "deliveries back)",
+		         release_id, release_id);
 		goto fail;
 	}
 	/* an unused state binds NULL, which matches nothing; queued_at
@@ -3647,6 +3887,9 @@ const struct store_backend store_sqlite_backend = {
     .open = store_sqlite_open,
     .close = store_sqlite_close,
     .release_add = store_sqlite_release_add,
+    .release_add_each = store_sqlite_release_add_each,
+    .release_uncancel = store_sqlite_release_uncancel,
+    .durability = store_sqlite_durability,
     .release_files = store_sqlite_release_files,
     .release_get = store_sqlite_release_get,
     .releases_each = store_sqlite_releases_each,

@@ -2214,6 +2214,192 @@ static void test_release_figures(void **state)
 	free(path);
 }
 
+/* ---- durability, queueing again, bringing a cancel back ---------------- */
+
+struct durability {
+	char journal_mode[16], synchronous[16], foreign_keys[16];
+};
+
+static int durability_fn(void *arg, const char *name, const char *value)
+{
+	struct durability *u = arg;
+
+	if (strcmp(name, "journal_mode") == 0)
+		snprintf(u->journal_mode, sizeof(u->journal_mode), "%s", value);
+	else if (strcmp(name, "synchronous") == 0)
+		snprintf(u->synchronous, sizeof(u->synchronous), "%s", value);
+	else if (strcmp(name, "foreign_keys") == 0)
+		snprintf(u->foreign_keys, sizeof(u->foreign_keys), "%s", value);
+	return 0;
+}
+
+/* A commit is durable before the daemon says "sent": WAL with
+ * synchronous=FULL syncs the WAL at every commit (NORMAL may lose the
+ * last transactions on power loss), read from the store's own handle. */
+static void test_durability_settings(void **state)
+{
+	char *path = db_path("durable");
+	struct store *st = open_ok(path);
+	struct durability u;
+	struct diag d = {0};
+
+	(void)state;
+	memset(&u, 0, sizeof(u));
+	assert_int_equal(store_ops(st)->durability(st, durability_fn, &u, &d),
+	                 0);
+	assert_string_equal(u.journal_mode, "wal");
+	assert_string_equal(u.synchronous, "full");
+	assert_string_equal(u.foreign_keys, "on");
+	store_close(st);
+	free(path);
+}
+
+/* release_add_each's source over an array of recipients. */
+struct each_src {
+	const struct store_recipient *v;
+	size_t n, i;
+	int fail_at; /* 1-based: fail at this one, 0: never */
+};
+
+static int each_next(void *arg, struct store_recipient *r)
+{
+	struct each_src *e = arg;
+
+	if (e->fail_at != 0 && e->i + 1 == (size_t)e->fail_at)
+		return -1;
+	if (e->i >= e->n)
+		return 0;
+	*r = e->v[e->i++];
+	return 1;
+}
+
+static void test_release_add_each_names(void **state)
+{
+	char *path = db_path("names");
+	struct store *st = open_ok(path);
+	struct store_release_new rn = {
+	    "names", "src", "release", "coalition.yaml", 0, 0, NULL, 0};
+	struct store_release_added out;
+	struct each_src src;
+	struct diag d = {0};
+	struct rcpts r, more;
+
+	(void)state;
+	rcpts_make(&r, "names", 10, "example.org");
+	/* the first time: all of them */
+	memset(&out, 0, sizeof(out));
+	src = (struct each_src){r.v, r.n, 0, 0};
+	assert_int_equal(store_ops(st)->release_add_each(st, &rn, each_next,
+	                                                 &src, &out, &d),
+	                 0);
+	assert_int_equal(out.queued, 10);
+	assert_int_equal(out.earlier, 0);
+	assert_true(out.release_id > 0);
+	/* the same name again: nothing, and the release it has */
+	memset(&out, 0, sizeof(out));
+	src = (struct each_src){r.v, r.n, 0, 0};
+	assert_int_equal(store_ops(st)->release_add_each(st, &rn, each_next,
+	                                                 &src, &out, &d),
+	                 1);
+	assert_int_equal(out.earlier, 1);
+	assert_int_equal(out.queued, 0);
+	assert_int_equal(out.skipped, 0);
+	assert_int_equal(count_releases(st), 1);
+	/* only_new with three new addresses among the ten: the three, with
+	 * Message-IDs of their own (another tag) */
+	rcpts_make(&more, "names-more", 13, "example.org");
+	memset(&out, 0, sizeof(out));
+	out.only_new = true;
+	src = (struct each_src){more.v, more.n, 0, 0};
+	assert_int_equal(store_ops(st)->release_add_each(st, &rn, each_next,
+	                                                 &src, &out, &d),
+	                 0);
+	assert_int_equal(out.queued, 3);
+	assert_int_equal(out.skipped, 10);
+	assert_int_equal(out.skipped_cancelled, 0);
+	assert_int_equal(out.earlier, 1);
+	assert_int_equal(release_info(st, out.release_id).total, 3);
+	/* nothing new: nothing queued, no empty release */
+	memset(&out, 0, sizeof(out));
+	out.only_new = true;
+	src = (struct each_src){more.v, more.n, 0, 0};
+	assert_int_equal(store_ops(st)->release_add_each(st, &rn, each_next,
+	                                                 &src, &out, &d),
+	                 1);
+	assert_int_equal(out.skipped, 13);
+	assert_int_equal(count_releases(st), 2);
+	/* the source failing halfway: nothing of it stays */
+	rn.name = "names-other";
+	memset(&out, 0, sizeof(out));
+	src = (struct each_src){r.v, r.n, 0, 5};
+	assert_int_equal(store_ops(st)->release_add_each(st, &rn, each_next,
+	                                                 &src, &out, &d),
+	                 -1);
+	assert_int_equal(count_releases(st), 2);
+	diag_clear(&d);
+	rcpts_free(&r);
+	rcpts_free(&more);
+	store_close(st);
+	free(path);
+}
+
+static void test_release_uncancel(void **state)
+{
+	char *path = db_path("uncancel");
+	struct store *st = open_ok(path);
+	struct store_release_new rn = {
+	    "uncancel", "src", "release", "coalition.yaml", 0, 0, NULL, 0};
+	struct store_release_added out;
+	struct store_delivery dl[4];
+	struct each_src src;
+	struct diag d = {0};
+	struct rcpts r;
+	time_t now = time(NULL);
+	size_t n = 0, sup = 0;
+	int64_t id;
+
+	(void)state;
+	rcpts_make(&r, "uncancel", 6, "example.org");
+	memset(&out, 0, sizeof(out));
+	src = (struct each_src){r.v, r.n, 0, 0};
+	assert_int_equal(store_ops(st)->release_add_each(st, &rn, each_next,
+	                                                 &src, &out, &d),
+	                 0);
+	id = out.release_id;
+	/* one sent, one tried and deferred, then the release cancelled */
+	assert_int_equal(claim(st, now, 60, 2, dl), 2);
+	record(st, dl[0].id, now, STORE_SENT, 0, true, 250);
+	record(st, dl[1].id, now, STORE_DEFERRED, now + 600, true, 451);
+	assert_int_equal(store_ops(st)->cancel(st, id, &n, &d), 0);
+	assert_int_equal(n, 5);
+	/* an address suppressed while the release was cancelled */
+	assert_int_equal(
+	    store_ops(st)->suppress_add(st, "j5@example.org", "test", &d), 0);
+	assert_int_equal(
+	    store_ops(st)->release_uncancel(st, id, &n, &sup, &d), 0);
+	assert_int_equal(n, 4);
+	assert_int_equal(sup, 1);
+	{
+		struct store_release_info info = release_info(st, id);
+		assert_int_equal(info.state, STORE_RELEASE_ACTIVE);
+		assert_int_equal(info.count[STORE_SENT], 1);
+		assert_int_equal(info.count[STORE_DEFERRED], 1);
+		assert_int_equal(info.count[STORE_QUEUED], 3);
+		assert_int_equal(info.count[STORE_SUPPRESSED], 1);
+		assert_int_equal(info.count[STORE_CANCELLED], 0);
+	}
+	/* due at once: the deferred one too */
+	assert_int_equal(claim(st, now + 1, 60, 4, dl), 4);
+	/* a release that is not cancelled is not "brought back" */
+	assert_int_equal(
+	    store_ops(st)->release_uncancel(st, id, &n, &sup, &d), -1);
+	assert_non_null(strstr(diag_first(&d), "not cancelled"));
+	diag_clear(&d);
+	rcpts_free(&r);
+	store_close(st);
+	free(path);
+}
+
 /* ---- owners and hand-overs ---------------------------------------------- */
 
 static int64_t owner_add(struct store *st, long pid, time_t now)
@@ -2417,13 +2603,16 @@ int main(void)
 	    cmocka_unit_test(test_large_release),
 	    cmocka_unit_test(test_disk_full),
 	    cmocka_unit_test(test_io_error),
-	    cmocka_unit_test(test_owners_and_handover),
 	    cmocka_unit_test(test_open_existing),
 	    cmocka_unit_test(test_release_done),
 	    cmocka_unit_test(test_log_events),
 	    cmocka_unit_test(test_refused_suppresses),
 	    cmocka_unit_test(test_retry_keeps_queued_at),
 	    cmocka_unit_test(test_release_figures),
+	    cmocka_unit_test(test_owners_and_handover),
+	    cmocka_unit_test(test_durability_settings),
+	    cmocka_unit_test(test_release_add_each_names),
+	    cmocka_unit_test(test_release_uncancel),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -87,6 +87,25 @@ struct store_release_new {
 	size_t nfiles;
 };
 
+/* How release_add_each treats a release name the store holds already
+ * (only_new, given), and what it did (the rest, set). Queueing the same
+ * release twice is a mistake that would mail every journalist again;
+ * adding journalists to a release is not. */
+struct store_release_added {
+	bool only_new; /* queue only the addresses that have no delivery of
+	                * a release of this name; false: a name already in
+	                * the store queues nothing */
+	int64_t release_id; /* the release queued */
+	int64_t earlier;    /* the newest release of this name before it, or
+	                     * 0 when the name is new */
+	size_t queued;      /* deliveries queued (suppressed ones included) */
+	size_t suppressed;  /* of them, addresses on the suppression list */
+	size_t skipped;     /* only_new: addresses with a delivery of the
+	                     * name already */
+	size_t skipped_cancelled; /* of them, addresses whose deliveries of
+	                           * the name were all cancelled */
+};
+
 /* A recipient as queued: what the daemon needs to build its message. */
 struct store_recipient {
 	const char *email;
@@ -558,6 +577,36 @@ struct store_backend {
 	int (*release_figures)(struct store *st, int64_t release_id,
 	                       struct store_release_figures *out,
 	                       struct diag *d);
+	/* release_add for any number of recipients: next(arg, &r) gives
+	 * one (1; its strings valid until the next call), says there are
+	 * no more (0) or fails (-1: nothing is queued, and next has put its
+	 * reason where its caller finds it). One transaction, as
+	 * release_add. A name already in the store: see struct
+	 * store_release_added; 1 when nothing was queued for it (out says
+	 * why: earlier without only_new, or every address skipped). */
+	int (*release_add_each)(struct store *st,
+	                        const struct store_release_new *rn,
+	                        int (*next)(void *arg,
+	                                    struct store_recipient *r),
+	                        void *arg, struct store_release_added *out,
+	                        struct diag *d);
+	/* Bring a cancelled release back: active again, its cancelled
+	 * deliveries due at once (queued, or deferred when tried before;
+	 * suppressed when the address was suppressed meanwhile), in one
+	 * transaction. *n: deliveries due again, *suppressed: those that
+	 * were suppressed instead. -1 with the reason when the release is
+	 * not cancelled. */
+	int (*release_uncancel)(struct store *st, int64_t release_id,
+	                        size_t *n, size_t *suppressed,
+	                        struct diag *d);
+	/* The settings a commit's durability rests on, as this handle has
+	 * them, each to fn as a name and value (SQLite: journal_mode "wal",
+	 * synchronous "full", foreign_keys "on"), so a test can hold the
+	 * store to them. */
+	int (*durability)(struct store *st,
+	                  int (*fn)(void *arg, const char *name,
+	                            const char *value),
+	                  void *arg, struct diag *d);
 };
 
 /* The backend for a store path ("file.db" -> sqlite); NULL for a kind of
