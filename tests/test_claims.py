@@ -84,16 +84,13 @@ def arrived(sink, ids):
     return sum(1 for m in td.message_ids(sink.messages()) if m in ids)
 
 
-def steer_while_sending(cmd):
-    """herald CMD (pause or cancel) while heraldd sends through a sink that
+def steer_while_sending(cmd, sink, env):
+    """herald CMD (pause or cancel) while heraldd sends through sink, which
     takes a second per message: the messages that arrive afterwards are at
     most those it says were in flight. A second release queued after it
     and delivered whole is the barrier: whatever heraldd still held of the
-    first would have gone before it. Returns (env, sink, p, arrived
-    after) with heraldd still running."""
-    sink = ms.SmtpSink(delays={".": 1})
-    sink.start()
-    env = slow_env(sink)
+    first would have gone before it. Returns (heraldd, arrived after) with
+    heraldd still running."""
     env.queue()
     first = release_ids(env, 1)
     p = env.start()
@@ -120,7 +117,7 @@ def steer_while_sending(cmd):
           f"herald {cmd} did not name the heraldd it told:\n{out}")
     ms.wait_until(lambda: states(env).get("sending", 0) == 0, 60,
                   "no delivery sending")
-    return env, sink, p, after
+    return p, after
 
 
 def states(env, release=1):
@@ -137,9 +134,12 @@ def states(env, release=1):
 
 
 def case_pause():
-    env = sink = None
+    sink = ms.SmtpSink(delays={".": 1})
+    sink.start()
+    env = None
     try:
-        env, sink, p, after = steer_while_sending("pause")
+        env = slow_env(sink)
+        p, after = steer_while_sending("pause", sink, env)
         st = states(env)
         check(st.get("sent", 0) == after and
               st.get("queued", 0) == SAMPLE - after,
@@ -162,9 +162,12 @@ def case_pause():
 
 
 def case_cancel():
-    env = sink = None
+    sink = ms.SmtpSink(delays={".": 1})
+    sink.start()
+    env = None
     try:
-        env, sink, p, after = steer_while_sending("cancel")
+        env = slow_env(sink)
+        p, after = steer_while_sending("cancel", sink, env)
         st = states(env)
         check(st.get("sent", 0) == after and
               st.get("cancelled", 0) == SAMPLE - after,
