@@ -517,7 +517,7 @@ static const struct {
 	unsigned drop; /* 0: always shown; else dropped in this order */
 	bool left;    /* aligned left */
 } admin_cols[ST_NCOLS] = {
-    [ST_ID] = {"ID", "ID", "id", -1, 0, false},
+    [ST_ID] = {"ID", "ID", "id", -1, 0, true},
     [ST_NAME] = {"RELEASE", "RELEASE", "name", -1, 0, true},
     [ST_STATE] = {"STATE", "STATE", "state", -1, 0, true},
     [ST_QUEUED_AT] = {"QUEUED_AT", "QUEUED_AT", "queued_at", -1, 6, true},
@@ -1514,6 +1514,23 @@ static int admin_release_cmd(int argc, char **argv, int what)
 			        "sends its failed deliveries again)\n",
 			        o.cmd, (long long)id, (long long)id);
 			rc = EX_DATAERR;
+			goto done;
+		}
+		/* resuming a cancelled release brings its cancelled
+		 * deliveries back */
+		if (what == 2 && info.state == STORE_RELEASE_CANCELLED) {
+			size_t sup = 0;
+			rc = EX_TEMPFAIL;
+			if (store_ops(st)->release_uncancel(st, id, &n, &sup,
+			                                    &d) < 0)
+				goto done;
+			printf("release %lld resumed: %zu cancelled "
+			       "deliveries due again",
+			       (long long)id, n);
+			if (sup > 0)
+				printf(", %zu suppressed meanwhile", sup);
+			printf("\n");
+			rc = 0;
 			goto done;
 		}
 	}
