@@ -440,7 +440,11 @@ int cmd_queue(int argc, char **argv)
 		    release_text_without_embargo(in.rel, f->data, f->len, &text,
 		                                 &len, &d) < 0)
 			goto done;
-		snapshot_replace(&snap, yaml, text, len);
+		if (snapshot_replace(&snap, yaml, text, len) < 0) {
+			free(text);
+			diag_add(&d, yaml, 0, 0, "not in the snapshot");
+			goto done;
+		}
 	}
 	st = store_open(store_path, &d);
 	if (st == NULL) {

@@ -39,7 +39,8 @@ const struct store_file *snapshot_find(const struct snapshot *s,
 
 /* Put data (malloc'd, len bytes; the snapshot takes it) in place of the
  * file at path, which must be in the snapshot: for what queue changes
- * on purpose (the embargo it was told to drop). -1 when it is not. */
+ * on purpose (the embargo it was told to drop). -1 when it is not (data
+ * is then still the caller's). */
 int snapshot_replace(struct snapshot *s, const char *path, char *data,
                      size_t len);
 
