@@ -1816,7 +1816,9 @@ static int store_sqlite_release_uncancel(struct store *stp, int64_t release_id,
 	sqlite3_finalize(sup);
 	sqlite3_finalize(back);
 	rel = sup = back = NULL;
-	if (store_sqlite_commit(s, what, d) < 0)
+	/* nothing cancelled left to bring back: the release is done */
+	if (store_sqlite_settle(s, release_id, what, d) < 0 ||
+	    store_sqlite_commit(s, what, d) < 0)
 		goto fail;
 	return 0;
 fail:
@@ -2081,9 +2083,11 @@ static int store_sqlite_refused(struct store_sqlite *s,
 	    (key = strdup((const char *)sqlite3_column_text(st, 0))) == NULL)
 		rc = SQLITE_NOMEM;
 	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW)
+	if (rc != SQLITE_ROW) {
+		free(key); /* NULL here; said for the reader and cppcheck */
 		return store_sqlite_fail(s, rc == SQLITE_DONE ? SQLITE_ERROR : rc,
 		                         what, d);
+	}
 	if (asprintf(&why, "refused: %s (%d%s%s)", t->bad_address, t->code,
 	             t->status ? " " : "", t->status ? t->status : "") < 0) {
 		free(key);

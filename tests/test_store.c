@@ -2396,6 +2396,35 @@ static void test_release_uncancel(void **state)
 	assert_non_null(strstr(diag_first(&d), "not cancelled"));
 	diag_clear(&d);
 	rcpts_free(&r);
+	/* brought back with nothing left to send (one sent, the other
+	 * suppressed meanwhile): the release is done, not active forever */
+	{
+		struct store_release_new rn2 = {"uncancel-done", "src", "release",
+		                                "coalition.yaml", 0, 0, NULL, 0};
+		struct store_release_info info;
+
+		rcpts_make(&r, "uncancel-done", 2, "example.net");
+		memset(&out, 0, sizeof(out));
+		src = (struct each_src){r.v, r.n, 0, 0};
+		assert_int_equal(store_ops(st)->release_add_each(
+		                     st, &rn2, each_next, &src, &out, &d),
+		                 0);
+		id = out.release_id;
+		assert_int_equal(claim(st, now + 2, 60, 1, dl), 1);
+		record(st, dl[0].id, now + 2, STORE_SENT, 0, true, 250);
+		assert_int_equal(store_ops(st)->cancel(st, id, &n, &d), 0);
+		assert_int_equal(n, 1);
+		assert_int_equal(store_ops(st)->suppress_add(st, r.v[1].email,
+		                                             "test", &d),
+		                 0);
+		assert_int_equal(
+		    store_ops(st)->release_uncancel(st, id, &n, &sup, &d), 0);
+		assert_int_equal(n, 0);
+		assert_int_equal(sup, 1);
+		info = release_info(st, id);
+		assert_int_equal(info.state, STORE_RELEASE_DONE);
+		rcpts_free(&r);
+	}
 	store_close(st);
 	free(path);
 }
