@@ -29,7 +29,6 @@ admin/CASE):
   piped_replies   a long reply is cut only to fit a terminal; piped, or
                   with --wide, all of it is printed
 """
-import argparse
 import csv
 import fcntl
 import io
@@ -643,27 +642,5 @@ def case_piped_replies():
             env.close()
 
 
-CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}
-
-
-def main():
-    global A
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--herald", required=True)
-    ap.add_argument("--heraldd", required=True)
-    ap.add_argument("--source", required=True)
-    ap.add_argument("case", choices=sorted(CASES))
-    A = ap.parse_args()
-    A.valgrind = False
-    td.A = A
-    try:
-        CASES[A.case]()
-    except (Failure, td.Failure, TimeoutError) as e:
-        print("FAIL:", e)
-        return 1
-    print("ok:", A.case)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(td.run_cases(globals()))

@@ -28,7 +28,6 @@ dot so that messages stay on their connections while the case acts:
                 handed over is counted in flight, and once it runs again
                 nothing else of the release leaves
 """
-import argparse
 import os
 import re
 import signal
@@ -428,27 +427,5 @@ def case_silent_daemon():
         sink.stop()
 
 
-CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}
-
-
-def main():
-    global A
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--herald", required=True)
-    ap.add_argument("--heraldd", required=True)
-    ap.add_argument("--source", required=True)
-    ap.add_argument("case", choices=sorted(CASES))
-    A = ap.parse_args()
-    A.valgrind = False
-    td.A = A
-    try:
-        CASES[A.case]()
-    except (Failure, TimeoutError) as e:
-        print("FAIL:", e)
-        return 1
-    print("ok:", A.case)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(td.run_cases(globals()))

@@ -34,7 +34,6 @@ Each case reuses test_delivery.py's scratch directory and commands (Env).
 Times are judged by the minimum spacing a limit implies, with generous
 slack; nothing here asserts that heraldd is fast.
 """
-import argparse
 import collections
 import os
 import re
@@ -435,27 +434,5 @@ def case_log_lines():
         env.close()
 
 
-CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}
-
-
-def main():
-    global A
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--herald", required=True)
-    ap.add_argument("--heraldd", required=True)
-    ap.add_argument("--source", required=True)
-    ap.add_argument("case", choices=sorted(CASES))
-    A = ap.parse_args()
-    A.valgrind = False
-    td.A = A
-    try:
-        CASES[A.case]()
-    except (Failure, TimeoutError) as e:
-        print("FAIL:", e)
-        return 1
-    print("ok:", A.case)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(td.run_cases(globals()))

@@ -1739,24 +1739,40 @@ def case_imap_idle_renew():
 CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}
 
 
-def main():
+def run_cases(g, add_args=None):
+    """The main() of a case script (this one, test_secrets.py, ...): its
+    case_<name> functions in g (the script's globals()) are the cases; the
+    arguments are --herald, --heraldd, --source, what add_args adds, and
+    the case to run. Sets A in the script and here (Env reads it), runs
+    the case, prints FAIL: or ok:, and returns the exit status."""
     global A
+    cases = {n[5:]: f for n, f in g.items() if n.startswith("case_")}
     ap = argparse.ArgumentParser()
     ap.add_argument("--herald", required=True)
     ap.add_argument("--heraldd", required=True)
     ap.add_argument("--source", required=True)
-    ap.add_argument("--valgrind", action="store_true",
-                    help="run herald and heraldd under valgrind; any error "
-                    "or definite leak fails the case")
-    ap.add_argument("case", choices=sorted(CASES))
-    A = ap.parse_args()
+    if add_args is not None:
+        add_args(ap)
+    ap.add_argument("case", choices=sorted(cases))
+    a = ap.parse_args()
+    if not hasattr(a, "valgrind"):
+        a.valgrind = False
+    A = g["A"] = a
+    failures = (Failure, TimeoutError, g.get("Failure", Failure))
     try:
-        CASES[A.case]()
-    except Failure as e:
+        cases[a.case]()
+    except failures as e:
         print("FAIL:", e)
         return 1
-    print("ok:", A.case)
+    print("ok:", a.case)
     return 0
+
+
+def main():
+    return run_cases(globals(), lambda ap: ap.add_argument(
+        "--valgrind", action="store_true",
+        help="run herald and heraldd under valgrind; any error or definite "
+        "leak fails the case"))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ Postfix's smtp-sink on 127.0.0.1.
                      holding the list or its YAML tree exceeds), with a
                      progress line on a terminal
 """
-import argparse
 import os
 import pty
 import re
@@ -328,31 +327,12 @@ def case_long_list():
         env.close()
 
 
-CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}
-
-
-def main():
-    global A
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--herald", required=True)
-    ap.add_argument("--heraldd", required=True)
-    ap.add_argument("--source", required=True)
+def queue_args(ap):
     ap.add_argument("--size", type=int, default=200000,
                     help="long_list: journalists in the list")
     ap.add_argument("--rss-mib", type=int, default=100,
                     help="long_list: the peak RSS bound")
-    ap.add_argument("case", choices=sorted(CASES))
-    A = ap.parse_args()
-    A.valgrind = False
-    td.A = A
-    try:
-        CASES[A.case]()
-    except (Failure, TimeoutError) as e:
-        print("FAIL:", e)
-        return 1
-    print("ok:", A.case)
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(td.run_cases(globals(), queue_args))

@@ -22,7 +22,6 @@ as secrets/CASE, labelled reliability):
                   herald printed holds none of the secrets they used, in
                   clear or base64 (AUTH PLAIN/LOGIN)
 """
-import argparse
 import base64
 import glob
 import os
@@ -428,27 +427,5 @@ def case_transcripts():
     check(not leaks, "secrets in the suite's output:\n" + "\n".join(leaks))
 
 
-CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}
-
-
-def main():
-    global A
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--herald", required=True)
-    ap.add_argument("--heraldd", required=True)
-    ap.add_argument("--source", required=True)
-    ap.add_argument("case", choices=sorted(CASES))
-    A = ap.parse_args()
-    A.valgrind = False
-    td.A = A
-    try:
-        CASES[A.case]()
-    except Failure as e:
-        print("FAIL:", e)
-        return 1
-    print("ok:", A.case)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(td.run_cases(globals()))
