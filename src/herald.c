@@ -843,18 +843,32 @@ static char *cli_eml_name(const char *dir, const char *email)
 }
 
 /* Write data to path atomically: a temporary file beside it, fsync,
- * rename. Mode 0600: messages hold the lists' personal data. */
+ * rename. Mode 0600: messages hold the lists' personal data. The
+ * temporary file is always a new file (O_EXCL, O_NOFOLLOW), so a link
+ * planted at its name in a directory others may write is never followed,
+ * and a symbolic link at path itself is refused (errno ELOOP), not
+ * replaced: whoever planted it meant something by it. */
 int cli_write_file(const char *path, const char *data, size_t len)
 {
 	char *tmp = NULL;
 	int fd = -1, saved;
 	size_t off = 0;
+	struct stat st;
 
+	if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		errno = S_ISLNK(st.st_mode) ? ELOOP : EEXIST;
+		return -1;
+	}
 	if (asprintf(&tmp, "%s.tmp.%ld", path, (long)getpid()) < 0)
 		return -1;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		goto fail;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	          0600);
+	if (fd < 0) {
+		saved = errno;
+		free(tmp);
+		errno = saved;
+		return -1;
+	}
 	while (off < len) {
 		ssize_t w = write(fd, data + off, len - off);
 		if (w < 0 && errno == EINTR)
@@ -949,8 +963,22 @@ static int cmd_preview(int argc, char **argv)
 		diag_clear(&local);
 		path = cli_eml_name(o.out, rcp[i].j->email);
 		if (path == NULL || cli_write_file(path, msg, len) < 0) {
-			fprintf(stderr, "herald preview: cannot write %s: %s\n",
-			        path ? path : o.out, strerror(errno));
+			if (path != NULL && errno == ELOOP)
+				fprintf(stderr,
+				        "herald preview: %s is a symbolic link: "
+				        "not followed, not replaced; remove it or "
+				        "choose another --out\n",
+				        path);
+			else if (path != NULL && errno == EEXIST)
+				fprintf(stderr,
+				        "herald preview: %s exists and is not a "
+				        "regular file (or a temporary file of "
+				        "that name exists): not written\n",
+				        path);
+			else
+				fprintf(stderr,
+				        "herald preview: cannot write %s: %s\n",
+				        path ? path : o.out, strerror(errno));
 			free(path);
 			rc = EX_CANTCREAT;
 			goto done;

@@ -84,6 +84,9 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, unsigned allowed,
               void (*usage)(FILE *));
 const struct cli_recipient *cli_find(const struct cli_recipient *v, size_t n,
                                      const struct cli_opts *o);
+/* Write a new file at path through a temporary file made O_EXCL and
+ * O_NOFOLLOW, then rename. -1 with errno on failure (ELOOP: path is a
+ * symbolic link, left as it is); nothing is left half-written. */
 int cli_write_file(const char *path, const char *data, size_t len);
 
 /* A progress line on stderr when it is a terminal, for work that takes
