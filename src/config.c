@@ -86,7 +86,7 @@ static const struct config_setting config_settings[] = {
     {"relay.allow_plain", CONFIG_BOOL, CONFIG_AT(relay.allow_plain),
      .text = "false",
      .why = "a press list is personal data: STARTTLS is required but on "
-            "loopback"},
+            "loopback, and AUTH in clear even there only when set"},
     {"relay.helo", CONFIG_TEXT, CONFIG_AT(relay.helo),
      .why = "none: libcurl's, the machine's host name"},
     {"relay.max_connections", CONFIG_COUNT, CONFIG_AT(relay.max_connections),

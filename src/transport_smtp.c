@@ -16,7 +16,9 @@
  *   smtps://                     implicit TLS
  *   smtp:// to a literal loopback address (127.0.0.0/8, ::1)
  *                                STARTTLS when offered (a local relay such
- *                                as smtp-sink offers none)
+ *                                as smtp-sink offers none); with AUTH
+ *                                credentials required unless allow_plain
+ *                                says a password in clear is meant
  *   smtp:// to any other host    STARTTLS required; with allow_plain,
  *                                STARTTLS when offered; with AUTH
  *                                credentials always required, so that a
@@ -241,6 +243,7 @@ struct smtp_transport {
 	long use_ssl;
 	bool smtps;
 	bool auth;
+	bool auth_needs_tls; /* AUTH on loopback without allow_plain */
 	bool trace;
 	unsigned max_connections, max_per_connection;
 	long connect_timeout, response_timeout;
@@ -653,7 +656,8 @@ static void smtp_reply_done(struct smtp_slot *s, int code)
 		 * offered (else it goes on without; see smtp_prereq). */
 		if (code == 250 && s->t->auth && smtp_ehlo_has(text, "AUTH ") &&
 		    (s->t->smtps || s->tls_up ||
-		     !smtp_ehlo_has(text, "STARTTLS")))
+		     (s->t->use_ssl != CURLUSESSL_ALL &&
+		      !smtp_ehlo_has(text, "STARTTLS"))))
 			smtp_phase(s, PHASE_AUTH);
 		break;
 	case PHASE_AUTH:
@@ -889,6 +893,11 @@ static void smtp_fill_reply(struct smtp_slot *s, CURLcode rc)
 			snprintf(r->error_text, sizeof(r->error_text),
 			         "the relay offered no AUTH PLAIN or LOGIN, "
 			         "but credentials are configured");
+		else if (rc == CURLE_USE_SSL_FAILED && s->t->auth_needs_tls)
+			snprintf(r->error_text, sizeof(r->error_text),
+			         "the relay offers no STARTTLS: AUTH would send "
+			         "the password in clear; set relay.allow_plain: "
+			         "true to allow that on a loopback address");
 		else
 			snprintf(r->error_text, sizeof(r->error_text), "%s",
 			         s->errbuf[0] ? s->errbuf
@@ -1492,6 +1501,13 @@ static struct transport *smtp_open(const struct transport_config *cfg,
 	} else if (t->auth && !loopback) {
 		t->use_ssl = CURLUSESSL_ALL;
 		tls_text = "STARTTLS required (AUTH)";
+	} else if (t->auth && !cfg->allow_plain) {
+		/* Even on loopback a password goes in clear only when the
+		 * operator said so: a relay that stopped offering STARTTLS
+		 * must not get it by default. */
+		t->use_ssl = CURLUSESSL_ALL;
+		t->auth_needs_tls = true;
+		tls_text = "STARTTLS required (AUTH; relay.allow_plain not set)";
 	} else if (loopback || cfg->allow_plain) {
 		t->use_ssl = CURLUSESSL_TRY;
 		tls_text = loopback ? "STARTTLS if offered (loopback)"

@@ -497,7 +497,11 @@ static void test_smtp_tls_policy(void **state)
 	     "smtp://127.0.0.1:2525 STARTTLS if offered (loopback)"},
 	    {"smtp://127.8.9.10", false, false,
 	     "smtp://127.8.9.10:25 STARTTLS if offered (loopback)"},
+	    /* AUTH in clear even on loopback only when allow_plain says so */
 	    {"smtp://[::1]:2525", false, true,
+	     "smtp://[::1]:2525 STARTTLS required (AUTH; relay.allow_plain "
+	     "not set) user=press"},
+	    {"smtp://[::1]:2525", true, true,
 	     "smtp://[::1]:2525 STARTTLS if offered (loopback) user=press"},
 	    {"smtps://192.0.2.1", false, false, "smtps://192.0.2.1:465 TLS"},
 	};

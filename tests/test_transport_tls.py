@@ -19,7 +19,8 @@ what the server saw:
   is upgraded; smtps:// works; smtp:// to a host that is not a loopback
   address needs STARTTLS and gives up without it;
 - AUTH PLAIN and LOGIN over TLS succeed with the right password, a wrong
-  one is stage auth, a relay that offers no AUTH is stage auth;
+  one is stage auth, a relay that offers no AUTH is stage auth; a loopback
+  relay offering AUTH without STARTTLS gets no AUTH unless allow_plain;
 - the password never appears in anything the command prints.
 Needs root for smtp-sink (as CI runs).
 """
@@ -497,11 +498,37 @@ class AuthTest(unittest.TestCase):
             self.assertEqual(srv.messages(), [])
             self.assertGreaterEqual(srv.auth_failures(), 1)
 
+    def test_plain_auth_needs_allow_plain(self):
+        # A loopback relay that offers AUTH but no STARTTLS: without
+        # allow_plain the password would go in clear, so nothing is sent
+        # (no AUTH reaches the server) and the refusal names the setting;
+        # with it, AUTH in clear is what the operator asked for.
+        class Counting(ms.TlsSmtpServer):
+            auths = 0  # every AUTH the server saw, right or wrong
+
+            def _authenticator(self, *args):
+                self.auths += 1
+                return super()._authenticator(*args)
+
+        with Counting(tls="none", users={"press": PASSWORD}) as srv:
+            url = f"smtp://127.0.0.1:{srv.port}"
+            r = self.send_auth(url, PASSWORD)
+            x = r.one()
+            self.assertEqual((x["stage"], x["tls"]), ("connect", True), r.output)
+            self.assertIn("relay.allow_plain", x["error_text"])
+            self.assertEqual((srv.auths, srv.messages()), (0, []), "AUTH was sent")
+            r = self.send_auth(url, PASSWORD, "--allow-plain")
+            self.assertEqual(r.one()["stage"], "done", r.output)
+            self.assertEqual([(m.auth_user, m.tls) for m in srv.messages()],
+                             [("press", False)])
+
     def test_relay_without_auth(self):
         # smtp-sink -a offers no AUTH: going on without it would make the
         # relay's "relay access denied" look like the recipient's fault.
+        # (It offers no STARTTLS either: allow_plain lets herald try.)
         with ms.SmtpSink(extra_args=["-a"]) as sink:
-            r = self.send_auth(f"smtp://127.0.0.1:{sink.port}", PASSWORD)
+            r = self.send_auth(f"smtp://127.0.0.1:{sink.port}", PASSWORD,
+                               "--allow-plain")
             x = r.one()
             self.assertEqual(x["stage"], "auth", r.output)
             self.assertIn("offered no AUTH", x["error_text"])
