@@ -12,7 +12,9 @@
  * (implicit TLS or STARTTLS), and before LOGIN, imap_verify() checks the
  * chain the server sent against the configured CA file (or the system's
  * trust store) and the host name (or IP address) with GnuTLS: a server
- * that cannot prove who it is never sees the password. SNI is sent for a
+ * that cannot prove who it is never sees the password, nor any other
+ * byte: on any failure before the checks pass the socket is cut before
+ * libetpan's cleanup could say goodbye (imap_drop). SNI is sent for a
  * host name, never for a literal address (RFC 6066).
  *
  * A pass: SELECT the folder, list the messages above the last UID handled
@@ -98,6 +100,7 @@ struct imap_box {
 	/* the connection (NULL: none) and what it knows */
 	mailimap *imap;
 	bool idling, in_login, target_ready;
+	bool trusted; /* the server passed every check: it may hear from us */
 	bool cap_move, cap_uidplus, cap_idle;
 	uint32_t listed; /* the highest UID the last pass listed */
 };
@@ -282,9 +285,19 @@ static const char *imap_said(const struct imap_box *mb)
 
 static void imap_drop(struct imap_box *mb)
 {
+	/* libetpan's cleanup says goodbye (LOGOUT, then TLS close_notify).
+	 * A server that failed its checks gets not one byte more: cut the
+	 * socket first, so that every write of the cleanup fails. */
+	if (mb->imap != NULL && !mb->trusted && mb->imap->imap_stream != NULL) {
+		mailstream_low *low = mailstream_get_low(mb->imap->imap_stream);
+		int fd = low != NULL ? mailstream_low_get_fd(low) : -1;
+		if (fd >= 0)
+			shutdown(fd, SHUT_RDWR);
+	}
 	if (mb->imap != NULL)
 		mailimap_free(mb->imap); /* closes the stream */
 	mb->imap = NULL;
+	mb->trusted = false;
 	mb->idling = false;
 	mb->target_ready = false;
 }
@@ -508,6 +521,7 @@ static int imap_connect(struct imap_box *mb, struct diag *d)
 	mailstream *stream;
 	int fd, r;
 
+	mb->trusted = false;
 	if ((fd = imap_tcp(mb, d)) < 0)
 		return -1;
 	if ((mb->imap = mailimap_new(0, NULL)) == NULL) {
@@ -570,6 +584,9 @@ static int imap_connect(struct imap_box *mb, struct diag *d)
 			return -1;
 		}
 	}
+	/* TLS is up and checked (or plain text is allowed here): from now on
+	 * the server is the one configured, and hears a goodbye. */
+	mb->trusted = true;
 	if (r != MAILIMAP_NO_ERROR_AUTHENTICATED) {
 		mb->in_login = true;
 		r = mailimap_login(mb->imap, mb->user, mb->password);
