@@ -77,6 +77,8 @@ struct orig {
 	char *from; /* first address of From */
 	char *to;   /* first address of To */
 	char *hmx;  /* X-HmXmrOriginalRecipient (Outlook.com complaints) */
+	char *rp;   /* the address of Return-Path */
+	char *lu;   /* the mailto: address of List-Unsubscribe */
 };
 
 /* ---- small string helpers ---- */
@@ -2137,6 +2139,10 @@ static int orig_read(const char *s, size_t n, struct orig *o)
 		else if (o->hmx == NULL &&
 		         hfield_is(&f, "X-HmXmrOriginalRecipient"))
 			dst = &o->hmx;
+		else if (o->rp == NULL && hfield_is(&f, "Return-Path"))
+			dst = &o->rp;
+		else if (o->lu == NULL && hfield_is(&f, "List-Unsubscribe"))
+			dst = &o->lu;
 		if (dst == NULL)
 			continue;
 		v = clean_n(f.val, f.nval);
@@ -2146,6 +2152,16 @@ static int orig_read(const char *s, size_t n, struct orig *o)
 		}
 		if (dst == &o->hmx) {
 			o->hmx = v;
+			continue;
+		}
+		if (dst == &o->lu) {
+			/* "<mailto:a@b?subject=…>, <https://…>": the address */
+			char *m = strcasestr(v, "mailto:");
+			if (m != NULL) {
+				m[7 + strcspn(m + 7, "?>, \t")] = '\0';
+				o->lu = addr_scan(m + 7, &oom);
+			}
+			free(v);
 			continue;
 		}
 		*dst = first_address(v, &oom);
@@ -2160,6 +2176,8 @@ static void orig_free(struct orig *o)
 	free(o->from);
 	free(o->to);
 	free(o->hmx);
+	free(o->rp);
+	free(o->lu);
 }
 
 void bounce_event_free(struct bounce_event *ev)
@@ -2175,6 +2193,8 @@ void bounce_event_free(struct bounce_event *ev)
 	free(ev->rcpt);
 	free(ev->message_id);
 	free(ev->verp_to);
+	free(ev->orig_return_path);
+	free(ev->orig_unsubscribe);
 	free(ev->feedback_type);
 	memset(ev, 0, sizeof *ev);
 }
@@ -2760,6 +2780,10 @@ static int classify(struct bounce_event *ev, const struct top *top,
 		oom = 1;
 	ev->message_id = o.mid;
 	o.mid = NULL;
+	ev->orig_return_path = o.rp;
+	o.rp = NULL;
+	ev->orig_unsubscribe = o.lu;
+	o.lu = NULL;
 	head_read(&h, top, &o, &oom);
 	self.a[0] = ev->verp_to;
 	self.a[1] = h.from;

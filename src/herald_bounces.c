@@ -66,11 +66,13 @@ static void bounces_usage(FILE *f)
 	      "unsubscribe request,\n"
 	      "unknown), oldest first, with the delivery it was matched to "
 	      "and how\n"
-	      "(verp, message-id, address; \"mismatch\": a return path or "
-	      "Message-ID of one\n"
-	      "delivery reporting another address, acted on by nobody). "
-	      "--unmatched: only\n"
-	      "the events matched to no delivery, for review. json: one "
+	      "(verp, keyed-id: a token of herald's, the only match that "
+	      "acts; message-id,\n"
+	      "address: kept for review; \"mismatch\": a token or Message-ID "
+	      "of one delivery\n"
+	      "reporting another address). --unmatched: only the events "
+	      "matched to no\n"
+	      "delivery or not acted on, with why, for review. json: one "
 	      "object per line;\n"
 	      "csv: with a header row.\n\n"
 	      "show: the message kept with an event, as it arrived.\n\n"
@@ -242,6 +244,11 @@ static int bounces_row(void *arg, const struct store_event_row *r)
 			cli_json_str(r->matched_by);
 		else
 			fputs("null", stdout);
+		fputs(",\"held\":", stdout);
+		if (r->held != NULL)
+			cli_json_str(r->held);
+		else
+			fputs("null", stdout);
 		fputs(",\"recipient\":", stdout);
 		cli_json_str(r->email ? r->email : "");
 		fputs(",\"status\":", stdout);
@@ -280,8 +287,19 @@ static int bounces_row(void *arg, const struct store_event_row *r)
 		printf(" %-7s ", r->status ? r->status : "-");
 		cli_cell(r->reason ? r->reason : "-", cut * 14, 14);
 		printf(" %-4s ", bounces_hard(r->hard));
-		cli_cell(r->diagnostic ? r->diagnostic : "",
-		         cut * (unsigned)(room < 10 ? 10 : room), 0);
+		if (r->held != NULL) {
+			/* why it was not acted on, before the diagnostic */
+			char *both = NULL;
+			if (asprintf(&both, "not acted on: %s%s%s", r->held,
+			             r->diagnostic ? "; " : "",
+			             r->diagnostic ? r->diagnostic : "") < 0)
+				both = NULL;
+			cli_cell(both ? both : r->held,
+			         cut * (unsigned)(room < 10 ? 10 : room), 0);
+			free(both);
+		} else
+			cli_cell(r->diagnostic ? r->diagnostic : "",
+			         cut * (unsigned)(room < 10 ? 10 : room), 0);
 		putchar('\n');
 	}
 	return 0;

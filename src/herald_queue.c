@@ -106,6 +106,7 @@ struct queue_spool {
 	int err;     /* errno of a failed write or read, 0 */
 	/* reading back */
 	const struct release *rel;
+	const struct verp *verp; /* keys the Message-IDs, or NULL */
 	struct cli_progress *progress;
 	char buf[QUEUE_SPOOL_MAX + QUEUE_SPOOL_FIELDS];
 	char *message_id;
@@ -232,7 +233,7 @@ static int queue_spool_next(void *arg, struct store_recipient *r)
 	if (v[0] == NULL)
 		goto fail;
 	free(sp->message_id);
-	sp->message_id = message_id_for(sp->rel, v[0]);
+	sp->message_id = message_id_for(sp->rel, v[0], sp->verp);
 	if (sp->message_id == NULL) {
 		sp->err = ENOMEM;
 		return -1;
@@ -453,6 +454,7 @@ int cmd_queue(int argc, char **argv)
 	}
 	store_abs = realpath(store_path, NULL);
 	sp.rel = in.rel;
+	sp.verp = in.verp;
 	sp.progress = &pr;
 	added.only_new = o.only_new;
 	{

@@ -9,6 +9,8 @@
  *   remove EMAIL...
  *   import FILE      (one address per line, or the CSV export writes)
  *   export [--format csv|json]
+ *   confirm EVENT... (a reply asking to be removed, which waits for an
+ *                    admin: it carries no token of herald's)
  *
  * An import is all or nothing: a bad line names FILE:LINE:COLUMN and
  * nothing is added.
@@ -46,6 +48,7 @@ static void suppress_usage(FILE *f)
 	      "       herald suppress remove EMAIL...\n"
 	      "       herald suppress import FILE\n"
 	      "       herald suppress export [--format csv|json]\n"
+	      "       herald suppress confirm EVENT...\n"
 	      "       (each also takes --store PATH and --config FILE)\n\n"
 	      "The suppression list: addresses herald never mails again, for "
 	      "any release,\n"
@@ -63,7 +66,11 @@ static void suppress_usage(FILE *f)
 	      "and import make\n"
 	      "the store when there is none (the list may be started before "
 	      "the first\n"
-	      "release); list, export and remove need one.\n",
+	      "release); list, export and remove need one. confirm acts on "
+	      "a journalist's\n"
+	      "reply asking to be removed (herald bounces --unmatched lists "
+	      "them: a reply\n"
+	      "carries no token of herald's, so it waits for an admin).\n",
 	      f);
 }
 
@@ -241,6 +248,54 @@ done:
 	return rc;
 }
 
+/* A reply asking to be removed carries no token, so anyone could have
+ * written it: it waits until an admin confirms it here. */
+static int suppress_confirm(const struct suppress_cmd *o, char **ids, int n)
+{
+	struct diag d = {0};
+	struct store *st = NULL;
+	int rc, bad = 0;
+
+	if (n == 0) {
+		suppress_usage(stderr);
+		return EX_USAGE;
+	}
+	for (int i = 0; i < n; i++) {
+		char *end;
+		errno = 0;
+		if (strtoll(ids[i], &end, 10) <= 0 || *end != '\0' ||
+		    errno != 0) {
+			fprintf(stderr,
+			        "herald suppress confirm: %s is not an event "
+			        "number (herald bounces --unmatched lists "
+			        "them)\n",
+			        ids[i]);
+			return EX_USAGE;
+		}
+	}
+	if ((rc = cli_open_store("suppress confirm", o->config, o->store, 0,
+	                         &st, &d)) != 0)
+		goto done;
+	for (int i = 0; i < n; i++) {
+		char *email = NULL;
+		if (store_ops(st)->event_confirm(st, strtoll(ids[i], NULL, 10),
+		                                 &email, &d) < 0) {
+			diag_print(&d, stderr);
+			diag_clear(&d);
+			bad++;
+			continue;
+		}
+		printf("event %s confirmed: suppressed %s\n", ids[i], email);
+		free(email);
+	}
+	rc = bad > 0 ? EX_DATAERR : 0;
+done:
+	diag_print(&d, stderr);
+	diag_clear(&d);
+	store_close(st);
+	return rc;
+}
+
 /* ---- import ------------------------------------------------------------- */
 
 /* One CSV field at *p (quoted with "" inside, or bare up to a comma), into
@@ -278,6 +333,9 @@ static char *suppress_csv_field(const char **p, const char *end, size_t *col,
 		while (s < end && *s != ',')
 			out[k++] = *s++;
 	out[k] = '\0';
+	/* export's guard against spreadsheet formulas (cli_csv_str) */
+	if (out[0] == '\'' && cli_csv_guarded(out + 1))
+		memmove(out, out + 1, k);
 	if (s < end && *s == ',')
 		s++;
 	*p = s;
@@ -519,6 +577,8 @@ int cmd_suppress(int argc, char **argv)
 		return suppress_add(&o, args, nargs);
 	if (strcmp(sub, "remove") == 0)
 		return suppress_remove(&o, args, nargs);
+	if (strcmp(sub, "confirm") == 0)
+		return suppress_confirm(&o, args, nargs);
 	if (strcmp(sub, "import") == 0 && nargs == 1)
 		return suppress_import(&o, args[0]);
 	fprintf(stderr, "herald suppress: unknown subcommand or arguments\n");

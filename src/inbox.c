@@ -65,6 +65,27 @@ static int inbox_record(struct inbox_run *br, struct store_event *ev,
 	return 0;
 }
 
+/* Is message_id the keyed Message-ID of the delivery of release to
+ * email (message_id_for under the bounce secret)? The store asks, after
+ * finding the delivery that carries it. */
+static bool inbox_id_keyed(const void *arg, const char *release,
+                           const char *email, const char *message_id)
+{
+	const char *at = strrchr(message_id, '@');
+	char *seed = NULL, *id;
+	bool ok;
+	int n;
+
+	if (at == NULL || release == NULL || email == NULL ||
+	    (n = asprintf(&seed, "%s\n%s", release, email)) < 0)
+		return false;
+	id = verp_message_id(arg, seed, (size_t)n, at + 1);
+	ok = id != NULL && strcmp(id, message_id) == 0;
+	free(id);
+	free(seed);
+	return ok;
+}
+
 /* Does addr look like one of herald's return paths (bounces+ or
  * unsubscribe+ at the bounce domain), signed or not? */
 static bool inbox_looks_verp(const struct verp *v, const char *addr)
@@ -119,7 +140,7 @@ static enum mailbox_verdict inbox_one(void *arg, const struct mailbox_msg *m)
 	enum verp_kind vk = VERP_BOUNCES;
 	char key[33] = "";
 	char *from = NULL;
-	bool verp_ok = false;
+	bool verp_ok = false, orig_token = false;
 	int rc = 0;
 
 	br->key = m->key;
@@ -155,9 +176,29 @@ static enum mailbox_verdict inbox_one(void *arg, const struct mailbox_msg *m)
 			return rc < 0 ? MAILBOX_STOP : MAILBOX_HANDLED;
 		}
 	}
+	/* a complaint from a feedback loop arrives at an address of the
+	 * sender's, not at the return path: the token is in the returned
+	 * original's Return-Path or List-Unsubscribe (only ever evidence of
+	 * which delivery, never an unsubscribe request by itself) */
+	if (br->verp != NULL && !verp_ok) {
+		const char *in[] = {ev.orig_return_path, ev.orig_unsubscribe};
+		const enum verp_kind want[] = {VERP_BOUNCES,
+		                               VERP_UNSUBSCRIBE};
+		for (size_t i = 0; i < 2 && !verp_ok; i++) {
+			enum verp_kind k;
+			if (in[i] != NULL &&
+			    verp_check(br->verp, in[i], &k, key) == 0 &&
+			    k == want[i])
+				verp_ok = orig_token = true;
+		}
+	}
 	se.message_key = verp_ok ? key : NULL;
 	se.message_id = ev.message_id;
-	if (verp_ok && vk == VERP_UNSUBSCRIBE) {
+	if (br->verp != NULL) {
+		se.id_keyed = inbox_id_keyed;
+		se.id_keyed_arg = br->verp;
+	}
+	if (verp_ok && !orig_token && vk == VERP_UNSUBSCRIBE) {
 		/* mail to a delivery's unsubscribe address: whatever it says */
 		se.kind = STORE_EVENT_UNSUBSCRIBE;
 		rc = inbox_record(br, &se, m->id);
@@ -174,9 +215,9 @@ static enum mailbox_verdict inbox_one(void *arg, const struct mailbox_msg *m)
 		}
 	} else if (ev.kind == BOUNCE_UNSUBSCRIBE) {
 		/* a journalist's reply asking to be left alone: about the
-		 * address it came from, matched by the Message-ID it answers
-		 * (a reply naming another journalist's message is a mismatch
-		 * and changes nothing) or else by that address */
+		 * address it came from (which anyone can write), tied to the
+		 * delivery by the Message-ID it answers or by that address,
+		 * for review: it waits for an admin (policy.c) */
 		from = ev.nrcpt > 0 ? NULL : inbox_from(m->data, m->len);
 		se.kind = STORE_EVENT_UNSUBSCRIBE;
 		se.email = ev.nrcpt > 0 ? ev.rcpt[0].address : from;

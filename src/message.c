@@ -96,8 +96,10 @@ const char *message_from_domain(const struct release *r)
 }
 
 /* The Message-ID of a delivery: stable for the release and the address,
- * so a preview and the sent message carry the same id. */
-char *message_id_for(const struct release *r, const char *email)
+ * so a preview and the sent message carry the same id; keyed under the
+ * bounce secret, so that it cannot be computed from outside. */
+char *message_id_for(const struct release *r, const char *email,
+                     const struct verp *verp)
 {
 	char *seed = NULL;
 	char *id;
@@ -105,15 +107,19 @@ char *message_id_for(const struct release *r, const char *email)
 
 	if (n < 0)
 		return NULL;
-	id = compose_message_id(seed, (size_t)n, message_from_domain(r));
+	id = verp != NULL ? verp_message_id(verp, seed, (size_t)n,
+	                                    message_from_domain(r))
+	                  : compose_message_id(seed, (size_t)n,
+	                                       message_from_domain(r));
 	free(seed);
 	return id;
 }
 
 static char *message_default_id(const struct release *r,
-                                const struct journalist *j)
+                                const struct journalist *j,
+                                const struct verp *verp)
 {
-	return message_id_for(r, j->email);
+	return message_id_for(r, j->email, verp);
 }
 
 int message_build(struct release *r, const struct coalition *c,
@@ -154,7 +160,7 @@ int message_build(struct release *r, const struct coalition *c,
 		free(subject);
 		subject = p;
 	}
-	id = o->message_id ? strdup(o->message_id) : message_default_id(r, j);
+	id = o->message_id ? strdup(o->message_id) : message_default_id(r, j, o->verp);
 	if (id == NULL)
 		goto oom;
 	if (r->nattachments > 0) {

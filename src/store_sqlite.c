@@ -19,6 +19,7 @@
  * Every value reaches SQL as a bound parameter; the SQL texts are
  * constants.
  */
+#include "herald/policy.h"
 #include "herald/store.h"
 
 #include <errno.h>
@@ -232,15 +233,22 @@ static const struct store_sqlite_migration {
      " (SELECT 1 FROM deliveries WHERE release_id = releases.id"
      "  AND state IN ('queued', 'sending', 'deferred'));"
      "PRAGMA user_version = 5;"},
+    /* 6: why an event from the bounce mailbox was not acted on (only a
+     * valid token naming the address it reports acts; policy.c), NULL
+     * when it was or there was nothing to act on. The column is added by
+     * store_sqlite_migrate_6 first. */
+    {6, "PRAGMA user_version = 6;"},
 };
 /* What a migration step needs beside its SQL, run just before it. */
 struct store_sqlite;
 static int store_sqlite_migrate_5(struct store_sqlite *s, struct diag *d);
+static int store_sqlite_migrate_6(struct store_sqlite *s, struct diag *d);
 static const struct {
 	int version;
 	int (*fn)(struct store_sqlite *s, struct diag *d);
 } store_sqlite_migration_fns[] = {
     {5, store_sqlite_migrate_5},
+    {6, store_sqlite_migrate_6},
 };
 #define STORE_SQLITE_NMIGRATIONS                                               \
 	(sizeof(store_sqlite_migrations) / sizeof(store_sqlite_migrations[0]))
@@ -866,6 +874,20 @@ static int store_sqlite_migrate_5(struct store_sqlite *s, struct diag *d)
 fail:
 	sqlite3_exec(s->db, "PRAGMA writable_schema = OFF", NULL, NULL, NULL);
 	return -1;
+}
+
+/* Migration 6's column, unless a run that did not finish added it. */
+static int store_sqlite_migrate_6(struct store_sqlite *s, struct diag *d)
+{
+	const char *what = "keeping why an event was not acted on";
+	int has = store_sqlite_has_column(s, "events", "held", what, d);
+
+	if (has < 0)
+		return -1;
+	if (has)
+		return 0;
+	return store_sqlite_exec(s, "ALTER TABLE events ADD COLUMN held TEXT",
+	                         what, d);
 }
 
 /* Is this file a herald store at a version this herald can use? */
@@ -2916,7 +2938,7 @@ fail:
 	" FROM events e" STORE_SQLITE_LOG_FROM("e") lead                       \
 	STORE_SQLITE_LOG_WHERE("e.at")                                         \
 	" AND e.kind IN ('bounce', 'complaint', 'unsubscribe')"                \
-	" AND e.matched_by IS NOT 'mismatch'"                                  \
+	" AND e.matched_by IS NOT 'mismatch' AND e.held IS NULL"               \
 	" AND (?3 IS NULL OR ?3 = " STORE_SQLITE_LOG_KIND ")"                  \
 	" UNION ALL SELECT d.id, d.release_id, r.name, d.email, d.updated_at," \
 	" NULL, 0, 0, 0, NULL, 'not sent: the address is on the suppression"   \
@@ -3182,7 +3204,9 @@ fail:
 }
 
 /* The delivery an event is about: by VERP key, by Message-ID, by address
- * (newest within 30 days). Sets *id (0: none) and *how. */
+ * (newest within 30 days). Sets *id (0: none) and *how ("verp",
+ * "message-id", "keyed-id": a Message-ID the caller says is keyed,
+ * "address"). */
 static int store_sqlite_event_match(struct store_sqlite *s,
                                     const struct store_event *ev,
                                     const char *key, int64_t *id,
@@ -3196,6 +3220,9 @@ static int store_sqlite_event_match(struct store_sqlite *s,
 	    "SELECT id FROM deliveries WHERE email_key = ?1 AND queued_at >= ?2"
 	    " ORDER BY queued_at DESC, id DESC LIMIT 1"};
 	static const char *const name[] = {"verp", "message-id", "address"};
+	static const char keyed_sql[] =
+	    "SELECT r.name, d.email FROM deliveries d"
+	    " JOIN releases r ON r.id = d.release_id WHERE d.id = ?1";
 	const char *arg[] = {ev->message_key, ev->message_id, key};
 
 	*id = 0;
@@ -3223,7 +3250,31 @@ static int store_sqlite_event_match(struct store_sqlite *s,
 		}
 		if (*id != 0) {
 			*how = name[i];
-			return 0;
+			break;
+		}
+	}
+	/* a Message-ID keyed under the bounce secret is a token too */
+	if (*id != 0 && strcmp(*how, "message-id") == 0 &&
+	    ev->id_keyed != NULL) {
+		sqlite3_stmt *st = store_sqlite_prepare(s, keyed_sql, what, d);
+		int rc;
+		if (st == NULL)
+			return -1;
+		if (store_sqlite_int(st, 1, *id)) {
+			sqlite3_finalize(st);
+			return store_sqlite_bind_fail(s, what, d);
+		}
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW &&
+		    ev->id_keyed(ev->id_keyed_arg,
+		                 (const char *)sqlite3_column_text(st, 0),
+		                 (const char *)sqlite3_column_text(st, 1),
+		                 ev->message_id))
+			*how = "keyed-id";
+		sqlite3_finalize(st);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+			store_sqlite_fail(s, rc, what, d);
+			return -1;
 		}
 	}
 	return 0;
@@ -3252,6 +3303,8 @@ static int store_sqlite_event_record(struct store *stp,
 	time_t now = time(NULL);
 	int64_t id = 0;
 	bool suppress = false;
+	struct policy_event pe = {0};
+	struct policy_verdict pv = {0};
 
 	*delivery_id = 0;
 	*suppressed = false;
@@ -3288,6 +3341,14 @@ static int store_sqlite_event_record(struct store *stp,
 	}
 	if (store_sqlite_event_match(s, ev, email_key, &id, &how, what, d) < 0)
 		goto fail;
+	pe.kind = ev->kind;
+	pe.hard = ev->hard;
+	pe.match = how == NULL                   ? POLICY_NONE
+	           : strcmp(how, "verp") == 0    ? POLICY_TOKEN
+	           : strcmp(how, "keyed-id") == 0 ? POLICY_KEYED_ID
+	           : strcmp(how, "address") == 0 ? POLICY_ADDRESS
+	                                         : POLICY_MESSAGE_ID;
+	pe.same_address = true;
 	/* a token or Message-ID of one delivery with another's address: a
 	 * forgery (or a forward); kept with the delivery it named, for
 	 * review, and acted on by nobody */
@@ -3308,9 +3369,17 @@ static int store_sqlite_event_record(struct store *stp,
 			same = sqlite3_column_int(st, 0) == 1;
 		sqlite3_finalize(st);
 		st = NULL;
-		if (!same)
+		if (!same) {
 			how = "mismatch";
+			/* by Message-ID: another's message, nobody's token */
+			if (pe.match == POLICY_TOKEN ||
+			    pe.match == POLICY_KEYED_ID)
+				pe.same_address = false;
+			else
+				pe.match = POLICY_NONE;
+		}
 	}
+	policy_event(&pe, &pv);
 	/* the address: the event's, else the matched delivery's */
 	if (email_key == NULL && id != 0) {
 		if ((st = store_sqlite_prepare(
@@ -3327,8 +3396,8 @@ static int store_sqlite_event_record(struct store *stp,
 	if ((st = store_sqlite_prepare(
 	         s,
 	         "INSERT INTO events (at, kind, delivery_id, matched_by,"
-	         " email_key, status, reason, hard, diagnostic, raw)"
-	         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+	         " email_key, status, reason, hard, diagnostic, raw, held)"
+	         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
 	         what, d)) == NULL)
 		goto fail;
 	if (store_sqlite_int(st, 1, now) ||
@@ -3340,7 +3409,8 @@ static int store_sqlite_event_record(struct store *stp,
 	    store_sqlite_text(st, 7, ev->reason) ||
 	    store_sqlite_int(st, 8, ev->hard) ||
 	    store_sqlite_text(st, 9, ev->diagnostic) ||
-	    sqlite3_bind_blob64(st, 10, ev->raw, ev->rawlen, SQLITE_STATIC)) {
+	    sqlite3_bind_blob64(st, 10, ev->raw, ev->rawlen, SQLITE_STATIC) ||
+	    store_sqlite_text(st, 11, pv.held)) {
 		store_sqlite_bind_fail(s, what, d);
 		goto fail;
 	}
@@ -3349,48 +3419,29 @@ static int store_sqlite_event_record(struct store *stp,
 		goto fail;
 	}
 	st = NULL;
-	switch (strcmp(how ? how : "", "mismatch") == 0
-	            ? STORE_EVENT_UNKNOWN
-	            : ev->kind) {
-	case STORE_EVENT_BOUNCE:
-		if (ev->hard == 1) {
-			new_state = "bounced";
-			suppress = true;
-		} else if (ev->hard == 0 && email_key != NULL) {
-			/* soft bounces suppress once they pile up */
-			unsigned limit = ev->soft_limit
-			                     ? ev->soft_limit
-			                     : STORE_DEFAULT_SOFT_LIMIT;
-			unsigned window = ev->soft_window
-			                      ? ev->soft_window
-			                      : STORE_DEFAULT_SOFT_WINDOW;
-			int64_t count = 0;
-			if ((st = store_sqlite_prepare(
-			         s,
-			         "SELECT count(*) FROM events WHERE email_key "
-			         "= ?1"
-			         " AND kind = 'bounce' AND hard = 0 AND at >= "
-			         "?2",
-			         what, d)) == NULL)
-				goto fail;
-			store_sqlite_text(st, 1, email_key);
-			store_sqlite_int(st, 2, now - window);
-			if (sqlite3_step(st) == SQLITE_ROW)
-				count = sqlite3_column_int64(st, 0);
-			sqlite3_finalize(st);
-			st = NULL;
-			suppress = count >= limit;
-		}
-		break;
-	case STORE_EVENT_COMPLAINT:
-		new_state = "complained";
-		suppress = true;
-		break;
-	case STORE_EVENT_UNSUBSCRIBE:
-		suppress = true;
-		break;
-	default:
-		break;
+	suppress = pv.suppress;
+	new_state = pv.state;
+	if (pv.count_soft && email_key != NULL) {
+		/* soft bounces suppress once they pile up: only those
+		 * matched by token count (this one included) */
+		unsigned window = ev->soft_window ? ev->soft_window
+		                                  : STORE_DEFAULT_SOFT_WINDOW;
+		int64_t count = 0;
+		if ((st = store_sqlite_prepare(
+		         s,
+		         "SELECT count(*) FROM events WHERE email_key = ?1"
+		         " AND kind = 'bounce' AND hard = 0 AND at >= ?2"
+		         " AND matched_by IN ('verp', 'keyed-id')"
+		         " AND held IS NULL",
+		         what, d)) == NULL)
+			goto fail;
+		store_sqlite_text(st, 1, email_key);
+		store_sqlite_int(st, 2, now - window);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			count = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+		st = NULL;
+		suppress = policy_soft_suppress(count, ev->soft_limit);
 	}
 	if (new_state != NULL && id != 0) {
 		if ((st = store_sqlite_prepare(
@@ -3412,8 +3463,7 @@ static int store_sqlite_event_record(struct store *stp,
 		if (store_sqlite_settle(s, 0, what, d) < 0)
 			goto fail;
 	}
-	/* an event that names no delivery of ours changes nothing: a
-	 * forged bounce must not suppress anyone; it is kept for review */
+	/* policy acts only on a token's own delivery (id is never 0 then) */
 	if (suppress && email_key != NULL && id != 0) {
 		if (asprintf(&why, "%s%s%s", store_event_kind_name(ev->kind),
 		             ev->reason ? ": " : "",
@@ -3427,7 +3477,9 @@ static int store_sqlite_event_record(struct store *stp,
 	}
 	if (store_sqlite_commit(s, what, d) < 0)
 		goto fail;
-	*delivery_id = how != NULL && strcmp(how, "mismatch") == 0 ? 0 : id;
+	*delivery_id = how != NULL && strcmp(how, "mismatch") == 0 ? 0
+	               : pv.held != NULL                             ? 0
+	                                                             : id;
 	free(email_key);
 	free(why);
 	return 0;
@@ -3437,6 +3489,86 @@ fail:
 	free(email_key);
 	free(why);
 	*suppressed = false;
+	return -1;
+}
+
+/* An admin confirms a reply asking to be removed (policy_held_reply):
+ * the event acts as an unsubscribe request, in one transaction. */
+static int store_sqlite_event_confirm(struct store *stp, int64_t id,
+                                      char **email, struct diag *d)
+{
+	const char *what = "confirming an unsubscribe request";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	sqlite3_stmt *st = NULL;
+	char *key = NULL;
+	int64_t delivery = 0;
+	int rc;
+
+	*email = NULL;
+	if (store_sqlite_begin(s, what, d) < 0)
+		return -1;
+	if ((st = store_sqlite_prepare(
+	         s,
+	         "SELECT email_key, coalesce(delivery_id, 0),"
+	         " kind = 'unsubscribe' AND held = ?2 AND email_key IS NOT NULL"
+	         " FROM events WHERE id = ?1",
+	         what, d)) == NULL)
+		goto fail;
+	if (store_sqlite_int(st, 1, id) ||
+	    store_sqlite_text(st, 2, policy_held_reply)) {
+		store_sqlite_bind_fail(s, what, d);
+		goto fail;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		diag_add(d, s->path, 0, 0,
+		         "there is no event %" PRId64 " (herald bounces "
+		         "--unmatched lists the requests waiting)",
+		         id);
+		goto fail;
+	}
+	if (rc != SQLITE_ROW) {
+		store_sqlite_fail(s, rc, what, d);
+		goto fail;
+	}
+	if (sqlite3_column_int(st, 2) != 1) {
+		diag_add(d, s->path, 0, 0,
+		         "event %" PRId64 " is not an unsubscribe request "
+		         "waiting for an admin (herald bounces --unmatched "
+		         "lists them; herald suppress add ADDRESS suppresses "
+		         "any address)",
+		         id);
+		goto fail;
+	}
+	if ((key = strdup((const char *)sqlite3_column_text(st, 0))) == NULL) {
+		store_sqlite_oom(s, what, d);
+		goto fail;
+	}
+	delivery = sqlite3_column_int64(st, 1);
+	sqlite3_finalize(st);
+	if ((st = store_sqlite_prepare(
+	         s,
+	         "UPDATE events SET held = NULL, matched_by = 'admin'"
+	         " WHERE id = ?1",
+	         what, d)) == NULL)
+		goto fail;
+	if (store_sqlite_int(st, 1, id)) {
+		store_sqlite_bind_fail(s, what, d);
+		goto fail;
+	}
+	rc = store_sqlite_once(s, st, what, d);
+	st = NULL;
+	if (rc < 0 ||
+	    store_sqlite_suppress_tx(s, key, "unsubscribe: reply (confirmed)",
+	                             time(NULL), delivery, what, d) < 0 ||
+	    store_sqlite_commit(s, what, d) < 0)
+		goto fail;
+	*email = key;
+	return 0;
+fail:
+	sqlite3_finalize(st);
+	store_sqlite_rollback(s);
+	free(key);
 	return -1;
 }
 
@@ -3622,12 +3754,13 @@ static int store_sqlite_events_each(
 	         s,
 	         "SELECT e.id, e.at, e.kind, e.delivery_id, d.release_id,"
 	         " r.name, e.matched_by, coalesce(e.email_key, d.email),"
-	         " e.status, e.reason, e.diagnostic, e.hard, length(e.raw)"
+	         " e.status, e.reason, e.diagnostic, e.hard, length(e.raw),"
+	         " e.held"
 	         " FROM events e LEFT JOIN deliveries d ON d.id = e.delivery_id"
 	         " LEFT JOIN releases r ON r.id = d.release_id"
 	         " WHERE e.at >= ?1 AND (?2 = 0 OR d.release_id = ?2)"
 	         " AND (?3 = 0 OR e.delivery_id IS NULL"
-	         "  OR e.matched_by = 'mismatch')"
+	         "  OR e.matched_by = 'mismatch' OR e.held IS NOT NULL)"
 	         " ORDER BY e.at, e.id",
 	         what, d)) == NULL)
 		return -1;
@@ -3661,6 +3794,7 @@ static int store_sqlite_events_each(
 		r.diagnostic = (const char *)sqlite3_column_text(st, 10);
 		r.hard = sqlite3_column_int(st, 11);
 		r.rawlen = (size_t)sqlite3_column_int64(st, 12);
+		r.held = (const char *)sqlite3_column_text(st, 13);
 		if ((cb = fn(arg, &r)) != 0) {
 			ret = cb > 0 ? 0 : -1;
 			goto out;
@@ -3851,7 +3985,8 @@ store_sqlite_release_figures(struct store *stp, int64_t release_id,
 	         " JOIN deliveries d ON d.id = e.delivery_id"
 	         " WHERE d.release_id = ?1"
 	         " AND e.kind IN ('complaint', 'unsubscribe')"
-	         " AND e.matched_by IS NOT 'mismatch' GROUP BY e.kind",
+	         " AND e.matched_by IS NOT 'mismatch' AND e.held IS NULL"
+	         " GROUP BY e.kind",
 	         what, d)) == NULL)
 		goto out;
 	if (store_sqlite_int(att, 1, release_id) ||
@@ -3926,6 +4061,7 @@ const struct store_backend store_sqlite_backend = {
     .delivery_find = store_sqlite_delivery_find,
     .events_each = store_sqlite_events_each,
     .event_raw = store_sqlite_event_raw,
+    .event_confirm = store_sqlite_event_confirm,
     .suppressions_each = store_sqlite_suppressions_each,
     .suppress_remove = store_sqlite_suppress_remove,
     .suppress_import = store_sqlite_suppress_import,

@@ -339,6 +339,32 @@ static int verp_mac(const struct verp *v, enum verp_kind kind, const char *key,
 	return 0;
 }
 
+char *verp_message_id(const struct verp *v, const void *seed, size_t seedlen,
+                      const char *domain)
+{
+	/* its own prefix: a Message-ID is never a valid return path MAC */
+	static const char prefix[] = "herald-message-id-v1:";
+	unsigned char digest[32];
+	char hex[VERP_KEY_LEN + 1];
+	char *data, *id = NULL;
+
+	if ((data = malloc(sizeof(prefix) - 1 + seedlen)) == NULL)
+		return NULL;
+	memcpy(data, prefix, sizeof(prefix) - 1);
+	memcpy(data + sizeof(prefix) - 1, seed, seedlen);
+	if (gnutls_hmac_fast(GNUTLS_MAC_SHA256, v->secret, v->secret_len, data,
+	                     sizeof(prefix) - 1 + seedlen, digest) < 0)
+		goto done;
+	for (size_t i = 0; i < VERP_KEY_LEN / 2; i++)
+		snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+	if (asprintf(&id, "%s@%s", hex, domain) < 0)
+		id = NULL;
+done:
+	explicit_bzero(digest, sizeof(digest));
+	free(data);
+	return id;
+}
+
 static char *verp_address(const struct verp *v, enum verp_kind kind,
                           const char *message_id)
 {

@@ -1500,6 +1500,25 @@ static int mid_fn(void *arg, const struct store_delivery *dl,
 	return 0;
 }
 
+/* The caller's answer for a Message-ID that is herald's keyed one (what
+ * inbox.c computes under the bounce secret): these tests' are. */
+static bool keyed_yes(const void *arg, const char *release, const char *email,
+                      const char *message_id)
+{
+	(void)arg;
+	return release != NULL && email != NULL && message_id != NULL;
+}
+
+static bool keyed_no(const void *arg, const char *release, const char *email,
+                     const char *message_id)
+{
+	(void)arg;
+	(void)release;
+	(void)email;
+	(void)message_id;
+	return false;
+}
+
 static bool event(struct store *st, struct store_event *ev, int64_t want_id)
 {
 	struct diag d = {0};
@@ -1528,19 +1547,22 @@ static void test_events(void **state)
 {
 	char *path = db_path("events");
 	struct store *st = open_ok(path);
-	struct mid m1 = {{0}}, m4 = {{0}}, m5 = {{0}};
+	struct mid m1 = {{0}}, m2 = {{0}}, m4 = {{0}}, m5 = {{0}};
 	struct diag d = {0};
-	char key1[128], key5[128];
+	char key1[128], key2[128], key5[128];
 
 	(void)state;
 	add_release(st, "ev", 5, 0, 0);
 	assert_int_equal(store_ops(st)->delivery_get(st, 1, mid_fn, &m1, &d),
+	                 0);
+	assert_int_equal(store_ops(st)->delivery_get(st, 2, mid_fn, &m2, &d),
 	                 0);
 	assert_int_equal(store_ops(st)->delivery_get(st, 4, mid_fn, &m4, &d),
 	                 0);
 	assert_int_equal(store_ops(st)->delivery_get(st, 5, mid_fn, &m5, &d),
 	                 0);
 	snprintf(key1, sizeof(key1), "%.*s", (int)strcspn(m1.id, "@"), m1.id);
+	snprintf(key2, sizeof(key2), "%.*s", (int)strcspn(m2.id, "@"), m2.id);
 	snprintf(key5, sizeof(key5), "%.*s", (int)strcspn(m5.id, "@"), m5.id);
 
 	/* a hard bounce found by its VERP key: bounced and suppressed */
@@ -1556,17 +1578,38 @@ static void test_events(void **state)
 		assert_int_equal(delivery(st, 1).state, STORE_BOUNCED);
 		assert_true(is_suppressed(st, "j0@example.org"));
 	}
-	/* soft bounces by address: the third within the window suppresses */
+	/* soft bounces by token: the third within the window suppresses;
+	 * those matched by address only are kept and do not count */
 	{
 		struct store_event ev = {.kind = STORE_EVENT_BOUNCE,
+		                         .message_key = key2,
 		                         .email = "j1@EXAMPLE.org",
 		                         .reason = "mailboxfull",
 		                         .hard = 0};
+		struct store_event by_addr = ev;
+		by_addr.message_key = NULL;
+		for (int i = 0; i < 4; i++)
+			assert_false(event(st, &by_addr, 0));
 		assert_false(event(st, &ev, 2));
 		assert_false(event(st, &ev, 2));
 		assert_false(is_suppressed(st, "j1@example.org"));
 		assert_true(event(st, &ev, 2));
 		assert_true(is_suppressed(st, "j1@example.org"));
+	}
+	/* a hard bounce matched by address only, or by a Message-ID that is
+	 * not herald's keyed one: kept for review, nothing changes */
+	{
+		struct store_event ev = {.kind = STORE_EVENT_BOUNCE,
+		                         .email = "j3@example.org",
+		                         .reason = "userunknown",
+		                         .hard = 1};
+		struct store_event by_id = {.kind = STORE_EVENT_COMPLAINT,
+		                            .message_id = m4.id,
+		                            .id_keyed = keyed_no};
+		assert_false(event(st, &ev, 0));
+		assert_false(event(st, &by_id, 0));
+		assert_false(is_suppressed(st, "j3@example.org"));
+		assert_int_equal(delivery(st, 4).state, STORE_QUEUED);
 	}
 	/* the sender's fault (blocked, spam): nothing changes */
 	{
@@ -1578,10 +1621,11 @@ static void test_events(void **state)
 		assert_false(is_suppressed(st, "j2@example.org"));
 		assert_int_not_equal(delivery(st, 3).state, STORE_BOUNCED);
 	}
-	/* a complaint found by the returned Message-ID */
+	/* a complaint found by the returned keyed Message-ID */
 	{
 		struct store_event ev = {.kind = STORE_EVENT_COMPLAINT,
-		                         .message_id = m4.id};
+		                         .message_id = m4.id,
+		                         .id_keyed = keyed_yes};
 		assert_true(event(st, &ev, 4));
 		assert_int_equal(delivery(st, 4).state, STORE_COMPLAINED);
 		assert_true(is_suppressed(st, "j3@example.org"));
@@ -1683,7 +1727,10 @@ static void test_event_source_once(void **state)
 	struct diag d = {0};
 	int64_t id = -1;
 	bool sup = false;
+	struct mid m2 = {{0}};
+	char key2[128];
 	struct store_event ev = {.kind = STORE_EVENT_BOUNCE,
+	                         .message_key = key2,
 	                         .email = "j1@example.org",
 	                         .reason = "mailboxfull",
 	                         .hard = 0,
@@ -1691,6 +1738,8 @@ static void test_event_source_once(void **state)
 
 	(void)state;
 	add_release(st, "once", 3, 0, 0);
+	assert_int_equal(ops->delivery_get(st, 2, mid_fn, &m2, &d), 0);
+	snprintf(key2, sizeof(key2), "%.*s", (int)strcspn(m2.id, "@"), m2.id);
 	assert_int_equal(ops->event_record(st, &ev, &id, &sup, &d), 0);
 	assert_int_equal(id, 2);
 	for (int i = 0; i < 3; i++) {
@@ -1985,6 +2034,7 @@ static void test_log_events(void **state)
 		struct store_event ev = {
 		    .kind = STORE_EVENT_BOUNCE,
 		    .message_id = m[0].id,
+		    .id_keyed = keyed_yes,
 		    .status = "5.1.1",
 		    .reason = "userunknown",
 		    .hard = 1,
@@ -1994,12 +2044,16 @@ static void test_log_events(void **state)
 	{
 		struct store_event ev = {.kind = STORE_EVENT_COMPLAINT,
 		                         .message_id = m[1].id,
+		                         .id_keyed = keyed_yes,
 		                         .reason = "abuse"};
 		assert_true(event(st, &ev, out[1].id));
 	}
 	{
+		char key2[128];
+		snprintf(key2, sizeof(key2), "%.*s",
+		         (int)strcspn(m[2].id, "@"), m[2].id);
 		struct store_event ev = {.kind = STORE_EVENT_UNSUBSCRIBE,
-		                         .message_id = m[2].id};
+		                         .message_key = key2};
 		assert_true(event(st, &ev, out[2].id));
 	}
 	/* the first delivery's key with the third's address: a mismatch */
@@ -2192,13 +2246,17 @@ static void test_release_figures(void **state)
 	}
 	{
 		struct store_event ev = {.kind = STORE_EVENT_COMPLAINT,
-		                         .message_id = m[0].id};
+		                         .message_id = m[0].id,
+		                         .id_keyed = keyed_yes};
 		event(st, &ev, out[0].id);
 		event(st, &ev, out[0].id); /* one delivery, counted once */
 	}
 	{
+		char key1[128];
+		snprintf(key1, sizeof(key1), "%.*s",
+		         (int)strcspn(m[1].id, "@"), m[1].id);
 		struct store_event ev = {.kind = STORE_EVENT_UNSUBSCRIBE,
-		                         .message_id = m[1].id};
+		                         .message_key = key1};
 		event(st, &ev, out[1].id);
 	}
 	/* the fourth expires later: not an attempt */

@@ -57,6 +57,11 @@ struct bounce_event {
 	/* The address the bounce was sent to (Delivered-To, X-Original-To or
 	 * To), for VERP matching, or NULL. */
 	char *verp_to;
+	/* The returned original's Return-Path address and the mailto:
+	 * address of its List-Unsubscribe, lowercased, or NULL: where a
+	 * feedback loop's complaint carries herald's signed tokens. */
+	char *orig_return_path;
+	char *orig_unsubscribe;
 	/* ARF Feedback-Type ("abuse"), or NULL. */
 	char *feedback_type;
 };

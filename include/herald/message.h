@@ -29,7 +29,8 @@ void message_cache_free(struct message_cache *c);
 struct message_opts {
 	struct message_cache *cache; /* NULL: encode every body */
 	time_t now;                  /* Date and the signatures' t= */
-	const char *message_id;     /* NULL: derived from release and address */
+	const char *message_id;     /* NULL: derived from release and address
+	                             * (message_id_for, keyed with verp) */
 	const char *subject_prefix; /* e.g. "[PROOF] ", or NULL */
 	/* with VERP: List-Unsubscribe (mailto, and one-click https when
 	 * unsubscribe_url is set) naming this delivery; NULL: none */
@@ -47,9 +48,11 @@ int message_build(struct release *r, const struct coalition *c,
                   struct diag *d);
 
 /* The Message-ID a delivery of release r to address email carries when
- * queued: derived from both, so `herald preview` shows the same one.
- * Malloc'd. */
-char *message_id_for(const struct release *r, const char *email);
+ * queued: derived from both, so `herald preview` shows the same one;
+ * keyed under the bounce secret when verp is not NULL (nobody outside
+ * can compute it), else a plain hash of the two. Malloc'd. */
+char *message_id_for(const struct release *r, const char *email,
+                     const struct verp *verp);
 
 /* The domain of the release's From address (for Message-IDs and the
  * DMARC alignment check). Points into r. */

@@ -240,6 +240,13 @@ struct store_event {
 	const char *message_key; /* the delivery's Message-ID key from a
 	                          * checked VERP token, or NULL */
 	const char *message_id;  /* the returned original's Message-ID */
+	/* Is message_id the keyed Message-ID herald gives the delivery of
+	 * release to email (message_id_for with the bounce secret)? Then it
+	 * is a token. NULL: a Message-ID is never one. The store holds no
+	 * secret: the caller, which does, answers. */
+	bool (*id_keyed)(const void *arg, const char *release,
+	                 const char *email, const char *message_id);
+	const void *id_keyed_arg;
 	const char *email;       /* the address it is about, or NULL */
 	const char *status;      /* enhanced status, or NULL */
 	const char *reason;      /* bounce reason (bounce.c's words) */
@@ -260,7 +267,8 @@ struct store_event {
 /* Filter for events_each (zero/false fields match all). */
 struct store_event_filter {
 	int64_t release_id; /* events matched to this release's deliveries */
-	bool unmatched;     /* only events matched to no delivery */
+	bool unmatched;     /* only events matched to no delivery, or not
+	                     * acted on (held, with why) */
 	time_t since;       /* events at or after this time */
 };
 
@@ -277,6 +285,8 @@ struct store_event_row {
 	const char *status, *reason, *diagnostic; /* may be NULL */
 	int hard;                                 /* 1, 0, -1 */
 	size_t rawlen; /* size of the message kept with it */
+	/* why it was not acted on (policy.h), or NULL */
+	const char *held;
 };
 
 /* One entry of the suppression list. */
@@ -558,6 +568,13 @@ struct store_backend {
 	 * frees) and *len; -1 with the reason when there is no such event. */
 	int (*event_raw)(struct store *st, int64_t id, char **raw, size_t *len,
 	                 struct diag *d);
+	/* An admin confirms event id, a reply asking to be removed that
+	 * waits for one (policy.h): in one transaction the event acts and
+	 * its address goes on the suppression list. *email is the address
+	 * (malloc'd, caller frees). -1 with the reason when there is no such
+	 * event or it is not such a reply (or was confirmed before). */
+	int (*event_confirm)(struct store *st, int64_t id, char **email,
+	                     struct diag *d);
 	/* The suppression list, by address. */
 	int (*suppressions_each)(struct store *st,
 	                         int (*fn)(void *arg,

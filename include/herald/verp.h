@@ -56,6 +56,15 @@ const char *verp_domain(const struct verp *v);
 char *verp_bounce_address(const struct verp *v, const char *message_id);
 char *verp_unsubscribe_address(const struct verp *v, const char *message_id);
 
+/* A Message-ID keyed under the secret: 32 lowercase hex characters of an
+ * HMAC-SHA256 of seed (herald uses the release name and the address),
+ * '@', domain. Nobody without the secret can compute a journalist's, so
+ * a bounce quoting it is evidence; the same secret gives the same id to
+ * `herald preview` and to the delivery. Returns a malloc'd string the
+ * caller frees, or NULL when GnuTLS fails or memory runs out. */
+char *verp_message_id(const struct verp *v, const void *seed, size_t seedlen,
+                      const char *domain);
+
 /* Check an address that came back to us (a bounce's recipient, an
  * unsubscribe request's To). Leading and trailing spaces and tabs and one
  * pair of < > around it are allowed; the local part is compared without
