@@ -3,6 +3,7 @@
  * all of them at once, each with its file:line:column. See diag.h.
  */
 #include "herald/diag.h"
+#include "herald/log.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -23,7 +24,7 @@ diag_vadd(struct diag *d, enum diag_level level, const char *file,
           unsigned line, unsigned col, const char *fmt, va_list ap)
 {
 	struct diag_entry *e;
-	char *msg = NULL;
+	char *msg = NULL, *safe;
 	size_t max = d->max ? d->max : DIAG_DEFAULT_MAX;
 
 	if (level == DIAG_ERROR)
@@ -41,6 +42,12 @@ diag_vadd(struct diag *d, enum diag_level level, const char *file,
 		d->cap = cap;
 	}
 	if (vasprintf(&msg, fmt, ap) < 0)
+		return;
+	/* a diagnostic may quote what a server or a file said: no control
+	 * character of it reaches a terminal or the log */
+	safe = log_escape(msg);
+	free(msg);
+	if ((msg = safe) == NULL)
 		return;
 	e = &d->v[d->n];
 	e->level = level;

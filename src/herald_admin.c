@@ -25,6 +25,7 @@
 #include "herald/config.h"
 #include "herald/control.h"
 #include "herald/datefmt.h"
+#include "herald/log.h"
 #include "herald/store.h"
 #include "herald_cli.h"
 
@@ -289,17 +290,32 @@ static unsigned cli_cols(const char *s)
 
 void cli_cell(const char *s, unsigned width, unsigned pad)
 {
-	unsigned n = cli_cols(s), shown = 0;
-	bool cut = width > 0 && n > width;
-	unsigned keep = cut ? (width > 3 ? width - 3 : width) : n;
+	char *flat = strdup(s ? s : ""), *safe;
+	unsigned n, shown = 0, keep;
+	bool cut;
 
-	for (const char *p = s ? s : ""; *p; p++) {
+	for (char *p = flat; p != NULL && *p; p++)
+		if (*p == '\n' || *p == '\r' || *p == '\t')
+			*p = ' ';
+	/* a cell may hold what a server said: escapes, bells and NULs are
+	 * shown, not obeyed */
+	safe = flat != NULL ? log_escape(flat) : NULL;
+	free(flat);
+	if (safe == NULL) {
+		fputs("(out of memory)", stdout);
+		return;
+	}
+	n = cli_cols(safe);
+	cut = width > 0 && n > width;
+	keep = cut ? (width > 3 ? width - 3 : width) : n;
+	for (const char *p = safe; *p; p++) {
 		bool lead = ((unsigned char)*p & 0xc0) != 0x80;
 		if (lead && shown == keep)
 			break;
 		shown += lead;
-		putchar(*p == '\n' || *p == '\r' || *p == '\t' ? ' ' : *p);
+		putchar(*p);
 	}
+	free(safe);
 	if (cut && width > 3) {
 		fputs("...", stdout);
 		shown += 3;
@@ -1016,9 +1032,20 @@ void cli_json_str(const char *s)
 	putchar('"');
 }
 
+bool cli_csv_guarded(const char *s)
+{
+	return s != NULL && s[0] != '\0' && strchr("=+-@\t\r'", s[0]) != NULL;
+}
+
 void cli_csv_str(const char *s)
 {
 	putchar('"');
+	/* A spreadsheet runs a cell that starts with = + - @ as a formula
+	 * (a bounce's diagnostic, a reason, an address come from outside):
+	 * such a cell, and one that starts with the quote itself, gets a
+	 * leading ', which `herald suppress import` takes off again. */
+	if (cli_csv_guarded(s))
+		putchar('\'');
 	for (; s && *s; s++) {
 		if (*s == '"')
 			putchar('"');

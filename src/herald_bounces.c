@@ -24,6 +24,7 @@
 #include "herald/config.h"
 #include "herald/file.h"
 #include "herald/inbox.h"
+#include "herald/log.h"
 #include "herald/mailbox.h"
 #include "herald/store.h"
 #include "herald/verp.h"
@@ -33,13 +34,20 @@ static void bounces_report(void *arg, const char *msgid,
                            const struct store_event *ev, int64_t id,
                            bool suppressed)
 {
+	/* every field but the kind came from outside */
+	char *m = log_escape(msgid), *to = log_escape(ev->email ? ev->email : "-"),
+	     *st = log_escape(ev->status ? ev->status : "-"),
+	     *why = log_escape(ev->reason ? ev->reason : "-");
 
 	(void)arg;
 	printf("%s message=%s to=<%s> status=%s reason=%s delivery=%lld%s\n",
-	       store_event_kind_name(ev->kind), msgid,
-	       ev->email ? ev->email : "-", ev->status ? ev->status : "-",
-	       ev->reason ? ev->reason : "-", (long long)id,
+	       store_event_kind_name(ev->kind), m ? m : "?", to ? to : "?",
+	       st ? st : "?", why ? why : "?", (long long)id,
 	       suppressed ? " suppressed" : "");
+	free(m);
+	free(to);
+	free(st);
+	free(why);
 }
 
 /* An mbox handed to `herald bounces parse` may hold many messages. */

@@ -154,12 +154,19 @@ int cli_open_store(const char *cmd, const char *config, const char *store,
  * -2d before now. -1 after saying why on stderr. */
 int cli_since(const char *cmd, const char *s, time_t *out);
 void cli_json_str(const char *s);
+/* One CSV cell (RFC 4180, always quoted), for every CSV herald writes: a
+ * cell starting with = + - @ TAB CR or ' gets a leading ' so that no
+ * spreadsheet runs it as a formula (cli_csv_guarded says which). A
+ * reader takes one leading ' off a cell whose next character is one of
+ * those. */
 void cli_csv_str(const char *s);
+bool cli_csv_guarded(const char *s);
 unsigned cli_width(bool wide);
 void cli_time(time_t t, char *buf, size_t size);
 /* Print s in at most width columns (0: all of it), line ends and tabs as
- * spaces, cut with "..." when it does not fit; then pad to pad columns
- * when pad > 0. Columns are counted as characters of UTF-8. */
+ * spaces, other control characters escaped (log_escape), cut with "..."
+ * when it does not fit; then pad to pad columns when pad > 0. Columns are
+ * counted as characters of UTF-8. */
 void cli_cell(const char *s, unsigned width, unsigned pad);
 
 int cmd_queue(int argc, char **argv);

@@ -23,7 +23,7 @@ const char *log_time(time_t t, char buf[LOG_TIME_SIZE])
 void log_vline(FILE *f, const char *fmt, va_list ap)
 {
 	char when[LOG_TIME_SIZE];
-	char *text = NULL;
+	char *text = NULL, *safe;
 
 	log_time(time(NULL), when);
 	if (vasprintf(&text, fmt, ap) < 0) {
@@ -36,8 +36,12 @@ void log_vline(FILE *f, const char *fmt, va_list ap)
 	for (char *p = text; *p != '\0'; p++)
 		if (*p == '\n' || *p == '\r')
 			*p = ' ';
-	fprintf(f, "time=%s %s\n", when, text);
+	/* what outside text is left in the line cannot drive a terminal */
+	safe = log_escape(text);
+	fprintf(f, "time=%s %s\n", when,
+	        safe ? safe : "(a log line was lost: out of memory)");
 	fflush(f);
+	free(safe);
 	free(text);
 }
 
@@ -48,6 +52,54 @@ void log_line(FILE *f, const char *fmt, ...)
 	va_start(ap, fmt);
 	log_vline(f, fmt, ap);
 	va_end(ap);
+}
+
+/* How many bytes of p (n left) make one character to escape: 1 for C0
+ * and DEL, 2 for C1 in UTF-8 (C2 80..C2 9F), 0 for anything else. */
+static size_t log_control_len(const unsigned char *p, size_t n)
+{
+	if (p[0] < 0x20 || p[0] == 0x7f)
+		return 1;
+	if (p[0] == 0xc2 && n > 1 && p[1] >= 0x80 && p[1] <= 0x9f)
+		return 2;
+	return 0;
+}
+
+size_t log_escape_to(char *dst, size_t cap, const char *src, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)src;
+	size_t out = 0, i = 0;
+
+	while (i < n) {
+		size_t k = log_control_len(p + i, n - i);
+		if (k == 0) {
+			if (out == cap)
+				break;
+			dst[out++] = (char)p[i++];
+			continue;
+		}
+		if (cap - out < 4 * k)
+			break;
+		for (size_t j = 0; j < k; j++, i++) {
+			dst[out++] = '\\';
+			dst[out++] = 'x';
+			dst[out++] = hex[p[i] >> 4];
+			dst[out++] = hex[p[i] & 15];
+		}
+	}
+	return out;
+}
+
+char *log_escape(const char *s)
+{
+	size_t n = s ? strlen(s) : 0, cap = 4 * n;
+	char *q = malloc(cap + 1);
+
+	if (q == NULL)
+		return NULL;
+	q[log_escape_to(q, cap, s ? s : "", n)] = '\0';
+	return q;
 }
 
 char *log_quote(const char *s)

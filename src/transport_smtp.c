@@ -89,6 +89,7 @@
  *
  * Library code: returns 0 / -1 (or NULL) with the reason in a diag.
  */
+#include "herald/log.h"
 #include "herald/transport.h"
 
 #include <arpa/inet.h>
@@ -714,7 +715,7 @@ static void smtp_reply_done(struct smtp_slot *s, int code)
 static size_t smtp_header(char *line, size_t size, size_t n, void *arg)
 {
 	struct smtp_slot *s = arg;
-	size_t len = size * n, keep = len, i;
+	size_t len = size * n, keep = len;
 	size_t max = smtp_defaults.reply_max;
 	char *buf = s->reply[s->cur];
 	size_t *blen = &s->reply_len[s->cur];
@@ -726,11 +727,8 @@ static size_t smtp_header(char *line, size_t size, size_t n, void *arg)
 	if (*blen > 0 && *blen < max)
 		buf[(*blen)++] = '\n';
 	/* Reply text is untrusted: control characters (a NUL included)
-	 * become '?', and what is over the cap is dropped. */
-	for (i = 0; i < keep && *blen < max; i++) {
-		unsigned char c = (unsigned char)line[i];
-		buf[(*blen)++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
-	}
+	 * are escaped, and what is over the cap is dropped. */
+	*blen += log_escape_to(buf + *blen, max - *blen, line, keep);
 	buf[*blen] = '\0';
 	if (len >= 4 && line[0] >= '0' && line[0] <= '9' && line[1] >= '0' &&
 	    line[1] <= '9' && line[2] >= '0' && line[2] <= '9' &&

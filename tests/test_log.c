@@ -72,6 +72,30 @@ static void test_quote(void **state)
 	free(q);
 }
 
+static void test_escape(void **state)
+{
+	static const char in[] = "550 \x1b[2J\a\x7f \xc2\x9b""2J caf\xc3\xa9\\";
+	char buf[16];
+	char *q = log_escape(in);
+	size_t n;
+
+	(void)state;
+	assert_string_equal(q, "550 \\x1b[2J\\x07\\x7f \\xc2\\x9b2J "
+	                       "caf\xc3\xa9\\");
+	free(q);
+	q = log_escape(NULL);
+	assert_string_equal(q, "");
+	free(q);
+	/* a NUL inside is escaped too; only whole escapes fit */
+	n = log_escape_to(buf, 9, "a\0b\x1b", 4);
+	assert_int_equal(n, 6);
+	assert_memory_equal(buf, "a\\x00b", 6);
+	/* a log line has no raw control character left */
+	q = written("bell\a esc\x1b[1m");
+	assert_non_null(strstr(q, "bell\\x07 esc\\x1b[1m\n"));
+	free(q);
+}
+
 static void test_attempt_line(void **state)
 {
 	struct log_attempt a = {
@@ -122,6 +146,7 @@ int main(void)
 	    cmocka_unit_test(test_time),
 	    cmocka_unit_test(test_line),
 	    cmocka_unit_test(test_quote),
+	    cmocka_unit_test(test_escape),
 	    cmocka_unit_test(test_attempt_line),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

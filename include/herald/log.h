@@ -28,7 +28,8 @@ const char *log_time(time_t t, char buf[LOG_TIME_SIZE]);
 
 /* Write "time=NOW " and the formatted text as one line to f, and flush. A
  * line is written in one piece, so lines from several writers do not mix.
- * CR and LF in the text become spaces: one event, one line. */
+ * CR and LF in the text become spaces: one event, one line; other control
+ * characters are escaped (log_escape). */
 void log_line(FILE *f, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void log_vline(FILE *f, const char *fmt, va_list ap)
@@ -38,6 +39,21 @@ void log_vline(FILE *f, const char *fmt, va_list ap)
  * CR, LF, other control characters and double quotes as spaces.
  * malloc'd; NULL when out of memory. */
 char *log_quote(const char *s);
+
+/* Text from outside (a bounce's diagnostic or From address, an IMAP
+ * server's words, an SMTP reply) as it may meet a terminal or the log:
+ * every control character (C0, DEL, and C1 written as UTF-8 U+0080 to
+ * U+009F) as \xHH, one escape per byte, so no escape sequence, bell,
+ * carriage return or NUL reaches the reader; everything else unchanged.
+ * The one function for it: the CLI, heraldd's log, diagnostics and the
+ * SMTP transport's reply capture all use it.
+ *
+ * log_escape_to: the n bytes at src (NULs included) escaped into dst, at
+ * most cap bytes and whole escapes only, no NUL added; returns the bytes
+ * written. log_escape: s (NULL: "") escaped, malloc'd; NULL when out of
+ * memory. */
+size_t log_escape_to(char *dst, size_t cap, const char *src, size_t n);
+char *log_escape(const char *s);
 
 /* One delivery attempt, as its log line has it. */
 struct log_attempt {
