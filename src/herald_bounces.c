@@ -35,7 +35,8 @@ static void bounces_report(void *arg, const char *msgid,
                            bool suppressed)
 {
 	/* every field but the kind came from outside */
-	char *m = log_escape(msgid), *to = log_escape(ev->email ? ev->email : "-"),
+	char *m = log_escape(msgid),
+	     *to = log_escape(ev->email ? ev->email : "-"),
 	     *st = log_escape(ev->status ? ev->status : "-"),
 	     *why = log_escape(ev->reason ? ev->reason : "-");
 

@@ -74,7 +74,8 @@ static void test_quote(void **state)
 
 static void test_escape(void **state)
 {
-	static const char in[] = "550 \x1b[2J\a\x7f \xc2\x9b""2J caf\xc3\xa9\\";
+	static const char in[] = "550 \x1b[2J\a\x7f \xc2\x9b"
+	                         "2J caf\xc3\xa9\\";
 	char buf[16];
 	char *q = log_escape(in);
 	size_t n;
