@@ -24,7 +24,7 @@ diag_vadd(struct diag *d, enum diag_level level, const char *file,
           unsigned line, unsigned col, const char *fmt, va_list ap)
 {
 	struct diag_entry *e;
-	char *msg = NULL, *safe;
+	char *raw = NULL, *msg;
 	size_t max = d->max ? d->max : DIAG_DEFAULT_MAX;
 
 	if (level == DIAG_ERROR)
@@ -41,13 +41,13 @@ diag_vadd(struct diag *d, enum diag_level level, const char *file,
 		d->v = v;
 		d->cap = cap;
 	}
-	if (vasprintf(&msg, fmt, ap) < 0)
+	if (vasprintf(&raw, fmt, ap) < 0)
 		return;
 	/* a diagnostic may quote what a server or a file said: no control
 	 * character of it reaches a terminal or the log */
-	safe = log_escape(msg);
-	free(msg);
-	if ((msg = safe) == NULL)
+	msg = log_escape(raw);
+	free(raw);
+	if (msg == NULL)
 		return;
 	e = &d->v[d->n];
 	e->level = level;
