@@ -275,6 +275,8 @@ static int bounces_row(void *arg, const struct store_event_row *r)
 		cli_csv_str(r->release ? r->release : "");
 		printf(",%lld,%s,", (long long)r->delivery_id,
 		       r->matched_by ? r->matched_by : "");
+		cli_csv_str(r->held ? r->held : "");
+		fputc(',', stdout);
 		cli_csv_str(r->email ? r->email : "");
 		printf(",%s,%s,%s,%zu,", r->status ? r->status : "",
 		       r->reason ? r->reason : "", bounces_hard(r->hard),
@@ -342,7 +344,7 @@ static int bounces_list(const struct bounces_cmd *o)
 		       "TIME", "EVENT", "TYPE", "RELEASE", "DELIV", "MATCHED",
 		       "RECIPIENT", "STATUS", "REASON", "HARD", "DIAGNOSTIC");
 	else if (l.fmt == BOUNCES_CSV)
-		fputs("time,event,type,release,delivery,matched_by,recipient,"
+		fputs("time,event,type,release,delivery,matched_by,held,recipient,"
 		      "status,reason,hard,size,diagnostic\r\n",
 		      stdout);
 	if (store_ops(st)->events_each(st, &f, bounces_row, &l, &d) < 0)

@@ -10,9 +10,11 @@ or the returned original's Return-Path or List-Unsubscribe); anything
 else is kept for review and suppresses nobody. Run as test_delivery.py's
 cases are (`test_forgery.py --herald H --heraldd D --source S CASE`).
 """
+import csv
 import email
 import email.policy
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -156,6 +158,15 @@ def held(env, victim):
           f"{td.events(env, '--unmatched')}")
     check(all(e.get("held") for e in un),
           f"--unmatched does not say why: {un}")
+    # the CSV has the JSON's columns, the reason included
+    text = env.herald("bounces", "--unmatched", "--format",
+                      "csv").stdout.decode()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    keys = list(td.events(env, "--unmatched")[0])
+    check(rows and list(rows[0]) == keys,
+          f"csv columns {list(rows[0]) if rows else None}, json keys {keys}")
+    check(all(r["held"] for r in rows if r["recipient"] == victim),
+          f"the csv does not say why: {rows}")
     return un
 
 
