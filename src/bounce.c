@@ -25,6 +25,7 @@
  * suppresses a recipient because its own mail was blocked.
  */
 #include "herald/bounce.h"
+#include "herald/verdict.h"
 
 #include <ctype.h>
 #include <libetpan/libetpan.h>
@@ -33,6 +34,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Tunables. */
 enum {
@@ -46,6 +49,10 @@ enum {
 	BOUNCE_MAX_RCPT = 1000,
 	/* A field value kept in an event (a diagnostic can be a paragraph). */
 	BOUNCE_MAX_VALUE = 2048,
+	/* the longest evidence line kept */
+	BOUNCE_EVIDENCE_MAX = 400,
+	/* how much of the notice to the sender is read for what it says */
+	BOUNCE_NOTICE_WINDOW = 4096,
 	/* Text scanned for non-standard bounces. */
 	BOUNCE_MAX_TEXT = 256 * 1024,
 	/* RFC 5321: a path is at most 256 octets. */
@@ -407,6 +414,7 @@ static const struct pattern bounce_patterns[] = {
     {"quota violation", "mailboxfull"},
     {"reached disk quota", "mailboxfull"},
     {"not enough space", "mailboxfull"},
+    {"not enough disk space", "mailboxfull"},
     {"does not have enough space", "mailboxfull"},
     {"not enough storage space", "mailboxfull"},
     {"space has been used up", "mailboxfull"},
@@ -511,7 +519,17 @@ static const struct pattern bounce_patterns[] = {
     {"name or service not known", "hostunknown"},
     {"nxdomain", "hostunknown"},
     {"domain is not reachable", "hostunknown"},
+    /* whole sentences of known MTAs and providers */
+    {"not listed in domino directory", "userunknown"},
+    {"not listed in public name & address book", "userunknown"},
+    {"the recipient name is not recognized", "userunknown"},
+    {"this user doesn't have a", "userunknown"}, /* Yahoo */
+    {"sorry, no mailbox here by that name", "userunknown"}, /* qmail */
+    {"couldn't find a mail exchanger or ip address",
+     "notaccept"}, /* qmail */
     {"no such user", "userunknown"},
+    {"user not found", "userunknown"},
+    {"user not exist", "userunknown"},
     {"user unknown", "userunknown"},
     {"unknown user", "userunknown"},
     {"user not known", "userunknown"},
@@ -687,6 +705,46 @@ static const struct pattern bounce_patterns[] = {
     {"command not recognized", "syntaxerror"},
 };
 
+/* Phrases of the table above that are a whole sentence a known MTA or
+ * provider writes only for a missing mailbox or domain (Gmail's "The
+ * email account that you tried to reach does not exist", Postfix's "Host
+ * or domain name not found", Exim's "Unrouteable address", Domino's and
+ * Exchange 2003's own wording): enough alone for a hard verdict
+ * (verdict.h "mta-text"). Other words ("User unknown", "does not exist")
+ * need an enhanced status or a refusal of RCPT TO to confirm them. */
+static const char *const exact_sentences[] = {
+    "no mx record",
+    "indicated no smtp service",
+    "unrouteable address",
+    "host or domain name not found",
+    "unrouteable mail domain",
+    "not listed in domino directory",
+    "not listed in public name & address book",
+    "the recipient name is not recognized",
+    "sorry, no mailbox here by that name",
+    "couldn't find a mail exchanger or ip address",
+    "email account that you tried to reach does not exist",
+    "address couldn't be found",
+    "address could not be found",
+    /* Domino in Japanese: "not found in the directory", "not in the
+     * directory's list", in UTF-8 and in ISO-2022-JP */
+    "\xe3\x83\x87\xe3\x82\xa3\xe3\x83\xac\xe3\x82\xaf\xe3\x83\x88\xe3\x83\xaa\xe3\x81\xab\xe3\x81\xaf\xe8\xa6\x8b\xe3\x81\xa4\xe3\x81\x8b\xe3\x82\x8a\xe3\x81\xbe\xe3\x81\x9b\xe3\x82\x93",
+    "\xe3\x83\x87\xe3\x82\xa3\xe3\x83\xac\xe3\x82\xaf\xe3\x83\x88\xe3\x83\xaa\xe3\x81\xae\xe3\x83\xaa\xe3\x82\xb9\xe3\x83\x88\xe3\x81\xab\xe3\x81\x82\xe3\x82\x8a\xe3\x81\xbe\xe3\x81\x9b\xe3\x82\x93",
+    "%g%#%l%/%h%j$k$o8+$d$+$j$^$;$s",
+    "%g%#%l%/%h%j$n%j%9%h$k$\"$j$^$;$s",
+};
+
+/* 2 when p is one of exact_sentences, else 0 (verdict_in.text_sure). */
+static int phrase_sure(const struct pattern *p)
+{
+	if (p == NULL)
+		return 0;
+	for (size_t i = 0; i < NELEM(exact_sentences); i++)
+		if (strcmp(p->text, exact_sentences[i]) == 0)
+			return 2;
+	return 0;
+}
+
 /* The status code's entry, or NULL. */
 static const struct status_reason *status_lookup(const char *status)
 {
@@ -726,7 +784,7 @@ static void phrase_index(void)
 
 /* The first phrase (in table order) found in diag (already lowercase),
  * or NULL. */
-static const char *phrase_reason(const char *diag)
+static const struct pattern *phrase_find(const char *diag)
 {
 	size_t best = NPATTERNS;
 
@@ -750,7 +808,15 @@ static const char *phrase_reason(const char *diag)
 				break;
 			}
 		}
-	return best < NPATTERNS ? bounce_patterns[best].reason : NULL;
+	return best < NPATTERNS ? &bounce_patterns[best] : NULL;
+}
+
+/* The reason of the first phrase found in diag, or NULL. */
+static const char *phrase_reason(const char *diag)
+{
+	const struct pattern *p = phrase_find(diag);
+
+	return p != NULL ? p->reason : NULL;
 }
 
 /* A lowercase copy of s, at most cap bytes; NULL on out-of-memory. */
@@ -807,23 +873,25 @@ const char *bounce_reason(const char *status, int code, const char *diagnostic)
 
 int bounce_reason_hard(const char *reason)
 {
-	static const char *const hard[] = {"userunknown", "hostunknown",
-	                                   "hasmoved", "notaccept"};
-	static const char *const neither[] = {
-	    "blocked",    "spamdetected",  "policyviolation", "authfailure",
-	    "requireptr", "badreputation", "securityerror",   "norelaying",
-	    "rejected",   "feedback",      "vacation",        "delivered",
-	    "virusdetected"};
+	return verdict_reason_class(reason);
+}
 
-	if (reason == NULL)
-		return -1;
-	for (size_t i = 0; i < sizeof hard / sizeof hard[0]; i++)
-		if (strcmp(reason, hard[i]) == 0)
-			return 1;
-	for (size_t i = 0; i < sizeof neither / sizeof neither[0]; i++)
-		if (strcmp(reason, neither[i]) == 0)
-			return -1;
-	return 0;
+void bounce_reply_verdict(const char *status, int code, const char *command,
+                          const char *text, const char **reason,
+                          struct verdict *v)
+{
+	char *l = text != NULL ? lower_dup(text, BOUNCE_MAX_VALUE) : NULL;
+	const struct pattern *pat = l != NULL ? phrase_find(l) : NULL;
+	struct verdict_in in = {.status = status, .code = code,
+	                        .command = command};
+
+	/* out of memory: the status and code alone */
+	in.text_reason = pat != NULL ? pat->reason : NULL;
+	in.text_sure = phrase_sure(pat);
+	in.reason = reason_of(status, code, l);
+	free(l);
+	verdict_decide(&in, v);
+	*reason = in.reason;
 }
 
 /* ---- input ---- */
@@ -1438,6 +1506,9 @@ static const char *smtp_command(const char *lw)
 	    {"in reply to mail from", "MAIL"},
 	    {"after mail from", "MAIL"},
 	    {"smtp command data", "DATA"}, /* m-FILTER */
+	    {"most progress was rcpt to", "RCPT"}, /* qmail */
+	    {"smtp:rcpt host", "RCPT"},
+	    {"[rcpt_to]", "RCPT"}, /* Yahoo */
 	};
 	const char *reply, *p, *last = NULL;
 
@@ -1461,6 +1532,10 @@ static const char *smtp_command(const char *lw)
 		last = p + 4;
 	if (last != NULL && strncmp(last, "mail from", 9) == 0)
 		return "MAIL";
+	/* (after RCPT TO and nothing else; a refusal following DATA may
+	 * answer a pipelined RCPT TO) */
+	if (last != NULL && strncmp(last, "rcpt to", 7) == 0)
+		return "RCPT";
 	return NULL;
 }
 
@@ -1482,11 +1557,15 @@ static int names_other(const char *diag, const char *addr)
 	return strlen(addr) != n || strncasecmp(lt + 1, addr, n) != 0;
 }
 
-static void rcpt_classify(struct bounce_rcpt *r)
+static void rcpt_classify(struct bounce_rcpt *r, const char *notice)
 {
 	const struct status_reason *sr;
+	const struct pattern *pat = NULL;
 	const char *phrase = NULL;
 	char *ldiag = NULL;
+	struct verdict_in in;
+	struct verdict v;
+	bool temporary;
 
 	if (r->diagnostic != NULL) {
 		char found[16];
@@ -1504,8 +1583,8 @@ static void rcpt_classify(struct bounce_rcpt *r)
 		ldiag = lower_dup(r->diagnostic, BOUNCE_MAX_VALUE);
 	}
 	sr = status_lookup(r->status);
-	if (ldiag != NULL)
-		phrase = phrase_reason(ldiag);
+	if (ldiag != NULL && (pat = phrase_find(ldiag)) != NULL)
+		phrase = pat->reason;
 	if (r->command == NULL)
 		r->command = smtp_command(ldiag);
 	r->reason = reason_of(r->status, r->code, ldiag);
@@ -1534,14 +1613,29 @@ static void rcpt_classify(struct bounce_rcpt *r)
 		r->reason = "rejected";
 	/* A temporary failure reported as final, or a delay: the MTA gave
 	 * up or is still trying, for no reason it named. */
-	if (phrase == NULL && !(sr != NULL && sr->strong) && r->action != NULL &&
-	    ((strncasecmp(r->action, "failed", 6) == 0 && r->status[0] == '4') ||
-	     strncasecmp(r->action, "delayed", 7) == 0))
+	temporary = r->action != NULL &&
+	            ((strncasecmp(r->action, "failed", 6) == 0 &&
+	              r->status[0] == '4') ||
+	             strncasecmp(r->action, "delayed", 7) == 0);
+	if (phrase == NULL && !(sr != NULL && sr->strong) && temporary)
 		r->reason = "expired";
-	r->hard = bounce_reason_hard(r->reason);
-	/* A temporary failure never condemns an address. */
-	if (r->hard == 1 && (r->status[0] == '4' || r->code / 100 == 4))
-		r->hard = 0;
+	in.status = r->status;
+	in.code = r->code;
+	in.command = r->command;
+	in.text_reason = phrase;
+	in.text_sure = phrase_sure(pat);
+	in.reason = r->reason;
+	in.notice = notice;
+	in.temporary = temporary;
+	verdict_decide(&in, &v);
+	r->hard = v.hard;
+	r->rule = v.rule;
+	r->why = v.why;
+	/* A text pattern alone called the address unknown: Sisimai's and
+	 * herald's word for a refusal nothing confirms is "filtered". */
+	if (v.hard != 1 && bounce_reason_hard(r->reason) == 1 &&
+	    strcmp(v.rule, "temporary") != 0)
+		r->reason = "filtered";
 }
 
 /* One per-recipient field block of a delivery-status part. */
@@ -2189,6 +2283,7 @@ void bounce_event_free(struct bounce_event *ev)
 		free(ev->rcpt[i].action);
 		free(ev->rcpt[i].diagnostic);
 		free(ev->rcpt[i].remote_mta);
+		free(ev->rcpt[i].evidence);
 	}
 	free(ev->rcpt);
 	free(ev->message_id);
@@ -2548,7 +2643,6 @@ static int head_subject_has(const struct head *h, const char *const *list,
 	       (h->subj_dec != NULL && subject_has(h->subj_dec, list, n));
 }
 
-#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 /* ARF, or a complaint in the form some services send without it. */
 static int classify_complaint(struct bounce_event *ev, struct scan *sc,
@@ -2758,6 +2852,7 @@ static int classify(struct bounce_event *ev, const struct top *top,
 	struct head h = {0};
 	struct selves self = {{0}};
 	size_t cut = sc->ntext;
+	const char *notice = NULL;
 	char *v;
 	int oom = 0, weak = 0;
 
@@ -2905,6 +3000,18 @@ static int classify(struct bounce_event *ev, const struct top *top,
 	if (ev->nrcpt > 0)
 		ev->kind = BOUNCE_DSN;
 rcpts:
+	/* what the notice to the sender says beside a report about one
+	 * recipient (about several, it may speak of another) */
+	if (ev->nrcpt == 1 && sc->dsn != NULL && sc->text != NULL) {
+		char *c = xstrndup(sc->text, cut < BOUNCE_NOTICE_WINDOW
+		                                 ? cut
+		                                 : BOUNCE_NOTICE_WINDOW);
+		char *l = c != NULL ? lower_dup(c, BOUNCE_NOTICE_WINDOW) : NULL;
+
+		notice = l != NULL ? phrase_reason(l) : NULL;
+		free(l);
+		free(c);
+	}
 	for (size_t i = 0; i < ev->nrcpt && !oom; i++) {
 		struct bounce_rcpt *r = &ev->rcpt[i];
 
@@ -2919,12 +3026,126 @@ rcpts:
 			if (r->diagnostic == NULL)
 				oom = 1;
 		}
-		rcpt_classify(r);
+		rcpt_classify(r, notice);
+	}
+	/* a report that every recipient was delivered (a success DSN asked
+	 * for with NOTIFY=SUCCESS, "Action: deliverable") is no bounce */
+	if (ev->kind == BOUNCE_DSN && !oom) {
+		size_t ok = 0;
+
+		for (size_t i = 0; i < ev->nrcpt; i++)
+			ok += ev->rcpt[i].reason != NULL &&
+			      strcmp(ev->rcpt[i].reason, "delivered") == 0;
+		if (ok == ev->nrcpt)
+			ev->kind = BOUNCE_NONE;
 	}
 done:
 	orig_free(&o);
 	head_free(&h);
 	return oom ? -1 : 0;
+}
+
+/* The line of buf (CRLF line ends) holding needle[0..n), or NULL; *no
+ * is its number (1 = the first line of buf). Of the first few lines that
+ * hold it, a report's Diagnostic-Code field is preferred to the notice
+ * that repeats it. */
+static const char *line_of(const char *buf, size_t len, const char *needle,
+                           size_t n, unsigned *no)
+{
+	const char *first = NULL, *at = buf;
+	unsigned first_no = 0, k = 1;
+	const char *scanned = buf;
+
+	for (int tries = 0; tries < 8 && n > 0; tries++) {
+		const char *start;
+
+		at = memmem(at, len - (size_t)(at - buf), needle, n);
+		if (at == NULL)
+			break;
+		/* count the lines up to this one, from where the last
+		 * count stopped */
+		start = scanned;
+		for (const char *c = scanned;
+		     (c = memchr(c, '\n', (size_t)(at - c))) != NULL; c++) {
+			k++;
+			start = c + 1;
+		}
+		scanned = start;
+		if (first == NULL) {
+			first = start;
+			first_no = k;
+		}
+		if ((size_t)(at - start) >= 16 &&
+		    strncasecmp(start, "Diagnostic-Code:", 16) == 0) {
+			*no = k;
+			return start;
+		}
+		at += n;
+	}
+	*no = first_no;
+	return first;
+}
+
+/* Each recipient's evidence: the line of the message its verdict was
+ * read from (the diagnostic's first words, else its Status field), as it
+ * stands there, with its number; where no such line is there verbatim
+ * (an encoded part, a diagnostic pasted together from several lines),
+ * the diagnostic as read and line 0. from_line: the message began with
+ * an mbox "From " line, which buf no longer holds. Returns -1 on
+ * out-of-memory. */
+static int evidence_find(struct bounce_event *ev, const char *buf, size_t len,
+                         int from_line)
+{
+	for (size_t i = 0; i < ev->nrcpt; i++) {
+		struct bounce_rcpt *r = &ev->rcpt[i];
+		char key[64];
+		const char *line = NULL, *d = r->diagnostic;
+		size_t n = 0, cap;
+		unsigned no = 0;
+
+		if (r->rule == NULL)
+			continue;
+		if (d != NULL && d[0] != '\0') {
+			/* its first words: the reader unfolds long lines */
+			while (d[n] != '\0' && n < 40)
+				n++;
+			if (n >= 8)
+				line = line_of(buf, len, d, n, &no);
+		}
+		if (line == NULL && r->status[0] != '\0') {
+			int k = snprintf(key, sizeof key, "Status: %s",
+			                 r->status);
+
+			if (k > 0 && (size_t)k < sizeof key)
+				line = line_of(buf, len, key, (size_t)k, &no);
+		}
+		if (line != NULL) {
+			const char *e = line;
+
+			while (e < buf + len && *e != '\r' && *e != '\n')
+				e++;
+			cap = (size_t)(e - line);
+			if (cap > BOUNCE_EVIDENCE_MAX)
+				cap = BOUNCE_EVIDENCE_MAX;
+			r->evidence = clean_n(line, cap);
+			r->evidence_line = no + (from_line ? 1u : 0u);
+		} else if (d != NULL) {
+			cap = strlen(d);
+			r->evidence = clean_n(d, cap > BOUNCE_EVIDENCE_MAX
+			                             ? BOUNCE_EVIDENCE_MAX
+			                             : cap);
+		} else if (r->status[0] != '\0') {
+			int k = snprintf(key, sizeof key, "Status: %s",
+			                 r->status);
+
+			r->evidence = k > 0 ? xstrndup(key, (size_t)k) : NULL;
+		} else {
+			continue;
+		}
+		if (r->evidence == NULL)
+			return -1;
+	}
+	return 0;
 }
 
 int bounce_parse(const char *msg, size_t len, struct bounce_event *ev,
@@ -2960,7 +3181,9 @@ int bounce_parse(const char *msg, size_t len, struct bounce_event *ev,
 	    text_append(&sc, buf + body, n - body) < 0)
 		goto oom; /* no part made sense (a boundary that never
 		             occurs): the raw body */
-	if (classify(ev, &top, &sc) < 0)
+	if (classify(ev, &top, &sc) < 0 ||
+	    evidence_find(ev, buf, n, len >= 5 && memcmp(msg, "From ", 5) == 0) <
+	        0)
 		goto oom;
 	rc = 0;
 	goto out;

@@ -41,22 +41,26 @@
  * - A server's "try again in N" replaces the backoff, and its jitter only
  *   ever adds: a greylisting server asked again too early greylists again.
  * - next_at is 0 for SENT, FAIL and EXPIRE.
- * - A 5xx refusing the recipient at RCPT (or after the dot: herald names
- *   one recipient per message) whose words say the address itself is
- *   dead (550 5.1.1 "user unknown", 5.1.0, 5.1.10, "no such domain", "has
- *   moved") fails the delivery and marks the address bad, to be
+ * - A 552 to RCPT TO (mailbox full) is a temporary failure, retried as a
+ *   452 is (RFC 5321 4.5.3.1.10): the journalist will empty the mailbox.
+ * - A 5xx refusing the recipient at RCPT whose status or words say the
+ *   address itself is dead (550 5.1.1 "user unknown", 5.1.10 null MX,
+ *   5.1.6 moved) fails the delivery and marks the address bad, to be
  *   suppressed as a hard bounce is: the relay has said at once what a
- *   DSN would say an hour later. Which words mean that is the bounce
- *   reader's own rule (bounce_reason, bounce_reason_hard), so a refusal
- *   and a bounce with the same text are judged alike. A 4xx never marks
- *   an address ("450 5.1.1" is a check that may pass), nor does a refusal
- *   of the sender or of herald (5.7.1 relay access denied, blocked).
+ *   DSN would say an hour later. Which evidence means that is the
+ *   verdict's rule (verdict.h, through bounce_reply_verdict), so a
+ *   refusal and a bounce with the same text are judged alike. A refusal
+ *   after the dot is a filter speaking (the server had taken the
+ *   address), a 4xx is a check that may pass ("450 5.1.1"), and a
+ *   refusal of the sender or of herald (5.7.1 relay access denied,
+ *   blocked) says nothing of the address: none marks it.
  * - Expiry (lifetime, stale-after) ends relay-wide troubles as well as a
  *   recipient's: news that can no longer go out in time is not sent late
  *   because the relay was the one that was down. An expired delivery's
  *   decision carries no relay pause; the next delivery's will.
  */
 #include "herald/trouble.h"
+#include "herald/verdict.h"
 
 #include "herald/bounce.h"
 
@@ -219,6 +223,12 @@ static enum trouble_kind trouble_classify(const struct transport_reply *r,
 	case TRANSPORT_RCPT:
 	case TRANSPORT_DATA:
 	case TRANSPORT_DOT:
+		/* RFC 5321 4.5.3.1.10: a 552 to RCPT TO (a full mailbox, too
+		 * many recipients) is to be taken as the 452 it means */
+		if (r->stage == TRANSPORT_RCPT && r->code == 552) {
+			*why = "recipient 552 at RCPT: taken as 452";
+			return TROUBLE_K_DEFER;
+		}
 		if (cls == 5) {
 			*why = "recipient 5xx";
 			return TROUBLE_K_FAIL;
@@ -245,17 +255,23 @@ static enum trouble_kind trouble_classify(const struct transport_reply *r,
 }
 
 /* The reason word when a refusal of the recipient says the address is
- * permanently bad, else NULL (see the choices above). */
-static const char *trouble_bad_address(const struct transport_reply *r)
+ * permanently bad, else NULL; *rule is the verdict's rule either way
+ * (see the choices above). */
+static const char *trouble_bad_address(const struct transport_reply *r,
+                                       const char **rule)
 {
 	const char *reason;
+	struct verdict v;
 
+	*rule = NULL;
 	if (r->code / 100 != 5 ||
 	    (r->stage != TRANSPORT_RCPT && r->stage != TRANSPORT_DOT))
 		return NULL;
-	reason = bounce_reason(r->status[0] != '\0' ? r->status : NULL,
-	                       r->code, r->text);
-	return bounce_reason_hard(reason) == 1 ? reason : NULL;
+	bounce_reply_verdict(r->status[0] != '\0' ? r->status : NULL, r->code,
+	                     r->stage == TRANSPORT_RCPT ? "RCPT" : "DATA",
+	                     r->text, &reason, &v);
+	*rule = v.rule;
+	return v.hard == 1 ? reason : NULL;
 }
 
 /* delay ± jitter (or + jitter only, for a server's hint, which must not
@@ -326,7 +342,7 @@ struct trouble_decision trouble_decide(const struct trouble_policy *p,
 		return d;
 	case TROUBLE_K_FAIL:
 		d.verdict = TROUBLE_FAIL;
-		if ((d.bad_address = trouble_bad_address(r)) != NULL)
+		if ((d.bad_address = trouble_bad_address(r, &d.rule)) != NULL)
 			d.reason = "recipient 5xx: the address is bad";
 		return d;
 	case TROUBLE_K_DEFER:

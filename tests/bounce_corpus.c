@@ -150,9 +150,35 @@ int main(int argc, char **argv)
 		json_str(keep.verp_to);
 		printf(", \"feedback_type\": ");
 		json_str(keep.feedback_type);
+		printf(", \"command\": ");
+		json_str(keep.nrcpt ? keep.rcpt[0].command : NULL);
+		printf(", \"rule\": ");
+		json_str(keep.nrcpt ? keep.rcpt[0].rule : NULL);
+		printf(", \"evidence\": ");
+		json_str(keep.nrcpt ? keep.rcpt[0].evidence : NULL);
+		printf(", \"evidence_line\": %u",
+		       keep.nrcpt ? keep.rcpt[0].evidence_line : 0);
 		printf(", \"diagnostic\": ");
 		json_str(keep.nrcpt ? keep.rcpt[0].diagnostic : NULL);
-		printf("}\n");
+		/* every recipient of the message kept (the first bounce of an
+		 * mbox): the verdict of each */
+		printf(", \"rcpts\": [");
+		for (size_t i = 0; i < keep.nrcpt; i++) {
+			const struct bounce_rcpt *r = &keep.rcpt[i];
+
+			printf("%s{\"address\": ", i ? ", " : "");
+			json_str(r->address);
+			printf(", \"status\": ");
+			json_str(r->status[0] ? r->status : NULL);
+			printf(", \"code\": %d, \"reason\": ", r->code);
+			json_str(r->reason);
+			printf(", \"hard\": %d, \"rule\": ", r->hard);
+			json_str(r->rule);
+			printf(", \"command\": ");
+			json_str(r->command);
+			printf("}");
+		}
+		printf("]}\n");
 		free(addrs);
 		bounce_event_free(&keep);
 		free(p);

@@ -84,8 +84,8 @@ static const struct rule rules[] = {
     /* the recipient's 5xx fails only that recipient */
     {"user unknown", TRANSPORT_RCPT, 550, "5.1.1", "5.1.1 User unknown", 0, 0,
      0, TROUBLE_FAIL, 0, 0},
-    {"mailbox full, 552 to RCPT", TRANSPORT_RCPT, 552, "5.2.2",
-     "5.2.2 Mailbox full", 0, 0, 0, TROUBLE_FAIL, 0, 0},
+    {"mailbox full, 552 to RCPT: taken as 452", TRANSPORT_RCPT, 552, "5.2.2",
+     "5.2.2 Mailbox full", 0, 0, 0, TROUBLE_DEFER, YOUNG},
     {"too big, 552 after the dot", TRANSPORT_DOT, 552, "5.3.4",
      "5.3.4 Message size exceeds fixed limit", 0, 0, 0, TROUBLE_FAIL, 0, 0},
     {"rejected after the dot", TRANSPORT_DOT, 554, "5.7.1",
@@ -505,11 +505,23 @@ static void test_bad_address(void **state)
 	    {"5.1.6 moved", TRANSPORT_RCPT, 551, "5.1.6",
 	     "5.1.6 User has moved; no forwarding address", TROUBLE_FAIL,
 	     "hasmoved"},
+	    /* refused after the dot: the server had taken the address, a
+	     * filter speaks (counts as soft, never suppresses) */
 	    {"after the dot", TRANSPORT_DOT, 550, "5.1.1",
-	     "5.1.1 Mailbox does not exist", TROUBLE_FAIL, "userunknown"},
+	     "5.1.1 Mailbox does not exist", TROUBLE_FAIL, NULL},
 	    /* failed, but the address is not known to be dead */
 	    {"mailbox full", TRANSPORT_RCPT, 552, "5.2.2",
-	     "5.2.2 Mailbox full", TROUBLE_FAIL, NULL},
+	     "5.2.2 Mailbox full", TROUBLE_DEFER, NULL},
+	    {"policy refusal", TRANSPORT_RCPT, 550, "5.7.1",
+	     "5.7.1 <x@y>: Recipient address rejected: rejected for policy "
+	     "reasons",
+	     TROUBLE_FAIL, NULL},
+	    {"user unknown with a mailbox-status code", TRANSPORT_RCPT, 550,
+	     "5.2.1", "5.2.1 <x@y>... User Unknown", TROUBLE_FAIL, NULL},
+	    {"greylisted with 5xx words", TRANSPORT_RCPT, 450, "4.7.1",
+	     "4.7.1 <x@y>: Recipient address rejected: Greylisted, user "
+	     "unknown for now",
+	     TROUBLE_DEFER, NULL},
 	    {"mailbox disabled", TRANSPORT_RCPT, 550, "5.2.1",
 	     "5.2.1 Mailbox disabled, not accepting messages", TROUBLE_FAIL,
 	     NULL},
@@ -568,6 +580,18 @@ static void test_bad_address(void **state)
 			         cases[i].bad ? cases[i].bad : "(none)");
 		if (d.bad_address != NULL)
 			assert_non_null(strstr(d.reason, "address"));
+		/* every 5xx refusal of the recipient names its rule */
+		if (d.verdict == TROUBLE_FAIL &&
+		    (r.stage == TRANSPORT_RCPT || r.stage == TRANSPORT_DOT) &&
+		    d.rule == NULL)
+			fail_msg("%s: no verdict rule", cases[i].name);
+		if (d.bad_address != NULL &&
+		    strcmp(d.rule, "status+text") != 0 &&
+		    strcmp(d.rule, "status") != 0 &&
+		    strcmp(d.rule, "rcpt+text") != 0 &&
+		    strcmp(d.rule, "mta-text") != 0)
+			fail_msg("%s: marked by rule %s", cases[i].name,
+			         d.rule);
 	}
 	/* old or stale, a dead address is still failed and marked */
 	{

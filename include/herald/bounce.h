@@ -14,7 +14,8 @@
  *
  * Memory: library code, returns errors instead of aborting on
  * out-of-memory. Every string in a bounce_event is owned by the event
- * except bounce_rcpt.reason and .command, which point to static storage.
+ * except bounce_rcpt.reason, .command, .rule and .why, which point to
+ * static storage.
  */
 #ifndef HERALD_BOUNCE_H
 #define HERALD_BOUNCE_H
@@ -46,6 +47,16 @@ struct bounce_rcpt {
 	/* The SMTP command the remote server refused ("RCPT", "DATA",
 	 * "MAIL"), static, or NULL when the report does not say. */
 	const char *command;
+	/* The verdict's rule and its sentence (verdict.h), static. */
+	const char *rule;
+	const char *why;
+	/* The line of the message the verdict was read from (the report's
+	 * Diagnostic-Code or Status field, or the text's line), one line,
+	 * owned, or NULL; evidence_line is its number in the message as
+	 * given to bounce_parse (1 = first), 0 when it is not there
+	 * verbatim (in an encoded part, or unfolded). */
+	char *evidence;
+	unsigned evidence_line;
 };
 
 struct bounce_event {
@@ -90,5 +101,13 @@ const char *bounce_reason(const char *status, int code, const char *diagnostic);
  * policyviolation, authfailure, requireptr, ...), complaints, auto-replies
  * and delivery reports. NULL gives -1. */
 int bounce_reason_hard(const char *reason);
+
+/* The verdict on a refusal given during delivery (a 5xx to RCPT TO or
+ * after the dot): the same rules as for a report (verdict.h), with the
+ * reason word in *reason. */
+struct verdict;
+void bounce_reply_verdict(const char *status, int code, const char *command,
+                          const char *text, const char **reason,
+                          struct verdict *v);
 
 #endif

@@ -43,9 +43,14 @@ struct trouble_decision {
 	const char *reason; /* short, for logs: "recipient 4xx", ... */
 	/* FAIL: the refusal says the address itself is permanently bad (no
 	 * such mailbox or domain, moved, accepts no mail), in the words of
-	 * bounce_reason ("userunknown", ...); NULL otherwise. The address is
+	 * bounce_reason ("userunknown", ...), by the rules of verdict.h; NULL
+	 * otherwise. The address is
 	 * then suppressed as after a hard bounce. */
 	const char *bad_address;
+	/* FAIL at RCPT or after the dot: the verdict's rule on the refusal
+	 * (verdict.h: "status+text", "after-data", ...), static; NULL for
+	 * other decisions. */
+	const char *rule;
 };
 
 /*
