@@ -594,8 +594,6 @@ static const struct pattern bounce_patterns[] = {
     {"bad destination mailbox", "userunknown"},
     {"bad recipient", "userunknown"},
     {"no valid recipients", "userunknown"},
-    {"recipient address rejected", "userunknown"},
-    {"address rejected", "userunknown"},
     /* filters on the recipient's side */
     {"rejected by the recipient", "filtered"},
     {"recipient is only accepting mail from", "filtered"},
@@ -1557,6 +1555,26 @@ static int names_other(const char *diag, const char *addr)
 	return strlen(addr) != n || strncasecmp(lt + 1, addr, n) != 0;
 }
 
+/* Whether diag is a reply naming addr itself first, after its code and
+ * status: "550 5.1.1 <addr>... User unknown" (Sendmail), "550 <addr>:
+ * User unknown": a server echoes the address it refuses in its reply to
+ * RCPT TO, not in one about the message. */
+static int names_self(const char *diag, const char *addr)
+{
+	const char *lt = diag;
+	size_t n;
+
+	if (lt == NULL)
+		return 0;
+	while (isdigit((unsigned char)*lt) || *lt == '.' || *lt == ' ' ||
+	       *lt == '-' || *lt == '#')
+		lt++;
+	if (lt == diag || *lt != '<' || (n = addr_len(lt + 1)) == 0 ||
+	    lt[1 + n] != '>' || (lt[2 + n] != ':' && lt[2 + n] != '.'))
+		return 0;
+	return strlen(addr) == n && strncasecmp(lt + 1, addr, n) == 0;
+}
+
 static void rcpt_classify(struct bounce_rcpt *r, const char *notice)
 {
 	const struct status_reason *sr;
@@ -1587,6 +1605,9 @@ static void rcpt_classify(struct bounce_rcpt *r, const char *notice)
 		phrase = pat->reason;
 	if (r->command == NULL)
 		r->command = smtp_command(ldiag);
+	if (r->command == NULL && r->code / 100 == 5 &&
+	    names_self(r->diagnostic, r->address))
+		r->command = "RCPT";
 	r->reason = reason_of(r->status, r->code, ldiag);
 	free(ldiag);
 	/* Refused after the server had accepted the recipient (at DATA): a
@@ -1681,8 +1702,13 @@ static int dsn_block(struct bounce_event *ev, const struct hfield *fs)
 	r = &ev->rcpt[ev->nrcpt - 1];
 	r->action = dsn_value(&fs[D_ACTION], 0, &oom);
 	v = dsn_value(&fs[D_STATUS], 0, &oom);
-	if (v != NULL)
+	if (v != NULL) {
 		find_status(v, r->status);
+		/* Oracle Messaging Server says which command in a comment:
+		 * "5.0.0 (Remote SMTP server has rejected address)" */
+		if (ci_find(v, "server has rejected address") != NULL)
+			r->command = "RCPT";
+	}
 	free(v);
 	r->diagnostic = dsn_value(&fs[D_DIAG], 1, &oom);
 	r->remote_mta = dsn_value(&fs[D_MTA], 1, &oom);
@@ -3105,10 +3131,24 @@ static int evidence_find(struct bounce_event *ev, const char *buf, size_t len,
 
 		if (r->rule == NULL)
 			continue;
-		if (d != NULL && d[0] != '\0') {
+		/* a verdict the status made: its Status line */
+		if (r->status[0] != '\0' &&
+		    (strcmp(r->rule, "status") == 0 ||
+		     strcmp(r->rule, "temporary") == 0)) {
+			int k = snprintf(key, sizeof key, "Status: %s",
+			                 r->status);
+
+			if (k > 0 && (size_t)k < sizeof key)
+				line = line_of(buf, len, key, (size_t)k, &no);
+		}
+		if (line == NULL && d != NULL && d[0] != '\0') {
 			/* its first words: the reader unfolds long lines */
 			while (d[n] != '\0' && n < 40)
 				n++;
+			/* whole words: a fold may follow any of them */
+			if (d[n] != '\0')
+				while (n > 0 && d[n] != ' ')
+					n--;
 			if (n >= 8)
 				line = line_of(buf, len, d, n, &no);
 		}

@@ -76,6 +76,20 @@ static char *replace_eol(const char *s, const char *eol)
 	return out;
 }
 
+/* The number of the line of msg where what begins (LF, CRLF or CR line
+ * ends), 1 for the first. */
+static unsigned line_number(const char *msg, const char *what)
+{
+	const char *at = strstr(msg, what);
+	unsigned n = 1;
+
+	assert_non_null(at);
+	for (const char *c = msg; c < at; c++)
+		if (*c == '\n' || (*c == '\r' && c[1] != '\n'))
+			n++;
+	return n;
+}
+
 static void check_dsn(const char *msg)
 {
 	struct bounce_event ev;
@@ -95,6 +109,16 @@ static void check_dsn(const char *msg)
 	                    "rejected: User unknown in virtual mailbox table");
 	assert_string_equal(ev.rcpt[0].reason, "userunknown");
 	assert_int_equal(ev.rcpt[0].hard, 1);
+	/* the verdict names its rule and the line it was read from, as it
+	 * stands in the message, with its number there */
+	assert_string_equal(ev.rcpt[0].rule, "status+text");
+	assert_non_null(ev.rcpt[0].why);
+	assert_string_equal(ev.rcpt[0].evidence,
+	                    "Diagnostic-Code: smtp; 550 5.1.1 <jane@example.com>: "
+	                    "Recipient");
+	assert_string_equal(ev.rcpt[1].evidence, "Status: 4.2.2");
+	assert_int_equal(ev.rcpt[0].evidence_line,
+	                 line_number(msg, "Diagnostic-Code:"));
 	assert_string_equal(ev.rcpt[1].address, "full@example.com");
 	assert_string_equal(ev.rcpt[1].status, "4.2.2");
 	assert_string_equal(ev.rcpt[1].reason, "mailboxfull");
@@ -700,9 +724,141 @@ static void test_reason(void **state)
 	assert_int_equal(bounce_reason_hard(NULL), -1);
 }
 
+
+/* A report about one recipient: its Status and Diagnostic-Code lines
+ * (NULL: none) and the notice to the sender above it. */
+static char *report(const char *notice, const char *status, const char *diag)
+{
+	char *m = NULL;
+	int n = asprintf(
+	    &m,
+	    "From: MAILER-DAEMON@mx.example.net\n"
+	    "To: bounces+abc@news.example.org\n"
+	    "Subject: Undelivered Mail Returned to Sender\n"
+	    "MIME-Version: 1.0\n"
+	    "Content-Type: multipart/report; report-type=delivery-status;\n"
+	    "\tboundary=\"XX\"\n"
+	    "\n"
+	    "--XX\n"
+	    "Content-Type: text/plain\n"
+	    "\n"
+	    "%s\n"
+	    "--XX\n"
+	    "Content-Type: message/delivery-status\n"
+	    "\n"
+	    "Reporting-MTA: dns; mx.example.net\n"
+	    "\n"
+	    "Final-Recipient: rfc822; jane@example.com\n"
+	    "Action: failed\n"
+	    "%s%s%s"
+	    "%s%s%s"
+	    "\n"
+	    "--XX--\n",
+	    notice, status ? "Status: " : "", status ? status : "",
+	    status ? "\n" : "", diag ? "Diagnostic-Code: smtp; " : "",
+	    diag ? diag : "", diag ? "\n" : "");
+
+	assert_true(n > 0);
+	return m;
+}
+
+static void check_verdict(const char *name, const char *notice,
+                          const char *status, const char *diag, int hard,
+                          const char *rule, const char *command)
+{
+	char *m = report(notice, status, diag);
+	struct bounce_event ev;
+	struct diag d = {0};
+
+	assert_int_equal(bounce_parse(m, strlen(m), &ev, &d), 0);
+	assert_int_equal(ev.kind, BOUNCE_DSN);
+	assert_int_equal(ev.nrcpt, 1);
+	if (ev.rcpt[0].hard != hard || strcmp(ev.rcpt[0].rule, rule) != 0)
+		fail_msg("%s: %d by %s, expected %d by %s", name,
+		         ev.rcpt[0].hard, ev.rcpt[0].rule, hard, rule);
+	if (command == NULL ? ev.rcpt[0].command != NULL
+	                    : ev.rcpt[0].command == NULL ||
+	                          strcmp(ev.rcpt[0].command, command) != 0)
+		fail_msg("%s: command %s, expected %s", name,
+		         ev.rcpt[0].command ? ev.rcpt[0].command : "(none)",
+		         command ? command : "(none)");
+	bounce_event_free(&ev);
+	diag_clear(&d);
+	free(m);
+}
+
+static void test_verdicts(void **state)
+{
+	(void)state;
+	check_verdict("5.1.1 and Postfix's words", "Sorry.", "5.1.1",
+	              "550 5.1.1 <jane@example.com>: Recipient address "
+	              "rejected: User unknown in local recipient table",
+	              1, "status+text", "RCPT");
+	check_verdict("a notice of a full disk beside 5.1.1",
+	              "Your message was automatically rejected:\nNot enough "
+	              "disk space",
+	              "5.1.1", "550 5.1.1 <jane@example.com>... User Unknown", 0,
+	              "notice-disagrees", "RCPT");
+	check_verdict("Oracle Messaging Server's status comment",
+	              "Sorry.", "5.0.0 (Remote SMTP server has rejected address)",
+	              "550 <x@other.example>: User unknown", 1, "rcpt+text",
+	              "RCPT");
+	check_verdict("Sendmail's reply naming the recipient", "Sorry.", NULL,
+	              "550 <jane@example.com>... User unknown", 1, "rcpt+text",
+	              "RCPT");
+	check_verdict("words alone", "Sorry.", "5.0.0", "550 User unknown", 0,
+	              "text-only", NULL);
+	check_verdict("Gmail's sentence", "Sorry.", "5.0.0",
+	              "The email account that you tried to reach does not "
+	              "exist.",
+	              1, "mta-text", NULL);
+	check_verdict("5.2.1 with user-unknown words", "Sorry.", "5.2.1",
+	              "550 5.2.1 <jane@example.com>... User Unknown", 0,
+	              "status-disagrees", "RCPT");
+	check_verdict("policy", "Sorry.", "5.7.1",
+	              "550 5.7.1 <jane@example.com>: Recipient address "
+	              "rejected: rejected for policy reasons",
+	              -1, "sender-side", "RCPT");
+	check_verdict("greylisting given up", "Sorry.", "4.7.1",
+	              "450 4.7.1 <jane@example.com>: Recipient address "
+	              "rejected: Greylisted, see http://postgrey.example/",
+	              0, "temporary", "RCPT");
+	check_verdict("mailbox full", "Sorry.", "5.2.2",
+	              "552 5.2.2 <jane@example.com>: mailbox full", 0,
+	              "recipient-side", "RCPT");
+	check_verdict("refused after the message", "Sorry.", "5.1.1",
+	              "550 5.1.1 Mailbox does not exist (in reply to end of "
+	              "DATA command)",
+	              0, "after-data", "DATA");
+}
+
+/* A report that the message was delivered is no bounce. */
+static void test_success_report(void **state)
+{
+	char *m = report("Delivered.", "2.0.0", "250 2.0.0 Ok: queued");
+	struct bounce_event ev;
+	struct diag d = {0};
+
+	(void)state;
+	m[strlen(m)] = '\0';
+	{
+		char *a = strstr(m, "Action: failed");
+
+		assert_non_null(a);
+		memcpy(a, "Action: relayd", 14); /* same length */
+	}
+	assert_int_equal(bounce_parse(m, strlen(m), &ev, &d), 0);
+	assert_int_equal(ev.kind, BOUNCE_NONE);
+	bounce_event_free(&ev);
+	diag_clear(&d);
+	free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_verdicts),
+	    cmocka_unit_test(test_success_report),
 	    cmocka_unit_test(test_dsn_lf),
 	    cmocka_unit_test(test_dsn_crlf),
 	    cmocka_unit_test(test_dsn_cr),

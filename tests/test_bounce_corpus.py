@@ -47,10 +47,10 @@ import sys
 
 # Floors: a little below what the parser reaches (see the commit log).
 FLOORS = {"bounce": 557, "recipients": 562, "recipients_all": 557,
-          "status": 395, "reply": 356, "reason": 370}
+          "status": 395, "reply": 356, "reason": 372}
 RECIPIENTS_ALL_SHARE = 0.95
 # verdict floors, in percent (false bounces: at most), on the whole corpus
-VERDICT_FLOORS = {"precision": 93.0, "recall": 74.0, "recipients": 97.0,
+VERDICT_FLOORS = {"precision": 92.5, "recall": 76.0, "recipients": 97.0,
                   "false_bounces": 10}
 TARGETS = {"precision": 98.0, "recall": 90.0, "recipients": 97.0,
            "false_bounces": 0, "gap": 2.0}

@@ -488,8 +488,12 @@ static void test_bad_address(void **state)
 	    {"5.1.1 with the code in the text", TRANSPORT_RCPT, 550, "5.1.1",
 	     "550 5.1.1 <x@y>: Recipient address rejected: User unknown",
 	     TROUBLE_FAIL, "userunknown"},
+	    /* "other address status" and no words for a missing mailbox:
+	     * the address may be refused for any reason */
 	    {"5.1.0 other address status", TRANSPORT_RCPT, 550, "5.1.0",
-	     "5.1.0 Address rejected", TROUBLE_FAIL, "userunknown"},
+	     "5.1.0 Address rejected", TROUBLE_FAIL, NULL},
+	    {"5.1.0 and user unknown", TRANSPORT_RCPT, 550, "5.1.0",
+	     "5.1.0 <x@y>: User unknown", TROUBLE_FAIL, "userunknown"},
 	    {"5.1.10 null MX", TRANSPORT_RCPT, 556, "5.1.10",
 	     "5.1.10 Recipient address has null MX", TROUBLE_FAIL, "notaccept"},
 	    {"Exchange's RecipientNotFound", TRANSPORT_RCPT, 550, "5.1.10",
