@@ -2871,6 +2871,90 @@ static int classify_ses(struct bounce_event *ev, const char *text, size_t n,
 }
 
 /* Fill ev from the parsed message; -1 on out-of-memory. */
+/* ---- DragonFly Mail Agent ---- */
+
+/* The line after the one at p (CRLF text ending at end), or end. */
+static const char *next_line(const char *p, const char *end)
+{
+	const char *nl = memchr(p, '\n', (size_t)(end - p));
+
+	return nl != NULL ? nl + 1 : end;
+}
+
+/* dma's notice (the DragonFly Mail Agent: no report part): per failed
+ * recipient, "There was an error delivering your mail to <addr>.", a
+ * blank line, then either "HOST [IP] did not like our RCPT TO:" (or
+ * "MAIL FROM:", "DATA:", "final DATA:") and the server's reply on the
+ * next line, or dma's own words ("Could not deliver for the last N
+ * seconds. Giving up."). Returns 1 when text is dma's, with ev's
+ * recipients added (their command and diagnostic set), else 0. */
+static int classify_dma(struct bounce_event *ev, const char *text, size_t n,
+                        int *oom)
+{
+	static const char intro[] = "There was an error delivering your mail "
+	                            "to <";
+	const char *end = text + n, *at = text;
+
+	if (ci_find(text, "This is the DragonFly Mail Agent") == NULL)
+		return 0;
+	while ((at = memmem(at, (size_t)(end - at), intro,
+	                    sizeof intro - 1)) != NULL) {
+		const char *a = at + sizeof intro - 1, *p, *e;
+		size_t an = addr_len(a);
+		const char *command = NULL;
+		struct bounce_rcpt *r;
+		char *addr;
+		int added;
+
+		at = a;
+		if (an == 0 || a + an >= end || a[an] != '>')
+			continue;
+		addr = xstrndup(a, an);
+		if (addr == NULL) {
+			*oom = 1;
+			return 1;
+		}
+		for (size_t i = 0; i < an; i++)
+			addr[i] = (char)tolower((unsigned char)addr[i]);
+		if ((added = rcpt_add(ev, addr)) < 0) {
+			*oom = 1;
+			return 1;
+		}
+		if (added == 0)
+			continue;
+		r = &ev->rcpt[ev->nrcpt - 1];
+		/* the paragraph after the blank line */
+		p = next_line(a, end);
+		while (p < end && (*p == '\r' || *p == '\n'))
+			p = next_line(p, end);
+		e = next_line(p, end);
+		if (memmem(p, (size_t)(e - p), " did not like our ", 18) !=
+		    NULL) {
+			if (memmem(p, (size_t)(e - p), "RCPT TO", 7) != NULL)
+				command = "RCPT";
+			else if (memmem(p, (size_t)(e - p), "MAIL FROM", 9) !=
+			         NULL)
+				command = "MAIL";
+			else if (memmem(p, (size_t)(e - p), "DATA", 4) != NULL)
+				command = "DATA";
+			p = e; /* the reply is on the next line */
+		}
+		/* the reply or dma's words: up to the blank line */
+		e = p;
+		while (e < end && *e != '\r' && *e != '\n')
+			e = next_line(e, end);
+		r->command = command;
+		r->diagnostic = clean_n(p, (size_t)(e - p));
+		if (r->diagnostic == NULL) {
+			*oom = 1;
+			return 1;
+		}
+	}
+	if (ev->nrcpt > 0)
+		ev->kind = BOUNCE_DSN;
+	return 1;
+}
+
 static int classify(struct bounce_event *ev, const struct top *top,
                     struct scan *sc)
 {
@@ -2920,6 +3004,9 @@ static int classify(struct bounce_event *ev, const struct top *top,
 			goto done;
 		goto rcpts;
 	}
+	if (sc->dsn == NULL && sc->text != NULL &&
+	    classify_dma(ev, sc->text, cut, &oom) && ev->nrcpt > 0)
+		goto rcpts;
 	if (sc->dsn != NULL && dsn_parse(ev, sc->dsn, sc->ndsn) < 0)
 		oom = 1;
 	/* a report pasted into the text */

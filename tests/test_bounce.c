@@ -854,11 +854,64 @@ static void test_success_report(void **state)
 	free(m);
 }
 
+/* The DragonFly Mail Agent's notice: no report part, the recipient, the
+ * command and the reply in its own sentences. */
+static void test_dma(void **state)
+{
+	static const char msg[] =
+	    "Received: from MAILER-DAEMON\n"
+	    "\tid e0728\n"
+	    "\tby news.example.org (DragonFly Mail Agent v0.13);\n"
+	    "\tTue, 11 Jun 2024 18:31:33 +0900\n"
+	    "From: MAILER-DAEMON <>\n"
+	    "To: bounces+abc@news.example.org\n"
+	    "Subject: Mail delivery failed\n"
+	    "\n"
+	    "This is the DragonFly Mail Agent v0.13 at news.example.org.\n"
+	    "\n"
+	    "There was an error delivering your mail to <Jane@example.com>.\n"
+	    "\n"
+	    "mx.example.com [192.0.2.25] did not like our RCPT TO:\n"
+	    "550 5.1.1 <jane@example.com>: Recipient address rejected: User "
+	    "unknown in local recipient table\n"
+	    "\n"
+	    "There was an error delivering your mail to <bob@example.net>.\n"
+	    "\n"
+	    "Could not deliver for the last 432000 seconds. Giving up.\n"
+	    "\n"
+	    "Message headers follow.\n"
+	    "\n"
+	    "Subject: Our release\n"
+	    "To: <jane@example.com>\n";
+	struct bounce_event ev;
+	struct diag d = {0};
+
+	(void)state;
+	assert_int_equal(bounce_parse(msg, strlen(msg), &ev, &d), 0);
+	assert_int_equal(ev.kind, BOUNCE_DSN);
+	assert_int_equal(ev.nrcpt, 2);
+	assert_string_equal(ev.rcpt[0].address, "jane@example.com");
+	assert_string_equal(ev.rcpt[0].command, "RCPT");
+	assert_string_equal(ev.rcpt[0].status, "5.1.1");
+	assert_int_equal(ev.rcpt[0].hard, 1);
+	assert_string_equal(ev.rcpt[0].rule, "status+text");
+	assert_int_equal(ev.rcpt[0].evidence_line, 14);
+	assert_string_equal(ev.rcpt[1].address, "bob@example.net");
+	assert_null(ev.rcpt[1].command);
+	assert_int_equal(ev.rcpt[1].hard, 0);
+	assert_string_equal(ev.rcpt[1].evidence,
+	                    "Could not deliver for the last 432000 seconds. "
+	                    "Giving up.");
+	bounce_event_free(&ev);
+	diag_clear(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_verdicts),
 	    cmocka_unit_test(test_success_report),
+	    cmocka_unit_test(test_dma),
 	    cmocka_unit_test(test_dsn_lf),
 	    cmocka_unit_test(test_dsn_crlf),
 	    cmocka_unit_test(test_dsn_cr),
