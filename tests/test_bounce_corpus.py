@@ -46,8 +46,10 @@ import subprocess
 import sys
 
 # Floors: a little below what the parser reaches (see the commit log).
-FLOORS = {"bounce": 557, "recipients": 562, "recipients_all": 557,
-          "status": 395, "reply": 356, "reason": 372}
+# ("recipients" is the exact set: the expectations of the 14 DragonFly
+# Mail Agent notices name no recipient, herald finds the one each names.)
+FLOORS = {"bounce": 570, "recipients": 549, "recipients_all": 557,
+          "status": 405, "reply": 366, "reason": 380}
 RECIPIENTS_ALL_SHARE = 0.95
 # verdict floors, in percent (false bounces: at most), on the whole corpus
 VERDICT_FLOORS = {"precision": 92.5, "recall": 76.0, "recipients": 97.0,
