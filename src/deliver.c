@@ -108,6 +108,7 @@ struct dl_flight {
 struct dl_pending {
 	struct store_attempt a;
 	char *relay, *status, *text, *queue_id;
+	char *evidence;
 	char *line;
 };
 
@@ -614,6 +615,7 @@ static void deliver_pending_free(struct dl_pending *p)
 	free(p->status);
 	free(p->text);
 	free(p->queue_id);
+	free(p->evidence);
 	free(p->line);
 }
 
@@ -687,6 +689,28 @@ static void deliver_store_pause(struct deliver *dl, time_t now)
 	deliver_logf(dl, "store: trying again in %u s", b);
 }
 
+/* A refusal as the server wrote it, on one line ("550 5.1.1 <x>: User
+ * unknown"): the code and status put before the text unless it starts
+ * with them. The evidence kept with the suppression it causes. */
+static char *deliver_reply_line(int code, const char *status, const char *text)
+{
+	char lead[48] = "";
+	int n;
+
+	if (text == NULL)
+		text = "";
+	n = snprintf(lead, sizeof(lead), "%d", code);
+	if (code == 0 || (strncmp(text, lead, (size_t)n) == 0 &&
+	                  (text[n] == ' ' || text[n] == '-')))
+		lead[0] = '\0';
+	else if (status != NULL && *status != '\0' &&
+	         strncmp(text, status, strlen(status)) != 0)
+		snprintf(lead, sizeof(lead), "%d %s ", code, status);
+	else
+		snprintf(lead, sizeof(lead), "%d ", code);
+	return store_evidence(lead, text);
+}
+
 static void deliver_add_pending(struct deliver *dl, const struct dl_flight *f,
                                 const struct transport_reply *rep,
                                 const struct trouble_decision *dec,
@@ -707,6 +731,8 @@ static void deliver_add_pending(struct deliver *dl, const struct dl_flight *f,
 	          : rep->error_text[0] ? strdup(rep->error_text)
 	                               : NULL;
 	p->queue_id = rep->queue_id[0] ? strdup(rep->queue_id) : NULL;
+	if (dec->bad_address != NULL)
+		p->evidence = deliver_reply_line(rep->code, p->status, p->text);
 	p->a = (struct store_attempt){
 	    .delivery_id = f->id,
 	    .at = time(NULL),
@@ -720,6 +746,8 @@ static void deliver_add_pending(struct deliver *dl, const struct dl_flight *f,
 	    .next_at = dec->next_at,
 	    .counts = counts,
 	    .bad_address = dec->bad_address,
+	    .rule = dec->bad_address ? dec->rule : NULL,
+	    .evidence = p->evidence,
 	};
 	p->line = log_attempt_line(&(struct log_attempt){
 	    .release = (long long)f->release_id,

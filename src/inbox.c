@@ -132,6 +132,22 @@ static char *inbox_from(const char *msg, size_t len)
 	return out;
 }
 
+/* What a recipient's verdict was read from, as the store keeps it:
+ * "line 23: Status: 5.1.1", or the text alone when it is not in the
+ * message verbatim; NULL when the report gave none (or memory ran out:
+ * the event is worth more than its evidence). */
+static char *inbox_evidence(const struct bounce_rcpt *r)
+{
+	char where[32];
+
+	if (r->evidence == NULL)
+		return NULL;
+	if (r->evidence_line == 0)
+		return store_evidence(NULL, r->evidence);
+	snprintf(where, sizeof(where), "line %u: ", r->evidence_line);
+	return store_evidence(where, r->evidence);
+}
+
 static enum mailbox_verdict inbox_one(void *arg, const struct mailbox_msg *m)
 {
 	struct inbox_run *br = arg;
@@ -205,13 +221,18 @@ static enum mailbox_verdict inbox_one(void *arg, const struct mailbox_msg *m)
 	} else if (ev.kind == BOUNCE_DSN && ev.nrcpt > 0) {
 		for (size_t i = 0; i < ev.nrcpt && rc == 0; i++) {
 			const struct bounce_rcpt *r = &ev.rcpt[i];
+			char *evidence = inbox_evidence(r);
 			se.kind = STORE_EVENT_BOUNCE;
 			se.email = r->address;
 			se.status = r->status[0] ? r->status : NULL;
 			se.reason = r->reason;
 			se.hard = r->hard;
 			se.diagnostic = r->diagnostic;
+			se.rule = r->rule;
+			se.evidence = evidence;
 			rc = inbox_record(br, &se, m->id);
+			se.evidence = NULL;
+			free(evidence);
 		}
 	} else if (ev.kind == BOUNCE_UNSUBSCRIBE) {
 		/* a journalist's reply asking to be left alone: about the

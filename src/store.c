@@ -8,6 +8,7 @@
 #include "herald/store.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -173,4 +174,48 @@ const char *store_event_kind_name(enum store_event_kind k)
 
 	return (unsigned)k < sizeof(names) / sizeof(*names) ? names[k]
 	                                                    : "unknown";
+}
+
+char *store_evidence(const char *prefix, const char *text)
+{
+	size_t pl = prefix != NULL ? strlen(prefix) : 0, n, i;
+	char *out;
+
+	if (text == NULL)
+		return NULL;
+	n = strlen(text);
+	if (n > STORE_EVIDENCE_TEXT_MAX) {
+		n = STORE_EVIDENCE_TEXT_MAX;
+		/* not in the middle of a UTF-8 character */
+		while (n > 0 && ((unsigned char)text[n] & 0xc0) == 0x80)
+			n--;
+	}
+	if ((out = malloc(pl + n + 1)) == NULL)
+		return NULL;
+	if (pl > 0)
+		memcpy(out, prefix, pl);
+	for (i = 0; i < n; i++) {
+		char c = text[i];
+		out[pl + i] = c == '\r' || c == '\n' || c == '\t' ? ' ' : c;
+	}
+	out[pl + n] = '\0';
+	return out;
+}
+
+void store_window_text(unsigned seconds, char *buf, size_t size)
+{
+	static const struct {
+		unsigned n;
+		const char *name;
+	} units[] = {
+	    {86400, "day"}, {3600, "hour"}, {60, "minute"}, {1, "second"}};
+	size_t i = 0;
+
+	while (seconds != 0 && i + 1 < sizeof(units) / sizeof(units[0]) &&
+	       seconds % units[i].n != 0)
+		i++;
+	if (seconds == 0)
+		i = sizeof(units) / sizeof(units[0]) - 1;
+	snprintf(buf, size, "%u %s%s", seconds / units[i].n, units[i].name,
+	         seconds / units[i].n == 1 ? "" : "s");
 }

@@ -49,8 +49,12 @@ static const struct {
 	                        * it as large as that transaction */
 	size_t name_max;       /* struct store_release_info.name */
 	size_t block;          /* claim's string memory grows by this */
+	int soft_ids;          /* a soft-limit suppression's evidence names
+	                        * the newest this many events: the limit is
+	                        * 3 unless set (at most 1000), and a line of
+	                        * ids is read, not scrolled */
 } store_sqlite_defaults = {
-    10000, 0600, "PRAGMA journal_size_limit = 67108864", 127, 4096,
+    10000, 0600, "PRAGMA journal_size_limit = 67108864", 127, 4096, 20,
 };
 
 /* "HRLD" in PRAGMA application_id: tells a herald store from another
@@ -238,17 +242,25 @@ static const struct store_sqlite_migration {
      * when it was or there was nothing to act on. The column is added by
      * store_sqlite_migrate_6 first. */
     {6, "PRAGMA user_version = 6;"},
+    /* 7: what put an address on the suppression list and what made an
+     * event's verdict: the rule (verdict.h's names, or "admin",
+     * "import", "soft-limit", ...) and the evidence, one line (store.h,
+     * struct store_suppression). Entries and events from before have
+     * neither. The columns are added by store_sqlite_migrate_7 first. */
+    {7, "PRAGMA user_version = 7;"},
 };
 /* What a migration step needs beside its SQL, run just before it. */
 struct store_sqlite;
 static int store_sqlite_migrate_5(struct store_sqlite *s, struct diag *d);
 static int store_sqlite_migrate_6(struct store_sqlite *s, struct diag *d);
+static int store_sqlite_migrate_7(struct store_sqlite *s, struct diag *d);
 static const struct {
 	int version;
 	int (*fn)(struct store_sqlite *s, struct diag *d);
 } store_sqlite_migration_fns[] = {
     {5, store_sqlite_migrate_5},
     {6, store_sqlite_migrate_6},
+    {7, store_sqlite_migrate_7},
 };
 #define STORE_SQLITE_NMIGRATIONS                                               \
 	(sizeof(store_sqlite_migrations) / sizeof(store_sqlite_migrations[0]))
@@ -888,6 +900,33 @@ static int store_sqlite_migrate_6(struct store_sqlite *s, struct diag *d)
 		return 0;
 	return store_sqlite_exec(s, "ALTER TABLE events ADD COLUMN held TEXT",
 	                         what, d);
+}
+
+/* Migration 7's columns, each unless a run that did not finish added
+ * it. */
+static int store_sqlite_migrate_7(struct store_sqlite *s, struct diag *d)
+{
+	static const struct {
+		const char *table, *column, *sql;
+	} add[] = {
+	    {"events", "rule", "ALTER TABLE events ADD COLUMN rule TEXT"},
+	    {"events", "evidence",
+	     "ALTER TABLE events ADD COLUMN evidence TEXT"},
+	    {"suppressions", "rule",
+	     "ALTER TABLE suppressions ADD COLUMN rule TEXT"},
+	    {"suppressions", "evidence",
+	     "ALTER TABLE suppressions ADD COLUMN evidence TEXT"},
+	};
+	const char *what = "keeping the rule and evidence of each verdict";
+
+	for (size_t i = 0; i < sizeof(add) / sizeof(add[0]); i++) {
+		int has = store_sqlite_has_column(s, add[i].table,
+		                                  add[i].column, what, d);
+		if (has < 0 ||
+		    (!has && store_sqlite_exec(s, add[i].sql, what, d) < 0))
+			return -1;
+	}
+	return 0;
 }
 
 /* Is this file a herald store at a version this herald can use? */
@@ -2076,10 +2115,18 @@ static bool store_sqlite_result_ok(enum store_state r)
 	"(state = 'sending' OR (?3 = 'sent' AND state NOT IN ('sent',"         \
 	" 'bounced', 'complained')))"
 
+/* What a suppression is given besides its address: the reason shown,
+ * the rule and evidence (store.h), the delivery that caused it (0:
+ * none), and when. */
+struct store_sqlite_why {
+	const char *reason, *rule, *evidence;
+	int64_t delivery_id;
+	time_t at;
+};
+
 static int store_sqlite_suppress_tx(struct store_sqlite *s, const char *key,
-                                    const char *reason, time_t now,
-                                    int64_t delivery_id, const char *what,
-                                    struct diag *d);
+                                    const struct store_sqlite_why *w,
+                                    const char *what, struct diag *d);
 
 /* A FAILED attempt whose refusal says the address is bad (trouble.c
  * decided): the address goes on the suppression list with this delivery
@@ -2115,8 +2162,14 @@ static int store_sqlite_refused(struct store_sqlite *s,
 		free(key);
 		return store_sqlite_oom(s, what, d);
 	}
-	rc = store_sqlite_suppress_tx(s, key, why, t->at, t->delivery_id, what,
-	                              d);
+	rc = store_sqlite_suppress_tx(
+	    s, key,
+	    &(struct store_sqlite_why){.reason = why,
+	                               .rule = t->rule,
+	                               .evidence = t->evidence,
+	                               .delivery_id = t->delivery_id,
+	                               .at = t->at},
+	    what, d);
 	free(why);
 	free(key);
 	return rc;
@@ -3132,21 +3185,21 @@ out:
 /* ---- suppressions ----------------------------------------------------- */
 
 /* Inside a transaction: add key to the suppression list (the first
- * reason stays; delivery_id, 0 for none, is the delivery that caused it)
- * and suppress its queued and deferred deliveries, which may leave a
- * release with nothing to send. */
+ * entry stays, with its reason, rule and evidence) and suppress its
+ * queued and deferred deliveries, which may leave a release with nothing
+ * to send. */
 static int store_sqlite_suppress_tx(struct store_sqlite *s, const char *key,
-                                    const char *reason, time_t now,
-                                    int64_t delivery_id, const char *what,
-                                    struct diag *d)
+                                    const struct store_sqlite_why *w,
+                                    const char *what, struct diag *d)
 {
 	sqlite3_stmt *add = NULL, *dl = NULL;
 	int rc = -1;
 
 	if ((add = store_sqlite_prepare(
 	         s,
-	         "INSERT INTO suppressions (email, reason, at, delivery_id)"
-	         " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (email) DO NOTHING",
+	         "INSERT INTO suppressions (email, reason, at, delivery_id,"
+	         " rule, evidence) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+	         " ON CONFLICT (email) DO NOTHING",
 	         what, d)) == NULL ||
 	    (dl = store_sqlite_prepare(
 	         s,
@@ -3156,11 +3209,13 @@ static int store_sqlite_suppress_tx(struct store_sqlite *s, const char *key,
 	         what, d)) == NULL)
 		goto done;
 	if (store_sqlite_text(add, 1, key) ||
-	    store_sqlite_text(add, 2, reason) ||
-	    store_sqlite_int(add, 3, now) ||
-	    (delivery_id != 0 ? store_sqlite_int(add, 4, delivery_id)
-	                      : sqlite3_bind_null(add, 4)) ||
-	    store_sqlite_text(dl, 1, key) || store_sqlite_int(dl, 2, now)) {
+	    store_sqlite_text(add, 2, w->reason) ||
+	    store_sqlite_int(add, 3, w->at) ||
+	    (w->delivery_id != 0 ? store_sqlite_int(add, 4, w->delivery_id)
+	                         : sqlite3_bind_null(add, 4)) ||
+	    store_sqlite_text(add, 5, w->rule) ||
+	    store_sqlite_text(add, 6, w->evidence) ||
+	    store_sqlite_text(dl, 1, key) || store_sqlite_int(dl, 2, w->at)) {
 		store_sqlite_bind_fail(s, what, d);
 		goto done;
 	}
@@ -3193,7 +3248,9 @@ static int store_sqlite_suppress_add(struct store *stp, const char *email,
 		return store_sqlite_oom(s, what, d);
 	if (store_sqlite_begin(s, what, d) < 0)
 		return -1;
-	if (store_sqlite_suppress_tx(s, key, reason, now, 0, what, d) < 0)
+	if (store_sqlite_suppress_tx(
+	        s, key, &(struct store_sqlite_why){.reason = reason, .at = now},
+	        what, d) < 0)
 		goto fail;
 	if (store_sqlite_commit(s, what, d) < 0)
 		goto fail;
@@ -3299,10 +3356,11 @@ static int store_sqlite_event_record(struct store *stp,
 	struct store_sqlite *s = store_sqlite_of(stp);
 	sqlite3_stmt *st = NULL;
 	const char *how = NULL, *key = NULL, *new_state = NULL;
-	char *email_key = NULL, *why = NULL;
+	char *email_key = NULL, *why = NULL, *evidence = NULL,
+	     *soft_evidence = NULL;
 	time_t now = time(NULL);
-	int64_t id = 0;
-	bool suppress = false;
+	int64_t id = 0, event_id = 0;
+	bool suppress = false, soft = false;
 	struct policy_event pe = {0};
 	struct policy_verdict pv = {0};
 
@@ -3396,8 +3454,10 @@ static int store_sqlite_event_record(struct store *stp,
 	if ((st = store_sqlite_prepare(
 	         s,
 	         "INSERT INTO events (at, kind, delivery_id, matched_by,"
-	         " email_key, status, reason, hard, diagnostic, raw, held)"
-	         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+	         " email_key, status, reason, hard, diagnostic, raw, held,"
+	         " rule, evidence)"
+	         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
+	         " ?13)",
 	         what, d)) == NULL)
 		goto fail;
 	if (store_sqlite_int(st, 1, now) ||
@@ -3410,7 +3470,9 @@ static int store_sqlite_event_record(struct store *stp,
 	    store_sqlite_int(st, 8, ev->hard) ||
 	    store_sqlite_text(st, 9, ev->diagnostic) ||
 	    sqlite3_bind_blob64(st, 10, ev->raw, ev->rawlen, SQLITE_STATIC) ||
-	    store_sqlite_text(st, 11, pv.held)) {
+	    store_sqlite_text(st, 11, pv.held) ||
+	    store_sqlite_text(st, 12, ev->rule) ||
+	    store_sqlite_text(st, 13, ev->evidence)) {
 		store_sqlite_bind_fail(s, what, d);
 		goto fail;
 	}
@@ -3419,6 +3481,7 @@ static int store_sqlite_event_record(struct store *stp,
 		goto fail;
 	}
 	st = NULL;
+	event_id = sqlite3_last_insert_rowid(s->db);
 	suppress = pv.suppress;
 	new_state = pv.state;
 	if (pv.count_soft && email_key != NULL) {
@@ -3427,9 +3490,17 @@ static int store_sqlite_event_record(struct store *stp,
 		unsigned window = ev->soft_window ? ev->soft_window
 		                                  : STORE_DEFAULT_SOFT_WINDOW;
 		int64_t count = 0;
+		char span[48];
+		/* the count, and the newest events' ids for the evidence */
 		if ((st = store_sqlite_prepare(
 		         s,
-		         "SELECT count(*) FROM events WHERE email_key = ?1"
+		         "SELECT count(*), (SELECT group_concat(id, ', ') FROM"
+		         " (SELECT id FROM events WHERE email_key = ?1"
+		         "  AND kind = 'bounce' AND hard = 0 AND at >= ?2"
+		         "  AND matched_by IN ('verp', 'keyed-id')"
+		         "  AND held IS NULL ORDER BY id DESC LIMIT ?3)"
+		         " ORDER BY id)"
+		         " FROM events WHERE email_key = ?1"
 		         " AND kind = 'bounce' AND hard = 0 AND at >= ?2"
 		         " AND matched_by IN ('verp', 'keyed-id')"
 		         " AND held IS NULL",
@@ -3437,11 +3508,26 @@ static int store_sqlite_event_record(struct store *stp,
 			goto fail;
 		store_sqlite_text(st, 1, email_key);
 		store_sqlite_int(st, 2, now - window);
-		if (sqlite3_step(st) == SQLITE_ROW)
+		store_sqlite_int(st, 3, store_sqlite_defaults.soft_ids);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			const char *ids =
+			    (const char *)sqlite3_column_text(st, 1);
 			count = sqlite3_column_int64(st, 0);
+			store_window_text(window, span, sizeof(span));
+			if (asprintf(&soft_evidence,
+			             "%" PRId64 " soft bounces within %s:"
+			             " event%s %s%s",
+			             count, span, count == 1 ? "" : "s",
+			             count > store_sqlite_defaults.soft_ids
+			                 ? "..., "
+			                 : "",
+			             ids ? ids : "") < 0)
+				soft_evidence = NULL;
+		}
 		sqlite3_finalize(st);
 		st = NULL;
 		suppress = policy_soft_suppress(count, ev->soft_limit);
+		soft = true;
 	}
 	if (new_state != NULL && id != 0) {
 		if ((st = store_sqlite_prepare(
@@ -3465,12 +3551,25 @@ static int store_sqlite_event_record(struct store *stp,
 	}
 	/* policy acts only on a token's own delivery (id is never 0 then) */
 	if (suppress && email_key != NULL && id != 0) {
+		struct store_sqlite_why w = {.delivery_id = id, .at = now};
 		if (asprintf(&why, "%s%s%s", store_event_kind_name(ev->kind),
 		             ev->reason ? ": " : "",
 		             ev->reason ? ev->reason : "") < 0)
 			why = NULL;
-		if (store_sqlite_suppress_tx(s, email_key, why, now, id, what,
-		                             d) < 0)
+		if (soft) {
+			w.rule = "soft-limit";
+			w.evidence = soft_evidence;
+		} else {
+			w.rule = ev->rule ? ev->rule
+			                  : store_event_kind_name(ev->kind);
+			if (asprintf(&evidence, "event %" PRId64 "%s%s",
+			             event_id, ev->evidence ? ", " : "",
+			             ev->evidence ? ev->evidence : "") < 0)
+				evidence = NULL;
+			w.evidence = evidence;
+		}
+		w.reason = why;
+		if (store_sqlite_suppress_tx(s, email_key, &w, what, d) < 0)
 			goto fail;
 		st = NULL;
 		*suppressed = true;
@@ -3482,12 +3581,16 @@ static int store_sqlite_event_record(struct store *stp,
 	                                                             : id;
 	free(email_key);
 	free(why);
+	free(evidence);
+	free(soft_evidence);
 	return 0;
 fail:
 	sqlite3_finalize(st);
 	store_sqlite_rollback(s);
 	free(email_key);
 	free(why);
+	free(evidence);
+	free(soft_evidence);
 	*suppressed = false;
 	return -1;
 }
@@ -3500,7 +3603,7 @@ static int store_sqlite_event_confirm(struct store *stp, int64_t id,
 	const char *what = "confirming an unsubscribe request";
 	struct store_sqlite *s = store_sqlite_of(stp);
 	sqlite3_stmt *st = NULL;
-	char *key = NULL;
+	char *key = NULL, evidence[32];
 	int64_t delivery = 0;
 	int rc;
 
@@ -3558,9 +3661,17 @@ static int store_sqlite_event_confirm(struct store *stp, int64_t id,
 	}
 	rc = store_sqlite_once(s, st, what, d);
 	st = NULL;
+	snprintf(evidence, sizeof(evidence), "event %" PRId64, id);
 	if (rc < 0 ||
-	    store_sqlite_suppress_tx(s, key, "unsubscribe: reply (confirmed)",
-	                             time(NULL), delivery, what, d) < 0 ||
+	    store_sqlite_suppress_tx(
+	        s, key,
+	        &(struct store_sqlite_why){.reason =
+	                                       "unsubscribe: reply (confirmed)",
+	                                   .rule = "confirmed",
+	                                   .evidence = evidence,
+	                                   .delivery_id = delivery,
+	                                   .at = time(NULL)},
+	        what, d) < 0 ||
 	    store_sqlite_commit(s, what, d) < 0)
 		goto fail;
 	*email = key;
@@ -3755,7 +3866,7 @@ static int store_sqlite_events_each(
 	         "SELECT e.id, e.at, e.kind, e.delivery_id, d.release_id,"
 	         " r.name, e.matched_by, coalesce(e.email_key, d.email),"
 	         " e.status, e.reason, e.diagnostic, e.hard, length(e.raw),"
-	         " e.held"
+	         " e.held, e.rule, e.evidence"
 	         " FROM events e LEFT JOIN deliveries d ON d.id = e.delivery_id"
 	         " LEFT JOIN releases r ON r.id = d.release_id"
 	         " WHERE e.at >= ?1 AND (?2 = 0 OR d.release_id = ?2)"
@@ -3795,6 +3906,8 @@ static int store_sqlite_events_each(
 		r.hard = sqlite3_column_int(st, 11);
 		r.rawlen = (size_t)sqlite3_column_int64(st, 12);
 		r.held = (const char *)sqlite3_column_text(st, 13);
+		r.rule = (const char *)sqlite3_column_text(st, 14);
+		r.evidence = (const char *)sqlite3_column_text(st, 15);
 		if ((cb = fn(arg, &r)) != 0) {
 			ret = cb > 0 ? 0 : -1;
 			goto out;
@@ -3861,7 +3974,9 @@ static int store_sqlite_suppressions_each(
 	int rc, ret = -1;
 
 	if ((st = store_sqlite_prepare(
-	         s, "SELECT email, reason, at FROM suppressions ORDER BY email",
+	         s,
+	         "SELECT email, reason, at, rule, evidence FROM suppressions"
+	         " ORDER BY email",
 	         what, d)) == NULL)
 		return -1;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -3869,6 +3984,8 @@ static int store_sqlite_suppressions_each(
 		    .email = (const char *)sqlite3_column_text(st, 0),
 		    .reason = (const char *)sqlite3_column_text(st, 1),
 		    .at = (time_t)sqlite3_column_int64(st, 2),
+		    .rule = (const char *)sqlite3_column_text(st, 3),
+		    .evidence = (const char *)sqlite3_column_text(st, 4),
 		};
 		int cb;
 		if ((cb = fn(arg, &sp)) != 0) {
@@ -3944,9 +4061,13 @@ static int store_sqlite_suppress_import(struct store *stp,
 			store_sqlite_oom(s, what, d);
 			goto fail;
 		}
-		if (store_sqlite_suppress_tx(s, key, v[i].reason,
-		                             v[i].at ? v[i].at : now, 0, what,
-		                             d) < 0)
+		if (store_sqlite_suppress_tx(s, key,
+		                             &(struct store_sqlite_why){
+		                                 .reason = v[i].reason,
+		                                 .rule = v[i].rule,
+		                                 .evidence = v[i].evidence,
+		                                 .at = v[i].at ? v[i].at : now},
+		                             what, d) < 0)
 			goto fail;
 	}
 	if (store_sqlite_count_suppressions(s, &after, what, d) < 0 ||

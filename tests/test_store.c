@@ -1812,6 +1812,89 @@ static void test_migration_3(void **state)
 	free(path);
 }
 
+/* A store of schema version 6 (before rules and evidence) is brought to
+ * 7 on open, with what it held; a column a run that did not finish added
+ * already is left as it is. */
+static void test_migration_7(void **state)
+{
+	char *path = db_path("mig7");
+	struct store *st = open_ok(path);
+	struct diag d = {0};
+	sqlite3 *db;
+
+	(void)state;
+	add_release(st, "mig", 2, 0, 0);
+	assert_int_equal(
+	    store_ops(st)->suppress_add(st, "j1@example.org", "old", &d), 0);
+	store_close(st);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+	                              "ALTER TABLE events DROP evidence;"
+	                              "ALTER TABLE suppressions DROP rule;"
+	                              "ALTER TABLE suppressions DROP evidence;"
+	                              "PRAGMA user_version = 6;",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(db);
+	st = open_ok(path);
+	assert_int_equal(count_rows(path, "PRAGMA user_version"), 7);
+	assert_int_equal(count_rows(path,
+	                            "SELECT count(*) FROM"
+	                            " pragma_table_info('suppressions')"
+	                            " WHERE name IN ('rule', 'evidence')"),
+	                 2);
+	assert_int_equal(count_rows(path,
+	                            "SELECT count(*) FROM"
+	                            " pragma_table_info('events')"
+	                            " WHERE name IN ('rule', 'evidence')"),
+	                 2);
+	/* what was there stays, without a rule */
+	assert_int_equal(count_rows(path,
+	                            "SELECT count(*) FROM suppressions"
+	                            " WHERE email = 'j1@example.org'"
+	                            " AND reason = 'old' AND rule IS NULL"),
+	                 1);
+	assert_int_equal(count_rows(path, "SELECT count(*) FROM deliveries"),
+	                 2);
+	diag_clear(&d);
+	store_close(st);
+	unlink(path);
+	free(path);
+}
+
+/* store_evidence: one line, cut at a character boundary; and the soft
+ * window in words. */
+static void test_evidence_text(void **state)
+{
+	char buf[48], *e, *long_text = malloc(STORE_EVIDENCE_TEXT_MAX + 8);
+
+	(void)state;
+	assert_null(store_evidence("line 1: ", NULL));
+	e = store_evidence("line 3: ", "a\r\nb\tc");
+	assert_string_equal(e, "line 3: a  b c");
+	free(e);
+	/* a two-byte character across the cut is left out whole */
+	assert_non_null(long_text);
+	memset(long_text, 'x', STORE_EVIDENCE_TEXT_MAX + 7);
+	long_text[STORE_EVIDENCE_TEXT_MAX - 1] = '\xc3';
+	long_text[STORE_EVIDENCE_TEXT_MAX] = '\xa9';
+	long_text[STORE_EVIDENCE_TEXT_MAX + 7] = '\0';
+	e = store_evidence(NULL, long_text);
+	assert_int_equal(strlen(e), STORE_EVIDENCE_TEXT_MAX - 1);
+	free(e);
+	free(long_text);
+	store_window_text(30 * 86400, buf, sizeof(buf));
+	assert_string_equal(buf, "30 days");
+	store_window_text(86400, buf, sizeof(buf));
+	assert_string_equal(buf, "1 day");
+	store_window_text(36 * 3600, buf, sizeof(buf));
+	assert_string_equal(buf, "36 hours");
+	store_window_text(90, buf, sizeof(buf));
+	assert_string_equal(buf, "90 seconds");
+	store_window_text(0, buf, sizeof(buf));
+	assert_string_equal(buf, "0 seconds");
+}
+
 /* ---- what admins see is true ------------------------------------------- */
 
 /* A reader opens without making a store: none there is ENOENT and nothing
@@ -2127,7 +2210,9 @@ static void test_refused_suppresses(void **state)
 	                          .text = "550 5.1.1 User unknown",
 	                          .result = STORE_FAILED,
 	                          .counts = true,
-	                          .bad_address = "userunknown"};
+	                          .bad_address = "userunknown",
+	                          .rule = "status+text",
+	                          .evidence = "550 5.1.1 User unknown"};
 	struct rows l;
 
 	(void)state;
@@ -2144,6 +2229,13 @@ static void test_refused_suppresses(void **state)
 	assert_int_equal(l.result[0], STORE_LOG_FAILED);
 	assert_int_equal(l.result[1], STORE_LOG_SUPPRESSED);
 	assert_non_null(strstr(l.text[1], "refused: userunknown (550 5.1.1)"));
+	/* the suppression keeps the verdict's rule and the reply */
+	assert_int_equal(count_rows(path,
+	                            "SELECT count(*) FROM suppressions"
+	                            " WHERE email = 'j0@example.org'"
+	                            " AND rule = 'status+text' AND"
+	                            " evidence = '550 5.1.1 User unknown'"),
+	                 1);
 	/* a full mailbox is not a bad address */
 	a.delivery_id = out[1].id;
 	a.status = "5.2.2";
@@ -2666,6 +2758,8 @@ int main(void)
 	    cmocka_unit_test(test_mailbox_state),
 	    cmocka_unit_test(test_event_source_once),
 	    cmocka_unit_test(test_migration_3),
+	    cmocka_unit_test(test_migration_7),
+	    cmocka_unit_test(test_evidence_text),
 	    cmocka_unit_test(test_state_names),
 	    cmocka_unit_test(test_events),
 	    cmocka_unit_test(test_schema_and_mode),

@@ -151,6 +151,11 @@ struct store_attempt {
 	                          * trouble_decide names it), or NULL: record
 	                          * puts the address on the suppression list,
 	                          * as a hard bounce does */
+	/* With bad_address: the verdict's rule (verdict.h, as trouble_decide
+	 * names it) and the reply it was read from, one line
+	 * (store_evidence), kept with the suppression; either may be NULL. */
+	const char *rule;
+	const char *evidence;
 };
 
 /* A release as listed by status. Names are at most 127 bytes (release_add
@@ -235,6 +240,11 @@ enum {
 	STORE_DEFAULT_SOFT_WINDOW = 30 * 86400,
 };
 
+/* A soft window (or any span of seconds) in words for admins: "30 days",
+ * "36 hours", "90 minutes", "1 second", in the largest unit that divides
+ * it, into buf (always terminated). */
+void store_window_text(unsigned seconds, char *buf, size_t size);
+
 struct store_event {
 	enum store_event_kind kind;
 	const char *message_key; /* the delivery's Message-ID key from a
@@ -262,6 +272,12 @@ struct store_event {
 	 * message this is), or NULL: an event with a source is recorded at
 	 * most once (see event_record) */
 	const char *source;
+	/* Why: a bounce's verdict rule (verdict.h: "status+text", ...) and
+	 * the line of the message it was read from ("line 23: Status:
+	 * 5.1.1", store_evidence), kept with the event and with the
+	 * suppression it causes; NULL when there is none. */
+	const char *rule;
+	const char *evidence;
 };
 
 /* Filter for events_each (zero/false fields match all). */
@@ -287,14 +303,38 @@ struct store_event_row {
 	size_t rawlen; /* size of the message kept with it */
 	/* why it was not acted on (policy.h), or NULL */
 	const char *held;
+	const char *rule, *evidence; /* as store_event has them, or NULL */
 };
 
-/* One entry of the suppression list. */
+/* One entry of the suppression list, with what put it there: rule names
+ * the kind of evidence and evidence is the evidence itself, one line:
+ *   a bounce's verdict rule    "event 12, line 23: Status: 5.1.1"
+ *   "complaint", "unsubscribe" "event 12"
+ *   "soft-limit"               "3 soft bounces within 30 days: events
+ *                               4, 9, 12"
+ *   a refusal's verdict rule   "550 5.1.1 <x>: User unknown" (the reply)
+ *   "admin"                    the reason given to herald suppress add
+ *   "import"                   "FILE:LINE" of the file imported
+ *   "confirmed"                "event 12" (herald suppress confirm)
+ * Both NULL for entries made before herald kept them. */
 struct store_suppression {
 	const char *email;
 	const char *reason; /* may be NULL */
 	time_t at;
+	const char *rule;     /* may be NULL */
+	const char *evidence; /* may be NULL */
 };
+
+/* The longest text of outside origin kept as evidence (a line of mail is
+ * at most 998 bytes, RFC 5322), and the longest evidence with what
+ * herald puts before it (its place, the event). */
+enum { STORE_EVIDENCE_TEXT_MAX = 998, STORE_EVIDENCE_MAX = 1100 };
+
+/* Evidence as the store keeps it: prefix (may be NULL) then text, on one
+ * line (CR, LF and TAB as spaces), text cut to STORE_EVIDENCE_TEXT_MAX
+ * bytes at a character boundary. malloc'd; NULL when text is NULL or
+ * memory runs out. */
+char *store_evidence(const char *prefix, const char *text);
 
 /* What a row of the delivery log records: how an attempt ended, or what
  * happened to the delivery after it (an event from the bounce mailbox
@@ -528,7 +568,11 @@ struct store_backend {
 	 * soft_limit within soft_window; a complaint marks it complained and
 	 * suppresses; an unsubscribe request suppresses; a bounce that is the
 	 * sender's fault (hard -1), an auto-reply or an unknown message
-	 * changes nothing. Sets *delivery_id (0: unmatched) and *suppressed. */
+	 * changes nothing. Sets *delivery_id (0: unmatched) and *suppressed.
+	 * The event keeps ev's rule and evidence; the suppression it causes
+	 * gets them too (rule: the event's kind when ev has none; evidence
+	 * "event ID, " and ev's), or, when the soft limit is reached, rule
+	 * "soft-limit" and the count, the window and the events' ids. */
 	/* An event whose source was recorded before changes nothing and
 	 * returns 1 (*delivery_id 0): a message read again after a crash or
 	 * a lost connection is not acted on twice. */
@@ -545,9 +589,10 @@ struct store_backend {
 	int (*mailbox_state_set)(struct store *st, const char *url,
 	                         uint32_t uidvalidity, uint32_t last_uid,
 	                         struct diag *d);
-	/* Suppression list. Adding an address keeps its first reason and
-	 * time if it is already listed, and suppresses its queued and
-	 * deferred deliveries at once. */
+	/* Suppression list. Adding an address keeps its first reason, time,
+	 * rule and evidence if it is already listed, and suppresses its
+	 * queued and deferred deliveries at once. suppress_add records no
+	 * rule or evidence (suppress_import does, from its entries). */
 	int (*suppress_add)(struct store *st, const char *email,
 	                    const char *reason, struct diag *d);
 	int (*suppressed)(struct store *st, const char *email, bool *yes,
@@ -570,7 +615,8 @@ struct store_backend {
 	                 struct diag *d);
 	/* An admin confirms event id, a reply asking to be removed that
 	 * waits for one (policy.h): in one transaction the event acts and
-	 * its address goes on the suppression list. *email is the address
+	 * its address goes on the suppression list (rule "confirmed",
+	 * evidence "event ID"). *email is the address
 	 * (malloc'd, caller frees). -1 with the reason when there is no such
 	 * event or it is not such a reply (or was confirmed before). */
 	int (*event_confirm)(struct store *st, int64_t id, char **email,
@@ -585,7 +631,8 @@ struct store_backend {
 	int (*suppress_remove)(struct store *st, const char *email,
 	                       bool *removed, struct diag *d);
 	/* Add n entries in one transaction (all or none), as suppress_add
-	 * does one; *added counts the addresses that were not listed yet. */
+	 * does one, each with its rule and evidence; *added counts the
+	 * addresses that were not listed yet. */
 	int (*suppress_import)(struct store *st,
 	                       const struct store_suppression *v, size_t n,
 	                       size_t *added, struct diag *d);
