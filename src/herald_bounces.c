@@ -11,14 +11,15 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <stdint.h>
 #include <sys/stat.h>
 #include <sysexits.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "herald/bounce.h"
 #include "herald/config.h"
@@ -68,7 +69,9 @@ static void bounces_usage(FILE *f)
 	      "       herald bounces show EVENT [--store PATH] [--config FILE]\n"
 	      "       herald bounces fetch [--mailbox URL] [--store PATH] "
 	      "[--config FILE]\n"
-	      "       herald bounces parse FILE... [--format table|json]\n\n"
+	      "       herald bounces parse FILE... [--format table|json]\n"
+	      "       herald bounces explain FILE... [--format table|json] "
+	      "[--config FILE]\n\n"
 	      "Without a subcommand: what arrived in the bounce mailbox, one "
 	      "row per event\n"
 	      "(bounce per failed recipient, complaint, auto-reply, "
@@ -102,7 +105,24 @@ static void bounces_usage(FILE *f)
 	      "failed recipient\n"
 	      "or event: file, message, type, recipient, status, reply, "
 	      "reason, hard,\n"
-	      "action, remote_mta, diagnostic, message_id, feedback_type.\n",
+	      "action, remote_mta, diagnostic, message_id, feedback_type.\n\n"
+	      "explain: what herald would make of message files, and why: "
+	      "for each\n"
+	      "recipient the verdict (hard, soft or neither) and what herald "
+	      "does with it,\n"
+	      "the reason, the rule that decided and its sentence, status, "
+	      "reply code,\n"
+	      "refused command, and the line of the message it was read "
+	      "from; once per\n"
+	      "message, what may act on it (only herald's signed token). "
+	      "The soft limit is\n"
+	      "herald.yaml's (--config) or the default. json: one object per "
+	      "line per\n"
+	      "recipient: file, message, type, recipient, verdict, effect, "
+	      "reason, rule,\n"
+	      "why, status, reply, command, evidence, evidence_line, "
+	      "soft_limit,\n"
+	      "soft_window, acts.\n",
 	      f);
 }
 
@@ -226,6 +246,16 @@ static const char *bounces_hard(int hard)
 	return hard == 1 ? "hard" : hard == 0 ? "soft" : "-";
 }
 
+/* ,"key": the string, or null when v is NULL or empty */
+static void bounces_json_opt(const char *key, const char *v)
+{
+	printf(",\"%s\":", key);
+	if (v != NULL && *v != '\0')
+		cli_json_str(v);
+	else
+		fputs("null", stdout);
+}
+
 struct bounces_list {
 	enum bounces_format fmt;
 	unsigned width;
@@ -268,6 +298,8 @@ static int bounces_row(void *arg, const struct store_event_row *r)
 		       r->hard == 1 ? "true" : r->hard == 0 ? "false" : "null",
 		       r->rawlen);
 		cli_json_str(r->diagnostic ? r->diagnostic : "");
+		bounces_json_opt("rule", r->rule);
+		bounces_json_opt("evidence", r->evidence);
 		puts("}");
 	} else if (l->fmt == BOUNCES_CSV) {
 		printf("%s,%lld,%s,", at, (long long)r->id,
@@ -282,6 +314,10 @@ static int bounces_row(void *arg, const struct store_event_row *r)
 		       r->reason ? r->reason : "", bounces_hard(r->hard),
 		       r->rawlen);
 		cli_csv_str(r->diagnostic ? r->diagnostic : "");
+		fputc(',', stdout);
+		cli_csv_str(r->rule ? r->rule : "");
+		fputc(',', stdout);
+		cli_csv_str(r->evidence ? r->evidence : "");
 		fputs("\r\n", stdout);
 	} else {
 		/* cut only to fit a terminal (width 0: not one, or --wide);
@@ -344,8 +380,9 @@ static int bounces_list(const struct bounces_cmd *o)
 		       "TIME", "EVENT", "TYPE", "RELEASE", "DELIV", "MATCHED",
 		       "RECIPIENT", "STATUS", "REASON", "HARD", "DIAGNOSTIC");
 	else if (l.fmt == BOUNCES_CSV)
-		fputs("time,event,type,release,delivery,matched_by,held,recipient,"
-		      "status,reason,hard,size,diagnostic\r\n",
+		fputs("time,event,type,release,delivery,matched_by,held,"
+		      "recipient,"
+		      "status,reason,hard,size,diagnostic,rule,evidence\r\n",
 		      stdout);
 	if (store_ops(st)->events_each(st, &f, bounces_row, &l, &d) < 0)
 		goto done;
@@ -459,19 +496,19 @@ static const char *bounces_type(const struct bounce_event *ev)
 	return "unknown";
 }
 
-static void bounces_json_opt(const char *key, const char *v)
-{
-	printf(",\"%s\":", key);
-	if (v != NULL && *v != '\0')
-		cli_json_str(v);
-	else
-		fputs("null", stdout);
-}
+/* One message of a file given to parse or explain, as read. */
+struct bounces_msg {
+	const char *file;
+	size_t n;     /* its number in an mbox (1: the first) */
+	bool mbox;    /* the file is an mbox */
+	size_t line0; /* lines of the file before the message */
+	const struct bounce_event *ev;
+};
 
-static void bounces_parsed(const char *file, size_t msg, bool mbox,
-                           const struct bounce_event *ev,
-                           enum bounces_format fmt)
+static void bounces_parsed(void *arg, const struct bounces_msg *m)
 {
+	enum bounces_format fmt = *(const enum bounces_format *)arg;
+	const struct bounce_event *ev = m->ev;
 	const char *type = bounces_type(ev);
 	size_t n = ev->nrcpt > 0 ? ev->nrcpt : 1;
 
@@ -480,9 +517,9 @@ static void bounces_parsed(const char *file, size_t msg, bool mbox,
 		    ev->nrcpt > 0 ? &ev->rcpt[i] : NULL;
 		if (fmt == BOUNCES_JSON) {
 			fputs("{\"file\":", stdout);
-			cli_json_str(file);
-			if (mbox)
-				printf(",\"message\":%zu", msg);
+			cli_json_str(m->file);
+			if (m->mbox)
+				printf(",\"message\":%zu", m->n);
 			else
 				fputs(",\"message\":null", stdout);
 			printf(",\"type\":\"%s\"", type);
@@ -506,9 +543,9 @@ static void bounces_parsed(const char *file, size_t msg, bool mbox,
 			puts("}");
 		} else {
 			char where[64] = "";
-			if (mbox)
-				snprintf(where, sizeof(where), "#%zu", msg);
-			printf("%s%s: %s", file, where, type);
+			if (m->mbox)
+				snprintf(where, sizeof(where), "#%zu", m->n);
+			printf("%s%s: %s", m->file, where, type);
 			if (r != NULL)
 				printf(" <%s> status=%s reply=%d reason=%s %s",
 				       r->address, r->status[0] ? r->status : "-",
@@ -521,31 +558,49 @@ static void bounces_parsed(const char *file, size_t msg, bool mbox,
 	}
 }
 
-static int bounces_parse_files(const struct bounces_cmd *o, char **files,
-                               int nfiles)
+/* Lines in the n bytes at p, as the bounce reader counts them: LF, CRLF
+ * and a lone CR each end one. */
+static size_t bounces_lines(const char *p, size_t n)
 {
-	enum bounces_format fmt;
+	size_t lines = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (p[i] == '\n' ||
+		    (p[i] == '\r' && (i + 1 == n || p[i + 1] != '\n')))
+			lines++;
+	return lines;
+}
+
+/* Read each file (an mbox message by message), parse every message and
+ * hand it to fn; problems go to stderr, naming cmd, the file and the
+ * message. Returns 0, else the exit status of the first problem:
+ * EX_NOINPUT a file that is not there or may not be read, EX_DATAERR one
+ * refused by size or a message that could not be read, EX_IOERR the
+ * output could not be written. */
+static int bounces_each_message(const char *cmd, char **files, int nfiles,
+                                void (*fn)(void *arg,
+                                           const struct bounces_msg *m),
+                                void *arg)
+{
 	int rc = 0;
 
-	if (bounces_format(o->format, &fmt, false) < 0)
-		return EX_USAGE;
-	if (nfiles == 0) {
-		bounces_usage(stderr);
-		return EX_USAGE;
-	}
 	for (int i = 0; i < nfiles; i++) {
 		struct diag d = {0};
 		char *buf = NULL;
-		size_t len = 0, at = 0, msg = 0;
+		size_t len = 0, at = 0, msg = 0, line0 = 0;
 		bool mbox;
 
 		/* an mbox may hold many messages, each capped on its own; a
 		 * single message larger than herald reads is refused unread */
 		if (bounces_too_big(files[i], &d) ||
 		    file_read(files[i], BOUNCES_MBOX_MAX, &buf, &len, &d) < 0) {
+			int code = access(files[i], R_OK) != 0 ? EX_NOINPUT
+			                                       : EX_DATAERR;
+			fprintf(stderr, "herald %s: ", cmd);
 			diag_print(&d, stderr);
 			diag_clear(&d);
-			rc = EX_DATAERR;
+			if (rc == 0)
+				rc = code;
 			continue;
 		}
 		mbox = len >= 5 && memcmp(buf, "From ", 5) == 0;
@@ -555,17 +610,21 @@ static int bounces_parse_files(const struct bounces_cmd *o, char **files,
 			struct bounce_event ev;
 			msg++;
 			if (bounce_parse(buf + at, end - at, &ev, &d) < 0) {
-				fprintf(stderr, "herald bounces parse: %s", files[i]);
+				fprintf(stderr, "herald %s: %s", cmd, files[i]);
 				if (mbox)
 					fprintf(stderr, " (message %zu)", msg);
 				fputs(": ", stderr);
 				diag_print(&d, stderr);
 				diag_clear(&d);
-				rc = EX_DATAERR;
+				if (rc == 0)
+					rc = EX_DATAERR;
 			} else {
-				bounces_parsed(files[i], msg, mbox, &ev, fmt);
+				struct bounces_msg m = {files[i], msg, mbox,
+				                        line0, &ev};
+				fn(arg, &m);
 				bounce_event_free(&ev);
 			}
+			line0 += bounces_lines(buf + at, end - at);
 			at = end;
 		} while (mbox && at < len);
 		free(buf);
@@ -573,6 +632,257 @@ static int bounces_parse_files(const struct bounces_cmd *o, char **files,
 	if (fflush(stdout) != 0)
 		rc = EX_IOERR;
 	return rc;
+}
+
+static int bounces_parse_files(const struct bounces_cmd *o, char **files,
+                               int nfiles)
+{
+	enum bounces_format fmt;
+
+	if (bounces_format(o->format, &fmt, false) < 0)
+		return EX_USAGE;
+	if (nfiles == 0) {
+		bounces_usage(stderr);
+		return EX_USAGE;
+	}
+	return bounces_each_message("bounces parse", files, nfiles,
+	                            bounces_parsed, &fmt);
+}
+
+/* ---- herald bounces explain --------------------------------------------- */
+
+/* What explain knows beside the message: the soft limit in force. */
+struct bounces_explain {
+	enum bounces_format fmt;
+	unsigned soft_limit, soft_window;
+};
+
+/* Once per message: what may act on a message of this kind (policy.c,
+ * docs/guarantees.md). */
+static const char *bounces_acts(const struct bounce_event *ev)
+{
+	const char *type = bounces_type(ev);
+
+	if (strcmp(type, "bounce") == 0)
+		return "only a report carrying herald's signed token naming "
+		       "the "
+		       "address it reports acts (the return path it was sent "
+		       "to, or the returned original's Return-Path, "
+		       "List-Unsubscribe or keyed Message-ID); without one it "
+		       "is kept for review (herald bounces --unmatched) and "
+		       "changes nothing";
+	if (strcmp(type, "complaint") == 0)
+		return "only a complaint carrying herald's signed token naming "
+		       "the address acts (the returned original's Return-Path "
+		       "or List-Unsubscribe, or its keyed Message-ID): it "
+		       "marks "
+		       "the delivery complained and suppresses the address; "
+		       "without one it is kept for review and changes nothing";
+	if (strcmp(type, "unsubscribe") == 0)
+		return "mail to a delivery's signed unsubscribe+ address "
+		       "suppresses that address at once; a journalist's reply "
+		       "asking to be removed carries no token and waits for an "
+		       "admin (herald suppress confirm EVENT)";
+	if (strcmp(type, "autoreply") == 0)
+		return "an auto-reply changes nothing; it is kept with the "
+		       "message";
+	return "a message herald does not read as a report changes nothing; "
+	       "it is kept with the message";
+}
+
+/* The verdict in words, and what herald does with it (when it carries
+ * the token). effect is written into buf. */
+static const char *bounces_effect(const struct bounces_explain *x,
+                                  const struct bounce_event *ev,
+                                  const struct bounce_rcpt *r, char *buf,
+                                  size_t size)
+{
+	const char *type = bounces_type(ev);
+	char span[48];
+
+	if (strcmp(type, "complaint") == 0)
+		return "suppressed at once when it carries herald's token (the "
+		       "delivery is marked complained)";
+	if (strcmp(type, "unsubscribe") == 0)
+		return ev->verp_to != NULL &&
+		               strncasecmp(ev->verp_to, "unsubscribe+", 12) == 0
+		           ? "suppressed at once when the unsubscribe+ address "
+		             "carries a valid signature"
+		           : "waits for an admin: herald suppress confirm "
+		             "EVENT "
+		             "suppresses the address";
+	if (strcmp(type, "bounce") != 0 || r == NULL || r->hard == -1)
+		return "changes nothing";
+	if (r->hard == 1)
+		return "suppressed at once when it carries herald's token";
+	store_window_text(x->soft_window, span, sizeof(span));
+	snprintf(buf, size, "counts toward the soft limit (%u within %s)",
+	         x->soft_limit, span);
+	return buf;
+}
+
+static const char *bounces_verdict_word(const struct bounce_event *ev,
+                                        const struct bounce_rcpt *r)
+{
+	if (r == NULL || ev->kind != BOUNCE_DSN)
+		return NULL;
+	return r->hard == 1 ? "hard" : r->hard == 0 ? "soft" : "neither";
+}
+
+static const char *bounces_verdict_says(int hard)
+{
+	return hard == 1   ? "hard: the address itself is dead"
+	       : hard == 0 ? "soft: a failure that may pass"
+	                   : "neither: it says nothing about the address";
+}
+
+/* One "  name: value" line, value escaped (it came from outside). */
+static void bounces_field(const char *name, const char *value)
+{
+	char *safe = log_escape(value ? value : "-");
+
+	printf("    %-10s %s\n", name, safe ? safe : "(out of memory)");
+	free(safe);
+}
+
+static void bounces_explained(void *arg, const struct bounces_msg *m)
+{
+	const struct bounces_explain *x = arg;
+	const struct bounce_event *ev = m->ev;
+	const char *type = bounces_type(ev);
+	size_t n = ev->nrcpt > 0 ? ev->nrcpt : 1;
+
+	if (x->fmt == BOUNCES_TABLE) {
+		char *file = log_escape(m->file), *to = NULL;
+		printf("%s", file ? file : "?");
+		if (m->mbox)
+			printf(", message %zu", m->n);
+		printf(": %s\n", type);
+		if (ev->verp_to != NULL &&
+		    (to = log_escape(ev->verp_to)) != NULL)
+			printf("  sent to <%s>\n", to);
+		printf("  what acts: %s\n", bounces_acts(ev));
+		free(file);
+		free(to);
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct bounce_rcpt *r =
+		    ev->nrcpt > 0 ? &ev->rcpt[i] : NULL;
+		const char *verdict = bounces_verdict_word(ev, r);
+		char buf[128], code[16] = "-", line[32] = "";
+		const char *effect = bounces_effect(x, ev, r, buf, sizeof(buf));
+		size_t at = r != NULL && r->evidence_line > 0
+		                ? m->line0 + r->evidence_line
+		                : 0;
+
+		if (x->fmt == BOUNCES_JSON) {
+			fputs("{\"file\":", stdout);
+			cli_json_str(m->file);
+			if (m->mbox)
+				printf(",\"message\":%zu", m->n);
+			else
+				fputs(",\"message\":null", stdout);
+			printf(",\"type\":\"%s\"", type);
+			bounces_json_opt("recipient", r ? r->address : NULL);
+			bounces_json_opt("verdict", verdict);
+			bounces_json_opt("effect", effect);
+			bounces_json_opt("reason", r ? r->reason : NULL);
+			bounces_json_opt("rule", r ? r->rule : NULL);
+			bounces_json_opt("why", r ? r->why : NULL);
+			bounces_json_opt("status", r ? r->status : NULL);
+			if (r != NULL && r->code > 0)
+				printf(",\"reply\":%d", r->code);
+			else
+				fputs(",\"reply\":null", stdout);
+			bounces_json_opt("command", r ? r->command : NULL);
+			bounces_json_opt("evidence", r ? r->evidence : NULL);
+			if (at > 0)
+				printf(",\"evidence_line\":%zu", at);
+			else
+				fputs(",\"evidence_line\":null", stdout);
+			printf(",\"soft_limit\":%u,\"soft_window\":%u",
+			       x->soft_limit, x->soft_window);
+			bounces_json_opt("acts", bounces_acts(ev));
+			puts("}");
+			continue;
+		}
+		if (r == NULL) {
+			printf("  %s\n", effect);
+			continue;
+		}
+		{
+			char *addr = log_escape(r->address);
+			printf("  recipient <%s>\n", addr ? addr : "?");
+			free(addr);
+		}
+		if (verdict != NULL)
+			bounces_field("verdict:",
+			              bounces_verdict_says(r->hard));
+		bounces_field("herald:", effect);
+		bounces_field("reason:", r->reason);
+		if (r->rule != NULL) {
+			char *both = NULL;
+			if (asprintf(&both, "%s: %s", r->rule,
+			             r->why ? r->why : "") < 0)
+				both = NULL;
+			bounces_field("rule:", both ? both : r->rule);
+			free(both);
+		}
+		bounces_field("status:", r->status[0] ? r->status : NULL);
+		if (r->code > 0)
+			snprintf(code, sizeof(code), "%d", r->code);
+		bounces_field("reply:", code);
+		bounces_field("command:", r->command);
+		if (r->evidence == NULL)
+			bounces_field("evidence:", "none found");
+		else {
+			char *ev_line = NULL;
+			if (at > 0)
+				snprintf(line, sizeof(line), "line %zu: ", at);
+			if (asprintf(&ev_line, "%s%s%s", line, r->evidence,
+			             at > 0
+			                 ? ""
+			                 : " (not in the message as it "
+			                   "stands: unfolded or decoded)") < 0)
+				ev_line = NULL;
+			bounces_field("evidence:",
+			              ev_line ? ev_line : r->evidence);
+			free(ev_line);
+		}
+	}
+	if (x->fmt == BOUNCES_TABLE)
+		putchar('\n');
+}
+
+static int bounces_explain_files(const struct bounces_cmd *o, char **files,
+                                 int nfiles)
+{
+	struct bounces_explain x = {0};
+	struct diag d = {0};
+	struct config *cfg;
+
+	if (bounces_format(o->format, &x.fmt, false) < 0)
+		return EX_USAGE;
+	if (nfiles == 0) {
+		bounces_usage(stderr);
+		return EX_USAGE;
+	}
+	/* the soft limit in force: herald.yaml's when there is one (its
+	 * secrets are not needed) */
+	cfg = config_load_flags(config_path(o->config), CONFIG_NO_SECRETS, &d);
+	if (cfg == NULL) {
+		diag_print(&d, stderr);
+		diag_clear(&d);
+		return EX_CONFIG;
+	}
+	x.soft_limit =
+	    cfg->soft_limit ? cfg->soft_limit : STORE_DEFAULT_SOFT_LIMIT;
+	x.soft_window =
+	    cfg->soft_window ? cfg->soft_window : STORE_DEFAULT_SOFT_WINDOW;
+	config_free(cfg);
+	diag_clear(&d);
+	return bounces_each_message("bounces explain", files, nfiles,
+	                            bounces_explained, &x);
 }
 
 /* ---- the command line ----------------------------------------------------- */
@@ -630,6 +940,8 @@ int cmd_bounces(int argc, char **argv)
 	}
 	if (sub != NULL && strcmp(sub, "parse") == 0)
 		return bounces_parse_files(&o, argv + optind, argc - optind);
+	if (sub != NULL && strcmp(sub, "explain") == 0)
+		return bounces_explain_files(&o, argv + optind, argc - optind);
 	if (sub != NULL && strcmp(sub, "show") == 0) {
 		if (optind + 1 != argc) {
 			bounces_usage(stderr);

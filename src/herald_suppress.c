@@ -2,7 +2,8 @@
  * herald suppress — the suppression list: the addresses herald never
  * mails again, whatever the release (a hard bounce, a complaint, an
  * unsubscribe request, soft bounces piling up, or staff adding one by
- * hand), each with its reason and date.
+ * hand), each with its reason and date, and the rule and evidence that
+ * put it there (store.h, struct store_suppression).
  *
  *   list   [--format table|json|csv]
  *   add    EMAIL... [--reason TEXT]
@@ -36,6 +37,8 @@
 #define SUPPRESS_IMPORT_MAX (256u * 1024u * 1024u)
 /* The longest reason kept with an entry. */
 #define SUPPRESS_REASON_MAX 200
+/* The longest rule name an import takes (herald's are much shorter). */
+#define SUPPRESS_RULE_MAX 32
 
 struct suppress_cmd {
 	const char *config, *store, *format, *reason;
@@ -52,25 +55,35 @@ static void suppress_usage(FILE *f)
 	      "       (each also takes --store PATH and --config FILE)\n\n"
 	      "The suppression list: addresses herald never mails again, for "
 	      "any release,\n"
-	      "with the reason and the date they were added. A hard bounce, "
-	      "a complaint or\n"
-	      "an unsubscribe request adds one; so does staff with add or "
-	      "import. Adding\n"
-	      "suppresses the address's queued and deferred deliveries at "
-	      "once. remove\n"
-	      "lets later queues mail the address again (deliveries already "
-	      "suppressed stay\n"
-	      "so). import reads one address per line (# starts a comment), "
-	      "or the CSV that\n"
-	      "export writes (email,reason,time); it is all or nothing. add "
-	      "and import make\n"
-	      "the store when there is none (the list may be started before "
-	      "the first\n"
-	      "release); list, export and remove need one. confirm acts on "
-	      "a journalist's\n"
-	      "reply asking to be removed (herald bounces --unmatched lists "
-	      "them: a reply\n"
-	      "carries no token of herald's, so it waits for an admin).\n",
+	      "with the reason and the date they were added, and the rule "
+	      "and evidence that\n"
+	      "put them there (a bounce's verdict rule and the line it was "
+	      "read from,\n"
+	      "soft-limit and the events counted, a refusal's rule and the "
+	      "server's reply,\n"
+	      "admin, import and FILE:LINE, confirmed and the event). A hard "
+	      "bounce, a\n"
+	      "complaint or an unsubscribe request adds one; so does staff "
+	      "with add or\n"
+	      "import. Adding suppresses the address's queued and deferred "
+	      "deliveries at\n"
+	      "once. remove lets later queues mail the address again "
+	      "(deliveries already\n"
+	      "suppressed stay so). import reads one address per line (# "
+	      "starts a comment),\n"
+	      "or the CSV that export writes "
+	      "(email,reason,time,rule,evidence; the rule and\n"
+	      "evidence are kept, and an older export without them imports "
+	      "as rule import);\n"
+	      "it is all or nothing. add and import make the store when "
+	      "there is none (the\n"
+	      "list may be started before the first release); list, export "
+	      "and remove need\n"
+	      "one. confirm acts on a journalist's reply asking to be "
+	      "removed (herald bounces\n"
+	      "--unmatched lists them: a reply carries no token of herald's, "
+	      "so it waits for\n"
+	      "an admin).\n",
 	      f);
 }
 
@@ -90,15 +103,38 @@ static int suppress_row(void *arg, const struct store_suppression *sp)
 		cli_json_str(sp->email);
 		fputs(",\"reason\":", stdout);
 		cli_json_str(sp->reason ? sp->reason : "");
-		printf(",\"time\":\"%s\"}\n", at);
+		printf(",\"time\":\"%s\",\"rule\":", at);
+		if (sp->rule != NULL)
+			cli_json_str(sp->rule);
+		else
+			fputs("null", stdout);
+		fputs(",\"evidence\":", stdout);
+		if (sp->evidence != NULL)
+			cli_json_str(sp->evidence);
+		else
+			fputs("null", stdout);
+		puts("}");
 	} else if (fmt == SUPPRESS_CSV) {
 		cli_csv_str(sp->email);
 		putchar(',');
 		cli_csv_str(sp->reason ? sp->reason : "");
-		printf(",%s\r\n", at);
-	} else
-		printf("%-20s %-40s %s\n", at, sp->email,
-		       sp->reason ? sp->reason : "-");
+		printf(",%s,", at);
+		cli_csv_str(sp->rule ? sp->rule : "");
+		putchar(',');
+		cli_csv_str(sp->evidence ? sp->evidence : "");
+		fputs("\r\n", stdout);
+	} else {
+		/* addresses and evidence may come from a bounce: escaped */
+		printf("%-20s ", at);
+		cli_cell(sp->email, 0, 40);
+		putchar(' ');
+		cli_cell(sp->rule ? sp->rule : "-", 0, 16);
+		putchar(' ');
+		cli_cell(sp->reason ? sp->reason : "-", 0, 32);
+		putchar(' ');
+		cli_cell(sp->evidence ? sp->evidence : "-", 0, 0);
+		putchar('\n');
+	}
 	return 0;
 }
 
@@ -127,9 +163,10 @@ static int suppress_list(const struct suppress_cmd *o, bool export)
 		goto done;
 	rc = EX_TEMPFAIL;
 	if (fmt == SUPPRESS_TABLE)
-		printf("%-20s %-40s %s\n", "ADDED", "EMAIL", "REASON");
+		printf("%-20s %-40s %-16s %-32s %s\n", "ADDED", "EMAIL", "RULE",
+		       "REASON", "EVIDENCE");
 	else if (fmt == SUPPRESS_CSV)
-		fputs("email,reason,time\r\n", stdout);
+		fputs("email,reason,time,rule,evidence\r\n", stdout);
 	if (store_ops(st)->suppressions_each(st, suppress_row, &fmt, &d) < 0)
 		goto done;
 	rc = fflush(stdout) == 0 ? 0 : EX_IOERR;
@@ -143,15 +180,35 @@ done:
 /* ---- add and remove --------------------------------------------------------
  */
 
-/* Is a reason one line of printable text? (It is shown in tables.) */
-static int suppress_reason_ok(const char *r)
+/* Is r one line of printable text of at most max bytes (empty only if
+ * empty_ok)? (Reasons and evidence are shown in tables.) */
+static int suppress_text_ok(const char *r, size_t max, bool empty_ok)
 {
 	size_t n = strlen(r);
 
-	if (n == 0 || n > SUPPRESS_REASON_MAX)
+	if ((n == 0 && !empty_ok) || n > max)
 		return 0;
 	for (const unsigned char *p = (const unsigned char *)r; *p; p++)
 		if (*p < 0x20 || *p == 0x7f)
+			return 0;
+	return 1;
+}
+
+static int suppress_reason_ok(const char *r)
+{
+	return suppress_text_ok(r, SUPPRESS_REASON_MAX, false);
+}
+
+/* A rule's name as herald writes them ("status+text", "soft-limit"). */
+static int suppress_rule_ok(const char *r)
+{
+	size_t n = strlen(r);
+
+	if (n == 0 || n > SUPPRESS_RULE_MAX)
+		return 0;
+	for (const char *p = r; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+		      *p == '+' || *p == '-' || *p == '.'))
 			return 0;
 	return 1;
 }
@@ -192,6 +249,8 @@ static int suppress_add(const struct suppress_cmd *o, char **emails, int n)
 	for (int i = 0; i < n; i++) {
 		v[i].email = emails[i];
 		v[i].reason = o->reason ? o->reason : "added by staff";
+		v[i].rule = "admin";
+		v[i].evidence = v[i].reason;
 	}
 	/* the list may be started before the first release is queued */
 	if ((rc = cli_open_store("suppress add", o->config, o->store,
@@ -369,7 +428,8 @@ static int suppress_import_line(struct suppress_import *im, const char *file,
                                 const char *end, bool csv, struct diag *d)
 {
 	const char *p = line, *why = NULL;
-	char *email = NULL, *reason = NULL, *when = NULL;
+	char *email = NULL, *reason = NULL, *when = NULL, *rule = NULL,
+	     *evidence = NULL;
 	size_t col = 0;
 	time_t at = 0;
 
@@ -391,6 +451,13 @@ static int suppress_import_line(struct suppress_import *im, const char *file,
 			goto bad_quote;
 		if (p < end &&
 		    (when = suppress_csv_field(&p, end, &col, line)) == NULL)
+			goto bad_quote;
+		/* an export from before rules were kept has no more */
+		if (p < end &&
+		    (rule = suppress_csv_field(&p, end, &col, line)) == NULL)
+			goto bad_quote;
+		if (p < end && (evidence = suppress_csv_field(&p, end, &col,
+		                                              line)) == NULL)
 			goto bad_quote;
 	} else {
 		const char *e = end;
@@ -418,6 +485,21 @@ static int suppress_import_line(struct suppress_import *im, const char *file,
 		         why ? why : "not a time");
 		goto skip;
 	}
+	if (rule != NULL && *rule != '\0' && !suppress_rule_ok(rule)) {
+		diag_add(
+		    d, file, (int)lineno, 0,
+		    "the rule must be a word of at most %d letters, digits "
+		    "and + - . (herald suppress export writes them)",
+		    SUPPRESS_RULE_MAX);
+		goto skip;
+	}
+	if (evidence != NULL &&
+	    !suppress_text_ok(evidence, STORE_EVIDENCE_MAX, true)) {
+		diag_add(d, file, (int)lineno, 0,
+		         "the evidence must be one line of at most %d bytes",
+		         STORE_EVIDENCE_MAX);
+		goto skip;
+	}
 	if (im->n == im->cap) {
 		size_t cap = im->cap ? im->cap * 2 : 256;
 		struct store_suppression *v = realloc(im->v, cap * sizeof(*v));
@@ -438,9 +520,38 @@ static int suppress_import_line(struct suppress_import *im, const char *file,
 	} else
 		im->v[im->n].reason = "imported";
 	im->v[im->n].at = at;
+	/* an export keeps what put each address on the list; anything
+	 * else is the file's word, and says where */
+	if (rule != NULL && *rule != '\0') {
+		if (suppress_own(im, rule) < 0)
+			goto oom;
+		im->v[im->n].rule = rule;
+		rule = NULL;
+		if (evidence != NULL && *evidence != '\0') {
+			if (suppress_own(im, evidence) < 0)
+				goto oom;
+			im->v[im->n].evidence = evidence;
+			evidence = NULL;
+		} else
+			im->v[im->n].evidence = NULL;
+	} else {
+		char *where = NULL;
+		/* within what an import takes back (a path is rarely longer) */
+		if (asprintf(&where, "%.*s:%zu", STORE_EVIDENCE_TEXT_MAX, file,
+		             lineno) < 0)
+			goto oom;
+		if (suppress_own(im, where) < 0) {
+			free(where);
+			goto oom;
+		}
+		im->v[im->n].rule = "import";
+		im->v[im->n].evidence = where;
+	}
 	im->n++;
 	free(reason);
 	free(when);
+	free(rule);
+	free(evidence);
 	return 0;
 bad_quote:
 	diag_add(d, file, (int)lineno, (int)col, "a quoted field does not end");
@@ -448,11 +559,15 @@ skip:
 	free(email);
 	free(reason);
 	free(when);
+	free(rule);
+	free(evidence);
 	return 1;
 oom:
 	free(email);
 	free(reason);
 	free(when);
+	free(rule);
+	free(evidence);
 	diag_add(d, file, 0, 0, "out of memory");
 	return -1;
 }

@@ -927,7 +927,7 @@ def case_suppress_cli():
             check(b"imported 2 addresses: 1 new, 1 already listed"
                   in r.stdout, r.stdout.decode())
             exp = env.herald("suppress", "export").stdout.decode()
-            check(exp.startswith("email,reason,time\r\n") and
+            check(exp.startswith("email,reason,time,rule,evidence\r\n") and
                   f'"{b}","old list, 2019",2019-05-01T00:00:00Z' in exp and
                   f'"{a}","asked by phone",' in exp, exp)
             # the export imports back into another store unchanged
