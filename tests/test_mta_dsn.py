@@ -42,16 +42,29 @@ check = td.check
 # The MTAs whose DSNs are committed samples, with the kinds they have.
 SAMPLE_MTAS = ("exim", "opensmtpd")
 MADE = os.path.join("tests", "data", "bounces", "made")
+# A sample that cannot carry its kind's verdict, with the verdict it can.
+# OpenSMTPD 6.8 (Debian 12) reports an envelope that expired after 4xx
+# replies as delayed (Action: delayed, Status: 4.4.7, "Envelope expired"),
+# though it has dropped the message, and leaves out the last reply, so
+# nothing in it says the mailbox was full: the expiry is all herald can
+# read, and an expiry is soft.
+ODD = {
+    ("opensmtpd", "mailboxfull_4xx"): {"action": "delayed",
+                                       "reason": "expired", "hard": 0},
+}
 
 
-def dsn_fields(data: bytes, kind) -> dict:
+def dsn_fields(data: bytes, kind, action: str = "failed") -> dict:
     """The MTA's own report, read with Python's email package: a
-    multipart/report with a failed delivery-status for the journalist
-    (so a test fails as the harness's fault, not herald's, when the MTA
-    did not write what the case needs)."""
+    message/delivery-status part (in multipart/report, or multipart/mixed
+    as OpenSMTPD sends it) with `action` for the journalist, so that a
+    case fails as the harness's fault, not herald's, when the MTA did not
+    write what the case needs."""
     msg = email.message_from_bytes(data, policy=email.policy.default)
-    check(msg.get_content_type() == "multipart/report",
-          f"the MTA's DSN is {msg.get_content_type()}, not multipart/report")
+    check(any(p.get_content_type() == "message/delivery-status"
+              for p in msg.walk()),
+          f"the MTA's DSN ({msg.get_content_type()}) has no "
+          f"message/delivery-status part")
     text = re.sub(r"\r?\n(?=[ \t])", "", data.decode("utf-8", "replace"))
     fields = {}
     for k, v in re.findall(r"^(Final-Recipient|Action|Status|Diagnostic-Code)"
@@ -60,15 +73,17 @@ def dsn_fields(data: bytes, kind) -> dict:
     final = fields.get("Final-Recipient", "")
     check(final.lower().endswith(kind.rcpt.lower()),
           f"the MTA's DSN names {final!r}, not {kind.rcpt}")
-    check(fields.get("Action", "").lower() == "failed",
-          f"the MTA's DSN has Action {fields.get('Action')!r}, not failed")
+    check(fields.get("Action", "").lower() == action,
+          f"the MTA's DSN has Action {fields.get('Action')!r}, not {action}")
     return fields
 
 
 def judge(mta: str, kind, path: str) -> None:
-    """bounce_corpus on the DSN at path must give kind's verdict."""
+    """bounce_corpus on the DSN at path must give kind's verdict (or the
+    MTA's own, in ODD)."""
+    odd = ODD.get((mta, kind.name), {})
     with open(path, "rb") as f:
-        fields = dsn_fields(f.read(), kind)
+        fields = dsn_fields(f.read(), kind, odd.get("action", "failed"))
     r = subprocess.run([A.tool, path], capture_output=True, text=True,
                        errors="replace", timeout=60)
     check(r.returncode == 0, f"bounce_corpus exited {r.returncode} on {path}:"
@@ -77,7 +92,8 @@ def judge(mta: str, kind, path: str) -> None:
     check(len(lines) == 1, f"bounce_corpus printed {len(lines)} lines")
     got = json.loads(lines[0])
     want = {"bounce": True, "recipients": [kind.rcpt.lower()],
-            "reason": kind.reason, "hard": kind.hard}
+            "reason": odd.get("reason", kind.reason),
+            "hard": odd.get("hard", kind.hard)}
     have = {"bounce": got["bounce"],
             "recipients": [a.lower() for a in got["recipients"]],
             "reason": got["reason"], "hard": got["hard"]}
