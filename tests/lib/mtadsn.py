@@ -148,6 +148,7 @@ def isolate() -> None:
         os.chmod(conf.name, 0o644)
         r = subprocess.run(["mount", "--bind", conf.name, "/etc/resolv.conf"],
                            capture_output=True, text=True)
+        os.unlink(conf.name)  # the mount keeps it
         if r.returncode != 0:
             raise HarnessError(f"cannot put a private resolv.conf in place: "
                                f"{r.stderr.strip()}")
