@@ -228,8 +228,10 @@ def postfix_dsn(kind: Kind, timeout: float = 60) -> tuple[bytes, str]:
 
 class ChrootMta:
     """An MTA of a Debian tree at root, started by chroot on 127.0.0.1 in
-    the current (private) network namespace. Subclasses write the config
-    and know how to start and stop it."""
+    the current (private) network namespace, in a process group of its
+    own. Subclasses say how: prepare() writes what does not depend on the
+    port, command() what does and returns the argv, log() reads the
+    MTA's log."""
 
     name = ""
     package = ""
@@ -240,19 +242,84 @@ class ChrootMta:
         self.port = 0
         self.proc: subprocess.Popen | None = None
 
-    def chroot(self, *argv: str, **kw) -> subprocess.CompletedProcess:
+    def chroot(self, *argv: str) -> subprocess.CompletedProcess:
         return subprocess.run(["chroot", self.root, *argv], capture_output=True,
-                              text=True, errors="replace", **kw)
+                              text=True, errors="replace")
 
-    def version(self) -> str:
-        r = self.chroot("dpkg-query", "-W", "-f", "${Version}", self.package)
-        return r.stdout.strip()
+    def prepare(self) -> None:
+        raise NotImplementedError
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def log(self) -> str:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        """Start the MTA on a free port; return once it listens. Its
+        output goes to stdout.log in the tree."""
+        _write(f"{self.root}/etc/resolv.conf", "nameserver 127.0.0.1\n")
+        self.prepare()
+        for _attempt in range(5):
+            self.port = ms.free_port()
+            argv = self.command()
+            with open(f"{self.root}/var/log/herald-mtadsn.out", "wb") as out:
+                self.proc = subprocess.Popen(
+                    ["chroot", self.root, *argv], stdin=subprocess.DEVNULL,
+                    stdout=out, stderr=out, start_new_session=True)
+            proc = self.proc
+
+            def ready():
+                if proc.poll() is not None:
+                    return "exited"
+                # whichever of its processes listens: in the private
+                # network namespace nothing else takes the port
+                return "ready" if ms._port_taken(self.port) else None
+
+            if ms.wait_until(ready, 30, f"{self.name} on port {self.port}") == "ready":
+                return
+            self.stop()
+            if "in use" not in self.log():
+                break
+        raise HarnessError(f"{self.name} did not start:\n{self.log()[-3000:]}")
+
+    def stop(self) -> None:
+        """Stop the MTA and every process of its group."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        ms.wait_until(lambda: not _group_alive(proc.pid), 10,
+                      f"{self.name}'s processes (group {proc.pid}) to exit")
 
     def send(self, sender: str, rcpt: str, message: bytes) -> None:
         import smtplib
         with smtplib.SMTP(ms.LOOPBACK, self.port, local_hostname="client.herald.test",
                           timeout=30) as smtp:
             smtp.sendmail(sender, [rcpt], message)
+
+
+def _group_alive(pgid: int) -> bool:
+    """True while a process of group pgid runs (zombies do not count)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            return True
+    return False
 
 
 def _write(path: str, text: str, mode: int = 0o644) -> None:
@@ -269,7 +336,7 @@ def chroot_dsn(mta_class, root: str, kind: Kind, timeout: float = 90) -> tuple[b
     with dnsstub.NxDomainDns() as dns, next_hop(kind) as hop, \
             ms.SmtpSink() as bounces:
         mta = mta_class(root, hop, bounces)
-        mta.start(kind)
+        mta.start()
         try:
             mta.send(SENDER, kind.rcpt, release_message(kind.rcpt))
             try:
@@ -358,20 +425,17 @@ begin retry
 
 
 class Exim(ChrootMta):
-    """Exim 4 (Debian's exim4-daemon-light) in the tree at root."""
+    """Exim 4 (Debian's exim4-daemon-light) in the tree at root: the
+    daemon in the foreground, a queue run every second."""
 
     name = "exim"
     package = "exim4-daemon-light"
 
-    def start(self, kind: Kind) -> None:
+    def prepare(self) -> None:
         r = self.root
-        _write(f"{r}/etc/resolv.conf", "nameserver 127.0.0.1\n")
         # no queue, retry data or log of an earlier run
         for sub in ("input", "msglog", "db"):
-            path = f"{r}/var/spool/exim4/{sub}"
-            for name in os.listdir(path) if os.path.isdir(path) else ():
-                p = os.path.join(path, name)
-                shutil.rmtree(p) if os.path.isdir(p) else os.unlink(p)
+            shutil.rmtree(f"{r}/var/spool/exim4/{sub}", ignore_errors=True)
         for name in ("mainlog", "rejectlog", "paniclog"):
             if os.path.exists(f"{r}/var/log/exim4/{name}"):
                 os.unlink(f"{r}/var/log/exim4/{name}")
@@ -381,24 +445,9 @@ class Exim(ChrootMta):
         check = self.chroot("/usr/sbin/exim4", "-bV")
         if check.returncode != 0:
             raise HarnessError(f"exim4 -bV: {check.stdout}{check.stderr}")
-        for _attempt in range(5):
-            self.port = ms.free_port()
-            self.proc = subprocess.Popen(
-                ["chroot", r, "/usr/sbin/exim4", "-bdf", "-q1s", "-oX", str(self.port)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, start_new_session=True)
-            proc = self.proc
 
-            def ready():
-                if proc.poll() is not None:
-                    return "exited"
-                return "ready" if ms._listening(proc.pid, self.port) else None
-
-            if ms.wait_until(ready, 30, f"Exim on port {self.port}") == "ready":
-                return
-            if "in use" not in self.log():
-                break
-        raise HarnessError(f"Exim did not start:\n{self.log()[-3000:]}")
+    def command(self) -> list[str]:
+        return ["/usr/sbin/exim4", "-bdf", "-q1s", "-oX", str(self.port)]
 
     def log(self) -> str:
         out = ""
@@ -409,37 +458,6 @@ class Exim(ChrootMta):
             except FileNotFoundError:
                 pass
         return out
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        # the daemon and its delivery and queue-runner children
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        ms.wait_until(lambda: not _group_alive(proc.pid), 10,
-                      f"Exim's processes (group {proc.pid}) to exit")
-
-
-def _group_alive(pgid: int) -> bool:
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            return True
-    return False
 
 
 # OpenSMTPD as Debian ships it: the press office's domain to the bounce
@@ -461,53 +479,33 @@ match from any for any action "hop"
 
 
 class OpenSmtpd(ChrootMta):
-    """OpenSMTPD (Debian's opensmtpd) in the tree at root."""
+    """OpenSMTPD (Debian's opensmtpd) in the tree at root, in the
+    foreground (-d), logging to its output."""
 
     name = "opensmtpd"
     package = "opensmtpd"
     HOSTNAME = "mx.opensmtpd.herald.test"
 
-    def start(self, kind: Kind) -> None:
-        r = self.root
-        _write(f"{r}/etc/resolv.conf", "nameserver 127.0.0.1\n")
-        _write(f"{r}/etc/mailname", self.HOSTNAME + "\n")
-        shutil.rmtree(f"{r}/var/spool/smtpd", ignore_errors=True)
-        self._log = os.path.join(r, "var", "log", "herald-smtpd.log")
-        for _attempt in range(5):
-            self.port = ms.free_port()
-            _write(f"{r}/etc/smtpd.conf", _OPENSMTPD_CONF.format(
-                port=self.port, sender_domain=SENDER_DOMAIN, nowhere=NOWHERE,
-                hop_port=self.hop.port, bounce_port=self.bounces.port))
-            check = self.chroot("/usr/sbin/smtpd", "-n", "-f", "/etc/smtpd.conf")
-            if check.returncode != 0:
-                raise HarnessError(f"smtpd -n: {check.stdout}{check.stderr}")
-            with open(self._log, "wb") as log:
-                self.proc = subprocess.Popen(
-                    ["chroot", r, "/usr/sbin/smtpd", "-d", "-v", "-f", "/etc/smtpd.conf"],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                    start_new_session=True)
-            proc = self.proc
+    def prepare(self) -> None:
+        # the name it gives itself (else the machine's)
+        _write(f"{self.root}/etc/mailname", self.HOSTNAME + "\n")
+        shutil.rmtree(f"{self.root}/var/spool/smtpd", ignore_errors=True)
 
-            def ready():
-                if proc.poll() is not None:
-                    return "exited"
-                # the listening socket belongs to a child of the parent
-                return "ready" if ms._port_taken(self.port) else None
-
-            if ms.wait_until(ready, 30, f"OpenSMTPD on port {self.port}") == "ready":
-                return
-            if "in use" not in self.log():
-                break
-        raise HarnessError(f"OpenSMTPD did not start:\n{self.log()[-3000:]}")
+    def command(self) -> list[str]:
+        _write(f"{self.root}/etc/smtpd.conf", _OPENSMTPD_CONF.format(
+            port=self.port, sender_domain=SENDER_DOMAIN, nowhere=NOWHERE,
+            hop_port=self.hop.port, bounce_port=self.bounces.port))
+        check = self.chroot("/usr/sbin/smtpd", "-n", "-f", "/etc/smtpd.conf")
+        if check.returncode != 0:
+            raise HarnessError(f"smtpd -n: {check.stdout}{check.stderr}")
+        return ["/usr/sbin/smtpd", "-d", "-v", "-f", "/etc/smtpd.conf"]
 
     def log(self) -> str:
         try:
-            with open(self._log, errors="replace") as f:
+            with open(f"{self.root}/var/log/herald-mtadsn.out", errors="replace") as f:
                 return f.read()
-        except (AttributeError, FileNotFoundError):
+        except FileNotFoundError:
             return ""
-
-    stop = Exim.stop
 
 
 CHROOT_MTAS = {"exim": Exim, "opensmtpd": OpenSmtpd}
