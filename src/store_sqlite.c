@@ -50,9 +50,9 @@ static const struct {
 	size_t name_max;       /* struct store_release_info.name */
 	size_t block;          /* claim's string memory grows by this */
 	int soft_ids;          /* a soft-limit suppression's evidence names
-	                        * the newest this many events: the limit is
-	                        * 3 unless set (at most 1000), and a line of
-	                        * ids is read, not scrolled */
+	                        * the newest this many events (at most 64):
+	                        * the limit is 3 unless set (at most 1000),
+	                        * and a line of ids is read, not scrolled */
 } store_sqlite_defaults = {
     10000, 0600, "PRAGMA journal_size_limit = 67108864", 127, 4096, 20,
 };
@@ -3337,6 +3337,59 @@ static int store_sqlite_event_match(struct store_sqlite *s,
 	return 0;
 }
 
+/* The soft bounces matched by token for key within window seconds before
+ * now (what the soft limit counts, the one just recorded included) into
+ * *count, and the evidence a soft-limit suppression keeps into
+ * *evidence: "3 soft bounces within 30 days: events 4, 9, 12", the
+ * newest soft_ids of them (NULL when memory runs out). */
+static int store_sqlite_soft(struct store_sqlite *s, const char *key,
+                             time_t now, unsigned window, int64_t *count,
+                             char **evidence, const char *what, struct diag *d)
+{
+	enum { MAX_IDS = 64 };
+	int64_t ids[MAX_IDS];
+	int keep = store_sqlite_defaults.soft_ids, n = 0, rc;
+	char span[48], list[MAX_IDS * 22] = "";
+	size_t at = 0;
+	sqlite3_stmt *st = store_sqlite_prepare(
+	    s,
+	    "SELECT id FROM events WHERE email_key = ?1"
+	    " AND kind = 'bounce' AND hard = 0 AND at >= ?2"
+	    " AND matched_by IN ('verp', 'keyed-id') AND held IS NULL"
+	    " ORDER BY id DESC",
+	    what, d);
+
+	*count = 0;
+	*evidence = NULL;
+	if (st == NULL)
+		return -1;
+	if (keep > MAX_IDS)
+		keep = MAX_IDS;
+	if (store_sqlite_text(st, 1, key) ||
+	    store_sqlite_int(st, 2, now - window)) {
+		sqlite3_finalize(st);
+		return store_sqlite_bind_fail(s, what, d);
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if ((*count)++ < keep)
+			ids[n++] = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return store_sqlite_fail(s, rc, what, d);
+	/* oldest first, as admins read them */
+	for (int i = n - 1; i >= 0; i--)
+		at +=
+		    (size_t)snprintf(list + at, sizeof(list) - at, "%s%" PRId64,
+		                     i == n - 1 ? "" : ", ", ids[i]);
+	store_window_text(window, span, sizeof(span));
+	if (asprintf(evidence,
+	             "%" PRId64 " soft bounce%s within %s: event%s %s%s",
+	             *count, *count == 1 ? "" : "s", span, n == 1 ? "" : "s",
+	             *count > n ? "..., " : "", list) < 0)
+		*evidence = NULL;
+	return 0;
+}
+
 /* Run st (with ?1..?3 bound by the caller) once and finalize it. */
 static int store_sqlite_once(struct store_sqlite *s, sqlite3_stmt *st,
                              const char *what, struct diag *d)
@@ -3490,42 +3543,9 @@ static int store_sqlite_event_record(struct store *stp,
 		unsigned window = ev->soft_window ? ev->soft_window
 		                                  : STORE_DEFAULT_SOFT_WINDOW;
 		int64_t count = 0;
-		char span[48];
-		/* the count, and the newest events' ids for the evidence */
-		if ((st = store_sqlite_prepare(
-		         s,
-		         "SELECT count(*), (SELECT group_concat(id, ', ') FROM"
-		         " (SELECT id FROM events WHERE email_key = ?1"
-		         "  AND kind = 'bounce' AND hard = 0 AND at >= ?2"
-		         "  AND matched_by IN ('verp', 'keyed-id')"
-		         "  AND held IS NULL ORDER BY id DESC LIMIT ?3)"
-		         " ORDER BY id)"
-		         " FROM events WHERE email_key = ?1"
-		         " AND kind = 'bounce' AND hard = 0 AND at >= ?2"
-		         " AND matched_by IN ('verp', 'keyed-id')"
-		         " AND held IS NULL",
-		         what, d)) == NULL)
+		if (store_sqlite_soft(s, email_key, now, window, &count,
+		                      &soft_evidence, what, d) < 0)
 			goto fail;
-		store_sqlite_text(st, 1, email_key);
-		store_sqlite_int(st, 2, now - window);
-		store_sqlite_int(st, 3, store_sqlite_defaults.soft_ids);
-		if (sqlite3_step(st) == SQLITE_ROW) {
-			const char *ids =
-			    (const char *)sqlite3_column_text(st, 1);
-			count = sqlite3_column_int64(st, 0);
-			store_window_text(window, span, sizeof(span));
-			if (asprintf(&soft_evidence,
-			             "%" PRId64 " soft bounces within %s:"
-			             " event%s %s%s",
-			             count, span, count == 1 ? "" : "s",
-			             count > store_sqlite_defaults.soft_ids
-			                 ? "..., "
-			                 : "",
-			             ids ? ids : "") < 0)
-				soft_evidence = NULL;
-		}
-		sqlite3_finalize(st);
-		st = NULL;
 		suppress = policy_soft_suppress(count, ev->soft_limit);
 		soft = true;
 	}
