@@ -390,6 +390,8 @@ static const struct pattern bounce_patterns[] = {
     {"not authorized to send to this group", "rejected"},
     {"you do not have permission", "rejected"},
     {"your message was rejected by the group", "rejected"},
+    /* OpenSMTPD gave up (its notice then says "temporary failure") */
+    {"envelope expired", "expired"},
     /* the recipient's mailbox */
     {"mailbox full", "mailboxfull"},
     {"mailbox is full", "mailboxfull"},
@@ -724,6 +726,7 @@ static const char *const exact_sentences[] = {
     "email account that you tried to reach does not exist",
     "address couldn't be found",
     "address could not be found",
+    "domain does not exist", /* OpenSMTPD's own DNS verdict */
     /* Domino in Japanese: "not found in the directory", "not in the
      * directory's list", in UTF-8 and in ISO-2022-JP */
     "\xe3\x83\x87\xe3\x82\xa3\xe3\x83\xac\xe3\x82\xaf\xe3\x83\x88\xe3\x83\xaa\xe3\x81\xab\xe3\x81\xaf\xe8\xa6\x8b\xe3\x81\xa4\xe3\x81\x8b\xe3\x82\x8a\xe3\x81\xbe\xe3\x81\x9b\xe3\x82\x93",
