@@ -1032,6 +1032,14 @@ void cli_json_str(const char *s)
 	putchar('"');
 }
 
+void cli_json_opt(const char *s)
+{
+	if (s != NULL && *s != '\0')
+		cli_json_str(s);
+	else
+		fputs("null", stdout);
+}
+
 bool cli_csv_guarded(const char *s)
 {
 	return s != NULL && s[0] != '\0' && strchr("=+-@\t\r'", s[0]) != NULL;

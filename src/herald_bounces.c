@@ -250,10 +250,7 @@ static const char *bounces_hard(int hard)
 static void bounces_json_opt(const char *key, const char *v)
 {
 	printf(",\"%s\":", key);
-	if (v != NULL && *v != '\0')
-		cli_json_str(v);
-	else
-		fputs("null", stdout);
+	cli_json_opt(v);
 }
 
 struct bounces_list {
@@ -505,6 +502,21 @@ struct bounces_msg {
 	const struct bounce_event *ev;
 };
 
+/* The keys parse and explain begin each object with: file, message (in
+ * an mbox), type, recipient. */
+static void bounces_json_head(const struct bounces_msg *m,
+                              const struct bounce_rcpt *r)
+{
+	fputs("{\"file\":", stdout);
+	cli_json_str(m->file);
+	if (m->mbox)
+		printf(",\"message\":%zu", m->n);
+	else
+		fputs(",\"message\":null", stdout);
+	printf(",\"type\":\"%s\"", bounces_type(m->ev));
+	bounces_json_opt("recipient", r ? r->address : NULL);
+}
+
 static void bounces_parsed(void *arg, const struct bounces_msg *m)
 {
 	enum bounces_format fmt = *(const enum bounces_format *)arg;
@@ -516,14 +528,7 @@ static void bounces_parsed(void *arg, const struct bounces_msg *m)
 		const struct bounce_rcpt *r =
 		    ev->nrcpt > 0 ? &ev->rcpt[i] : NULL;
 		if (fmt == BOUNCES_JSON) {
-			fputs("{\"file\":", stdout);
-			cli_json_str(m->file);
-			if (m->mbox)
-				printf(",\"message\":%zu", m->n);
-			else
-				fputs(",\"message\":null", stdout);
-			printf(",\"type\":\"%s\"", type);
-			bounces_json_opt("recipient", r ? r->address : NULL);
+			bounces_json_head(m, r);
 			bounces_json_opt("status", r ? r->status : NULL);
 			if (r != NULL && r->code > 0)
 				printf(",\"reply\":%d", r->code);
@@ -776,14 +781,7 @@ static void bounces_explained(void *arg, const struct bounces_msg *m)
 		                : 0;
 
 		if (x->fmt == BOUNCES_JSON) {
-			fputs("{\"file\":", stdout);
-			cli_json_str(m->file);
-			if (m->mbox)
-				printf(",\"message\":%zu", m->n);
-			else
-				fputs(",\"message\":null", stdout);
-			printf(",\"type\":\"%s\"", type);
-			bounces_json_opt("recipient", r ? r->address : NULL);
+			bounces_json_head(m, r);
 			bounces_json_opt("verdict", verdict);
 			bounces_json_opt("effect", effect);
 			bounces_json_opt("reason", r ? r->reason : NULL);

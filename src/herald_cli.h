@@ -154,6 +154,8 @@ int cli_open_store(const char *cmd, const char *config, const char *store,
  * -2d before now. -1 after saying why on stderr. */
 int cli_since(const char *cmd, const char *s, time_t *out);
 void cli_json_str(const char *s);
+/* cli_json_str, or null when s is NULL or empty. */
+void cli_json_opt(const char *s);
 /* One CSV cell (RFC 4180, always quoted), for every CSV herald writes: a
  * cell starting with = + - @ TAB CR or ' gets a leading ' so that no
  * spreadsheet runs it as a formula (cli_csv_guarded says which). A

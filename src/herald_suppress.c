@@ -104,15 +104,9 @@ static int suppress_row(void *arg, const struct store_suppression *sp)
 		fputs(",\"reason\":", stdout);
 		cli_json_str(sp->reason ? sp->reason : "");
 		printf(",\"time\":\"%s\",\"rule\":", at);
-		if (sp->rule != NULL)
-			cli_json_str(sp->rule);
-		else
-			fputs("null", stdout);
+		cli_json_opt(sp->rule);
 		fputs(",\"evidence\":", stdout);
-		if (sp->evidence != NULL)
-			cli_json_str(sp->evidence);
-		else
-			fputs("null", stdout);
+		cli_json_opt(sp->evidence);
 		puts("}");
 	} else if (fmt == SUPPRESS_CSV) {
 		cli_csv_str(sp->email);
@@ -432,6 +426,7 @@ static int suppress_import_line(struct suppress_import *im, const char *file,
 	     *evidence = NULL;
 	size_t col = 0;
 	time_t at = 0;
+	int rc;
 
 	while (p < end && (*p == ' ' || *p == '\t'))
 		p++;
@@ -548,28 +543,24 @@ static int suppress_import_line(struct suppress_import *im, const char *file,
 		im->v[im->n].evidence = where;
 	}
 	im->n++;
-	free(reason);
-	free(when);
-	free(rule);
-	free(evidence);
-	return 0;
+	rc = 0;
+	goto done;
 bad_quote:
 	diag_add(d, file, (int)lineno, (int)col, "a quoted field does not end");
 skip:
-	free(email);
-	free(reason);
-	free(when);
-	free(rule);
-	free(evidence);
-	return 1;
+	rc = 1;
+	goto done;
 oom:
+	diag_add(d, file, 0, 0, "out of memory");
+	rc = -1;
+done:
+	/* what the entry took is NULL here */
 	free(email);
 	free(reason);
 	free(when);
 	free(rule);
 	free(evidence);
-	diag_add(d, file, 0, 0, "out of memory");
-	return -1;
+	return rc;
 }
 
 static int suppress_import(const struct suppress_cmd *o, const char *file)

@@ -140,11 +140,6 @@ def check_evidence(o, path, want):
           f"with {want!r}")
 
 
-def scratch():
-    d = tempfile.mkdtemp(prefix="herald-verdicts-")
-    return d
-
-
 def write(path, text, crlf=False):
     with open(path, "wb") as f:
         f.write((text.replace("\n", "\r\n") if crlf else text).encode())
@@ -155,8 +150,7 @@ def write(path, text, crlf=False):
 
 
 def case_explain_hard():
-    d = scratch()
-    try:
+    with tempfile.TemporaryDirectory(prefix="herald-verdicts-") as d:
         rcpt = "j.doe@example.net"
         reply = f"550 5.1.1 <{rcpt}>: {UNKNOWN_TEXT}"
         path = write(os.path.join(d, "unknown.eml"),
@@ -190,13 +184,10 @@ def case_explain_hard():
         (o2,) = explain(crlf)
         check(o2["evidence_line"] == o["evidence_line"],
               f"CRLF: line {o2['evidence_line']}, LF: {o['evidence_line']}")
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def case_explain_policy():
-    d = scratch()
-    try:
+    with tempfile.TemporaryDirectory(prefix="herald-verdicts-") as d:
         rcpt = "p.jones@example.net"
         path = write(os.path.join(d, "policy.eml"),
                      dsn("bounces@" + DOM, rcpt, "5.7.1",
@@ -209,13 +200,10 @@ def case_explain_policy():
         text = herald("bounces", "explain", path).stdout.decode()
         check("verdict:   neither: it says nothing about the address" in text
               and "herald:    changes nothing" in text, text)
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def case_explain_full():
-    d = scratch()
-    try:
+    with tempfile.TemporaryDirectory(prefix="herald-verdicts-") as d:
         rcpt = "f.full@example.net"
         msg = dsn("bounces@" + DOM, rcpt, "5.2.2",
                   f"552 5.2.2 <{rcpt}>: Mailbox full")
@@ -271,8 +259,6 @@ def case_explain_full():
         r = herald("bounces", "parse", gone)
         check(r.returncode == 66, f"parse of a missing file: exit "
               f"{r.returncode}")
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 # ---- the bounce mailbox -----------------------------------------------------
