@@ -415,6 +415,22 @@ static int suppress_own(struct suppress_import *im, char *s)
 	return 0;
 }
 
+/* An import's field: *s when it is not empty, kept by im from here on
+ * (*s NULL then), else fallback, into *out. -1 when memory runs out. */
+static int suppress_take(struct suppress_import *im, char **s,
+                         const char *fallback, const char **out)
+{
+	if (*s == NULL || **s == '\0') {
+		*out = fallback;
+		return 0;
+	}
+	if (suppress_own(im, *s) < 0)
+		return -1;
+	*out = *s;
+	*s = NULL;
+	return 0;
+}
+
 /* Read one line of an import file (without its line end). Problems go to
  * d with the file, line and column. */
 static int suppress_import_line(struct suppress_import *im, const char *file,
@@ -426,6 +442,7 @@ static int suppress_import_line(struct suppress_import *im, const char *file,
 	     *evidence = NULL;
 	size_t col = 0;
 	time_t at = 0;
+	struct store_suppression *entry;
 	int rc;
 
 	while (p < end && (*p == ' ' || *p == '\t'))
@@ -503,32 +520,17 @@ static int suppress_import_line(struct suppress_import *im, const char *file,
 		im->v = v;
 		im->cap = cap;
 	}
-	if (suppress_own(im, email) < 0)
+	entry = &im->v[im->n];
+	entry->at = at;
+	if (suppress_take(im, &email, NULL, &entry->email) < 0 ||
+	    suppress_take(im, &reason, "imported", &entry->reason) < 0)
 		goto oom;
-	im->v[im->n].email = email;
-	email = NULL;
-	if (reason != NULL && *reason != '\0') {
-		if (suppress_own(im, reason) < 0)
-			goto oom;
-		im->v[im->n].reason = reason;
-		reason = NULL;
-	} else
-		im->v[im->n].reason = "imported";
-	im->v[im->n].at = at;
 	/* an export keeps what put each address on the list; anything
 	 * else is the file's word, and says where */
 	if (rule != NULL && *rule != '\0') {
-		if (suppress_own(im, rule) < 0)
+		if (suppress_take(im, &rule, NULL, &entry->rule) < 0 ||
+		    suppress_take(im, &evidence, NULL, &entry->evidence) < 0)
 			goto oom;
-		im->v[im->n].rule = rule;
-		rule = NULL;
-		if (evidence != NULL && *evidence != '\0') {
-			if (suppress_own(im, evidence) < 0)
-				goto oom;
-			im->v[im->n].evidence = evidence;
-			evidence = NULL;
-		} else
-			im->v[im->n].evidence = NULL;
 	} else {
 		char *where = NULL;
 		/* within what an import takes back (a path is rarely longer) */
@@ -539,8 +541,8 @@ static int suppress_import_line(struct suppress_import *im, const char *file,
 			free(where);
 			goto oom;
 		}
-		im->v[im->n].rule = "import";
-		im->v[im->n].evidence = where;
+		entry->rule = "import";
+		entry->evidence = where;
 	}
 	im->n++;
 	rc = 0;
