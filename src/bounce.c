@@ -3233,7 +3233,7 @@ static int evidence_find(struct bounce_event *ev, const char *buf, size_t len,
 		}
 		if (line == NULL && d != NULL && d[0] != '\0') {
 			/* its first words: the reader unfolds long lines */
-			while (d[n] != '\0' && n < 40)
+			while (n < 40 && d[n] != '\0')
 				n++;
 			/* whole words: a fold may follow any of them */
 			if (d[n] != '\0')

@@ -52,9 +52,11 @@ struct bounce_rcpt {
 	const char *why;
 	/* The line of the message the verdict was read from (the report's
 	 * Diagnostic-Code or Status field, or the text's line), one line,
-	 * owned, or NULL; evidence_line is its number in the message as
-	 * given to bounce_parse (1 = first), 0 when it is not there
-	 * verbatim (in an encoded part, or unfolded). */
+	 * control characters made spaces, at most 400 bytes, owned, or
+	 * NULL; evidence_line is its number in the message as given to
+	 * bounce_parse (1 = first), 0 when the words were not found there
+	 * as they stand (in an encoded part, or pasted from several lines:
+	 * evidence is then the diagnostic as read). */
 	char *evidence;
 	unsigned evidence_line;
 };
