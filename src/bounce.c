@@ -28,6 +28,7 @@
 #include "herald/verdict.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <libetpan/libetpan.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -1578,7 +1579,8 @@ static int names_self(const char *diag, const char *addr)
 	return strlen(addr) == n && strncasecmp(lt + 1, addr, n) == 0;
 }
 
-static void rcpt_classify(struct bounce_rcpt *r, const char *notice)
+static void rcpt_classify(struct bounce_rcpt *r, const char *notice,
+                          bool service_rule)
 {
 	const struct status_reason *sr;
 	const struct pattern *pat = NULL;
@@ -1651,6 +1653,7 @@ static void rcpt_classify(struct bounce_rcpt *r, const char *notice)
 	in.reason = r->reason;
 	in.notice = notice;
 	in.temporary = temporary;
+	in.service_rule = service_rule;
 	verdict_decide(&in, &v);
 	r->hard = v.hard;
 	r->rule = v.rule;
@@ -2966,6 +2969,7 @@ static int classify(struct bounce_event *ev, const struct top *top,
 	struct selves self = {{0}};
 	size_t cut = sc->ntext;
 	const char *notice = NULL;
+	bool service_rule = false;
 	char *v;
 	int oom = 0, weak = 0;
 
@@ -3116,6 +3120,17 @@ static int classify(struct bounce_event *ev, const struct top *top,
 	if (ev->nrcpt > 0)
 		ev->kind = BOUNCE_DSN;
 rcpts:
+	/* Amazon SES receiving (Reporting-MTA inbound-smtp.REGION.
+	 * amazonaws.com) keeps no mailboxes: its reports come from a
+	 * receipt rule's bounce action, in the words the rule was given */
+	if (sc->dsn != NULL) {
+		const char *m = memmem(sc->dsn, sc->ndsn, "inbound-smtp.", 13);
+
+		service_rule =
+		    m != NULL &&
+		    memmem(m, sc->ndsn - (size_t)(m - sc->dsn),
+		           ".amazonaws.com", 14) != NULL;
+	}
 	/* what the notice to the sender says beside a report about one
 	 * recipient (about several, it may speak of another) */
 	if (ev->nrcpt == 1 && sc->dsn != NULL && sc->text != NULL) {
@@ -3142,7 +3157,7 @@ rcpts:
 			if (r->diagnostic == NULL)
 				oom = 1;
 		}
-		rcpt_classify(r, notice);
+		rcpt_classify(r, notice, service_rule);
 	}
 	/* a report that every recipient was delivered (a success DSN asked
 	 * for with NOTIFY=SUCCESS, "Action: deliverable") is no bounce */

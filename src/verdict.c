@@ -12,6 +12,7 @@ enum {
 	V_SENDER,
 	V_TEMPORARY,
 	V_BEFORE_RCPT,
+	V_SERVICE_RULE,
 	V_STATUS_TEXT,
 	V_STATUS,
 	V_RCPT_TEXT,
@@ -37,6 +38,10 @@ static const struct verdict_rule verdict_table[V_NRULES] = {
     [V_BEFORE_RCPT] = {"before-rcpt", -1,
                        "refused before the recipient was named (at the "
                        "connection or MAIL FROM): about the sender"},
+    [V_SERVICE_RULE] = {"service-rule", 0,
+                         "written by a rule a mail service's customer set "
+                         "up (Amazon SES receiving), not by a mailbox "
+                         "lookup: its words prove nothing"},
     [V_STATUS_TEXT] = {"status+text", 1,
                        "the enhanced status names a dead address and the "
                        "text agrees"},
@@ -165,6 +170,10 @@ void verdict_decide(const struct verdict_in *in, struct verdict *out)
 	if (is(in->command, "MAIL") || is(in->command, "CONN") ||
 	    is(in->command, "HELO") || is(in->command, "EHLO")) {
 		set(out, V_BEFORE_RCPT);
+		return;
+	}
+	if (in->service_rule) {
+		set(out, V_SERVICE_RULE);
 		return;
 	}
 	if (st == ST_ROUTE)

@@ -906,12 +906,37 @@ static void test_dma(void **state)
 	diag_clear(&d);
 }
 
+/* Amazon SES receiving writes reports from a receipt rule's bounce
+ * action: "5.1.1 Mailbox does not exist" there proves nothing. */
+static void test_ses_receiving(void **state)
+{
+	char *m = report("Sorry.", "5.1.1", "550 5.1.1 Mailbox does not exist");
+	char *r = strstr(m, "mx.example.net\n\nFinal"), *m2 = NULL;
+	struct bounce_event ev;
+	struct diag d = {0};
+
+	(void)state;
+	assert_non_null(r);
+	*r = '\0';
+	assert_true(asprintf(&m2, "%sinbound-smtp.us-west-2.amazonaws.com%s", m,
+	                     r + strlen("mx.example.net")) > 0);
+	assert_int_equal(bounce_parse(m2, strlen(m2), &ev, &d), 0);
+	assert_int_equal(ev.nrcpt, 1);
+	assert_int_equal(ev.rcpt[0].hard, 0);
+	assert_string_equal(ev.rcpt[0].rule, "service-rule");
+	bounce_event_free(&ev);
+	diag_clear(&d);
+	free(m);
+	free(m2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_verdicts),
 	    cmocka_unit_test(test_success_report),
 	    cmocka_unit_test(test_dma),
+	    cmocka_unit_test(test_ses_receiving),
 	    cmocka_unit_test(test_dsn_lf),
 	    cmocka_unit_test(test_dsn_crlf),
 	    cmocka_unit_test(test_dsn_cr),

@@ -41,6 +41,11 @@ struct verdict_in {
 	const char *notice;      /* what the message's human-readable part
 	                          * says (a reason word), NULL: nothing */
 	bool temporary;          /* the report says delayed / will retry */
+	bool service_rule;       /* the report was made by a rule a mail
+	                          * service's customer configured, not by a
+	                          * mailbox lookup (Amazon SES receiving's
+	                          * bounce action: its words are whatever the
+	                          * rule says) */
 };
 
 struct verdict {
