@@ -27,6 +27,8 @@
 #include "herald/bounce.h"
 #include "herald/verdict.h"
 
+#include "bounce_int.h"
+
 #include <ctype.h>
 #include <stdbool.h>
 #include <libetpan/libetpan.h>
@@ -35,32 +37,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
-
-/* Tunables. */
-enum {
-	/* Walk no deeper: real reports are 2-3 levels deep; more is an
-	 * attack on the stack. */
-	BOUNCE_MAX_DEPTH = 16,
-	/* Parts looked at per message: reports have 2-4. */
-	BOUNCE_MAX_PARTS = 256,
-	/* Recipients per event: a message to a list domain can fail for
-	 * hundreds at once, but not for more than this. */
-	BOUNCE_MAX_RCPT = 1000,
-	/* A field value kept in an event (a diagnostic can be a paragraph). */
-	BOUNCE_MAX_VALUE = 2048,
-	/* the longest evidence line kept */
-	BOUNCE_EVIDENCE_MAX = 400,
-	/* how much of the notice to the sender is read for what it says */
-	BOUNCE_NOTICE_WINDOW = 4096,
-	/* Text scanned for non-standard bounces. */
-	BOUNCE_MAX_TEXT = 256 * 1024,
-	/* RFC 5321: a path is at most 256 octets. */
-	BOUNCE_MAX_ADDR = 254,
-	/* Text after a recipient's line that explains its failure. */
-	BOUNCE_DIAG_WINDOW = 600,
-};
 
 /* What one walk of the message collects. dsn, arf and orig are slices
  * of the message, or of a decoded copy held in the matching *_own. */
@@ -88,147 +64,6 @@ struct orig {
 	char *rp;   /* the address of Return-Path */
 	char *lu;   /* the mailto: address of List-Unsubscribe */
 };
-
-/* ---- small string helpers ---- */
-
-static char *xstrndup(const char *s, size_t n)
-{
-	char *p = malloc(n + 1);
-
-	if (p == NULL)
-		return NULL;
-	memcpy(p, s, n);
-	p[n] = '\0';
-	return p;
-}
-
-/* A header value unfolded, control characters made spaces, trimmed and
- * capped; NULL on out-of-memory. */
-static char *clean_n(const char *v, size_t n)
-{
-	size_t i, o = 0;
-	char *p;
-
-	if (n > BOUNCE_MAX_VALUE)
-		n = BOUNCE_MAX_VALUE;
-	p = malloc(n + 1);
-	if (p == NULL)
-		return NULL;
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)v[i];
-
-		if (c == '\r' || c == '\n')
-			continue;
-		if (c < 0x20 || c == 0x7f)
-			c = ' ';
-		if (c == ' ' && (o == 0 || p[o - 1] == ' '))
-			continue;
-		p[o++] = (char)c;
-	}
-	while (o > 0 && p[o - 1] == ' ')
-		o--;
-	p[o] = '\0';
-	return p;
-}
-
-static char *clean_value(const char *v)
-{
-	return clean_n(v, strlen(v));
-}
-
-/* Case-insensitive substring search in a NUL-terminated haystack: jumps
- * between occurrences of the needle's first letter (strcspn), so a long
- * text costs one vector scan, not a comparison per byte. */
-static const char *ci_find(const char *h, const char *n)
-{
-	size_t nl = strlen(n);
-	char set[3];
-
-	if (h == NULL)
-		return NULL;
-	if (nl == 0)
-		return h;
-	set[0] = (char)tolower((unsigned char)n[0]);
-	set[1] = (char)toupper((unsigned char)n[0]);
-	set[2] = '\0';
-	for (h += strcspn(h, set); *h != '\0'; h += 1 + strcspn(h + 1, set))
-		if (strncasecmp(h, n, nl) == 0)
-			return h;
-	return NULL;
-}
-
-static int is_addr_char(int c)
-{
-	return isalnum(c) ||
-	       (c != '\0' && strchr(".!#$%&'*+/=?^_`{|}~-", c) != NULL);
-}
-
-/* An address at s (atext local part, '@', a dotted domain): its length,
- * or 0. */
-static size_t addr_len(const char *s)
-{
-	size_t i = 0, at = 0, dot = 0;
-
-	while (s[i] != '\0' && (is_addr_char((unsigned char)s[i]) ||
-	                        (s[i] == '@' && at == 0 && i > 0))) {
-		if (s[i] == '@')
-			at = i;
-		else if (at != 0 && s[i] == '.')
-			dot = i;
-		i++;
-	}
-	while (i > 0 && (s[i - 1] == '.' || s[i - 1] == '-'))
-		i--;
-	if (at == 0 || dot <= at + 1 || dot + 1 >= i || i > BOUNCE_MAX_ADDR)
-		return 0;
-	return i;
-}
-
-/* The address in v ("rfc822; <a@b>", "a@b", "Name <a@b>"), lowercased,
- * or NULL. Sets *oom on out-of-memory. */
-static char *addr_scan(const char *s, int *oom)
-{
-	const char *p;
-	size_t n;
-	char *a;
-
-	for (p = s; *p != '\0'; p++) {
-		if (p > s && is_addr_char((unsigned char)p[-1]))
-			continue;
-		n = addr_len(p);
-		if (n == 0)
-			continue;
-		a = xstrndup(p, n);
-		if (a == NULL) {
-			*oom = 1;
-			return NULL;
-		}
-		for (size_t i = 0; i < n; i++)
-			a[i] = (char)tolower((unsigned char)a[i]);
-		return a;
-	}
-	return NULL;
-}
-
-static char *addr_from(const char *v, int *oom)
-{
-	const char *s = strchr(v, ';');
-
-	return addr_scan(s != NULL ? s + 1 : v, oom);
-}
-
-/* The first address of an address field's value ("Name <a@b>, c@d"):
- * the one in angle brackets, or the first bare one; lowercased, or NULL.
- * Sets *oom on out-of-memory. */
-static char *first_address(const char *v, int *oom)
-{
-	const char *lt = strchr(v, '<');
-	char *a;
-
-	if (lt != NULL && (a = addr_scan(lt + 1, oom)) != NULL)
-		return a;
-	return *oom ? NULL : addr_scan(v, oom);
-}
 
 /* The first "<id>" of [s, s+n) without its brackets, or NULL; *n is set
  * to its length. */
@@ -821,23 +656,6 @@ static const char *phrase_reason(const char *diag)
 	return p != NULL ? p->reason : NULL;
 }
 
-/* A lowercase copy of s, at most cap bytes; NULL on out-of-memory. */
-static char *lower_dup(const char *s, size_t cap)
-{
-	size_t n = strlen(s);
-	char *p;
-
-	if (n > cap)
-		n = cap;
-	p = malloc(n + 1);
-	if (p == NULL)
-		return NULL;
-	for (size_t i = 0; i < n; i++)
-		p[i] = (char)tolower((unsigned char)s[i]);
-	p[n] = '\0';
-	return p;
-}
-
 /* The reason of one failure; ldiag is the diagnostic in lowercase. */
 static const char *reason_of(const char *status, int code, const char *ldiag)
 {
@@ -864,7 +682,7 @@ static const char *reason_of(const char *status, int code, const char *ldiag)
 
 const char *bounce_reason(const char *status, int code, const char *diagnostic)
 {
-	char *l = diagnostic != NULL ? lower_dup(diagnostic, SIZE_MAX) : NULL;
+	char *l = diagnostic != NULL ? bounce_str_lower(diagnostic, SIZE_MAX) : NULL;
 	const char *r;
 
 	/* out of memory: the status alone */
@@ -882,7 +700,7 @@ void bounce_reply_verdict(const char *status, int code, const char *command,
                           const char *text, const char **reason,
                           struct verdict *v)
 {
-	char *l = text != NULL ? lower_dup(text, BOUNCE_MAX_VALUE) : NULL;
+	char *l = text != NULL ? bounce_str_lower(text, BOUNCE_MAX_VALUE) : NULL;
 	const struct pattern *pat = l != NULL ? phrase_find(l) : NULL;
 	struct verdict_in in = {.status = status, .code = code,
 	                        .command = command};
@@ -1136,7 +954,7 @@ static char *top_get(const struct top *t, enum top_field k, int *oom)
 
 	if (t->v[k] == NULL)
 		return NULL;
-	v = clean_n(t->v[k], t->n[k]);
+	v = bounce_str_clean(t->v[k], t->n[k]);
 	if (v == NULL)
 		*oom = 1;
 	return v;
@@ -1447,6 +1265,7 @@ static char *field_get(struct mailimf_fields *f, const char *name, int *oom)
 		return NULL;
 	for (it = clist_begin(f->fld_list); it != NULL; it = clist_next(it)) {
 		struct mailimf_field *fl = clist_content(it);
+		const char *val;
 		char *v;
 
 		if (fl->fld_type != MAILIMF_FIELD_OPTIONAL_FIELD ||
@@ -1455,7 +1274,8 @@ static char *field_get(struct mailimf_fields *f, const char *name, int *oom)
 		               name) != 0 ||
 		    fl->fld_data.fld_optional_field->fld_value == NULL)
 			continue;
-		v = clean_value(fl->fld_data.fld_optional_field->fld_value);
+		val = fl->fld_data.fld_optional_field->fld_value;
+		v = bounce_str_clean(val, strlen(val));
 		if (v == NULL)
 			*oom = 1;
 		return v;
@@ -1553,7 +1373,7 @@ static int names_other(const char *diag, const char *addr)
 	while (isdigit((unsigned char)*lt) || *lt == '.' || *lt == ' ' ||
 	       *lt == '-')
 		lt++;
-	if (lt == diag || *lt != '<' || (n = addr_len(lt + 1)) == 0 ||
+	if (lt == diag || *lt != '<' || (n = bounce_addr_len(lt + 1)) == 0 ||
 	    lt[1 + n] != '>')
 		return 0;
 	return strlen(addr) != n || strncasecmp(lt + 1, addr, n) != 0;
@@ -1573,7 +1393,7 @@ static int names_self(const char *diag, const char *addr)
 	while (isdigit((unsigned char)*lt) || *lt == '.' || *lt == ' ' ||
 	       *lt == '-' || *lt == '#')
 		lt++;
-	if (lt == diag || *lt != '<' || (n = addr_len(lt + 1)) == 0 ||
+	if (lt == diag || *lt != '<' || (n = bounce_addr_len(lt + 1)) == 0 ||
 	    lt[1 + n] != '>' || (lt[2 + n] != ':' && lt[2 + n] != '.'))
 		return 0;
 	return strlen(addr) == n && strncasecmp(lt + 1, addr, n) == 0;
@@ -1603,7 +1423,7 @@ static void rcpt_classify(struct bounce_rcpt *r, const char *notice,
 			memcpy(r->status, found, sizeof found);
 		if (r->code == 0)
 			r->code = find_code(r->diagnostic);
-		ldiag = lower_dup(r->diagnostic, BOUNCE_MAX_VALUE);
+		ldiag = bounce_str_lower(r->diagnostic, BOUNCE_MAX_VALUE);
 	}
 	sr = status_lookup(r->status);
 	if (ldiag != NULL && (pat = phrase_find(ldiag)) != NULL)
@@ -1680,7 +1500,7 @@ static char *dsn_value(const struct hfield *f, int strip, int *oom)
 	e = v + f->nval;
 	if (strip && (semi = memchr(v, ';', f->nval)) != NULL)
 		v = semi + 1;
-	r = clean_n(v, (size_t)(e - v));
+	r = bounce_str_clean(v, (size_t)(e - v));
 	if (r == NULL)
 		*oom = 1;
 	return r;
@@ -1698,7 +1518,7 @@ static int dsn_block(struct bounce_event *ev, const struct hfield *fs)
 		v = dsn_value(&fs[D_ORIGINAL], 0, &oom);
 	if (v == NULL)
 		return oom ? -1 : 0;
-	addr = addr_from(v, &oom);
+	addr = bounce_addr_from(v, &oom);
 	free(v);
 	if (addr == NULL)
 		return oom ? -1 : 0;
@@ -1712,7 +1532,7 @@ static int dsn_block(struct bounce_event *ev, const struct hfield *fs)
 		find_status(v, r->status);
 		/* Oracle Messaging Server says which command in a comment:
 		 * "5.0.0 (Remote SMTP server has rejected address)" */
-		if (ci_find(v, "server has rejected address") != NULL)
+		if (bounce_str_casestr(v, "server has rejected address") != NULL)
 			r->command = "RCPT";
 	}
 	free(v);
@@ -1783,7 +1603,7 @@ static int is_daemon(const char *s)
 	if (s == NULL)
 		return 0;
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-		if (ci_find(s, names[i]) != NULL)
+		if (bounce_str_casestr(s, names[i]) != NULL)
 			return 1;
 	return 0;
 }
@@ -1839,7 +1659,7 @@ static const char *const autoreply_subjects[] = {
 static int subject_has(const char *subj, const char *const *list, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (ci_find(subj, list[i]))
+		if (bounce_str_casestr(subj, list[i]))
 			return 1;
 	return 0;
 }
@@ -1996,7 +1816,7 @@ static const char *line_rcpt(const char *line, const char *nl, size_t *n)
 
 	while (p < nl && strchr(" \t>*-\"'<([#|", *p) != NULL && *p != '\0')
 		p++;
-	if (p < nl && (*n = addr_len(p)) > 0 && p + *n <= nl)
+	if (p < nl && (*n = bounce_addr_len(p)) > 0 && p + *n <= nl)
 		return p;
 	for (q = p; q < nl; q++) {
 		const char *a;
@@ -2004,9 +1824,9 @@ static const char *line_rcpt(const char *line, const char *nl, size_t *n)
 		if (*q != '@')
 			continue;
 		a = q;
-		while (a > p && is_addr_char((unsigned char)a[-1]))
+		while (a > p && bounce_addr_char((unsigned char)a[-1]))
 			a--;
-		if (a == q || (*n = addr_len(a)) == 0 || a + *n > nl)
+		if (a == q || (*n = bounce_addr_len(a)) == 0 || a + *n > nl)
 			return NULL;
 		return is_rcpt_prefix(p, a) ? a : NULL;
 	}
@@ -2143,11 +1963,9 @@ static int text_rcpts(struct bounce_event *ev, const char *text, size_t n,
 		p = line_rcpt(line, nl, &alen);
 		if (p == NULL)
 			goto next;
-		addr = xstrndup(p, alen);
+		addr = bounce_addr_dup(p, alen);
 		if (addr == NULL)
 			return -1;
-		for (size_t i = 0; i < alen; i++)
-			addr[i] = (char)tolower((unsigned char)addr[i]);
 		if (is_self(self, addr)) {
 			free(addr);
 			goto next;
@@ -2172,7 +1990,7 @@ static int text_rcpts(struct bounce_event *ev, const char *text, size_t n,
 
 			if (win == NULL)
 				return -1;
-			lw = lower_dup(win, BOUNCE_DIAG_WINDOW);
+			lw = bounce_str_lower(win, BOUNCE_DIAG_WINDOW);
 			if (lw == NULL) {
 				free(win);
 				return -1;
@@ -2183,7 +2001,7 @@ static int text_rcpts(struct bounce_event *ev, const char *text, size_t n,
 				free(win);
 				free(lw);
 				win = rcpt_window(back, line, end, p, alen);
-				lw = win != NULL ? lower_dup(win, 2 * BOUNCE_DIAG_WINDOW)
+				lw = win != NULL ? bounce_str_lower(win, 2 * BOUNCE_DIAG_WINDOW)
 				                 : NULL;
 				if (lw == NULL) {
 					free(win);
@@ -2249,7 +2067,7 @@ static int orig_read(const char *s, size_t n, struct orig *o)
 			id = msg_id_next(&p, f.val + f.nval, &k);
 			if (id == NULL)
 				id = f.val, k = f.nval; /* bare, some MUAs */
-			if ((o->mid = clean_n(id, k)) == NULL)
+			if ((o->mid = bounce_str_clean(id, k)) == NULL)
 				oom = 1;
 			else if (o->mid[0] == '\0' ||
 			         strchr(o->mid, ' ') != NULL) {
@@ -2271,7 +2089,7 @@ static int orig_read(const char *s, size_t n, struct orig *o)
 			dst = &o->lu;
 		if (dst == NULL)
 			continue;
-		v = clean_n(f.val, f.nval);
+		v = bounce_str_clean(f.val, f.nval);
 		if (v == NULL) {
 			oom = 1;
 			continue;
@@ -2285,12 +2103,12 @@ static int orig_read(const char *s, size_t n, struct orig *o)
 			char *m = strcasestr(v, "mailto:");
 			if (m != NULL) {
 				m[7 + strcspn(m + 7, "?>, \t")] = '\0';
-				o->lu = addr_scan(m + 7, &oom);
+				o->lu = bounce_addr_scan(m + 7, &oom);
 			}
 			free(v);
 			continue;
 		}
-		*dst = first_address(v, &oom);
+		*dst = bounce_addr_first(v, &oom);
 		free(v);
 	}
 	return oom ? -1 : 0;
@@ -2600,7 +2418,7 @@ static char *replied_id(const struct top *t, int *oom)
 	}
 	if (best == NULL && any == NULL)
 		return NULL;
-	r = best != NULL ? clean_n(best, nbest) : clean_n(any, nany);
+	r = best != NULL ? bounce_str_clean(best, nbest) : bounce_str_clean(any, nany);
 	if (r == NULL)
 		*oom = 1;
 	return r;
@@ -2645,10 +2463,10 @@ static void head_read(struct head *h, const struct top *t,
 		h->subj_dec = decode_header(h->subj);
 	h->from_raw = top_get(t, T_FROM, oom);
 	if (h->from_raw != NULL)
-		h->from = first_address(h->from_raw, oom);
+		h->from = bounce_addr_first(h->from_raw, oom);
 	v = top_get(t, T_TO, oom);
 	if (v != NULL)
-		h->to = first_address(v, oom);
+		h->to = bounce_addr_first(v, oom);
 	free(v);
 	h->ofrom = o->from;
 	h->oto = o->to;
@@ -2675,7 +2493,6 @@ static int head_subject_has(const struct head *h, const char *const *list,
 	       (h->subj_dec != NULL && subject_has(h->subj_dec, list, n));
 }
 
-
 /* ARF, or a complaint in the form some services send without it. */
 static int classify_complaint(struct bounce_event *ev, struct scan *sc,
                               const struct orig *o, const struct head *h,
@@ -2685,7 +2502,7 @@ static int classify_complaint(struct bounce_event *ev, struct scan *sc,
 
 	if (sc->arf == NULL && !sc->report_arf &&
 	    !(h->subj != NULL &&
-	      ci_find(h->subj, "complaint about message from") != NULL))
+	      bounce_str_casestr(h->subj, "complaint about message from") != NULL))
 		return 0;
 	ev->kind = BOUNCE_COMPLAINT;
 	if (sc->arf != NULL) {
@@ -2698,7 +2515,7 @@ static int classify_complaint(struct bounce_event *ev, struct scan *sc,
 				v = field_get(f, "Removal-Recipient", oom);
 			mailimf_fields_free(f);
 			if (v != NULL) {
-				char *a = addr_from(v, oom);
+				char *a = bounce_addr_from(v, oom);
 
 				free(v);
 				if (a != NULL && rcpt_add(ev, a) < 0)
@@ -2707,13 +2524,13 @@ static int classify_complaint(struct bounce_event *ev, struct scan *sc,
 		}
 	}
 	if (ev->nrcpt == 0 && o->hmx != NULL && !*oom) {
-		char *a = addr_from(o->hmx, oom);
+		char *a = bounce_addr_from(o->hmx, oom);
 
 		if (a != NULL && rcpt_add(ev, a) < 0)
 			*oom = 1;
 	}
 	if (ev->nrcpt == 0 && h->oto != NULL && !*oom) {
-		char *c = addr_from(h->oto, oom);
+		char *c = bounce_addr_from(h->oto, oom);
 
 		if (c != NULL && rcpt_add(ev, c) < 0)
 			*oom = 1;
@@ -2731,14 +2548,14 @@ static int is_autoreply(const struct top *t, const struct head *h,
 	int yes = t->v[T_X_AUTOREPLY] != NULL || t->v[T_X_AUTORESPOND] != NULL;
 	char *v = top_get(t, T_AUTO_SUBMITTED, oom);
 
-	if (v != NULL && ci_find(v, "auto-replied") != NULL)
+	if (v != NULL && bounce_str_casestr(v, "auto-replied") != NULL)
 		yes = 1;
 	free(v);
 	if (head_subject_has(h, autoreply_subjects, NELEM(autoreply_subjects)))
 		yes = 1;
 	return yes && !head_is_daemon(h) &&
 	       !(head_subject_has(h, failure_subjects, NELEM(failure_subjects)) &&
-	         !(h->subj != NULL && ci_find(h->subj, "auto")));
+	         !(h->subj != NULL && bounce_str_casestr(h->subj, "auto")));
 }
 
 /* Phrases of a text that only a mail system writes to the sender of a
@@ -2792,7 +2609,7 @@ static char *json_value(const char *s, const char *end, const char *key,
 			return NULL;
 		*at = e;
 		{
-			char *r = xstrndup(v, (size_t)(e - v));
+			char *r = bounce_str_ndup(v, (size_t)(e - v));
 
 			if (r == NULL)
 				*oom = 1;
@@ -2842,7 +2659,7 @@ static int classify_ses(struct bounce_event *ev, const char *text, size_t n,
 		close = memchr(next, '}', (size_t)(end - next));
 		if (close == NULL)
 			close = end;
-		a = addr_from(v, oom);
+		a = bounce_addr_from(v, oom);
 		free(v);
 		at = close;
 		if (a == NULL)
@@ -2867,7 +2684,8 @@ static int classify_ses(struct bounce_event *ev, const char *text, size_t n,
 		if (v != NULL) {
 			const char *c = strchr(v, ';');
 
-			r->diagnostic = clean_value(c != NULL ? c + 1 : v);
+			c = c != NULL ? c + 1 : v;
+			r->diagnostic = bounce_str_clean(c, strlen(c));
 			if (r->diagnostic == NULL)
 				*oom = 1;
 			free(v);
@@ -2901,12 +2719,12 @@ static int classify_dma(struct bounce_event *ev, const char *text, size_t n,
 	                            "to <";
 	const char *end = text + n, *at = text;
 
-	if (ci_find(text, "This is the DragonFly Mail Agent") == NULL)
+	if (bounce_str_casestr(text, "This is the DragonFly Mail Agent") == NULL)
 		return 0;
 	while ((at = memmem(at, (size_t)(end - at), intro,
 	                    sizeof intro - 1)) != NULL) {
 		const char *a = at + sizeof intro - 1, *p, *e;
-		size_t an = addr_len(a);
+		size_t an = bounce_addr_len(a);
 		const char *command = NULL;
 		struct bounce_rcpt *r;
 		char *addr;
@@ -2915,13 +2733,11 @@ static int classify_dma(struct bounce_event *ev, const char *text, size_t n,
 		at = a;
 		if (an == 0 || a + an >= end || a[an] != '>')
 			continue;
-		addr = xstrndup(a, an);
+		addr = bounce_addr_dup(a, an);
 		if (addr == NULL) {
 			*oom = 1;
 			return 1;
 		}
-		for (size_t i = 0; i < an; i++)
-			addr[i] = (char)tolower((unsigned char)addr[i]);
 		if ((added = rcpt_add(ev, addr)) < 0) {
 			*oom = 1;
 			return 1;
@@ -2950,7 +2766,7 @@ static int classify_dma(struct bounce_event *ev, const char *text, size_t n,
 		while (e < end && *e != '\r' && *e != '\n')
 			e = next_line(e, end);
 		r->command = command;
-		r->diagnostic = clean_n(p, (size_t)(e - p));
+		r->diagnostic = bounce_str_clean(p, (size_t)(e - p));
 		if (r->diagnostic == NULL) {
 			*oom = 1;
 			return 1;
@@ -2977,10 +2793,10 @@ static int classify(struct bounce_event *ev, const struct top *top,
 	if (v == NULL && !oom)
 		v = top_get(top, T_X_ORIGINAL_TO, &oom);
 	if (v != NULL) {
-		ev->verp_to = addr_from(v, &oom);
+		ev->verp_to = bounce_addr_from(v, &oom);
 		free(v);
 	} else if (!oom && (v = top_get(top, T_TO, &oom)) != NULL) {
-		ev->verp_to = first_address(v, &oom);
+		ev->verp_to = bounce_addr_first(v, &oom);
 		free(v);
 	}
 
@@ -3018,7 +2834,7 @@ static int classify(struct bounce_event *ev, const struct top *top,
 		oom = 1;
 	/* a report pasted into the text */
 	if (ev->nrcpt == 0 && sc->text != NULL && !oom) {
-		const char *f = ci_find(sc->text, "\nFinal-Recipient:");
+		const char *f = bounce_str_casestr(sc->text, "\nFinal-Recipient:");
 
 		if (f != NULL &&
 		    dsn_parse(ev, f + 1,
@@ -3037,14 +2853,14 @@ static int classify(struct bounce_event *ev, const struct top *top,
 	h.strong = sc->report_dsn || head_is_daemon(&h) ||
 	           head_subject_has(&h, failure_subjects,
 	                            NELEM(failure_subjects)) ||
-	           (v != NULL && ci_find(v, "failure") != NULL);
+	           (v != NULL && bounce_str_casestr(v, "failure") != NULL);
 	free(v);
 
 	/* Auto-replies before the text scan: their text quotes addresses. */
 	if (!h.strong && is_autoreply(top, &h, &oom)) {
 		ev->kind = BOUNCE_AUTOREPLY;
 		if (h.from != NULL) {
-			char *a = addr_from(h.from, &oom);
+			char *a = bounce_addr_from(h.from, &oom);
 
 			if (a != NULL && rcpt_add(ev, a) < 0)
 				oom = 1;
@@ -3066,7 +2882,7 @@ static int classify(struct bounce_event *ev, const struct top *top,
 		h.strong = 1;
 		for (char *t = strtok_r(v, ", ", &save); t != NULL;
 		     t = strtok_r(NULL, ", ", &save)) {
-			char *a = addr_from(t, &oom);
+			char *a = bounce_addr_from(t, &oom);
 
 			if (a != NULL && rcpt_add(ev, a) < 0)
 				oom = 1;
@@ -3074,14 +2890,14 @@ static int classify(struct bounce_event *ev, const struct top *top,
 		free(v);
 	}
 	if (sc->text != NULL && !h.strong) {
-		char *head = xstrndup(sc->text, cut);
+		char *head = bounce_str_ndup(sc->text, cut);
 
 		if (head == NULL) {
 			oom = 1;
 		} else {
 			for (size_t i = 0; i < NELEM(bounce_texts) && !weak;
 			     i++)
-				weak = ci_find(head, bounce_texts[i]) != NULL;
+				weak = bounce_str_casestr(head, bounce_texts[i]) != NULL;
 			free(head);
 		}
 	}
@@ -3091,7 +2907,7 @@ static int classify(struct bounce_event *ev, const struct top *top,
 		                   sc->text, sc->nfirst)) {
 			ev->kind = BOUNCE_UNSUBSCRIBE;
 			if (h.from != NULL) {
-				char *a = addr_from(h.from, &oom);
+				char *a = bounce_addr_from(h.from, &oom);
 
 				if (a != NULL && rcpt_add(ev, a) < 0)
 					oom = 1;
@@ -3110,7 +2926,7 @@ static int classify(struct bounce_event *ev, const struct top *top,
 	 * returned original says whom it was for (herald sends one
 	 * recipient per message). */
 	if (ev->nrcpt == 0 && h.strong && h.oto != NULL && !oom) {
-		char *a = addr_from(h.oto, &oom);
+		char *a = bounce_addr_from(h.oto, &oom);
 
 		if (a != NULL && is_self(&self, a))
 			free(a);
@@ -3134,10 +2950,10 @@ rcpts:
 	/* what the notice to the sender says beside a report about one
 	 * recipient (about several, it may speak of another) */
 	if (ev->nrcpt == 1 && sc->dsn != NULL && sc->text != NULL) {
-		char *c = xstrndup(sc->text, cut < BOUNCE_NOTICE_WINDOW
+		char *c = bounce_str_ndup(sc->text, cut < BOUNCE_NOTICE_WINDOW
 		                                 ? cut
 		                                 : BOUNCE_NOTICE_WINDOW);
-		char *l = c != NULL ? lower_dup(c, BOUNCE_NOTICE_WINDOW) : NULL;
+		char *l = c != NULL ? bounce_str_lower(c, BOUNCE_NOTICE_WINDOW) : NULL;
 
 		notice = l != NULL ? phrase_reason(l) : NULL;
 		free(l);
@@ -3148,11 +2964,12 @@ rcpts:
 
 		/* no explanation of its own: the text's */
 		if (r->diagnostic == NULL && sc->text != NULL) {
-			char *c = xstrndup(sc->text, cut < BOUNCE_DIAG_WINDOW
+			char *c = bounce_str_ndup(sc->text, cut < BOUNCE_DIAG_WINDOW
 			                                 ? cut
 			                                 : BOUNCE_DIAG_WINDOW);
 
-			r->diagnostic = c != NULL ? clean_value(c) : NULL;
+			r->diagnostic =
+			    c != NULL ? bounce_str_clean(c, strlen(c)) : NULL;
 			free(c);
 			if (r->diagnostic == NULL)
 				oom = 1;
@@ -3272,18 +3089,18 @@ static int evidence_find(struct bounce_event *ev, const char *buf, size_t len,
 			cap = (size_t)(e - line);
 			if (cap > BOUNCE_EVIDENCE_MAX)
 				cap = BOUNCE_EVIDENCE_MAX;
-			r->evidence = clean_n(line, cap);
+			r->evidence = bounce_str_clean(line, cap);
 			r->evidence_line = no + (from_line ? 1u : 0u);
 		} else if (d != NULL) {
 			cap = strlen(d);
-			r->evidence = clean_n(d, cap > BOUNCE_EVIDENCE_MAX
+			r->evidence = bounce_str_clean(d, cap > BOUNCE_EVIDENCE_MAX
 			                             ? BOUNCE_EVIDENCE_MAX
 			                             : cap);
 		} else if (r->status[0] != '\0') {
 			int k = snprintf(key, sizeof key, "Status: %s",
 			                 r->status);
 
-			r->evidence = k > 0 ? xstrndup(key, (size_t)k) : NULL;
+			r->evidence = k > 0 ? bounce_str_ndup(key, (size_t)k) : NULL;
 		} else {
 			continue;
 		}
