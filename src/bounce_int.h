@@ -9,7 +9,10 @@
 #ifndef HERALD_BOUNCE_INT_H
 #define HERALD_BOUNCE_INT_H
 
+#include <stdbool.h>
 #include <stddef.h>
+
+#include "herald/bounce.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -77,5 +80,37 @@ char *bounce_addr_from(const char *v, int *oom);
  * the one in angle brackets, or the first bare one; lowercased, or NULL.
  * Sets *oom on out-of-memory. */
 char *bounce_addr_first(const char *v, int *oom);
+
+/* ---- the rule table (bounce_rules.c) ---- */
+
+/* An enhanced status code ("5.1.1") in s (may be NULL) copied to
+ * out[16]; 1 if found, else 0. */
+int bounce_rules_find_status(const char *s, char out[16]);
+
+/* A 3-digit SMTP reply code (2xx, 4xx, 5xx) standing alone in s (may be
+ * NULL), or 0. */
+int bounce_rules_find_code(const char *s);
+
+/* The reason of the first diagnostic phrase found in diag (lowercase),
+ * or NULL. */
+const char *bounce_rules_phrase_reason(const char *diag);
+
+/* The SMTP command a failure answered ("RCPT", "DATA", "MAIL"; static),
+ * from the wording of Postfix ("in reply to end of DATA command") or Exim
+ * ("after RCPT TO"), or a transcript refusing MAIL FROM; lw is lowercase,
+ * or NULL. NULL when the text does not say. Sendmail's transcripts are
+ * not read for RCPT and DATA: with pipelining, the reply to RCPT TO comes
+ * after ">>> DATA". */
+const char *bounce_rules_command(const char *lw);
+
+/* Judge one recipient: its status (read from the diagnostic when the
+ * report gave none, or a vaguer X.0.0), reply code, command, reason, and
+ * the verdict (hard, rule, why) of verdict.c. notice is the reason of the
+ * words of the notice beside a report about this one recipient, or NULL;
+ * service_rule: the report comes from a rule a mail service's customer
+ * set up (verdict.h). On out-of-memory the status and code alone
+ * decide. */
+void bounce_rules_classify(struct bounce_rcpt *r, const char *notice,
+                           bool service_rule);
 
 #endif
