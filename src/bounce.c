@@ -38,622 +38,6 @@
 #include <string.h>
 #include <strings.h>
 
-/* What one walk of the message collects. dsn, arf and orig are slices
- * of the message, or of a decoded copy held in the matching *_own. */
-struct scan {
-	int report_dsn, report_arf;
-	const char *dsn; /* message/delivery-status body, CRLF */
-	size_t ndsn;
-	const char *arf; /* message/feedback-report body, CRLF */
-	size_t narf;
-	const char *orig; /* returned original's header block, CRLF */
-	size_t norig;
-	char *dsn_own, *arf_own, *orig_own;
-	char *text; /* human-readable text, NUL-terminated, owned */
-	size_t ntext;
-	size_t nfirst; /* length of the first text part in text */
-	size_t parts;
-};
-
-/* What the returned original's header says; owned strings or NULL. */
-struct orig {
-	char *mid;  /* Message-ID without < > */
-	char *from; /* first address of From */
-	char *to;   /* first address of To */
-	char *hmx;  /* X-HmXmrOriginalRecipient (Outlook.com complaints) */
-	char *rp;   /* the address of Return-Path */
-	char *lu;   /* the mailto: address of List-Unsubscribe */
-};
-
-/* The first "<id>" of [s, s+n) without its brackets, or NULL; *n is set
- * to its length. */
-static const char *msg_id_next(const char **s, const char *e, size_t *n)
-{
-	const char *lt, *gt;
-
-	while (*s < e && (lt = memchr(*s, '<', (size_t)(e - *s))) != NULL) {
-		gt = memchr(lt, '>', (size_t)(e - lt));
-		if (gt == NULL)
-			break;
-		*s = gt + 1;
-		if (gt - lt > 1 && (size_t)(gt - lt) <= BOUNCE_MAX_VALUE) {
-			*n = (size_t)(gt - lt - 1);
-			return lt + 1;
-		}
-	}
-	*s = e;
-	return NULL;
-}
-
-/* ---- input ---- */
-
-/* A copy of msg with CRLF line ends, NULs made spaces and a leading mbox
- * "From " line dropped; NULL on out-of-memory. Runs of ordinary bytes are
- * copied whole: this is the one pass over every byte of the message. */
-static char *normalise(const char *msg, size_t len, size_t *out)
-{
-	size_t i = 0, o = 0, need;
-	char *p;
-
-	if (len >= 5 && memcmp(msg, "From ", 5) == 0) {
-		while (i < len && msg[i] != '\n' && msg[i] != '\r')
-			i++;
-		if (i < len && msg[i] == '\r')
-			i++;
-		if (i < len && msg[i] == '\n')
-			i++;
-	}
-	/* each bare CR or LF grows by one byte */
-	need = len - i;
-	for (const char *c = msg + i, *e = msg + len;
-	     (c = memchr(c, '\n', (size_t)(e - c))) != NULL; c++)
-		if (c == msg + i || c[-1] != '\r')
-			need++;
-	for (const char *c = msg + i, *e = msg + len;
-	     (c = memchr(c, '\r', (size_t)(e - c))) != NULL; c++)
-		if (c + 1 == e || c[1] != '\n')
-			need++;
-	p = malloc(need + 1);
-	if (p == NULL)
-		return NULL;
-	if (need == len - i && memchr(msg + i, '\0', len - i) == NULL) {
-		/* CRLF already (or no line end at all): one copy */
-		memcpy(p, msg + i, len - i);
-		p[need] = '\0';
-		*out = need;
-		return p;
-	}
-	if (memchr(msg + i, '\r', len - i) == NULL &&
-	    memchr(msg + i, '\0', len - i) == NULL) {
-		/* LF only, the Maildir way: line by line */
-		for (const char *c = msg + i, *e = msg + len; c < e;) {
-			const char *nl = memchr(c, '\n', (size_t)(e - c));
-
-			if (nl == NULL)
-				nl = e;
-			memcpy(p + o, c, (size_t)(nl - c));
-			o += (size_t)(nl - c);
-			if (nl == e)
-				break;
-			p[o++] = '\r';
-			p[o++] = '\n';
-			c = nl + 1;
-		}
-		p[o] = '\0';
-		*out = o;
-		return p;
-	}
-	while (i < len) {
-		size_t j = i;
-
-		while (j < len && msg[j] != '\r' && msg[j] != '\n' &&
-		       msg[j] != '\0')
-			j++;
-		memcpy(p + o, msg + i, j - i);
-		o += j - i;
-		if (j == len)
-			break;
-		if (msg[j] == '\0') {
-			p[o++] = ' ';
-		} else {
-			if (msg[j] == '\r' && j + 1 < len && msg[j + 1] == '\n')
-				j++;
-			p[o++] = '\r';
-			p[o++] = '\n';
-		}
-		i = j + 1;
-	}
-	p[o] = '\0';
-	*out = o;
-	return p;
-}
-
-/* ---- structure ----
- *
- * The message is cut into parts here, not by libetpan's mailmime_parse:
- * that would parse every header field of every part, the returned
- * original's included, allocating for each. Part boundaries are found with
- * memmem, each part's header block is scanned for Content-Type and
- * Content-Transfer-Encoding only, and of a returned original only its
- * header block is kept (a slice of the message, not a copy). */
-
-/* One field of a CRLF header block: the name and the raw value (still
- * folded, without the final CRLF). */
-struct hfield {
-	const char *name, *val;
-	size_t nname, nval;
-};
-
-/* What a part's header says about its body. */
-struct ctype {
-	char type[64];   /* "type/subtype", lowercase, cut to fit */
-	char rtype[32];  /* report-type parameter, lowercase, or "" */
-	const char *bnd; /* boundary parameter, or NULL */
-	size_t nbnd;
-	int enc; /* MAILMIME_MECHANISM_BASE64, _QUOTED_PRINTABLE, or 0 */
-};
-
-/* The length of the header block at s (up to and including the CRLF
- * before the blank line; all of s when there is no blank line), and in
- * *body the offset of the body. */
-static size_t head_len(const char *s, size_t n, size_t *body)
-{
-	const char *e;
-
-	if (n >= 2 && s[0] == '\r' && s[1] == '\n') {
-		*body = 2;
-		return 0;
-	}
-	/* line by line: memchr is faster than memmem for a 4-byte needle */
-	for (e = memchr(s, '\n', n); e != NULL;
-	     e = memchr(e + 1, '\n', (size_t)(s + n - e - 1)))
-		if (s + n - e >= 3 && e[1] == '\r' && e[2] == '\n') {
-			e--; /* at the CR of "\r\n\r\n" */
-			break;
-		}
-	if (e == NULL) {
-		*body = n;
-		return n;
-	}
-	*body = (size_t)(e - s) + 4;
-	return (size_t)(e - s) + 2;
-}
-
-/* The line at *at (before end), which is moved past it: 1 when it is a
- * field (*f filled, continuation lines included), 0 when blank (or at
- * the end), -1 when it is not a field. */
-static int hfield_line(const char **at, const char *end, struct hfield *f)
-{
-	const char *p = *at, *le, *c = p, *ne, *ve;
-
-	if (p >= end)
-		return 0;
-	if (end - p >= 2 && p[0] == '\r' && p[1] == '\n') {
-		*at = p + 2;
-		return 0;
-	}
-	le = memchr(p, '\n', (size_t)(end - p));
-	/* the logical line: continuation lines begin with a blank */
-	while (le != NULL && le + 1 < end && (le[1] == ' ' || le[1] == '\t'))
-		le = memchr(le + 1, '\n', (size_t)(end - le - 1));
-	if (le == NULL)
-		le = end;
-	*at = le < end ? le + 1 : end;
-	while (c < le && *c > ' ' && *c < 0x7f && *c != ':')
-		c++;
-	ne = c;
-	while (c < le && (*c == ' ' || *c == '\t'))
-		c++;
-	if (ne == p || c == le || *c != ':')
-		return -1;
-	ve = le;
-	if (ve > c + 1 && ve[-1] == '\r')
-		ve--;
-	f->name = p;
-	f->nname = (size_t)(ne - p);
-	f->val = c + 1;
-	f->nval = (size_t)(ve - (c + 1));
-	return 1;
-}
-
-/* The next field of the header block [*at, end) into *f: 1, or 0 at the
- * end. Lines that are not a field are skipped. Each byte is looked at a
- * bounded number of times. */
-static int hfield_next(const char **at, const char *end, struct hfield *f)
-{
-	while (*at < end)
-		if (hfield_line(at, end, f) == 1)
-			return 1;
-	return 0;
-}
-
-static int hfield_is(const struct hfield *f, const char *name)
-{
-	size_t n = strlen(name);
-
-	return f->nname == n && strncasecmp(f->name, name, n) == 0;
-}
-
-/* The fields of the top-level header that classify() reads, each its
- * first occurrence: one pass over the header, nothing parsed or copied
- * for the others (Received, DKIM, ARC... are most of a header). */
-enum top_field {
-	T_FROM,
-	T_TO,
-	T_SUBJECT,
-	T_IN_REPLY_TO,
-	T_REFERENCES,
-	T_DELIVERED_TO,
-	T_X_ORIGINAL_TO,
-	T_AUTO_SUBMITTED,
-	T_X_AUTOREPLY,
-	T_X_AUTORESPOND,
-	T_X_FAILED_RECIPIENTS,
-	NTOP
-};
-
-struct top {
-	const char *v[NTOP]; /* raw value, or NULL when absent */
-	size_t n[NTOP];
-};
-
-static void top_read(const char *s, size_t n, struct top *t)
-{
-	static const char *const names[NTOP] = {
-	    "From",          "To",           "Subject",     "In-Reply-To",
-	    "References",    "Delivered-To", "X-Original-To", "Auto-Submitted",
-	    "X-Autoreply",   "X-Autorespond", "X-Failed-Recipients",
-	};
-	const char *at = s;
-	struct hfield f;
-
-	memset(t, 0, sizeof *t);
-	while (hfield_next(&at, s + n, &f))
-		for (size_t k = 0; k < NTOP; k++)
-			if (t->v[k] == NULL && hfield_is(&f, names[k])) {
-				t->v[k] = f.val;
-				t->n[k] = f.nval;
-				break;
-			}
-}
-
-/* A field's value unfolded and cleaned, or NULL when absent; sets *oom on
- * out-of-memory. */
-static char *top_get(const struct top *t, enum top_field k, int *oom)
-{
-	char *v;
-
-	if (t->v[k] == NULL)
-		return NULL;
-	v = bounce_str_clean(t->v[k], t->n[k]);
-	if (v == NULL)
-		*oom = 1;
-	return v;
-}
-
-/* A token of a structured value at *p (before e) lowercased into
- * out[cap]; *p is moved past it. */
-static void ct_token(const char **p, const char *e, char *out, size_t cap,
-                     const char *stops)
-{
-	size_t o = 0;
-
-	while (*p < e && (**p == ' ' || **p == '\t' || **p == '\r' ||
-	                  **p == '\n'))
-		(*p)++;
-	for (; *p < e && strchr(stops, **p) == NULL; (*p)++)
-		if (o + 1 < cap)
-			out[o++] = (char)tolower((unsigned char)**p);
-	while (o > 0 && (out[o - 1] == ' ' || out[o - 1] == '\t'))
-		o--;
-	out[o] = '\0';
-}
-
-/* Content-Type value [v, v+n) into ct: type, boundary, report-type. A
- * type without a subtype leaves ct->type as it was (the default). */
-static void ct_parse(const char *v, size_t n, struct ctype *ct)
-{
-	const char *p = v, *e = v + n;
-	char t[sizeof ct->type];
-
-	ct_token(&p, e, t, sizeof t, ";\r\n(");
-	if (strchr(t, '/') != NULL)
-		memcpy(ct->type, t, sizeof t);
-	while (p < e) {
-		char name[16];
-		const char *val;
-		size_t nval;
-
-		p = memchr(p, ';', (size_t)(e - p));
-		if (p == NULL)
-			return;
-		p++;
-		ct_token(&p, e, name, sizeof name, "=;\r\n");
-		if (p >= e || *p != '=')
-			continue;
-		p++;
-		while (p < e && (*p == ' ' || *p == '\t'))
-			p++;
-		if (p < e && *p == '"') {
-			val = ++p;
-			while (p < e && *p != '"')
-				p += *p == '\\' && p + 1 < e ? 2 : 1;
-			nval = (size_t)((p < e ? p : e) - val);
-			if (p < e)
-				p++;
-		} else {
-			val = p;
-			while (p < e && *p != ';' && *p != ' ' && *p != '\t' &&
-			       *p != '\r' && *p != '\n')
-				p++;
-			nval = (size_t)(p - val);
-		}
-		if (strcmp(name, "boundary") == 0 && ct->bnd == NULL) {
-			ct->bnd = val;
-			ct->nbnd = nval;
-		} else if (strcmp(name, "report-type") == 0) {
-			size_t k = nval < sizeof ct->rtype - 1
-			               ? nval
-			               : sizeof ct->rtype - 1;
-
-			for (size_t i = 0; i < k; i++)
-				ct->rtype[i] =
-				    (char)tolower((unsigned char)val[i]);
-			ct->rtype[k] = '\0';
-		}
-	}
-}
-
-/* What the header block [s, s+n) says of its body; dflt is the type
- * when it says nothing (text/plain, message/rfc822 in a digest). */
-static void part_type(const char *s, size_t n, const char *dflt,
-                      struct ctype *ct)
-{
-	const char *at = s;
-	struct hfield f;
-	int seen = 0;
-
-	memset(ct, 0, sizeof *ct);
-	memcpy(ct->type, dflt, strlen(dflt) + 1);
-	while (hfield_next(&at, s + n, &f)) {
-		if (f.nname < 12 || strncasecmp(f.name, "Content-", 8) != 0)
-			continue;
-		if (!(seen & 1) && hfield_is(&f, "Content-Type")) {
-			seen |= 1;
-			ct_parse(f.val, f.nval, ct);
-		} else if (!(seen & 2) &&
-		           hfield_is(&f, "Content-Transfer-Encoding")) {
-			char enc[24];
-			const char *p = f.val;
-
-			seen |= 2;
-			ct_token(&p, f.val + f.nval, enc, sizeof enc, ";\r\n(");
-			if (strcmp(enc, "base64") == 0)
-				ct->enc = MAILMIME_MECHANISM_BASE64;
-			else if (strcmp(enc, "quoted-printable") == 0)
-				ct->enc = MAILMIME_MECHANISM_QUOTED_PRINTABLE;
-		}
-	}
-}
-
-/* The body [b, b+n) decoded: *out points to it, or to a decoded copy
- * (CRLF) stored in *own; -1 on out-of-memory, 1 when it could not be
- * decoded. */
-static int part_decoded(const char *b, size_t n, int enc, char **own,
-                        const char **out, size_t *nout)
-{
-	char *dec = NULL;
-	size_t idx = 0, dlen = 0;
-
-	*own = NULL;
-	if (enc == 0) {
-		*out = b;
-		*nout = n;
-		return 0;
-	}
-	if (mailmime_part_parse(b, n, &idx, enc, &dec, &dlen) !=
-	    MAILIMF_NO_ERROR)
-		return 1;
-	*own = normalise(dec, dlen, nout);
-	mailmime_decoded_part_free(dec);
-	if (*own == NULL)
-		return -1;
-	*out = *own;
-	return 0;
-}
-
-/* Append text to sc->text up to the cap; -1 on out-of-memory. */
-static int text_append(struct scan *sc, const char *s, size_t n)
-{
-	char *p;
-
-	if (sc->ntext + n > BOUNCE_MAX_TEXT)
-		n = BOUNCE_MAX_TEXT - sc->ntext;
-	if (n == 0)
-		return 0;
-	p = realloc(sc->text, sc->ntext + n + 3);
-	if (p == NULL)
-		return -1;
-	sc->text = p;
-	memcpy(p + sc->ntext, s, n);
-	sc->ntext += n;
-	memcpy(p + sc->ntext, "\r\n", 3);
-	sc->ntext += 2;
-	if (sc->nfirst == 0)
-		sc->nfirst = sc->ntext;
-	return 0;
-}
-
-/* The returned original's header block at b (blank lines before it
- * skipped). */
-static void orig_set(struct scan *sc, const char *b, size_t n, char *own)
-{
-	size_t body;
-
-	for (int i = 0; i < 4 && n >= 2 && b[0] == '\r' && b[1] == '\n'; i++)
-		b += 2, n -= 2;
-	sc->orig = b;
-	sc->norig = head_len(b, n, &body);
-	sc->orig_own = own;
-}
-
-static int walk(struct scan *sc, const char *s, size_t n, int depth,
-                const char *dflt);
-
-/* The parts of a multipart body [b, b+n) walked in turn. A missing close
- * delimiter ends the last part at the end of the body. */
-static int walk_multipart(struct scan *sc, const struct ctype *ct,
-                          const char *b, size_t n, int depth)
-{
-	const char *dflt =
-	    strcmp(ct->type, "multipart/digest") == 0 ? "message/rfc822"
-	                                               : "text/plain";
-	const char *p = b, *e = b + n, *start = NULL;
-	char delim[2 + 200];
-	size_t dl = ct->nbnd + 2;
-
-	if (ct->nbnd == 0 || ct->nbnd > 200)
-		return 0;
-	delim[0] = delim[1] = '-';
-	memcpy(delim + 2, ct->bnd, ct->nbnd);
-	while (p < e) {
-		const char *d, *q, *nl;
-		int close;
-
-		/* the next line that begins with the delimiter */
-		if (p == b && (size_t)(e - p) >= dl && memcmp(p, delim, dl) == 0) {
-			d = p;
-		} else {
-			for (d = memchr(p, '\n', (size_t)(e - p)); d != NULL;
-			     d = memchr(d + 1, '\n', (size_t)(e - d - 1)))
-				if ((size_t)(e - d - 1) >= dl && d[1] == '-' &&
-				    d[2] == '-' && memcmp(d + 1, delim, dl) == 0)
-					break;
-			if (d == NULL)
-				break;
-			d++;
-		}
-		p = d + dl;
-		if (d != b && !(d - b >= 2 && d[-2] == '\r' && d[-1] == '\n'))
-			continue; /* a bare LF cannot be here: CRLF */
-		q = d + dl;
-		close = e - q >= 2 && q[0] == '-' && q[1] == '-';
-		if (close)
-			q += 2;
-		while (q < e && (*q == ' ' || *q == '\t'))
-			q++;
-		if (q < e && *q != '\r')
-			continue; /* a longer boundary */
-		if (start != NULL) {
-			const char *pe = d == b ? d : d - 2;
-
-			if (walk(sc, start, (size_t)(pe > start ? pe - start : 0),
-			         depth + 1, dflt) < 0)
-				return -1;
-			if (sc->parts >= BOUNCE_MAX_PARTS)
-				return 0;
-		}
-		if (close)
-			return 0;
-		nl = q < e ? memchr(q, '\n', (size_t)(e - q)) : NULL;
-		start = p = nl != NULL ? nl + 1 : e;
-	}
-	if (start != NULL && start < e)
-		return walk(sc, start, (size_t)(e - start), depth + 1, dflt);
-	return 0;
-}
-
-/* One part [s, s+n), header and body: what it holds is collected in sc.
- * A returned original is not walked into: only its header block is kept. */
-static int walk(struct scan *sc, const char *s, size_t n, int depth,
-                const char *dflt)
-{
-	struct ctype ct;
-	size_t hl, at, nd = 0;
-	const char *body, *d = NULL;
-	char *own = NULL;
-	int r;
-
-	if (depth > BOUNCE_MAX_DEPTH || sc->parts >= BOUNCE_MAX_PARTS)
-		return 0;
-	sc->parts++;
-	hl = head_len(s, n, &at);
-	part_type(s, hl, dflt, &ct);
-	body = s + at;
-	if (strncmp(ct.type, "multipart/", 10) == 0) {
-		if (strcmp(ct.type, "multipart/report") == 0) {
-			if (strcmp(ct.rtype, "delivery-status") == 0)
-				sc->report_dsn = 1;
-			if (strcmp(ct.rtype, "feedback-report") == 0)
-				sc->report_arf = 1;
-		}
-		return walk_multipart(sc, &ct, body, n - at, depth);
-	}
-	if (strcmp(ct.type, "message/delivery-status") == 0 ||
-	    strcmp(ct.type, "message/global-delivery-status") == 0) {
-		if (sc->dsn != NULL)
-			return 0;
-		r = part_decoded(body, n - at, ct.enc, &own, &d, &nd);
-		sc->dsn = d, sc->ndsn = nd, sc->dsn_own = own;
-	} else if (strcmp(ct.type, "message/feedback-report") == 0) {
-		if (sc->arf != NULL)
-			return 0;
-		r = part_decoded(body, n - at, ct.enc, &own, &d, &nd);
-		sc->arf = d, sc->narf = nd, sc->arf_own = own;
-	} else if (strcmp(ct.type, "text/rfc822-headers") == 0 ||
-	           strcmp(ct.type, "message/rfc822-headers") == 0 ||
-	           strcmp(ct.type, "message/rfc822") == 0 ||
-	           strcmp(ct.type, "message/global") == 0 ||
-	           strcmp(ct.type, "message/global-headers") == 0) {
-		if (sc->orig != NULL)
-			return 0;
-		r = part_decoded(body, n - at, ct.enc, &own, &d, &nd);
-		if (r == 0)
-			orig_set(sc, d, nd, own);
-	} else if (strncmp(ct.type, "text/", 5) == 0 &&
-	           strcmp(ct.type, "text/html") != 0) {
-		if (sc->ntext >= BOUNCE_MAX_TEXT)
-			return 0;
-		r = part_decoded(body, n - at, ct.enc, &own, &d, &nd);
-		if (r == 0 && text_append(sc, d, nd) < 0)
-			r = -1;
-		free(own);
-	} else {
-		return 0;
-	}
-	return r < 0 ? -1 : 0;
-}
-
-/* ---- header fields ---- */
-
-/* The value of the first optional field called name, cleaned; NULL if
- * absent. Sets *oom on out-of-memory. */
-static char *field_get(struct mailimf_fields *f, const char *name, int *oom)
-{
-	clistiter *it;
-
-	if (f == NULL || f->fld_list == NULL)
-		return NULL;
-	for (it = clist_begin(f->fld_list); it != NULL; it = clist_next(it)) {
-		struct mailimf_field *fl = clist_content(it);
-		const char *val;
-		char *v;
-
-		if (fl->fld_type != MAILIMF_FIELD_OPTIONAL_FIELD ||
-		    fl->fld_data.fld_optional_field->fld_name == NULL ||
-		    strcasecmp(fl->fld_data.fld_optional_field->fld_name,
-		               name) != 0 ||
-		    fl->fld_data.fld_optional_field->fld_value == NULL)
-			continue;
-		val = fl->fld_data.fld_optional_field->fld_value;
-		v = bounce_str_clean(val, strlen(val));
-		if (v == NULL)
-			*oom = 1;
-		return v;
-	}
-	return NULL;
-}
-
 /* ---- building the event ---- */
 
 static int rcpt_add(struct bounce_event *ev, char *addr)
@@ -687,7 +71,7 @@ enum { D_FINAL, D_ORIGINAL, D_ACTION, D_STATUS, D_DIAG, D_MTA, ND };
 
 /* A field of a report block, cleaned, after its "type;" when strip; NULL
  * if absent. Sets *oom on out-of-memory. */
-static char *dsn_value(const struct hfield *f, int strip, int *oom)
+static char *dsn_value(const struct bounce_hfield *f, int strip, int *oom)
 {
 	const char *v = f->val, *e, *semi;
 	char *r;
@@ -704,7 +88,7 @@ static char *dsn_value(const struct hfield *f, int strip, int *oom)
 }
 
 /* One per-recipient field block of a delivery-status part. */
-static int dsn_block(struct bounce_event *ev, const struct hfield *fs)
+static int dsn_block(struct bounce_event *ev, const struct bounce_hfield *fs)
 {
 	int oom = 0, added;
 	char *v, *addr;
@@ -751,13 +135,13 @@ static int dsn_parse(struct bounce_event *ev, const char *s, size_t n)
 	size_t blocks = 0;
 
 	while (p < e && blocks++ < BOUNCE_MAX_RCPT + 1) {
-		struct hfield fs[ND], f;
+		struct bounce_hfield fs[ND], f;
 
 		memset(fs, 0, sizeof fs);
-		while (hfield_line(&p, e, &f) == 1)
+		while (bounce_mime_field_line(&p, e, &f) == 1)
 			for (size_t k = 0; k < ND; k++)
 				if (fs[k].name == NULL &&
-				    hfield_is(&f, names[k])) {
+				    bounce_mime_field_is(&f, names[k])) {
 					fs[k] = f;
 					break;
 				}
@@ -765,16 +149,6 @@ static int dsn_parse(struct bounce_event *ev, const char *s, size_t n)
 			return -1;
 	}
 	return 0;
-}
-
-static int parse_fields(const char *s, size_t n, struct mailimf_fields **f)
-{
-	size_t idx = 0;
-
-	*f = NULL;
-	if (s == NULL)
-		return -1;
-	return mailimf_fields_parse(s, n, &idx, f) == MAILIMF_NO_ERROR ? 0 : -1;
 }
 
 /* An address that only a mail system sends from, never a recipient's. */
@@ -1222,7 +596,7 @@ static int text_rcpts(struct bounce_event *ev, const char *text, size_t n,
 /* The header block of the original quoted in a text bounce: the first
  * header-looking line after the marker up to a blank line, a slice of the
  * text. Nothing when there is none. */
-static void text_original(struct scan *sc, size_t cut)
+static void text_original(struct bounce_scan *sc, size_t cut)
 {
 	const char *p = sc->text + cut, *end = sc->text + sc->ntext;
 	size_t lines = 0;
@@ -1239,86 +613,11 @@ static void text_original(struct scan *sc, size_t cut)
 		while (c < nl && (isalnum((unsigned char)*c) || *c == '-'))
 			c++;
 		if (lines > 1 && c > p && c < nl && *c == ':') {
-			orig_set(sc, p, (size_t)(end - p), NULL);
+			bounce_mime_orig_set(sc, p, (size_t)(end - p), NULL);
 			return;
 		}
 		p = nl + 1;
 	}
-}
-
-/* The returned original's header block [s, s+n) read into *o: only the
- * fields herald uses. -1 on out-of-memory. */
-static int orig_read(const char *s, size_t n, struct orig *o)
-{
-	const char *at = s;
-	struct hfield f;
-	int oom = 0;
-
-	while (!oom && hfield_next(&at, s + n, &f)) {
-		char **dst = NULL, *v;
-
-		if (o->mid == NULL && hfield_is(&f, "Message-ID")) {
-			const char *p = f.val, *id;
-			size_t k = 0;
-
-			id = msg_id_next(&p, f.val + f.nval, &k);
-			if (id == NULL)
-				id = f.val, k = f.nval; /* bare, some MUAs */
-			if ((o->mid = bounce_str_clean(id, k)) == NULL)
-				oom = 1;
-			else if (o->mid[0] == '\0' ||
-			         strchr(o->mid, ' ') != NULL) {
-				free(o->mid);
-				o->mid = NULL;
-			}
-			continue;
-		}
-		if (o->to == NULL && hfield_is(&f, "To"))
-			dst = &o->to;
-		else if (o->from == NULL && hfield_is(&f, "From"))
-			dst = &o->from;
-		else if (o->hmx == NULL &&
-		         hfield_is(&f, "X-HmXmrOriginalRecipient"))
-			dst = &o->hmx;
-		else if (o->rp == NULL && hfield_is(&f, "Return-Path"))
-			dst = &o->rp;
-		else if (o->lu == NULL && hfield_is(&f, "List-Unsubscribe"))
-			dst = &o->lu;
-		if (dst == NULL)
-			continue;
-		v = bounce_str_clean(f.val, f.nval);
-		if (v == NULL) {
-			oom = 1;
-			continue;
-		}
-		if (dst == &o->hmx) {
-			o->hmx = v;
-			continue;
-		}
-		if (dst == &o->lu) {
-			/* "<mailto:a@b?subject=…>, <https://…>": the address */
-			char *m = strcasestr(v, "mailto:");
-			if (m != NULL) {
-				m[7 + strcspn(m + 7, "?>, \t")] = '\0';
-				o->lu = bounce_addr_scan(m + 7, &oom);
-			}
-			free(v);
-			continue;
-		}
-		*dst = bounce_addr_first(v, &oom);
-		free(v);
-	}
-	return oom ? -1 : 0;
-}
-
-static void orig_free(struct orig *o)
-{
-	free(o->mid);
-	free(o->from);
-	free(o->to);
-	free(o->hmx);
-	free(o->rp);
-	free(o->lu);
 }
 
 void bounce_event_free(struct bounce_event *ev)
@@ -1584,20 +883,20 @@ static int is_unsubscribe(const char *subj, const char *text, size_t ntext)
 
 /* The Message-ID this message answers (In-Reply-To, else References),
  * preferring one of herald's form (32 hex digits before the @). */
-static char *replied_id(const struct top *t, int *oom)
+static char *replied_id(const struct bounce_top *t, int *oom)
 {
 	const char *best = NULL, *any = NULL;
 	size_t nbest = 0, nany = 0;
 	char *r;
 
 	for (size_t k = 0; k < 2 && best == NULL; k++) {
-		enum top_field f = k == 0 ? T_IN_REPLY_TO : T_REFERENCES;
+		enum bounce_top_field f = k == 0 ? T_IN_REPLY_TO : T_REFERENCES;
 		const char *p = t->v[f], *id;
 		size_t n = 0;
 
 		if (p == NULL)
 			continue;
-		while ((id = msg_id_next(&p, t->v[f] + t->n[f], &n)) != NULL) {
+		while ((id = bounce_mime_msg_id_next(&p, t->v[f] + t->n[f], &n)) != NULL) {
 			size_t h = 0;
 
 			while (h < n && isxdigit((unsigned char)id[h]))
@@ -1621,20 +920,6 @@ static char *replied_id(const struct top *t, int *oom)
 	return r;
 }
 
-/* A header value decoded from RFC 2047 to UTF-8; NULL on failure. */
-static char *decode_header(const char *v)
-{
-	size_t idx = 0;
-	char *out = NULL;
-
-	/* no encoded word: nothing to decode (and no iconv to open) */
-	if (v == NULL || strstr(v, "=?") == NULL ||
-	    mailmime_encoded_phrase_parse("utf-8", v, strlen(v), &idx, "utf-8",
-	                                  &out) != MAILIMF_NO_ERROR)
-		return NULL;
-	return out;
-}
-
 /* ---- classification ---- */
 
 /* What the top-level header says about the message; the char * are
@@ -1650,18 +935,18 @@ struct head {
 	int strong;        /* sure to be from a mail system */
 };
 
-static void head_read(struct head *h, const struct top *t,
-                      const struct orig *o, int *oom)
+static void head_read(struct head *h, const struct bounce_top *t,
+                      const struct bounce_orig *o, int *oom)
 {
 	char *v;
 
-	h->subj = top_get(t, T_SUBJECT, oom);
+	h->subj = bounce_mime_top_get(t, T_SUBJECT, oom);
 	if (h->subj != NULL)
-		h->subj_dec = decode_header(h->subj);
-	h->from_raw = top_get(t, T_FROM, oom);
+		h->subj_dec = bounce_mime_decode_header(h->subj);
+	h->from_raw = bounce_mime_top_get(t, T_FROM, oom);
 	if (h->from_raw != NULL)
 		h->from = bounce_addr_first(h->from_raw, oom);
-	v = top_get(t, T_TO, oom);
+	v = bounce_mime_top_get(t, T_TO, oom);
 	if (v != NULL)
 		h->to = bounce_addr_first(v, oom);
 	free(v);
@@ -1691,8 +976,8 @@ static int head_subject_has(const struct head *h, const char *const *list,
 }
 
 /* ARF, or a complaint in the form some services send without it. */
-static int classify_complaint(struct bounce_event *ev, struct scan *sc,
-                              const struct orig *o, const struct head *h,
+static int classify_complaint(struct bounce_event *ev, struct bounce_scan *sc,
+                              const struct bounce_orig *o, const struct head *h,
                               int *oom)
 {
 	char *v;
@@ -1705,11 +990,11 @@ static int classify_complaint(struct bounce_event *ev, struct scan *sc,
 	if (sc->arf != NULL) {
 		struct mailimf_fields *f = NULL;
 
-		if (parse_fields(sc->arf, sc->narf, &f) == 0) {
-			ev->feedback_type = field_get(f, "Feedback-Type", oom);
-			v = field_get(f, "Original-Rcpt-To", oom);
+		if (bounce_mime_fields_parse(sc->arf, sc->narf, &f) == 0) {
+			ev->feedback_type = bounce_mime_fields_get(f, "Feedback-Type", oom);
+			v = bounce_mime_fields_get(f, "Original-Rcpt-To", oom);
 			if (v == NULL && !*oom)
-				v = field_get(f, "Removal-Recipient", oom);
+				v = bounce_mime_fields_get(f, "Removal-Recipient", oom);
 			mailimf_fields_free(f);
 			if (v != NULL) {
 				char *a = bounce_addr_from(v, oom);
@@ -1739,11 +1024,11 @@ static int classify_complaint(struct bounce_event *ev, struct scan *sc,
 	return 1;
 }
 
-static int is_autoreply(const struct top *t, const struct head *h,
+static int is_autoreply(const struct bounce_top *t, const struct head *h,
                         int *oom)
 {
 	int yes = t->v[T_X_AUTOREPLY] != NULL || t->v[T_X_AUTORESPOND] != NULL;
-	char *v = top_get(t, T_AUTO_SUBMITTED, oom);
+	char *v = bounce_mime_top_get(t, T_AUTO_SUBMITTED, oom);
 
 	if (v != NULL && bounce_str_casestr(v, "auto-replied") != NULL)
 		yes = 1;
@@ -1974,10 +1259,10 @@ static int classify_dma(struct bounce_event *ev, const char *text, size_t n,
 	return 1;
 }
 
-static int classify(struct bounce_event *ev, const struct top *top,
-                    struct scan *sc)
+static int classify(struct bounce_event *ev, const struct bounce_top *top,
+                    struct bounce_scan *sc)
 {
-	struct orig o = {0};
+	struct bounce_orig o = {0};
 	struct head h = {0};
 	struct selves self = {{0}};
 	size_t cut = sc->ntext;
@@ -1986,13 +1271,13 @@ static int classify(struct bounce_event *ev, const struct top *top,
 	char *v;
 	int oom = 0, weak = 0;
 
-	v = top_get(top, T_DELIVERED_TO, &oom);
+	v = bounce_mime_top_get(top, T_DELIVERED_TO, &oom);
 	if (v == NULL && !oom)
-		v = top_get(top, T_X_ORIGINAL_TO, &oom);
+		v = bounce_mime_top_get(top, T_X_ORIGINAL_TO, &oom);
 	if (v != NULL) {
 		ev->verp_to = bounce_addr_from(v, &oom);
 		free(v);
-	} else if (!oom && (v = top_get(top, T_TO, &oom)) != NULL) {
+	} else if (!oom && (v = bounce_mime_top_get(top, T_TO, &oom)) != NULL) {
 		ev->verp_to = bounce_addr_first(v, &oom);
 		free(v);
 	}
@@ -2001,7 +1286,7 @@ static int classify(struct bounce_event *ev, const struct top *top,
 		cut = text_cut(sc->text, sc->ntext);
 	if (sc->orig == NULL && sc->text != NULL)
 		text_original(sc, cut);
-	if (sc->orig != NULL && orig_read(sc->orig, sc->norig, &o) < 0)
+	if (sc->orig != NULL && bounce_mime_orig_read(sc->orig, sc->norig, &o) < 0)
 		oom = 1;
 	ev->message_id = o.mid;
 	o.mid = NULL;
@@ -2046,7 +1331,7 @@ static int classify(struct bounce_event *ev, const struct top *top,
 		goto rcpts;
 	}
 
-	v = top_get(top, T_AUTO_SUBMITTED, &oom);
+	v = bounce_mime_top_get(top, T_AUTO_SUBMITTED, &oom);
 	h.strong = sc->report_dsn || head_is_daemon(&h) ||
 	           head_subject_has(&h, failure_subjects,
 	                            NELEM(failure_subjects)) ||
@@ -2072,7 +1357,7 @@ static int classify(struct bounce_event *ev, const struct top *top,
 	}
 
 	/* Non-standard bounces. */
-	v = top_get(top, T_X_FAILED_RECIPIENTS, &oom);
+	v = bounce_mime_top_get(top, T_X_FAILED_RECIPIENTS, &oom);
 	if (v != NULL) {
 		char *save = NULL;
 
@@ -2185,7 +1470,7 @@ rcpts:
 			ev->kind = BOUNCE_NONE;
 	}
 done:
-	orig_free(&o);
+	bounce_mime_orig_free(&o);
 	head_free(&h);
 	return oom ? -1 : 0;
 }
@@ -2310,8 +1595,8 @@ static int evidence_find(struct bounce_event *ev, const char *buf, size_t len,
 int bounce_parse(const char *msg, size_t len, struct bounce_event *ev,
                  struct diag *d)
 {
-	struct top top;
-	struct scan sc = {0};
+	struct bounce_top top;
+	struct bounce_scan sc = {0};
 	size_t n = 0, hl, body;
 	char *buf = NULL;
 	int rc = -1;
@@ -2325,19 +1610,19 @@ int bounce_parse(const char *msg, size_t len, struct bounce_event *ev,
 		    len, BOUNCE_MAX_SIZE);
 		return -1;
 	}
-	buf = normalise(msg, len, &n);
+	buf = bounce_mime_normalise(msg, len, &n);
 	if (buf == NULL)
 		goto oom;
 	if (n == 0) {
 		rc = 0; /* nothing: not a bounce */
 		goto out;
 	}
-	hl = head_len(buf, n, &body);
-	top_read(buf, hl, &top);
-	if (walk(&sc, buf, n, 0, "text/plain") < 0)
+	hl = bounce_mime_head_len(buf, n, &body);
+	bounce_mime_top_read(buf, hl, &top);
+	if (bounce_mime_walk(&sc, buf, n, 0, "text/plain") < 0)
 		goto oom;
 	if (sc.text == NULL && sc.dsn == NULL && sc.arf == NULL &&
-	    text_append(&sc, buf + body, n - body) < 0)
+	    bounce_mime_text_append(&sc, buf + body, n - body) < 0)
 		goto oom; /* no part made sense (a boundary that never
 		             occurs): the raw body */
 	if (classify(ev, &top, &sc) < 0 ||

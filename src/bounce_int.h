@@ -81,6 +81,143 @@ char *bounce_addr_from(const char *v, int *oom);
  * Sets *oom on out-of-memory. */
 char *bounce_addr_first(const char *v, int *oom);
 
+/* ---- the message's structure (bounce_mime.c) ---- */
+
+/* What one walk of the message collects. dsn, arf and orig are slices
+ * of the message, or of a decoded copy held in the matching *_own. */
+struct bounce_scan {
+	int report_dsn, report_arf;
+	const char *dsn; /* message/delivery-status body, CRLF */
+	size_t ndsn;
+	const char *arf; /* message/feedback-report body, CRLF */
+	size_t narf;
+	const char *orig; /* returned original's header block, CRLF */
+	size_t norig;
+	char *dsn_own, *arf_own, *orig_own;
+	char *text; /* human-readable text, NUL-terminated, owned */
+	size_t ntext;
+	size_t nfirst; /* length of the first text part in text */
+	size_t parts;
+};
+
+/* What the returned original's header says; owned strings or NULL. */
+struct bounce_orig {
+	char *mid;  /* Message-ID without < > */
+	char *from; /* first address of From */
+	char *to;   /* first address of To */
+	char *hmx;  /* X-HmXmrOriginalRecipient (Outlook.com complaints) */
+	char *rp;   /* the address of Return-Path */
+	char *lu;   /* the mailto: address of List-Unsubscribe */
+};
+
+/* One field of a CRLF header block: the name and the raw value (still
+ * folded, without the final CRLF). */
+struct bounce_hfield {
+	const char *name, *val;
+	size_t nname, nval;
+};
+
+/* The fields of the top-level header that the reader uses, each its
+ * first occurrence: one pass over the header, nothing parsed or copied
+ * for the others (Received, DKIM, ARC... are most of a header). */
+enum bounce_top_field {
+	T_FROM,
+	T_TO,
+	T_SUBJECT,
+	T_IN_REPLY_TO,
+	T_REFERENCES,
+	T_DELIVERED_TO,
+	T_X_ORIGINAL_TO,
+	T_AUTO_SUBMITTED,
+	T_X_AUTOREPLY,
+	T_X_AUTORESPOND,
+	T_X_FAILED_RECIPIENTS,
+	NTOP
+};
+
+/* Those fields of one message, raw: slices of the message. */
+struct bounce_top {
+	const char *v[NTOP]; /* raw value, or NULL when absent */
+	size_t n[NTOP];
+};
+
+/* A copy of msg[0..len) with CRLF line ends, NULs made spaces and a
+ * leading mbox "From " line dropped, its length in *out; NULL on
+ * out-of-memory. Runs of ordinary bytes are copied whole: this is the one
+ * pass over every byte of the message. */
+char *bounce_mime_normalise(const char *msg, size_t len, size_t *out);
+
+/* The length of the header block at s[0..n) (up to and including the
+ * CRLF before the blank line; all of s when there is no blank line), and
+ * in *body the offset of the body. */
+size_t bounce_mime_head_len(const char *s, size_t n, size_t *body);
+
+/* The line at *at (before end), which is moved past it: 1 when it is a
+ * field (*f filled, continuation lines included), 0 when blank (or at
+ * the end), -1 when it is not a field. */
+int bounce_mime_field_line(const char **at, const char *end,
+                           struct bounce_hfield *f);
+
+/* The next field of the header block [*at, end) into *f: 1, or 0 at the
+ * end. Lines that are not a field are skipped. Each byte is looked at a
+ * bounded number of times. */
+int bounce_mime_field_next(const char **at, const char *end,
+                           struct bounce_hfield *f);
+
+/* Whether f is called name (compared without case). */
+int bounce_mime_field_is(const struct bounce_hfield *f, const char *name);
+
+/* The top-level header block s[0..n) read into *t. */
+void bounce_mime_top_read(const char *s, size_t n, struct bounce_top *t);
+
+/* Field k's value unfolded and cleaned (bounce_str_clean), or NULL when
+ * absent; sets *oom on out-of-memory. */
+char *bounce_mime_top_get(const struct bounce_top *t, enum bounce_top_field k,
+                          int *oom);
+
+/* The next "<id>" of [*s, e) without its brackets, or NULL; *s is moved
+ * past it (to e when there is none) and *n set to its length. */
+const char *bounce_mime_msg_id_next(const char **s, const char *e,
+                                    size_t *n);
+
+/* A header value decoded from RFC 2047 to UTF-8, or NULL when it has no
+ * encoded word or cannot be decoded; free with free(). */
+char *bounce_mime_decode_header(const char *v);
+
+/* Append s[0..n) and a CRLF to sc->text, all of it cut to
+ * BOUNCE_MAX_TEXT; -1 on out-of-memory. */
+int bounce_mime_text_append(struct bounce_scan *sc, const char *s, size_t n);
+
+/* Make the header block at b[0..n) (blank lines before it skipped) the
+ * returned original's; own is the decoded copy b lies in, or NULL. */
+void bounce_mime_orig_set(struct bounce_scan *sc, const char *b, size_t n,
+                          char *own);
+
+/* One part s[0..n), header and body, at depth (0: the message): what it
+ * holds is collected in sc; dflt is its type when its header names none.
+ * A returned original is not walked into: only its header block is kept.
+ * -1 on out-of-memory. */
+int bounce_mime_walk(struct bounce_scan *sc, const char *s, size_t n,
+                     int depth, const char *dflt);
+
+/* The returned original's header block s[0..n) read into *o (zeroed by
+ * the caller): only the fields herald uses. -1 on out-of-memory; free
+ * with bounce_mime_orig_free either way. */
+int bounce_mime_orig_read(const char *s, size_t n, struct bounce_orig *o);
+void bounce_mime_orig_free(struct bounce_orig *o);
+
+/* The header fields of s[0..n) (a feedback report's block) parsed by
+ * libetpan into *f; -1 when they cannot be (*f is then NULL). Free *f
+ * with mailimf_fields_free. */
+struct mailimf_fields;
+int bounce_mime_fields_parse(const char *s, size_t n,
+                             struct mailimf_fields **f);
+
+/* The value of the first optional field of f (may be NULL) called name,
+ * cleaned; NULL if absent. Sets *oom on out-of-memory. */
+char *bounce_mime_fields_get(struct mailimf_fields *f, const char *name,
+                             int *oom);
+
 /* ---- the rule table (bounce_rules.c) ---- */
 
 /* An enhanced status code ("5.1.1") in s (may be NULL) copied to
