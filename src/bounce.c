@@ -40,7 +40,7 @@
 
 /* ---- building the event ---- */
 
-static int rcpt_add(struct bounce_event *ev, char *addr)
+int bounce_rcpt_add(struct bounce_event *ev, char *addr)
 {
 	struct bounce_rcpt *r;
 
@@ -103,7 +103,7 @@ static int dsn_block(struct bounce_event *ev, const struct bounce_hfield *fs)
 	free(v);
 	if (addr == NULL)
 		return oom ? -1 : 0;
-	added = rcpt_add(ev, addr);
+	added = bounce_rcpt_add(ev, addr);
 	if (added <= 0)
 		return added;
 	r = &ev->rcpt[ev->nrcpt - 1];
@@ -149,15 +149,6 @@ static int dsn_parse(struct bounce_event *ev, const char *s, size_t n)
 			return -1;
 	}
 	return 0;
-}
-
-/* An address that only a mail system sends from, never a recipient's. */
-static int is_daemon_addr(const char *addr)
-{
-	return addr != NULL && (strncasecmp(addr, "mailer-daemon", 13) == 0 ||
-	                        strncasecmp(addr, "mail-daemon", 11) == 0 ||
-	                        strncasecmp(addr, "mailerdaemon", 12) == 0 ||
-	                        strncasecmp(addr, "mdaemon", 7) == 0);
 }
 
 /* A sender (address or display name) that is a mail system. */
@@ -233,391 +224,6 @@ static int subject_has(const char *subj, const char *const *list, size_t n)
 		if (bounce_str_casestr(subj, list[i]))
 			return 1;
 	return 0;
-}
-
-/* Lines that begin the returned original inside a text bounce, after
- * any leading dashes, stars or blanks. */
-static const char *const original_markers[] = {
-    "original message",
-    "the original message",
-    "original mail",
-    "original-message",
-    "copy of the message",
-    "copy of your message",
-    "copy of the original",
-    "this is a copy",
-    "below this line is a copy",
-    "below is a copy",
-    "included is a copy",
-    "a copy of the original",
-    "returned message",
-    "unsent message",
-    "undelivered message",
-    "message headers follow",
-    "headers of your message",
-    "the header of the original",
-    "header of the original",
-    "headers of the original",
-    "content-type: message/rfc822",
-    "your message reads",
-};
-
-/* Whether the line [s, e) begins the returned original. */
-static int is_marker_line(const char *s, const char *e)
-{
-	while (s < e && strchr(" \t-=*_#|>[(", *s) != NULL && *s != '\0')
-		s++;
-	for (size_t i = 0;
-	     i < sizeof original_markers / sizeof original_markers[0]; i++) {
-		size_t n;
-
-		if (s == e || tolower((unsigned char)*s) != original_markers[i][0])
-			continue;
-		n = strlen(original_markers[i]);
-		if ((size_t)(e - s) >= n &&
-		    strncasecmp(s, original_markers[i], n) == 0) {
-			/* Sendmail: "The original message was received at" */
-			const char *w = s + n;
-
-			while (w < e && *w == ' ')
-				w++;
-			if ((size_t)(e - w) >= 3 && strncasecmp(w, "was", 3) == 0)
-				return 0;
-			return 1;
-		}
-	}
-	return 0;
-}
-
-/* Offset of the first line of text that begins the returned original,
- * or n. */
-static size_t text_cut(const char *text, size_t n)
-{
-	const char *p = text, *end = text + n;
-
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-
-		if (nl == NULL)
-			nl = end;
-		if (is_marker_line(p, nl))
-			return (size_t)(p - text);
-		p = nl + 1;
-	}
-	return n;
-}
-
-/* What may stand before a failed address on a line of a text bounce. */
-static const char *const rcpt_labels[] = {
-    "rcpt to",
-    "recipient",
-    "recipients",
-    "recipient(s)",
-    "recipient address",
-    "original address",
-    "error, address",
-    "addresses",
-    "address(es)",
-    "delivered to",
-    "deliver to",
-    "delivery to",
-    "deliver message to",
-    "delivering to",
-    "could not be delivered to",
-    "unknown user",
-    "user unknown",
-    "invalid recipient",
-    "failed recipient",
-    "errors",
-    "error for",
-    "following recipient",
-    "following address",
-    "final-recipient",
-    "original-recipient",
-    "x-failed-recipients",
-    "mailbox",
-    "to the following",
-    "addressee",
-};
-
-/* Whether prefix [s, e), before an address on its line, introduces a
- * failed recipient: one of rcpt_labels, or an SMTP reply code with
- * its enhanced status (Sendmail's "550 5.1.1 <a@b>... User unknown"). */
-static int is_rcpt_prefix(const char *s, const char *e)
-{
-	int digits = 0, other = 0;
-
-	while (e > s && e[-1] != '\0' &&
-	       strchr(" \t<\"':([;", e[-1]) != NULL)
-		e--;
-	if ((size_t)(e - s) >= 6 && strncasecmp(e - 6, "rfc822", 6) == 0) {
-		e -= 6;
-		while (e > s && e[-1] != '\0' &&
-		       strchr(" \t<\"':([;", e[-1]) != NULL)
-			e--;
-	}
-	if (e == s)
-		return 0;
-	for (const char *p = s; p < e; p++) {
-		if (isdigit((unsigned char)*p))
-			digits++;
-		else if (*p != '.' && *p != ' ' && *p != '-' && *p != '#')
-			other++;
-	}
-	if (other == 0 && digits >= 3)
-		return 1;
-	for (size_t i = 0; i < sizeof rcpt_labels / sizeof rcpt_labels[0];
-	     i++) {
-		size_t n = strlen(rcpt_labels[i]);
-
-		if ((size_t)(e - s) >= n &&
-		    tolower((unsigned char)e[-1]) == rcpt_labels[i][n - 1] &&
-		    strncasecmp(e - n, rcpt_labels[i], n) == 0 &&
-		    ((size_t)(e - s) == n || !isalnum((unsigned char)*(e - n - 1))))
-			return 1;
-	}
-	return 0;
-}
-
-/* The failed recipient's address on line [line, nl): at its start (after
- * quoting and punctuation) or after a label. Sets *n; NULL if none. */
-static const char *line_rcpt(const char *line, const char *nl, size_t *n)
-{
-	const char *p = line, *q;
-
-	while (p < nl && strchr(" \t>*-\"'<([#|", *p) != NULL && *p != '\0')
-		p++;
-	if (p < nl && (*n = bounce_addr_len(p)) > 0 && p + *n <= nl)
-		return p;
-	for (q = p; q < nl; q++) {
-		const char *a;
-
-		if (*q != '@')
-			continue;
-		a = q;
-		while (a > p && bounce_addr_char((unsigned char)a[-1]))
-			a--;
-		if (a == q || (*n = bounce_addr_len(a)) == 0 || a + *n > nl)
-			return NULL;
-		return is_rcpt_prefix(p, a) ? a : NULL;
-	}
-	return NULL;
-}
-
-/* Addresses that are never a failed recipient: herald's own return
- * path, the bounce's sender and the original's sender. */
-struct selves {
-	const char *a[4];
-};
-
-static int is_self(const struct selves *s, const char *addr)
-{
-	for (size_t i = 0; i < 4; i++)
-		if (s->a[i] != NULL && strcasecmp(s->a[i], addr) == 0)
-			return 1;
-	return is_daemon_addr(addr);
-}
-
-/* The text that explains the failure of the recipient on the line at
- * line: up to the next line naming another recipient, at most
- * BOUNCE_DIAG_WINDOW bytes, line ends made blanks. NULL on
- * out-of-memory. */
-/* Whether the line at p begins with an SMTP reply code: "550 " (final
- * line), or also "550-" (any line) when any. */
-static int is_coded_line(const char *p, const char *e, int any)
-{
-	while (p < e && (*p == ' ' || *p == '\t'))
-		p++;
-	return e - p >= 4 && (p[0] == '4' || p[0] == '5') &&
-	       isdigit((unsigned char)p[1]) && isdigit((unsigned char)p[2]) &&
-	       (p[3] == ' ' || (any && p[3] == '-'));
-}
-
-static char *rcpt_window(const char *from, const char *line,
-                         const char *end, const char *addr, size_t alen)
-{
-	const char *p = memchr(line, '\n', (size_t)(end - line));
-	const char *stop = end;
-	/* Sendmail: "554 <a@b>... reason", one line per recipient; the
-	 * coded lines after it are about the next one */
-	int coded = is_coded_line(line, p != NULL ? p : end, 0);
-	char *w;
-	size_t o = 0;
-
-	if ((size_t)(stop - line) > BOUNCE_DIAG_WINDOW)
-		stop = line + BOUNCE_DIAG_WINDOW;
-	while (p != NULL && p + 1 < stop) {
-		const char *nl, *a;
-		size_t n = 0;
-
-		p++;
-		nl = memchr(p, '\n', (size_t)(end - p));
-		if (nl == NULL)
-			nl = end;
-		a = line_rcpt(p, nl, &n);
-		if ((a != NULL && !(n == alen && strncasecmp(a, addr, n) == 0)) ||
-		    (coded && is_coded_line(p, nl, 1))) {
-			stop = p;
-			break;
-		}
-		p = nl < end ? nl : NULL;
-	}
-	w = malloc((size_t)(stop - from) + 1);
-	if (w == NULL)
-		return NULL;
-	for (const char *c = from; c < stop; c++) {
-		char ch = *c == '\r' || *c == '\n' || *c == '\t' ? ' ' : *c;
-
-		if ((unsigned char)ch < 0x20 || ch == 0x7f)
-			ch = ' ';
-		if (ch == ' ' && (o == 0 || w[o - 1] == ' '))
-			continue;
-		w[o++] = ch;
-	}
-	while (o > 0 && w[o - 1] == ' ')
-		o--;
-	w[o] = '\0';
-	return w;
-}
-
-/* Where the text explaining the failure of the recipient on the line at
- * line may begin when it comes before that line ("Could not be delivered
- * because of 550 5.1.1 User unknown. The following recipients were
- * affected: a@b"): at most BOUNCE_DIAG_WINDOW bytes back, never before a
- * line naming another recipient. */
-static const char *rcpt_back(const char *text, const char *line,
-                             const char *addr, size_t alen)
-{
-	const char *b = line;
-
-	while (b > text && (size_t)(line - b) < BOUNCE_DIAG_WINDOW) {
-		const char *ps = b - 1, *a;
-		size_t n = 0;
-
-		while (ps > text && ps[-1] != '\n')
-			ps--;
-		a = line_rcpt(ps, b - 1, &n);
-		if (a != NULL && !(n == alen && strncasecmp(a, addr, n) == 0))
-			break;
-		b = ps;
-	}
-	return b;
-}
-
-/* Whether a diagnostic names no status, reply code or known phrase. */
-static int says_nothing(const char *w, const char *lw)
-{
-	char st[16];
-
-	return !bounce_rules_find_status(w, st) && bounce_rules_find_code(w) == 0 &&
-	       bounce_rules_phrase_reason(lw) == NULL;
-}
-
-/* Recipients from the lines of text [text, text+n): each line that
- * begins with an address, or names one after a label. With only_known,
- * nothing is added: recipients already in ev get the text after their
- * line as diagnostic when they have none. */
-static int text_rcpts(struct bounce_event *ev, const char *text, size_t n,
-                      const struct selves *self, int only_known)
-{
-	const char *line = text, *end = text + n;
-
-	while (line < end) {
-		const char *nl = memchr(line, '\n', (size_t)(end - line));
-		const char *p;
-		struct bounce_rcpt *r = NULL;
-		size_t alen = 0;
-		char *addr;
-
-		if (nl == NULL)
-			nl = end;
-		p = line_rcpt(line, nl, &alen);
-		if (p == NULL)
-			goto next;
-		addr = bounce_addr_dup(p, alen);
-		if (addr == NULL)
-			return -1;
-		if (is_self(self, addr)) {
-			free(addr);
-			goto next;
-		}
-		if (only_known) {
-			for (size_t i = 0; i < ev->nrcpt; i++)
-				if (strcmp(ev->rcpt[i].address, addr) == 0)
-					r = &ev->rcpt[i];
-			free(addr);
-		} else {
-			int added = rcpt_add(ev, addr);
-
-			if (added < 0)
-				return -1;
-			if (added > 0)
-				r = &ev->rcpt[ev->nrcpt - 1];
-		}
-		if (r != NULL && (r->diagnostic == NULL || r->command == NULL)) {
-			char *win = rcpt_window(line, line, end, p, alen);
-			char *lw;
-			const char *back;
-
-			if (win == NULL)
-				return -1;
-			lw = bounce_str_lower(win, BOUNCE_DIAG_WINDOW);
-			if (lw == NULL) {
-				free(win);
-				return -1;
-			}
-			/* nothing after the line: the lines before it */
-			if (says_nothing(win, lw) &&
-			    (back = rcpt_back(text, line, p, alen)) < line) {
-				free(win);
-				free(lw);
-				win = rcpt_window(back, line, end, p, alen);
-				lw = win != NULL ? bounce_str_lower(win, 2 * BOUNCE_DIAG_WINDOW)
-				                 : NULL;
-				if (lw == NULL) {
-					free(win);
-					return -1;
-				}
-			}
-			if (r->command == NULL)
-				r->command = bounce_rules_command(lw);
-			free(lw);
-			if (r->diagnostic == NULL)
-				r->diagnostic = win;
-			else
-				free(win);
-		}
-	next:
-		line = nl + 1;
-	}
-	return 0;
-}
-
-/* The header block of the original quoted in a text bounce: the first
- * header-looking line after the marker up to a blank line, a slice of the
- * text. Nothing when there is none. */
-static void text_original(struct bounce_scan *sc, size_t cut)
-{
-	const char *p = sc->text + cut, *end = sc->text + sc->ntext;
-	size_t lines = 0;
-
-	if (cut >= sc->ntext)
-		return;
-	/* skip the marker line and look a few lines on for a field */
-	while (p < end && lines++ < 8) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *c = p;
-
-		if (nl == NULL)
-			break;
-		while (c < nl && (isalnum((unsigned char)*c) || *c == '-'))
-			c++;
-		if (lines > 1 && c > p && c < nl && *c == ':') {
-			bounce_mime_orig_set(sc, p, (size_t)(end - p), NULL);
-			return;
-		}
-		p = nl + 1;
-	}
 }
 
 void bounce_event_free(struct bounce_event *ev)
@@ -1000,7 +606,7 @@ static int classify_complaint(struct bounce_event *ev, struct bounce_scan *sc,
 				char *a = bounce_addr_from(v, oom);
 
 				free(v);
-				if (a != NULL && rcpt_add(ev, a) < 0)
+				if (a != NULL && bounce_rcpt_add(ev, a) < 0)
 					*oom = 1;
 			}
 		}
@@ -1008,13 +614,13 @@ static int classify_complaint(struct bounce_event *ev, struct bounce_scan *sc,
 	if (ev->nrcpt == 0 && o->hmx != NULL && !*oom) {
 		char *a = bounce_addr_from(o->hmx, oom);
 
-		if (a != NULL && rcpt_add(ev, a) < 0)
+		if (a != NULL && bounce_rcpt_add(ev, a) < 0)
 			*oom = 1;
 	}
 	if (ev->nrcpt == 0 && h->oto != NULL && !*oom) {
 		char *c = bounce_addr_from(h->oto, oom);
 
-		if (c != NULL && rcpt_add(ev, c) < 0)
+		if (c != NULL && bounce_rcpt_add(ev, c) < 0)
 			*oom = 1;
 	}
 	for (size_t i = 0; i < ev->nrcpt; i++) {
@@ -1040,231 +646,13 @@ static int is_autoreply(const struct bounce_top *t, const struct head *h,
 	         !(h->subj != NULL && bounce_str_casestr(h->subj, "auto")));
 }
 
-/* Phrases of a text that only a mail system writes to the sender of a
- * failed message. */
-static const char *const bounce_texts[] = {
-    "could not be delivered to",
-    "couldn't be delivered to",
-    "following addresses had",
-    "following recipients failed",
-    "following recipient(s) failed",
-    "delivery to the following recipient",
-    "permanent fatal errors",
-    "this is the mail system at host",
-    "did not reach the following recipient",
-    "wasn't able to deliver your message",
-    "unable to deliver message to",
-    "unable to deliver your message",
-    "message could not be delivered",
-    "message was not delivered",
-    "delivery has failed to these recipients",
-    "recipients returned permanent errors",
-    "error message below",
-    "delivery status notification",
-    "this is the qmail-send program",
-    "mail delivery failed",
-};
-
-/* ---- Amazon SES notifications (JSON, as SNS mails them) ---- */
-
-/* The string value of "key" at or after s (before end), unescaped
- * quotes tolerated ("key":"v" or \"key\":\"v\"), into a new string; NULL
- * if none. *at is set past the value. Sets *oom on out-of-memory. */
-static char *json_value(const char *s, const char *end, const char *key,
-                        const char **at, int *oom)
-{
-	size_t k = strlen(key);
-
-	for (const char *p = s; p != NULL && p + k < end;
-	     p = memchr(p + 1, key[0], (size_t)(end - p - 1))) {
-		const char *v = p + k, *e;
-
-		if (memcmp(p, key, k) != 0 || (p > s && isalnum((unsigned char)p[-1])))
-			continue;
-		while (v < end && (*v == '\\' || *v == '"' || *v == ' ' ||
-		                   *v == ':'))
-			v++;
-		for (e = v; e < end && *e != '"' && *e != '\\' && *e != '\n';
-		     e++)
-			;
-		if (e - v > BOUNCE_MAX_VALUE)
-			return NULL;
-		*at = e;
-		{
-			char *r = bounce_str_ndup(v, (size_t)(e - v));
-
-			if (r == NULL)
-				*oom = 1;
-			return r;
-		}
-	}
-	return NULL;
-}
-
-/* A bounce or complaint notification of Amazon SES in the text: 1 when
- * it was one (ev filled), 0 when not. */
-static int classify_ses(struct bounce_event *ev, const char *text, size_t n,
-                        int *oom)
-{
-	const char *end = text + n, *at = text, *list;
-	char *type = json_value(text, end, "notificationType", &at, oom);
-	int complaint;
-
-	if (type == NULL)
-		return 0;
-	complaint = strcmp(type, "Complaint") == 0;
-	if (!complaint && strcmp(type, "Bounce") != 0) {
-		free(type);
-		return 0;
-	}
-	free(type);
-	list = memmem(at, (size_t)(end - at),
-	              complaint ? "complainedRecipients" : "bouncedRecipients",
-	              complaint ? 20 : 17);
-	if (list == NULL)
-		return 0;
-	ev->kind = complaint ? BOUNCE_COMPLAINT : BOUNCE_DSN;
-	if (complaint)
-		ev->feedback_type =
-		    json_value(at, end, "complaintFeedbackType", &at, oom);
-	at = list;
-	for (;;) {
-		const char *next = at, *close;
-		char *v = json_value(at, end, "emailAddress", &next, oom);
-		char *a;
-		struct bounce_rcpt *r;
-		int added;
-
-		if (v == NULL)
-			break;
-		/* the recipient's object ends at the next '}' */
-		close = memchr(next, '}', (size_t)(end - next));
-		if (close == NULL)
-			close = end;
-		a = bounce_addr_from(v, oom);
-		free(v);
-		at = close;
-		if (a == NULL)
-			continue;
-		if ((added = rcpt_add(ev, a)) < 0) {
-			*oom = 1;
-			break;
-		}
-		if (added == 0)
-			continue;
-		r = &ev->rcpt[ev->nrcpt - 1];
-		if (complaint) {
-			r->reason = "feedback";
-			continue;
-		}
-		r->action = json_value(next, close, "action", &next, oom);
-		v = json_value(next, close, "status", &next, oom);
-		if (v != NULL)
-			bounce_rules_find_status(v, r->status);
-		free(v);
-		v = json_value(next, close, "diagnosticCode", &next, oom);
-		if (v != NULL) {
-			const char *c = strchr(v, ';');
-
-			c = c != NULL ? c + 1 : v;
-			r->diagnostic = bounce_str_clean(c, strlen(c));
-			if (r->diagnostic == NULL)
-				*oom = 1;
-			free(v);
-		}
-	}
-	return 1;
-}
-
 /* Fill ev from the parsed message; -1 on out-of-memory. */
-/* ---- DragonFly Mail Agent ---- */
-
-/* The line after the one at p (CRLF text ending at end), or end. */
-static const char *next_line(const char *p, const char *end)
-{
-	const char *nl = memchr(p, '\n', (size_t)(end - p));
-
-	return nl != NULL ? nl + 1 : end;
-}
-
-/* dma's notice (the DragonFly Mail Agent: no report part): per failed
- * recipient, "There was an error delivering your mail to <addr>.", a
- * blank line, then either "HOST [IP] did not like our RCPT TO:" (or
- * "MAIL FROM:", "DATA:", "final DATA:") and the server's reply on the
- * next line, or dma's own words ("Could not deliver for the last N
- * seconds. Giving up."). Returns 1 when text is dma's, with ev's
- * recipients added (their command and diagnostic set), else 0. */
-static int classify_dma(struct bounce_event *ev, const char *text, size_t n,
-                        int *oom)
-{
-	static const char intro[] = "There was an error delivering your mail "
-	                            "to <";
-	const char *end = text + n, *at = text;
-
-	if (bounce_str_casestr(text, "This is the DragonFly Mail Agent") == NULL)
-		return 0;
-	while ((at = memmem(at, (size_t)(end - at), intro,
-	                    sizeof intro - 1)) != NULL) {
-		const char *a = at + sizeof intro - 1, *p, *e;
-		size_t an = bounce_addr_len(a);
-		const char *command = NULL;
-		struct bounce_rcpt *r;
-		char *addr;
-		int added;
-
-		at = a;
-		if (an == 0 || a + an >= end || a[an] != '>')
-			continue;
-		addr = bounce_addr_dup(a, an);
-		if (addr == NULL) {
-			*oom = 1;
-			return 1;
-		}
-		if ((added = rcpt_add(ev, addr)) < 0) {
-			*oom = 1;
-			return 1;
-		}
-		if (added == 0)
-			continue;
-		r = &ev->rcpt[ev->nrcpt - 1];
-		/* the paragraph after the blank line */
-		p = next_line(a, end);
-		while (p < end && (*p == '\r' || *p == '\n'))
-			p = next_line(p, end);
-		e = next_line(p, end);
-		if (memmem(p, (size_t)(e - p), " did not like our ", 18) !=
-		    NULL) {
-			if (memmem(p, (size_t)(e - p), "RCPT TO", 7) != NULL)
-				command = "RCPT";
-			else if (memmem(p, (size_t)(e - p), "MAIL FROM", 9) !=
-			         NULL)
-				command = "MAIL";
-			else if (memmem(p, (size_t)(e - p), "DATA", 4) != NULL)
-				command = "DATA";
-			p = e; /* the reply is on the next line */
-		}
-		/* the reply or dma's words: up to the blank line */
-		e = p;
-		while (e < end && *e != '\r' && *e != '\n')
-			e = next_line(e, end);
-		r->command = command;
-		r->diagnostic = bounce_str_clean(p, (size_t)(e - p));
-		if (r->diagnostic == NULL) {
-			*oom = 1;
-			return 1;
-		}
-	}
-	if (ev->nrcpt > 0)
-		ev->kind = BOUNCE_DSN;
-	return 1;
-}
-
 static int classify(struct bounce_event *ev, const struct bounce_top *top,
                     struct bounce_scan *sc)
 {
 	struct bounce_orig o = {0};
 	struct head h = {0};
-	struct selves self = {{0}};
+	struct bounce_selves self = {{0}};
 	size_t cut = sc->ntext;
 	const char *notice = NULL;
 	bool service_rule = false;
@@ -1283,9 +671,9 @@ static int classify(struct bounce_event *ev, const struct bounce_top *top,
 	}
 
 	if (sc->text != NULL)
-		cut = text_cut(sc->text, sc->ntext);
+		cut = bounce_text_cut(sc->text, sc->ntext);
 	if (sc->orig == NULL && sc->text != NULL)
-		text_original(sc, cut);
+		bounce_text_original(sc, cut);
 	if (sc->orig != NULL && bounce_mime_orig_read(sc->orig, sc->norig, &o) < 0)
 		oom = 1;
 	ev->message_id = o.mid;
@@ -1304,13 +692,13 @@ static int classify(struct bounce_event *ev, const struct bounce_top *top,
 		goto done;
 
 	if (sc->dsn == NULL && sc->text != NULL &&
-	    classify_ses(ev, sc->text, sc->ntext, &oom)) {
+	    bounce_ses_read(ev, sc->text, sc->ntext, &oom)) {
 		if (ev->kind == BOUNCE_COMPLAINT)
 			goto done;
 		goto rcpts;
 	}
 	if (sc->dsn == NULL && sc->text != NULL &&
-	    classify_dma(ev, sc->text, cut, &oom) && ev->nrcpt > 0)
+	    bounce_dma_read(ev, sc->text, cut, &oom) && ev->nrcpt > 0)
 		goto rcpts;
 	if (sc->dsn != NULL && dsn_parse(ev, sc->dsn, sc->ndsn) < 0)
 		oom = 1;
@@ -1326,7 +714,7 @@ static int classify(struct bounce_event *ev, const struct bounce_top *top,
 	if (ev->nrcpt > 0) {
 		ev->kind = BOUNCE_DSN;
 		if (sc->text != NULL && !oom &&
-		    text_rcpts(ev, sc->text, cut, &self, 1) < 0)
+		    bounce_text_rcpts(ev, sc->text, cut, &self, 1) < 0)
 			oom = 1;
 		goto rcpts;
 	}
@@ -1344,7 +732,7 @@ static int classify(struct bounce_event *ev, const struct bounce_top *top,
 		if (h.from != NULL) {
 			char *a = bounce_addr_from(h.from, &oom);
 
-			if (a != NULL && rcpt_add(ev, a) < 0)
+			if (a != NULL && bounce_rcpt_add(ev, a) < 0)
 				oom = 1;
 			if (ev->nrcpt > 0) {
 				ev->rcpt[0].reason = "vacation";
@@ -1366,23 +754,13 @@ static int classify(struct bounce_event *ev, const struct bounce_top *top,
 		     t = strtok_r(NULL, ", ", &save)) {
 			char *a = bounce_addr_from(t, &oom);
 
-			if (a != NULL && rcpt_add(ev, a) < 0)
+			if (a != NULL && bounce_rcpt_add(ev, a) < 0)
 				oom = 1;
 		}
 		free(v);
 	}
-	if (sc->text != NULL && !h.strong) {
-		char *head = bounce_str_ndup(sc->text, cut);
-
-		if (head == NULL) {
-			oom = 1;
-		} else {
-			for (size_t i = 0; i < NELEM(bounce_texts) && !weak;
-			     i++)
-				weak = bounce_str_casestr(head, bounce_texts[i]) != NULL;
-			free(head);
-		}
-	}
+	if (sc->text != NULL && !h.strong)
+		weak = bounce_text_is_notice(sc->text, cut, &oom);
 	if (!h.strong && !weak) {
 		if (sc->text != NULL &&
 		    is_unsubscribe(h.subj_dec != NULL ? h.subj_dec : h.subj,
@@ -1391,7 +769,7 @@ static int classify(struct bounce_event *ev, const struct bounce_top *top,
 			if (h.from != NULL) {
 				char *a = bounce_addr_from(h.from, &oom);
 
-				if (a != NULL && rcpt_add(ev, a) < 0)
+				if (a != NULL && bounce_rcpt_add(ev, a) < 0)
 					oom = 1;
 			}
 			for (size_t i = 0; i < ev->nrcpt; i++)
@@ -1402,7 +780,7 @@ static int classify(struct bounce_event *ev, const struct bounce_top *top,
 		goto done;
 	}
 	if (sc->text != NULL && !oom &&
-	    text_rcpts(ev, sc->text, cut, &self, ev->nrcpt > 0) < 0)
+	    bounce_text_rcpts(ev, sc->text, cut, &self, ev->nrcpt > 0) < 0)
 		oom = 1;
 	/* A mail system's report naming nobody in a form we know: the
 	 * returned original says whom it was for (herald sends one
@@ -1410,9 +788,9 @@ static int classify(struct bounce_event *ev, const struct bounce_top *top,
 	if (ev->nrcpt == 0 && h.strong && h.oto != NULL && !oom) {
 		char *a = bounce_addr_from(h.oto, &oom);
 
-		if (a != NULL && is_self(&self, a))
+		if (a != NULL && bounce_text_is_self(&self, a))
 			free(a);
-		else if (a != NULL && rcpt_add(ev, a) < 0)
+		else if (a != NULL && bounce_rcpt_add(ev, a) < 0)
 			oom = 1;
 	}
 	if (ev->nrcpt > 0)

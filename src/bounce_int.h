@@ -40,6 +40,14 @@ enum {
 	BOUNCE_DIAG_WINDOW = 600,
 };
 
+/* ---- the event (bounce.c) ---- */
+
+/* Add the recipient addr to ev, which takes addr (and frees it when it is
+ * not added): 1 when added (the last of ev->rcpt, its verdict "neither"
+ * until judged), 0 when ev has it already or holds BOUNCE_MAX_RCPT, -1 on
+ * out-of-memory. */
+int bounce_rcpt_add(struct bounce_event *ev, char *addr);
+
 /* ---- strings (bounce_str.c) ---- */
 
 /* A NUL-terminated copy of s[0..n); NULL on out-of-memory. */
@@ -249,5 +257,64 @@ const char *bounce_rules_command(const char *lw);
  * decide. */
 void bounce_rules_classify(struct bounce_rcpt *r, const char *notice,
                            bool service_rule);
+
+/* ---- text bounces (bounce_text.c) ---- */
+
+/* Addresses that are never a failed recipient: herald's own return
+ * path, the bounce's sender and the original's sender. */
+struct bounce_selves {
+	const char *a[4];
+};
+
+/* Whether addr is one of s's (compared without case) or a mail system's
+ * own (mailer-daemon@...). */
+int bounce_text_is_self(const struct bounce_selves *s, const char *addr);
+
+/* The offset of the first line of text[0..n) that begins the returned
+ * original ("----- Original message -----", "Below this line is a copy of
+ * the message."), or n. */
+size_t bounce_text_cut(const char *text, size_t n);
+
+/* The header block of the original quoted in a text bounce after the
+ * line at cut (bounce_text_cut): the first header-looking line after that
+ * line up to a blank line, made sc's returned original (a slice of
+ * sc->text). Nothing when there is none. */
+void bounce_text_original(struct bounce_scan *sc, size_t cut);
+
+/* Whether text[0..n) holds words only a mail system writes to the sender
+ * of a failed message ("could not be delivered to", "this is the
+ * qmail-send program"). 0 with *oom set on out-of-memory. */
+int bounce_text_is_notice(const char *text, size_t n, int *oom);
+
+/* Recipients from the lines of text[0..n): each line that begins with an
+ * address, or names one after a label, but the addresses of self; each
+ * new one gets the text around its line as diagnostic, and the SMTP
+ * command that text names. With only_known, nothing is added: recipients
+ * already in ev get the text around their line as diagnostic when they
+ * have none. -1 on out-of-memory. */
+int bounce_text_rcpts(struct bounce_event *ev, const char *text, size_t n,
+                      const struct bounce_selves *self, int only_known);
+
+/* ---- Amazon SES notifications (bounce_ses.c) ---- */
+
+/* An Amazon SES bounce or complaint notification in text[0..n): 1 when it
+ * is one (ev's kind set, its recipients added with their status and
+ * diagnostic, or its feedback type), else 0. Sets *oom on
+ * out-of-memory. */
+int bounce_ses_read(struct bounce_event *ev, const char *text, size_t n,
+                    int *oom);
+
+/* ---- the DragonFly Mail Agent (bounce_dma.c) ---- */
+
+/* dma's notice in text[0..n): per failed recipient, "There was an error
+ * delivering your mail to <addr>.", a blank line, then either "HOST [IP]
+ * did not like our RCPT TO:" (or "MAIL FROM:", "DATA:", "final DATA:")
+ * and the server's reply on the next line, or dma's own words ("Could not
+ * deliver for the last N seconds. Giving up."). Returns 1 when text is
+ * dma's, with ev's recipients added (their command and diagnostic set)
+ * and ev's kind BOUNCE_DSN when there are any, else 0. Sets *oom on
+ * out-of-memory. */
+int bounce_dma_read(struct bounce_event *ev, const char *text, size_t n,
+                    int *oom);
 
 #endif
