@@ -48,6 +48,32 @@ enum {
  * out-of-memory. */
 int bounce_rcpt_add(struct bounce_event *ev, char *addr);
 
+/* What the top-level header says about the message; the char * are
+ * owned. */
+struct bounce_head {
+	char *subj;        /* unfolded, or NULL */
+	char *subj_dec;    /* decoded, or NULL */
+	char *from;        /* address, or NULL */
+	char *from_raw;    /* the whole From field, display name included */
+	char *to;          /* first address of To, or NULL */
+	const char *ofrom; /* the original's From */
+	const char *oto;   /* the original's To */
+	int strong;        /* sure to be from a mail system */
+};
+
+/* Whether the message's From (address or display name) is a mail
+ * system's: mailer-daemon, postmaster, "Mail Delivery System", ... */
+int bounce_head_is_daemon(const struct bounce_head *h);
+
+/* Whether the subject, as given or decoded, holds one of list[0..n),
+ * compared without case. */
+int bounce_head_subject_has(const struct bounce_head *h,
+                            const char *const *list, size_t n);
+
+/* Whether the subject says that a delivery failed or is delayed
+ * ("Undeliverable", "failure notice", "Delivery delayed", ...). */
+int bounce_head_is_failure(const struct bounce_head *h);
+
 /* ---- strings (bounce_str.c) ---- */
 
 /* A NUL-terminated copy of s[0..n); NULL on out-of-memory. */
@@ -316,5 +342,26 @@ int bounce_ses_read(struct bounce_event *ev, const char *text, size_t n,
  * out-of-memory. */
 int bounce_dma_read(struct bounce_event *ev, const char *text, size_t n,
                     int *oom);
+
+/* ---- answers: unsubscribe requests, auto-replies (bounce_answer.c) ---- */
+
+/* Whether a reply asks to be unsubscribed: its subject subj (decoded, or
+ * NULL), or the first line of its own (not quoted) text[0..ntext), is
+ * alone such a request ("Unsubscribe", "Please remove me", "Bitte
+ * austragen", ...). */
+int bounce_answer_is_unsubscribe(const char *subj, const char *text,
+                                 size_t ntext);
+
+/* Whether the message is an auto-reply (vacation, out of office), as its
+ * header (X-Autoreply, X-Autorespond, Auto-Submitted: auto-replied) or
+ * its subject says, from no mail system and without a failure subject
+ * (unless the subject says "auto" too). Sets *oom on out-of-memory. */
+int bounce_answer_is_autoreply(const struct bounce_top *t,
+                               const struct bounce_head *h, int *oom);
+
+/* The Message-ID this message answers (In-Reply-To, else References),
+ * preferring one of herald's form (32 hex digits before the @), without
+ * its < >, or NULL. Sets *oom on out-of-memory. */
+char *bounce_answer_replied_id(const struct bounce_top *t, int *oom);
 
 #endif
