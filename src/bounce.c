@@ -1,44 +1,42 @@
 /*
  * bounce — one received message to one bounce event (see bounce.h).
  *
- * The message is first copied with every line end made CRLF and NUL
- * bytes made spaces (the text scans use C strings). The structure is read
- * here, not by libetpan's mailmime_parse (which parses every header field
- * of every part, the returned original's included): parts are cut at
- * their delimiter lines, and the parts that matter are collected in one
- * walk of the top level (never inside a returned original):
- * message/delivery-status, message/feedback-report, the returned
- * original's header block (message/rfc822 or text/rfc822-headers) and the
- * human-readable text. libetpan still decodes base64, quoted-printable
- * and RFC 2047 words.
- *
- * A standard report's recipients come from its field blocks. Without one,
- * recipients come from X-Failed-Recipients or from lines of the text that
- * begin with an address, the way Exim, qmail, Postfix, Sendmail and most
- * hosted services write them, and only when the message looks like a
- * bounce (from a mailer daemon or postmaster, or with a failure subject):
- * a human reply quoting addresses must not suppress anybody.
+ * bounce_parse normalises the message and collects its parts in one walk
+ * (bounce_mime.c), then classifies it here. A feedback report (ARF), or a
+ * complaint in a provider's own form, is a complaint. A standard delivery
+ * report (RFC 3464) names its recipients in its field blocks. Without
+ * one, the formats that have no report part are read: Amazon SES
+ * notifications (bounce_ses.c), the DragonFly Mail Agent's notice
+ * (bounce_dma.c), X-Failed-Recipients, and the text the way Exim, qmail,
+ * Postfix, Sendmail and most hosted services write it (bounce_text.c) —
+ * the text only when the message looks like a bounce (from a mailer
+ * daemon or postmaster, with a failure subject, or with words only a mail
+ * system writes): a human reply quoting addresses must not suppress
+ * anybody. Auto-replies and unsubscribe requests are answers to a release
+ * (bounce_answer.c). Each recipient is then judged by the rule table
+ * (bounce_rules.c), and the line of the message its verdict was read
+ * from is found (the evidence).
  *
  * The reason vocabulary and what counts as hard follow the bounce corpus
  * in tests/data/bounces (expected.jsonl), except that reasons about the
  * sender's own reputation or set-up are "neither": herald never
  * suppresses a recipient because its own mail was blocked.
+ *
+ * bounce_int.h declares what the reader's files share, with the tunables;
+ * bounce_str.c and bounce_addr.c hold their string and address helpers.
  */
 #include "herald/bounce.h"
-#include "herald/verdict.h"
 
 #include "bounce_int.h"
 
-#include <ctype.h>
-#include <stdbool.h>
 #include <libetpan/libetpan.h>
-#include <pthread.h>
-#include <stdint.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-/* ---- building the event ---- */
+/* ---- the event ---- */
 
 int bounce_rcpt_add(struct bounce_event *ev, char *addr)
 {
@@ -66,90 +64,27 @@ int bounce_rcpt_add(struct bounce_event *ev, char *addr)
 	return 1;
 }
 
-/* One per-recipient field block of a delivery-status part. */
-enum { D_FINAL, D_ORIGINAL, D_ACTION, D_STATUS, D_DIAG, D_MTA, ND };
-
-/* A field of a report block, cleaned, after its "type;" when strip; NULL
- * if absent. Sets *oom on out-of-memory. */
-static char *dsn_value(const struct bounce_hfield *f, int strip, int *oom)
+void bounce_event_free(struct bounce_event *ev)
 {
-	const char *v = f->val, *e, *semi;
-	char *r;
-
-	if (f->name == NULL || v == NULL)
-		return NULL;
-	e = v + f->nval;
-	if (strip && (semi = memchr(v, ';', f->nval)) != NULL)
-		v = semi + 1;
-	r = bounce_str_clean(v, (size_t)(e - v));
-	if (r == NULL)
-		*oom = 1;
-	return r;
-}
-
-/* One per-recipient field block of a delivery-status part. */
-static int dsn_block(struct bounce_event *ev, const struct bounce_hfield *fs)
-{
-	int oom = 0, added;
-	char *v, *addr;
-	struct bounce_rcpt *r;
-
-	v = dsn_value(&fs[D_FINAL], 0, &oom);
-	if (v == NULL && !oom)
-		v = dsn_value(&fs[D_ORIGINAL], 0, &oom);
-	if (v == NULL)
-		return oom ? -1 : 0;
-	addr = bounce_addr_from(v, &oom);
-	free(v);
-	if (addr == NULL)
-		return oom ? -1 : 0;
-	added = bounce_rcpt_add(ev, addr);
-	if (added <= 0)
-		return added;
-	r = &ev->rcpt[ev->nrcpt - 1];
-	r->action = dsn_value(&fs[D_ACTION], 0, &oom);
-	v = dsn_value(&fs[D_STATUS], 0, &oom);
-	if (v != NULL) {
-		bounce_rules_find_status(v, r->status);
-		/* Oracle Messaging Server says which command in a comment:
-		 * "5.0.0 (Remote SMTP server has rejected address)" */
-		if (bounce_str_casestr(v, "server has rejected address") != NULL)
-			r->command = "RCPT";
+	if (ev == NULL)
+		return;
+	for (size_t i = 0; i < ev->nrcpt; i++) {
+		free(ev->rcpt[i].address);
+		free(ev->rcpt[i].action);
+		free(ev->rcpt[i].diagnostic);
+		free(ev->rcpt[i].remote_mta);
+		free(ev->rcpt[i].evidence);
 	}
-	free(v);
-	r->diagnostic = dsn_value(&fs[D_DIAG], 1, &oom);
-	r->remote_mta = dsn_value(&fs[D_MTA], 1, &oom);
-	return oom ? -1 : 0;
+	free(ev->rcpt);
+	free(ev->message_id);
+	free(ev->verp_to);
+	free(ev->orig_return_path);
+	free(ev->orig_unsubscribe);
+	free(ev->feedback_type);
+	memset(ev, 0, sizeof *ev);
 }
 
-/* Every field block of a delivery-status part; block 0 is per-message,
- * the rest per recipient, but some MTAs merge them, so every block is
- * looked at. A block ends at a blank line or at a line that is not a
- * field. */
-static int dsn_parse(struct bounce_event *ev, const char *s, size_t n)
-{
-	static const char *const names[ND] = {
-	    "Final-Recipient", "Original-Recipient", "Action",
-	    "Status",          "Diagnostic-Code",    "Remote-MTA"};
-	const char *p = s, *e = s + n;
-	size_t blocks = 0;
-
-	while (p < e && blocks++ < BOUNCE_MAX_RCPT + 1) {
-		struct bounce_hfield fs[ND], f;
-
-		memset(fs, 0, sizeof fs);
-		while (bounce_mime_field_line(&p, e, &f) == 1)
-			for (size_t k = 0; k < ND; k++)
-				if (fs[k].name == NULL &&
-				    bounce_mime_field_is(&f, names[k])) {
-					fs[k] = f;
-					break;
-				}
-		if (dsn_block(ev, fs) < 0)
-			return -1;
-	}
-	return 0;
-}
+/* ---- the top-level header ---- */
 
 /* A sender (address or display name) that is a mail system. */
 static int is_daemon(const char *s)
@@ -209,28 +144,9 @@ static int subject_has(const char *subj, const char *const *list, size_t n)
 	return 0;
 }
 
-void bounce_event_free(struct bounce_event *ev)
-{
-	if (ev == NULL)
-		return;
-	for (size_t i = 0; i < ev->nrcpt; i++) {
-		free(ev->rcpt[i].address);
-		free(ev->rcpt[i].action);
-		free(ev->rcpt[i].diagnostic);
-		free(ev->rcpt[i].remote_mta);
-		free(ev->rcpt[i].evidence);
-	}
-	free(ev->rcpt);
-	free(ev->message_id);
-	free(ev->verp_to);
-	free(ev->orig_return_path);
-	free(ev->orig_unsubscribe);
-	free(ev->feedback_type);
-	memset(ev, 0, sizeof *ev);
-}
-
-/* ---- classification ---- */
-
+/* What the top-level header t says of the message, and o of the
+ * original, into *h (zeroed by the caller; free with head_free). Sets
+ * *oom on out-of-memory. */
 static void head_read(struct bounce_head *h, const struct bounce_top *t,
                       const struct bounce_orig *o, int *oom)
 {
@@ -264,8 +180,8 @@ int bounce_head_is_daemon(const struct bounce_head *h)
 	return is_daemon(h->from_raw);
 }
 
-int bounce_head_subject_has(const struct bounce_head *h, const char *const *list,
-                            size_t n)
+int bounce_head_subject_has(const struct bounce_head *h,
+                            const char *const *list, size_t n)
 {
 	return (h->subj != NULL && subject_has(h->subj, list, n)) ||
 	       (h->subj_dec != NULL && subject_has(h->subj_dec, list, n));
@@ -277,26 +193,117 @@ int bounce_head_is_failure(const struct bounce_head *h)
 	                               NELEM(failure_subjects));
 }
 
+/* ---- standard reports (RFC 3464 delivery status, RFC 5965 ARF) ---- */
+
+/* The fields of a delivery-status block that herald reads. */
+enum { D_FINAL, D_ORIGINAL, D_ACTION, D_STATUS, D_DIAG, D_MTA, ND };
+
+/* A field of a report block, cleaned, after its "type;" when strip; NULL
+ * if absent. Sets *oom on out-of-memory. */
+static char *dsn_value(const struct bounce_hfield *f, int strip, int *oom)
+{
+	const char *v = f->val, *e, *semi;
+	char *r;
+
+	if (f->name == NULL || v == NULL)
+		return NULL;
+	e = v + f->nval;
+	if (strip && (semi = memchr(v, ';', f->nval)) != NULL)
+		v = semi + 1;
+	r = bounce_str_clean(v, (size_t)(e - v));
+	if (r == NULL)
+		*oom = 1;
+	return r;
+}
+
+/* One per-recipient field block of a delivery-status part. */
+static int dsn_block(struct bounce_event *ev, const struct bounce_hfield *fs)
+{
+	int oom = 0, added;
+	char *v, *addr;
+	struct bounce_rcpt *r;
+
+	v = dsn_value(&fs[D_FINAL], 0, &oom);
+	if (v == NULL && !oom)
+		v = dsn_value(&fs[D_ORIGINAL], 0, &oom);
+	if (v == NULL)
+		return oom ? -1 : 0;
+	addr = bounce_addr_from(v, &oom);
+	free(v);
+	if (addr == NULL)
+		return oom ? -1 : 0;
+	added = bounce_rcpt_add(ev, addr);
+	if (added <= 0)
+		return added;
+	r = &ev->rcpt[ev->nrcpt - 1];
+	r->action = dsn_value(&fs[D_ACTION], 0, &oom);
+	v = dsn_value(&fs[D_STATUS], 0, &oom);
+	if (v != NULL) {
+		bounce_rules_find_status(v, r->status);
+		/* Oracle Messaging Server says which command in a comment:
+		 * "5.0.0 (Remote SMTP server has rejected address)" */
+		if (bounce_str_casestr(v, "server has rejected address") !=
+		    NULL)
+			r->command = "RCPT";
+	}
+	free(v);
+	r->diagnostic = dsn_value(&fs[D_DIAG], 1, &oom);
+	r->remote_mta = dsn_value(&fs[D_MTA], 1, &oom);
+	return oom ? -1 : 0;
+}
+
+/* Every field block of a delivery-status part; block 0 is per-message,
+ * the rest per recipient, but some MTAs merge them, so every block is
+ * looked at. A block ends at a blank line or at a line that is not a
+ * field. */
+static int dsn_parse(struct bounce_event *ev, const char *s, size_t n)
+{
+	static const char *const names[ND] = {
+	    "Final-Recipient", "Original-Recipient", "Action",
+	    "Status",          "Diagnostic-Code",    "Remote-MTA"};
+	const char *p = s, *e = s + n;
+	size_t blocks = 0;
+
+	while (p < e && blocks++ < BOUNCE_MAX_RCPT + 1) {
+		struct bounce_hfield fs[ND], f;
+
+		memset(fs, 0, sizeof fs);
+		while (bounce_mime_field_line(&p, e, &f) == 1)
+			for (size_t k = 0; k < ND; k++)
+				if (fs[k].name == NULL &&
+				    bounce_mime_field_is(&f, names[k])) {
+					fs[k] = f;
+					break;
+				}
+		if (dsn_block(ev, fs) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* ARF, or a complaint in the form some services send without it. */
 static int classify_complaint(struct bounce_event *ev, struct bounce_scan *sc,
-                              const struct bounce_orig *o, const struct bounce_head *h,
-                              int *oom)
+                              const struct bounce_orig *o,
+                              const struct bounce_head *h, int *oom)
 {
 	char *v;
 
 	if (sc->arf == NULL && !sc->report_arf &&
 	    !(h->subj != NULL &&
-	      bounce_str_casestr(h->subj, "complaint about message from") != NULL))
+	      bounce_str_casestr(h->subj, "complaint about message from") !=
+	          NULL))
 		return 0;
 	ev->kind = BOUNCE_COMPLAINT;
 	if (sc->arf != NULL) {
 		struct mailimf_fields *f = NULL;
 
 		if (bounce_mime_fields_parse(sc->arf, sc->narf, &f) == 0) {
-			ev->feedback_type = bounce_mime_fields_get(f, "Feedback-Type", oom);
+			ev->feedback_type =
+			    bounce_mime_fields_get(f, "Feedback-Type", oom);
 			v = bounce_mime_fields_get(f, "Original-Rcpt-To", oom);
 			if (v == NULL && !*oom)
-				v = bounce_mime_fields_get(f, "Removal-Recipient", oom);
+				v = bounce_mime_fields_get(
+				    f, "Removal-Recipient", oom);
 			mailimf_fields_free(f);
 			if (v != NULL) {
 				char *a = bounce_addr_from(v, oom);
@@ -326,6 +333,8 @@ static int classify_complaint(struct bounce_event *ev, struct bounce_scan *sc,
 	return 1;
 }
 
+/* ---- classification ---- */
+
 /* Fill ev from the parsed message; -1 on out-of-memory. */
 static int classify(struct bounce_event *ev, const struct bounce_top *top,
                     struct bounce_scan *sc)
@@ -354,7 +363,8 @@ static int classify(struct bounce_event *ev, const struct bounce_top *top,
 		cut = bounce_text_cut(sc->text, sc->ntext);
 	if (sc->orig == NULL && sc->text != NULL)
 		bounce_text_original(sc, cut);
-	if (sc->orig != NULL && bounce_mime_orig_read(sc->orig, sc->norig, &o) < 0)
+	if (sc->orig != NULL &&
+	    bounce_mime_orig_read(sc->orig, sc->norig, &o) < 0)
 		oom = 1;
 	ev->message_id = o.mid;
 	o.mid = NULL;
@@ -384,7 +394,8 @@ static int classify(struct bounce_event *ev, const struct bounce_top *top,
 		oom = 1;
 	/* a report pasted into the text */
 	if (ev->nrcpt == 0 && sc->text != NULL && !oom) {
-		const char *f = bounce_str_casestr(sc->text, "\nFinal-Recipient:");
+		const char *f =
+		    bounce_str_casestr(sc->text, "\nFinal-Recipient:");
 
 		if (f != NULL &&
 		    dsn_parse(ev, f + 1,
@@ -442,8 +453,9 @@ static int classify(struct bounce_event *ev, const struct bounce_top *top,
 		weak = bounce_text_is_notice(sc->text, cut, &oom);
 	if (!h.strong && !weak) {
 		if (sc->text != NULL &&
-		    bounce_answer_is_unsubscribe(h.subj_dec != NULL ? h.subj_dec : h.subj,
-		                   sc->text, sc->nfirst)) {
+		    bounce_answer_is_unsubscribe(h.subj_dec != NULL ? h.subj_dec
+		                                                    : h.subj,
+		                                 sc->text, sc->nfirst)) {
 			ev->kind = BOUNCE_UNSUBSCRIBE;
 			if (h.from != NULL) {
 				char *a = bounce_addr_from(h.from, &oom);
@@ -490,9 +502,10 @@ rcpts:
 	 * recipient (about several, it may speak of another) */
 	if (ev->nrcpt == 1 && sc->dsn != NULL && sc->text != NULL) {
 		char *c = bounce_str_ndup(sc->text, cut < BOUNCE_NOTICE_WINDOW
-		                                 ? cut
-		                                 : BOUNCE_NOTICE_WINDOW);
-		char *l = c != NULL ? bounce_str_lower(c, BOUNCE_NOTICE_WINDOW) : NULL;
+		                                        ? cut
+		                                        : BOUNCE_NOTICE_WINDOW);
+		char *l = c != NULL ? bounce_str_lower(c, BOUNCE_NOTICE_WINDOW)
+		                    : NULL;
 
 		notice = l != NULL ? bounce_rules_phrase_reason(l) : NULL;
 		free(l);
@@ -503,9 +516,10 @@ rcpts:
 
 		/* no explanation of its own: the text's */
 		if (r->diagnostic == NULL && sc->text != NULL) {
-			char *c = bounce_str_ndup(sc->text, cut < BOUNCE_DIAG_WINDOW
-			                                 ? cut
-			                                 : BOUNCE_DIAG_WINDOW);
+			char *c =
+			    bounce_str_ndup(sc->text, cut < BOUNCE_DIAG_WINDOW
+			                                  ? cut
+			                                  : BOUNCE_DIAG_WINDOW);
 
 			r->diagnostic =
 			    c != NULL ? bounce_str_clean(c, strlen(c)) : NULL;
@@ -531,6 +545,8 @@ done:
 	head_free(&h);
 	return oom ? -1 : 0;
 }
+
+/* ---- evidence ---- */
 
 /* The line of buf (CRLF line ends) holding needle[0..n), or NULL; *no
  * is its number (1 = the first line of buf). Of the first few lines that
@@ -632,14 +648,15 @@ static int evidence_find(struct bounce_event *ev, const char *buf, size_t len,
 			r->evidence_line = no + (from_line ? 1u : 0u);
 		} else if (d != NULL) {
 			cap = strlen(d);
-			r->evidence = bounce_str_clean(d, cap > BOUNCE_EVIDENCE_MAX
-			                             ? BOUNCE_EVIDENCE_MAX
-			                             : cap);
+			r->evidence = bounce_str_clean(
+			    d, cap > BOUNCE_EVIDENCE_MAX ? BOUNCE_EVIDENCE_MAX
+			                                 : cap);
 		} else if (r->status[0] != '\0') {
 			int k = snprintf(key, sizeof key, "Status: %s",
 			                 r->status);
 
-			r->evidence = k > 0 ? bounce_str_ndup(key, (size_t)k) : NULL;
+			r->evidence =
+			    k > 0 ? bounce_str_ndup(key, (size_t)k) : NULL;
 		} else {
 			continue;
 		}
@@ -683,8 +700,8 @@ int bounce_parse(const char *msg, size_t len, struct bounce_event *ev,
 		goto oom; /* no part made sense (a boundary that never
 		             occurs): the raw body */
 	if (classify(ev, &top, &sc) < 0 ||
-	    evidence_find(ev, buf, n, len >= 5 && memcmp(msg, "From ", 5) == 0) <
-	        0)
+	    evidence_find(ev, buf, n,
+	                  len >= 5 && memcmp(msg, "From ", 5) == 0) < 0)
 		goto oom;
 	rc = 0;
 	goto out;

@@ -6,7 +6,6 @@
 #include "bounce_int.h"
 
 #include <ctype.h>
-#include <stdlib.h>
 #include <string.h>
 
 int bounce_addr_char(int c)

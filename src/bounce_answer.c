@@ -218,7 +218,8 @@ static const char *subject_core(const char *s)
 	return s;
 }
 
-int bounce_answer_is_unsubscribe(const char *subj, const char *text, size_t ntext)
+int bounce_answer_is_unsubscribe(const char *subj, const char *text,
+                                 size_t ntext)
 {
 	const char *p = text, *end = text + ntext;
 
@@ -261,7 +262,8 @@ char *bounce_answer_replied_id(const struct bounce_top *t, int *oom)
 
 		if (p == NULL)
 			continue;
-		while ((id = bounce_mime_msg_id_next(&p, t->v[f] + t->n[f], &n)) != NULL) {
+		while ((id = bounce_mime_msg_id_next(&p, t->v[f] + t->n[f],
+		                                     &n)) != NULL) {
 			size_t h = 0;
 
 			while (h < n && isxdigit((unsigned char)id[h]))
@@ -279,7 +281,8 @@ char *bounce_answer_replied_id(const struct bounce_top *t, int *oom)
 	}
 	if (best == NULL && any == NULL)
 		return NULL;
-	r = best != NULL ? bounce_str_clean(best, nbest) : bounce_str_clean(any, nany);
+	r = best != NULL ? bounce_str_clean(best, nbest)
+	                 : bounce_str_clean(any, nany);
 	if (r == NULL)
 		*oom = 1;
 	return r;
@@ -302,8 +305,8 @@ static const char *const autoreply_subjects[] = {
     "automatische",
 };
 
-int bounce_answer_is_autoreply(const struct bounce_top *t, const struct bounce_head *h,
-                        int *oom)
+int bounce_answer_is_autoreply(const struct bounce_top *t,
+                               const struct bounce_head *h, int *oom)
 {
 	int yes = t->v[T_X_AUTOREPLY] != NULL || t->v[T_X_AUTORESPOND] != NULL;
 	char *v = bounce_mime_top_get(t, T_AUTO_SUBMITTED, oom);
@@ -311,7 +314,8 @@ int bounce_answer_is_autoreply(const struct bounce_top *t, const struct bounce_h
 	if (v != NULL && bounce_str_casestr(v, "auto-replied") != NULL)
 		yes = 1;
 	free(v);
-	if (bounce_head_subject_has(h, autoreply_subjects, NELEM(autoreply_subjects)))
+	if (bounce_head_subject_has(h, autoreply_subjects,
+	                            NELEM(autoreply_subjects)))
 		yes = 1;
 	return yes && !bounce_head_is_daemon(h) &&
 	       !(bounce_head_is_failure(h) &&

@@ -4,7 +4,6 @@
  */
 #include "bounce_int.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 /* The line after the one at p (CRLF text ending at end), or end. */
@@ -16,13 +15,14 @@ static const char *next_line(const char *p, const char *end)
 }
 
 int bounce_dma_read(struct bounce_event *ev, const char *text, size_t n,
-                        int *oom)
+                    int *oom)
 {
 	static const char intro[] = "There was an error delivering your mail "
 	                            "to <";
 	const char *end = text + n, *at = text;
 
-	if (bounce_str_casestr(text, "This is the DragonFly Mail Agent") == NULL)
+	if (bounce_str_casestr(text, "This is the DragonFly Mail Agent") ==
+	    NULL)
 		return 0;
 	while ((at = memmem(at, (size_t)(end - at), intro,
 	                    sizeof intro - 1)) != NULL) {

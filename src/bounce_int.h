@@ -211,8 +211,7 @@ char *bounce_mime_top_get(const struct bounce_top *t, enum bounce_top_field k,
 
 /* The next "<id>" of [*s, e) without its brackets, or NULL; *s is moved
  * past it (to e when there is none) and *n set to its length. */
-const char *bounce_mime_msg_id_next(const char **s, const char *e,
-                                    size_t *n);
+const char *bounce_mime_msg_id_next(const char **s, const char *e, size_t *n);
 
 /* A header value decoded from RFC 2047 to UTF-8, or NULL when it has no
  * encoded word or cannot be decoded; free with free(). */
@@ -231,8 +230,8 @@ void bounce_mime_orig_set(struct bounce_scan *sc, const char *b, size_t n,
  * holds is collected in sc; dflt is its type when its header names none.
  * A returned original is not walked into: only its header block is kept.
  * -1 on out-of-memory. */
-int bounce_mime_walk(struct bounce_scan *sc, const char *s, size_t n,
-                     int depth, const char *dflt);
+int bounce_mime_walk(struct bounce_scan *sc, const char *s, size_t n, int depth,
+                     const char *dflt);
 
 /* The returned original's header block s[0..n) read into *o (zeroed by
  * the caller): only the fields herald uses. -1 on out-of-memory; free

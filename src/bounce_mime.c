@@ -125,7 +125,8 @@ size_t bounce_mime_head_len(const char *s, size_t n, size_t *body)
 	return (size_t)(e - s) + 2;
 }
 
-int bounce_mime_field_line(const char **at, const char *end, struct bounce_hfield *f)
+int bounce_mime_field_line(const char **at, const char *end,
+                           struct bounce_hfield *f)
 {
 	const char *p = *at, *le, *c = p, *ne, *ve;
 
@@ -159,7 +160,8 @@ int bounce_mime_field_line(const char **at, const char *end, struct bounce_hfiel
 	return 1;
 }
 
-int bounce_mime_field_next(const char **at, const char *end, struct bounce_hfield *f)
+int bounce_mime_field_next(const char **at, const char *end,
+                           struct bounce_hfield *f)
 {
 	while (*at < end)
 		if (bounce_mime_field_line(at, end, f) == 1)
@@ -187,14 +189,16 @@ void bounce_mime_top_read(const char *s, size_t n, struct bounce_top *t)
 	memset(t, 0, sizeof *t);
 	while (bounce_mime_field_next(&at, s + n, &f))
 		for (size_t k = 0; k < NTOP; k++)
-			if (t->v[k] == NULL && bounce_mime_field_is(&f, names[k])) {
+			if (t->v[k] == NULL &&
+			    bounce_mime_field_is(&f, names[k])) {
 				t->v[k] = f.val;
 				t->n[k] = f.nval;
 				break;
 			}
 }
 
-char *bounce_mime_top_get(const struct bounce_top *t, enum bounce_top_field k, int *oom)
+char *bounce_mime_top_get(const struct bounce_top *t, enum bounce_top_field k,
+                          int *oom)
 {
 	char *v;
 
@@ -337,7 +341,8 @@ static void part_type(const char *s, size_t n, const char *dflt,
 			seen |= 1;
 			ct_parse(f.val, f.nval, ct);
 		} else if (!(seen & 2) &&
-		           bounce_mime_field_is(&f, "Content-Transfer-Encoding")) {
+		           bounce_mime_field_is(&f,
+		                                "Content-Transfer-Encoding")) {
 			char enc[24];
 			const char *p = f.val;
 
@@ -398,7 +403,8 @@ int bounce_mime_text_append(struct bounce_scan *sc, const char *s, size_t n)
 	return 0;
 }
 
-void bounce_mime_orig_set(struct bounce_scan *sc, const char *b, size_t n, char *own)
+void bounce_mime_orig_set(struct bounce_scan *sc, const char *b, size_t n,
+                          char *own)
 {
 	size_t body;
 
@@ -430,13 +436,15 @@ static int walk_multipart(struct bounce_scan *sc, const struct ctype *ct,
 		int close;
 
 		/* the next line that begins with the delimiter */
-		if (p == b && (size_t)(e - p) >= dl && memcmp(p, delim, dl) == 0) {
+		if (p == b && (size_t)(e - p) >= dl &&
+		    memcmp(p, delim, dl) == 0) {
 			d = p;
 		} else {
 			for (d = memchr(p, '\n', (size_t)(e - p)); d != NULL;
 			     d = memchr(d + 1, '\n', (size_t)(e - d - 1)))
 				if ((size_t)(e - d - 1) >= dl && d[1] == '-' &&
-				    d[2] == '-' && memcmp(d + 1, delim, dl) == 0)
+				    d[2] == '-' &&
+				    memcmp(d + 1, delim, dl) == 0)
 					break;
 			if (d == NULL)
 				break;
@@ -456,8 +464,10 @@ static int walk_multipart(struct bounce_scan *sc, const struct ctype *ct,
 		if (start != NULL) {
 			const char *pe = d == b ? d : d - 2;
 
-			if (bounce_mime_walk(sc, start, (size_t)(pe > start ? pe - start : 0),
-			         depth + 1, dflt) < 0)
+			if (bounce_mime_walk(
+			        sc, start,
+			        (size_t)(pe > start ? pe - start : 0),
+			        depth + 1, dflt) < 0)
 				return -1;
 			if (sc->parts >= BOUNCE_MAX_PARTS)
 				return 0;
@@ -468,12 +478,13 @@ static int walk_multipart(struct bounce_scan *sc, const struct ctype *ct,
 		start = p = nl != NULL ? nl + 1 : e;
 	}
 	if (start != NULL && start < e)
-		return bounce_mime_walk(sc, start, (size_t)(e - start), depth + 1, dflt);
+		return bounce_mime_walk(sc, start, (size_t)(e - start),
+		                        depth + 1, dflt);
 	return 0;
 }
 
 int bounce_mime_walk(struct bounce_scan *sc, const char *s, size_t n, int depth,
-                const char *dflt)
+                     const char *dflt)
 {
 	struct ctype ct;
 	size_t hl, at, nd = 0;
@@ -563,9 +574,11 @@ int bounce_mime_orig_read(const char *s, size_t n, struct bounce_orig *o)
 		else if (o->hmx == NULL &&
 		         bounce_mime_field_is(&f, "X-HmXmrOriginalRecipient"))
 			dst = &o->hmx;
-		else if (o->rp == NULL && bounce_mime_field_is(&f, "Return-Path"))
+		else if (o->rp == NULL &&
+		         bounce_mime_field_is(&f, "Return-Path"))
 			dst = &o->rp;
-		else if (o->lu == NULL && bounce_mime_field_is(&f, "List-Unsubscribe"))
+		else if (o->lu == NULL &&
+		         bounce_mime_field_is(&f, "List-Unsubscribe"))
 			dst = &o->lu;
 		if (dst == NULL)
 			continue;
@@ -614,7 +627,8 @@ int bounce_mime_fields_parse(const char *s, size_t n, struct mailimf_fields **f)
 	return mailimf_fields_parse(s, n, &idx, f) == MAILIMF_NO_ERROR ? 0 : -1;
 }
 
-char *bounce_mime_fields_get(struct mailimf_fields *f, const char *name, int *oom)
+char *bounce_mime_fields_get(struct mailimf_fields *f, const char *name,
+                             int *oom)
 {
 	clistiter *it;
 

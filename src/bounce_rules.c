@@ -559,7 +559,8 @@ static const char *reason_of(const char *status, int code, const char *ldiag)
 
 const char *bounce_reason(const char *status, int code, const char *diagnostic)
 {
-	char *l = diagnostic != NULL ? bounce_str_lower(diagnostic, SIZE_MAX) : NULL;
+	char *l =
+	    diagnostic != NULL ? bounce_str_lower(diagnostic, SIZE_MAX) : NULL;
 	const char *r;
 
 	/* out of memory: the status alone */
@@ -577,7 +578,8 @@ void bounce_reply_verdict(const char *status, int code, const char *command,
                           const char *text, const char **reason,
                           struct verdict *v)
 {
-	char *l = text != NULL ? bounce_str_lower(text, BOUNCE_MAX_VALUE) : NULL;
+	char *l =
+	    text != NULL ? bounce_str_lower(text, BOUNCE_MAX_VALUE) : NULL;
 	const struct pattern *pat = l != NULL ? phrase_find(l) : NULL;
 	struct verdict_in in = {.status = status, .code = code,
 	                        .command = command};
@@ -728,7 +730,7 @@ static int names_self(const char *diag, const char *addr)
 }
 
 void bounce_rules_classify(struct bounce_rcpt *r, const char *notice,
-                          bool service_rule)
+                           bool service_rule)
 {
 	const struct status_reason *sr;
 	const struct pattern *pat = NULL;

@@ -23,7 +23,8 @@ static char *json_value(const char *s, const char *end, const char *key,
 	     p = memchr(p + 1, key[0], (size_t)(end - p - 1))) {
 		const char *v = p + k, *e;
 
-		if (memcmp(p, key, k) != 0 || (p > s && isalnum((unsigned char)p[-1])))
+		if (memcmp(p, key, k) != 0 ||
+		    (p > s && isalnum((unsigned char)p[-1])))
 			continue;
 		while (v < end && (*v == '\\' || *v == '"' || *v == ' ' ||
 		                   *v == ':'))
@@ -46,7 +47,7 @@ static char *json_value(const char *s, const char *end, const char *key,
 }
 
 int bounce_ses_read(struct bounce_event *ev, const char *text, size_t n,
-                        int *oom)
+                    int *oom)
 {
 	const char *end = text + n, *at = text, *list;
 	char *type = json_value(text, end, "notificationType", &at, oom);

@@ -60,7 +60,8 @@ static int is_marker_line(const char *s, const char *e)
 	     i < sizeof original_markers / sizeof original_markers[0]; i++) {
 		size_t n;
 
-		if (s == e || tolower((unsigned char)*s) != original_markers[i][0])
+		if (s == e ||
+		    tolower((unsigned char)*s) != original_markers[i][0])
 			continue;
 		n = strlen(original_markers[i]);
 		if ((size_t)(e - s) >= n &&
@@ -70,7 +71,8 @@ static int is_marker_line(const char *s, const char *e)
 
 			while (w < e && *w == ' ')
 				w++;
-			if ((size_t)(e - w) >= 3 && strncasecmp(w, "was", 3) == 0)
+			if ((size_t)(e - w) >= 3 &&
+			    strncasecmp(w, "was", 3) == 0)
 				return 0;
 			return 1;
 		}
@@ -160,7 +162,8 @@ static int is_rcpt_prefix(const char *s, const char *e)
 		if ((size_t)(e - s) >= n &&
 		    tolower((unsigned char)e[-1]) == rcpt_labels[i][n - 1] &&
 		    strncasecmp(e - n, rcpt_labels[i], n) == 0 &&
-		    ((size_t)(e - s) == n || !isalnum((unsigned char)*(e - n - 1))))
+		    ((size_t)(e - s) == n ||
+		     !isalnum((unsigned char)*(e - n - 1))))
 			return 1;
 	}
 	return 0;
@@ -236,7 +239,8 @@ static char *rcpt_window(const char *from, const char *line,
 		if (nl == NULL)
 			nl = end;
 		a = line_rcpt(p, nl, &n);
-		if ((a != NULL && !(n == alen && strncasecmp(a, addr, n) == 0)) ||
+		if ((a != NULL &&
+		     !(n == alen && strncasecmp(a, addr, n) == 0)) ||
 		    (coded && is_coded_line(p, nl, 1))) {
 			stop = p;
 			break;
@@ -290,7 +294,8 @@ static int says_nothing(const char *w, const char *lw)
 {
 	char st[16];
 
-	return !bounce_rules_find_status(w, st) && bounce_rules_find_code(w) == 0 &&
+	return !bounce_rules_find_status(w, st) &&
+	       bounce_rules_find_code(w) == 0 &&
 	       bounce_rules_phrase_reason(lw) == NULL;
 }
 
@@ -331,7 +336,8 @@ int bounce_text_rcpts(struct bounce_event *ev, const char *text, size_t n,
 			if (added > 0)
 				r = &ev->rcpt[ev->nrcpt - 1];
 		}
-		if (r != NULL && (r->diagnostic == NULL || r->command == NULL)) {
+		if (r != NULL &&
+		    (r->diagnostic == NULL || r->command == NULL)) {
 			char *win = rcpt_window(line, line, end, p, alen);
 			char *lw;
 			const char *back;
@@ -349,8 +355,10 @@ int bounce_text_rcpts(struct bounce_event *ev, const char *text, size_t n,
 				free(win);
 				free(lw);
 				win = rcpt_window(back, line, end, p, alen);
-				lw = win != NULL ? bounce_str_lower(win, 2 * BOUNCE_DIAG_WINDOW)
-				                 : NULL;
+				lw = win != NULL
+				         ? bounce_str_lower(
+				               win, 2 * BOUNCE_DIAG_WINDOW)
+				         : NULL;
 				if (lw == NULL) {
 					free(win);
 					return -1;
