@@ -1,10 +1,12 @@
 /*
  * bounce_int — what the files of the bounce reader share; bounce.h says
- * what the reader does. Private to the library: not installed, not in
+ * what the reader does, and bounce.c's opening comment which file does
+ * which part of it. Private to the library: not installed, not in
  * include/.
  *
- * Memory: as bounce.h, NULL or -1 on out-of-memory, never an abort;
- * returned strings are the caller's to free.
+ * Memory: as bounce.h, NULL or -1 on out-of-memory, never an abort.
+ * Returned strings are the caller's to free unless said otherwise
+ * (pointers into the input, static words).
  */
 #ifndef HERALD_BOUNCE_INT_H
 #define HERALD_BOUNCE_INT_H
@@ -16,7 +18,8 @@
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
-/* Tunables. */
+/* Tunables of the whole reader, in one table: each bounds what a hostile
+ * message can make it do. */
 enum {
 	/* Walk no deeper: real reports are 2-3 levels deep; more is an
 	 * attack on the stack. */
@@ -117,8 +120,8 @@ char *bounce_addr_first(const char *v, int *oom);
 
 /* ---- the message's structure (bounce_mime.c) ---- */
 
-/* What one walk of the message collects. dsn, arf and orig are slices
- * of the message, or of a decoded copy held in the matching *_own. */
+/* What bounce_mime_walk collects. dsn, arf and orig are slices of the
+ * message, or of a decoded copy held in the matching *_own. */
 struct bounce_scan {
 	int report_dsn, report_arf;
 	const char *dsn; /* message/delivery-status body, CRLF */
@@ -312,11 +315,11 @@ void bounce_text_original(struct bounce_scan *sc, size_t cut);
 int bounce_text_is_notice(const char *text, size_t n, int *oom);
 
 /* Recipients from the lines of text[0..n): each line that begins with an
- * address, or names one after a label, but the addresses of self; each
- * new one gets the text around its line as diagnostic, and the SMTP
- * command that text names. With only_known, nothing is added: recipients
- * already in ev get the text around their line as diagnostic when they
- * have none. -1 on out-of-memory. */
+ * address, or names one after a label, the addresses of self excepted.
+ * Each recipient found gets, where it has none, the text around its line
+ * as diagnostic and the SMTP command that text names. With only_known,
+ * nothing is added: only the recipients already in ev are looked for.
+ * -1 on out-of-memory. */
 int bounce_text_rcpts(struct bounce_event *ev, const char *text, size_t n,
                       const struct bounce_selves *self, int only_known);
 

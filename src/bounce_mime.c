@@ -102,6 +102,8 @@ char *bounce_mime_normalise(const char *msg, size_t len, size_t *out)
 	return p;
 }
 
+/* ---- header fields ---- */
+
 size_t bounce_mime_head_len(const char *s, size_t n, size_t *body)
 {
 	const char *e;
@@ -240,6 +242,8 @@ char *bounce_mime_decode_header(const char *v)
 		return NULL;
 	return out;
 }
+
+/* ---- parts ---- */
 
 /* What a part's header says about its body. */
 struct ctype {
@@ -541,6 +545,8 @@ int bounce_mime_walk(struct bounce_scan *sc, const char *s, size_t n, int depth,
 	}
 	return r < 0 ? -1 : 0;
 }
+
+/* ---- the returned original's header, a feedback report's fields ---- */
 
 int bounce_mime_orig_read(const char *s, size_t n, struct bounce_orig *o)
 {
