@@ -725,9 +725,13 @@ static void test_reason(void **state)
 }
 
 
-/* A report about one recipient: its Status and Diagnostic-Code lines
- * (NULL: none) and the notice to the sender above it. */
-static char *report(const char *notice, const char *status, const char *diag)
+/* A report about one recipient: its Action, Status and Diagnostic-Code
+ * lines (NULL: none) and the notice to the sender above it. */
+/* (not inlined: gcc 12 then takes the returned buffer for the address
+ * of a local and warns of a dangling pointer) */
+__attribute__((noinline)) static char *
+report_action(const char *notice, const char *action, const char *status,
+              const char *diag)
 {
 	char *m = NULL;
 	int n = asprintf(
@@ -749,17 +753,22 @@ static char *report(const char *notice, const char *status, const char *diag)
 	    "Reporting-MTA: dns; mx.example.net\n"
 	    "\n"
 	    "Final-Recipient: rfc822; jane@example.com\n"
-	    "Action: failed\n"
+	    "Action: %s\n"
 	    "%s%s%s"
 	    "%s%s%s"
 	    "\n"
 	    "--XX--\n",
-	    notice, status ? "Status: " : "", status ? status : "",
+	    notice, action, status ? "Status: " : "", status ? status : "",
 	    status ? "\n" : "", diag ? "Diagnostic-Code: smtp; " : "",
 	    diag ? diag : "", diag ? "\n" : "");
 
 	assert_true(n > 0);
 	return m;
+}
+
+static char *report(const char *notice, const char *status, const char *diag)
+{
+	return report_action(notice, "failed", status, diag);
 }
 
 static void check_verdict(const char *name, const char *notice,
@@ -835,18 +844,12 @@ static void test_verdicts(void **state)
 /* A report that the message was delivered is no bounce. */
 static void test_success_report(void **state)
 {
-	char *m = report("Delivered.", "2.0.0", "250 2.0.0 Ok: queued");
+	char *m = report_action("Delivered.", "relayed", "2.0.0",
+	                        "250 2.0.0 Ok: queued");
 	struct bounce_event ev;
 	struct diag d = {0};
 
 	(void)state;
-	m[strlen(m)] = '\0';
-	{
-		char *a = strstr(m, "Action: failed");
-
-		assert_non_null(a);
-		memcpy(a, "Action: relayd", 14); /* same length */
-	}
 	assert_int_equal(bounce_parse(m, strlen(m), &ev, &d), 0);
 	assert_int_equal(ev.kind, BOUNCE_NONE);
 	bounce_event_free(&ev);
