@@ -931,7 +931,7 @@ static int imap_fetch(struct mailbox *base, size_t max_bytes, mailbox_fn fn,
 	bool rescan, stuck = false;
 	int handled = 0;
 
-	if (so->mailbox_state_get(mb->st, mb->url, &saved_uv, &last, d) < 0)
+	if (so->imap_place_get(mb->st, mb->url, &saved_uv, &last, d) < 0)
 		return -1;
 	if (imap_ready(mb, &uv, &exists, d) < 0)
 		return -1;
@@ -951,9 +951,8 @@ static int imap_fetch(struct mailbox *base, size_t max_bytes, mailbox_fn fn,
 		if (rescan && mb->move_to == NULL && items[i].seen) {
 			/* flagged by an earlier herald (or read by someone):
 			 * without our place, taken as handled */
-			if (!stuck &&
-			    so->mailbox_state_set(mb->st, mb->url, uv,
-			                          items[i].uid, d) < 0)
+			if (!stuck && so->imap_place_set(mb->st, mb->url, uv,
+			                                 items[i].uid, d) < 0)
 				goto fail;
 			continue;
 		}
@@ -992,12 +991,12 @@ static int imap_fetch(struct mailbox *base, size_t max_bytes, mailbox_fn fn,
 		if (imap_dispose(mb, items[i].uid, d) < 0)
 			goto fail;
 		handled++;
-		if (!stuck && so->mailbox_state_set(mb->st, mb->url, uv,
-		                                    items[i].uid, d) < 0)
+		if (!stuck && so->imap_place_set(mb->st, mb->url, uv,
+		                                 items[i].uid, d) < 0)
 			goto fail;
 	}
 	if (rescan && n == 0 && !stuck &&
-	    so->mailbox_state_set(mb->st, mb->url, uv, 0, d) < 0)
+	    so->imap_place_set(mb->st, mb->url, uv, 0, d) < 0)
 		goto fail;
 	free(items);
 	return handled;

@@ -21,6 +21,7 @@
  */
 #include "herald/policy.h"
 #include "herald/store.h"
+#include "herald/store_sqlite_test.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1089,29 +1090,14 @@ fail:
 
 /* ---- releases --------------------------------------------------------- */
 
-/* The recipients of a release being queued: an array (release_add) or
- * the caller's function (release_add_each). */
+/* The recipients of a release being queued: the caller's function. */
 struct store_sqlite_rcpts {
-	const struct store_recipient *v;
-	size_t n, i;
 	int (*next)(void *arg, struct store_recipient *r);
 	void *arg;
 };
 
-static int store_sqlite_rcpt_next(struct store_sqlite_rcpts *rs,
-                                  struct store_recipient *r)
-{
-	if (rs->next != NULL)
-		return rs->next(rs->arg, r);
-	if (rs->i >= rs->n)
-		return 0;
-	*r = rs->v[rs->i++];
-	return 1;
-}
-
 /* What to do with a release name the store holds already. */
 enum store_sqlite_names {
-	STORE_SQLITE_NAME_ANY,     /* release_add: queue it beside */
 	STORE_SQLITE_NAME_REFUSE,  /* queue nothing (returns 1) */
 	STORE_SQLITE_NAME_ONLY_NEW /* skip addresses it has reached */
 };
@@ -1252,7 +1238,7 @@ static int store_sqlite_release_in(struct store *stp,
 		store_sqlite_bind_fail(s, what, d);
 		goto fail;
 	}
-	for (i = 0; (got = store_sqlite_rcpt_next(rs, &rv)) == 1; i++) {
+	for (i = 0; (got = rs->next(rs->arg, &rv)) == 1; i++) {
 		const struct store_recipient *r = &rv;
 		const char *key;
 
@@ -1367,25 +1353,6 @@ fail:
 	sqlite3_finalize(rel);
 	store_sqlite_rollback(s);
 	return -1;
-}
-
-static int store_sqlite_release_add(struct store *stp,
-                                    const struct store_release_new *rn,
-                                    const struct store_recipient *rcpt,
-                                    size_t n, int64_t *release_id,
-                                    size_t *suppressed, struct diag *d)
-{
-	struct store_sqlite_rcpts rs = {.v = rcpt, .n = n};
-	struct store_release_added out = {0};
-
-	if (store_sqlite_release_in(stp, rn, &rs, STORE_SQLITE_NAME_ANY, &out,
-	                            d) != 0)
-		return -1;
-	if (release_id != NULL)
-		*release_id = out.release_id;
-	if (suppressed != NULL)
-		*suppressed = out.suppressed;
-	return 0;
 }
 
 static int store_sqlite_release_add_each(
@@ -1891,11 +1858,12 @@ fail:
 	return -1;
 }
 
-/* The connection's durability settings, read back from SQLite itself. */
-static int store_sqlite_durability(struct store *stp,
-                                   int (*fn)(void *arg, const char *name,
-                                             const char *value),
-                                   void *arg, struct diag *d)
+/* The connection's durability settings, read back from SQLite itself
+ * (store_sqlite_test.h). */
+int store_sqlite_test_durability(struct store *stp,
+                                 int (*fn)(void *arg, const char *name,
+                                           const char *value),
+                                 void *arg, struct diag *d)
 {
 	static const char *const sync_names[] = {"off", "normal", "full",
 	                                         "extra"};
@@ -2343,17 +2311,6 @@ static int store_sqlite_unclaim(struct store *stp, const int64_t *ids, size_t n,
 	    " updated_at = ?3"
 	    " WHERE id = ?1 AND state = 'sending'",
 	    ids, n, next_at, d);
-}
-
-static int store_sqlite_renew(struct store *stp, const int64_t *ids, size_t n,
-                              time_t lease_until, struct diag *d)
-{
-	/* ?3 (now) is not used: a renewal is not a change of state */
-	return store_sqlite_each_id(
-	    store_sqlite_of(stp), "renewing the lease of deliveries in flight",
-	    "UPDATE deliveries SET lease_until = ?2"
-	    " WHERE id = ?1 AND state = 'sending' AND ?3 IS NOT NULL",
-	    ids, n, lease_until, d);
 }
 
 /* ---- owners and hand-overs -------------------------------------------- */
@@ -3232,34 +3189,6 @@ done:
 	return rc;
 }
 
-static int store_sqlite_suppress_add(struct store *stp, const char *email,
-                                     const char *reason, struct diag *d)
-{
-	const char *what = "adding to the suppression list";
-	struct store_sqlite *s = store_sqlite_of(stp);
-	time_t now = time(NULL);
-	const char *key;
-
-	if (email == NULL || *email == '\0') {
-		diag_add(d, s->path, 0, 0, "no address to suppress");
-		return -1;
-	}
-	if ((key = store_sqlite_key(s, email)) == NULL)
-		return store_sqlite_oom(s, what, d);
-	if (store_sqlite_begin(s, what, d) < 0)
-		return -1;
-	if (store_sqlite_suppress_tx(
-	        s, key, &(struct store_sqlite_why){.reason = reason, .at = now},
-	        what, d) < 0)
-		goto fail;
-	if (store_sqlite_commit(s, what, d) < 0)
-		goto fail;
-	return 0;
-fail:
-	store_sqlite_rollback(s);
-	return -1;
-}
-
 /* The delivery an event is about: by VERP key, by Message-ID, by address
  * (newest within 30 days). Sets *id (0: none) and *how ("verp",
  * "message-id", "keyed-id": a Message-ID the caller says is keyed,
@@ -3703,9 +3632,9 @@ fail:
 	return -1;
 }
 
-static int store_sqlite_mailbox_state_get(struct store *stp, const char *url,
-                                          uint32_t *uidvalidity,
-                                          uint32_t *last_uid, struct diag *d)
+static int store_sqlite_imap_place_get(struct store *stp, const char *url,
+                                       uint32_t *uidvalidity,
+                                       uint32_t *last_uid, struct diag *d)
 {
 	const char *what = "reading the bounce mailbox's state";
 	struct store_sqlite *s = store_sqlite_of(stp);
@@ -3733,9 +3662,9 @@ static int store_sqlite_mailbox_state_get(struct store *stp, const char *url,
 	return 0;
 }
 
-static int store_sqlite_mailbox_state_set(struct store *stp, const char *url,
-                                          uint32_t uidvalidity,
-                                          uint32_t last_uid, struct diag *d)
+static int store_sqlite_imap_place_set(struct store *stp, const char *url,
+                                       uint32_t uidvalidity,
+                                       uint32_t last_uid, struct diag *d)
 {
 	const char *what = "recording the bounce mailbox's state";
 	struct store_sqlite *s = store_sqlite_of(stp);
@@ -3756,41 +3685,6 @@ static int store_sqlite_mailbox_state_set(struct store *stp, const char *url,
 	}
 	/* one statement: its own transaction */
 	return store_sqlite_once(s, st, what, d);
-}
-
-static int store_sqlite_suppressed(struct store *stp, const char *email,
-                                   bool *yes, struct diag *d)
-{
-	const char *what = "reading the suppression list";
-	struct store_sqlite *s = store_sqlite_of(stp);
-	const char *key;
-	sqlite3_stmt *st;
-	int rc, ret = -1;
-
-	if (email == NULL || *email == '\0') {
-		diag_add(d, s->path, 0, 0, "no address given");
-		return -1;
-	}
-	if ((key = store_sqlite_key(s, email)) == NULL)
-		return store_sqlite_oom(s, what, d);
-	if ((st = store_sqlite_prepare(
-	         s, "SELECT 1 FROM suppressions WHERE email = ?1", what, d)) ==
-	    NULL)
-		return -1;
-	if (store_sqlite_text(st, 1, key) != SQLITE_OK) {
-		store_sqlite_bind_fail(s, what, d);
-		goto out;
-	}
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		store_sqlite_fail(s, rc, what, d);
-		goto out;
-	}
-	*yes = rc == SQLITE_ROW;
-	ret = 0;
-out:
-	sqlite3_finalize(st);
-	return ret;
 }
 
 static int store_sqlite_next_due(struct store *stp, time_t *when,
@@ -4166,10 +4060,8 @@ const struct store_backend store_sqlite_backend = {
     .name = "sqlite",
     .open = store_sqlite_open,
     .close = store_sqlite_close,
-    .release_add = store_sqlite_release_add,
     .release_add_each = store_sqlite_release_add_each,
     .release_uncancel = store_sqlite_release_uncancel,
-    .durability = store_sqlite_durability,
     .release_files = store_sqlite_release_files,
     .release_get = store_sqlite_release_get,
     .releases_each = store_sqlite_releases_each,
@@ -4188,16 +4080,13 @@ const struct store_backend store_sqlite_backend = {
     .holds_each = store_sqlite_holds_each,
     .duplicate_get = store_sqlite_duplicate_get,
     .event_record = store_sqlite_event_record,
-    .mailbox_state_get = store_sqlite_mailbox_state_get,
-    .mailbox_state_set = store_sqlite_mailbox_state_set,
-    .renew = store_sqlite_renew,
+    .imap_place_get = store_sqlite_imap_place_get,
+    .imap_place_set = store_sqlite_imap_place_set,
     .expire = store_sqlite_expire,
     .cancel = store_sqlite_cancel,
     .retry = store_sqlite_retry,
     .attempts_each = store_sqlite_attempts_each,
     .delivery_get = store_sqlite_delivery_get,
-    .suppress_add = store_sqlite_suppress_add,
-    .suppressed = store_sqlite_suppressed,
     .next_due = store_sqlite_next_due,
     .delivery_find = store_sqlite_delivery_find,
     .events_each = store_sqlite_events_each,

@@ -28,6 +28,7 @@
 #include <cmocka.h>
 
 #include "herald/store.h"
+#include "herald/store_sqlite_test.h"
 
 static char tmpdir[] = "/tmp/herald-test-store-XXXXXX";
 
@@ -88,27 +89,107 @@ static void rcpts_free(struct rcpts *r)
 	free(r->mem);
 }
 
-static int64_t add_release(struct store *st, const char *name, size_t n,
-                           time_t not_before, time_t stale_after)
+/* release_add_each's source over an array of recipients. */
+struct each_src {
+	const struct store_recipient *v;
+	size_t n, i;
+	int fail_at; /* 1-based: fail at this one, 0: never */
+};
+
+static int each_next(void *arg, struct store_recipient *r)
+{
+	struct each_src *e = arg;
+
+	if (e->fail_at != 0 && e->i + 1 == (size_t)e->fail_at)
+		return -1;
+	if (e->i >= e->n)
+		return 0;
+	*r = e->v[e->i++];
+	return 1;
+}
+
+/* Queue rn for the n recipients v, as store_release_add_each does; out
+ * as it sets it (only_new false). */
+static int queue(struct store *st, const struct store_release_new *rn,
+                 const struct store_recipient *v, size_t n,
+                 struct store_release_added *out, struct diag *d)
+{
+	struct each_src src = {v, n, 0, 0};
+
+	memset(out, 0, sizeof(*out));
+	return store_ops(st)->release_add_each(st, rn, each_next, &src, out, d);
+}
+
+/* A release of n made-up recipients at domain (j0@domain, ...); only_new:
+ * a name queued before takes only the addresses it has not reached. */
+static int64_t add_release_to(struct store *st, const char *name, size_t n,
+                              const char *domain, bool only_new,
+                              time_t not_before, time_t stale_after)
 {
 	struct store_release_new rn = {
 	    name,       "/home/press/report", "release", "coalition.yaml",
 	    not_before, stale_after,          NULL,      0};
+	struct store_release_added out = {.only_new = only_new};
+	struct each_src src;
 	struct diag d = {0};
 	struct rcpts r;
-	int64_t id = 0;
-	size_t sup = 99;
 	char tag[64];
 	static unsigned seq;
 
 	snprintf(tag, sizeof(tag), "%s-%u", name, ++seq);
-	rcpts_make(&r, tag, n, "example.org");
-	if (store_ops(st)->release_add(st, &rn, r.v, n, &id, &sup, &d) < 0)
-		fail_msg("release_add: %s", diag_first(&d));
-	assert_true(id > 0);
+	rcpts_make(&r, tag, n, domain);
+	src = (struct each_src){r.v, r.n, 0, 0};
+	if (store_ops(st)->release_add_each(st, &rn, each_next, &src, &out,
+	                                    &d) != 0)
+		fail_msg("release_add_each: %s", diag_first(&d));
+	assert_true(out.release_id > 0);
 	rcpts_free(&r);
 	diag_clear(&d);
-	return id;
+	return out.release_id;
+}
+
+static int64_t add_release(struct store *st, const char *name, size_t n,
+                           time_t not_before, time_t stale_after)
+{
+	return add_release_to(st, name, n, "example.org", false, not_before,
+	                      stale_after);
+}
+
+/* Put email on the suppression list as an admin does, with no rule. */
+static int suppress(struct store *st, const char *email, const char *reason,
+                    struct diag *d)
+{
+	struct store_suppression sp = {.email = email, .reason = reason};
+	size_t added;
+
+	return store_ops(st)->suppress_import(st, &sp, 1, &added, d);
+}
+
+struct listed {
+	const char *email;
+	bool yes;
+};
+
+static int listed_fn(void *arg, const struct store_suppression *sp)
+{
+	struct listed *l = arg;
+
+	if (strcmp(sp->email, l->email) != 0)
+		return 0;
+	l->yes = true;
+	return 1;
+}
+
+/* Is email on the suppression list, written as the list keeps it (the
+ * domain in lower case)? */
+static int suppressed(struct store *st, const char *email, bool *yes,
+                      struct diag *d)
+{
+	struct listed l = {email, false};
+	int rc = store_ops(st)->suppressions_each(st, listed_fn, &l, d);
+
+	*yes = l.yes;
+	return rc;
 }
 
 static int claim(struct store *st, time_t now, unsigned lease, size_t max,
@@ -337,9 +418,9 @@ static void test_long_source_shown(void **state)
 	char src[2000], shown[512];
 	struct store_release_new rn = {
 	    "source", src, "release", "coalition.yaml", 0, 0, NULL, 0};
+	struct store_release_added out;
 	struct diag d = {0};
 	struct rcpts r;
-	int64_t id;
 
 	(void)state;
 	memset(src, 'x', sizeof(src));
@@ -348,8 +429,7 @@ static void test_long_source_shown(void **state)
 	memcpy(src + sizeof(src) - 11, "/report-\xc3\xa9", 10);
 	src[sizeof(src) - 1] = '\0';
 	rcpts_make(&r, "source", 1, "example.org");
-	assert_int_equal(
-	    store_ops(st)->release_add(st, &rn, r.v, r.n, &id, NULL, &d), 0);
+	assert_int_equal(queue(st, &rn, r.v, r.n, &out, &d), 0);
 	assert_int_equal(
 	    store_ops(st)->releases_each(st, 0, source_fn, shown, &d), 0);
 	assert_true(strlen(shown) < sizeof(shown));
@@ -413,17 +493,15 @@ static void test_release_add_all_or_nothing(void **state)
 	struct store *st = open_ok(path);
 	struct store_release_new rn = {
 	    "atomic", "src", "release", "coalition.yaml", 0, 0, NULL, 0};
+	struct store_release_added out;
 	struct diag d = {0};
 	struct rcpts r;
-	int64_t id = 0;
-	size_t sup;
 
 	(void)state;
 	/* the same Message-ID twice in one list, near its end */
 	rcpts_make(&r, "atomic", 1000, "example.org");
 	r.v[998].message_id = r.v[10].message_id;
-	assert_int_equal(
-	    store_ops(st)->release_add(st, &rn, r.v, r.n, &id, &sup, &d), -1);
+	assert_int_equal(queue(st, &rn, r.v, r.n, &out, &d), -1);
 	assert_non_null(strstr(diag_first(&d), "Message-ID"));
 	assert_non_null(strstr(diag_first(&d), "nothing was queued"));
 	assert_int_equal(count_releases(st), 0);
@@ -433,20 +511,19 @@ static void test_release_add_all_or_nothing(void **state)
 	/* the same address twice */
 	rcpts_make(&r, "atomic2", 100, "example.org");
 	r.v[50].email = "j0@EXAMPLE.org";
-	assert_int_equal(
-	    store_ops(st)->release_add(st, &rn, r.v, r.n, &id, &sup, &d), -1);
+	assert_int_equal(queue(st, &rn, r.v, r.n, &out, &d), -1);
 	assert_non_null(strstr(diag_first(&d), "twice"));
 	assert_int_equal(count_releases(st), 0);
 	diag_clear(&d);
 
-	/* a good list goes in; the same Message-IDs again do not */
+	/* a good list goes in; the same Message-IDs again (in a release
+	 * of another name) do not */
 	r.v[50].email = "j50@example.org";
-	assert_int_equal(
-	    store_ops(st)->release_add(st, &rn, r.v, r.n, &id, &sup, &d), 0);
-	assert_int_equal(sup, 0);
+	assert_int_equal(queue(st, &rn, r.v, r.n, &out, &d), 0);
+	assert_int_equal(out.suppressed, 0);
 	assert_int_equal(count_releases(st), 1);
-	assert_int_equal(
-	    store_ops(st)->release_add(st, &rn, r.v, r.n, &id, &sup, &d), -1);
+	rn.name = "atomic-again";
+	assert_int_equal(queue(st, &rn, r.v, r.n, &out, &d), -1);
 	assert_non_null(strstr(diag_first(&d), "already in the store"));
 	assert_int_equal(count_releases(st), 1);
 	diag_clear(&d);
@@ -457,8 +534,7 @@ static void test_release_add_all_or_nothing(void **state)
 	          "and-on-and-on-and-on-and-on-and-on-and-on-and-on-and-on-"
 	          "and-on-and-on-and-on-and-on";
 	rcpts_make(&r, "atomic3", 1, "example.org");
-	assert_int_equal(
-	    store_ops(st)->release_add(st, &rn, r.v, r.n, &id, &sup, &d), -1);
+	assert_int_equal(queue(st, &rn, r.v, r.n, &out, &d), -1);
 	assert_int_equal(count_releases(st), 1);
 	diag_clear(&d);
 	rcpts_free(&r);
@@ -472,35 +548,29 @@ static void test_suppressed(void **state)
 	struct store *st = open_ok(path);
 	struct store_release_new rn = {
 	    "sup", "src", "release", "coalition.yaml", 0, 0, NULL, 0};
+	struct store_release_added added;
 	struct store_delivery out[16];
 	struct diag d = {0};
 	struct rcpts r;
 	int64_t id = 0, did;
-	size_t sup = 0;
 	bool yes;
 
 	(void)state;
-	assert_int_equal(store_ops(st)->suppress_add(st, "j1@Example.ORG",
-	                                             "hard bounce", &d),
-	                 0);
-	assert_int_equal(
-	    store_ops(st)->suppress_add(st, "j3@example.org", "complaint", &d),
-	    0);
+	assert_int_equal(suppress(st, "j1@Example.ORG", "hard bounce", &d), 0);
+	assert_int_equal(suppress(st, "j3@example.org", "complaint", &d), 0);
 	/* listed twice: the first reason stays, no error */
-	assert_int_equal(
-	    store_ops(st)->suppress_add(st, "j3@EXAMPLE.ORG", "again", &d), 0);
-	assert_int_equal(
-	    store_ops(st)->suppressed(st, "j1@example.org", &yes, &d), 0);
+	assert_int_equal(suppress(st, "j3@EXAMPLE.ORG", "again", &d), 0);
+	/* kept with the domain in lower case */
+	assert_int_equal(suppressed(st, "j1@example.org", &yes, &d), 0);
 	assert_true(yes);
-	/* the local part is compared as written */
-	assert_int_equal(
-	    store_ops(st)->suppressed(st, "J1@example.org", &yes, &d), 0);
+	/* the local part is kept as written */
+	assert_int_equal(suppressed(st, "J1@example.org", &yes, &d), 0);
 	assert_false(yes);
 
 	rcpts_make(&r, "sup", 6, "example.org");
-	assert_int_equal(
-	    store_ops(st)->release_add(st, &rn, r.v, r.n, &id, &sup, &d), 0);
-	assert_int_equal(sup, 2);
+	assert_int_equal(queue(st, &rn, r.v, r.n, &added, &d), 0);
+	id = added.release_id;
+	assert_int_equal(added.suppressed, 2);
 	assert_int_equal(release_info(st, id).count[STORE_SUPPRESSED], 2);
 	assert_int_equal(
 	    store_ops(st)->delivery_find(st, id, "j1@example.org", &did, &d),
@@ -508,8 +578,7 @@ static void test_suppressed(void **state)
 	assert_int_equal(delivery(st, did).state, STORE_SUPPRESSED);
 
 	/* suppressing an address with a waiting delivery stops it */
-	assert_int_equal(
-	    store_ops(st)->suppress_add(st, "j4@example.org", "manual", &d), 0);
+	assert_int_equal(suppress(st, "j4@example.org", "manual", &d), 0);
 	assert_int_equal(release_info(st, id).count[STORE_SUPPRESSED], 3);
 	assert_int_equal(claim(st, time(NULL), 60, 16, out), 3);
 	for (int i = 0; i < 3; i++)
@@ -832,9 +901,7 @@ static void test_cancel_and_retry(void **state)
 	record(st, ids[2], now, STORE_DEFERRED, now + 3600, true, 451);
 	record(st, ids[3], now, STORE_SENT, 0, true, 250);
 	record(st, ids[4], now, STORE_FAILED, 0, true, 550);
-	assert_int_equal(
-	    store_ops(st)->suppress_add(st, out[4].r.email, "hard bounce", &d),
-	    0);
+	assert_int_equal(suppress(st, out[4].r.email, "hard bounce", &d), 0);
 	/* only failed: the suppressed address stays failed */
 	assert_int_equal(store_ops(st)->retry(st, rid, true, false, &n, &d), 0);
 	assert_int_equal(n, 2);
@@ -996,9 +1063,12 @@ static void test_releases_each_and_find(void **state)
 	struct store_delivery out[8];
 	struct diag d = {0};
 	struct listing l;
-	int64_t a = add_release(st, "report-launch", 3, 0, 0);
+	/* the name again, for other addresses (only_new) */
+	int64_t a =
+	    add_release_to(st, "report-launch", 3, "example.net", false, 0, 0);
 	int64_t b = add_release(st, "other", 2, 0, 0);
-	int64_t c = add_release(st, "report-launch", 4, time(NULL) + 99, 0);
+	int64_t c = add_release_to(st, "report-launch", 4, "example.org", true,
+	                           time(NULL) + 99, 0);
 	int64_t found;
 	char num[32];
 
@@ -1041,11 +1111,12 @@ static void test_releases_each_and_find(void **state)
 	                 -1);
 	diag_clear(&d);
 
-	/* an address: in one release, or the newest of any */
+	/* an address: in one release, or the newest of any (b and c have
+	 * it) */
 	assert_int_equal(
-	    store_ops(st)->delivery_find(st, a, "j1@Example.org", &found, &d),
+	    store_ops(st)->delivery_find(st, a, "j1@Example.net", &found, &d),
 	    0);
-	assert_string_equal(delivery(st, found).email, "j1@example.org");
+	assert_string_equal(delivery(st, found).email, "j1@example.net");
 	assert_int_equal(delivery(st, found).state, STORE_SENT);
 	assert_int_equal(
 	    store_ops(st)->delivery_find(st, 0, "j1@example.org", &found, &d),
@@ -1098,20 +1169,20 @@ static void test_release_files(void **state)
 	};
 	struct store_release_new rn = {
 	    "files", "src", "release", "coalition.yaml", 0, 0, files, 3};
+	struct store_release_added out;
 	struct store_release_info info;
 	struct diag d = {0};
 	struct files fs;
 	struct rcpts r;
 	int64_t id;
-	size_t sup;
 	char rd[64], co[64], tiny[4];
 
 	(void)state;
 	for (int i = 0; i < 256; i++)
 		bin[i] = (unsigned char)i;
 	rcpts_make(&r, "files", 2, "example.org");
-	assert_int_equal(
-	    store_ops(st)->release_add(st, &rn, r.v, r.n, &id, &sup, &d), 0);
+	assert_int_equal(queue(st, &rn, r.v, r.n, &out, &d), 0);
+	id = out.release_id;
 	memset(&fs, 0, sizeof(fs));
 	assert_int_equal(
 	    store_ops(st)->release_files(st, id, files_fn, &fs, &d), 0);
@@ -1143,10 +1214,10 @@ static void test_release_files(void **state)
 
 	/* the same path twice: nothing queued */
 	files[2].path = files[0].path;
+	rn.name = "files2";
 	rcpts_free(&r);
 	rcpts_make(&r, "files2", 2, "example.org");
-	assert_int_equal(
-	    store_ops(st)->release_add(st, &rn, r.v, r.n, &id, &sup, &d), -1);
+	assert_int_equal(queue(st, &rn, r.v, r.n, &out, &d), -1);
 	assert_int_equal(count_releases(st), 1);
 	diag_clear(&d);
 	rcpts_free(&r);
@@ -1201,16 +1272,15 @@ static void test_two_processes(void **state)
 		struct diag d = {0};
 		struct store *c = store_open(path, &d);
 		for (int i = 0; c != NULL && i < RELEASES; i++) {
-			struct store_release_new rn = {
-			    "procs", "src", "release", "coalition.yaml",
-			    0,       0,     NULL,      0};
-			struct rcpts r;
 			char tag[32];
-			int64_t id;
+			struct store_release_new rn = {
+			    tag, "src", "release", "coalition.yaml",
+			    0,   0,     NULL,      0};
+			struct store_release_added added;
+			struct rcpts r;
 			snprintf(tag, sizeof(tag), "procs%d", i);
 			rcpts_make(&r, tag, EACH, "example.org");
-			if (store_ops(c)->release_add(c, &rn, r.v, r.n, &id,
-			                              NULL, &d) < 0) {
+			if (queue(c, &rn, r.v, r.n, &added, &d) != 0) {
 				fprintf(stderr, "child: %s\n", diag_first(&d));
 				_exit(1);
 			}
@@ -1262,6 +1332,7 @@ static void test_large_release(void **state)
 	struct store *st = open_ok(path);
 	struct store_release_new rn = {
 	    "large", "src", "release", "coalition.yaml", 0, 0, NULL, 0};
+	struct store_release_added added;
 	enum { N = 100000, BATCH = 100 };
 	struct store_delivery out[BATCH];
 	struct store_attempt a[BATCH];
@@ -1270,18 +1341,16 @@ static void test_large_release(void **state)
 	struct rcpts r;
 	double add, claiming = 0, recording = 0, expire, next;
 	time_t now, when;
-	int64_t id;
-	size_t sup, total = 0;
+	size_t total = 0;
 
 	(void)state;
-	assert_int_equal(
-	    store_ops(st)->suppress_add(st, "j777@example.net", "test", &d), 0);
+	assert_int_equal(suppress(st, "j777@example.net", "test", &d), 0);
 	rcpts_make(&r, "large", N, "example.net");
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (store_ops(st)->release_add(st, &rn, r.v, r.n, &id, &sup, &d) < 0)
-		fail_msg("release_add: %s", diag_first(&d));
+	if (queue(st, &rn, r.v, r.n, &added, &d) != 0)
+		fail_msg("release_add_each: %s", diag_first(&d));
 	add = seconds_since(&t0);
-	assert_int_equal(sup, 1);
+	assert_int_equal(added.suppressed, 1);
 	rcpts_free(&r);
 
 	now = time(NULL);
@@ -1317,8 +1386,9 @@ static void test_large_release(void **state)
 	assert_int_equal(store_ops(st)->next_due(st, &when, &d), 0);
 	next = seconds_since(&t0);
 	assert_int_equal(when, 0);
-	assert_int_equal(release_info(st, id).count[STORE_SENT], N - 1);
-	printf("store: release_add of %d recipients: %.3f s\n", N, add);
+	assert_int_equal(release_info(st, added.release_id).count[STORE_SENT],
+	                 N - 1);
+	printf("store: release_add_each of %d recipients: %.3f s\n", N, add);
 	printf("store: claiming them %d at a time: %.3f s (%zu claims); "
 	       "recording: %.3f s\n",
 	       BATCH, claiming, (total + BATCH - 1) / BATCH, recording);
@@ -1348,23 +1418,21 @@ static void child_fill(const char *path, const char *expect)
 {
 	struct store_release_new rn = {
 	    "full", "src", "release", "coalition.yaml", 0, 0, NULL, 0};
+	struct store_release_added out;
 	struct diag d = {0};
 	struct store *st = store_open(path, &d);
 	struct rcpts r;
-	int64_t id;
-	size_t sup;
 	size_t n = 0;
 
 	CHILD_CHECK(st != NULL, "open: %s", diag_first(&d));
 	rcpts_make(&r, "small", 3, "example.org");
-	CHILD_CHECK(
-	    store_ops(st)->release_add(st, &rn, r.v, r.n, &id, &sup, &d) == 0,
-	    "small release: %s", diag_first(&d));
+	CHILD_CHECK(queue(st, &rn, r.v, r.n, &out, &d) == 0,
+	            "small release: %s", diag_first(&d));
 	rcpts_free(&r);
+	rn.name = "full-big";
 	rcpts_make(&r, "big", 20000, "example.org");
-	CHILD_CHECK(
-	    store_ops(st)->release_add(st, &rn, r.v, r.n, &id, &sup, &d) < 0,
-	    "a release larger than the disk was queued");
+	CHILD_CHECK(queue(st, &rn, r.v, r.n, &out, &d) < 0,
+	            "a release larger than the disk was queued");
 	fprintf(stderr, "  (%s)\n", diag_first(&d));
 	CHILD_CHECK(strstr(diag_first(&d), expect) != NULL,
 	            "unexpected message: %s", diag_first(&d));
@@ -1539,7 +1607,7 @@ static bool is_suppressed(struct store *st, const char *email)
 	struct diag d = {0};
 	bool yes = false;
 
-	assert_int_equal(store_ops(st)->suppressed(st, email, &yes, &d), 0);
+	assert_int_equal(suppressed(st, email, &yes, &d), 0);
 	return yes;
 }
 
@@ -1657,7 +1725,7 @@ static void test_events(void **state)
 
 /* The IMAP reader's place per mailbox: nothing for a new mailbox, then
  * what was set last, kept across a reopen, one row per URL. */
-static void test_mailbox_state(void **state)
+static void test_imap_place(void **state)
 {
 	char *path = db_path("mbstate");
 	struct store *st = open_ok(path);
@@ -1668,29 +1736,29 @@ static void test_mailbox_state(void **state)
 	uint32_t uv = 9, last = 9;
 
 	(void)state;
-	assert_int_equal(ops->mailbox_state_get(st, a, &uv, &last, &d), 0);
+	assert_int_equal(ops->imap_place_get(st, a, &uv, &last, &d), 0);
 	assert_int_equal(uv, 0);
 	assert_int_equal(last, 0);
-	assert_int_equal(ops->mailbox_state_set(st, a, 1700000000, 5, &d), 0);
-	assert_int_equal(ops->mailbox_state_set(st, b, 42, 1, &d), 0);
-	assert_int_equal(ops->mailbox_state_set(st, a, 1700000000, 7, &d), 0);
+	assert_int_equal(ops->imap_place_set(st, a, 1700000000, 5, &d), 0);
+	assert_int_equal(ops->imap_place_set(st, b, 42, 1, &d), 0);
+	assert_int_equal(ops->imap_place_set(st, a, 1700000000, 7, &d), 0);
 	store_close(st);
 	st = open_ok(path);
 	ops = store_ops(st);
-	assert_int_equal(ops->mailbox_state_get(st, a, &uv, &last, &d), 0);
+	assert_int_equal(ops->imap_place_get(st, a, &uv, &last, &d), 0);
 	assert_int_equal(uv, 1700000000);
 	assert_int_equal(last, 7);
-	assert_int_equal(ops->mailbox_state_get(st, b, &uv, &last, &d), 0);
+	assert_int_equal(ops->imap_place_get(st, b, &uv, &last, &d), 0);
 	assert_int_equal(uv, 42);
 	assert_int_equal(last, 1);
 	/* UIDVALIDITY changed: the reader starts the folder again; UIDs
 	 * up to 2^32-1 survive the round trip */
-	assert_int_equal(ops->mailbox_state_set(st, a, 4294967295u, 0, &d), 0);
-	assert_int_equal(ops->mailbox_state_get(st, a, &uv, &last, &d), 0);
+	assert_int_equal(ops->imap_place_set(st, a, 4294967295u, 0, &d), 0);
+	assert_int_equal(ops->imap_place_get(st, a, &uv, &last, &d), 0);
 	assert_int_equal(uv, 4294967295u);
 	assert_int_equal(last, 0);
-	assert_int_equal(ops->mailbox_state_set(st, a, 3, 4294967295u, &d), 0);
-	assert_int_equal(ops->mailbox_state_get(st, a, &uv, &last, &d), 0);
+	assert_int_equal(ops->imap_place_set(st, a, 3, 4294967295u, &d), 0);
+	assert_int_equal(ops->imap_place_get(st, a, &uv, &last, &d), 0);
 	assert_int_equal(last, 4294967295u);
 	assert_int_equal(d.errors, 0);
 	store_close(st);
@@ -1803,9 +1871,8 @@ static void test_migration_3(void **state)
 	/* brought up to this herald's version, every step after 2 again */
 	assert_true(count_rows(path, "PRAGMA user_version") >= 3);
 	assert_int_equal(count_rows(path, "SELECT count(*) FROM deliveries"), 4);
-	assert_int_equal(ops->mailbox_state_get(st, "imaps://x/INBOX", &uv,
-	                                        &last, &d),
-	                 0);
+	assert_int_equal(
+	    ops->imap_place_get(st, "imaps://x/INBOX", &uv, &last, &d), 0);
 	assert_int_equal(uv + last, 0);
 	store_close(st);
 	unlink(path);
@@ -1824,8 +1891,7 @@ static void test_migration_7(void **state)
 
 	(void)state;
 	add_release(st, "mig", 2, 0, 0);
-	assert_int_equal(
-	    store_ops(st)->suppress_add(st, "j1@example.org", "old", &d), 0);
+	assert_int_equal(suppress(st, "j1@example.org", "old", &d), 0);
 	store_close(st);
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
@@ -2022,17 +2088,14 @@ static void test_release_done(void **state)
 	assert_int_equal(release_info(st, rid).state, STORE_RELEASE_DONE);
 
 	/* every address suppressed: done at once */
-	assert_int_equal(
-	    store_ops(st)->suppress_add(st, "j0@example.org", "test", &d), 0);
-	assert_int_equal(
-	    store_ops(st)->suppress_add(st, "j1@example.org", "test", &d), 0);
+	assert_int_equal(suppress(st, "j0@example.org", "test", &d), 0);
+	assert_int_equal(suppress(st, "j1@example.org", "test", &d), 0);
 	other = add_release(st, "suppressed", 2, 0, 0);
 	assert_int_equal(release_info(st, other).state, STORE_RELEASE_DONE);
 	/* the last one waiting suppressed: done */
 	other = add_release(st, "waiting", 3, 0, 0);
 	assert_int_equal(release_info(st, other).state, STORE_RELEASE_ACTIVE);
-	assert_int_equal(
-	    store_ops(st)->suppress_add(st, "j2@example.org", "test", &d), 0);
+	assert_int_equal(suppress(st, "j2@example.org", "test", &d), 0);
 	assert_int_equal(release_info(st, other).state, STORE_RELEASE_DONE);
 	/* the last ones expired: done */
 	other = add_release(st, "stale", 4, 0, now + 100);
@@ -2395,32 +2458,13 @@ static void test_durability_settings(void **state)
 
 	(void)state;
 	memset(&u, 0, sizeof(u));
-	assert_int_equal(store_ops(st)->durability(st, durability_fn, &u, &d),
+	assert_int_equal(store_sqlite_test_durability(st, durability_fn, &u, &d),
 	                 0);
 	assert_string_equal(u.journal_mode, "wal");
 	assert_string_equal(u.synchronous, "full");
 	assert_string_equal(u.foreign_keys, "on");
 	store_close(st);
 	free(path);
-}
-
-/* release_add_each's source over an array of recipients. */
-struct each_src {
-	const struct store_recipient *v;
-	size_t n, i;
-	int fail_at; /* 1-based: fail at this one, 0: never */
-};
-
-static int each_next(void *arg, struct store_recipient *r)
-{
-	struct each_src *e = arg;
-
-	if (e->fail_at != 0 && e->i + 1 == (size_t)e->fail_at)
-		return -1;
-	if (e->i >= e->n)
-		return 0;
-	*r = e->v[e->i++];
-	return 1;
 }
 
 static void test_release_add_each_names(void **state)
@@ -2523,8 +2567,7 @@ static void test_release_uncancel(void **state)
 	assert_int_equal(store_ops(st)->cancel(st, id, &n, &d), 0);
 	assert_int_equal(n, 5);
 	/* an address suppressed while the release was cancelled */
-	assert_int_equal(
-	    store_ops(st)->suppress_add(st, "j5@example.org", "test", &d), 0);
+	assert_int_equal(suppress(st, "j5@example.org", "test", &d), 0);
 	assert_int_equal(
 	    store_ops(st)->release_uncancel(st, id, &n, &sup, &d), 0);
 	assert_int_equal(n, 4);
@@ -2564,9 +2607,7 @@ static void test_release_uncancel(void **state)
 		record(st, dl[0].id, now + 2, STORE_SENT, 0, true, 250);
 		assert_int_equal(store_ops(st)->cancel(st, id, &n, &d), 0);
 		assert_int_equal(n, 1);
-		assert_int_equal(store_ops(st)->suppress_add(st, r.v[1].email,
-		                                             "test", &d),
-		                 0);
+		assert_int_equal(suppress(st, r.v[1].email, "test", &d), 0);
 		assert_int_equal(
 		    store_ops(st)->release_uncancel(st, id, &n, &sup, &d), 0);
 		assert_int_equal(n, 0);
@@ -2755,7 +2796,7 @@ static void test_owners_and_handover(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_mailbox_state),
+	    cmocka_unit_test(test_imap_place),
 	    cmocka_unit_test(test_event_source_once),
 	    cmocka_unit_test(test_migration_3),
 	    cmocka_unit_test(test_migration_7),

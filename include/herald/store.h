@@ -158,8 +158,8 @@ struct store_attempt {
 	const char *evidence;
 };
 
-/* A release as listed by status. Names are at most 127 bytes (release_add
- * refuses longer ones); a source longer than 511 bytes is shown as "..."
+/* A release as listed by status. Names are at most 127 bytes
+ * (release_add_each refuses longer ones); a source longer than 511 bytes is shown as "..."
  * and its end. */
 struct store_release_info {
 	int64_t id;
@@ -393,14 +393,6 @@ struct store_backend {
 	struct store *(*open)(const char *path, unsigned flags,
 	                      struct diag *d);
 	void (*close)(struct store *st);
-	/* Queue a release: the release, its snapshot and one delivery per
-	 * recipient in ONE transaction; all or nothing. Recipients whose
-	 * address is suppressed are stored as STORE_SUPPRESSED (counted in
-	 * *suppressed). Sets *release_id. */
-	int (*release_add)(struct store *st, const struct store_release_new *rn,
-	                   const struct store_recipient *rcpt, size_t n,
-	                   int64_t *release_id, size_t *suppressed,
-	                   struct diag *d);
 	/* Call fn for every snapshot file of the release, in the order they
 	 * were added. */
 	int (*release_files)(struct store *st, int64_t release_id,
@@ -458,11 +450,6 @@ struct store_backend {
 	/* Give claimed deliveries back (due at next_at, no attempt counted):
 	 * shutdown, or a relay fault. They become queued again (deferred if
 	 * tried before); ids no longer sending are left alone. */
-	/* Extend the lease of deliveries still `sending` (a daemon keeps
-	 * what it has in flight: a slow relay must not make its claims due
-	 * again). */
-	int (*renew)(struct store *st, const int64_t *ids, size_t n,
-	             time_t lease_until, struct diag *d);
 	int (*unclaim)(struct store *st, const int64_t *ids, size_t n,
 	               time_t next_at, struct diag *d);
 	/*
@@ -582,21 +569,14 @@ struct store_backend {
 	/* Where the reader of an IMAP mailbox is (mailbox_imap.c): the
 	 * folder's UIDVALIDITY and the highest UID handled, by mailbox URL;
 	 * both 0 for a mailbox never read. set writes both in one
-	 * transaction. */
-	int (*mailbox_state_get)(struct store *st, const char *url,
-	                         uint32_t *uidvalidity, uint32_t *last_uid,
-	                         struct diag *d);
-	int (*mailbox_state_set)(struct store *st, const char *url,
-	                         uint32_t uidvalidity, uint32_t last_uid,
-	                         struct diag *d);
-	/* Suppression list. Adding an address keeps its first reason, time,
-	 * rule and evidence if it is already listed, and suppresses its
-	 * queued and deferred deliveries at once. suppress_add records no
-	 * rule or evidence (suppress_import does, from its entries). */
-	int (*suppress_add)(struct store *st, const char *email,
-	                    const char *reason, struct diag *d);
-	int (*suppressed)(struct store *st, const char *email, bool *yes,
-	                  struct diag *d);
+	 * transaction. Only the IMAP reader keeps a place (a Maildir's
+	 * messages move when read). */
+	int (*imap_place_get)(struct store *st, const char *url,
+	                      uint32_t *uidvalidity, uint32_t *last_uid,
+	                      struct diag *d);
+	int (*imap_place_set)(struct store *st, const char *url,
+	                      uint32_t uidvalidity, uint32_t last_uid,
+	                      struct diag *d);
 	/* Earliest next_at among due-able deliveries (for the daemon's
 	 * timer; counting embargoes and leases running out); 0 when nothing
 	 * is waiting. */
@@ -630,9 +610,11 @@ struct store_backend {
 	 * Deliveries already suppressed stay so: only later queues mail it. */
 	int (*suppress_remove)(struct store *st, const char *email,
 	                       bool *removed, struct diag *d);
-	/* Add n entries in one transaction (all or none), as suppress_add
-	 * does one, each with its rule and evidence; *added counts the
-	 * addresses that were not listed yet. */
+	/* Add n entries in one transaction (all or none), each with its
+	 * reason, rule and evidence, and at (0: now). Adding an address
+	 * keeps its first reason, time, rule and evidence if it is already
+	 * listed, and suppresses its queued and deferred deliveries at once.
+	 * *added counts the addresses that were not listed yet. */
 	int (*suppress_import)(struct store *st,
 	                       const struct store_suppression *v, size_t n,
 	                       size_t *added, struct diag *d);
@@ -641,11 +623,13 @@ struct store_backend {
 	int (*release_figures)(struct store *st, int64_t release_id,
 	                       struct store_release_figures *out,
 	                       struct diag *d);
-	/* release_add for any number of recipients: next(arg, &r) gives
-	 * one (1; its strings valid until the next call), says there are
-	 * no more (0) or fails (-1: nothing is queued, and next has put its
-	 * reason where its caller finds it). One transaction, as
-	 * release_add. A name already in the store: see struct
+	/* Queue a release: the release, its snapshot and one delivery per
+	 * recipient in ONE transaction; all or nothing. next(arg, &r) gives
+	 * one recipient (1; its strings valid until the next call), says
+	 * there are no more (0) or fails (-1: nothing is queued, and next
+	 * has put its reason where its caller finds it). Recipients whose
+	 * address is suppressed are stored as STORE_SUPPRESSED (counted in
+	 * out->suppressed). A name already in the store: see struct
 	 * store_release_added; 1 when nothing was queued for it (out says
 	 * why: earlier without only_new, or every address skipped). */
 	int (*release_add_each)(struct store *st,
@@ -663,14 +647,6 @@ struct store_backend {
 	int (*release_uncancel)(struct store *st, int64_t release_id,
 	                        size_t *n, size_t *suppressed,
 	                        struct diag *d);
-	/* The settings a commit's durability rests on, as this handle has
-	 * them, each to fn as a name and value (SQLite: journal_mode "wal",
-	 * synchronous "full", foreign_keys "on"), so a test can hold the
-	 * store to them. */
-	int (*durability)(struct store *st,
-	                  int (*fn)(void *arg, const char *name,
-	                            const char *value),
-	                  void *arg, struct diag *d);
 };
 
 /* The backend for a store path ("file.db" -> sqlite); NULL for a kind of
