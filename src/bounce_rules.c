@@ -691,22 +691,35 @@ const char *bounce_rules_command(const char *lw)
 	return NULL;
 }
 
-/* Whether diag is a reply about another address than addr: "550 5.2.1
- * <other@x>... User Unknown" (Sendmail's form: code, status, address). */
-static int names_other(const char *diag, const char *addr)
+/* The address in angle brackets a reply names first, after its code and
+ * status made of digits and the characters of skip ("550 5.1.1
+ * <a@b>..."): its length, *at set to it; 0 when the reply does not
+ * begin so. */
+static size_t reply_names(const char *diag, const char *skip, const char **at)
 {
 	const char *lt = diag;
 	size_t n;
 
 	if (lt == NULL)
 		return 0;
-	while (isdigit((unsigned char)*lt) || *lt == '.' || *lt == ' ' ||
-	       *lt == '-')
+	while (isdigit((unsigned char)*lt) ||
+	       (*lt != '\0' && strchr(skip, *lt) != NULL))
 		lt++;
 	if (lt == diag || *lt != '<' || (n = bounce_addr_len(lt + 1)) == 0 ||
 	    lt[1 + n] != '>')
 		return 0;
-	return strlen(addr) != n || strncasecmp(lt + 1, addr, n) != 0;
+	*at = lt + 1;
+	return n;
+}
+
+/* Whether diag is a reply about another address than addr: "550 5.2.1
+ * <other@x>... User Unknown" (Sendmail's form: code, status, address). */
+static int names_other(const char *diag, const char *addr)
+{
+	const char *a = NULL;
+	size_t n = reply_names(diag, ". -", &a);
+
+	return n != 0 && (strlen(addr) != n || strncasecmp(a, addr, n) != 0);
 }
 
 /* Whether diag is a reply naming addr itself first, after its code and
@@ -715,18 +728,11 @@ static int names_other(const char *diag, const char *addr)
  * RCPT TO, not in one about the message. */
 static int names_self(const char *diag, const char *addr)
 {
-	const char *lt = diag;
-	size_t n;
+	const char *a = NULL;
+	size_t n = reply_names(diag, ". -#", &a);
 
-	if (lt == NULL)
-		return 0;
-	while (isdigit((unsigned char)*lt) || *lt == '.' || *lt == ' ' ||
-	       *lt == '-' || *lt == '#')
-		lt++;
-	if (lt == diag || *lt != '<' || (n = bounce_addr_len(lt + 1)) == 0 ||
-	    lt[1 + n] != '>' || (lt[2 + n] != ':' && lt[2 + n] != '.'))
-		return 0;
-	return strlen(addr) == n && strncasecmp(lt + 1, addr, n) == 0;
+	return n != 0 && (a[n + 1] == ':' || a[n + 1] == '.') &&
+	       strlen(addr) == n && strncasecmp(a, addr, n) == 0;
 }
 
 void bounce_rules_classify(struct bounce_rcpt *r, const char *notice,
