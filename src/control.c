@@ -398,7 +398,7 @@ int control_tell(struct store *st, const char *request,
 	struct timespec t0;
 	int answered = 0;
 
-	if (store_ops(st)->daemons_each(st, control_live_row, &l, d) < 0)
+	if (store_daemons_each(st, control_live_row, &l, d) < 0)
 		return -1;
 	if (l.failed) {
 		diag_add(d, NULL, 0, 0, "out of memory");

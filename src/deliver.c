@@ -116,7 +116,6 @@ struct deliver {
 	const struct deliver_opts *o;
 	struct config *cfg;
 	struct store *st;
-	const struct store_backend *ops;
 	const struct transport_backend *tb;
 	struct transport *tr;
 	struct transport_config tc;
@@ -575,8 +574,8 @@ static struct dl_release *deliver_release(struct deliver *dl, int64_t id)
 		r->dir = NULL;
 		goto fail;
 	}
-	if (dl->ops->release_get(dl->st, id, &info, rdir, sizeof(rdir), cpath,
-	                         sizeof(cpath), &d) < 0 ||
+	if (store_release_get(dl->st, id, &info, rdir, sizeof(rdir), cpath,
+	                      sizeof(cpath), &d) < 0 ||
 	    snapshot_extract(dl->st, id, r->dir, &d) < 0)
 		goto fail;
 	r->stale_after = info.stale_after;
@@ -636,7 +635,7 @@ static int deliver_flush(struct deliver *dl)
 		return -1;
 	for (size_t i = 0; i < dl->npending; i++)
 		a[i] = dl->pending[i].a;
-	if (dl->ops->record(dl->st, a, dl->npending, &d) < 0) {
+	if (store_record(dl->st, a, dl->npending, &d) < 0) {
 		deliver_logf(dl,
 		             "cannot record %zu attempts yet (kept until the "
 		             "store takes writes again):",
@@ -801,9 +800,9 @@ static void deliver_done(void *arg, const struct transport_msg *m,
 		 * deliver_abandon) */
 		struct diag d = {0};
 		if (!(f->submitted && dl->abandoned) &&
-		    dl->ops->unclaim(
-		        dl->st, &f->id, 1,
-		        dl->unclaim_at > now ? dl->unclaim_at : now, &d) < 0)
+		    store_unclaim(dl->st, &f->id, 1,
+		                  dl->unclaim_at > now ? dl->unclaim_at : now,
+		                  &d) < 0)
 			deliver_log_diag(dl, &d);
 		goto done;
 	}
@@ -879,7 +878,7 @@ static int deliver_claim(struct deliver *dl, size_t room, time_t now)
 	dl->ready_head = 0;
 	if (room > dl->cfg->batch - dl->nready)
 		room = dl->cfg->batch - dl->nready;
-	n = dl->ops->claim(dl->st, now, dl->cfg->lease, room, dl->claimed, &d);
+	n = store_claim(dl->st, now, dl->cfg->lease, room, dl->claimed, &d);
 	if (n < 0) {
 		deliver_log_diag(dl, &d);
 		return -1;
@@ -910,8 +909,8 @@ static int deliver_claim(struct deliver *dl, size_t room, time_t now)
 				time_t due = now + (time_t)(w + 0.999);
 				if (due > dl->drain_wait)
 					dl->drain_wait = due;
-				if (dl->ops->unclaim(dl->st, &sd->id, 1, due,
-				                     &d) < 0)
+				if (store_unclaim(dl->st, &sd->id, 1, due,
+				                  &d) < 0)
 					deliver_log_diag(dl, &d);
 				free(f);
 				continue;
@@ -1018,8 +1017,8 @@ static int deliver_handover(struct deliver *dl)
 		n = dl->nready;
 	for (size_t i = 0; i < n; i++)
 		dl->hand_ids[i] = dl->ready[dl->ready_head + i]->id;
-	if (dl->ops->handover(dl->st, dl->hand_ids, n, time(NULL), dl->hand_ok,
-	                      &d) < 0) {
+	if (store_handover(dl->st, dl->hand_ids, n, time(NULL), dl->hand_ok,
+	                   &d) < 0) {
 		deliver_log_diag(dl, &d);
 		return -1;
 	}
@@ -1123,8 +1122,8 @@ static int deliver_renew(struct deliver *dl, time_t now)
 	n = 0;
 	for (struct dl_flight *f = dl->flights; f != NULL; f = f->next)
 		ids[n++] = f->id;
-	if (dl->ops->daemon_beat(dl->st, now, ids, n, now + dl->cfg->lease,
-	                         &revived, &d) < 0) {
+	if (store_daemon_beat(dl->st, now, ids, n, now + dl->cfg->lease,
+	                      &revived, &d) < 0) {
 		deliver_log_diag(dl, &d);
 		rc = -1;
 	} else if (revived) {
@@ -1297,8 +1296,8 @@ static void deliver_control_request(void *arg, const struct control_request *rq,
 	for (size_t i = 0; i < dl->nready; i++)
 		if (dl->ready[dl->ready_head + i]->release_id == rq->release_id)
 			dl->hand_ids[n++] = dl->ready[dl->ready_head + i]->id;
-	if (n > 0 && dl->ops->drop(dl->st, rq->release_id, dl->hand_ids, n,
-	                           cancel, &dropped, &d) < 0) {
+	if (n > 0 && store_drop(dl->st, rq->release_id, dl->hand_ids, n, cancel,
+	                        &dropped, &d) < 0) {
 		/* they are not sent all the same: herald gives back what no
 		 * heraldd handed over, and the lease brings back the rest */
 		deliver_logf(dl, "control: release=%lld: the store refused to "
@@ -1413,8 +1412,7 @@ static void deliver_others_at(struct deliver *dl, time_t now, bool start,
 	size_t nkeep = 0;
 
 	dl->last_others = now;
-	if (dl->ops->daemons_each(dl->st, deliver_row, &r, &d) < 0 ||
-	    r.failed) {
+	if (store_daemons_each(dl->st, deliver_row, &r, &d) < 0 || r.failed) {
 		deliver_log_diag(dl, &d);
 		goto done;
 	}
@@ -1444,8 +1442,8 @@ static void deliver_others_at(struct deliver *dl, time_t now, bool start,
 			             dm->pid, dm->host, log_time(dm->started, t));
 			continue;
 		}
-		if (dl->ops->daemon_end(dl->st, dm->id, now, &freed, &held,
-		                        &d) < 0) {
+		if (store_daemon_end(dl->st, dm->id, now, &freed, &held,
+		                     &d) < 0) {
 			deliver_log_diag(dl, &d);
 			keep[nkeep++] = dm->id; /* tried again next time */
 			continue;
@@ -1525,7 +1523,7 @@ static void deliver_abandon(struct deliver *dl)
 		             (long long)f->release_id, (long long)f->id,
 		             f->email, f->attempt);
 	}
-	if (dl->ops->abandon(dl->st, ids, n, time(NULL), &d) < 0) {
+	if (store_abandon(dl->st, ids, n, time(NULL), &d) < 0) {
 		deliver_logf(dl, "stopping: the store did not take the marks "
 		                 "(they go again when their lease runs out):");
 		deliver_log_diag(dl, &d);
@@ -1609,7 +1607,7 @@ static bool deliver_drained(struct deliver *dl, time_t now, int *rc)
 	char t1[LOG_TIME_SIZE], t2[LOG_TIME_SIZE];
 
 	*rc = EX_TEMPFAIL;
-	if (dl->ops->next_due(dl->st, &when, &d) < 0)
+	if (store_next_due(dl->st, &when, &d) < 0)
 		goto unreadable;
 	/* due now (the loop claims it), or by a wait this daemon chose (a
 	 * rate limit, the relay's pause): no need to count */
@@ -1617,8 +1615,7 @@ static bool deliver_drained(struct deliver *dl, time_t now, int *rc)
 	    ((when <= now && dl->relay_paused_until <= now) ||
 	     when <= dl->drain_wait))
 		return false;
-	if (dl->ops->releases_each(dl->st, 0, deliver_left_release, &l, &d) <
-	    0)
+	if (store_releases_each(dl->st, 0, deliver_left_release, &l, &d) < 0)
 		goto unreadable;
 	if (dl->store_backoff == 0) {
 		if (l.sending > 0 && when != 0) {
@@ -1722,7 +1719,7 @@ static int deliver_timeout_ms(struct deliver *dl, time_t now, bool stopping)
 	}
 	if (stopping)
 		return 100;
-	if (dl->ops->next_due(dl->st, &when, &d) == 0 && when != 0) {
+	if (store_next_due(dl->st, &when, &d) == 0 && when != 0) {
 		if (when <= now)
 			ms = dl->tb->room(dl->tr) > 0 &&
 			             dl->relay_paused_until <= now
@@ -1797,8 +1794,8 @@ static int deliver_loop(struct deliver *dl)
 		} else {
 			if (now - dl->last_expire >= DELIVER_EXPIRE_EVERY) {
 				dl->last_expire = now;
-				if (dl->ops->expire(dl->st, now,
-				                    dl->pol.lifetime, &d) < 0)
+				if (store_expire(dl->st, now, dl->pol.lifetime,
+				                 &d) < 0)
 					deliver_log_diag(dl, &d);
 			}
 			if (dl->relay_paused_until <= now &&
@@ -1905,7 +1902,6 @@ int deliver_run(const struct deliver_opts *o)
 		rc = EX_CANTCREAT;
 		goto done;
 	}
-	dl.ops = store_ops(dl.st);
 	dl.claimed = calloc(dl.cfg->batch, sizeof(*dl.claimed));
 	dl.ready = calloc(dl.cfg->batch, sizeof(*dl.ready));
 	dl.hand_ids = calloc(dl.cfg->batch, sizeof(*dl.hand_ids));
@@ -1935,10 +1931,9 @@ int deliver_run(const struct deliver_opts *o)
 		    getcwd(cwd, sizeof(cwd)) != NULL &&
 		    asprintf(&ctl_abs, "%s/%s", cwd, dl.ctl_path) < 0)
 			ctl_abs = NULL;
-		added = dl.ops->daemon_add(dl.st, control_host(),
-		                           (long)getpid(), time(NULL),
-		                           ctl_abs ? ctl_abs : dl.ctl_path,
-		                           &dl.owner, &d);
+		added = store_daemon_add(
+		    dl.st, control_host(), (long)getpid(), time(NULL),
+		    ctl_abs ? ctl_abs : dl.ctl_path, &dl.owner, &d);
 		free(ctl_abs);
 		if (added < 0) {
 			rc = EX_CANTCREAT;
@@ -1980,8 +1975,8 @@ done:
 		/* all given back or recorded, but for results the store
 		 * refused: those were handed over and wait for their lease */
 		size_t freed = 0, held = 0;
-		if (dl.ops->daemon_end(dl.st, dl.owner, time(NULL), &freed,
-		                       &held, &d) < 0)
+		if (store_daemon_end(dl.st, dl.owner, time(NULL), &freed, &held,
+		                     &d) < 0)
 			deliver_log_diag(&dl, &d);
 		else if (freed + held > 0)
 			deliver_logf(&dl,

@@ -261,7 +261,7 @@ int cli_open_store(const char *cmd, const char *config, const char *store,
 static int admin_release(struct store *st, const char *arg, int64_t *id,
                          struct diag *d)
 {
-	return store_ops(st)->release_find(st, arg, id, d);
+	return store_release_find(st, arg, id, d);
 }
 
 unsigned cli_width(bool wide)
@@ -421,8 +421,8 @@ static int admin_show_hold(struct store *st, int64_t id, struct diag *d)
 	time_t at;
 	char when[40];
 
-	if (store_ops(st)->holds_each(st, 0, id, admin_hold, &a, d) < 0 ||
-	    store_ops(st)->duplicate_get(st, id, &why, &at, d) < 0)
+	if (store_holds_each(st, 0, id, admin_hold, &a, d) < 0 ||
+	    store_duplicate_get(st, id, &why, &at, d) < 0)
 		return -1;
 	if (why == STORE_DUP_NONE)
 		return 0;
@@ -850,7 +850,7 @@ static int admin_watch(struct store *st, int64_t id, struct diag *d)
 	struct sigaction sa = {.sa_handler = admin_sigint};
 
 	sigaction(SIGINT, &sa, NULL);
-	if (store_ops(st)->releases_each(st, id, admin_watch_row, &w, d) < 0)
+	if (store_releases_each(st, id, admin_watch_row, &w, d) < 0)
 		return EX_TEMPFAIL;
 	w.sent0 = w.done;
 	w.t0 = time(NULL);
@@ -891,11 +891,11 @@ static int admin_watch(struct store *st, int64_t id, struct diag *d)
 			 * on a terminal, said again only when it changes */
 			struct admin_holds q = {.quiet = true};
 			struct admin_holds a = {.indent = tty ? "\n  " : "  "};
-			if (store_ops(st)->holds_each(st, id, 0, admin_hold, &q,
-			                              d) < 0 ||
+			if (store_holds_each(st, id, 0, admin_hold, &q,
+			                     d) < 0 ||
 			    (q.lines > 0 && (!tty || q.sum != held_sum) &&
-			     store_ops(st)->holds_each(st, id, 0, admin_hold, &a,
-			                               d) < 0))
+			     store_holds_each(st, id, 0, admin_hold, &a,
+			                      d) < 0))
 				return EX_TEMPFAIL;
 			held_sum = q.sum;
 		}
@@ -903,8 +903,7 @@ static int admin_watch(struct store *st, int64_t id, struct diag *d)
 		if (w.pending == 0)
 			break;
 		sleep(1);
-		if (store_ops(st)->releases_each(st, id, admin_watch_row, &w,
-		                                 d) < 0)
+		if (store_releases_each(st, id, admin_watch_row, &w, d) < 0)
 			return EX_TEMPFAIL;
 	}
 	if (tty)
@@ -943,11 +942,10 @@ int cmd_status(int argc, char **argv)
 		goto done;
 	}
 	rc = EX_TEMPFAIL;
-	if (store_ops(st)->releases_each(st, id, admin_collect, &l, &d) < 0)
+	if (store_releases_each(st, id, admin_collect, &l, &d) < 0)
 		goto done;
 	for (size_t i = 0; i < l.n; i++)
-		if (store_ops(st)->release_figures(st, l.v[i].r.id, &l.v[i].f,
-		                                   &d) < 0)
+		if (store_release_figures(st, l.v[i].r.id, &l.v[i].f, &d) < 0)
 			goto done;
 	if (fmt == ADMIN_JSON)
 		admin_status_json(&l, time(NULL));
@@ -1239,7 +1237,7 @@ int cmd_log(int argc, char **argv)
 		       "reply,event,reason,hard\r\n");
 	else if (l.fmt == ADMIN_TABLE)
 		admin_log_header();
-	if (store_ops(st)->attempts_each(st, &f, admin_log_row, &l, &d) < 0)
+	if (store_attempts_each(st, &f, admin_log_row, &l, &d) < 0)
 		goto done;
 	rc = fflush(stdout) == 0 ? 0 : EX_IOERR;
 done:
@@ -1366,17 +1364,15 @@ int cmd_show(int argc, char **argv)
 	if (by_address) {
 		int64_t rel = 0, found;
 
-		if ((o.release != NULL && admin_release(st, o.release, &rel,
-		                                        &d) < 0) ||
-		    store_ops(st)->delivery_find(st, rel, o.arg, &found, &d) <
-		        0) {
+		if ((o.release != NULL &&
+		     admin_release(st, o.release, &rel, &d) < 0) ||
+		    store_delivery_find(st, rel, o.arg, &found, &d) < 0) {
 			rc = EX_DATAERR;
 			goto done;
 		}
 		id = found;
 	}
-	if (store_ops(st)->delivery_get(st, id, admin_show_delivery, &s, &d) <
-	    0)
+	if (store_delivery_get(st, id, admin_show_delivery, &s, &d) < 0)
 		goto done;
 	if (!s.found) {
 		fprintf(stderr, "herald show: no delivery %lld\n", id);
@@ -1390,8 +1386,7 @@ int cmd_show(int argc, char **argv)
 		struct store_log_filter f = {.release_id = s.release_id,
 		                             .email = s.email};
 		admin_log_header();
-		if (store_ops(st)->attempts_each(st, &f, admin_log_row, &l,
-		                                 &d) < 0)
+		if (store_attempts_each(st, &f, admin_log_row, &l, &d) < 0)
 			goto done;
 		if (l.rows == 0)
 			printf("(no attempts yet)\n");
@@ -1485,7 +1480,7 @@ static void admin_tell(struct store *st, int64_t id, bool cancel,
 		diag_print(d, stderr);
 		diag_clear(d);
 	}
-	if (store_ops(st)->drop(st, id, NULL, 0, cancel, &dropped, d) < 0) {
+	if (store_drop(st, id, NULL, 0, cancel, &dropped, d) < 0) {
 		diag_print(d, stderr);
 		diag_clear(d);
 	} else if (dropped > 0) {
@@ -1496,7 +1491,7 @@ static void admin_tell(struct store *st, int64_t id, bool cancel,
 	/* a pause leaves theirs sending: count them; a cancel has ended
 	 * them in the store, whatever the relay does with them */
 	if (t.silent > 0 && !cancel &&
-	    store_ops(st)->holds_each(st, id, 0, admin_unheard, &t, d) < 0) {
+	    store_holds_each(st, id, 0, admin_unheard, &t, d) < 0) {
 		diag_print(d, stderr);
 		diag_clear(d);
 	}
@@ -1540,8 +1535,8 @@ static int admin_release_cmd(int argc, char **argv, int what)
 	 * failure a retry mends */
 	if (what == 1 || what == 2) {
 		struct store_release_info info = {0};
-		if (store_ops(st)->release_get(st, id, &info, NULL, 0, NULL, 0,
-		                               &d) == 0 &&
+		if (store_release_get(st, id, &info, NULL, 0, NULL, 0,
+		                      &d) == 0 &&
 		    info.state == STORE_RELEASE_DONE) {
 			fprintf(stderr,
 			        "herald %s: release %lld is done: nothing of "
@@ -1556,8 +1551,7 @@ static int admin_release_cmd(int argc, char **argv, int what)
 		if (what == 2 && info.state == STORE_RELEASE_CANCELLED) {
 			size_t sup = 0;
 			rc = EX_TEMPFAIL;
-			if (store_ops(st)->release_uncancel(st, id, &n, &sup,
-			                                    &d) < 0)
+			if (store_release_uncancel(st, id, &n, &sup, &d) < 0)
 				goto done;
 			printf("release %lld resumed: %zu cancelled "
 			       "deliveries due again",
@@ -1572,7 +1566,7 @@ static int admin_release_cmd(int argc, char **argv, int what)
 	rc = EX_TEMPFAIL;
 	switch (what) {
 	case 0:
-		if (store_ops(st)->cancel(st, id, &n, &d) < 0)
+		if (store_cancel(st, id, &n, &d) < 0)
 			goto done;
 		printf("release %lld cancelled: %zu deliveries will not be "
 		       "sent\n",
@@ -1580,17 +1574,16 @@ static int admin_release_cmd(int argc, char **argv, int what)
 		break;
 	case 1:
 	case 2:
-		if (store_ops(st)->release_set_state(
-		        st, id,
-		        what == 1 ? STORE_RELEASE_PAUSED : STORE_RELEASE_ACTIVE,
-		        &d) < 0)
+		if (store_release_set_state(st, id,
+		                            what == 1 ? STORE_RELEASE_PAUSED
+		                                      : STORE_RELEASE_ACTIVE,
+		                            &d) < 0)
 			goto done;
 		printf("release %lld %s\n", (long long)id,
 		       what == 1 ? "paused" : "resumed");
 		break;
 	case 3:
-		if (store_ops(st)->retry(st, id, o.failed, o.deferred, &n, &d) <
-		    0)
+		if (store_retry(st, id, o.failed, o.deferred, &n, &d) < 0)
 			goto done;
 		printf("release %lld: %zu deliveries due again now\n",
 		       (long long)id, n);

@@ -366,8 +366,7 @@ static int bounces_list(const struct bounces_cmd *o)
 		goto done;
 	rc = EX_TEMPFAIL;
 	if (o->release != NULL &&
-	    store_ops(st)->release_find(st, o->release, &f.release_id, &d) <
-	        0) {
+	    store_release_find(st, o->release, &f.release_id, &d) < 0) {
 		rc = EX_DATAERR;
 		goto done;
 	}
@@ -381,7 +380,7 @@ static int bounces_list(const struct bounces_cmd *o)
 		      "recipient,"
 		      "status,reason,hard,size,diagnostic,rule,evidence\r\n",
 		      stdout);
-	if (store_ops(st)->events_each(st, &f, bounces_row, &l, &d) < 0)
+	if (store_events_each(st, &f, bounces_row, &l, &d) < 0)
 		goto done;
 	if (l.fmt == BOUNCES_TABLE && l.rows == 0)
 		printf("(no events%s)\n", o->unmatched ? " unmatched" : "");
@@ -416,7 +415,7 @@ static int bounces_show(const struct bounces_cmd *o)
 	                         &d)) != 0)
 		goto done;
 	rc = EX_TEMPFAIL;
-	if (store_ops(st)->event_raw(st, (int64_t)id, &raw, &len, &d) < 0) {
+	if (store_event_raw(st, (int64_t)id, &raw, &len, &d) < 0) {
 		rc = EX_DATAERR;
 		goto done;
 	}

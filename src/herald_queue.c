@@ -299,8 +299,7 @@ static long long queue_name_queued(const char *path, const char *name)
 	if (name[digits] == '\0' || access(path, F_OK) != 0)
 		return 0;
 	st = store_open_flags(path, 0, &quiet);
-	if (st == NULL ||
-	    store_ops(st)->release_find(st, name, &id, &quiet) < 0)
+	if (st == NULL || store_release_find(st, name, &id, &quiet) < 0)
 		id = 0;
 	store_close(st);
 	diag_clear(&quiet);
@@ -468,8 +467,8 @@ int cmd_queue(int argc, char **argv)
 		    .files = snap.files,
 		    .nfiles = snap.n,
 		};
-		int r = store_ops(st)->release_add_each(
-		    st, &rn, queue_spool_next, &sp, &added, &d);
+		int r = store_release_add_each(st, &rn, queue_spool_next, &sp,
+		                               &added, &d);
 		cli_progress_end(&pr);
 		if (r < 0) {
 			if (sp.err != 0)

@@ -161,7 +161,7 @@ static int suppress_list(const struct suppress_cmd *o, bool export)
 		       "REASON", "EVIDENCE");
 	else if (fmt == SUPPRESS_CSV)
 		fputs("email,reason,time,rule,evidence\r\n", stdout);
-	if (store_ops(st)->suppressions_each(st, suppress_row, &fmt, &d) < 0)
+	if (store_suppressions_each(st, suppress_row, &fmt, &d) < 0)
 		goto done;
 	rc = fflush(stdout) == 0 ? 0 : EX_IOERR;
 done:
@@ -251,7 +251,7 @@ static int suppress_add(const struct suppress_cmd *o, char **emails, int n)
 	                         STORE_OPEN_CREATE, &st, &d)) != 0)
 		goto done;
 	rc = EX_TEMPFAIL;
-	if (store_ops(st)->suppress_import(st, v, (size_t)n, &added, &d) < 0)
+	if (store_suppress_import(st, v, (size_t)n, &added, &d) < 0)
 		goto done;
 	printf("suppressed %zu address%s (%zu already listed)\n", added,
 	       added == 1 ? "" : "es", (size_t)n - added);
@@ -280,8 +280,7 @@ static int suppress_remove(const struct suppress_cmd *o, char **emails, int n)
 	rc = EX_TEMPFAIL;
 	for (int i = 0; i < n; i++) {
 		bool removed = false;
-		if (store_ops(st)->suppress_remove(st, emails[i], &removed,
-		                                   &d) < 0)
+		if (store_suppress_remove(st, emails[i], &removed, &d) < 0)
 			goto done;
 		if (removed)
 			printf("removed %s\n", emails[i]);
@@ -331,8 +330,8 @@ static int suppress_confirm(const struct suppress_cmd *o, char **ids, int n)
 		goto done;
 	for (int i = 0; i < n; i++) {
 		char *email = NULL;
-		if (store_ops(st)->event_confirm(st, strtoll(ids[i], NULL, 10),
-		                                 &email, &d) < 0) {
+		if (store_event_confirm(st, strtoll(ids[i], NULL, 10), &email,
+		                        &d) < 0) {
 			diag_print(&d, stderr);
 			diag_clear(&d);
 			bad++;
@@ -614,7 +613,7 @@ static int suppress_import(const struct suppress_cmd *o, const char *file)
 	                         STORE_OPEN_CREATE, &st, &d)) != 0)
 		goto done;
 	rc = EX_TEMPFAIL;
-	if (store_ops(st)->suppress_import(st, im.v, im.n, &added, &d) < 0)
+	if (store_suppress_import(st, im.v, im.n, &added, &d) < 0)
 		goto done;
 	printf("imported %zu address%s: %zu new, %zu already listed\n", im.n,
 	       im.n == 1 ? "" : "es", added, im.n - added);

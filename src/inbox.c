@@ -44,7 +44,7 @@ static int inbox_record(struct inbox_run *br, struct store_event *ev,
 		return -1;
 	}
 	ev->source = source;
-	rc = store_ops(br->st)->event_record(br->st, ev, &id, &sup, br->d);
+	rc = store_event_record(br->st, ev, &id, &sup, br->d);
 	ev->source = NULL;
 	free(source);
 	if (rc < 0)

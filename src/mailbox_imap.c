@@ -924,14 +924,13 @@ static int imap_fetch(struct mailbox *base, size_t max_bytes, mailbox_fn fn,
                       void *arg, struct diag *d)
 {
 	struct imap_box *mb = (struct imap_box *)base;
-	const struct store_backend *so = store_ops(mb->st);
 	struct imap_item *items = NULL;
 	uint32_t uv = 0, exists = 0, saved_uv = 0, last = 0;
 	size_t n = 0;
 	bool rescan, stuck = false;
 	int handled = 0;
 
-	if (so->imap_place_get(mb->st, mb->url, &saved_uv, &last, d) < 0)
+	if (store_imap_place_get(mb->st, mb->url, &saved_uv, &last, d) < 0)
 		return -1;
 	if (imap_ready(mb, &uv, &exists, d) < 0)
 		return -1;
@@ -951,8 +950,8 @@ static int imap_fetch(struct mailbox *base, size_t max_bytes, mailbox_fn fn,
 		if (rescan && mb->move_to == NULL && items[i].seen) {
 			/* flagged by an earlier herald (or read by someone):
 			 * without our place, taken as handled */
-			if (!stuck && so->imap_place_set(mb->st, mb->url, uv,
-			                                 items[i].uid, d) < 0)
+			if (!stuck && store_imap_place_set(mb->st, mb->url, uv,
+			                                   items[i].uid, d) < 0)
 				goto fail;
 			continue;
 		}
@@ -991,12 +990,12 @@ static int imap_fetch(struct mailbox *base, size_t max_bytes, mailbox_fn fn,
 		if (imap_dispose(mb, items[i].uid, d) < 0)
 			goto fail;
 		handled++;
-		if (!stuck && so->imap_place_set(mb->st, mb->url, uv,
-		                                 items[i].uid, d) < 0)
+		if (!stuck && store_imap_place_set(mb->st, mb->url, uv,
+		                                   items[i].uid, d) < 0)
 			goto fail;
 	}
 	if (rescan && n == 0 && !stuck &&
-	    so->imap_place_set(mb->st, mb->url, uv, 0, d) < 0)
+	    store_imap_place_set(mb->st, mb->url, uv, 0, d) < 0)
 		goto fail;
 	free(items);
 	return handled;

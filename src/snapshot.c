@@ -271,6 +271,5 @@ int snapshot_extract(struct store *st, int64_t release_id, const char *dir,
 		diag_add(d, dir, 0, 0, "cannot create: %s", strerror(errno));
 		return -1;
 	}
-	return store_ops(st)->release_files(st, release_id, snapshot_write, &o,
-	                                    d);
+	return store_release_files(st, release_id, snapshot_write, &o, d);
 }

@@ -1,9 +1,11 @@
 /*
  * store — the interface to herald's durable state (see store.h): the names
  * of delivery and release states as the store, the log and the CLI spell
- * them, and the choice of backend for a store path. The backends
- * (store_sqlite.c) hold everything else, so a second kind of store is one
- * more file and one more line in store_backend_for.
+ * them, the choice of backend for a store path, and one forward per
+ * operation to the handle's backend, so that callers name the operation
+ * (store_claim) and never the backend. The backends (store_sqlite.c) hold
+ * everything else, so a second kind of store is one more file and one
+ * more line in store_backend_for.
  */
 #include "herald/store.h"
 
@@ -156,15 +158,246 @@ struct store *store_open(const char *path, struct diag *d)
 	return store_open_flags(path, STORE_OPEN_CREATE, d);
 }
 
-const struct store_backend *store_ops(const struct store *st)
-{
-	return st->ops;
-}
-
 void store_close(struct store *st)
 {
 	if (st != NULL)
 		st->ops->close(st);
+}
+
+/* ---- the operations: each a forward to the handle's backend ---------- */
+
+int store_release_add_each(struct store *st, const struct store_release_new *rn,
+                           int (*next)(void *arg, struct store_recipient *r),
+                           void *arg, struct store_release_added *out,
+                           struct diag *d)
+{
+	return st->ops->release_add_each(st, rn, next, arg, out, d);
+}
+
+int store_release_files(struct store *st, int64_t release_id,
+                        int (*fn)(void *arg, const struct store_file *f),
+                        void *arg, struct diag *d)
+{
+	return st->ops->release_files(st, release_id, fn, arg, d);
+}
+
+int store_release_get(struct store *st, int64_t release_id,
+                      struct store_release_info *info, char *release_dir,
+                      size_t rdsize, char *coalition, size_t csize,
+                      struct diag *d)
+{
+	return st->ops->release_get(st, release_id, info, release_dir, rdsize,
+	                            coalition, csize, d);
+}
+
+int store_releases_each(struct store *st, int64_t release_id,
+                        int (*fn)(void *arg,
+                                  const struct store_release_info *r),
+                        void *arg, struct diag *d)
+{
+	return st->ops->releases_each(st, release_id, fn, arg, d);
+}
+
+int store_release_find(struct store *st, const char *id_or_name,
+                       int64_t *release_id, struct diag *d)
+{
+	return st->ops->release_find(st, id_or_name, release_id, d);
+}
+
+int store_release_set_state(struct store *st, int64_t release_id,
+                            enum store_release_state s, struct diag *d)
+{
+	return st->ops->release_set_state(st, release_id, s, d);
+}
+
+int store_cancel(struct store *st, int64_t release_id, size_t *n,
+                 struct diag *d)
+{
+	return st->ops->cancel(st, release_id, n, d);
+}
+
+int store_retry(struct store *st, int64_t release_id, bool failed,
+                bool deferred, size_t *n, struct diag *d)
+{
+	return st->ops->retry(st, release_id, failed, deferred, n, d);
+}
+
+int store_release_uncancel(struct store *st, int64_t release_id, size_t *n,
+                           size_t *suppressed, struct diag *d)
+{
+	return st->ops->release_uncancel(st, release_id, n, suppressed, d);
+}
+
+int store_release_figures(struct store *st, int64_t release_id,
+                          struct store_release_figures *out, struct diag *d)
+{
+	return st->ops->release_figures(st, release_id, out, d);
+}
+
+int store_claim(struct store *st, time_t now, unsigned lease, size_t max,
+                struct store_delivery *out, struct diag *d)
+{
+	return st->ops->claim(st, now, lease, max, out, d);
+}
+
+int store_record(struct store *st, const struct store_attempt *a, size_t n,
+                 struct diag *d)
+{
+	return st->ops->record(st, a, n, d);
+}
+
+int store_unclaim(struct store *st, const int64_t *ids, size_t n,
+                  time_t next_at, struct diag *d)
+{
+	return st->ops->unclaim(st, ids, n, next_at, d);
+}
+
+int store_next_due(struct store *st, time_t *when, struct diag *d)
+{
+	return st->ops->next_due(st, when, d);
+}
+
+int store_expire(struct store *st, time_t now, unsigned lifetime,
+                 struct diag *d)
+{
+	return st->ops->expire(st, now, lifetime, d);
+}
+
+int store_daemon_add(struct store *st, const char *host, long pid, time_t now,
+                     const char *control, int64_t *id, struct diag *d)
+{
+	return st->ops->daemon_add(st, host, pid, now, control, id, d);
+}
+
+int store_daemon_beat(struct store *st, time_t now, const int64_t *ids,
+                      size_t n, time_t lease_until, bool *revived,
+                      struct diag *d)
+{
+	return st->ops->daemon_beat(st, now, ids, n, lease_until, revived, d);
+}
+
+int store_daemons_each(struct store *st,
+                       int (*fn)(void *arg, const struct store_daemon *dm),
+                       void *arg, struct diag *d)
+{
+	return st->ops->daemons_each(st, fn, arg, d);
+}
+
+int store_daemon_end(struct store *st, int64_t id, time_t now, size_t *freed,
+                     size_t *held, struct diag *d)
+{
+	return st->ops->daemon_end(st, id, now, freed, held, d);
+}
+
+int store_handover(struct store *st, const int64_t *ids, size_t n, time_t now,
+                   bool *ok, struct diag *d)
+{
+	return st->ops->handover(st, ids, n, now, ok, d);
+}
+
+int store_drop(struct store *st, int64_t release_id, const int64_t *ids,
+               size_t n, bool cancel, size_t *dropped, struct diag *d)
+{
+	return st->ops->drop(st, release_id, ids, n, cancel, dropped, d);
+}
+
+int store_abandon(struct store *st, const int64_t *ids, size_t n,
+                  time_t next_at, struct diag *d)
+{
+	return st->ops->abandon(st, ids, n, next_at, d);
+}
+
+int store_holds_each(struct store *st, int64_t release_id, int64_t delivery_id,
+                     int (*fn)(void *arg, const struct store_hold *h),
+                     void *arg, struct diag *d)
+{
+	return st->ops->holds_each(st, release_id, delivery_id, fn, arg, d);
+}
+
+int store_duplicate_get(struct store *st, int64_t id, enum store_duplicate *why,
+                        time_t *at, struct diag *d)
+{
+	return st->ops->duplicate_get(st, id, why, at, d);
+}
+
+int store_attempts_each(struct store *st, const struct store_log_filter *f,
+                        int (*fn)(void *arg, const struct store_log_row *r),
+                        void *arg, struct diag *d)
+{
+	return st->ops->attempts_each(st, f, fn, arg, d);
+}
+
+int store_delivery_get(struct store *st, int64_t id,
+                       int (*fn)(void *arg, const struct store_delivery *dl,
+                                 const char *release),
+                       void *arg, struct diag *d)
+{
+	return st->ops->delivery_get(st, id, fn, arg, d);
+}
+
+int store_delivery_find(struct store *st, int64_t release_id, const char *email,
+                        int64_t *id, struct diag *d)
+{
+	return st->ops->delivery_find(st, release_id, email, id, d);
+}
+
+int store_event_record(struct store *st, const struct store_event *ev,
+                       int64_t *delivery_id, bool *suppressed, struct diag *d)
+{
+	return st->ops->event_record(st, ev, delivery_id, suppressed, d);
+}
+
+int store_events_each(struct store *st, const struct store_event_filter *f,
+                      int (*fn)(void *arg, const struct store_event_row *r),
+                      void *arg, struct diag *d)
+{
+	return st->ops->events_each(st, f, fn, arg, d);
+}
+
+int store_event_raw(struct store *st, int64_t id, char **raw, size_t *len,
+                    struct diag *d)
+{
+	return st->ops->event_raw(st, id, raw, len, d);
+}
+
+int store_event_confirm(struct store *st, int64_t id, char **email,
+                        struct diag *d)
+{
+	return st->ops->event_confirm(st, id, email, d);
+}
+
+int store_imap_place_get(struct store *st, const char *url,
+                         uint32_t *uidvalidity, uint32_t *last_uid,
+                         struct diag *d)
+{
+	return st->ops->imap_place_get(st, url, uidvalidity, last_uid, d);
+}
+
+int store_imap_place_set(struct store *st, const char *url,
+                         uint32_t uidvalidity, uint32_t last_uid,
+                         struct diag *d)
+{
+	return st->ops->imap_place_set(st, url, uidvalidity, last_uid, d);
+}
+
+int store_suppressions_each(struct store *st,
+                            int (*fn)(void *arg,
+                                      const struct store_suppression *s),
+                            void *arg, struct diag *d)
+{
+	return st->ops->suppressions_each(st, fn, arg, d);
+}
+
+int store_suppress_import(struct store *st, const struct store_suppression *v,
+                          size_t n, size_t *added, struct diag *d)
+{
+	return st->ops->suppress_import(st, v, n, added, d);
+}
+
+int store_suppress_remove(struct store *st, const char *email, bool *removed,
+                          struct diag *d)
+{
+	return st->ops->suppress_remove(st, email, removed, d);
 }
 
 const char *store_event_kind_name(enum store_event_kind k)

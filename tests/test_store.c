@@ -117,7 +117,7 @@ static int queue(struct store *st, const struct store_release_new *rn,
 	struct each_src src = {v, n, 0, 0};
 
 	memset(out, 0, sizeof(*out));
-	return store_ops(st)->release_add_each(st, rn, each_next, &src, out, d);
+	return store_release_add_each(st, rn, each_next, &src, out, d);
 }
 
 /* A release of n made-up recipients at domain (j0@domain, ...); only_new:
@@ -139,8 +139,7 @@ static int64_t add_release_to(struct store *st, const char *name, size_t n,
 	snprintf(tag, sizeof(tag), "%s-%u", name, ++seq);
 	rcpts_make(&r, tag, n, domain);
 	src = (struct each_src){r.v, r.n, 0, 0};
-	if (store_ops(st)->release_add_each(st, &rn, each_next, &src, &out,
-	                                    &d) != 0)
+	if (store_release_add_each(st, &rn, each_next, &src, &out, &d) != 0)
 		fail_msg("release_add_each: %s", diag_first(&d));
 	assert_true(out.release_id > 0);
 	rcpts_free(&r);
@@ -162,7 +161,7 @@ static int suppress(struct store *st, const char *email, const char *reason,
 	struct store_suppression sp = {.email = email, .reason = reason};
 	size_t added;
 
-	return store_ops(st)->suppress_import(st, &sp, 1, &added, d);
+	return store_suppress_import(st, &sp, 1, &added, d);
 }
 
 struct listed {
@@ -186,7 +185,7 @@ static int suppressed(struct store *st, const char *email, bool *yes,
                       struct diag *d)
 {
 	struct listed l = {email, false};
-	int rc = store_ops(st)->suppressions_each(st, listed_fn, &l, d);
+	int rc = store_suppressions_each(st, listed_fn, &l, d);
 
 	*yes = l.yes;
 	return rc;
@@ -196,7 +195,7 @@ static int claim(struct store *st, time_t now, unsigned lease, size_t max,
                  struct store_delivery *out)
 {
 	struct diag d = {0};
-	int n = store_ops(st)->claim(st, now, lease, max, out, &d);
+	int n = store_claim(st, now, lease, max, out, &d);
 
 	if (n < 0)
 		fail_msg("claim: %s", diag_first(&d));
@@ -221,7 +220,7 @@ static void record(struct store *st, int64_t id, time_t at,
 	                          .counts = counts};
 	struct diag d = {0};
 
-	if (store_ops(st)->record(st, &a, 1, &d) < 0)
+	if (store_record(st, &a, 1, &d) < 0)
 		fail_msg("record: %s", diag_first(&d));
 	diag_clear(&d);
 }
@@ -231,7 +230,7 @@ static struct store_release_info release_info(struct store *st, int64_t id)
 	struct store_release_info info;
 	struct diag d = {0};
 
-	if (store_ops(st)->release_get(st, id, &info, NULL, 0, NULL, 0, &d) < 0)
+	if (store_release_get(st, id, &info, NULL, 0, NULL, 0, &d) < 0)
 		fail_msg("release_get: %s", diag_first(&d));
 	diag_clear(&d);
 	return info;
@@ -266,7 +265,7 @@ static struct got delivery(struct store *st, int64_t id)
 	struct diag d = {0};
 
 	memset(&g, 0, sizeof(g));
-	if (store_ops(st)->delivery_get(st, id, got_fn, &g, &d) < 0)
+	if (store_delivery_get(st, id, got_fn, &g, &d) < 0)
 		fail_msg("delivery_get: %s", diag_first(&d));
 	diag_clear(&d);
 	return g;
@@ -284,7 +283,7 @@ static size_t count_releases(struct store *st)
 	struct diag d = {0};
 	size_t n = 0;
 
-	if (store_ops(st)->releases_each(st, 0, count_releases_fn, &n, &d) < 0)
+	if (store_releases_each(st, 0, count_releases_fn, &n, &d) < 0)
 		fail_msg("releases_each: %s", diag_first(&d));
 	diag_clear(&d);
 	return n;
@@ -392,8 +391,7 @@ static void test_reopen_keeps_data(void **state)
 	(void)state;
 	store_close(st);
 	st = open_ok(path);
-	assert_int_equal(store_ops(st)->release_find(st, "reopen", &found, &d),
-	                 0);
+	assert_int_equal(store_release_find(st, "reopen", &found, &d), 0);
 	assert_int_equal(found, id);
 	info = release_info(st, id);
 	assert_int_equal(info.total, 5);
@@ -430,8 +428,7 @@ static void test_long_source_shown(void **state)
 	src[sizeof(src) - 1] = '\0';
 	rcpts_make(&r, "source", 1, "example.org");
 	assert_int_equal(queue(st, &rn, r.v, r.n, &out, &d), 0);
-	assert_int_equal(
-	    store_ops(st)->releases_each(st, 0, source_fn, shown, &d), 0);
+	assert_int_equal(store_releases_each(st, 0, source_fn, shown, &d), 0);
 	assert_true(strlen(shown) < sizeof(shown));
 	assert_memory_equal(shown, "...", 3);
 	assert_string_equal(shown + strlen(shown) - 10, "/report-\xc3\xa9");
@@ -573,8 +570,7 @@ static void test_suppressed(void **state)
 	assert_int_equal(added.suppressed, 2);
 	assert_int_equal(release_info(st, id).count[STORE_SUPPRESSED], 2);
 	assert_int_equal(
-	    store_ops(st)->delivery_find(st, id, "j1@example.org", &did, &d),
-	    0);
+	    store_delivery_find(st, id, "j1@example.org", &did, &d), 0);
 	assert_int_equal(delivery(st, did).state, STORE_SUPPRESSED);
 
 	/* suppressing an address with a waiting delivery stops it */
@@ -605,14 +601,13 @@ static void test_claim_embargo_and_release_state(void **state)
 	size_t n = 0;
 
 	(void)state;
-	assert_int_equal(store_ops(st)->release_set_state(
-	                     st, paused, STORE_RELEASE_PAUSED, &d),
-	                 0);
-	assert_int_equal(store_ops(st)->cancel(st, gone, &n, &d), 0);
+	assert_int_equal(
+	    store_release_set_state(st, paused, STORE_RELEASE_PAUSED, &d), 0);
+	assert_int_equal(store_cancel(st, gone, &n, &d), 0);
 	assert_int_equal(n, 3);
 	assert_int_equal(release_info(st, gone).state, STORE_RELEASE_CANCELLED);
 	assert_int_equal(claim(st, now, 60, 64, out), 0);
-	assert_int_equal(store_ops(st)->next_due(st, &when, &d), 0);
+	assert_int_equal(store_next_due(st, &when, &d), 0);
 	assert_int_equal(when, now + 3600);
 
 	/* the embargo ends */
@@ -630,16 +625,14 @@ static void test_claim_embargo_and_release_state(void **state)
 	assert_null(out[0].r.outlet);
 
 	/* resumed */
-	assert_int_equal(store_ops(st)->release_set_state(
-	                     st, paused, STORE_RELEASE_ACTIVE, &d),
-	                 0);
+	assert_int_equal(
+	    store_release_set_state(st, paused, STORE_RELEASE_ACTIVE, &d), 0);
 	assert_int_equal(claim(st, now + 3600, 60, 64, out), 4);
 	assert_int_equal(out[0].release_id, paused);
 
 	/* a cancelled release stays cancelled */
-	assert_int_equal(store_ops(st)->release_set_state(
-	                     st, gone, STORE_RELEASE_ACTIVE, &d),
-	                 -1);
+	assert_int_equal(
+	    store_release_set_state(st, gone, STORE_RELEASE_ACTIVE, &d), -1);
 	assert_non_null(strstr(diag_first(&d), "cancelled"));
 	diag_clear(&d);
 	assert_int_equal(claim(st, now + 3600, 60, 64, out), 0);
@@ -676,7 +669,7 @@ static void test_claim_order_and_backoff(void **state)
 	}
 	for (int i = 0; i < 4; i++)
 		record(st, out[i].id, now + 1, STORE_SENT, 0, true, 250);
-	assert_int_equal(store_ops(st)->next_due(st, &when, &d), 0);
+	assert_int_equal(store_next_due(st, &when, &d), 0);
 	assert_int_equal(when, now + 300);
 	assert_int_equal(claim(st, now + 299, 60, 8, out), 0);
 	assert_int_equal(claim(st, now + 600, 60, 8, out), 2);
@@ -707,7 +700,7 @@ static void test_lease(void **state)
 	/* while the lease runs nobody gets them, up to its last second */
 	for (time_t t = now; t <= now + 60; t += 10)
 		assert_int_equal(claim(st, t, 60, 8, out), 0);
-	assert_int_equal(store_ops(st)->next_due(st, &when, &d), 0);
+	assert_int_equal(store_next_due(st, &when, &d), 0);
 	assert_int_equal(when, now + 61);
 	/* the daemon died: after the lease they are due again, once */
 	assert_int_equal(claim(st, now + 61, 60, 8, out), 4);
@@ -758,7 +751,7 @@ static void test_record(void **state)
 
 	/* a delivery cancelled while in flight: a late deferral keeps it
 	 * cancelled, a late success says it went out */
-	assert_int_equal(store_ops(st)->cancel(st, rid, &n, &d), 0);
+	assert_int_equal(store_cancel(st, rid, &n, &d), 0);
 	assert_int_equal(n, 3);
 	record(st, id[2], now + 1, STORE_DEFERRED, now + 900, true, 451);
 	assert_int_equal(delivery(st, id[2]).state, STORE_CANCELLED);
@@ -779,18 +772,17 @@ static void test_record(void **state)
 	bad[1].delivery_id = 999999;
 	bad[1].at = now;
 	bad[1].result = STORE_SENT;
-	assert_int_equal(store_ops(st)->record(st, bad, 2, &d), -1);
+	assert_int_equal(store_record(st, bad, 2, &d), -1);
 	assert_non_null(strstr(diag_first(&d), "999999"));
 	assert_int_equal(delivery(st, id[1]).state, STORE_FAILED);
 	diag_clear(&d);
 	/* no such delivery: fn is not called */
 	g.state = STORE_BOUNCED;
-	assert_int_equal(
-	    store_ops(st)->delivery_get(st, 999999, got_fn, &g, &d), 0);
+	assert_int_equal(store_delivery_get(st, 999999, got_fn, &g, &d), 0);
 	assert_int_equal(g.state, STORE_BOUNCED);
 	/* queued is not a result */
 	bad[0].result = STORE_QUEUED;
-	assert_int_equal(store_ops(st)->record(st, bad, 1, &d), -1);
+	assert_int_equal(store_record(st, bad, 1, &d), -1);
 	diag_clear(&d);
 	store_close(st);
 	free(path);
@@ -812,7 +804,7 @@ static void test_unclaim(void **state)
 		ids[i] = out[i].id;
 	record(st, ids[2], now, STORE_SENT, 0, true, 250);
 	/* a relay fault: give them back until the relay may be tried */
-	assert_int_equal(store_ops(st)->unclaim(st, ids, 3, now + 30, &d), 0);
+	assert_int_equal(store_unclaim(st, ids, 3, now + 30, &d), 0);
 	assert_int_equal(delivery(st, ids[0]).state, STORE_QUEUED);
 	assert_int_equal(delivery(st, ids[0]).attempts, 0);
 	assert_int_equal(delivery(st, ids[2]).state, STORE_SENT);
@@ -821,7 +813,7 @@ static void test_unclaim(void **state)
 	/* tried before: back as deferred */
 	record(st, ids[0], now + 30, STORE_DEFERRED, now + 40, false, 421);
 	assert_int_equal(claim(st, now + 40, 900, 8, out), 1);
-	assert_int_equal(store_ops(st)->unclaim(st, ids, 1, now + 50, &d), 0);
+	assert_int_equal(store_unclaim(st, ids, 1, now + 50, &d), 0);
 	assert_int_equal(delivery(st, ids[0]).state, STORE_DEFERRED);
 	diag_clear(&d);
 	store_close(st);
@@ -850,9 +842,9 @@ static void test_expire(void **state)
 	/* one of the old release in flight: not expired under it */
 	assert_int_equal(claim(st, now, 60, 1, out), 1);
 	assert_int_equal(out[0].release_id, old);
-	assert_int_equal(store_ops(st)->expire(st, now + 99, life, &d), 0);
+	assert_int_equal(store_expire(st, now + 99, life, &d), 0);
 	/* stale_after passes */
-	assert_int_equal(store_ops(st)->expire(st, now + 100, life, &d), 2);
+	assert_int_equal(store_expire(st, now + 100, life, &d), 2);
 	assert_int_equal(release_info(st, stale).count[STORE_EXPIRED], 2);
 	assert_int_equal(release_info(st, old).count[STORE_QUEUED], 2);
 	/* the delivery log says so, one row each */
@@ -861,21 +853,18 @@ static void test_expire(void **state)
 		                             .by_result = true,
 		                             .result = STORE_LOG_EXPIRED};
 		size_t rows = 0;
-		assert_int_equal(store_ops(st)->attempts_each(
-		                     st, &f, count_log_rows, &rows, &d),
-		                 0);
+		assert_int_equal(
+		    store_attempts_each(st, &f, count_log_rows, &rows, &d), 0);
 		assert_int_equal(rows, 2);
 	}
 	/* the lifetime passes */
-	assert_int_equal(store_ops(st)->expire(st, now + life - 20, life, &d),
-	                 0);
-	assert_int_equal(store_ops(st)->expire(st, now + life + 1, life, &d),
-	                 2);
+	assert_int_equal(store_expire(st, now + life - 20, life, &d), 0);
+	assert_int_equal(store_expire(st, now + life + 1, life, &d), 2);
 	assert_int_equal(release_info(st, old).count[STORE_EXPIRED], 2);
 	assert_int_equal(release_info(st, old).count[STORE_SENDING], 1);
 	/* lifetime 0: only stale_after */
 	add_release(st, "fresh", 2, 0, 0);
-	assert_int_equal(store_ops(st)->expire(st, now + 10 * life, 0, &d), 0);
+	assert_int_equal(store_expire(st, now + 10 * life, 0, &d), 0);
 	diag_clear(&d);
 	store_close(st);
 	free(path);
@@ -903,26 +892,26 @@ static void test_cancel_and_retry(void **state)
 	record(st, ids[4], now, STORE_FAILED, 0, true, 550);
 	assert_int_equal(suppress(st, out[4].r.email, "hard bounce", &d), 0);
 	/* only failed: the suppressed address stays failed */
-	assert_int_equal(store_ops(st)->retry(st, rid, true, false, &n, &d), 0);
+	assert_int_equal(store_retry(st, rid, true, false, &n, &d), 0);
 	assert_int_equal(n, 2);
 	info = release_info(st, rid);
 	assert_int_equal(info.count[STORE_QUEUED], 2);
 	assert_int_equal(info.count[STORE_DEFERRED], 1);
 	assert_int_equal(info.count[STORE_FAILED], 1);
-	assert_int_equal(store_ops(st)->retry(st, rid, false, true, &n, &d), 0);
+	assert_int_equal(store_retry(st, rid, false, true, &n, &d), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(claim(st, time(NULL), 60, 8, out), 3);
 
 	/* cancel: what is waiting or in flight */
-	assert_int_equal(store_ops(st)->cancel(st, rid, &n, &d), 0);
+	assert_int_equal(store_cancel(st, rid, &n, &d), 0);
 	assert_int_equal(n, 3);
 	info = release_info(st, rid);
 	assert_int_equal(info.state, STORE_RELEASE_CANCELLED);
 	assert_int_equal(info.count[STORE_CANCELLED], 3);
 	assert_int_equal(info.count[STORE_SENT], 1);
-	assert_int_equal(store_ops(st)->retry(st, rid, true, true, &n, &d), -1);
+	assert_int_equal(store_retry(st, rid, true, true, &n, &d), -1);
 	diag_clear(&d);
-	assert_int_equal(store_ops(st)->cancel(st, 4242, &n, &d), -1);
+	assert_int_equal(store_cancel(st, 4242, &n, &d), -1);
 	assert_non_null(strstr(diag_first(&d), "4242"));
 	diag_clear(&d);
 	store_close(st);
@@ -957,7 +946,7 @@ static struct log log_of(struct store *st, const struct store_log_filter *f)
 	struct diag d = {0};
 
 	memset(&l, 0, sizeof(l));
-	if (store_ops(st)->attempts_each(st, f, log_fn, &l, &d) < 0)
+	if (store_attempts_each(st, f, log_fn, &l, &d) < 0)
 		fail_msg("attempts_each: %s", diag_first(&d));
 	diag_clear(&d);
 	return l;
@@ -1031,8 +1020,7 @@ static void test_attempts_each(void **state)
 	f.since = now + 5;
 	assert_int_equal(log_of(st, &f).n, 4);
 	/* fn stops the walk */
-	assert_int_equal(
-	    store_ops(st)->attempts_each(st, NULL, stop_fn, &calls, &d), 0);
+	assert_int_equal(store_attempts_each(st, NULL, stop_fn, &calls, &d), 0);
 	assert_int_equal(calls, 1);
 	diag_clear(&d);
 	store_close(st);
@@ -1077,8 +1065,7 @@ static void test_releases_each_and_find(void **state)
 	record(st, out[0].id, time(NULL), STORE_SENT, 0, true, 250);
 	record(st, out[1].id, time(NULL), STORE_SENT, 0, true, 250);
 	memset(&l, 0, sizeof(l));
-	assert_int_equal(
-	    store_ops(st)->releases_each(st, 0, listing_fn, &l, &d), 0);
+	assert_int_equal(store_releases_each(st, 0, listing_fn, &l, &d), 0);
 	assert_int_equal(l.n, 3);
 	/* newest first */
 	assert_int_equal(l.id[0], c);
@@ -1088,44 +1075,37 @@ static void test_releases_each_and_find(void **state)
 	assert_int_equal(l.total[2], 3);
 	assert_int_equal(l.sent[2], 2);
 	memset(&l, 0, sizeof(l));
-	assert_int_equal(
-	    store_ops(st)->releases_each(st, b, listing_fn, &l, &d), 0);
+	assert_int_equal(store_releases_each(st, b, listing_fn, &l, &d), 0);
 	assert_int_equal(l.n, 1);
 	assert_int_equal(l.id[0], b);
-	assert_int_equal(
-	    store_ops(st)->releases_each(st, 777, listing_fn, &l, &d), -1);
+	assert_int_equal(store_releases_each(st, 777, listing_fn, &l, &d), -1);
 	diag_clear(&d);
 
 	/* by name: the newest; by number */
-	assert_int_equal(
-	    store_ops(st)->release_find(st, "report-launch", &found, &d), 0);
+	assert_int_equal(store_release_find(st, "report-launch", &found, &d),
+	                 0);
 	assert_int_equal(found, c);
 	snprintf(num, sizeof(num), "%" PRId64, a);
-	assert_int_equal(store_ops(st)->release_find(st, num, &found, &d), 0);
+	assert_int_equal(store_release_find(st, num, &found, &d), 0);
 	assert_int_equal(found, a);
-	assert_int_equal(store_ops(st)->release_find(st, "nothing", &found, &d),
-	                 -1);
+	assert_int_equal(store_release_find(st, "nothing", &found, &d), -1);
 	assert_non_null(strstr(diag_first(&d), "nothing"));
 	diag_clear(&d);
-	assert_int_equal(store_ops(st)->release_find(st, "12345", &found, &d),
-	                 -1);
+	assert_int_equal(store_release_find(st, "12345", &found, &d), -1);
 	diag_clear(&d);
 
 	/* an address: in one release, or the newest of any (b and c have
 	 * it) */
 	assert_int_equal(
-	    store_ops(st)->delivery_find(st, a, "j1@Example.net", &found, &d),
-	    0);
+	    store_delivery_find(st, a, "j1@Example.net", &found, &d), 0);
 	assert_string_equal(delivery(st, found).email, "j1@example.net");
 	assert_int_equal(delivery(st, found).state, STORE_SENT);
 	assert_int_equal(
-	    store_ops(st)->delivery_find(st, 0, "j1@example.org", &found, &d),
-	    0);
+	    store_delivery_find(st, 0, "j1@example.org", &found, &d), 0);
 	assert_int_equal(delivery(st, found).state, STORE_QUEUED);
 	assert_string_equal(delivery(st, found).release, "report-launch");
 	assert_int_equal(
-	    store_ops(st)->delivery_find(st, b, "j3@example.org", &found, &d),
-	    -1);
+	    store_delivery_find(st, b, "j3@example.org", &found, &d), -1);
 	diag_clear(&d);
 	store_close(st);
 	free(path);
@@ -1184,8 +1164,7 @@ static void test_release_files(void **state)
 	assert_int_equal(queue(st, &rn, r.v, r.n, &out, &d), 0);
 	id = out.release_id;
 	memset(&fs, 0, sizeof(fs));
-	assert_int_equal(
-	    store_ops(st)->release_files(st, id, files_fn, &fs, &d), 0);
+	assert_int_equal(store_release_files(st, id, files_fn, &fs, &d), 0);
 	assert_int_equal(fs.n, 3);
 	for (int i = 0; i < 3; i++) {
 		assert_string_equal(fs.path[i], files[i].path);
@@ -1194,22 +1173,22 @@ static void test_release_files(void **state)
 			assert_memory_equal(fs.data[i], files[i].data,
 			                    files[i].len);
 	}
-	assert_int_equal(
-	    store_ops(st)->release_files(st, id, files_fail_fn, NULL, &d), -1);
+	assert_int_equal(store_release_files(st, id, files_fail_fn, NULL, &d),
+	                 -1);
 	assert_int_equal(d.errors, 0);
-	assert_int_equal(
-	    store_ops(st)->release_files(st, id + 1, files_fn, &fs, &d), -1);
+	assert_int_equal(store_release_files(st, id + 1, files_fn, &fs, &d),
+	                 -1);
 	diag_clear(&d);
 
-	assert_int_equal(store_ops(st)->release_get(
-	                     st, id, &info, rd, sizeof(rd), co, sizeof(co), &d),
+	assert_int_equal(store_release_get(st, id, &info, rd, sizeof(rd), co,
+	                                   sizeof(co), &d),
 	                 0);
 	assert_string_equal(rd, "release");
 	assert_string_equal(co, "coalition.yaml");
 	assert_int_equal(info.total, 2);
-	assert_int_equal(store_ops(st)->release_get(st, id, &info, tiny,
-	                                            sizeof(tiny), NULL, 0, &d),
-	                 -1);
+	assert_int_equal(
+	    store_release_get(st, id, &info, tiny, sizeof(tiny), NULL, 0, &d),
+	    -1);
 	diag_clear(&d);
 
 	/* the same path twice: nothing queued */
@@ -1311,7 +1290,7 @@ static void test_two_processes(void **state)
 			a[i].result = STORE_SENT;
 			a[i].counts = true;
 		}
-		if (store_ops(st)->record(st, a, (size_t)n, &d) < 0)
+		if (store_record(st, a, (size_t)n, &d) < 0)
 			fail_msg("record: %s", diag_first(&d));
 		claimed += (size_t)n;
 	}
@@ -1373,17 +1352,17 @@ static void test_large_release(void **state)
 			a[i].counts = true;
 		}
 		clock_gettime(CLOCK_MONOTONIC, &t0);
-		if (store_ops(st)->record(st, a, (size_t)n, &d) < 0)
+		if (store_record(st, a, (size_t)n, &d) < 0)
 			fail_msg("record: %s", diag_first(&d));
 		recording += seconds_since(&t0);
 		total += (size_t)n;
 	}
 	assert_int_equal(total, N - 1);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	assert_int_equal(store_ops(st)->expire(st, now + 86400, 3600, &d), 0);
+	assert_int_equal(store_expire(st, now + 86400, 3600, &d), 0);
 	expire = seconds_since(&t0);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	assert_int_equal(store_ops(st)->next_due(st, &when, &d), 0);
+	assert_int_equal(store_next_due(st, &when, &d), 0);
 	next = seconds_since(&t0);
 	assert_int_equal(when, 0);
 	assert_int_equal(release_info(st, added.release_id).count[STORE_SENT],
@@ -1442,18 +1421,16 @@ static void child_fill(const char *path, const char *expect)
 	            "message does not name the store: %s", diag_first(&d));
 	diag_clear(&d);
 	rcpts_free(&r);
-	CHILD_CHECK(
-	    store_ops(st)->releases_each(st, 0, count_releases_fn, &n, &d) == 0,
-	    "after: %s", diag_first(&d));
+	CHILD_CHECK(store_releases_each(st, 0, count_releases_fn, &n, &d) == 0,
+	            "after: %s", diag_first(&d));
 	CHILD_CHECK(n == 1, "%zu releases after the failure", n);
 	store_close(st);
 	/* and from a new handle */
 	st = store_open(path, &d);
 	CHILD_CHECK(st != NULL, "reopen: %s", diag_first(&d));
 	n = 0;
-	CHILD_CHECK(
-	    store_ops(st)->releases_each(st, 0, count_releases_fn, &n, &d) == 0,
-	    "reopened: %s", diag_first(&d));
+	CHILD_CHECK(store_releases_each(st, 0, count_releases_fn, &n, &d) == 0,
+	            "reopened: %s", diag_first(&d));
 	CHILD_CHECK(n == 1, "%zu releases after reopening", n);
 	store_close(st);
 	diag_clear(&d);
@@ -1593,7 +1570,7 @@ static bool event(struct store *st, struct store_event *ev, int64_t want_id)
 	int64_t id = -1;
 	bool sup = true;
 
-	if (store_ops(st)->event_record(st, ev, &id, &sup, &d) < 0)
+	if (store_event_record(st, ev, &id, &sup, &d) < 0)
 		fail_msg("event_record: %s", diag_first(&d));
 	if (id != want_id)
 		fail_msg("matched delivery %lld, expected %lld", (long long)id,
@@ -1621,14 +1598,10 @@ static void test_events(void **state)
 
 	(void)state;
 	add_release(st, "ev", 5, 0, 0);
-	assert_int_equal(store_ops(st)->delivery_get(st, 1, mid_fn, &m1, &d),
-	                 0);
-	assert_int_equal(store_ops(st)->delivery_get(st, 2, mid_fn, &m2, &d),
-	                 0);
-	assert_int_equal(store_ops(st)->delivery_get(st, 4, mid_fn, &m4, &d),
-	                 0);
-	assert_int_equal(store_ops(st)->delivery_get(st, 5, mid_fn, &m5, &d),
-	                 0);
+	assert_int_equal(store_delivery_get(st, 1, mid_fn, &m1, &d), 0);
+	assert_int_equal(store_delivery_get(st, 2, mid_fn, &m2, &d), 0);
+	assert_int_equal(store_delivery_get(st, 4, mid_fn, &m4, &d), 0);
+	assert_int_equal(store_delivery_get(st, 5, mid_fn, &m5, &d), 0);
 	snprintf(key1, sizeof(key1), "%.*s", (int)strcspn(m1.id, "@"), m1.id);
 	snprintf(key2, sizeof(key2), "%.*s", (int)strcspn(m2.id, "@"), m2.id);
 	snprintf(key5, sizeof(key5), "%.*s", (int)strcspn(m5.id, "@"), m5.id);
@@ -1729,36 +1702,34 @@ static void test_imap_place(void **state)
 {
 	char *path = db_path("mbstate");
 	struct store *st = open_ok(path);
-	const struct store_backend *ops = store_ops(st);
 	const char *a = "imaps://herald@127.0.0.1:993/INBOX";
 	const char *b = "imap://herald@127.0.0.1:143/Bounces";
 	struct diag d = {0};
 	uint32_t uv = 9, last = 9;
 
 	(void)state;
-	assert_int_equal(ops->imap_place_get(st, a, &uv, &last, &d), 0);
+	assert_int_equal(store_imap_place_get(st, a, &uv, &last, &d), 0);
 	assert_int_equal(uv, 0);
 	assert_int_equal(last, 0);
-	assert_int_equal(ops->imap_place_set(st, a, 1700000000, 5, &d), 0);
-	assert_int_equal(ops->imap_place_set(st, b, 42, 1, &d), 0);
-	assert_int_equal(ops->imap_place_set(st, a, 1700000000, 7, &d), 0);
+	assert_int_equal(store_imap_place_set(st, a, 1700000000, 5, &d), 0);
+	assert_int_equal(store_imap_place_set(st, b, 42, 1, &d), 0);
+	assert_int_equal(store_imap_place_set(st, a, 1700000000, 7, &d), 0);
 	store_close(st);
 	st = open_ok(path);
-	ops = store_ops(st);
-	assert_int_equal(ops->imap_place_get(st, a, &uv, &last, &d), 0);
+	assert_int_equal(store_imap_place_get(st, a, &uv, &last, &d), 0);
 	assert_int_equal(uv, 1700000000);
 	assert_int_equal(last, 7);
-	assert_int_equal(ops->imap_place_get(st, b, &uv, &last, &d), 0);
+	assert_int_equal(store_imap_place_get(st, b, &uv, &last, &d), 0);
 	assert_int_equal(uv, 42);
 	assert_int_equal(last, 1);
 	/* UIDVALIDITY changed: the reader starts the folder again; UIDs
 	 * up to 2^32-1 survive the round trip */
-	assert_int_equal(ops->imap_place_set(st, a, 4294967295u, 0, &d), 0);
-	assert_int_equal(ops->imap_place_get(st, a, &uv, &last, &d), 0);
+	assert_int_equal(store_imap_place_set(st, a, 4294967295u, 0, &d), 0);
+	assert_int_equal(store_imap_place_get(st, a, &uv, &last, &d), 0);
 	assert_int_equal(uv, 4294967295u);
 	assert_int_equal(last, 0);
-	assert_int_equal(ops->imap_place_set(st, a, 3, 4294967295u, &d), 0);
-	assert_int_equal(ops->imap_place_get(st, a, &uv, &last, &d), 0);
+	assert_int_equal(store_imap_place_set(st, a, 3, 4294967295u, &d), 0);
+	assert_int_equal(store_imap_place_get(st, a, &uv, &last, &d), 0);
 	assert_int_equal(last, 4294967295u);
 	assert_int_equal(d.errors, 0);
 	store_close(st);
@@ -1790,7 +1761,6 @@ static void test_event_source_once(void **state)
 {
 	char *path = db_path("evonce");
 	struct store *st = open_ok(path);
-	const struct store_backend *ops = store_ops(st);
 	const char *src = "imaps://h@127.0.0.1:993/INBOX;UIDVALIDITY=7/;UID=3#0";
 	struct diag d = {0};
 	int64_t id = -1;
@@ -1806,13 +1776,13 @@ static void test_event_source_once(void **state)
 
 	(void)state;
 	add_release(st, "once", 3, 0, 0);
-	assert_int_equal(ops->delivery_get(st, 2, mid_fn, &m2, &d), 0);
+	assert_int_equal(store_delivery_get(st, 2, mid_fn, &m2, &d), 0);
 	snprintf(key2, sizeof(key2), "%.*s", (int)strcspn(m2.id, "@"), m2.id);
-	assert_int_equal(ops->event_record(st, &ev, &id, &sup, &d), 0);
+	assert_int_equal(store_event_record(st, &ev, &id, &sup, &d), 0);
 	assert_int_equal(id, 2);
 	for (int i = 0; i < 3; i++) {
 		id = -1;
-		assert_int_equal(ops->event_record(st, &ev, &id, &sup, &d), 1);
+		assert_int_equal(store_event_record(st, &ev, &id, &sup, &d), 1);
 		assert_int_equal(id, 0);
 		assert_false(sup);
 	}
@@ -1820,14 +1790,14 @@ static void test_event_source_once(void **state)
 	assert_false(is_suppressed(st, "j1@example.org"));
 	assert_int_equal(count_rows(path, "SELECT count(*) FROM events"), 1);
 	ev.source = "imaps://h@127.0.0.1:993/INBOX;UIDVALIDITY=7/;UID=3#1";
-	assert_int_equal(ops->event_record(st, &ev, &id, &sup, &d), 0);
+	assert_int_equal(store_event_record(st, &ev, &id, &sup, &d), 0);
 	ev.source = "imaps://h@127.0.0.1:993/INBOX;UIDVALIDITY=8/;UID=3#0";
-	assert_int_equal(ops->event_record(st, &ev, &id, &sup, &d), 0);
+	assert_int_equal(store_event_record(st, &ev, &id, &sup, &d), 0);
 	assert_true(sup); /* the third soft bounce */
 	/* without a source, every call is an event (the Maildir reader) */
 	ev.source = NULL;
-	assert_int_equal(ops->event_record(st, &ev, &id, &sup, &d), 0);
-	assert_int_equal(ops->event_record(st, &ev, &id, &sup, &d), 0);
+	assert_int_equal(store_event_record(st, &ev, &id, &sup, &d), 0);
+	assert_int_equal(store_event_record(st, &ev, &id, &sup, &d), 0);
 	assert_int_equal(count_rows(path, "SELECT count(*) FROM events"), 5);
 	assert_int_equal(d.errors, 0);
 	store_close(st);
@@ -1841,7 +1811,6 @@ static void test_migration_3(void **state)
 {
 	char *path = db_path("mig3");
 	struct store *st = open_ok(path);
-	const struct store_backend *ops;
 	struct diag d = {0};
 	uint32_t uv = 1, last = 1;
 	sqlite3 *db;
@@ -1867,12 +1836,11 @@ static void test_migration_3(void **state)
 	                 SQLITE_OK);
 	sqlite3_close(db);
 	st = open_ok(path);
-	ops = store_ops(st);
 	/* brought up to this herald's version, every step after 2 again */
 	assert_true(count_rows(path, "PRAGMA user_version") >= 3);
 	assert_int_equal(count_rows(path, "SELECT count(*) FROM deliveries"), 4);
 	assert_int_equal(
-	    ops->imap_place_get(st, "imaps://x/INBOX", &uv, &last, &d), 0);
+	    store_imap_place_get(st, "imaps://x/INBOX", &uv, &last, &d), 0);
 	assert_int_equal(uv + last, 0);
 	store_close(st);
 	unlink(path);
@@ -2068,22 +2036,21 @@ static void test_release_done(void **state)
 		                 SQLITE_OK);
 		sqlite3_close(db);
 	}
-	assert_int_equal(store_ops(st)->release_set_state(
-	                     st, rid, STORE_RELEASE_PAUSED, &d),
-	                 -1);
+	assert_int_equal(
+	    store_release_set_state(st, rid, STORE_RELEASE_PAUSED, &d), -1);
 	assert_non_null(strstr(diag_first(&d), "is done"));
 	diag_clear(&d);
 	assert_int_equal(release_info(st, rid).state, STORE_RELEASE_DONE);
 
 	/* a retry makes it active, and done again once that is sent */
-	assert_int_equal(store_ops(st)->retry(st, rid, true, false, &n, &d), 0);
+	assert_int_equal(store_retry(st, rid, true, false, &n, &d), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(release_info(st, rid).state, STORE_RELEASE_ACTIVE);
 	assert_int_equal(claim(st, now + 3600, 60, 8, out), 1);
 	record(st, out[0].id, now + 3600, STORE_SENT, 0, true, 250);
 	assert_int_equal(release_info(st, rid).state, STORE_RELEASE_DONE);
 	/* nothing to retry: it stays done */
-	assert_int_equal(store_ops(st)->retry(st, rid, true, true, &n, &d), 0);
+	assert_int_equal(store_retry(st, rid, true, true, &n, &d), 0);
 	assert_int_equal(n, 0);
 	assert_int_equal(release_info(st, rid).state, STORE_RELEASE_DONE);
 
@@ -2100,7 +2067,7 @@ static void test_release_done(void **state)
 	/* the last ones expired: done */
 	other = add_release(st, "stale", 4, 0, now + 100);
 	assert_int_equal(release_info(st, other).state, STORE_RELEASE_ACTIVE);
-	assert_int_equal(store_ops(st)->expire(st, now + 100, 0, &d), 1);
+	assert_int_equal(store_expire(st, now + 100, 0, &d), 1);
 	assert_int_equal(release_info(st, other).state, STORE_RELEASE_DONE);
 	diag_clear(&d);
 	store_close(st);
@@ -2143,7 +2110,7 @@ static struct rows rows_of(struct store *st, int64_t release,
 		f.by_result = true;
 		f.result = (enum store_log_result)result;
 	}
-	if (store_ops(st)->attempts_each(st, &f, rows_fn, &l, &d) < 0)
+	if (store_attempts_each(st, &f, rows_fn, &l, &d) < 0)
 		fail_msg("attempts_each: %s", diag_first(&d));
 	diag_clear(&d);
 	return l;
@@ -2170,9 +2137,8 @@ static void test_log_events(void **state)
 	for (int i = 0; i < 3; i++) {
 		record(st, out[i].id, t, STORE_SENT, 0, true, 250);
 		memset(&m[i], 0, sizeof(m[i]));
-		assert_int_equal(store_ops(st)->delivery_get(st, out[i].id,
-		                                             mid_fn, &m[i], &d),
-		                 0);
+		assert_int_equal(
+		    store_delivery_get(st, out[i].id, mid_fn, &m[i], &d), 0);
 	}
 	snprintf(key0, sizeof(key0), "%.*s", (int)strcspn(m[0].id, "@"),
 	         m[0].id);
@@ -2282,7 +2248,7 @@ static void test_refused_suppresses(void **state)
 	assert_int_equal(claim(st, now, 60, 8, out), 2);
 	later = add_release(st, "later", 1, 0, 0); /* j0, waiting */
 	a.delivery_id = out[0].id;
-	assert_int_equal(store_ops(st)->record(st, &a, 1, &d), 0);
+	assert_int_equal(store_record(st, &a, 1, &d), 0);
 	assert_true(is_suppressed(st, "j0@example.org"));
 	assert_int_equal(delivery(st, out[0].id).state, STORE_FAILED);
 	assert_int_equal(release_info(st, later).count[STORE_SUPPRESSED], 1);
@@ -2303,7 +2269,7 @@ static void test_refused_suppresses(void **state)
 	a.delivery_id = out[1].id;
 	a.status = "5.2.2";
 	a.bad_address = NULL;
-	assert_int_equal(store_ops(st)->record(st, &a, 1, &d), 0);
+	assert_int_equal(store_record(st, &a, 1, &d), 0);
 	assert_false(is_suppressed(st, "j1@example.org"));
 	assert_int_equal(release_info(st, rid).state, STORE_RELEASE_DONE);
 	diag_clear(&d);
@@ -2353,21 +2319,19 @@ static void test_retry_keeps_queued_at(void **state)
 	         (long long)old, (long long)old);
 	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
-	assert_int_equal(store_ops(st)->retry(st, rid, true, false, &n, &d), 0);
+	assert_int_equal(store_retry(st, rid, true, false, &n, &d), 0);
 	assert_int_equal(n, 1);
-	assert_int_equal(store_ops(st)->delivery_get(st, id, times_fn, &t, &d),
-	                 0);
+	assert_int_equal(store_delivery_get(st, id, times_fn, &t, &d), 0);
 	assert_int_equal(t.queued_at, old);
 	assert_true(t.retried_at >= now);
 	/* five days' lifetime: from the retry, not from the queueing */
-	assert_int_equal(store_ops(st)->expire(st, now + 60, 5 * 86400, &d), 0);
+	assert_int_equal(store_expire(st, now + 60, 5 * 86400, &d), 0);
 	assert_int_equal(claim(st, now + 60, 60, 8, out), 1);
 	assert_true(out[0].retried_at >= now);
 	assert_int_equal(out[0].queued_at, old);
-	store_ops(st)->unclaim(st, &id, 1, now + 60, &d);
+	store_unclaim(st, &id, 1, now + 60, &d);
 	assert_int_equal(
-	    store_ops(st)->expire(st, t.retried_at + 5 * 86400, 5 * 86400, &d),
-	    1);
+	    store_expire(st, t.retried_at + 5 * 86400, 5 * 86400, &d), 1);
 	diag_clear(&d);
 	store_close(st);
 	free(path);
@@ -2388,7 +2352,7 @@ static void test_release_figures(void **state)
 	struct mid m[2];
 
 	(void)state;
-	assert_int_equal(store_ops(st)->release_figures(st, rid, &f, &d), 0);
+	assert_int_equal(store_release_figures(st, rid, &f, &d), 0);
 	assert_int_equal(f.first_attempt, 0);
 	assert_int_equal(f.last_attempt, 0);
 	assert_int_equal(claim(st, now + 10, 60, 3, out), 3);
@@ -2397,7 +2361,7 @@ static void test_release_figures(void **state)
 	record(st, out[2].id, now - 50, STORE_FAILED, 0, true, 550);
 	for (int i = 0; i < 2; i++) {
 		memset(&m[i], 0, sizeof(m[i]));
-		store_ops(st)->delivery_get(st, out[i].id, mid_fn, &m[i], &d);
+		store_delivery_get(st, out[i].id, mid_fn, &m[i], &d);
 	}
 	{
 		struct store_event ev = {.kind = STORE_EVENT_COMPLAINT,
@@ -2415,8 +2379,8 @@ static void test_release_figures(void **state)
 		event(st, &ev, out[1].id);
 	}
 	/* the fourth expires later: not an attempt */
-	assert_int_equal(store_ops(st)->expire(st, now + 3600, 0, &d), 1);
-	assert_int_equal(store_ops(st)->release_figures(st, rid, &f, &d), 0);
+	assert_int_equal(store_expire(st, now + 3600, 0, &d), 1);
+	assert_int_equal(store_release_figures(st, rid, &f, &d), 0);
 	assert_int_equal(f.first_attempt, now - 100);
 	assert_int_equal(f.last_attempt, now);
 	assert_int_equal(f.sent_recent, 1);
@@ -2483,18 +2447,16 @@ static void test_release_add_each_names(void **state)
 	/* the first time: all of them */
 	memset(&out, 0, sizeof(out));
 	src = (struct each_src){r.v, r.n, 0, 0};
-	assert_int_equal(store_ops(st)->release_add_each(st, &rn, each_next,
-	                                                 &src, &out, &d),
-	                 0);
+	assert_int_equal(
+	    store_release_add_each(st, &rn, each_next, &src, &out, &d), 0);
 	assert_int_equal(out.queued, 10);
 	assert_int_equal(out.earlier, 0);
 	assert_true(out.release_id > 0);
 	/* the same name again: nothing, and the release it has */
 	memset(&out, 0, sizeof(out));
 	src = (struct each_src){r.v, r.n, 0, 0};
-	assert_int_equal(store_ops(st)->release_add_each(st, &rn, each_next,
-	                                                 &src, &out, &d),
-	                 1);
+	assert_int_equal(
+	    store_release_add_each(st, &rn, each_next, &src, &out, &d), 1);
 	assert_int_equal(out.earlier, 1);
 	assert_int_equal(out.queued, 0);
 	assert_int_equal(out.skipped, 0);
@@ -2505,9 +2467,8 @@ static void test_release_add_each_names(void **state)
 	memset(&out, 0, sizeof(out));
 	out.only_new = true;
 	src = (struct each_src){more.v, more.n, 0, 0};
-	assert_int_equal(store_ops(st)->release_add_each(st, &rn, each_next,
-	                                                 &src, &out, &d),
-	                 0);
+	assert_int_equal(
+	    store_release_add_each(st, &rn, each_next, &src, &out, &d), 0);
 	assert_int_equal(out.queued, 3);
 	assert_int_equal(out.skipped, 10);
 	assert_int_equal(out.skipped_cancelled, 0);
@@ -2517,18 +2478,16 @@ static void test_release_add_each_names(void **state)
 	memset(&out, 0, sizeof(out));
 	out.only_new = true;
 	src = (struct each_src){more.v, more.n, 0, 0};
-	assert_int_equal(store_ops(st)->release_add_each(st, &rn, each_next,
-	                                                 &src, &out, &d),
-	                 1);
+	assert_int_equal(
+	    store_release_add_each(st, &rn, each_next, &src, &out, &d), 1);
 	assert_int_equal(out.skipped, 13);
 	assert_int_equal(count_releases(st), 2);
 	/* the source failing halfway: nothing of it stays */
 	rn.name = "names-other";
 	memset(&out, 0, sizeof(out));
 	src = (struct each_src){r.v, r.n, 0, 5};
-	assert_int_equal(store_ops(st)->release_add_each(st, &rn, each_next,
-	                                                 &src, &out, &d),
-	                 -1);
+	assert_int_equal(
+	    store_release_add_each(st, &rn, each_next, &src, &out, &d), -1);
 	assert_int_equal(count_releases(st), 2);
 	diag_clear(&d);
 	rcpts_free(&r);
@@ -2556,20 +2515,18 @@ static void test_release_uncancel(void **state)
 	rcpts_make(&r, "uncancel", 6, "example.org");
 	memset(&out, 0, sizeof(out));
 	src = (struct each_src){r.v, r.n, 0, 0};
-	assert_int_equal(store_ops(st)->release_add_each(st, &rn, each_next,
-	                                                 &src, &out, &d),
-	                 0);
+	assert_int_equal(
+	    store_release_add_each(st, &rn, each_next, &src, &out, &d), 0);
 	id = out.release_id;
 	/* one sent, one tried and deferred, then the release cancelled */
 	assert_int_equal(claim(st, now, 60, 2, dl), 2);
 	record(st, dl[0].id, now, STORE_SENT, 0, true, 250);
 	record(st, dl[1].id, now, STORE_DEFERRED, now + 600, true, 451);
-	assert_int_equal(store_ops(st)->cancel(st, id, &n, &d), 0);
+	assert_int_equal(store_cancel(st, id, &n, &d), 0);
 	assert_int_equal(n, 5);
 	/* an address suppressed while the release was cancelled */
 	assert_int_equal(suppress(st, "j5@example.org", "test", &d), 0);
-	assert_int_equal(
-	    store_ops(st)->release_uncancel(st, id, &n, &sup, &d), 0);
+	assert_int_equal(store_release_uncancel(st, id, &n, &sup, &d), 0);
 	assert_int_equal(n, 4);
 	assert_int_equal(sup, 1);
 	{
@@ -2584,8 +2541,7 @@ static void test_release_uncancel(void **state)
 	/* due at once: the deferred one too */
 	assert_int_equal(claim(st, now + 1, 60, 4, dl), 4);
 	/* a release that is not cancelled is not "brought back" */
-	assert_int_equal(
-	    store_ops(st)->release_uncancel(st, id, &n, &sup, &d), -1);
+	assert_int_equal(store_release_uncancel(st, id, &n, &sup, &d), -1);
 	assert_non_null(strstr(diag_first(&d), "not cancelled"));
 	diag_clear(&d);
 	rcpts_free(&r);
@@ -2599,17 +2555,17 @@ static void test_release_uncancel(void **state)
 		rcpts_make(&r, "uncancel-done", 2, "example.net");
 		memset(&out, 0, sizeof(out));
 		src = (struct each_src){r.v, r.n, 0, 0};
-		assert_int_equal(store_ops(st)->release_add_each(
-		                     st, &rn2, each_next, &src, &out, &d),
-		                 0);
+		assert_int_equal(
+		    store_release_add_each(st, &rn2, each_next, &src, &out, &d),
+		    0);
 		id = out.release_id;
 		assert_int_equal(claim(st, now + 2, 60, 1, dl), 1);
 		record(st, dl[0].id, now + 2, STORE_SENT, 0, true, 250);
-		assert_int_equal(store_ops(st)->cancel(st, id, &n, &d), 0);
+		assert_int_equal(store_cancel(st, id, &n, &d), 0);
 		assert_int_equal(n, 1);
 		assert_int_equal(suppress(st, r.v[1].email, "test", &d), 0);
-		assert_int_equal(
-		    store_ops(st)->release_uncancel(st, id, &n, &sup, &d), 0);
+		assert_int_equal(store_release_uncancel(st, id, &n, &sup, &d),
+		                 0);
 		assert_int_equal(n, 0);
 		assert_int_equal(sup, 1);
 		info = release_info(st, id);
@@ -2627,8 +2583,8 @@ static int64_t owner_add(struct store *st, long pid, time_t now)
 	struct diag d = {0};
 	int64_t id = 0;
 
-	if (store_ops(st)->daemon_add(st, "host.test", pid, now, "/run/x.sock",
-	                              &id, &d) < 0)
+	if (store_daemon_add(st, "host.test", pid, now, "/run/x.sock", &id,
+	                     &d) < 0)
 		fail_msg("daemon_add: %s", diag_first(&d));
 	diag_clear(&d);
 	assert_true(id > 0);
@@ -2660,7 +2616,7 @@ static struct holds holds(struct store *st, int64_t rid, int64_t did)
 	struct holds x = {0};
 	struct diag d = {0};
 
-	if (store_ops(st)->holds_each(st, rid, did, holds_fn, &x, &d) < 0)
+	if (store_holds_each(st, rid, did, holds_fn, &x, &d) < 0)
 		fail_msg("holds_each: %s", diag_first(&d));
 	diag_clear(&d);
 	return x;
@@ -2683,7 +2639,6 @@ static void test_owners_and_handover(void **state)
 {
 	char *path = db_path("owners");
 	struct store *a = open_ok(path), *b = open_ok(path);
-	const struct store_backend *ops = store_ops(a);
 	struct store_delivery out[8];
 	struct diag d = {0};
 	time_t now = time(NULL) + 10, at, ended[8] = {0};
@@ -2700,11 +2655,11 @@ static void test_owners_and_handover(void **state)
 	for (int i = 0; i < 6; i++)
 		ids[i] = out[i].id;
 	/* the owner marks two; a second mark, or another heraldd's, fails */
-	assert_int_equal(ops->handover(a, ids, 2, now, ok, &d), 0);
+	assert_int_equal(store_handover(a, ids, 2, now, ok, &d), 0);
 	assert_true(ok[0] && ok[1]);
-	assert_int_equal(ops->handover(a, ids, 1, now, ok, &d), 0);
+	assert_int_equal(store_handover(a, ids, 1, now, ok, &d), 0);
 	assert_false(ok[0]);
-	assert_int_equal(ops->handover(b, ids + 2, 1, now, ok, &d), 0);
+	assert_int_equal(store_handover(b, ids + 2, 1, now, ok, &d), 0);
 	assert_false(ok[0]);
 	{
 		struct holds h = holds(a, rid, 0);
@@ -2717,72 +2672,69 @@ static void test_owners_and_handover(void **state)
 		assert_int_equal(h.waiting, 0);
 	}
 	/* a's heartbeat renews only its own claims */
-	assert_int_equal(ops->daemon_beat(b, now + 5, ids, 6, now + 900,
-	                                  &revived, &d),
-	                 0);
+	assert_int_equal(
+	    store_daemon_beat(b, now + 5, ids, 6, now + 900, &revived, &d), 0);
 	assert_false(revived);
 	assert_int_equal(holds(a, rid, 0).lease_until, now + 600);
-	assert_int_equal(ops->daemon_beat(a, now + 5, ids, 6, now + 605,
-	                                  &revived, &d),
-	                 0);
+	assert_int_equal(
+	    store_daemon_beat(a, now + 5, ids, 6, now + 605, &revived, &d), 0);
 	assert_int_equal(holds(a, rid, 0).lease_until, now + 605);
 	/* a is gone: b gives back what a never handed over, at once */
-	assert_int_equal(ops->daemon_end(b, ida, now + 6, &freed, &held, &d),
+	assert_int_equal(store_daemon_end(b, ida, now + 6, &freed, &held, &d),
 	                 0);
 	assert_int_equal(freed, 4);
 	assert_int_equal(held, 2);
 	assert_int_equal(delivery(a, ids[2]).state, STORE_QUEUED);
 	assert_int_equal(delivery(a, ids[0]).state, STORE_SENDING);
-	assert_int_equal(ops->daemons_each(a, ended_fn, ended, &d), 0);
+	assert_int_equal(store_daemons_each(a, ended_fn, ended, &d), 0);
 	assert_int_equal(ended[ida], now + 6);
 	assert_int_equal(ended[idb], -1);
 	/* a's claim was taken back: it must not send it */
-	assert_int_equal(ops->handover(a, ids + 2, 1, now + 6, ok, &d), 0);
+	assert_int_equal(store_handover(a, ids + 2, 1, now + 6, ok, &d), 0);
 	assert_false(ok[0]);
 	/* b takes the four at once, not the two handed over */
 	assert_int_equal(claim(b, now + 6, 600, 8, out), 4);
 	for (int i = 0; i < 4; i++)
 		assert_true(out[i].id != ids[0] && out[i].id != ids[1]);
-	assert_int_equal(ops->duplicate_get(b, ids[2], &why, &at, &d), 0);
+	assert_int_equal(store_duplicate_get(b, ids[2], &why, &at, &d), 0);
 	assert_int_equal(why, STORE_DUP_NONE);
 	/* a wakes: its row runs again */
-	assert_int_equal(ops->daemon_beat(a, now + 7, NULL, 0, now + 607,
-	                                  &revived, &d),
-	                 0);
+	assert_int_equal(
+	    store_daemon_beat(a, now + 7, NULL, 0, now + 607, &revived, &d), 0);
 	assert_true(revived);
-	assert_int_equal(ops->daemons_each(a, ended_fn, ended, &d), 0);
+	assert_int_equal(store_daemons_each(a, ended_fn, ended, &d), 0);
 	assert_int_equal(ended[ida], -1);
 	/* the handed two after their lease: taken, marked */
 	assert_int_equal(claim(b, now + 606, 600, 8, out), 2);
-	assert_int_equal(ops->duplicate_get(b, ids[0], &why, &at, &d), 0);
+	assert_int_equal(store_duplicate_get(b, ids[0], &why, &at, &d), 0);
 	assert_int_equal(why, STORE_DUP_LEASE);
 	assert_int_equal(at, now + 606);
 	/* a pause: the owner's word for its ids, handed or not */
-	assert_int_equal(ops->handover(b, ids, 1, now + 606, ok, &d), 0);
+	assert_int_equal(store_handover(b, ids, 1, now + 606, ok, &d), 0);
 	assert_true(ok[0]);
-	assert_int_equal(ops->drop(b, rid, ids, 1, false, &n, &d), 0);
+	assert_int_equal(store_drop(b, rid, ids, 1, false, &n, &d), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(delivery(a, ids[0]).state, STORE_QUEUED);
 	/* herald's own: only what nobody handed over */
-	assert_int_equal(ops->handover(b, ids + 1, 1, now + 606, ok, &d), 0);
+	assert_int_equal(store_handover(b, ids + 1, 1, now + 606, ok, &d), 0);
 	assert_true(ok[0]);
-	assert_int_equal(ops->drop(a, rid, NULL, 0, false, &n, &d), 0);
+	assert_int_equal(store_drop(a, rid, NULL, 0, false, &n, &d), 0);
 	assert_int_equal(n, 4);
 	assert_int_equal(delivery(a, ids[1]).state, STORE_SENDING);
 	/* a stop with ids[1] on a connection: given back, marked */
-	assert_int_equal(ops->abandon(b, ids + 1, 1, now + 700, &d), 0);
+	assert_int_equal(store_abandon(b, ids + 1, 1, now + 700, &d), 0);
 	assert_int_equal(delivery(a, ids[1]).state, STORE_QUEUED);
 	assert_int_equal(delivery(a, ids[1]).next_at, now + 700);
-	assert_int_equal(ops->duplicate_get(a, ids[1], &why, &at, &d), 0);
+	assert_int_equal(store_duplicate_get(a, ids[1], &why, &at, &d), 0);
 	assert_int_equal(why, STORE_DUP_STOP);
 	/* a cancel: claims end cancelled, the rest is the store's cancel */
 	assert_int_equal(claim(b, now + 700, 600, 8, out), 6);
-	assert_int_equal(ops->drop(b, rid, ids, 2, true, &n, &d), 0);
+	assert_int_equal(store_drop(b, rid, ids, 2, true, &n, &d), 0);
 	assert_int_equal(n, 2);
 	assert_int_equal(delivery(a, ids[0]).state, STORE_CANCELLED);
 	assert_int_equal(delivery(a, ids[2]).state, STORE_SENDING);
 	/* b stops: nothing handed over, everything given back */
-	assert_int_equal(ops->daemon_end(b, idb, now + 701, &freed, &held, &d),
+	assert_int_equal(store_daemon_end(b, idb, now + 701, &freed, &held, &d),
 	                 0);
 	assert_int_equal(freed, 4);
 	assert_int_equal(held, 0);

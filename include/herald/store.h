@@ -4,9 +4,11 @@
  * row per try), suppressions. Every state change is one transaction;
  * nothing is reported sent before its transaction has committed.
  *
- * The store is an interface (struct store_backend) with one backend per
+ * Callers use the store_* functions below: each is a thin forward to the
+ * handle's backend (struct store_backend, at the end), one backend per
  * file: store_sqlite.c (WAL, synchronous=FULL, foreign keys, file mode
- * 0600). A PostgreSQL backend is one more file.
+ * 0600). A PostgreSQL backend is one more file, held to the same contract
+ * by tests/test_store_conformance.c.
  *
  * Delivery states (DESIGN.md): queued -> sending -> sent; sending ->
  * deferred (next_at) -> ... -> expired; sending -> failed; queued/deferred
@@ -20,7 +22,8 @@
  * A handle is used by one thread at a time; several processes may open
  * the same store (the CLI queues while the daemon claims and records).
  *
- * Callbacks (fn of the *_each functions, release_files, delivery_get):
+ * Callbacks (fn of the *_each functions, store_release_files,
+ * store_delivery_get):
  * return 0 to go on, > 0 to stop early (the call then returns 0), < 0 to
  * stop with a failure (the call returns -1 and adds nothing to d: fn puts
  * its own reason where its caller will find it). Strings handed to fn are
@@ -87,7 +90,7 @@ struct store_release_new {
 	size_t nfiles;
 };
 
-/* How release_add_each treats a release name the store holds already
+/* How store_release_add_each treats a release name the store holds already
  * (only_new, given), and what it did (the rest, set). Queueing the same
  * release twice is a mistake that would mail every journalist again;
  * adding journalists to a release is not. */
@@ -116,8 +119,8 @@ struct store_recipient {
 };
 
 /* A delivery claimed for sending, or shown to an admin. Strings point into
- * memory of the store handle: for claim until the next claim or close, for
- * delivery_get during the callback. */
+ * memory of the store handle: for store_claim until the next claim or
+ * close, for store_delivery_get during the callback. */
 struct store_delivery {
 	int64_t id;
 	int64_t release_id;
@@ -159,7 +162,7 @@ struct store_attempt {
 };
 
 /* A release as listed by status. Names are at most 127 bytes
- * (release_add_each refuses longer ones); a source longer than 511 bytes is shown as "..."
+ * (store_release_add_each refuses longer ones); a source longer than 511 bytes is shown as "..."
  * and its end. */
 struct store_release_info {
 	int64_t id;
@@ -171,7 +174,8 @@ struct store_release_info {
 	size_t total;
 };
 
-/* What admins asked for beside a release's counts (release_figures). */
+/* What admins asked for beside a release's counts
+ * (store_release_figures). */
 struct store_release_figures {
 	time_t first_attempt, last_attempt; /* 0: none yet (an expiry is
 	                                     * not an attempt) */
@@ -270,7 +274,7 @@ struct store_event {
 	/* where the message came from, stable across passes (an IMAP
 	 * message's mailbox, UIDVALIDITY and UID, and which event of the
 	 * message this is), or NULL: an event with a source is recorded at
-	 * most once (see event_record) */
+	 * most once (see store_event_record) */
 	const char *source;
 	/* Why: a bounce's verdict rule (verdict.h: "status+text", ...) and
 	 * the line of the message it was read from ("line 23: Status:
@@ -280,7 +284,7 @@ struct store_event {
 	const char *evidence;
 };
 
-/* Filter for events_each (zero/false fields match all). */
+/* Filter for store_events_each (zero/false fields match all). */
 struct store_event_filter {
 	int64_t release_id; /* events matched to this release's deliveries */
 	bool unmatched;     /* only events matched to no delivery, or not
@@ -387,271 +391,7 @@ struct store_log_row {
 
 struct store;
 
-struct store_backend {
-	const char *name;
-	/* store_open_flags: see there. */
-	struct store *(*open)(const char *path, unsigned flags,
-	                      struct diag *d);
-	void (*close)(struct store *st);
-	/* Call fn for every snapshot file of the release, in the order they
-	 * were added. */
-	int (*release_files)(struct store *st, int64_t release_id,
-	                     int (*fn)(void *arg, const struct store_file *f),
-	                     void *arg, struct diag *d);
-	/* The release (info, with counts) and its snapshot paths (release_dir,
-	 * coalition) into caller buffers; a buffer may be NULL (size 0) when
-	 * not wanted, and one too small is an error. */
-	int (*release_get)(struct store *st, int64_t release_id,
-	                   struct store_release_info *info, char *release_dir,
-	                   size_t rdsize, char *coalition, size_t csize,
-	                   struct diag *d);
-	/* Releases, newest first (release_id 0: all, else that one, which
-	 * must exist). */
-	int (*releases_each)(struct store *st, int64_t release_id,
-	                     int (*fn)(void *arg,
-	                               const struct store_release_info *r),
-	                     void *arg, struct diag *d);
-	/* Find a release by id ("12") or name ("report-launch", newest);
-	 * -1 with the reason when there is none. */
-	int (*release_find)(struct store *st, const char *id_or_name,
-	                    int64_t *release_id, struct diag *d);
-	/* Pause or resume a release (CANCELLED does what cancel does). A
-	 * cancelled release stays cancelled: queue it again instead. A done
-	 * release stays done (-1, saying so): nothing of it is left. A
-	 * resumed release with nothing left is done. */
-	int (*release_set_state)(struct store *st, int64_t release_id,
-	                         enum store_release_state s, struct diag *d);
-	/* Claim up to max due deliveries: state queued or deferred with
-	 * next_at <= now, or sending with its lease run out; release active
-	 * and not_before <= now. Marks them sending with lease until
-	 * now + lease, in one transaction. Returns how many (into out[], with
-	 * strings kept in st until the next claim), oldest next_at first.
-	 * The lease runs out after now + lease: a claim at that second still
-	 * does not take it again. The claims are this handle's daemon's
-	 * (daemon_add), not handed over; a lease that ran out on a delivery
-	 * handed over marks it STORE_DUP_LEASE. */
-	int (*claim)(struct store *st, time_t now, unsigned lease, size_t max,
-	             struct store_delivery *out, struct diag *d);
-	/* Record attempts and the states they lead to, n at once, in ONE
-	 * transaction (grouped commits for throughput). result is SENT,
-	 * DEFERRED, FAILED or EXPIRED. Every attempt is kept as a row. The
-	 * result sets the state of a delivery that is still sending; one
-	 * that changed meanwhile (cancelled, expired, given back, taken and
-	 * recorded by another claim after a lease ran out) keeps its state,
-	 * except that SENT wins over every state but bounced and complained:
-	 * the message did go out, and the store must say so. A deferral for
-	 * an address suppressed meanwhile ends suppressed. A FAILED attempt
-	 * with bad_address puts the address on the suppression list (with
-	 * this delivery as the cause) and suppresses its waiting deliveries,
-	 * in the same transaction. A release with nothing left is done. An
-	 * unknown delivery id fails the whole batch. */
-	int (*record)(struct store *st, const struct store_attempt *a, size_t n,
-	              struct diag *d);
-	/* Give claimed deliveries back (due at next_at, no attempt counted):
-	 * shutdown, or a relay fault. They become queued again (deferred if
-	 * tried before); ids no longer sending are left alone. */
-	int (*unclaim)(struct store *st, const int64_t *ids, size_t n,
-	               time_t next_at, struct diag *d);
-	/*
-	 * heraldd's claims: owners and hand-overs. A heraldd adds itself as
-	 * an owner (daemon_add); the claims made through that handle carry
-	 * its id, and it marks what it hands to a relay connection (handover)
-	 * before it does. What a heraldd that is gone (control.c decides)
-	 * claimed and never handed over is due again at once (daemon_end);
-	 * what it handed over may be at the relay and waits for its lease.
-	 */
-	/* Add a daemons row (heartbeat now) and make this handle's claims
-	 * its; *id: the row's id. */
-	int (*daemon_add)(struct store *st, const char *host, long pid,
-	                  time_t now, const char *control, int64_t *id,
-	                  struct diag *d);
-	/* In one transaction: the heartbeat of this handle's daemon, and the
-	 * lease of ids (its claims still sending) until lease_until.
-	 * *revived: another heraldd had taken this one for gone (its claims
-	 * not handed over were given back); the row is running again. */
-	int (*daemon_beat)(struct store *st, time_t now, const int64_t *ids,
-	                   size_t n, time_t lease_until, bool *revived,
-	                   struct diag *d);
-	/* The daemons rows, oldest first, ended ones too. */
-	int (*daemons_each)(struct store *st,
-	                    int (*fn)(void *arg, const struct store_daemon *dm),
-	                    void *arg, struct diag *d);
-	/* A heraldd has ended (found gone, or this handle's own at its exit),
-	 * in one transaction: its claims not handed over are due at now
-	 * (queued, or deferred if tried before; *freed counts them), the
-	 * handed ones keep their lease (*held), its row is marked ended.
-	 * Rows ended a day ago that hold nothing are deleted. */
-	int (*daemon_end)(struct store *st, int64_t id, time_t now,
-	                  size_t *freed, size_t *held, struct diag *d);
-	/* Mark ids handed over to a relay at now, in one transaction. Only
-	 * a delivery still sending, claimed by this handle's daemon and not
-	 * marked yet is marked; ok[i] says whether ids[i] was. One that was
-	 * not must not be sent: a pause, a cancel or another heraldd took
-	 * it. */
-	int (*handover)(struct store *st, const int64_t *ids, size_t n,
-	                time_t now, bool *ok, struct diag *d);
-	/* Give back claims of release_id that never reached a relay (its
-	 * pause or cancel), due at once, in one transaction: cancel false:
-	 * queued (deferred if tried before), true: cancelled. ids NULL: every
-	 * delivery of the release claimed by any heraldd and not handed
-	 * over; else those n ids of the release (their owner's word that
-	 * they did not reach a relay). Only deliveries still sending change;
-	 * *dropped counts them. */
-	int (*drop)(struct store *st, int64_t release_id, const int64_t *ids,
-	            size_t n, bool cancel, size_t *dropped, struct diag *d);
-	/* Give back ids that were on relay connections when this handle's
-	 * daemon stopped (the grace ran out): due at next_at, marked
-	 * STORE_DUP_STOP (now), in one transaction; ids no longer sending
-	 * are left alone. */
-	int (*abandon)(struct store *st, const int64_t *ids, size_t n,
-	               time_t next_at, struct diag *d);
-	/* The deliveries held by claims, grouped by owner and hand-over:
-	 * of release_id, or the one delivery_id when it is not 0. */
-	int (*holds_each)(struct store *st, int64_t release_id,
-	                  int64_t delivery_id,
-	                  int (*fn)(void *arg, const struct store_hold *h),
-	                  void *arg, struct diag *d);
-	/* Whether delivery id may have been sent twice: *why (STORE_DUP_NONE:
-	 * no) and *at, when that became so. */
-	int (*duplicate_get)(struct store *st, int64_t id,
-	                     enum store_duplicate *why, time_t *at,
-	                     struct diag *d);
-	/* Expire queued/deferred deliveries whose lifetime (queued_at +
-	 * lifetime) or release stale_after has passed; returns how many.
-	 * lifetime 0: only stale_after. */
-	int (*expire)(struct store *st, time_t now, unsigned lifetime,
-	              struct diag *d);
-	/* Cancel (queued/deferred/sending -> cancelled) or retry (failed or
-	 * deferred -> queued, due now) a release's deliveries; *n: how many.
-	 * cancel also marks the release cancelled, in the same transaction.
-	 * retry restarts the lifetime (retried_at = now; queued_at stays
-	 * when it was queued), skips suppressed addresses, refuses a
-	 * cancelled release and makes a done one active again. */
-	int (*cancel)(struct store *st, int64_t release_id, size_t *n,
-	              struct diag *d);
-	int (*retry)(struct store *st, int64_t release_id, bool failed,
-	             bool deferred, size_t *n, struct diag *d);
-	/* The delivery log: rows matching f, oldest first; at the same
-	 * second an attempt comes before an event, an event before the
-	 * suppression it caused. Events matched to a delivery by a
-	 * "mismatch" are not its history and are left out. */
-	int (*attempts_each)(struct store *st, const struct store_log_filter *f,
-	                     int (*fn)(void *arg,
-	                               const struct store_log_row *r),
-	                     void *arg, struct diag *d);
-	/* One delivery by id: fn is called once, with the release's name,
-	 * or not at all when there is no such delivery (still 0). By
-	 * release and address: delivery_find, then this. */
-	int (*delivery_get)(struct store *st, int64_t id,
-	                    int (*fn)(void *arg,
-	                              const struct store_delivery *dl,
-	                              const char *release),
-	                    void *arg, struct diag *d);
-	/* Record one mailbox event in one transaction: match it to a
-	 * delivery (the VERP key first, then the returned Message-ID, then
-	 * the address among the deliveries of the last 30 days), keep it
-	 * with the raw message, and act: a hard bounce marks the delivery
-	 * bounced and suppresses the address; soft bounces suppress after
-	 * soft_limit within soft_window; a complaint marks it complained and
-	 * suppresses; an unsubscribe request suppresses; a bounce that is the
-	 * sender's fault (hard -1), an auto-reply or an unknown message
-	 * changes nothing. Sets *delivery_id (0: unmatched) and *suppressed.
-	 * The event keeps ev's rule and evidence; the suppression it causes
-	 * gets them too (rule: the event's kind when ev has none; evidence
-	 * "event ID, " and ev's), or, when the soft limit is reached, rule
-	 * "soft-limit" and the count, the window and the events' ids. */
-	/* An event whose source was recorded before changes nothing and
-	 * returns 1 (*delivery_id 0): a message read again after a crash or
-	 * a lost connection is not acted on twice. */
-	int (*event_record)(struct store *st, const struct store_event *ev,
-	                    int64_t *delivery_id, bool *suppressed,
-	                    struct diag *d);
-	/* Where the reader of an IMAP mailbox is (mailbox_imap.c): the
-	 * folder's UIDVALIDITY and the highest UID handled, by mailbox URL;
-	 * both 0 for a mailbox never read. set writes both in one
-	 * transaction. Only the IMAP reader keeps a place (a Maildir's
-	 * messages move when read). */
-	int (*imap_place_get)(struct store *st, const char *url,
-	                      uint32_t *uidvalidity, uint32_t *last_uid,
-	                      struct diag *d);
-	int (*imap_place_set)(struct store *st, const char *url,
-	                      uint32_t uidvalidity, uint32_t last_uid,
-	                      struct diag *d);
-	/* Earliest next_at among due-able deliveries (for the daemon's
-	 * timer; counting embargoes and leases running out); 0 when nothing
-	 * is waiting. */
-	int (*next_due)(struct store *st, time_t *when, struct diag *d);
-	/* The delivery of release_id (0: the newest of any release) to
-	 * email; -1 with the reason when there is none. */
-	int (*delivery_find)(struct store *st, int64_t release_id,
-	                     const char *email, int64_t *id, struct diag *d);
-	/* The bounce mailbox's events, oldest first. */
-	int (*events_each)(struct store *st, const struct store_event_filter *f,
-	                   int (*fn)(void *arg, const struct store_event_row *r),
-	                   void *arg, struct diag *d);
-	/* The message kept with event id, into *raw (malloc'd, caller
-	 * frees) and *len; -1 with the reason when there is no such event. */
-	int (*event_raw)(struct store *st, int64_t id, char **raw, size_t *len,
-	                 struct diag *d);
-	/* An admin confirms event id, a reply asking to be removed that
-	 * waits for one (policy.h): in one transaction the event acts and
-	 * its address goes on the suppression list (rule "confirmed",
-	 * evidence "event ID"). *email is the address
-	 * (malloc'd, caller frees). -1 with the reason when there is no such
-	 * event or it is not such a reply (or was confirmed before). */
-	int (*event_confirm)(struct store *st, int64_t id, char **email,
-	                     struct diag *d);
-	/* The suppression list, by address. */
-	int (*suppressions_each)(struct store *st,
-	                         int (*fn)(void *arg,
-	                                   const struct store_suppression *s),
-	                         void *arg, struct diag *d);
-	/* Take email off the suppression list (*removed: it was on it).
-	 * Deliveries already suppressed stay so: only later queues mail it. */
-	int (*suppress_remove)(struct store *st, const char *email,
-	                       bool *removed, struct diag *d);
-	/* Add n entries in one transaction (all or none), each with its
-	 * reason, rule and evidence, and at (0: now). Adding an address
-	 * keeps its first reason, time, rule and evidence if it is already
-	 * listed, and suppresses its queued and deferred deliveries at once.
-	 * *added counts the addresses that were not listed yet. */
-	int (*suppress_import)(struct store *st,
-	                       const struct store_suppression *v, size_t n,
-	                       size_t *added, struct diag *d);
-	/* The release's figures beyond its counts. They read every attempt
-	 * of the release: for admins, not for the daemon's loop. */
-	int (*release_figures)(struct store *st, int64_t release_id,
-	                       struct store_release_figures *out,
-	                       struct diag *d);
-	/* Queue a release: the release, its snapshot and one delivery per
-	 * recipient in ONE transaction; all or nothing. next(arg, &r) gives
-	 * one recipient (1; its strings valid until the next call), says
-	 * there are no more (0) or fails (-1: nothing is queued, and next
-	 * has put its reason where its caller finds it). Recipients whose
-	 * address is suppressed are stored as STORE_SUPPRESSED (counted in
-	 * out->suppressed). A name already in the store: see struct
-	 * store_release_added; 1 when nothing was queued for it (out says
-	 * why: earlier without only_new, or every address skipped). */
-	int (*release_add_each)(struct store *st,
-	                        const struct store_release_new *rn,
-	                        int (*next)(void *arg,
-	                                    struct store_recipient *r),
-	                        void *arg, struct store_release_added *out,
-	                        struct diag *d);
-	/* Bring a cancelled release back: active again, its cancelled
-	 * deliveries due at once (queued, or deferred when tried before;
-	 * suppressed when the address was suppressed meanwhile), in one
-	 * transaction. *n: deliveries due again, *suppressed: those that
-	 * were suppressed instead. -1 with the reason when the release is
-	 * not cancelled. */
-	int (*release_uncancel)(struct store *st, int64_t release_id,
-	                        size_t *n, size_t *suppressed,
-	                        struct diag *d);
-};
-
-/* The backend for a store path ("file.db" -> sqlite); NULL for a kind of
- * store this herald was built without ("postgresql://..."). */
-const struct store_backend *store_backend_for(const char *path);
+/* ---- opening and closing ---------------------------------------------- */
 
 /* Open the store at path with the backend store_backend_for names.
  * flags: STORE_OPEN_CREATE makes an empty store when there is none (for
@@ -670,8 +410,453 @@ struct store *store_open_flags(const char *path, unsigned flags,
 /* store_open_flags(path, STORE_OPEN_CREATE, d). A handle carries its
  * backend; store_close accepts NULL. */
 struct store *store_open(const char *path, struct diag *d);
-const struct store_backend *store_ops(const struct store *st);
 void store_close(struct store *st);
+
+/*
+ * The operations. Each store_X below forwards to the handle's backend
+ * (struct store_backend's X) and is all a caller uses: the contract is
+ * here, and every backend keeps it (tests/test_store_conformance.c holds
+ * each backend to it).
+ */
+
+/* ---- releases --------------------------------------------------------- */
+
+/* Queue a release: the release, its snapshot and one delivery per
+ * recipient in ONE transaction; all or nothing. next(arg, &r) gives one
+ * recipient (1; its strings valid until the next call), says there are
+ * no more (0) or fails (-1: nothing is queued, and next has put its
+ * reason where its caller finds it). Recipients whose address is
+ * suppressed are stored as STORE_SUPPRESSED (counted in out->suppressed).
+ * A name already in the store: see struct store_release_added; 1 when
+ * nothing was queued for it (out says why: earlier without only_new, or
+ * every address skipped). */
+int store_release_add_each(struct store *st, const struct store_release_new *rn,
+                           int (*next)(void *arg, struct store_recipient *r),
+                           void *arg, struct store_release_added *out,
+                           struct diag *d);
+
+/* Call fn for every snapshot file of the release, in the order they
+ * were added. */
+int store_release_files(struct store *st, int64_t release_id,
+                        int (*fn)(void *arg, const struct store_file *f),
+                        void *arg, struct diag *d);
+
+/* The release (info, with counts) and its snapshot paths (release_dir,
+ * coalition) into caller buffers; a buffer may be NULL (size 0) when
+ * not wanted, and one too small is an error. */
+int store_release_get(struct store *st, int64_t release_id,
+                      struct store_release_info *info, char *release_dir,
+                      size_t rdsize, char *coalition, size_t csize,
+                      struct diag *d);
+
+/* Releases, newest first (release_id 0: all, else that one, which
+ * must exist). */
+int store_releases_each(struct store *st, int64_t release_id,
+                        int (*fn)(void *arg,
+                                  const struct store_release_info *r),
+                        void *arg, struct diag *d);
+
+/* Find a release by id ("12") or name ("report-launch", newest);
+ * -1 with the reason when there is none. */
+int store_release_find(struct store *st, const char *id_or_name,
+                       int64_t *release_id, struct diag *d);
+
+/* Pause or resume a release (CANCELLED does what store_cancel does).
+ * A cancelled release stays cancelled: queue it again instead. A done
+ * release stays done (-1, saying so): nothing of it is left. A
+ * resumed release with nothing left is done. */
+int store_release_set_state(struct store *st, int64_t release_id,
+                            enum store_release_state s, struct diag *d);
+
+/* Cancel (queued/deferred/sending -> cancelled) or retry (failed or
+ * deferred -> queued, due now) a release's deliveries; *n: how many.
+ * cancel also marks the release cancelled, in the same transaction.
+ * retry restarts the lifetime (retried_at = now; queued_at stays
+ * when it was queued), skips suppressed addresses, refuses a
+ * cancelled release and makes a done one active again. */
+int store_cancel(struct store *st, int64_t release_id, size_t *n,
+                 struct diag *d);
+int store_retry(struct store *st, int64_t release_id, bool failed,
+                bool deferred, size_t *n, struct diag *d);
+
+/* Bring a cancelled release back: active again, its cancelled
+ * deliveries due at once (queued, or deferred when tried before;
+ * suppressed when the address was suppressed meanwhile), in one
+ * transaction. *n: deliveries due again, *suppressed: those that
+ * were suppressed instead. -1 with the reason when the release is
+ * not cancelled. */
+int store_release_uncancel(struct store *st, int64_t release_id, size_t *n,
+                           size_t *suppressed, struct diag *d);
+
+/* The release's figures beyond its counts. They read every attempt
+ * of the release: for admins, not for the daemon's loop. */
+int store_release_figures(struct store *st, int64_t release_id,
+                          struct store_release_figures *out, struct diag *d);
+
+/* ---- claiming and recording ------------------------------------------- */
+
+/* Claim up to max due deliveries: state queued or deferred with
+ * next_at <= now, or sending with its lease run out; release active
+ * and not_before <= now. Marks them sending with lease until
+ * now + lease, in one transaction. Returns how many (into out[], with
+ * strings kept in st until the next claim), oldest next_at first.
+ * The lease runs out after now + lease: a claim at that second still
+ * does not take it again. The claims are this handle's daemon's
+ * (store_daemon_add), not handed over; a lease that ran out on a
+ * delivery handed over marks it STORE_DUP_LEASE. */
+int store_claim(struct store *st, time_t now, unsigned lease, size_t max,
+                struct store_delivery *out, struct diag *d);
+
+/* Record attempts and the states they lead to, n at once, in ONE
+ * transaction (grouped commits for throughput). result is SENT,
+ * DEFERRED, FAILED or EXPIRED. Every attempt is kept as a row. The
+ * result sets the state of a delivery that is still sending; one
+ * that changed meanwhile (cancelled, expired, given back, taken and
+ * recorded by another claim after a lease ran out) keeps its state,
+ * except that SENT wins over every state but bounced and complained:
+ * the message did go out, and the store must say so. A deferral for
+ * an address suppressed meanwhile ends suppressed. A FAILED attempt
+ * with bad_address puts the address on the suppression list (with
+ * this delivery as the cause) and suppresses its waiting deliveries,
+ * in the same transaction. A release with nothing left is done. An
+ * unknown delivery id fails the whole batch. */
+int store_record(struct store *st, const struct store_attempt *a, size_t n,
+                 struct diag *d);
+
+/* Give claimed deliveries back (due at next_at, no attempt counted):
+ * shutdown, or a relay fault. They become queued again (deferred if
+ * tried before); ids no longer sending are left alone. */
+int store_unclaim(struct store *st, const int64_t *ids, size_t n,
+                  time_t next_at, struct diag *d);
+
+/* Earliest next_at among due-able deliveries (for the daemon's
+ * timer; counting embargoes and leases running out); 0 when nothing
+ * is waiting. */
+int store_next_due(struct store *st, time_t *when, struct diag *d);
+
+/* Expire queued/deferred deliveries whose lifetime (queued_at +
+ * lifetime) or release stale_after has passed; returns how many.
+ * lifetime 0: only stale_after. */
+int store_expire(struct store *st, time_t now, unsigned lifetime,
+                 struct diag *d);
+
+/*
+ * ---- heraldd's claims: owners and hand-overs ---------------------------
+ * A heraldd adds itself as an owner (store_daemon_add); the claims made
+ * through that handle carry its id, and it marks what it hands to a relay
+ * connection (store_handover) before it does. What a heraldd that is gone
+ * (control.c decides) claimed and never handed over is due again at once
+ * (store_daemon_end); what it handed over may be at the relay and waits
+ * for its lease.
+ */
+
+/* Add a daemons row (heartbeat now) and make this handle's claims
+ * its; *id: the row's id. */
+int store_daemon_add(struct store *st, const char *host, long pid, time_t now,
+                     const char *control, int64_t *id, struct diag *d);
+
+/* In one transaction: the heartbeat of this handle's daemon, and the
+ * lease of ids (its claims still sending) until lease_until.
+ * *revived: another heraldd had taken this one for gone (its claims
+ * not handed over were given back); the row is running again. */
+int store_daemon_beat(struct store *st, time_t now, const int64_t *ids,
+                      size_t n, time_t lease_until, bool *revived,
+                      struct diag *d);
+
+/* The daemons rows, oldest first, ended ones too. */
+int store_daemons_each(struct store *st,
+                       int (*fn)(void *arg, const struct store_daemon *dm),
+                       void *arg, struct diag *d);
+
+/* A heraldd has ended (found gone, or this handle's own at its exit),
+ * in one transaction: its claims not handed over are due at now
+ * (queued, or deferred if tried before; *freed counts them), the
+ * handed ones keep their lease (*held), its row is marked ended.
+ * Rows ended a day ago that hold nothing are deleted. */
+int store_daemon_end(struct store *st, int64_t id, time_t now, size_t *freed,
+                     size_t *held, struct diag *d);
+
+/* Mark ids handed over to a relay at now, in one transaction. Only
+ * a delivery still sending, claimed by this handle's daemon and not
+ * marked yet is marked; ok[i] says whether ids[i] was. One that was
+ * not must not be sent: a pause, a cancel or another heraldd took
+ * it. */
+int store_handover(struct store *st, const int64_t *ids, size_t n, time_t now,
+                   bool *ok, struct diag *d);
+
+/* Give back claims of release_id that never reached a relay (its
+ * pause or cancel), due at once, in one transaction: cancel false:
+ * queued (deferred if tried before), true: cancelled. ids NULL: every
+ * delivery of the release claimed by any heraldd and not handed
+ * over; else those n ids of the release (their owner's word that
+ * they did not reach a relay). Only deliveries still sending change;
+ * *dropped counts them. */
+int store_drop(struct store *st, int64_t release_id, const int64_t *ids,
+               size_t n, bool cancel, size_t *dropped, struct diag *d);
+
+/* Give back ids that were on relay connections when this handle's
+ * daemon stopped (the grace ran out): due at next_at, marked
+ * STORE_DUP_STOP (now), in one transaction; ids no longer sending
+ * are left alone. */
+int store_abandon(struct store *st, const int64_t *ids, size_t n,
+                  time_t next_at, struct diag *d);
+
+/* The deliveries held by claims, grouped by owner and hand-over:
+ * of release_id, or the one delivery_id when it is not 0. */
+int store_holds_each(struct store *st, int64_t release_id, int64_t delivery_id,
+                     int (*fn)(void *arg, const struct store_hold *h),
+                     void *arg, struct diag *d);
+
+/* Whether delivery id may have been sent twice: *why (STORE_DUP_NONE:
+ * no) and *at, when that became so. */
+int store_duplicate_get(struct store *st, int64_t id, enum store_duplicate *why,
+                        time_t *at, struct diag *d);
+
+/* ---- what admins read ------------------------------------------------- */
+
+/* The delivery log: rows matching f (NULL: all), oldest first; at the
+ * same second an attempt comes before an event, an event before the
+ * suppression it caused. Events matched to a delivery by a "mismatch"
+ * are not its history and are left out. */
+int store_attempts_each(struct store *st, const struct store_log_filter *f,
+                        int (*fn)(void *arg, const struct store_log_row *r),
+                        void *arg, struct diag *d);
+
+/* One delivery by id: fn is called once, with the release's name,
+ * or not at all when there is no such delivery (still 0). By
+ * release and address: store_delivery_find, then this. */
+int store_delivery_get(struct store *st, int64_t id,
+                       int (*fn)(void *arg, const struct store_delivery *dl,
+                                 const char *release),
+                       void *arg, struct diag *d);
+
+/* The delivery of release_id (0: the newest of any release) to
+ * email; -1 with the reason when there is none. */
+int store_delivery_find(struct store *st, int64_t release_id, const char *email,
+                        int64_t *id, struct diag *d);
+
+/* ---- the bounce mailbox ----------------------------------------------- */
+
+/* Record one mailbox event in one transaction: match it to a
+ * delivery (the VERP key first, then the returned Message-ID, then
+ * the address among the deliveries of the last 30 days), keep it
+ * with the raw message, and act: a hard bounce marks the delivery
+ * bounced and suppresses the address; soft bounces suppress after
+ * soft_limit within soft_window; a complaint marks it complained and
+ * suppresses; an unsubscribe request suppresses; a bounce that is the
+ * sender's fault (hard -1), an auto-reply or an unknown message
+ * changes nothing. Sets *delivery_id (0: unmatched) and *suppressed.
+ * The event keeps ev's rule and evidence; the suppression it causes
+ * gets them too (rule: the event's kind when ev has none; evidence
+ * "event ID, " and ev's), or, when the soft limit is reached, rule
+ * "soft-limit" and the count, the window and the events' ids.
+ * An event whose source was recorded before changes nothing and
+ * returns 1 (*delivery_id 0): a message read again after a crash or
+ * a lost connection is not acted on twice. */
+int store_event_record(struct store *st, const struct store_event *ev,
+                       int64_t *delivery_id, bool *suppressed, struct diag *d);
+
+/* The bounce mailbox's events, oldest first. */
+int store_events_each(struct store *st, const struct store_event_filter *f,
+                      int (*fn)(void *arg, const struct store_event_row *r),
+                      void *arg, struct diag *d);
+
+/* The message kept with event id, into *raw (malloc'd, caller
+ * frees) and *len; -1 with the reason when there is no such event. */
+int store_event_raw(struct store *st, int64_t id, char **raw, size_t *len,
+                    struct diag *d);
+
+/* An admin confirms event id, a reply asking to be removed that
+ * waits for one (policy.h): in one transaction the event acts and
+ * its address goes on the suppression list (rule "confirmed",
+ * evidence "event ID"). *email is the address
+ * (malloc'd, caller frees). -1 with the reason when there is no such
+ * event or it is not such a reply (or was confirmed before). */
+int store_event_confirm(struct store *st, int64_t id, char **email,
+                        struct diag *d);
+
+/* Where the reader of an IMAP mailbox is (mailbox_imap.c): the
+ * folder's UIDVALIDITY and the highest UID handled, by mailbox URL;
+ * both 0 for a mailbox never read. set writes both in one
+ * transaction. Only the IMAP reader keeps a place (a Maildir's
+ * messages move when read). */
+int store_imap_place_get(struct store *st, const char *url,
+                         uint32_t *uidvalidity, uint32_t *last_uid,
+                         struct diag *d);
+int store_imap_place_set(struct store *st, const char *url,
+                         uint32_t uidvalidity, uint32_t last_uid,
+                         struct diag *d);
+
+/* ---- the suppression list --------------------------------------------- */
+
+/* The suppression list, by address. */
+int store_suppressions_each(struct store *st,
+                            int (*fn)(void *arg,
+                                      const struct store_suppression *s),
+                            void *arg, struct diag *d);
+
+/* Add n entries in one transaction (all or none), each with its reason,
+ * rule and evidence, and at (0: now). Adding an address keeps its first
+ * reason, time, rule and evidence if it is already listed, and
+ * suppresses its queued and deferred deliveries at once. *added counts
+ * the addresses that were not listed yet. */
+int store_suppress_import(struct store *st, const struct store_suppression *v,
+                          size_t n, size_t *added, struct diag *d);
+
+/* Take email off the suppression list (*removed: it was on it).
+ * Deliveries already suppressed stay so: only later queues mail it. */
+int store_suppress_remove(struct store *st, const char *email, bool *removed,
+                          struct diag *d);
+
+/* ---- backends --------------------------------------------------------- */
+
+/* What a backend provides: each member is the operation of the store_
+ * function of its name (store_claim for claim, ...), whose contract is
+ * above. */
+struct store_backend {
+	const char *name;
+	/* store_open_flags; close: store_close */
+	struct store *(*open)(const char *path, unsigned flags, struct diag *d);
+	void (*close)(struct store *st);
+	/* store_release_add_each */
+	int (*release_add_each)(
+	    struct store *st, const struct store_release_new *rn,
+	    int (*next)(void *arg, struct store_recipient *r), void *arg,
+	    struct store_release_added *out, struct diag *d);
+	/* store_release_files */
+	int (*release_files)(struct store *st, int64_t release_id,
+	                     int (*fn)(void *arg, const struct store_file *f),
+	                     void *arg, struct diag *d);
+	/* store_release_get */
+	int (*release_get)(struct store *st, int64_t release_id,
+	                   struct store_release_info *info, char *release_dir,
+	                   size_t rdsize, char *coalition, size_t csize,
+	                   struct diag *d);
+	/* store_releases_each */
+	int (*releases_each)(struct store *st, int64_t release_id,
+	                     int (*fn)(void *arg,
+	                               const struct store_release_info *r),
+	                     void *arg, struct diag *d);
+	/* store_release_find */
+	int (*release_find)(struct store *st, const char *id_or_name,
+	                    int64_t *release_id, struct diag *d);
+	/* store_release_set_state */
+	int (*release_set_state)(struct store *st, int64_t release_id,
+	                         enum store_release_state s, struct diag *d);
+	/* store_cancel */
+	int (*cancel)(struct store *st, int64_t release_id, size_t *n,
+	              struct diag *d);
+	/* store_retry */
+	int (*retry)(struct store *st, int64_t release_id, bool failed,
+	             bool deferred, size_t *n, struct diag *d);
+	/* store_release_uncancel */
+	int (*release_uncancel)(struct store *st, int64_t release_id, size_t *n,
+	                        size_t *suppressed, struct diag *d);
+	/* store_release_figures */
+	int (*release_figures)(struct store *st, int64_t release_id,
+	                       struct store_release_figures *out,
+	                       struct diag *d);
+	/* store_claim */
+	int (*claim)(struct store *st, time_t now, unsigned lease, size_t max,
+	             struct store_delivery *out, struct diag *d);
+	/* store_record */
+	int (*record)(struct store *st, const struct store_attempt *a, size_t n,
+	              struct diag *d);
+	/* store_unclaim */
+	int (*unclaim)(struct store *st, const int64_t *ids, size_t n,
+	               time_t next_at, struct diag *d);
+	/* store_next_due */
+	int (*next_due)(struct store *st, time_t *when, struct diag *d);
+	/* store_expire */
+	int (*expire)(struct store *st, time_t now, unsigned lifetime,
+	              struct diag *d);
+	/* store_daemon_add */
+	int (*daemon_add)(struct store *st, const char *host, long pid,
+	                  time_t now, const char *control, int64_t *id,
+	                  struct diag *d);
+	/* store_daemon_beat */
+	int (*daemon_beat)(struct store *st, time_t now, const int64_t *ids,
+	                   size_t n, time_t lease_until, bool *revived,
+	                   struct diag *d);
+	/* store_daemons_each */
+	int (*daemons_each)(struct store *st,
+	                    int (*fn)(void *arg, const struct store_daemon *dm),
+	                    void *arg, struct diag *d);
+	/* store_daemon_end */
+	int (*daemon_end)(struct store *st, int64_t id, time_t now,
+	                  size_t *freed, size_t *held, struct diag *d);
+	/* store_handover */
+	int (*handover)(struct store *st, const int64_t *ids, size_t n,
+	                time_t now, bool *ok, struct diag *d);
+	/* store_drop */
+	int (*drop)(struct store *st, int64_t release_id, const int64_t *ids,
+	            size_t n, bool cancel, size_t *dropped, struct diag *d);
+	/* store_abandon */
+	int (*abandon)(struct store *st, const int64_t *ids, size_t n,
+	               time_t next_at, struct diag *d);
+	/* store_holds_each */
+	int (*holds_each)(struct store *st, int64_t release_id,
+	                  int64_t delivery_id,
+	                  int (*fn)(void *arg, const struct store_hold *h),
+	                  void *arg, struct diag *d);
+	/* store_duplicate_get */
+	int (*duplicate_get)(struct store *st, int64_t id,
+	                     enum store_duplicate *why, time_t *at,
+	                     struct diag *d);
+	/* store_attempts_each */
+	int (*attempts_each)(struct store *st, const struct store_log_filter *f,
+	                     int (*fn)(void *arg,
+	                               const struct store_log_row *r),
+	                     void *arg, struct diag *d);
+	/* store_delivery_get */
+	int (*delivery_get)(struct store *st, int64_t id,
+	                    int (*fn)(void *arg,
+	                              const struct store_delivery *dl,
+	                              const char *release),
+	                    void *arg, struct diag *d);
+	/* store_delivery_find */
+	int (*delivery_find)(struct store *st, int64_t release_id,
+	                     const char *email, int64_t *id, struct diag *d);
+	/* store_event_record */
+	int (*event_record)(struct store *st, const struct store_event *ev,
+	                    int64_t *delivery_id, bool *suppressed,
+	                    struct diag *d);
+	/* store_events_each */
+	int (*events_each)(struct store *st, const struct store_event_filter *f,
+	                   int (*fn)(void *arg,
+	                             const struct store_event_row *r),
+	                   void *arg, struct diag *d);
+	/* store_event_raw */
+	int (*event_raw)(struct store *st, int64_t id, char **raw, size_t *len,
+	                 struct diag *d);
+	/* store_event_confirm */
+	int (*event_confirm)(struct store *st, int64_t id, char **email,
+	                     struct diag *d);
+	/* store_imap_place_get */
+	int (*imap_place_get)(struct store *st, const char *url,
+	                      uint32_t *uidvalidity, uint32_t *last_uid,
+	                      struct diag *d);
+	/* store_imap_place_set */
+	int (*imap_place_set)(struct store *st, const char *url,
+	                      uint32_t uidvalidity, uint32_t last_uid,
+	                      struct diag *d);
+	/* store_suppressions_each */
+	int (*suppressions_each)(struct store *st,
+	                         int (*fn)(void *arg,
+	                                   const struct store_suppression *s),
+	                         void *arg, struct diag *d);
+	/* store_suppress_import */
+	int (*suppress_import)(struct store *st,
+	                       const struct store_suppression *v, size_t n,
+	                       size_t *added, struct diag *d);
+	/* store_suppress_remove */
+	int (*suppress_remove)(struct store *st, const char *email,
+	                       bool *removed, struct diag *d);
+};
+
+/* The backend for a store path ("file.db" -> sqlite); NULL for a kind of
+ * store this herald was built without ("postgresql://..."). */
+const struct store_backend *store_backend_for(const char *path);
 
 /* Every backend starts its struct store with this. */
 struct store {
