@@ -645,7 +645,8 @@ int store_delivery_find(struct store *st, int64_t release_id, const char *email,
  * soft_limit within soft_window; a complaint marks it complained and
  * suppresses; an unsubscribe request suppresses; a bounce that is the
  * sender's fault (hard -1), an auto-reply or an unknown message
- * changes nothing. Sets *delivery_id (0: unmatched) and *suppressed.
+ * changes nothing. Sets *delivery_id (0: the event is about no
+ * delivery: unmatched, a mismatch, or held for review) and *suppressed.
  * The event keeps ev's rule and evidence; the suppression it causes
  * gets them too (rule: the event's kind when ev has none; evidence
  * "event ID, " and ev's), or, when the soft limit is reached, rule
