@@ -59,8 +59,8 @@ int main(int argc, char **argv)
 		return 64;
 	}
 	count = strtoul(argv[3], NULL, 10);
-	r = release_load(argv[1], &d);
-	c = r ? coalition_load(r->coalition, &r->policy, &d) : NULL;
+	r = release_load(NULL, argv[1], &d);
+	c = r ? coalition_load(NULL, r->coalition, &r->policy, &d) : NULL;
 	list = contacts_load(argv[2], &d);
 	if (argc == 7)
 		signer = dkim_signer_load(argv[4], argv[5], argv[6], &d);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "herald/field.h"
+#include "herald/fsrc.h"
 #include "herald/yaml_doc.h"
 
 static const char *const coalition_keys[] = {
@@ -246,10 +247,10 @@ static int coalition_url_check(const struct ydoc_node *n, struct diag *d)
 	return 0;
 }
 
-struct coalition *coalition_load(const char *path, const struct i18n_policy *p,
-                                 struct diag *d)
+struct coalition *coalition_load(const struct fsrc *src, const char *path,
+                                 const struct i18n_policy *p, struct diag *d)
 {
-	struct ydoc *doc = ydoc_load_file(path, NULL, d);
+	struct ydoc *doc = fsrc_yaml(src, path, NULL, d);
 	struct coalition *c = NULL;
 	const struct ydoc_node *r, *n, *sp, *rep;
 	size_t errors = d->errors;

@@ -16,14 +16,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
@@ -76,15 +74,26 @@ enum {
 	DELIVER_STORE_RETRY_MAX = 16,
 	/* the longest wait before trying a failing mailbox again */
 	DELIVER_INBOX_MAX_BACKOFF = 3600,
+	/* releases kept loaded (parsed, with their snapshot's files), the
+	 * least recently used let go first: a heraldd sends a few releases
+	 * at a time, and one let go costs one read of its snapshot from the
+	 * store when a retry of it comes due; and at most this many bytes
+	 * of their files, as one release may hold 64 MiB (snapshot.c) */
+	DELIVER_RELEASES_KEPT = 8,
+	DELIVER_RELEASES_BYTES = 256 << 20,
 };
 
-/* A release loaded from its snapshot. */
+/* A release loaded from its snapshot in the store: the files, and what
+ * was built from them (the release reads its partials from them when it
+ * first renders one). */
 struct dl_release {
 	int64_t id;
-	char *dir;
+	struct snapshot snap;
+	struct snapshot_src src;
 	struct release *rel;
 	struct coalition *coal;
 	struct message_cache *cache;
+	size_t bytes; /* what it holds: its files, and attachments copied */
 	time_t stale_after;
 	char *relay_error; /* why it could not be loaded, or NULL */
 };
@@ -101,7 +110,8 @@ struct dl_flight {
 	bool submitted; /* on a relay connection (not waiting in ready) */
 	struct dl_flight *prev, *next; /* the daemon's in-flight list */
 	struct transport_msg m;        /* what goes to the transport */
-	char *sender; /* the signed return path (VERP), or NULL */
+	char *sender; /* the envelope sender: the signed return path (VERP)
+	               * or the release's From, its own copy */
 };
 
 /* An attempt waiting for its commit, and its log line. */
@@ -125,9 +135,10 @@ struct deliver {
 	struct verp *verp; /* NULL: the release's From is the sender */
 	struct trouble_policy pol;
 	struct sched *sched;
-	char *tmproot;
-	struct dl_release *rels;
+	/* the releases loaded, most recently used first */
+	struct dl_release *rels[DELIVER_RELEASES_KEPT];
 	size_t nrels;
+	size_t rels_bytes;
 	struct dl_pending *pending;
 	size_t npending;
 	struct timespec first_pending;
@@ -543,61 +554,87 @@ static int deliver_open_transport(struct deliver *dl, struct diag *d)
 
 static void deliver_release_free(struct dl_release *r)
 {
+	if (r == NULL)
+		return;
 	message_cache_free(r->cache);
 	coalition_free(r->coal);
 	release_free(r->rel);
+	snapshot_free(&r->snap);
 	free(r->relay_error);
-	free(r->dir);
+	free(r);
 }
 
-/* The release id, loaded from its snapshot on first use. A release that
- * cannot be loaded is remembered with the reason (its deliveries wait). */
-static struct dl_release *deliver_release(struct deliver *dl, int64_t id)
+/* Load release id from the files the store keeps of it, reading nothing
+ * from the disk. One that cannot be loaded comes back with the reason
+ * (its deliveries wait); NULL when memory runs out. */
+static struct dl_release *deliver_release_load(struct deliver *dl, int64_t id)
 {
-	struct dl_release *r, *v;
+	struct dl_release *r = calloc(1, sizeof(*r));
 	struct store_release_info info;
-	char rdir[256], cpath[256];
-	char *rel_path = NULL, *coal_path = NULL;
 	struct diag d = {0};
 
-	for (size_t i = 0; i < dl->nrels; i++)
-		if (dl->rels[i].id == id)
-			return &dl->rels[i];
-	v = realloc(dl->rels, (dl->nrels + 1) * sizeof(*v));
-	if (v == NULL)
+	if (r == NULL)
 		return NULL;
-	dl->rels = v;
-	r = &dl->rels[dl->nrels++];
-	memset(r, 0, sizeof(*r));
 	r->id = id;
-	if (asprintf(&r->dir, "%s/%lld", dl->tmproot, (long long)id) < 0) {
-		r->dir = NULL;
-		goto fail;
-	}
-	if (store_release_get(dl->st, id, &info, rdir, sizeof(rdir), cpath,
-	                      sizeof(cpath), &d) < 0 ||
-	    snapshot_extract(dl->st, id, r->dir, &d) < 0)
+	if (store_release_get(dl->st, id, &info, NULL, 0, NULL, 0, &d) < 0 ||
+	    snapshot_load(dl->st, id, &r->snap, &d) < 0)
 		goto fail;
 	r->stale_after = info.stale_after;
-	if (asprintf(&rel_path, "%s/%s", r->dir, rdir) < 0 ||
-	    asprintf(&coal_path, "%s/%s", r->dir, cpath) < 0)
-		goto fail;
-	r->rel = release_load(rel_path, &d);
+	snapshot_source(&r->src, &r->snap, r->snap.release_dir,
+	                r->snap.coalition);
+	r->rel = release_load(&r->src.src, r->snap.release_dir, &d);
 	if (r->rel != NULL)
-		r->coal = coalition_load(coal_path, &r->rel->policy, &d);
+		r->coal = coalition_load(&r->src.src, r->snap.coalition,
+		                         &r->rel->policy, &d);
 	r->cache = message_cache_new();
 	if (r->rel == NULL || r->coal == NULL || r->cache == NULL)
 		goto fail;
-	free(rel_path);
-	free(coal_path);
+	r->bytes = r->snap.bytes;
+	for (size_t i = 0; i < r->rel->nattachments; i++)
+		r->bytes += r->rel->attachments[i].len;
+	deliver_logf(dl,
+	             "release=%lld loaded from the store: files=%zu "
+	             "bytes=%zu",
+	             (long long)id, r->snap.n, r->bytes);
 	return r;
 fail:
 	r->relay_error = strdup(d.n ? diag_first(&d) : "out of memory");
 	deliver_logf(dl, "release=%lld cannot be loaded from its snapshot: %s",
 	             (long long)id, r->relay_error ? r->relay_error : "?");
 	deliver_log_diag(dl, &d);
-	free(rel_path);
-	free(coal_path);
+	return r;
+}
+
+/* The release id, loaded on first use and kept while it is among the
+ * DELIVER_RELEASES_KEPT most recently used (and their files fit in
+ * DELIVER_RELEASES_BYTES). Valid until the next call: what outlives it
+ * (a message in flight) keeps its own copies. */
+static struct dl_release *deliver_release(struct deliver *dl, int64_t id)
+{
+	struct dl_release *r;
+	size_t i;
+
+	for (i = 0; i < dl->nrels && dl->rels[i]->id != id; i++)
+		;
+	if (i < dl->nrels) {
+		r = dl->rels[i];
+		memmove(dl->rels + 1, dl->rels, i * sizeof(*dl->rels));
+		dl->rels[0] = r;
+		return r;
+	}
+	if ((r = deliver_release_load(dl, id)) == NULL)
+		return NULL;
+	while (dl->nrels > 0 &&
+	       (dl->nrels == DELIVER_RELEASES_KEPT ||
+	        dl->rels_bytes + r->bytes > DELIVER_RELEASES_BYTES)) {
+		struct dl_release *old = dl->rels[--dl->nrels];
+		dl->rels_bytes -= old->bytes;
+		deliver_release_free(old);
+	}
+	memmove(dl->rels + 1, dl->rels, dl->nrels * sizeof(*dl->rels));
+	dl->rels[0] = r;
+	dl->nrels++;
+	dl->rels_bytes += r->bytes;
 	return r;
 }
 
@@ -958,16 +995,20 @@ static int deliver_claim(struct deliver *dl, size_t room, time_t now)
 			deliver_local_fault(dl, f, why);
 			continue;
 		}
-		if (dl->verp != NULL &&
-		    (f->sender = verp_bounce_address(
-		         dl->verp, sd->r.message_id)) == NULL) {
+		/* the flight's own copy: the release may be let go before
+		 * the relay answers */
+		f->sender =
+		    dl->verp != NULL
+		        ? verp_bounce_address(dl->verp, sd->r.message_id)
+		        : strdup(r->rel->from.email);
+		if (f->sender == NULL) {
 			deliver_local_fault(dl, f,
 			                    "cannot make the return path");
 			continue;
 		}
 		f->m = (struct transport_msg){
 		    .id = f->id,
-		    .sender = f->sender ? f->sender : r->rel->from.email,
+		    .sender = f->sender,
 		    .rcpt = f->email,
 		    .data = f->msg,
 		    .len = f->len,
@@ -1865,15 +1906,11 @@ static int deliver_loop(struct deliver *dl)
 	return rc;
 }
 
-static int deliver_rmtree(const char *path);
-
 int deliver_run(const struct deliver_opts *o)
 {
 	struct deliver dl = {.o = o, .ctl_fd = -1, .log = o->log, .mb_fd = -1};
 	struct diag d = {0};
 	struct sigaction sa = {0};
-	char tmpl[] = "/tmp/heraldd-XXXXXX";
-	const char *tmpdir = getenv("TMPDIR");
 	int rc = EX_SOFTWARE;
 
 	if (dl.log == NULL)
@@ -1941,21 +1978,6 @@ int deliver_run(const struct deliver_opts *o)
 		}
 		dl.last_renew = time(NULL);
 	}
-	if (tmpdir != NULL && *tmpdir != '\0') {
-		if (asprintf(&dl.tmproot, "%s/heraldd-XXXXXX", tmpdir) < 0)
-			dl.tmproot = NULL;
-	} else {
-		dl.tmproot = strdup(tmpl);
-	}
-	if (dl.tmproot == NULL || mkdtemp(dl.tmproot) == NULL) {
-		diag_add(&d, dl.tmproot, 0, 0,
-		         "cannot create a working directory: %s",
-		         strerror(errno));
-		free(dl.tmproot);
-		dl.tmproot = NULL;
-		rc = EX_CANTCREAT;
-		goto done;
-	}
 	deliver_logf(&dl, "started: store=%s relay=\"%s\"%s", dl.cfg->store,
 	             dl.tb->describe(dl.tr), o->drain ? " (drain)" : "");
 	rc = deliver_loop(&dl);
@@ -1966,8 +1988,7 @@ done:
 		dl.tb->close(dl.tr);
 	deliver_flush_last(&dl);
 	for (size_t i = 0; i < dl.nrels; i++)
-		deliver_release_free(&dl.rels[i]);
-	free(dl.rels);
+		deliver_release_free(dl.rels[i]);
 	free(dl.pending);
 	if (dl.ready != NULL)
 		deliver_unclaim_ready(&dl, 0);
@@ -1989,10 +2010,6 @@ done:
 	free(dl.hand_ids);
 	free(dl.hand_ok);
 	free(dl.others);
-	if (dl.tmproot != NULL) {
-		deliver_rmtree(dl.tmproot);
-		free(dl.tmproot);
-	}
 	control_close(dl.ctl_fd, dl.ctl_path);
 	free(dl.ctl_path);
 	free(dl.relay_url);
@@ -2007,22 +2024,4 @@ done:
 	close(deliver_sigpipe[1]);
 	deliver_sigpipe[0] = deliver_sigpipe[1] = -1;
 	return rc;
-}
-
-static int deliver_rm_one(const char *path, const struct stat *st, int type,
-                          struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if (type == FTW_DP)
-		rmdir(path);
-	else
-		unlink(path);
-	return 0;
-}
-
-/* Remove the daemon's working directory (release snapshots). */
-static int deliver_rmtree(const char *path)
-{
-	return nftw(path, deliver_rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }

@@ -50,14 +50,11 @@ void cli_inputs_free(struct cli_inputs *in)
 	config_free(in->config);
 }
 
-/* Load the config and its keys, the release and its coalition list;
- * returns 0 when all loaded. Problems are added to d. */
-int cli_load_release(struct cli_inputs *in, const struct cli_opts *o,
-                     struct diag *d)
+int cli_load_config(struct cli_inputs *in, const struct cli_opts *o,
+                    struct diag *d)
 {
 	size_t errors = d->errors;
 
-	memset(in, 0, sizeof(*in));
 	in->config = config_load(config_path(o->config), d);
 	if (in->config != NULL && in->config->ndkim > 0) {
 		in->signers = calloc(in->config->ndkim, sizeof(*in->signers));
@@ -73,11 +70,23 @@ int cli_load_release(struct cli_inputs *in, const struct cli_opts *o,
 		in->verp = verp_load(in->config->bounce_secret_file,
 		                     in->config->bounce_secret_env,
 		                     in->config->bounce_domain, d);
-	in->rel = release_load(o->dir, d);
+	return d->errors == errors && in->config != NULL ? 0 : -1;
+}
+
+/* Load the config and its keys, the release and its coalition list;
+ * returns 0 when all loaded. Problems are added to d. */
+int cli_load_release(struct cli_inputs *in, const struct cli_opts *o,
+                     struct diag *d)
+{
+	size_t errors = d->errors;
+
+	memset(in, 0, sizeof(*in));
+	cli_load_config(in, o, d);
+	in->rel = release_load(NULL, o->dir, d);
 	if (in->rel != NULL)
-		in->coal = coalition_load(o->coalition ? o->coalition
-		                                       : in->rel->coalition,
-		                          &in->rel->policy, d);
+		in->coal = coalition_load(
+		    NULL, o->coalition ? o->coalition : in->rel->coalition,
+		    &in->rel->policy, d);
 	return d->errors == errors && in->rel && in->coal ? 0 : -1;
 }
 

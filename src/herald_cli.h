@@ -73,8 +73,12 @@ struct cli_opts {
 
 void cli_inputs_free(struct cli_inputs *in);
 int cli_load(struct cli_inputs *in, const struct cli_opts *o, struct diag *d);
-/* cli_load without the journalist lists (check and queue read them with
- * cli_walk). */
+/* The config and what it names (DKIM keys, the bounce secret), into a
+ * zeroed in; 0 when all loaded. */
+int cli_load_config(struct cli_inputs *in, const struct cli_opts *o,
+                    struct diag *d);
+/* cli_load without the journalist lists (check reads them with cli_walk;
+ * queue loads the release from its snapshot). */
 int cli_load_release(struct cli_inputs *in, const struct cli_opts *o,
                      struct diag *d);
 size_t cli_recipients(const struct cli_inputs *in, struct cli_recipient **out,

@@ -1,9 +1,10 @@
 /*
  * herald queue and herald proof — press staff's two ways to send.
  *
- * queue: everything check does, refusing on any problem; each address once
- * across the lists; a snapshot of every file into the store with one
- * delivery per recipient, in one transaction; then the daemon is woken.
+ * queue: the release's files read once, into a snapshot, and everything
+ * check does done on that snapshot, refusing on any problem; each address
+ * once across the lists; the snapshot into the store with one delivery per
+ * recipient, in one transaction; then the daemon is woken.
  * The lists are read once, one journalist at a time, and what was checked
  * is kept on disk (the spool) until it goes into the store, so a list of a
  * million costs no more memory than a list of ten. A release name already
@@ -27,6 +28,7 @@
 #include "herald/snapshot.h"
 #include "herald/store.h"
 #include "herald/transport.h"
+#include "herald/yaml_doc.h"
 #include "herald_cli.h"
 
 static void queue_usage(FILE *f)
@@ -306,6 +308,30 @@ static long long queue_name_queued(const char *path, const char *name)
 	return (long long)id;
 }
 
+/* The release and its coalition list, each file read once: into the
+ * snapshot first, then loaded from it, so what queue checks and renders
+ * is byte for byte what goes into the store and out to journalists (a
+ * file changed on disk meanwhile changes neither). Problems to d. */
+static void queue_load(struct cli_inputs *in, const struct cli_opts *o,
+                       struct snapshot *snap, struct snapshot_src *ss,
+                       struct diag *d)
+{
+	const char *coal;
+
+	if (snapshot_collect(o->dir, snap, d) < 0)
+		return;
+	snapshot_source(ss, snap, o->dir, NULL);
+	in->rel = release_load(&ss->src, o->dir, d);
+	if (in->rel == NULL)
+		return;
+	coal = o->coalition ? o->coalition : in->rel->coalition;
+	if (snapshot_add_coalition(snap, coal, ydoc_default_limits.max_bytes,
+	                           d) < 0)
+		return;
+	ss->coalition = coal;
+	in->coal = coalition_load(&ss->src, coal, &in->rel->policy, d);
+}
+
 /* "2019-05-06 07:00:00 UTC" */
 static void queue_utc(time_t t, char *buf, size_t size)
 {
@@ -324,6 +350,7 @@ int cmd_queue(int argc, char **argv)
 	struct queue_spool sp = {0};
 	struct store_release_added added = {0};
 	struct snapshot snap = {0};
+	struct snapshot_src ss;
 	struct store *st = NULL;
 	struct diag d = {0};
 	time_t now = time(NULL), not_before = 0;
@@ -366,7 +393,8 @@ int cmd_queue(int argc, char **argv)
 		}
 	}
 	cli_progress_start(&pr, "herald queue");
-	cli_load_release(&in, &o, &d);
+	cli_load_config(&in, &o, &d);
+	queue_load(&in, &o, &snap, &ss, &d);
 	if (in.rel != NULL && in.rel->has_embargo && in.rel->embargo <= now) {
 		char when[64];
 		queue_utc(in.rel->embargo, when, sizeof(when));
@@ -424,10 +452,6 @@ int cmd_queue(int argc, char **argv)
 	}
 	if (in.rel->has_embargo && in.rel->embargo > not_before)
 		not_before = in.rel->embargo;
-	if (snapshot_collect(in.rel->dir,
-	                     o.coalition ? o.coalition : in.rel->coalition,
-	                     &snap, &d) < 0)
-		goto done;
 	if (o.embargo_passed != NULL && in.rel->embargo_key_line != 0 &&
 	    !in.rel->has_embargo) {
 		/* what the store keeps is the release as checked: without

@@ -17,7 +17,7 @@
 #include "herald/compose.h"
 #include "herald/datefmt.h"
 #include "herald/field.h"
-#include "herald/file.h"
+#include "herald/fsrc.h"
 #include "herald/tval.h"
 #include "herald/yaml_doc.h"
 
@@ -478,12 +478,12 @@ static void release_attachments(struct release *r, const struct ydoc_node *n,
 			ydoc_error(d, v, "out of memory");
 			continue;
 		}
-		if (!file_exists(a->path)) {
+		if (!fsrc_exists(r->src, a->path)) {
 			ydoc_error(d, v, "attachment %s is not a readable file",
 			           a->path);
 			continue;
 		}
-		if (file_read(a->path, RELEASE_ATTACHMENT_MAX, &a->data,
+		if (fsrc_read(r->src, a->path, RELEASE_ATTACHMENT_MAX, &a->data,
 		              &a->len, d) < 0)
 			continue;
 		total += a->len;
@@ -548,7 +548,7 @@ static char *release_path(const char *dir, const char *name)
 }
 
 /* Parse one template file; a missing file is reported at node n. */
-static struct tmpl *release_template(const char *path,
+static struct tmpl *release_template(const struct release *r, const char *path,
                                      const struct ydoc_node *n,
                                      const char *lang, struct diag *d)
 {
@@ -556,11 +556,11 @@ static struct tmpl *release_template(const char *path,
 	char *src;
 	size_t len;
 
-	if (!file_exists(path)) {
+	if (!fsrc_exists(r->src, path)) {
 		ydoc_error(d, n, "language %s has no template %s", lang, path);
 		return NULL;
 	}
-	if (file_read(path, RELEASE_TEMPLATE_MAX, &src, &len, d) < 0)
+	if (fsrc_read(r->src, path, RELEASE_TEMPLATE_MAX, &src, &len, d) < 0)
 		return NULL;
 	t = tmpl_parse(path, src, len, d);
 	free(src);
@@ -599,7 +599,7 @@ static void release_templates(struct release *r, const struct ydoc_node *langs,
 				return;
 			}
 			free(name);
-			r->body[i][f] = release_template(r->body_path[i][f],
+			r->body[i][f] = release_template(r, r->body_path[i][f],
 			                                 where, lang, d);
 		}
 		if (r->subject.v != NULL) {
@@ -616,7 +616,8 @@ static void release_templates(struct release *r, const struct ydoc_node *langs,
 	}
 }
 
-struct release *release_load(const char *dir, struct diag *d)
+struct release *release_load(const struct fsrc *src, const char *dir,
+                             struct diag *d)
 {
 	struct release *r = calloc(1, sizeof(*r));
 	struct ydoc *doc = NULL;
@@ -628,13 +629,14 @@ struct release *release_load(const char *dir, struct diag *d)
 		diag_add(d, dir, 0, 0, "out of memory");
 		goto fail;
 	}
+	r->src = src;
 	while (dlen > 1 && r->dir[dlen - 1] == '/')
 		r->dir[--dlen] = '\0';
 	if ((r->file = release_path(r->dir, "release.yaml")) == NULL) {
 		diag_add(d, dir, 0, 0, "out of memory");
 		goto fail;
 	}
-	doc = ydoc_load_file(r->file, NULL, d);
+	doc = fsrc_yaml(src, r->file, NULL, d);
 	if (doc == NULL)
 		goto fail;
 	root = doc->root;
@@ -1053,17 +1055,18 @@ release_partial_find(struct release *r, const char *name, size_t lang,
 	if (asprintf(&path, "%s/partials/%s.%s.%s.mustache", r->dir, name,
 	             r->policy.langs[lang], ext) < 0)
 		goto oom;
-	if (!file_exists(path)) {
+	if (!fsrc_exists(r->src, path)) {
 		free(path);
 		if (asprintf(&path, "%s/partials/%s.%s.mustache", r->dir, name,
 		             ext) < 0)
 			goto oom;
-		if (!file_exists(path)) {
+		if (!fsrc_exists(r->src, path)) {
 			free(path);
 			return p; /* remembered as missing */
 		}
 	}
-	if (file_read(path, RELEASE_TEMPLATE_MAX, &p->src, &p->len, d) < 0) {
+	if (fsrc_read(r->src, path, RELEASE_TEMPLATE_MAX, &p->src, &p->len, d) <
+	    0) {
 		free(path);
 		return NULL;
 	}

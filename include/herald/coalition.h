@@ -18,6 +18,7 @@
 #include <stddef.h>
 
 #include "herald/diag.h"
+#include "herald/fsrc.h"
 #include "herald/i18n.h"
 
 struct coalition_country {
@@ -57,9 +58,10 @@ struct coalition {
 	} report;
 };
 
-/* Load the coalition list with texts for the languages of policy p. */
-struct coalition *coalition_load(const char *path, const struct i18n_policy *p,
-                                 struct diag *d);
+/* Load the coalition list at path, read from src (NULL: the disk), with
+ * texts for the languages of policy p. */
+struct coalition *coalition_load(const struct fsrc *src, const char *path,
+                                 const struct i18n_policy *p, struct diag *d);
 
 void coalition_free(struct coalition *c);
 

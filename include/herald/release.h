@@ -24,6 +24,7 @@
 #include "herald/coalition.h"
 #include "herald/contacts.h"
 #include "herald/diag.h"
+#include "herald/fsrc.h"
 #include "herald/i18n.h"
 #include "herald/template.h"
 #include "herald/tval.h"
@@ -53,6 +54,8 @@ struct release_attachment {
 };
 
 struct release {
+	const struct fsrc *src; /* where its files are read (NULL: the disk);
+	                         * partials are read when first rendered */
 	char *dir;
 	char *file; /* the release.yaml path */
 	char *name;
@@ -87,8 +90,10 @@ struct release {
 	size_t ndatecache;
 };
 
-/* Load dir/release.yaml and every template it needs. */
-struct release *release_load(const char *dir, struct diag *d);
+/* Load dir/release.yaml and every template it needs, reading them from
+ * src (NULL: the disk), which must outlive the release. */
+struct release *release_load(const struct fsrc *src, const char *dir,
+                             struct diag *d);
 
 /* release.yaml's text (as read: text, len) with its embargo entry
  * commented out, and a comment saying why: what `herald queue
