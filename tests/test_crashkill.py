@@ -96,8 +96,8 @@ class Scratch:
         self.store = os.path.join(self.dir, "herald.db")
         self.cfg = os.path.join(self.dir, "herald.yaml")
         self.list = os.path.join(self.dir, "journalists.yaml")
-        # heraldd unpacks release snapshots under $TMPDIR; a killed one
-        # cannot clean up, so keep them where the test does
+        # heraldd writes nothing under $TMPDIR (readonce/no_tmpdir); a
+        # killed one could not clean up, so point it where the test does
         self.env = dict(os.environ, TMPDIR=self.dir, COLUMNS="250")
 
     def config(self, text):
