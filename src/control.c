@@ -13,6 +13,8 @@
  */
 #include "herald/control.h"
 
+#include "herald/log.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -165,8 +167,7 @@ static void control_answer(int c, const char *reply)
 	}
 }
 
-void control_serve(int fd, control_handler fn, control_refused refused,
-                   void *arg)
+void control_serve(int fd, control_handler fn, FILE *log, void *arg)
 {
 	for (;;) {
 		struct ucred cred;
@@ -182,9 +183,13 @@ void control_serve(int fd, control_handler fn, control_refused refused,
 			cred.pid = 0;
 		}
 		if (cred.uid != getuid()) {
-			if (refused != NULL)
-				refused(arg, (long)(int)cred.uid,
-				        (long)cred.pid);
+			if (log != NULL)
+				log_line(log,
+				         "control: refused a connection from uid "
+				         "%ld (pid %ld): only uid %ld may steer "
+				         "heraldd",
+				         (long)(int)cred.uid, (long)cred.pid,
+				         (long)getuid());
 			close(c);
 			continue;
 		}
@@ -205,6 +210,29 @@ void control_serve(int fd, control_handler fn, control_refused refused,
 		}
 		close(c);
 	}
+}
+
+int control_open(char **path, bool taken, FILE *log, struct diag *d)
+{
+	int fd = taken ? -2 : control_listen(*path, d);
+
+	if (fd == -2) {
+		char *own = control_own_path(*path, (long)getpid());
+		if (own == NULL)
+			return -1;
+		log_line(log,
+		         "control: another heraldd answers on %s: this one "
+		         "listens on %s (herald pause and cancel reach "
+		         "both; herald queue wakes the first)",
+		         *path, own);
+		free(*path);
+		*path = own;
+		fd = control_listen(*path, d);
+	}
+	if (fd == -2)
+		diag_add(d, *path, 0, 0,
+		         "another heraldd answers on this socket");
+	return fd < 0 ? -1 : fd;
 }
 
 void control_close(int fd, const char *path)
@@ -349,43 +377,59 @@ int control_wake(const char *path)
 	return rc;
 }
 
-/* The running heraldd of a store, copied out of daemons_each. */
-struct control_live {
+/* The daemons table's rows, copied out of daemons_each. */
+struct control_rows {
 	struct store_daemon *v;
 	size_t n;
-	time_t now;
-	int failed; /* errno of an allocation that failed */
+	bool failed; /* memory ran out */
 };
 
-static char *control_strdup(const char *s)
+static int control_row(void *arg, const struct store_daemon *dm)
 {
-	return s != NULL ? strdup(s) : NULL;
+	struct control_rows *r = arg;
+	struct store_daemon *v = realloc(r->v, (r->n + 1) * sizeof(*v));
+
+	if (v == NULL) {
+		r->failed = true;
+		return 1;
+	}
+	r->v = v;
+	v[r->n] = *dm;
+	v[r->n].host = strdup(dm->host);
+	v[r->n].control = dm->control ? strdup(dm->control) : NULL;
+	r->n++;
+	if (v[r->n - 1].host == NULL ||
+	    (dm->control != NULL && v[r->n - 1].control == NULL)) {
+		r->failed = true;
+		return 1;
+	}
+	return 0;
 }
 
-static int control_live_row(void *arg, const struct store_daemon *dm)
+void control_daemons_free(struct store_daemon *v, size_t n)
 {
-	struct control_live *l = arg;
-	struct store_daemon *v, *c;
+	for (size_t i = 0; i < n; i++) {
+		free((char *)v[i].host);
+		free((char *)v[i].control);
+	}
+	free(v);
+}
 
-	if (!control_alive(dm, l->now))
-		return 0;
-	v = realloc(l->v, (l->n + 1) * sizeof(*v));
-	if (v == NULL) {
-		l->failed = ENOMEM;
-		return 1;
+int control_daemons(struct store *st, struct store_daemon **v, size_t *n,
+                    struct diag *d)
+{
+	struct control_rows r = {0};
+
+	*v = NULL;
+	*n = 0;
+	if (store_daemons_each(st, control_row, &r, d) < 0 || r.failed) {
+		if (r.failed)
+			diag_add(d, NULL, 0, 0, "out of memory");
+		control_daemons_free(r.v, r.n);
+		return -1;
 	}
-	l->v = v;
-	c = &l->v[l->n];
-	*c = *dm;
-	c->host = control_strdup(dm->host);
-	c->control = control_strdup(dm->control);
-	if (c->host == NULL || (dm->control != NULL && c->control == NULL)) {
-		free((char *)c->host);
-		free((char *)c->control);
-		l->failed = ENOMEM;
-		return 1;
-	}
-	l->n++;
+	*v = r.v;
+	*n = r.n;
 	return 0;
 }
 
@@ -394,24 +438,23 @@ int control_tell(struct store *st, const char *request,
                             enum control_told told, const char *reply),
                  void *arg, struct diag *d)
 {
-	struct control_live l = {.now = time(NULL)};
+	struct store_daemon *v;
+	size_t n;
+	time_t at = time(NULL);
 	struct timespec t0;
 	int answered = 0;
 
-	if (store_daemons_each(st, control_live_row, &l, d) < 0)
+	if (control_daemons(st, &v, &n, d) < 0)
 		return -1;
-	if (l.failed) {
-		diag_add(d, NULL, 0, 0, "out of memory");
-		answered = -1;
-		goto done;
-	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (size_t i = 0; i < l.n; i++) {
-		const struct store_daemon *dm = &l.v[i];
+	for (size_t i = 0; i < n; i++) {
+		const struct store_daemon *dm = &v[i];
 		char reply[CONTROL_LINE_MAX * 2];
 		struct timespec now;
 		long left;
 
+		if (!control_alive(dm, at))
+			continue;
 		if (strcmp(dm->host, control_host()) != 0) {
 			fn(arg, dm, CONTROL_OTHER_HOST, NULL);
 			continue;
@@ -428,12 +471,7 @@ int control_tell(struct store *st, const char *request,
 			fn(arg, dm, CONTROL_NO_ANSWER, NULL);
 		}
 	}
-done:
-	for (size_t i = 0; i < l.n; i++) {
-		free((char *)l.v[i].host);
-		free((char *)l.v[i].control);
-	}
-	free(l.v);
+	control_daemons_free(v, n);
 	return answered;
 }
 

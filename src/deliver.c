@@ -4,7 +4,7 @@
  * A delivery's way through here: claimed from the store (state sending,
  * with a lease), its message built from the release snapshot, submitted
  * to the transport; when the relay answers, trouble_decide() says what it
- * means, the attempt joins the pending batch, and the batch is committed
+ * means, the attempt joins the recorder's batch, and the batch is committed
  * in one transaction; the log lines follow the commit. A crash anywhere
  * leaves the delivery `sending` until its lease runs out, and then it is
  * due again with the same Message-ID: at least once, never lost.
@@ -32,10 +32,10 @@
 #include "herald/control.h"
 #include "herald/dkim.h"
 #include "herald/i18n.h"
-#include "herald/inbox.h"
 #include "herald/log.h"
-#include "herald/mailbox.h"
 #include "herald/message.h"
+#include "herald/poller.h"
+#include "herald/recorder.h"
 #include "herald/release.h"
 #include "herald/sched.h"
 #include "herald/snapshot.h"
@@ -48,12 +48,10 @@
  * Tunables of the loop itself (operators' settings are in herald.yaml).
  */
 enum {
-	/* attempts committed together: one fsync for many messages, and a
-	 * crash re-sends at most this many plus those in flight */
+	/* attempts committed together (the recorder's batch; no claim while
+	 * this many wait): one fsync for many messages, and a crash re-sends
+	 * at most this many plus those in flight */
 	DELIVER_BATCH_RECORDS = 128,
-	/* the longest an attempt waits for its commit, so logs and status
-	 * stay current under light load */
-	DELIVER_FLUSH_MS = 50,
 	/* how often expiry runs (lifetime and stale-after) */
 	DELIVER_EXPIRE_EVERY = 60,
 	/* the longest the loop sleeps: the store is polled this often even
@@ -66,14 +64,6 @@ enum {
 	 * yet sent, at most 1/20 s worth, waits for its lease */
 	DELIVER_HANDOVER_PER_SECOND = 20,
 	DELIVER_HANDOVER_WINDOW_MS = 250,
-	/* a store that refuses writes (disk full, I/O error, locked): nothing
-	 * is claimed or sent until it takes one again, tried after 1 s, then
-	 * 2, 4, 8, 16: soon back once space is freed, and a full disk costs
-	 * one failed transaction (and two log lines) every 16 s */
-	DELIVER_STORE_RETRY_MIN = 1,
-	DELIVER_STORE_RETRY_MAX = 16,
-	/* the longest wait before trying a failing mailbox again */
-	DELIVER_INBOX_MAX_BACKOFF = 3600,
 	/* releases kept loaded (parsed, with their snapshot's files), the
 	 * least recently used let go first: a heraldd sends a few releases
 	 * at a time, and one let go costs one read of its snapshot from the
@@ -114,14 +104,6 @@ struct dl_flight {
 	               * or the release's From, its own copy */
 };
 
-/* An attempt waiting for its commit, and its log line. */
-struct dl_pending {
-	struct store_attempt a;
-	char *relay, *status, *text, *queue_id;
-	char *evidence;
-	char *line;
-};
-
 struct deliver {
 	const struct deliver_opts *o;
 	struct config *cfg;
@@ -139,9 +121,7 @@ struct deliver {
 	struct dl_release *rels[DELIVER_RELEASES_KEPT];
 	size_t nrels;
 	size_t rels_bytes;
-	struct dl_pending *pending;
-	size_t npending;
-	struct timespec first_pending;
+	struct recorder rec; /* results waiting for their commit */
 	struct store_delivery *claimed;
 	unsigned relay_failures;
 	time_t relay_paused_until;
@@ -152,20 +132,8 @@ struct deliver {
 	/* --drain: the latest due time this daemon gave work for a rate
 	 * limit or a relay pause; work due by then is waited for */
 	time_t drain_wait;
-	/* the store refused a write: seconds to the next try (0: it takes
-	 * writes), and when; results wait in pending meanwhile */
-	unsigned store_backoff;
-	time_t store_paused_until;
 	time_t last_expire;
-	time_t last_inbox;
-	/* the bounce mailbox, kept open between passes (an IMAP connection),
-	 * its IDLE socket (-1: none) and its retry after failures */
-	struct mailbox *mb;
-	const struct config *mb_cfg; /* the config it was opened with */
-	int mb_fd;
-	bool mb_woken; /* the IDLE socket spoke: read the mailbox now */
-	time_t mb_idle_since, mb_retry_at;
-	unsigned mb_failures;
+	struct poller poller; /* the bounce mailbox */
 	time_t last_renew;
 	struct dl_flight *flights; /* claimed, not yet done */
 	/* claimed and built, waiting for a free connection: claiming ahead
@@ -243,21 +211,6 @@ static void deliver_logf(struct deliver *dl, const char *fmt, ...)
 	va_start(ap, fmt);
 	log_vline(dl->log, fmt, ap);
 	va_end(ap);
-}
-
-static void deliver_log_diag(struct deliver *dl, struct diag *d)
-{
-	for (size_t i = 0; i < d->n; i++) {
-		const struct diag_entry *e = &d->v[i];
-		if (e->file != NULL && e->line > 0)
-			deliver_logf(dl, "%s:%u:%u: %s", e->file, e->line,
-			             e->col, e->msg);
-		else if (e->file != NULL)
-			deliver_logf(dl, "%s: %s", e->file, e->msg);
-		else
-			deliver_logf(dl, "%s", e->msg);
-	}
-	diag_clear(d);
 }
 
 /* ---- configuration --------------------------------------------------- */
@@ -601,7 +554,7 @@ fail:
 	r->relay_error = strdup(d.n ? diag_first(&d) : "out of memory");
 	deliver_logf(dl, "release=%lld cannot be loaded from its snapshot: %s",
 	             (long long)id, r->relay_error ? r->relay_error : "?");
-	deliver_log_diag(dl, &d);
+	log_diag(dl->log, &d);
 	return r;
 }
 
@@ -638,170 +591,32 @@ static struct dl_release *deliver_release(struct deliver *dl, int64_t id)
 	return r;
 }
 
-/* ---- recording -------------------------------------------------------- */
-
-static const char *deliver_result_word(enum store_state s)
-{
-	return store_state_name(s);
-}
-
-static void deliver_pending_free(struct dl_pending *p)
-{
-	free(p->relay);
-	free(p->status);
-	free(p->text);
-	free(p->queue_id);
-	free(p->evidence);
-	free(p->line);
-}
-
-/* Commit every pending attempt in one transaction, then log them. If the
- * commit fails (disk full), nothing is logged as done and the attempts
- * stay pending, to be committed when the store takes writes again (the
- * deliveries stay `sending` meanwhile: nothing else sends them). */
-static int deliver_flush(struct deliver *dl)
-{
-	struct store_attempt *a;
-	struct diag d = {0};
-	int rc = 0;
-
-	if (dl->npending == 0)
-		return 0;
-	a = calloc(dl->npending, sizeof(*a));
-	if (a == NULL)
-		return -1;
-	for (size_t i = 0; i < dl->npending; i++)
-		a[i] = dl->pending[i].a;
-	if (store_record(dl->st, a, dl->npending, &d) < 0) {
-		deliver_logf(dl,
-		             "cannot record %zu attempts yet (kept until the "
-		             "store takes writes again):",
-		             dl->npending);
-		deliver_log_diag(dl, &d);
-		free(a);
-		return -1;
-	}
-	for (size_t i = 0; i < dl->npending; i++)
-		deliver_logf(dl, "%s", dl->pending[i].line);
-	for (size_t i = 0; i < dl->npending; i++)
-		deliver_pending_free(&dl->pending[i]);
-	free(a);
-	dl->npending = 0;
-	return rc;
-}
-
-/* The last flush (stopping): what still cannot be recorded is given up;
- * those deliveries stay `sending` and go again when their lease ends. */
-static void deliver_flush_last(struct deliver *dl)
-{
-	if (deliver_flush(dl) == 0)
-		return;
-	deliver_logf(dl,
-	             "%zu attempts were not recorded: their deliveries go "
-	             "again when their lease runs out",
-	             dl->npending);
-	for (size_t i = 0; i < dl->npending; i++)
-		deliver_pending_free(&dl->pending[i]);
-	dl->npending = 0;
-}
-
-/* A write to the store failed: claim and send nothing until it takes
- * writes again (ENOSPC is temporary: defer, never drop). Sending on would
- * hand the relay messages whose results cannot be recorded. */
-static void deliver_store_pause(struct deliver *dl, time_t now)
-{
-	unsigned b = dl->store_backoff;
-
-	b = b == 0 ? DELIVER_STORE_RETRY_MIN : b * 2;
-	if (b > DELIVER_STORE_RETRY_MAX)
-		b = DELIVER_STORE_RETRY_MAX;
-	if (dl->store_backoff == 0)
-		deliver_logf(dl,
-		             "store: a write failed: claiming and sending "
-		             "paused (%zu in flight, %zu results waiting)",
-		             dl->tb->in_flight(dl->tr), dl->npending);
-	dl->store_backoff = b;
-	dl->store_paused_until = now + b;
-	deliver_logf(dl, "store: trying again in %u s", b);
-}
-
-/* A refusal as the server wrote it, on one line ("550 5.1.1 <x>: User
- * unknown"): the code and status put before the text unless it starts
- * with them. The evidence kept with the suppression it causes. */
-static char *deliver_reply_line(int code, const char *status, const char *text)
-{
-	char lead[48] = "";
-	int n;
-
-	if (text == NULL)
-		text = "";
-	n = snprintf(lead, sizeof(lead), "%d", code);
-	if (code == 0 || (strncmp(text, lead, (size_t)n) == 0 &&
-	                  (text[n] == ' ' || text[n] == '-')))
-		lead[0] = '\0';
-	else if (status != NULL && *status != '\0' &&
-	         strncmp(text, status, strlen(status)) != 0)
-		snprintf(lead, sizeof(lead), "%d %s ", code, status);
-	else
-		snprintf(lead, sizeof(lead), "%d ", code);
-	return store_evidence(lead, text);
-}
+/* ---- recording (recorder.c) ------------------------------------------- */
 
 static void deliver_add_pending(struct deliver *dl, const struct dl_flight *f,
                                 const struct transport_reply *rep,
                                 const struct trouble_decision *dec,
                                 enum store_state result, bool counts)
 {
-	struct dl_pending *p, *v;
-	double delay = deliver_ms_since(&f->started) / 1e3;
+	recorder_add(&dl->rec, &(struct recorder_attempt){
+	                           .release = f->release_id,
+	                           .delivery = f->id,
+	                           .to = f->email,
+	                           .attempt = f->attempt,
+	                           .started = &f->started,
+	                           .relay = dl->relay_url,
+	                           .rep = rep,
+	                           .dec = dec,
+	                           .result = result,
+	                           .counts = counts,
+	                       });
+}
 
-	v = realloc(dl->pending, (dl->npending + 1) * sizeof(*v));
-	if (v == NULL)
-		return; /* the lease brings the delivery back */
-	dl->pending = v;
-	p = &dl->pending[dl->npending];
-	memset(p, 0, sizeof(*p));
-	p->relay = dl->relay_url ? strdup(dl->relay_url) : NULL;
-	p->status = rep->status[0] ? strdup(rep->status) : NULL;
-	p->text = rep->text            ? strdup(rep->text)
-	          : rep->error_text[0] ? strdup(rep->error_text)
-	                               : NULL;
-	p->queue_id = rep->queue_id[0] ? strdup(rep->queue_id) : NULL;
-	if (dec->bad_address != NULL)
-		p->evidence = deliver_reply_line(rep->code, p->status, p->text);
-	p->a = (struct store_attempt){
-	    .delivery_id = f->id,
-	    .at = time(NULL),
-	    .relay = p->relay,
-	    .code = rep->code,
-	    .status = p->status,
-	    .text = p->text,
-	    .queue_id = p->queue_id,
-	    .duration_ms = rep->duration_ms,
-	    .result = result,
-	    .next_at = dec->next_at,
-	    .counts = counts,
-	    .bad_address = dec->bad_address,
-	    .rule = dec->bad_address ? dec->rule : NULL,
-	    .evidence = p->evidence,
-	};
-	p->line = log_attempt_line(&(struct log_attempt){
-	    .release = (long long)f->release_id,
-	    .delivery = (long long)f->id,
-	    .to = f->email,
-	    .relay = p->relay,
-	    .attempt = f->attempt,
-	    .code = rep->code,
-	    .status = p->status,
-	    .result = counts ? deliver_result_word(result) : "relay-deferred",
-	    .delay = delay,
-	    .queue_id = p->queue_id,
-	    .reason = dec->reason,
-	    .reply = p->text,
-	});
-	if (dl->npending == 0)
-		clock_gettime(CLOCK_MONOTONIC, &dl->first_pending);
-	dl->npending++;
+/* A write to the store failed: claim and send nothing until it takes
+ * writes again (recorder.h). */
+static void deliver_store_pause(struct deliver *dl, time_t now)
+{
+	recorder_pause(&dl->rec, now, dl->tb->in_flight(dl->tr));
 }
 
 /* ---- the transport's answers ------------------------------------------ */
@@ -840,7 +655,7 @@ static void deliver_done(void *arg, const struct transport_msg *m,
 		    store_unclaim(dl->st, &f->id, 1,
 		                  dl->unclaim_at > now ? dl->unclaim_at : now,
 		                  &d) < 0)
-			deliver_log_diag(dl, &d);
+			log_diag(dl->log, &d);
 		goto done;
 	}
 	dec = trouble_decide(&dl->pol, rep, now, f->queued_at, f->stale_after,
@@ -917,7 +732,7 @@ static int deliver_claim(struct deliver *dl, size_t room, time_t now)
 		room = dl->cfg->batch - dl->nready;
 	n = store_claim(dl->st, now, dl->cfg->lease, room, dl->claimed, &d);
 	if (n < 0) {
-		deliver_log_diag(dl, &d);
+		log_diag(dl->log, &d);
 		return -1;
 	}
 	for (int i = 0; i < n; i++) {
@@ -948,7 +763,7 @@ static int deliver_claim(struct deliver *dl, size_t room, time_t now)
 					dl->drain_wait = due;
 				if (store_unclaim(dl->st, &sd->id, 1, due,
 				                  &d) < 0)
-					deliver_log_diag(dl, &d);
+					log_diag(dl->log, &d);
 				free(f);
 				continue;
 			}
@@ -991,7 +806,7 @@ static int deliver_claim(struct deliver *dl, size_t room, time_t now)
 			snprintf(why, sizeof(why),
 			         "cannot build the message: %s",
 			         diag_first(&d));
-			deliver_log_diag(dl, &d);
+			log_diag(dl->log, &d);
 			deliver_local_fault(dl, f, why);
 			continue;
 		}
@@ -1060,7 +875,7 @@ static int deliver_handover(struct deliver *dl)
 		dl->hand_ids[i] = dl->ready[dl->ready_head + i]->id;
 	if (store_handover(dl->st, dl->hand_ids, n, time(NULL), dl->hand_ok,
 	                   &d) < 0) {
-		deliver_log_diag(dl, &d);
+		log_diag(dl->log, &d);
 		return -1;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -1109,7 +924,7 @@ static void deliver_submit_ready(struct deliver *dl)
 		if (dl->tb->submit(dl->tr, &f->m, &d) < 0) {
 			char why[200];
 			snprintf(why, sizeof(why), "%s", diag_first(&d));
-			deliver_log_diag(dl, &d);
+			log_diag(dl->log, &d);
 			deliver_local_fault(dl, f, why);
 		}
 	}
@@ -1165,7 +980,7 @@ static int deliver_renew(struct deliver *dl, time_t now)
 		ids[n++] = f->id;
 	if (store_daemon_beat(dl->st, now, ids, n, now + dl->cfg->lease,
 	                      &revived, &d) < 0) {
-		deliver_log_diag(dl, &d);
+		log_diag(dl->log, &d);
 		rc = -1;
 	} else if (revived) {
 		deliver_logf(dl,
@@ -1186,137 +1001,17 @@ static int deliver_renew(struct deliver *dl, time_t now)
  * out meanwhile, and the next claim must not take them again). */
 static void deliver_store_retry(struct deliver *dl, time_t now)
 {
-	size_t n = dl->npending;
+	size_t n = dl->rec.n;
 
 	dl->last_renew = 0;
-	if (deliver_flush(dl) < 0 || deliver_renew(dl, now) < 0) {
+	if (recorder_flush(&dl->rec) < 0 || deliver_renew(dl, now) < 0) {
 		deliver_store_pause(dl, now);
 		return;
 	}
-	deliver_logf(dl,
-	             "store: takes writes again: %zu results recorded, "
-	             "sending resumes",
-	             n);
-	dl->store_backoff = 0;
-}
-
-/* ---- the bounce mailbox ----------------------------------------------------
- */
-
-static void deliver_inbox_report(void *arg, const char *msg_id,
-                                 const struct store_event *ev,
-                                 int64_t delivery_id, bool suppressed)
-{
-	struct deliver *dl = arg;
-
-	deliver_logf(
-	    dl,
-	    "mailbox: %s message=%s delivery=%lld to=<%s> status=%s "
-	    "reason=%s%s",
-	    store_event_kind_name(ev->kind), msg_id, (long long)delivery_id,
-	    ev->email ? ev->email : "-", ev->status ? ev->status : "-",
-	    ev->reason ? ev->reason : "-", suppressed ? " suppressed" : "");
-}
-
-static void deliver_inbox_close(struct deliver *dl)
-{
-	if (dl->mb != NULL)
-		dl->mb->ops->close(dl->mb);
-	dl->mb = NULL;
-	dl->mb_cfg = NULL;
-	dl->mb_fd = -1;
-}
-
-/* One pass over the mailbox every bounces.poll seconds (config.c gives
- * every setting its value, defaults included). The
- * mailbox stays open between passes (an IMAP connection); where the
- * server offers IDLE the loop polls its socket instead, so a bounce is
- * read within a second of its arrival, and the IDLE is renewed (with a
- * pass) before the 29 minutes after which a server may end it (RFC
- * 2177). A failure drops the connection and is reported; the next try
- * waits bounces.poll, doubling with every failure up to an hour. */
-static void deliver_inbox(struct deliver *dl, time_t now)
-{
-	const struct config *c = dl->cfg;
-	unsigned poll = c->bounce_poll;
-	unsigned wait;
-	bool woken = dl->mb_woken;
-	int rc, fd = -1;
-	struct inbox_opts io = {.verp = dl->verp,
-	                        .soft_limit = c->soft_limit,
-	                        .soft_window = c->soft_window,
-	                        .report = deliver_inbox_report,
-	                        .arg = dl};
-	struct inbox_counts ic;
-	struct diag d = {0};
-
-	dl->mb_woken = false;
-	/* reloaded: the settings may have changed. A new config is made
-	 * while the old one still lives, so its address always differs. */
-	if (dl->mb != NULL && dl->mb_cfg != c)
-		deliver_inbox_close(dl);
-	if (c->bounce_mailbox == NULL)
-		return;
-	if (dl->mb_fd >= 0) {
-		time_t renew = (time_t)c->bounce_imap.idle_renew;
-		if (!woken && now - dl->mb_idle_since < renew)
-			return;
-	} else if (now - dl->last_inbox < (time_t)poll ||
-	           now < dl->mb_retry_at) {
-		return;
-	}
-	dl->last_inbox = now;
-	dl->mb_fd = -1;
-	if (dl->mb == NULL) {
-		if ((dl->mb = inbox_open(c, c->bounce_mailbox, dl->st, &d)) ==
-		    NULL)
-			goto fail;
-		dl->mb_cfg = c;
-	}
-	if (inbox_pass(dl->st, dl->mb, &io, &ic, &d) < 0)
-		goto fail;
-	if (dl->mb_failures > 0)
-		deliver_logf(dl, "mailbox: %s read again after %u failure%s",
-		             c->bounce_mailbox, dl->mb_failures,
-		             dl->mb_failures == 1 ? "" : "s");
-	dl->mb_failures = 0;
-	diag_clear(&d);
-	if (dl->mb->ops->idle != NULL && !dl->o->drain) {
-		if ((rc = dl->mb->ops->idle(dl->mb, &fd, &d)) < 0)
-			goto fail;
-		if (rc > 0)
-			dl->last_inbox = 0; /* mail came meanwhile */
-		else if (fd >= 0) {
-			dl->mb_fd = fd;
-			dl->mb_idle_since = now;
-		}
-	}
-	diag_clear(&d);
-	return;
-fail:
-	deliver_log_diag(dl, &d);
-	diag_clear(&d);
-	deliver_inbox_close(dl);
-	dl->mb_failures++;
-	wait = poll << (dl->mb_failures < 7 ? dl->mb_failures - 1 : 6);
-	if (wait > DELIVER_INBOX_MAX_BACKOFF)
-		wait = DELIVER_INBOX_MAX_BACKOFF;
-	dl->mb_retry_at = now + wait;
-	deliver_logf(dl, "mailbox: %s: failure %u, next try in %u s",
-	             c->bounce_mailbox, dl->mb_failures, wait);
+	recorder_resume(&dl->rec, n);
 }
 
 /* ---- the control socket and the other heraldd of the store ------------- */
-
-static void deliver_control_refused(void *arg, long uid, long pid)
-{
-	struct deliver *dl = arg;
-
-	deliver_logf(dl,
-	             "control: refused a connection from uid %ld (pid %ld): "
-	             "only uid %ld may steer heraldd",
-	             uid, pid, (long)getuid());
-}
 
 /* herald pause or cancel of a release: give back at once what this
  * heraldd claimed of it and has not handed to the relay (in one
@@ -1344,7 +1039,7 @@ static void deliver_control_request(void *arg, const struct control_request *rq,
 		deliver_logf(dl, "control: release=%lld: the store refused to "
 		                 "take back what this heraldd claimed:",
 		             (long long)rq->release_id);
-		deliver_log_diag(dl, &d);
+		log_diag(dl->log, &d);
 	}
 	for (size_t i = 0; i < dl->nready; i++) {
 		struct dl_flight *f = dl->ready[dl->ready_head + i];
@@ -1368,66 +1063,6 @@ static void deliver_control_request(void *arg, const struct control_request *rq,
 	             cancel ? "cancelled" : "paused", n, flying);
 }
 
-/* Listen on the configured control socket, or, when another heraldd of
- * the store has it (taken names whether the daemons table says so), on
- * this heraldd's own beside it: both are reached by herald pause and
- * cancel through the daemons table. */
-static int deliver_control_open(struct deliver *dl, bool taken, struct diag *d)
-{
-	int fd = taken ? -2 : control_listen(dl->ctl_path, d);
-
-	if (fd == -2) {
-		char *own = control_own_path(dl->ctl_path, (long)getpid());
-		if (own == NULL)
-			return -1;
-		deliver_logf(dl,
-		             "control: another heraldd answers on %s: this one "
-		             "listens on %s (herald pause and cancel reach "
-		             "both; herald queue wakes the first)",
-		             dl->ctl_path, own);
-		free(dl->ctl_path);
-		dl->ctl_path = own;
-		fd = control_listen(dl->ctl_path, d);
-	}
-	if (fd < 0) {
-		if (fd == -2)
-			diag_add(d, dl->ctl_path, 0, 0,
-			         "another heraldd answers on this socket");
-		return -1;
-	}
-	dl->ctl_fd = fd;
-	return 0;
-}
-
-/* The daemons table's rows, copied out of daemons_each. */
-struct dl_rows {
-	struct store_daemon *v;
-	size_t n;
-	bool failed;
-};
-
-static int deliver_row(void *arg, const struct store_daemon *dm)
-{
-	struct dl_rows *r = arg;
-	struct store_daemon *v = realloc(r->v, (r->n + 1) * sizeof(*v));
-
-	if (v == NULL) {
-		r->failed = true;
-		return 1;
-	}
-	r->v = v;
-	v[r->n] = *dm;
-	v[r->n].host = strdup(dm->host);
-	v[r->n].control = dm->control ? strdup(dm->control) : NULL;
-	r->n++;
-	if (v[r->n - 1].host == NULL ||
-	    (dm->control != NULL && v[r->n - 1].control == NULL)) {
-		r->failed = true;
-		return 1;
-	}
-	return 0;
-}
-
 static bool deliver_knows(const struct deliver *dl, int64_t id)
 {
 	for (size_t i = 0; i < dl->nothers; i++)
@@ -1447,21 +1082,22 @@ static bool deliver_knows(const struct deliver *dl, int64_t id)
 static void deliver_others_at(struct deliver *dl, time_t now, bool start,
                               bool *ctl_taken)
 {
-	struct dl_rows r = {0};
+	struct store_daemon *v;
+	size_t n;
 	struct diag d = {0};
 	int64_t *keep;
 	size_t nkeep = 0;
 
 	dl->last_others = now;
-	if (store_daemons_each(dl->st, deliver_row, &r, &d) < 0 || r.failed) {
-		deliver_log_diag(dl, &d);
-		goto done;
+	if (control_daemons(dl->st, &v, &n, &d) < 0) {
+		log_diag(dl->log, &d);
+		return;
 	}
-	keep = calloc(r.n ? r.n : 1, sizeof(*keep));
+	keep = calloc(n ? n : 1, sizeof(*keep));
 	if (keep == NULL)
 		goto done;
-	for (size_t i = 0; i < r.n; i++) {
-		const struct store_daemon *dm = &r.v[i];
+	for (size_t i = 0; i < n; i++) {
+		const struct store_daemon *dm = &v[i];
 		char t[LOG_TIME_SIZE], hb[LOG_TIME_SIZE];
 		size_t freed, held;
 		bool same = strcmp(dm->host, control_host()) == 0;
@@ -1485,7 +1121,7 @@ static void deliver_others_at(struct deliver *dl, time_t now, bool start,
 		}
 		if (store_daemon_end(dl->st, dm->id, now, &freed, &held,
 		                     &d) < 0) {
-			deliver_log_diag(dl, &d);
+			log_diag(dl->log, &d);
 			keep[nkeep++] = dm->id; /* tried again next time */
 			continue;
 		}
@@ -1512,11 +1148,7 @@ static void deliver_others_at(struct deliver *dl, time_t now, bool start,
 	dl->others = keep;
 	dl->nothers = nkeep;
 done:
-	for (size_t i = 0; i < r.n; i++) {
-		free((char *)r.v[i].host);
-		free((char *)r.v[i].control);
-	}
-	free(r.v);
+	control_daemons_free(v, n);
 	diag_clear(&d);
 }
 
@@ -1567,7 +1199,7 @@ static void deliver_abandon(struct deliver *dl)
 	if (store_abandon(dl->st, ids, n, time(NULL), &d) < 0) {
 		deliver_logf(dl, "stopping: the store did not take the marks "
 		                 "(they go again when their lease runs out):");
-		deliver_log_diag(dl, &d);
+		log_diag(dl->log, &d);
 	} else {
 		dl->abandoned = true;
 	}
@@ -1652,13 +1284,13 @@ static bool deliver_drained(struct deliver *dl, time_t now, int *rc)
 		goto unreadable;
 	/* due now (the loop claims it), or by a wait this daemon chose (a
 	 * rate limit, the relay's pause): no need to count */
-	if (dl->store_backoff == 0 && when != 0 &&
+	if (dl->rec.backoff == 0 && when != 0 &&
 	    ((when <= now && dl->relay_paused_until <= now) ||
 	     when <= dl->drain_wait))
 		return false;
 	if (store_releases_each(dl->st, 0, deliver_left_release, &l, &d) < 0)
 		goto unreadable;
-	if (dl->store_backoff == 0) {
+	if (dl->rec.backoff == 0) {
 		if (l.sending > 0 && when != 0) {
 			/* another heraldd's claims: recorded by it, or due
 			 * to this one when their lease runs out */
@@ -1681,7 +1313,7 @@ static bool deliver_drained(struct deliver *dl, time_t now, int *rc)
 		deferred = l.waiting; /* the store first */
 	}
 	left = l.paused + l.embargoed + l.waiting + l.sending;
-	if (left == 0 && dl->store_backoff == 0) {
+	if (left == 0 && dl->rec.backoff == 0) {
 		*rc = 0;
 		deliver_logf(dl, "drain: done, nothing left");
 		return true;
@@ -1693,7 +1325,7 @@ static bool deliver_drained(struct deliver *dl, time_t now, int *rc)
 		FILE *f = open_memstream(&why, &len);
 
 		if (f != NULL) {
-			if (dl->store_backoff > 0)
+			if (dl->rec.backoff > 0)
 				fprintf(f, "; the store takes no writes");
 			if (l.paused)
 				fprintf(f, "; %zu in paused releases (herald "
@@ -1735,7 +1367,7 @@ static bool deliver_drained(struct deliver *dl, time_t now, int *rc)
 	}
 	return true;
 unreadable:
-	deliver_log_diag(dl, &d);
+	log_diag(dl->log, &d);
 	deliver_logf(dl, "drain: stopping: the store cannot be read");
 	return true;
 }
@@ -1748,16 +1380,13 @@ static int deliver_timeout_ms(struct deliver *dl, time_t now, bool stopping)
 	time_t when = 0;
 	struct diag d = {0};
 
-	if (dl->store_backoff > 0 && !stopping) {
+	if (dl->rec.backoff > 0 && !stopping) {
 		/* only the transport's own work until the next try */
-		time_t left = dl->store_paused_until - now;
+		time_t left = dl->rec.paused_until - now;
 		return left <= 0 ? 0 : left < ms / 1000 ? (int)left * 1000 : ms;
 	}
-	if (dl->npending > 0) {
-		double left =
-		    DELIVER_FLUSH_MS - deliver_ms_since(&dl->first_pending);
-		return left < 1 ? 1 : (int)left;
-	}
+	if (dl->rec.n > 0)
+		return recorder_wait_ms(&dl->rec);
 	if (stopping)
 		return 100;
 	if (store_next_due(dl->st, &when, &d) == 0 && when != 0) {
@@ -1784,7 +1413,7 @@ static int deliver_loop(struct deliver *dl)
 
 	for (;;) {
 		time_t now = time(NULL);
-		int fds[3] = {deliver_sigpipe[0], dl->ctl_fd, dl->mb_fd};
+		int fds[3] = {deliver_sigpipe[0], dl->ctl_fd, dl->poller.fd};
 		bool readable[3] = {false, false, false};
 		struct diag d = {0};
 		int claimed = 0;
@@ -1802,7 +1431,7 @@ static int deliver_loop(struct deliver *dl)
 			deliver_reload = 0;
 			if (deliver_load_config(dl, &d, &changes) < 0) {
 				deliver_logf(dl, "config not reloaded:");
-				deliver_log_diag(dl, &d);
+				log_diag(dl->log, &d);
 			} else {
 				/* what changed, by when it takes effect */
 				deliver_logf(dl, "config reloaded: %s",
@@ -1817,18 +1446,19 @@ static int deliver_loop(struct deliver *dl)
 			dl->tb->close(dl->tr);
 			dl->tr = NULL;
 			if (deliver_open_transport(dl, &d) < 0) {
-				deliver_log_diag(dl, &d);
+				log_diag(dl->log, &d);
 				return EX_CONFIG;
 			}
 		}
-		if (dl->store_backoff == 0 && deliver_renew(dl, now) < 0 &&
+		if (dl->rec.backoff == 0 && deliver_renew(dl, now) < 0 &&
 		    !stopping)
 			deliver_store_pause(dl, now);
-		if (!stopping && dl->store_backoff > 0 &&
-		    dl->store_paused_until <= now)
+		if (!stopping && dl->rec.backoff > 0 &&
+		    dl->rec.paused_until <= now)
 			deliver_store_retry(dl, now);
 		if (!stopping)
-			deliver_inbox(dl, now);
+			poller_run(&dl->poller, dl->cfg, dl->st, dl->verp,
+			           !dl->o->drain, now);
 		if (stopping) {
 			if (dl->tb->in_flight(dl->tr) == 0 || now >= grace_end)
 				break;
@@ -1837,12 +1467,12 @@ static int deliver_loop(struct deliver *dl)
 				dl->last_expire = now;
 				if (store_expire(dl->st, now, dl->pol.lifetime,
 				                 &d) < 0)
-					deliver_log_diag(dl, &d);
+					log_diag(dl->log, &d);
 			}
 			if (dl->relay_paused_until <= now &&
-			    dl->store_backoff == 0 &&
+			    dl->rec.backoff == 0 &&
 			    dl->nready <= dl->cfg->batch / 2 &&
-			    dl->npending < DELIVER_BATCH_RECORDS) {
+			    dl->rec.n < DELIVER_BATCH_RECORDS) {
 				claimed =
 				    deliver_claim(dl, dl->cfg->batch, now);
 				if (claimed < 0) {
@@ -1850,7 +1480,7 @@ static int deliver_loop(struct deliver *dl)
 					claimed = 0;
 				}
 			}
-			if (dl->store_backoff > 0) {
+			if (dl->rec.backoff > 0) {
 				/* what is claimed waits for the store */
 			} else if (dl->reopen) {
 				/* new relay settings: what is claimed waits
@@ -1866,8 +1496,8 @@ static int deliver_loop(struct deliver *dl)
 		}
 		if (dl->o->drain && !stopping && claimed == 0 &&
 		    dl->nready == 0 && dl->tb->in_flight(dl->tr) == 0 &&
-		    (dl->store_backoff == 0 || dl->npending == 0)) {
-			if (dl->store_backoff == 0 && deliver_flush(dl) < 0) {
+		    (dl->rec.backoff == 0 || dl->rec.n == 0)) {
+			if (dl->rec.backoff == 0 && recorder_flush(&dl->rec) < 0) {
 				deliver_store_pause(dl, now);
 				continue;
 			}
@@ -1877,10 +1507,10 @@ static int deliver_loop(struct deliver *dl)
 		if (dl->tb->step(
 		        dl->tr,
 		        claimed > 0 ? 0 : deliver_timeout_ms(dl, now, stopping),
-		        fds, dl->mb_fd >= 0 ? 3 : 2, readable, &d) < 0)
-			deliver_log_diag(dl, &d);
+		        fds, dl->poller.fd >= 0 ? 3 : 2, readable, &d) < 0)
+			log_diag(dl->log, &d);
 		if (readable[2])
-			dl->mb_woken = true;
+			poller_wake(&dl->poller);
 		if (readable[0]) {
 			char buf[64];
 			while (read(deliver_sigpipe[0], buf, sizeof(buf)) > 0)
@@ -1888,33 +1518,29 @@ static int deliver_loop(struct deliver *dl)
 		}
 		if (readable[1])
 			control_serve(dl->ctl_fd, deliver_control_request,
-			              deliver_control_refused, dl);
-		if (dl->store_backoff == 0 &&
-		    (dl->npending >= DELIVER_BATCH_RECORDS ||
-		     (dl->npending > 0 &&
-		      (deliver_ms_since(&dl->first_pending) >=
-		           DELIVER_FLUSH_MS ||
-		       dl->tb->in_flight(dl->tr) == 0))) &&
-		    deliver_flush(dl) < 0 && !stopping)
+			              dl->log, dl);
+		if (recorder_due(&dl->rec, dl->tb->in_flight(dl->tr)) &&
+		    recorder_flush(&dl->rec) < 0 && !stopping)
 			deliver_store_pause(dl, time(NULL));
 	}
 	/* what is still in flight after the grace period goes back */
 	deliver_abandon(dl);
 	dl->tb->close(dl->tr);
 	dl->tr = NULL;
-	deliver_flush_last(dl);
+	recorder_flush_last(&dl->rec);
 	return rc;
 }
 
 int deliver_run(const struct deliver_opts *o)
 {
-	struct deliver dl = {.o = o, .ctl_fd = -1, .log = o->log, .mb_fd = -1};
+	struct deliver dl = {.o = o, .ctl_fd = -1, .log = o->log};
 	struct diag d = {0};
 	struct sigaction sa = {0};
 	int rc = EX_SOFTWARE;
 
 	if (dl.log == NULL)
 		dl.log = stderr;
+	poller_init(&dl.poller, dl.log);
 	dl.rnd = (uint32_t)time(NULL) ^ ((uint32_t)getpid() << 16);
 	signal(SIGPIPE, SIG_IGN);
 	if (pipe2(deliver_sigpipe, O_CLOEXEC | O_NONBLOCK) < 0) {
@@ -1939,6 +1565,7 @@ int deliver_run(const struct deliver_opts *o)
 		rc = EX_CANTCREAT;
 		goto done;
 	}
+	recorder_init(&dl.rec, dl.st, dl.log, DELIVER_BATCH_RECORDS);
 	dl.claimed = calloc(dl.cfg->batch, sizeof(*dl.claimed));
 	dl.ready = calloc(dl.cfg->batch, sizeof(*dl.ready));
 	dl.hand_ids = calloc(dl.cfg->batch, sizeof(*dl.hand_ids));
@@ -1956,7 +1583,8 @@ int deliver_run(const struct deliver_opts *o)
 		bool taken = false;
 		deliver_others_at(&dl, time(NULL), true, &taken);
 		if (dl.ctl_path != NULL &&
-		    deliver_control_open(&dl, taken, &d) < 0) {
+		    (dl.ctl_fd = control_open(&dl.ctl_path, taken, dl.log,
+		                              &d)) < 0) {
 			rc = EX_CANTCREAT;
 			goto done;
 		}
@@ -1983,13 +1611,13 @@ int deliver_run(const struct deliver_opts *o)
 	rc = deliver_loop(&dl);
 	deliver_logf(&dl, "stopped");
 done:
-	deliver_log_diag(&dl, &d);
+	log_diag(dl.log, &d);
 	if (dl.tr != NULL)
 		dl.tb->close(dl.tr);
-	deliver_flush_last(&dl);
+	recorder_flush_last(&dl.rec);
 	for (size_t i = 0; i < dl.nrels; i++)
 		deliver_release_free(dl.rels[i]);
-	free(dl.pending);
+	recorder_free(&dl.rec);
 	if (dl.ready != NULL)
 		deliver_unclaim_ready(&dl, 0);
 	if (dl.owner != 0) {
@@ -1998,7 +1626,7 @@ done:
 		size_t freed = 0, held = 0;
 		if (store_daemon_end(dl.st, dl.owner, time(NULL), &freed, &held,
 		                     &d) < 0)
-			deliver_log_diag(&dl, &d);
+			log_diag(dl.log, &d);
 		else if (freed + held > 0)
 			deliver_logf(&dl,
 			             "%zu claimed deliveries given back at the "
@@ -2013,7 +1641,7 @@ done:
 	control_close(dl.ctl_fd, dl.ctl_path);
 	free(dl.ctl_path);
 	free(dl.relay_url);
-	deliver_inbox_close(&dl);
+	poller_close(&dl.poller);
 	sched_free(dl.sched);
 	if (dl.st != NULL)
 		store_close(dl.st);

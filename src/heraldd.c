@@ -1,7 +1,9 @@
 /*
  * heraldd — the delivery daemon: a thin main over deliver.c. Runs in the
- * foreground (systemd starts it; see contrib/heraldd.service) and logs one
- * key=value line per attempt to stderr, time= first (log.h). heraldd(8)
+ * foreground (systemd starts it; see contrib/heraldd.service) and logs to
+ * stderr through log.h alone: key=value, time= first, one line per
+ * attempt (recorder.c), per mailbox event (poller.c), per control request
+ * (control.c) and per change of the loop's state (deliver.c). heraldd(8)
  * describes it; its options are the table in main(), each of them in the
  * page.
  */

@@ -1,6 +1,7 @@
 /*
- * log — heraldd's key=value log lines (see log.h). deliver.c says what
- * happened; this file says how a line looks: the time first, one event a
+ * log — heraldd's key=value log lines (see log.h). The daemon's modules
+ * (deliver, recorder, poller, control) say what happened; this file says
+ * how a line looks: the time first, one event a
  * line, the attempt line's keys in their documented order (heraldd(8)).
  */
 #include "herald/log.h"
@@ -9,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "herald/diag.h"
 
 const char *log_time(time_t t, char buf[LOG_TIME_SIZE])
 {
@@ -52,6 +55,21 @@ void log_line(FILE *f, const char *fmt, ...)
 	va_start(ap, fmt);
 	log_vline(f, fmt, ap);
 	va_end(ap);
+}
+
+void log_diag(FILE *f, struct diag *d)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		const struct diag_entry *e = &d->v[i];
+		if (e->file != NULL && e->line > 0)
+			log_line(f, "%s:%u:%u: %s", e->file, e->line, e->col,
+			         e->msg);
+		else if (e->file != NULL)
+			log_line(f, "%s: %s", e->file, e->msg);
+		else
+			log_line(f, "%s", e->msg);
+	}
+	diag_clear(d);
 }
 
 /* How many bytes of p (n left) make one character to escape: 1 for C0

@@ -36,6 +36,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
 
 #include "herald/diag.h"
@@ -87,14 +88,19 @@ int control_listen(const char *path, struct diag *d);
  * without its newline into reply (size bytes, at least 64). */
 typedef void (*control_handler)(void *arg, const struct control_request *rq,
                                 char *reply, size_t size);
-/* A connection of another user was refused (for the daemon's log). */
-typedef void (*control_refused)(void *arg, long uid, long pid);
-
 /* Serve the connections waiting on fd: read each one's request (waiting
  * up to CONTROL_REQUEST_MS), answer ping itself and the others through
- * fn, refuse peers of another user. */
-void control_serve(int fd, control_handler fn, control_refused refused,
-                   void *arg);
+ * fn, refuse peers of another user, each refusal a line in log (log.h;
+ * NULL: not logged). */
+void control_serve(int fd, control_handler fn, FILE *log, void *arg);
+
+/* heraldd's socket: listen on *path, or, when another heraldd of the
+ * store answers there (taken: the daemons table says a running one has
+ * it; or it answers a ping), on this heraldd's own beside it
+ * (control_own_path), which then replaces *path (malloc'd, freed here);
+ * that is logged to log. Both are reached by herald pause and cancel
+ * through the daemons table. The listening socket, or -1 (d). */
+int control_open(char **path, bool taken, FILE *log, struct diag *d);
 
 /* Close the listening socket and remove its path (fd -1: nothing). */
 void control_close(int fd, const char *path);
@@ -135,6 +141,13 @@ int control_tell(struct store *st, const char *request,
                  void *arg, struct diag *d);
 
 /* ---- who is running ---------------------------------------------------- */
+
+/* Every row of the store's daemons table, running or not, copied into
+ * *v (*n rows; free with control_daemons_free). 0, or -1 with the reason
+ * in d when the store cannot be read or memory runs out (*v NULL). */
+int control_daemons(struct store *st, struct store_daemon **v, size_t *n,
+                    struct diag *d);
+void control_daemons_free(struct store_daemon *v, size_t n);
 
 /* This host's name (gethostname), as the daemons table records it. */
 const char *control_host(void);

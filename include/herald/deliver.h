@@ -3,9 +3,10 @@
  * multi interface or a Maildir), timers and the control socket. It claims
  * due deliveries from the store, builds each journalist's message from the
  * release's snapshot, hands it to the relay, lets trouble.c decide what
- * the reply means, records every attempt (grouped into few transactions)
- * and only then logs it: nothing is reported sent before the store has
- * committed it.
+ * the reply means, and hands every attempt to the recorder (recorder.h),
+ * which commits them in few transactions and only then logs them: nothing
+ * is reported sent before the store has committed it. The control socket
+ * is control.h's, the bounce mailbox poller.h's, every line log.h's.
  *
  * Signals: SIGTERM/SIGINT stop claiming, let messages in flight finish
  * within the grace period, give the rest back, and return; SIGHUP reloads

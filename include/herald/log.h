@@ -35,6 +35,12 @@ void log_line(FILE *f, const char *fmt, ...)
 void log_vline(FILE *f, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 
+/* Every problem of d as its own line (log_line): "file:line:col: msg",
+ * "file: msg" or "msg", as each has a place; d is cleared after. How
+ * every daemon module reports a failure its caller does not return. */
+struct diag;
+void log_diag(FILE *f, struct diag *d);
+
 /* s (NULL: "") as text for a quoted value (key="..."): on one line, with
  * CR, LF, other control characters and double quotes as spaces.
  * malloc'd; NULL when out of memory. */
