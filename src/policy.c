@@ -11,6 +11,15 @@
 
 #include <stddef.h>
 
+/* The tunables, each with why. */
+static const struct {
+	long long address_days; /* a bounce that names only an address is
+	                         * about its deliveries of the last 30
+	                         * days: the retry lifetime is 5 days and a
+	                         * late bounce may come weeks after; older
+	                         * deliveries are other releases' business */
+} policy_defaults = {30};
+
 const char policy_held_reply[] =
     "a reply without a token: waits for an admin (herald suppress confirm)";
 
@@ -31,11 +40,12 @@ void policy_event(const struct policy_event *ev, struct policy_verdict *v)
 	            ev->kind == STORE_EVENT_COMPLAINT ||
 	            ev->kind == STORE_EVENT_UNSUBSCRIBE;
 	/* a reply names the message it answers: evidence of nothing */
-	bool token = ev->match == POLICY_TOKEN ||
-	             (ev->match == POLICY_KEYED_ID &&
-	              ev->kind != STORE_EVENT_UNSUBSCRIBE);
+	enum policy_match match = ev->match;
+	bool token =
+	    ev->match == POLICY_TOKEN || (ev->match == POLICY_KEYED_ID &&
+	                                  ev->kind != STORE_EVENT_UNSUBSCRIBE);
 
-	v->state = NULL;
+	v->move = -1;
 	v->suppress = false;
 	v->count_soft = false;
 	v->mismatch = false;
@@ -46,28 +56,31 @@ void policy_event(const struct policy_event *ev, struct policy_verdict *v)
 		v->held = "the token names another address's delivery";
 		return;
 	}
+	/* another address's Message-ID: nobody's token, no delivery */
+	if (!ev->same_address)
+		match = POLICY_NONE;
 	/* a bounce neither hard nor soft (a sender-side failure) changes
 	 * nothing, however it was matched */
-	if (!acts || (ev->kind == STORE_EVENT_BOUNCE && ev->hard != 0 &&
-	              ev->hard != 1))
+	if (!acts ||
+	    (ev->kind == STORE_EVENT_BOUNCE && ev->hard != 0 && ev->hard != 1))
 		return;
 	if (!token) {
 		v->held = ev->kind == STORE_EVENT_UNSUBSCRIBE
 		              ? policy_held_reply
-		              : policy_held_why[ev->match];
+		              : policy_held_why[match];
 		return;
 	}
 	switch (ev->kind) {
 	case STORE_EVENT_BOUNCE:
 		if (ev->hard == 1) {
-			v->state = "bounced";
+			v->move = DSTATE_BOUNCE;
 			v->suppress = true;
 		} else {
 			v->count_soft = true;
 		}
 		break;
 	case STORE_EVENT_COMPLAINT:
-		v->state = "complained";
+		v->move = DSTATE_COMPLAINT;
 		v->suppress = true;
 		break;
 	default: /* STORE_EVENT_UNSUBSCRIBE */
@@ -79,4 +92,26 @@ void policy_event(const struct policy_event *ev, struct policy_verdict *v)
 bool policy_soft_suppress(long long count, unsigned limit)
 {
 	return count >= (long long)(limit ? limit : STORE_DEFAULT_SOFT_LIMIT);
+}
+
+unsigned policy_soft_window(unsigned window)
+{
+	return window ? window : STORE_DEFAULT_SOFT_WINDOW;
+}
+
+long long policy_address_since(long long now)
+{
+	return now - policy_defaults.address_days * 86400;
+}
+
+void policy_act(const struct policy_verdict *v, long long soft_count,
+                unsigned soft_limit, struct policy_action *a)
+{
+	a->move = v->move;
+	a->suppress = v->suppress;
+	a->soft_limit = false;
+	if (v->count_soft) {
+		a->suppress = policy_soft_suppress(soft_count, soft_limit);
+		a->soft_limit = true;
+	}
 }

@@ -19,6 +19,7 @@
  * Every value reaches SQL as a bound parameter; the SQL texts are
  * constants.
  */
+#include "herald/dstate.h"
 #include "herald/policy.h"
 #include "herald/store.h"
 #include "herald/store_sqlite_test.h"
@@ -28,6 +29,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -510,6 +512,123 @@ static sqlite3_stmt *store_sqlite_prepare(struct store_sqlite *s,
 		sqlite3_finalize(st);
 		return NULL;
 	}
+	return st;
+}
+
+/* ---- delivery states: guarded writes ----------------------------------- */
+
+/*
+ * dstate.c decides which moves of a delivery's state are legal; the store
+ * only performs them. Every UPDATE that changes deliveries.state is
+ * prepared by store_sqlite_move, which writes "state = TO" and guards it
+ * with "state IN (the states dstate_from allows)". Only record's UPDATE
+ * builds its guard into a CASE instead (store_sqlite_record: the try is
+ * counted even when the result no longer applies), from the same sets.
+ * The texts are built from dstate's table and herald's state names, never
+ * from a value: values are still bound.
+ */
+
+/* "state = 'sending'" or "state IN ('queued', 'deferred')": the states of
+ * set (a single one as "=", which is how the partial indexes are written).
+ * NULL when memory runs out; free with sqlite3_free. */
+static char *store_sqlite_in(unsigned set)
+{
+	sqlite3_str *t = sqlite3_str_new(NULL);
+	int n = 0;
+
+	for (unsigned i = 0; i < STORE_NSTATES; i++)
+		n += (set & DSTATE_BIT(i)) != 0;
+	sqlite3_str_appendall(t, n == 1 ? "state = " : "state IN (");
+	for (unsigned i = 0, k = 0; i < STORE_NSTATES; i++)
+		if (set & DSTATE_BIT(i))
+			sqlite3_str_appendf(t, "%s'%s'", k++ ? ", " : "",
+			                    store_state_name((enum store_state)i));
+	if (n != 1)
+		sqlite3_str_appendall(t, n == 0 ? "NULL)" : ")");
+	return sqlite3_str_finish(t);
+}
+
+/* Prepare an SQL text made from fmt (a constant) and the texts that
+ * dstate's sets became. */
+static sqlite3_stmt *store_sqlite_preparef(struct store_sqlite *s,
+                                           const char *what, struct diag *d,
+                                           const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static sqlite3_stmt *store_sqlite_preparef(struct store_sqlite *s,
+                                           const char *what, struct diag *d,
+                                           const char *fmt, ...)
+{
+	sqlite3_stmt *st;
+	va_list ap;
+	char *sql;
+
+	va_start(ap, fmt);
+	sql = sqlite3_vmprintf(fmt, ap);
+	va_end(ap);
+	if (sql == NULL) {
+		store_sqlite_oom(s, what, d);
+		return NULL;
+	}
+	st = store_sqlite_prepare(s, sql, what, d);
+	sqlite3_free(sql);
+	return st;
+}
+
+/* The state ev writes when it has one target, or deferred/queued by
+ * tries when it gives a delivery back; NULL when dstate_next chooses by
+ * more than that (the caller says how, in SQL). */
+static const char *store_sqlite_to(enum dstate_event ev)
+{
+	static const char requeue[] =
+	    "CASE WHEN tries > 0 THEN 'deferred' ELSE 'queued' END";
+	static const char *const one[STORE_NSTATES] = {
+	    [STORE_QUEUED] = "'queued'",         [STORE_SENDING] = "'sending'",
+	    [STORE_SENT] = "'sent'",             [STORE_DEFERRED] = "'deferred'",
+	    [STORE_FAILED] = "'failed'",         [STORE_BOUNCED] = "'bounced'",
+	    [STORE_COMPLAINED] = "'complained'", [STORE_EXPIRED] = "'expired'",
+	    [STORE_SUPPRESSED] = "'suppressed'", [STORE_CANCELLED] = "'cancelled'",
+	};
+	unsigned to = dstate_to(ev);
+
+	if (to == (DSTATE_BIT(STORE_QUEUED) | DSTATE_BIT(STORE_DEFERRED)))
+		return requeue;
+	for (unsigned i = 0; i < STORE_NSTATES; i++)
+		if (to == DSTATE_BIT(i))
+			return one[i];
+	return NULL;
+}
+
+/*
+ * The guarded write: prepare "UPDATE deliveries SET state = TO, set WHERE
+ * where AND state IN (dstate_from(ev) and also)". to is the new state as
+ * SQL, NULL: store_sqlite_to(ev). also adds the states of an event the
+ * same statement performs too (a claim that takes over a lease), 0: none.
+ * set and where are constants with the caller's parameters.
+ */
+static sqlite3_stmt *store_sqlite_move(struct store_sqlite *s,
+                                       enum dstate_event ev, unsigned also,
+                                       const char *to, const char *set,
+                                       const char *where, const char *what,
+                                       struct diag *d)
+{
+	char *in;
+	sqlite3_stmt *st;
+
+	if (to == NULL && (to = store_sqlite_to(ev)) == NULL) {
+		diag_add(d, s->path, 0, 0,
+		         "store: %s: the move \"%s\" needs its new state said",
+		         what, dstate_event_name(ev));
+		return NULL;
+	}
+	if ((in = store_sqlite_in(dstate_from(ev) | also)) == NULL) {
+		store_sqlite_oom(s, what, d);
+		return NULL;
+	}
+	st = store_sqlite_preparef(s, what, d,
+	                           "UPDATE deliveries SET state = %s%s%s"
+	                           " WHERE %s AND %s",
+	                           to, *set ? ", " : "", set, where, in);
+	sqlite3_free(in);
 	return st;
 }
 
@@ -1640,13 +1759,9 @@ static int store_sqlite_cancel_in(struct store_sqlite *s, int64_t release_id,
 	                              "UPDATE releases SET state = 'cancelled'"
 	                              " WHERE id = ?1",
 	                              what, d)) == NULL ||
-	    (dl = store_sqlite_prepare(
-	         s,
-	         "UPDATE deliveries SET state = 'cancelled',"
-	         " lease_until = NULL, updated_at = ?2"
-	         " WHERE release_id = ?1"
-	         " AND state IN ('queued', 'deferred', 'sending')",
-	         what, d)) == NULL)
+	    (dl = store_sqlite_move(s, DSTATE_CANCEL, 0, NULL,
+	                            "lease_until = NULL, updated_at = ?2",
+	                            "release_id = ?1", what, d)) == NULL)
 		goto out;
 	if (store_sqlite_int(rel, 1, release_id) ||
 	    store_sqlite_int(dl, 1, release_id) ||
@@ -1810,20 +1925,17 @@ static int store_sqlite_release_uncancel(struct store *stp, int64_t release_id,
 	if ((rel = store_sqlite_prepare(
 	         s, "UPDATE releases SET state = 'active' WHERE id = ?1", what,
 	         d)) == NULL ||
-	    (sup = store_sqlite_prepare(
-	         s,
-	         "UPDATE deliveries SET state = 'suppressed', updated_at = ?2"
-	         " WHERE release_id = ?1 AND state = 'cancelled'"
-	         " AND EXISTS (SELECT 1 FROM suppressions"
+	    (sup = store_sqlite_move(
+	         s, DSTATE_UNCANCEL, 0, "'suppressed'", "updated_at = ?2",
+	         "release_id = ?1 AND EXISTS (SELECT 1 FROM suppressions"
 	         "  WHERE email = deliveries.email_key)",
 	         what, d)) == NULL ||
-	    (back = store_sqlite_prepare(
-	         s,
-	         "UPDATE deliveries SET state = CASE WHEN tries > 0"
-	         " THEN 'deferred' ELSE 'queued' END, next_at = ?2,"
-	         " lease_until = NULL, updated_at = ?2"
-	         " WHERE release_id = ?1 AND state = 'cancelled'",
-	         what, d)) == NULL)
+	    /* then the rest (none of them suppressed now) */
+	    (back = store_sqlite_move(
+	         s, DSTATE_UNCANCEL, 0,
+	         "CASE WHEN tries > 0 THEN 'deferred' ELSE 'queued' END",
+	         "next_at = ?2, lease_until = NULL, updated_at = ?2",
+	         "release_id = ?1", what, d)) == NULL)
 		goto fail;
 	if (store_sqlite_int(rel, 1, release_id) ||
 	    store_sqlite_int(sup, 1, release_id) ||
@@ -1976,18 +2088,16 @@ static int store_sqlite_claim(struct store *stp, time_t now, unsigned lease,
 	         what, d)) == NULL ||
 	    /* a lease that ran out after a hand-over: the relay may have
 	     * taken it (every SET reads the row as it was) */
-	    (take = store_sqlite_prepare(
-	         s,
-	         "UPDATE deliveries SET state = 'sending',"
-	         " lease_until = ?2, updated_at = ?3, owner = ?4,"
+	    (take = store_sqlite_move(
+	         s, DSTATE_CLAIM, dstate_from(DSTATE_TAKEOVER), NULL,
+	         "lease_until = ?2, updated_at = ?3, owner = ?4,"
 	         " handed_at = NULL,"
 	         " may_duplicate = CASE WHEN state = 'sending'"
 	         "  AND handed_at IS NOT NULL THEN ?3 ELSE may_duplicate END,"
 	         " duplicate_why = CASE WHEN state = 'sending'"
 	         "  AND handed_at IS NOT NULL THEN 'lease'"
-	         "  ELSE duplicate_why END"
-	         " WHERE id = ?1",
-	         what, d)) == NULL ||
+	         "  ELSE duplicate_why END",
+	         "id = ?1", what, d)) == NULL ||
 	    /* not UPDATE ... RETURNING: SQLite builds a temporary table for
 	     * every statement that returns, which costs more than this */
 	    (row = store_sqlite_prepare(
@@ -2075,13 +2185,36 @@ static bool store_sqlite_result_ok(enum store_state r)
 
 /*
  * In record's UPDATE, ?3 is the result, and the result is "applied" when
- * the delivery is still sending, or when it is sent and the delivery has
- * no later news (store.h). SQLite evaluates every SET expression on the
- * row as it was before the UPDATE.
+ * dstate allows its move from the delivery's state: while it is sending,
+ * or, for "sent", unless it has later news (store.h). Into *applied, NULL
+ * when memory runs out (free with sqlite3_free). SQLite evaluates every
+ * SET expression on the row as it was before the UPDATE.
  */
-#define STORE_SQLITE_APPLIED                                                   \
-	"(state = 'sending' OR (?3 = 'sent' AND state NOT IN ('sent',"         \
-	" 'bounced', 'complained')))"
+static int store_sqlite_applied(char **applied)
+{
+	static const enum dstate_event ev[] = {DSTATE_SENT, DSTATE_DEFERRED,
+	                                       DSTATE_FAILED, DSTATE_EXPIRED};
+	static const enum store_state result[] = {STORE_SENT, STORE_DEFERRED,
+	                                          STORE_FAILED, STORE_EXPIRED};
+	sqlite3_str *t = sqlite3_str_new(NULL);
+	bool oom = false;
+
+	sqlite3_str_appendall(t, "(");
+	for (size_t i = 0; i < sizeof(ev) / sizeof(ev[0]); i++) {
+		char *in = store_sqlite_in(dstate_from(ev[i]));
+		oom = oom || in == NULL;
+		sqlite3_str_appendf(t, "%s(?3 = '%s' AND %s)", i ? " OR " : "",
+		                    store_state_name(result[i]), in ? in : "");
+		sqlite3_free(in);
+	}
+	sqlite3_str_appendall(t, ")");
+	*applied = sqlite3_str_finish(t);
+	if (oom) {
+		sqlite3_free(*applied);
+		*applied = NULL;
+	}
+	return *applied == NULL ? -1 : 0;
+}
 
 /* What a suppression is given besides its address: the reason shown,
  * the rule and evidence (store.h), the delivery that caused it (0:
@@ -2149,6 +2282,7 @@ static int store_sqlite_record(struct store *stp, const struct store_attempt *a,
 	const char *what = "recording attempts";
 	struct store_sqlite *s = store_sqlite_of(stp);
 	sqlite3_stmt *upd = NULL, *ins = NULL, *settle = NULL;
+	char *ap = NULL, *def = NULL;
 
 	for (size_t i = 0; i < n; i++)
 		if (!store_sqlite_result_ok(a[i].result)) {
@@ -2163,29 +2297,32 @@ static int store_sqlite_record(struct store *stp, const struct store_attempt *a,
 		return 0;
 	if (store_sqlite_begin(s, what, d) < 0)
 		return -1;
-	if ((upd = store_sqlite_prepare(
-	         s,
+	if (store_sqlite_applied(&ap) < 0 ||
+	    (def = store_sqlite_in(dstate_from(DSTATE_DEFERRED))) == NULL) {
+		store_sqlite_oom(s, what, d);
+		goto fail;
+	}
+	/* the one UPDATE of a state not made by store_sqlite_move: the try
+	 * counts even when its result no longer applies, so the guard is
+	 * each SET's CASE (dstate's sets all the same) */
+	if ((upd = store_sqlite_preparef(
+	         s, what, d,
 	         "UPDATE deliveries SET tries = tries + 1,"
 	         " attempts = attempts + ?2,"
 	         " state = CASE"
-	         "  WHEN state = 'sending' AND ?3 = 'deferred' AND EXISTS"
+	         "  WHEN %s AND ?3 = 'deferred' AND EXISTS"
 	         "   (SELECT 1 FROM suppressions"
 	         "    WHERE email = deliveries.email_key) THEN 'suppressed'"
-	         "  WHEN " STORE_SQLITE_APPLIED " THEN ?3 ELSE state END,"
-	         " next_at = CASE WHEN state = 'sending' AND ?3 = 'deferred'"
+	         "  WHEN %s THEN ?3 ELSE state END,"
+	         " next_at = CASE WHEN %s AND ?3 = 'deferred'"
 	         "  THEN ?4 ELSE next_at END,"
-	         " lease_until = CASE WHEN " STORE_SQLITE_APPLIED
-	         " THEN NULL ELSE lease_until END,"
-	         " last_code = CASE WHEN " STORE_SQLITE_APPLIED
-	         " THEN ?5 ELSE last_code END,"
-	         " last_status = CASE WHEN " STORE_SQLITE_APPLIED
-	         " THEN ?6 ELSE last_status END,"
-	         " last_text = CASE WHEN " STORE_SQLITE_APPLIED
-	         " THEN ?7 ELSE last_text END,"
-	         " updated_at = CASE WHEN " STORE_SQLITE_APPLIED
-	         " THEN ?8 ELSE updated_at END"
+	         " lease_until = CASE WHEN %s THEN NULL ELSE lease_until END,"
+	         " last_code = CASE WHEN %s THEN ?5 ELSE last_code END,"
+	         " last_status = CASE WHEN %s THEN ?6 ELSE last_status END,"
+	         " last_text = CASE WHEN %s THEN ?7 ELSE last_text END,"
+	         " updated_at = CASE WHEN %s THEN ?8 ELSE updated_at END"
 	         " WHERE id = ?1",
-	         what, d)) == NULL ||
+	         def, ap, def, ap, ap, ap, ap, ap)) == NULL ||
 	    (ins = store_sqlite_prepare(
 	         s,
 	         "INSERT INTO attempts (delivery_id, n, at, relay, code,"
@@ -2252,6 +2389,9 @@ static int store_sqlite_record(struct store *stp, const struct store_attempt *a,
 	sqlite3_finalize(ins);
 	sqlite3_finalize(upd);
 	settle = ins = upd = NULL;
+	sqlite3_free(def);
+	sqlite3_free(ap);
+	def = ap = NULL;
 	if (store_sqlite_commit(s, what, d) < 0)
 		goto fail;
 	return 0;
@@ -2259,15 +2399,18 @@ fail:
 	sqlite3_finalize(settle);
 	sqlite3_finalize(ins);
 	sqlite3_finalize(upd);
+	sqlite3_free(def);
+	sqlite3_free(ap);
 	store_sqlite_rollback(s);
 	return -1;
 }
 
-/* Run one UPDATE for each id (?1) with ?2 = t and ?3 = now, in one
- * transaction. */
+/* Move each id (?1) by ev with set (?2 = t, ?3 = now), in one
+ * transaction (store_sqlite_move). */
 static int store_sqlite_each_id(struct store_sqlite *s, const char *what,
-                                const char *sql, const int64_t *ids, size_t n,
-                                time_t t, struct diag *d)
+                                enum dstate_event ev, const char *set,
+                                const int64_t *ids, size_t n, time_t t,
+                                struct diag *d)
 {
 	sqlite3_stmt *st = NULL;
 
@@ -2275,7 +2418,8 @@ static int store_sqlite_each_id(struct store_sqlite *s, const char *what,
 		return 0;
 	if (store_sqlite_begin(s, what, d) < 0)
 		return -1;
-	if ((st = store_sqlite_prepare(s, sql, what, d)) == NULL)
+	if ((st = store_sqlite_move(s, ev, 0, NULL, set, "id = ?1", what, d)) ==
+	    NULL)
 		goto fail;
 	if (store_sqlite_int(st, 2, t) || store_sqlite_int(st, 3, time(NULL))) {
 		store_sqlite_bind_fail(s, what, d);
@@ -2305,11 +2449,9 @@ static int store_sqlite_unclaim(struct store *stp, const int64_t *ids, size_t n,
 {
 	return store_sqlite_each_id(
 	    store_sqlite_of(stp), "giving claimed deliveries back",
-	    "UPDATE deliveries SET state = CASE WHEN tries > 0"
-	    "  THEN 'deferred' ELSE 'queued' END,"
-	    " next_at = ?2, lease_until = NULL, handed_at = NULL,"
-	    " updated_at = ?3"
-	    " WHERE id = ?1 AND state = 'sending'",
+	    DSTATE_UNCLAIM,
+	    "next_at = ?2, lease_until = NULL, handed_at = NULL,"
+	    " updated_at = ?3",
 	    ids, n, next_at, d);
 }
 
@@ -2493,14 +2635,10 @@ static int store_sqlite_daemon_end(struct store *stp, int64_t id, time_t now,
 	*freed = *held = 0;
 	if (store_sqlite_begin(s, what, d) < 0)
 		return -1;
-	if ((fr = store_sqlite_prepare(
-	         s,
-	         "UPDATE deliveries SET state = CASE WHEN tries > 0"
-	         "  THEN 'deferred' ELSE 'queued' END,"
-	         " next_at = ?2, lease_until = NULL, updated_at = ?2"
-	         " WHERE owner = ?1 AND state = 'sending'"
-	         " AND handed_at IS NULL",
-	         what, d)) == NULL ||
+	if ((fr = store_sqlite_move(
+	         s, DSTATE_OWNER_END, 0, NULL,
+	         "next_at = ?2, lease_until = NULL, updated_at = ?2",
+	         "owner = ?1 AND handed_at IS NULL", what, d)) == NULL ||
 	    (cnt = store_sqlite_prepare(
 	         s,
 	         "SELECT count(*) FROM deliveries"
@@ -2601,12 +2739,10 @@ fail:
 	return -1;
 }
 
-/* drop's new state, next_at and hand-over: ?3 is 1 for a cancel */
+/* drop's columns beside the state: given back it is due at ?2;
+ * cancelled, next_at stays */
 #define STORE_SQLITE_DROP_SET                                                  \
-	"UPDATE deliveries SET state = CASE WHEN ?3 THEN 'cancelled'"          \
-	"  WHEN tries > 0 THEN 'deferred' ELSE 'queued' END,"                  \
-	" next_at = CASE WHEN ?3 THEN next_at ELSE ?2 END,"                    \
-	" lease_until = NULL, handed_at = NULL, updated_at = ?2"
+	"lease_until = NULL, handed_at = NULL, updated_at = ?2"
 
 static int store_sqlite_drop(struct store *stp, int64_t release_id,
                              const int64_t *ids, size_t n, bool cancel,
@@ -2623,24 +2759,21 @@ static int store_sqlite_drop(struct store *stp, int64_t release_id,
 		return 0;
 	if (store_sqlite_begin(s, what, d) < 0)
 		return -1;
-	st = store_sqlite_prepare(
-	    s,
-	    ids == NULL ? STORE_SQLITE_DROP_SET
-	        " WHERE release_id = ?1 AND state = 'sending'"
-	        " AND handed_at IS NULL"
-	                : STORE_SQLITE_DROP_SET
-	        " WHERE id = ?4 AND release_id = ?1 AND state = 'sending'",
+	st = store_sqlite_move(
+	    s, cancel ? DSTATE_DROP_CANCEL : DSTATE_DROP, 0, NULL,
+	    cancel ? STORE_SQLITE_DROP_SET : "next_at = ?2, " STORE_SQLITE_DROP_SET,
+	    ids == NULL ? "release_id = ?1 AND handed_at IS NULL"
+	                : "id = ?3 AND release_id = ?1",
 	    what, d);
 	if (st == NULL)
 		goto fail;
 	if (store_sqlite_int(st, 1, release_id) ||
-	    store_sqlite_int(st, 2, time(NULL)) ||
-	    store_sqlite_int(st, 3, cancel ? 1 : 0)) {
+	    store_sqlite_int(st, 2, time(NULL))) {
 		store_sqlite_bind_fail(s, what, d);
 		goto fail;
 	}
 	for (size_t i = 0; i < k; i++) {
-		if (ids != NULL && store_sqlite_int(st, 4, ids[i]) != SQLITE_OK) {
+		if (ids != NULL && store_sqlite_int(st, 3, ids[i]) != SQLITE_OK) {
 			store_sqlite_bind_fail(s, what, d);
 			goto fail;
 		}
@@ -2665,11 +2798,9 @@ static int store_sqlite_abandon(struct store *stp, const int64_t *ids,
 {
 	return store_sqlite_each_id(
 	    store_sqlite_of(stp), "giving back what was on relay connections",
-	    "UPDATE deliveries SET state = CASE WHEN tries > 0"
-	    "  THEN 'deferred' ELSE 'queued' END,"
-	    " next_at = ?2, lease_until = NULL, handed_at = NULL,"
-	    " may_duplicate = ?3, duplicate_why = 'stop', updated_at = ?3"
-	    " WHERE id = ?1 AND state = 'sending'",
+	    DSTATE_ABANDON,
+	    "next_at = ?2, lease_until = NULL, handed_at = NULL,"
+	    " may_duplicate = ?3, duplicate_why = 'stop', updated_at = ?3",
 	    ids, n, next_at, d);
 }
 
@@ -2778,6 +2909,7 @@ static int store_sqlite_expire(struct store *stp, time_t now, unsigned lifetime,
 	const char *what = "expiring deliveries";
 	struct store_sqlite *s = store_sqlite_of(stp);
 	sqlite3_stmt *st = NULL;
+	char *in;
 	/* lifetime 0: no delivery is too old (only stale_after applies) */
 	int64_t cut = lifetime ? (int64_t)now - lifetime : INT64_MIN;
 	int64_t changed;
@@ -2789,23 +2921,29 @@ static int store_sqlite_expire(struct store *stp, time_t now, unsigned lifetime,
 	 * (through the release's index), not every waiting one. Its
 	 * lifetime counts from its last retry, if later. */
 #define STORE_SQLITE_EXPIRING                                                  \
-	" WHERE release_id IN (SELECT id FROM releases"                        \
+	"release_id IN (SELECT id FROM releases"                               \
 	"  WHERE queued_at <= ?2"                                              \
 	"  OR (stale_after != 0 AND stale_after <= ?1))"                       \
-	" AND state IN ('queued', 'deferred')"                                 \
 	" AND (max(queued_at, retried_at) <= ?2 OR release_id IN"              \
 	"  (SELECT id FROM releases"                                           \
 	"   WHERE stale_after != 0 AND stale_after <= ?1))"
 	/* the delivery log says why each one ended, as it does when an
 	 * attempt finds a delivery too old */
-	if ((st = store_sqlite_prepare(
-	         s,
-	         "INSERT INTO attempts (delivery_id, n, at, text, result,"
-	         " counts) SELECT id, tries + 1, ?1, 'expired: its lifetime"
-	         " or the release''s"
-	         " stale_after ended before it could be delivered',"
-	         " 'expired', 0 FROM deliveries" STORE_SQLITE_EXPIRING,
-	         what, d)) == NULL)
+	if ((in = store_sqlite_in(dstate_from(DSTATE_EXPIRE))) == NULL) {
+		store_sqlite_oom(s, what, d);
+		goto fail;
+	}
+	st = store_sqlite_preparef(
+	    s, what, d,
+	    "INSERT INTO attempts (delivery_id, n, at, text, result,"
+	    " counts) SELECT id, tries + 1, ?1, 'expired: its lifetime"
+	    " or the release''s"
+	    " stale_after ended before it could be delivered',"
+	    " 'expired', 0 FROM deliveries WHERE " STORE_SQLITE_EXPIRING
+	    " AND %s",
+	    in);
+	sqlite3_free(in);
+	if (st == NULL)
 		goto fail;
 	if (store_sqlite_int(st, 1, now) || store_sqlite_int(st, 2, cut)) {
 		store_sqlite_bind_fail(s, what, d);
@@ -2814,11 +2952,9 @@ static int store_sqlite_expire(struct store *stp, time_t now, unsigned lifetime,
 	if (store_sqlite_run(s, st, what, d) < 0)
 		goto fail;
 	sqlite3_finalize(st);
-	if ((st = store_sqlite_prepare(
-	         s,
-	         "UPDATE deliveries SET state = 'expired',"
-	         " lease_until = NULL, updated_at = ?1" STORE_SQLITE_EXPIRING,
-	         what, d)) == NULL)
+	if ((st = store_sqlite_move(s, DSTATE_EXPIRE, 0, NULL,
+	                            "lease_until = NULL, updated_at = ?1",
+	                            STORE_SQLITE_EXPIRING, what, d)) == NULL)
 		goto fail;
 #undef STORE_SQLITE_EXPIRING
 	if (store_sqlite_int(st, 1, now) || store_sqlite_int(st, 2, cut)) {
@@ -2867,11 +3003,11 @@ static int store_sqlite_retry(struct store *stp, int64_t release_id,
 	}
 	/* an unused state binds NULL, which matches nothing; queued_at
 	 * stays when it was queued, and the lifetime counts from now */
-	if ((st = store_sqlite_prepare(
-	         s,
-	         "UPDATE deliveries SET state = 'queued', next_at = ?4,"
-	         " retried_at = ?4, lease_until = NULL, updated_at = ?4"
-	         " WHERE release_id = ?1 AND state IN (?2, ?3)"
+	if ((st = store_sqlite_move(
+	         s, DSTATE_RETRY, 0, NULL,
+	         "next_at = ?4, retried_at = ?4, lease_until = NULL,"
+	         " updated_at = ?4",
+	         "release_id = ?1 AND state IN (?2, ?3)"
 	         " AND NOT EXISTS (SELECT 1 FROM suppressions"
 	         "  WHERE email = deliveries.email_key)",
 	         what, d)) == NULL)
@@ -3158,12 +3294,9 @@ static int store_sqlite_suppress_tx(struct store_sqlite *s, const char *key,
 	         " rule, evidence) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
 	         " ON CONFLICT (email) DO NOTHING",
 	         what, d)) == NULL ||
-	    (dl = store_sqlite_prepare(
-	         s,
-	         "UPDATE deliveries SET state = 'suppressed',"
-	         " updated_at = ?2 WHERE email_key = ?1"
-	         " AND state IN ('queued', 'deferred')",
-	         what, d)) == NULL)
+	    (dl = store_sqlite_move(s, DSTATE_SUPPRESS, 0, NULL,
+	                            "updated_at = ?2", "email_key = ?1", what,
+	                            d)) == NULL)
 		goto done;
 	if (store_sqlite_text(add, 1, key) ||
 	    store_sqlite_text(add, 2, w->reason) ||
@@ -3190,7 +3323,7 @@ done:
 }
 
 /* The delivery an event is about: by VERP key, by Message-ID, by address
- * (newest within 30 days). Sets *id (0: none) and *how ("verp",
+ * (the newest since policy_address_since). Sets *id (0: none) and *how ("verp",
  * "message-id", "keyed-id": a Message-ID the caller says is keyed,
  * "address"). */
 static int store_sqlite_event_match(struct store_sqlite *s,
@@ -3222,7 +3355,7 @@ static int store_sqlite_event_match(struct store_sqlite *s,
 			return -1;
 		if (store_sqlite_text(st, 1, arg[i]) ||
 		    (i == 2 &&
-		     store_sqlite_int(st, 2, time(NULL) - 30 * 86400))) {
+		     store_sqlite_int(st, 2, policy_address_since(time(NULL))))) {
 			sqlite3_finalize(st);
 			return store_sqlite_bind_fail(s, what, d);
 		}
@@ -3337,14 +3470,14 @@ static int store_sqlite_event_record(struct store *stp,
 	const char *what = "recording a bounce mailbox event";
 	struct store_sqlite *s = store_sqlite_of(stp);
 	sqlite3_stmt *st = NULL;
-	const char *how = NULL, *key = NULL, *new_state = NULL;
+	const char *how = NULL, *key = NULL;
 	char *email_key = NULL, *why = NULL, *evidence = NULL,
 	     *soft_evidence = NULL;
 	time_t now = time(NULL);
-	int64_t id = 0, event_id = 0;
-	bool suppress = false, soft = false;
+	int64_t id = 0, event_id = 0, count = 0;
 	struct policy_event pe = {0};
 	struct policy_verdict pv = {0};
+	struct policy_action act = {.move = -1};
 
 	*delivery_id = 0;
 	*suppressed = false;
@@ -3411,12 +3544,7 @@ static int store_sqlite_event_record(struct store *stp,
 		st = NULL;
 		if (!same) {
 			how = "mismatch";
-			/* by Message-ID: another's message, nobody's token */
-			if (pe.match == POLICY_TOKEN ||
-			    pe.match == POLICY_KEYED_ID)
-				pe.same_address = false;
-			else
-				pe.match = POLICY_NONE;
+			pe.same_address = false;
 		}
 	}
 	policy_event(&pe, &pv);
@@ -3464,31 +3592,23 @@ static int store_sqlite_event_record(struct store *stp,
 	}
 	st = NULL;
 	event_id = sqlite3_last_insert_rowid(s->db);
-	suppress = pv.suppress;
-	new_state = pv.state;
 	if (pv.count_soft && email_key != NULL) {
-		/* soft bounces suppress once they pile up: only those
-		 * matched by token count (this one included) */
-		unsigned window = ev->soft_window ? ev->soft_window
-		                                  : STORE_DEFAULT_SOFT_WINDOW;
-		int64_t count = 0;
-		if (store_sqlite_soft(s, email_key, now, window, &count,
+		/* the soft bounces policy counts, this one included */
+		if (store_sqlite_soft(s, email_key, now,
+		                      policy_soft_window(ev->soft_window), &count,
 		                      &soft_evidence, what, d) < 0)
 			goto fail;
-		suppress = policy_soft_suppress(count, ev->soft_limit);
-		soft = true;
+	} else {
+		pv.count_soft = false; /* no address: nothing to count */
 	}
-	if (new_state != NULL && id != 0) {
-		if ((st = store_sqlite_prepare(
-		         s,
-		         "UPDATE deliveries SET state = ?2, updated_at = ?3"
-		         " WHERE id = ?1 AND state IN ('sent', 'deferred',"
-		         " 'queued', 'sending', 'failed', 'bounced')",
-		         what, d)) == NULL)
+	policy_act(&pv, count, ev->soft_limit, &act);
+	if (act.move >= 0 && id != 0) {
+		if ((st = store_sqlite_move(s, (enum dstate_event)act.move, 0,
+		                            NULL, "updated_at = ?2", "id = ?1",
+		                            what, d)) == NULL)
 			goto fail;
 		store_sqlite_int(st, 1, id);
-		store_sqlite_text(st, 2, new_state);
-		store_sqlite_int(st, 3, now);
+		store_sqlite_int(st, 2, now);
 		if (store_sqlite_once(s, st, what, d) < 0) {
 			st = NULL;
 			goto fail;
@@ -3499,13 +3619,13 @@ static int store_sqlite_event_record(struct store *stp,
 			goto fail;
 	}
 	/* policy acts only on a token's own delivery (id is never 0 then) */
-	if (suppress && email_key != NULL && id != 0) {
+	if (act.suppress && email_key != NULL && id != 0) {
 		struct store_sqlite_why w = {.delivery_id = id, .at = now};
 		if (asprintf(&why, "%s%s%s", store_event_kind_name(ev->kind),
 		             ev->reason ? ": " : "",
 		             ev->reason ? ev->reason : "") < 0)
 			why = NULL;
-		if (soft) {
+		if (act.soft_limit) {
 			w.rule = "soft-limit";
 			w.evidence = soft_evidence;
 		} else {
