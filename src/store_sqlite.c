@@ -598,29 +598,65 @@ static const char *store_sqlite_to(enum dstate_event ev)
 	return NULL;
 }
 
+/* Does set write what dstate says the move records, and nothing else
+ * dstate knows of? (Then the table in dstate.c and the SQL here cannot
+ * drift apart unnoticed: a move that disagrees fails every time.) */
+static bool store_sqlite_records(unsigned records, const char *set)
+{
+	static const struct {
+		unsigned flag;
+		const char *sql;
+	} cols[] = {
+	    {DSTATE_SETS_LEASE, "lease_until = ?"},
+	    {DSTATE_CLEARS_LEASE, "lease_until = NULL"},
+	    {DSTATE_SETS_OWNER, "owner = "},
+	    {DSTATE_CLEARS_HANDED, "handed_at = NULL"},
+	    {DSTATE_SETS_NEXT, "next_at = "},
+	    {DSTATE_SETS_RETRIED, "retried_at = "},
+	    {DSTATE_MAY_DUPLICATE, "may_duplicate = "},
+	    {DSTATE_SETS_UPDATED, "updated_at = "},
+	};
+
+	for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++)
+		if (((records & cols[i].flag) != 0) !=
+		    (strstr(set, cols[i].sql) != NULL))
+			return false;
+	return true;
+}
+
 /*
  * The guarded write: prepare "UPDATE deliveries SET state = TO, set WHERE
- * where AND state IN (dstate_from(ev) and also)". to is the new state as
- * SQL, NULL: store_sqlite_to(ev). also adds the states of an event the
- * same statement performs too (a claim that takes over a lease), 0: none.
- * set and where are constants with the caller's parameters.
+ * where AND state IN (dstate_from(ev) and dstate_from(also))". to is the
+ * new state as SQL, NULL: store_sqlite_to(ev), and then set must write
+ * what dstate_records says (store_sqlite_records); a caller that names
+ * to writes part of a move (uncancel's suppressed ones) and says why.
+ * also is an event the same statement performs too (a claim that takes
+ * over a lease), -1: none. set and where are constants with the caller's
+ * parameters.
  */
 static sqlite3_stmt *store_sqlite_move(struct store_sqlite *s,
-                                       enum dstate_event ev, unsigned also,
+                                       enum dstate_event ev, int also,
                                        const char *to, const char *set,
                                        const char *where, const char *what,
                                        struct diag *d)
 {
+	unsigned from = dstate_from(ev), records = dstate_records(ev);
 	char *in;
 	sqlite3_stmt *st;
 
-	if (to == NULL && (to = store_sqlite_to(ev)) == NULL) {
+	if (also >= 0) {
+		from |= dstate_from((enum dstate_event)also);
+		records |= dstate_records((enum dstate_event)also);
+	}
+	if (to == NULL && ((to = store_sqlite_to(ev)) == NULL ||
+	                   !store_sqlite_records(records, set))) {
 		diag_add(d, s->path, 0, 0,
-		         "store: %s: the move \"%s\" needs its new state said",
+		         "store: %s: the move \"%s\" is not written as dstate "
+		         "says",
 		         what, dstate_event_name(ev));
 		return NULL;
 	}
-	if ((in = store_sqlite_in(dstate_from(ev) | also)) == NULL) {
+	if ((in = store_sqlite_in(from)) == NULL) {
 		store_sqlite_oom(s, what, d);
 		return NULL;
 	}
@@ -1759,7 +1795,7 @@ static int store_sqlite_cancel_in(struct store_sqlite *s, int64_t release_id,
 	                              "UPDATE releases SET state = 'cancelled'"
 	                              " WHERE id = ?1",
 	                              what, d)) == NULL ||
-	    (dl = store_sqlite_move(s, DSTATE_CANCEL, 0, NULL,
+	    (dl = store_sqlite_move(s, DSTATE_CANCEL, -1, NULL,
 	                            "lease_until = NULL, updated_at = ?2",
 	                            "release_id = ?1", what, d)) == NULL)
 		goto out;
@@ -1925,14 +1961,17 @@ static int store_sqlite_release_uncancel(struct store *stp, int64_t release_id,
 	if ((rel = store_sqlite_prepare(
 	         s, "UPDATE releases SET state = 'active' WHERE id = ?1", what,
 	         d)) == NULL ||
+	    /* dstate_next's three targets as two statements: the ones whose
+	     * address was suppressed meanwhile (the state alone, as
+	     * dstate.c says), */
 	    (sup = store_sqlite_move(
-	         s, DSTATE_UNCANCEL, 0, "'suppressed'", "updated_at = ?2",
+	         s, DSTATE_UNCANCEL, -1, "'suppressed'", "updated_at = ?2",
 	         "release_id = ?1 AND EXISTS (SELECT 1 FROM suppressions"
 	         "  WHERE email = deliveries.email_key)",
 	         what, d)) == NULL ||
-	    /* then the rest (none of them suppressed now) */
+	    /* then the rest, deferred when tried */
 	    (back = store_sqlite_move(
-	         s, DSTATE_UNCANCEL, 0,
+	         s, DSTATE_UNCANCEL, -1,
 	         "CASE WHEN tries > 0 THEN 'deferred' ELSE 'queued' END",
 	         "next_at = ?2, lease_until = NULL, updated_at = ?2",
 	         "release_id = ?1", what, d)) == NULL)
@@ -2089,7 +2128,7 @@ static int store_sqlite_claim(struct store *stp, time_t now, unsigned lease,
 	    /* a lease that ran out after a hand-over: the relay may have
 	     * taken it (every SET reads the row as it was) */
 	    (take = store_sqlite_move(
-	         s, DSTATE_CLAIM, dstate_from(DSTATE_TAKEOVER), NULL,
+	         s, DSTATE_CLAIM, DSTATE_TAKEOVER, NULL,
 	         "lease_until = ?2, updated_at = ?3, owner = ?4,"
 	         " handed_at = NULL,"
 	         " may_duplicate = CASE WHEN state = 'sending'"
@@ -2418,7 +2457,7 @@ static int store_sqlite_each_id(struct store_sqlite *s, const char *what,
 		return 0;
 	if (store_sqlite_begin(s, what, d) < 0)
 		return -1;
-	if ((st = store_sqlite_move(s, ev, 0, NULL, set, "id = ?1", what, d)) ==
+	if ((st = store_sqlite_move(s, ev, -1, NULL, set, "id = ?1", what, d)) ==
 	    NULL)
 		goto fail;
 	if (store_sqlite_int(st, 2, t) || store_sqlite_int(st, 3, time(NULL))) {
@@ -2636,7 +2675,7 @@ static int store_sqlite_daemon_end(struct store *stp, int64_t id, time_t now,
 	if (store_sqlite_begin(s, what, d) < 0)
 		return -1;
 	if ((fr = store_sqlite_move(
-	         s, DSTATE_OWNER_END, 0, NULL,
+	         s, DSTATE_OWNER_END, -1, NULL,
 	         "next_at = ?2, lease_until = NULL, updated_at = ?2",
 	         "owner = ?1 AND handed_at IS NULL", what, d)) == NULL ||
 	    (cnt = store_sqlite_prepare(
@@ -2760,7 +2799,7 @@ static int store_sqlite_drop(struct store *stp, int64_t release_id,
 	if (store_sqlite_begin(s, what, d) < 0)
 		return -1;
 	st = store_sqlite_move(
-	    s, cancel ? DSTATE_DROP_CANCEL : DSTATE_DROP, 0, NULL,
+	    s, cancel ? DSTATE_DROP_CANCEL : DSTATE_DROP, -1, NULL,
 	    cancel ? STORE_SQLITE_DROP_SET : "next_at = ?2, " STORE_SQLITE_DROP_SET,
 	    ids == NULL ? "release_id = ?1 AND handed_at IS NULL"
 	                : "id = ?3 AND release_id = ?1",
@@ -2952,7 +2991,7 @@ static int store_sqlite_expire(struct store *stp, time_t now, unsigned lifetime,
 	if (store_sqlite_run(s, st, what, d) < 0)
 		goto fail;
 	sqlite3_finalize(st);
-	if ((st = store_sqlite_move(s, DSTATE_EXPIRE, 0, NULL,
+	if ((st = store_sqlite_move(s, DSTATE_EXPIRE, -1, NULL,
 	                            "lease_until = NULL, updated_at = ?1",
 	                            STORE_SQLITE_EXPIRING, what, d)) == NULL)
 		goto fail;
@@ -3004,7 +3043,7 @@ static int store_sqlite_retry(struct store *stp, int64_t release_id,
 	/* an unused state binds NULL, which matches nothing; queued_at
 	 * stays when it was queued, and the lifetime counts from now */
 	if ((st = store_sqlite_move(
-	         s, DSTATE_RETRY, 0, NULL,
+	         s, DSTATE_RETRY, -1, NULL,
 	         "next_at = ?4, retried_at = ?4, lease_until = NULL,"
 	         " updated_at = ?4",
 	         "release_id = ?1 AND state IN (?2, ?3)"
@@ -3294,7 +3333,7 @@ static int store_sqlite_suppress_tx(struct store_sqlite *s, const char *key,
 	         " rule, evidence) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
 	         " ON CONFLICT (email) DO NOTHING",
 	         what, d)) == NULL ||
-	    (dl = store_sqlite_move(s, DSTATE_SUPPRESS, 0, NULL,
+	    (dl = store_sqlite_move(s, DSTATE_SUPPRESS, -1, NULL,
 	                            "updated_at = ?2", "email_key = ?1", what,
 	                            d)) == NULL)
 		goto done;
@@ -3603,7 +3642,7 @@ static int store_sqlite_event_record(struct store *stp,
 	}
 	policy_act(&pv, count, ev->soft_limit, &act);
 	if (act.move >= 0 && id != 0) {
-		if ((st = store_sqlite_move(s, (enum dstate_event)act.move, 0,
+		if ((st = store_sqlite_move(s, (enum dstate_event)act.move, -1,
 		                            NULL, "updated_at = ?2", "id = ?1",
 		                            what, d)) == NULL)
 			goto fail;

@@ -92,19 +92,25 @@ static const struct row {
      false, NULL},
 };
 
+/* policy_event's verdict on an event of a row */
+static void judge(int kind, int hard, int match, bool same,
+                  struct policy_verdict *v)
+{
+	struct policy_event ev = {.kind = (enum store_event_kind)kind,
+	                          .hard = hard,
+	                          .match = (enum policy_match)match,
+	                          .same_address = same};
+	policy_event(&ev, v);
+}
+
 static void test_rows(void **state)
 {
 	(void)state;
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		const struct row *r = &rows[i];
-		struct policy_event ev = {.kind =
-		                              (enum store_event_kind)r->kind,
-		                          .hard = r->hard,
-		                          .match = (enum policy_match)r->match,
-		                          .same_address = r->same};
 		struct policy_verdict v;
 
-		policy_event(&ev, &v);
+		judge(r->kind, r->hard, r->match, r->same, &v);
 		print_message("%s\n", r->name);
 		assert_int_equal(v.move, r->move);
 		assert_int_equal(v.suppress, r->suppress);
@@ -165,16 +171,11 @@ static void test_act(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(acts) / sizeof(acts[0]); i++) {
 		const struct act_row *r = &acts[i];
-		struct policy_event ev = {.kind =
-		                              (enum store_event_kind)r->kind,
-		                          .hard = r->hard,
-		                          .match = (enum policy_match)r->match,
-		                          .same_address = true};
 		struct policy_verdict v;
 		struct policy_action a;
 
 		print_message("%s\n", r->name);
-		policy_event(&ev, &v);
+		judge(r->kind, r->hard, r->match, true, &v);
 		policy_act(&v, r->count, r->limit, &a);
 		assert_int_equal(a.move, r->move);
 		assert_int_equal(a.suppress, r->suppress);
