@@ -533,19 +533,18 @@ const char *bounce_rules_phrase_reason(const char *diag)
 	return p != NULL ? p->reason : NULL;
 }
 
-/* The reason of one failure; ldiag is the diagnostic in lowercase. */
-static const char *reason_of(const char *status, int code, const char *ldiag)
+/* The reason of one failure; phrase is the reason of the first phrase
+ * found in its diagnostic (phrase_find), or NULL. */
+static const char *reason_of(const char *status, int code, const char *phrase)
 {
 	const struct status_reason *sr = status_lookup(status);
-	const char *r;
 
 	if (status != NULL && status[0] == '2')
 		return "delivered";
 	if (sr != NULL && sr->strong)
 		return sr->reason;
-	r = bounce_rules_phrase_reason(ldiag);
-	if (r != NULL)
-		return r;
+	if (phrase != NULL)
+		return phrase;
 	if (sr != NULL)
 		return sr->reason;
 	if (code == 552)
@@ -564,7 +563,7 @@ const char *bounce_reason(const char *status, int code, const char *diagnostic)
 	const char *r;
 
 	/* out of memory: the status alone */
-	r = reason_of(status, code, l);
+	r = reason_of(status, code, bounce_rules_phrase_reason(l));
 	free(l);
 	return r;
 }
@@ -587,7 +586,7 @@ void bounce_reply_verdict(const char *status, int code, const char *command,
 	/* out of memory: the status and code alone */
 	in.text_reason = pat != NULL ? pat->reason : NULL;
 	in.text_sure = phrase_sure(pat);
-	in.reason = reason_of(status, code, l);
+	in.reason = reason_of(status, code, in.text_reason);
 	free(l);
 	verdict_decide(&in, v);
 	*reason = in.reason;
@@ -769,7 +768,7 @@ void bounce_rules_classify(struct bounce_rcpt *r, const char *notice,
 	if (r->command == NULL && r->code / 100 == 5 &&
 	    names_self(r->diagnostic, r->address))
 		r->command = "RCPT";
-	r->reason = reason_of(r->status, r->code, ldiag);
+	r->reason = reason_of(r->status, r->code, phrase);
 	free(ldiag);
 	/* Refused after the server had accepted the recipient (at DATA): a
 	 * filter speaking, not a missing mailbox. Refused at MAIL FROM:
