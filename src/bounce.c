@@ -281,6 +281,28 @@ static int dsn_parse(struct bounce_event *ev, const char *s, size_t n)
 	return 0;
 }
 
+/* Whether the delivery-status part s[0..n) was written by Amazon SES
+ * receiving itself: its Reporting-MTA is inbound-smtp.REGION.
+ * amazonaws.com (as a Remote-MTA, SES is only the server another MTA
+ * talked to). */
+static bool ses_reported(const char *s, size_t n)
+{
+	const char *p = s, *e = s + n;
+	struct bounce_hfield f;
+
+	while (p < e)
+		if (bounce_mime_field_line(&p, e, &f) == 1 &&
+		    bounce_mime_field_is(&f, "Reporting-MTA")) {
+			const char *m =
+			    memmem(f.val, f.nval, "inbound-smtp.", 13);
+
+			return m != NULL &&
+			       memmem(m, f.nval - (size_t)(m - f.val),
+			              ".amazonaws.com", 14) != NULL;
+		}
+	return false;
+}
+
 /* ARF, or a complaint in the form some services send without it. */
 static int classify_complaint(struct bounce_event *ev, struct bounce_scan *sc,
                               const struct bounce_orig *o,
@@ -489,15 +511,12 @@ static int classify(struct bounce_event *ev, const struct bounce_top *top,
 rcpts:
 	/* Amazon SES receiving (Reporting-MTA inbound-smtp.REGION.
 	 * amazonaws.com) keeps no mailboxes: its reports come from a
-	 * receipt rule's bounce action, in the words the rule was given */
-	if (sc->dsn != NULL) {
-		const char *m = memmem(sc->dsn, sc->ndsn, "inbound-smtp.", 13);
-
-		service_rule =
-		    m != NULL &&
-		    memmem(m, sc->ndsn - (size_t)(m - sc->dsn),
-		           ".amazonaws.com", 14) != NULL;
-	}
+	 * receipt rule's bounce action, in the words the rule was given.
+	 * Only a report SES wrote itself: SES named as the Remote-MTA
+	 * refused RCPT TO in the reporting MTA's session, before any rule
+	 * ran (no rule covers that recipient). */
+	if (sc->dsn != NULL)
+		service_rule = ses_reported(sc->dsn, sc->ndsn);
 	/* what the notice to the sender says beside a report about one
 	 * recipient (about several, it may speak of another) */
 	if (ev->nrcpt == 1 && sc->dsn != NULL && sc->text != NULL) {

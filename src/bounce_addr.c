@@ -26,8 +26,18 @@ size_t bounce_addr_len(const char *s)
 			dot = i;
 		i++;
 	}
+	/* a sentence's full stop or Sendmail's "..." after it is not part
+	 * of the domain, nor is the dot found last then */
 	while (i > 0 && (s[i - 1] == '.' || s[i - 1] == '-'))
 		i--;
+	if (dot >= i) {
+		dot = 0;
+		for (size_t k = i; k-- > at + 1;)
+			if (s[k] == '.') {
+				dot = k;
+				break;
+			}
+	}
 	if (at == 0 || dot <= at + 1 || dot + 1 >= i || i > BOUNCE_MAX_ADDR)
 		return 0;
 	return i;

@@ -240,6 +240,10 @@ static const struct pattern bounce_patterns[] = {
     {"not listed in public name & address book", "userunknown"},
     {"the recipient name is not recognized", "userunknown"},
     {"this user doesn't have a", "userunknown"}, /* Yahoo */
+    /* Google Workspace's reply for an address its domain does not have */
+    {"550 #5.1.0 address rejected", "userunknown"},
+    /* Orange and La Poste (France), in French and English */
+    {"adresse destinataire invalide. invalid recipient", "userunknown"},
     {"sorry, no mailbox here by that name", "userunknown"}, /* qmail */
     {"couldn't find a mail exchanger or ip address",
      "notaccept"}, /* qmail */
@@ -441,6 +445,10 @@ static const char *const exact_sentences[] = {
     "address couldn't be found",
     "address could not be found",
     "domain does not exist", /* OpenSMTPD's own DNS verdict */
+    /* Google Workspace: the "#5.1.0" form, with its 550 */
+    "550 #5.1.0 address rejected",
+    /* Orange / La Poste (their LPN007_416, OFR_416 replies) */
+    "adresse destinataire invalide. invalid recipient",
     /* Domino in Japanese: "not found in the directory", "not in the
      * directory's list", in UTF-8 and in ISO-2022-JP */
     "\xe3\x83\x87\xe3\x82\xa3\xe3\x83\xac\xe3\x82\xaf\xe3\x83\x88\xe3\x83\xaa\xe3\x81\xab\xe3\x81\xaf\xe8\xa6\x8b\xe3\x81\xa4\xe3\x81\x8b\xe3\x82\x8a\xe3\x81\xbe\xe3\x81\x9b\xe3\x82\x93",
@@ -573,6 +581,25 @@ int bounce_reason_hard(const char *reason)
 	return verdict_reason_class(reason);
 }
 
+/* Whether the status, though not one of an address, is the one a known
+ * MTA documents with the very words of the diagnostic (lowercase ldiag,
+ * its phrase pat) for a recipient it does not have (verdict.h
+ * status_agrees): Exchange Online Protection's directory-based edge
+ * blocking, "550 5.4.1 Recipient address rejected: Access denied",
+ * written by its servers under protection.outlook.com (Microsoft's
+ * documented reply when the recipient is not in the organisation's
+ * directory). A bare "Access denied", or 5.4.1 from another server,
+ * still disagrees. */
+static bool status_agrees(const char *status, const char *ldiag,
+                          const struct pattern *pat)
+{
+	return status != NULL && ldiag != NULL && pat != NULL &&
+	       strcmp(status, "5.4.1") == 0 &&
+	       strcmp(pat->text, "recipient address rejected: access denied") ==
+	           0 &&
+	       strstr(ldiag, ".protection.outlook.com") != NULL;
+}
+
 void bounce_reply_verdict(const char *status, int code, const char *command,
                           const char *text, const char **reason,
                           struct verdict *v)
@@ -587,6 +614,7 @@ void bounce_reply_verdict(const char *status, int code, const char *command,
 	in.text_reason = pat != NULL ? pat->reason : NULL;
 	in.text_sure = phrase_sure(pat);
 	in.reason = reason_of(status, code, in.text_reason);
+	in.status_agrees = status_agrees(status, l, pat);
 	free(l);
 	verdict_decide(&in, v);
 	*reason = in.reason;
@@ -693,7 +721,9 @@ const char *bounce_rules_command(const char *lw)
 /* The address in angle brackets a reply names first, after its code and
  * status made of digits and the characters of skip ("550 5.1.1
  * <a@b>..."): its length, *at set to it; 0 when the reply does not
- * begin so. */
+ * begin so. A bare address ("550 a@b... No such user") is not read so:
+ * filtering gateways write that form about refusals of their own, not
+ * only a recipient's server about RCPT TO. */
 static size_t reply_names(const char *diag, const char *skip, const char **at)
 {
 	const char *lt = diag;
@@ -769,6 +799,7 @@ void bounce_rules_classify(struct bounce_rcpt *r, const char *notice,
 	    names_self(r->diagnostic, r->address))
 		r->command = "RCPT";
 	r->reason = reason_of(r->status, r->code, phrase);
+	in.status_agrees = status_agrees(r->status, ldiag, pat);
 	free(ldiag);
 	/* Refused after the server had accepted the recipient (at DATA): a
 	 * filter speaking, not a missing mailbox. Refused at MAIL FROM:

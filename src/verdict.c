@@ -50,7 +50,8 @@ static const struct verdict_rule verdict_table[V_NRULES] = {
                   "says otherwise"},
     [V_RCPT_TEXT] = {"rcpt+text", 1,
                      "the server refused RCPT TO with a 5xx reply whose "
-                     "text says the address does not exist"},
+                     "text says the address does not exist (and whose "
+                     "status, if any, agrees)"},
     [V_MTA_TEXT] = {"mta-text", 1,
                     "a known mail server's or provider's own sentence for "
                     "a missing mailbox or domain"},
@@ -197,12 +198,16 @@ void verdict_decide(const struct verdict_in *in, struct verdict *out)
 		return;
 	}
 	if (tx == 1) {
-		if (st == ST_OTHER)
+		bool rcpt =
+		    is(in->command, "RCPT") && in->code / 100 == 5 && code_ok;
+
+		/* a status its MTA documents with these words for a
+		 * recipient it does not have agrees, at RCPT TO only */
+		if (st == ST_OTHER && !(in->status_agrees && rcpt))
 			set(out, V_STATUS_DISAGREES);
 		else if (notice_disagrees(in->notice))
 			set(out, V_NOTICE_DISAGREES);
-		else if (is(in->command, "RCPT") && in->code / 100 == 5 &&
-		         code_ok)
+		else if (rcpt)
 			set(out, V_RCPT_TEXT);
 		else if (in->text_sure >= 2 && code_ok)
 			set(out, V_MTA_TEXT);

@@ -300,6 +300,43 @@ static void test_exim_text(void **state)
 	diag_clear(&d);
 }
 
+/* msg is a bounce about one recipient, address; with rule, its verdict
+ * is hard by rule. */
+static void check_one(const char *msg, const char *address, int hard,
+                      const char *rule)
+{
+	struct bounce_event ev;
+	struct diag d = {0};
+
+	assert_int_equal(bounce_parse(msg, strlen(msg), &ev, &d), 0);
+	assert_int_equal(ev.kind, BOUNCE_DSN);
+	assert_int_equal(ev.nrcpt, 1);
+	assert_string_equal(ev.rcpt[0].address, address);
+	if (rule != NULL) {
+		assert_int_equal(ev.rcpt[0].hard, hard);
+		assert_string_equal(ev.rcpt[0].rule, rule);
+	}
+	bounce_event_free(&ev);
+	diag_clear(&d);
+}
+
+/* An address at the end of a sentence: its full stop is not part of the
+ * domain (it once made the address unreadable). */
+static void test_text_full_stop(void **state)
+{
+	const char *m =
+	    "From: mailer-daemon@mx.example.net\n"
+	    "To: bounces@news.example.org\n"
+	    "Subject: There was an error sending your mail\n"
+	    "\n"
+	    "We could not deliver your message.\n"
+	    "The following recipients returned permanent errors: "
+	    "jane@mail.example.com. Reason: the server refused it.\n";
+
+	(void)state;
+	check_one(m, "jane@mail.example.com", 0, NULL);
+}
+
 /* A NUL byte, in the message or in a decoded text part, is read as a
  * space (normalise): a Sendmail line with one between the reply code and
  * the address still names its recipient. */
@@ -815,6 +852,11 @@ static void test_verdicts(void **state)
 	check_verdict("Sendmail's reply naming the recipient", "Sorry.", NULL,
 	              "550 <jane@example.com>... User unknown", 1, "rcpt+text",
 	              "RCPT");
+	/* a bare address first is no proof of RCPT TO: filter gateways
+	 * write that form too */
+	check_verdict("a reply naming the bare recipient", "Sorry.", NULL,
+	              "550 jane@example.com... No such user", 0, "text-only",
+	              NULL);
 	check_verdict("words alone", "Sorry.", "5.0.0", "550 User unknown", 0,
 	              "text-only", NULL);
 	check_verdict("Gmail's sentence", "Sorry.", "5.0.0",
@@ -839,6 +881,43 @@ static void test_verdicts(void **state)
 	              "550 5.1.1 Mailbox does not exist (in reply to end of "
 	              "DATA command)",
 	              0, "after-data", "DATA");
+	/* a known MTA's sentence, but the report says it came after the
+	 * message: the server had accepted the address, a filter speaks */
+	check_verdict("Gmail's sentence after DATA", "Sorry.", "5.0.0",
+	              "550 The email account that you tried to reach does not "
+	              "exist. (in reply to end of DATA command)",
+	              0, "after-data", "DATA");
+	/* Google Workspace's reply for an address its domain does not
+	 * have: "#5.1.0" before the words, and nothing else */
+	check_verdict("Google Workspace's #5.1.0", "Sorry.", "5.0.0",
+	              "550 #5.1.0 Address rejected.", 1, "mta-text", NULL);
+	check_verdict("5.1.0 address rejected, not Google's form", "Sorry.",
+	              "5.0.0", "550 5.1.0 Address rejected.", 0,
+	              "recipient-side", NULL);
+	/* Orange and La Poste: the bilingual sentence of their 416 code */
+	check_verdict("Orange's invalid recipient", "Sorry.", "5.0.0",
+	              "550 5.5.0 Adresse destinataire invalide. Invalid "
+	              "recipient. LPN007_416",
+	              1, "mta-text", NULL);
+	check_verdict("invalid recipient, another server", "Sorry.", "5.0.0",
+	              "550 5.5.0 Invalid recipient", 0, "text-only", NULL);
+	/* Exchange Online Protection's directory-based edge blocking: the
+	 * recipient is not in the organisation's directory (5.4.1 is
+	 * Microsoft's documented status for it) */
+	check_verdict("Exchange Online's directory-based edge blocking",
+	              "Sorry.", "5.4.1",
+	              "550 5.4.1 Recipient address rejected: Access denied. "
+	              "AS(201806281) "
+	              "[BN8NAM12FT042.eop-nam12.prod.protection.outlook.com]",
+	              1, "rcpt+text", "RCPT");
+	check_verdict("5.4.1 access denied from another server", "Sorry.",
+	              "5.4.1",
+	              "550 5.4.1 Recipient address rejected: Access denied",
+	              0, "status-disagrees", "RCPT");
+	check_verdict("access denied with 5.7.1", "Sorry.", "5.7.1",
+	              "550 5.7.1 Recipient address rejected: Access denied "
+	              "[mx.protection.outlook.com]",
+	              0, "status-disagrees", "RCPT");
 }
 
 /* A report that the message was delivered is no bounce. */
@@ -933,6 +1012,45 @@ static void test_ses_receiving(void **state)
 	free(m2);
 }
 
+/* Amazon SES receiving refused RCPT TO in another MTA's session (SES is
+ * its Remote-MTA, not its Reporting-MTA): no receipt rule covers the
+ * recipient, no rule's bounce action wrote the words. */
+static void test_ses_remote(void **state)
+{
+	static const char msg[] =
+	    "From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.net>\n"
+	    "To: bounces+abc@news.example.org\n"
+	    "Subject: Returned mail: see transcript for details\n"
+	    "MIME-Version: 1.0\n"
+	    "Content-Type: multipart/report; report-type=delivery-status;\n"
+	    "\tboundary=\"XX\"\n"
+	    "\n"
+	    "--XX\n"
+	    "Content-Type: text/plain\n"
+	    "\n"
+	    "   ----- The following addresses had permanent fatal errors "
+	    "-----\n"
+	    "<jane@example.com>\n"
+	    "    (reason: 550 5.1.1 Requested action not taken: mailbox "
+	    "unavailable)\n"
+	    "--XX\n"
+	    "Content-Type: message/delivery-status\n"
+	    "\n"
+	    "Reporting-MTA: dns; mx.example.net\n"
+	    "\n"
+	    "Final-Recipient: RFC822; jane@example.com\n"
+	    "Action: failed\n"
+	    "Status: 5.1.1\n"
+	    "Remote-MTA: DNS; inbound-smtp.eu-west-1.amazonaws.com\n"
+	    "Diagnostic-Code: SMTP; 550 5.1.1 Requested action not taken: "
+	    "mailbox unavailable\n"
+	    "\n"
+	    "--XX--\n";
+
+	(void)state;
+	check_one(msg, "jane@example.com", 1, "status+text");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -940,6 +1058,7 @@ int main(void)
 	    cmocka_unit_test(test_success_report),
 	    cmocka_unit_test(test_dma),
 	    cmocka_unit_test(test_ses_receiving),
+	    cmocka_unit_test(test_ses_remote),
 	    cmocka_unit_test(test_dsn_lf),
 	    cmocka_unit_test(test_dsn_crlf),
 	    cmocka_unit_test(test_dsn_cr),
@@ -948,6 +1067,7 @@ int main(void)
 	    cmocka_unit_test(test_autoreply),
 	    cmocka_unit_test(test_human_reply),
 	    cmocka_unit_test(test_exim_text),
+	    cmocka_unit_test(test_text_full_stop),
 	    cmocka_unit_test(test_nul_bytes),
 	    cmocka_unit_test(test_too_large),
 	    cmocka_unit_test(test_garbage),

@@ -502,6 +502,12 @@ static void test_bad_address(void **state)
 	     TROUBLE_FAIL, "notaccept"},
 	    {"no enhanced status, words only", TRANSPORT_RCPT, 550, "",
 	     "No such user here", TROUBLE_FAIL, "userunknown"},
+	    /* Exchange Online's directory-based edge blocking: its
+	     * documented 5.4.1 agrees with its words */
+	    {"Exchange Online's directory block", TRANSPORT_RCPT, 550, "5.4.1",
+	     "5.4.1 Recipient address rejected: Access denied. AS(201806281) "
+	     "[BN8NAM12FT042.eop-nam12.prod.protection.outlook.com]",
+	     TROUBLE_FAIL, "userunknown"},
 	    {"5.1.2 no such domain", TRANSPORT_RCPT, 550, "5.1.2",
 	     "5.1.2 <x@nx.example>: Recipient address rejected: Domain not "
 	     "found",
@@ -526,6 +532,9 @@ static void test_bad_address(void **state)
 	     "4.7.1 <x@y>: Recipient address rejected: Greylisted, user "
 	     "unknown for now",
 	     TROUBLE_DEFER, NULL},
+	    {"access denied, 5.4.1 from another server", TRANSPORT_RCPT, 550,
+	     "5.4.1", "5.4.1 Recipient address rejected: Access denied",
+	     TROUBLE_FAIL, NULL},
 	    {"mailbox disabled", TRANSPORT_RCPT, 550, "5.2.1",
 	     "5.2.1 Mailbox disabled, not accepting messages", TROUBLE_FAIL,
 	     NULL},

@@ -8,12 +8,14 @@
  * unambiguous evidence: an enhanced status that names the address
  * (5.1.1, 5.1.2, 5.1.3, 5.1.6, 5.1.10; 5.4.4 only with text saying the
  * domain does not exist) with no reply code or text saying otherwise; a
- * 5xx refusal of RCPT TO whose text says the address is unknown; or a
+ * 5xx refusal of RCPT TO whose text says the address is unknown (and
+ * whose status, if any, names the address, says only "failed", or is
+ * the one its MTA documents with those words: status_agrees); or a
  * known MTA's or provider's whole sentence for it. Words alone ("550
- * User unknown" from an unknown stage of an unknown server), a refusal after DATA, a status or a
- * notice that contradicts the text and every mailbox-full, filter,
- * policy, security, reputation or content verdict count toward the soft
- * path or nothing.
+ * User unknown" from an unknown stage of an unknown server), a refusal
+ * after DATA, a status or a notice that contradicts the text and every
+ * mailbox-full, filter, policy, security, reputation or content verdict
+ * count toward the soft path or nothing.
  *
  * Pure: used by the bounce reader (bounce.c) for every recipient of a
  * report and by the delivery policy (trouble.c) for a 5xx at RCPT time,
@@ -46,6 +48,14 @@ struct verdict_in {
 	                          * mailbox lookup (Amazon SES receiving's
 	                          * bounce action: its words are whatever the
 	                          * rule says) */
+	bool status_agrees;      /* the status is not one of an address, but
+	                          * it is the one a known MTA documents with
+	                          * these very words for a recipient it does
+	                          * not have (Exchange Online's directory-based
+	                          * edge blocking, 5.4.1 "Recipient address
+	                          * rejected: Access denied"): it confirms a
+	                          * refusal of RCPT TO instead of
+	                          * contradicting it */
 };
 
 struct verdict {
