@@ -11,6 +11,8 @@ pkg_check_modules(GNUTLS REQUIRED IMPORTED_TARGET gnutls)
 pkg_check_modules(ICU REQUIRED IMPORTED_TARGET icu-i18n icu-uc)
 pkg_check_modules(SQLITE REQUIRED IMPORTED_TARGET sqlite3)
 pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)
+# the PostgreSQL store (store_pg*.c): libpq, Debian libpq-dev
+pkg_check_modules(PQ REQUIRED IMPORTED_TARGET libpq)
 # libetpan's pkg-config file adds a no-PIE specs file to the link line;
 # the shared library needs nothing but -letpan, so link it directly.
 find_path(ETPAN_INCLUDE_DIR libetpan/libetpan.h REQUIRED)
@@ -18,7 +20,7 @@ find_library(ETPAN_LIBRARY etpan REQUIRED)
 # the SMTP transport's worker threads (transport_smtp_pool.c)
 find_package(Threads REQUIRED)
 set(HERALD_LIBRARIES PkgConfig::YAML PkgConfig::GNUTLS PkgConfig::ICU
-  PkgConfig::SQLITE PkgConfig::CURL ${ETPAN_LIBRARY} Threads::Threads)
+  PkgConfig::SQLITE PkgConfig::PQ PkgConfig::CURL ${ETPAN_LIBRARY} Threads::Threads)
 
 file(GLOB HERALD_SOURCES CONFIGURE_DEPENDS ${HERALD_ROOT}/src/*.c)
 list(FILTER HERALD_SOURCES EXCLUDE REGEX "/src/herald(d|_[a-z]+)?\\.c$")

@@ -459,7 +459,12 @@ static void config_value(struct config *c, const struct config_setting *s,
 		if (field_line_check(v, what, s->max ? s->max : 4096, d) < 0)
 			return;
 		free(*text);
-		*text = s->kind == CONFIG_PATH || s->kind == CONFIG_SECRET_FILE
+		/* a file is found from herald.yaml's directory; a
+		 * PostgreSQL store's address is no file */
+		*text = (s->kind == CONFIG_PATH &&
+		         !(at == (void *)&c->store &&
+		           store_pg_is_address(v->str))) ||
+		                s->kind == CONFIG_SECRET_FILE
 		            ? config_relative(c->file, v->str)
 		            : field_dup(v, d);
 		if (*text == NULL)
@@ -700,10 +705,14 @@ static int config_defaults(struct config *c, bool before)
 			break;
 		}
 	}
-	if (!before && c->control == NULL &&
-	    asprintf(&c->control, "%s.sock", c->store) < 0) {
-		c->control = NULL;
-		return -1;
+	if (!before && c->control == NULL) {
+		/* beside a store file; with a PostgreSQL store (shared by
+		 * several machines) each node's own, beside herald.yaml */
+		c->control = store_pg_is_address(c->store)
+		                 ? config_relative(c->file, STORE_PG_CONTROL)
+		                 : store_control_for(c->store);
+		if (c->control == NULL)
+			return -1;
 	}
 	return 0;
 }

@@ -401,8 +401,7 @@ static int deliver_load_config(struct deliver *dl, struct diag *d,
 		free(cfg->store);
 		free(cfg->control);
 		cfg->store = strdup(dl->o->store_path);
-		if (asprintf(&cfg->control, "%s.sock", dl->o->store_path) < 0)
-			cfg->control = NULL;
+		cfg->control = store_control_for(dl->o->store_path);
 		if (cfg->store == NULL || cfg->control == NULL)
 			goto oom;
 	}

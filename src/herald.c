@@ -1038,6 +1038,8 @@ static const struct {
      "print one recipient's message, or write every message as .eml"},
     {"config", cmd_config,
      "every setting of herald.yaml as used, or its default"},
+    {"store", cmd_store,
+     "the store: bring its schema up to date, copy it to another"},
 };
 
 static void usage(FILE *f)

@@ -231,7 +231,7 @@ int cli_open_store(const char *cmd, const char *config, const char *store,
 	}
 	/* the store is a file (the one kind this herald has): say so when
 	 * one is made, so a store made in the wrong place is noticed */
-	if (flags & STORE_OPEN_CREATE)
+	if ((flags & STORE_OPEN_CREATE) && !store_pg_is_address(path))
 		there = path == NULL || access(path, F_OK) == 0;
 	*out = store_open_flags(path, flags, d);
 	kind = errno;

@@ -188,5 +188,6 @@ int cmd_bounces(int argc, char **argv);
 int cmd_suppress(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
 int cmd_config(int argc, char **argv);
+int cmd_store(int argc, char **argv);
 
 #endif

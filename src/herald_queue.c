@@ -120,13 +120,20 @@ static int queue_spool_open(struct queue_spool *sp, const char *store,
                             struct diag *d)
 {
 	const char *slash = strrchr(store, '/');
+	const char *tmp = getenv("TMPDIR");
 	char *path = NULL;
 	int fd;
 
-	sp->dir = slash == NULL ? strdup(".")
-	                        : strndup(store, slash == store
-	                                             ? 1
-	                                             : (size_t)(slash - store));
+	/* beside a store file (the same disk); a PostgreSQL store is no
+	 * directory: the temporary directory */
+	if (store_pg_is_address(store))
+		sp->dir = strdup(tmp != NULL && *tmp == '/' ? tmp : "/tmp");
+	else if (slash == NULL)
+		sp->dir = strdup(".");
+	else
+		sp->dir = strndup(store, slash == store
+		                             ? 1
+		                             : (size_t)(slash - store));
 	if (sp->dir == NULL ||
 	    asprintf(&path, "%s/.herald-queue-XXXXXX", sp->dir) < 0) {
 		diag_add(d, NULL, 0, 0, "out of memory");
@@ -298,7 +305,8 @@ static long long queue_name_queued(const char *path, const char *name)
 	size_t digits = strspn(name, "0123456789");
 
 	/* release_find takes a number for a release number */
-	if (name[digits] == '\0' || access(path, F_OK) != 0)
+	if (name[digits] == '\0' ||
+	    (!store_pg_is_address(path) && access(path, F_OK) != 0))
 		return 0;
 	st = store_open_flags(path, 0, &quiet);
 	if (st == NULL || store_release_find(st, name, &id, &quiet) < 0)
@@ -558,8 +566,7 @@ int cmd_queue(int argc, char **argv)
 		printf("nothing leaves before %s\n", when);
 	}
 	if (o.store != NULL) {
-		if (asprintf(&sock, "%s.sock", o.store) < 0)
-			sock = NULL;
+		sock = store_control_for(o.store);
 	} else if (in.config->control != NULL) {
 		sock = strdup(in.config->control);
 	}

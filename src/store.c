@@ -3,9 +3,8 @@
  * of delivery and release states as the store, the log and the CLI spell
  * them, the choice of backend for a store path, and one forward per
  * operation to the handle's backend, so that callers name the operation
- * (store_claim) and never the backend. The backends (store_sqlite.c) hold
- * everything else, so a second kind of store is one more file and one
- * more line in store_backend_for.
+ * (store_claim) and never the backend. The backends (store_sqlite.c, and
+ * store_pg*.c for PostgreSQL) hold everything else.
  */
 #include "herald/store.h"
 
@@ -52,12 +51,6 @@ static const char *const store_log_result_names[STORE_LOG_NRESULTS] = {
     [STORE_LOG_UNSUBSCRIBED] = "unsubscribed",
     [STORE_LOG_SUPPRESSED] = "suppressed",
 };
-
-/* The URL schemes of stores this herald has no backend for: named so that
- * an operator who configures one gets a clear answer instead of a SQLite
- * file called "postgresql:". */
-static const char *const store_foreign_schemes[] = {
-    "postgresql:", "postgres:", NULL};
 
 /* The index of name in names[n], or -1. */
 static int store_name_index(const char *const *names, unsigned n,
@@ -126,11 +119,20 @@ const struct store_backend *store_backend_for(const char *path)
 {
 	if (path == NULL || *path == '\0')
 		return NULL;
-	for (size_t i = 0; store_foreign_schemes[i] != NULL; i++)
-		if (strncmp(path, store_foreign_schemes[i],
-		            strlen(store_foreign_schemes[i])) == 0)
-			return NULL;
+	if (store_pg_is_address(path))
+		return &store_pg_backend;
 	return &store_sqlite_backend;
+}
+
+char *store_control_for(const char *store)
+{
+	char *out = NULL;
+
+	if (store_pg_is_address(store))
+		return strdup(STORE_PG_CONTROL);
+	if (asprintf(&out, "%s.sock", store) < 0)
+		return NULL;
+	return out;
 }
 
 struct store *store_open_flags(const char *path, unsigned flags,
@@ -140,10 +142,9 @@ struct store *store_open_flags(const char *path, unsigned flags,
 	struct store *st;
 
 	if (b == NULL) {
-		diag_add(d, path != NULL && *path ? path : NULL, 0, 0,
-		         "no store backend for \"%s\": this herald keeps its "
-		         "store in a SQLite file (give a file name)",
-		         path != NULL ? path : "");
+		diag_add(d, NULL, 0, 0,
+		         "no store given: herald.yaml \"store:\" (or --store) "
+		         "names a SQLite file or a postgresql:// address");
 		errno = EINVAL;
 		return NULL;
 	}
@@ -162,6 +163,116 @@ void store_close(struct store *st)
 {
 	if (st != NULL)
 		st->ops->close(st);
+}
+
+/* ---- moving a whole store ---------------------------------------------- */
+
+static const char *const store_cols_releases[] = {
+    "id", "name", "source", "release_dir", "coalition", "state", "queued_at",
+    "not_before", "stale_after", NULL};
+static const char *const store_cols_release_files[] = {"id", "release_id",
+                                                        "path", "data", NULL};
+static const char *const store_cols_daemons[] = {
+    "id", "host", "pid", "started", "heartbeat", "ended", "control", NULL};
+static const char *const store_cols_deliveries[] = {
+    "id",           "release_id",    "email",       "email_key",
+    "name",         "language",      "outlet",      "beat",
+    "region",       "timezone",      "message_id",  "state",
+    "attempts",     "tries",         "queued_at",   "next_at",
+    "lease_until",  "updated_at",    "last_code",   "last_status",
+    "last_text",    "owner",         "handed_at",   "may_duplicate",
+    "duplicate_why", "retried_at",   NULL};
+static const char *const store_cols_attempts[] = {
+    "id",   "delivery_id", "n",        "at",          "relay",  "code",
+    "status", "text",      "queue_id", "duration_ms", "result", "counts",
+    NULL};
+static const char *const store_cols_events[] = {
+    "id",     "at",     "kind",       "delivery_id", "matched_by",
+    "email_key", "status", "reason",  "hard",        "diagnostic",
+    "raw",    "held",   "rule",       "evidence",    NULL};
+static const char *const store_cols_suppressions[] = {
+    "email", "reason", "at", "delivery_id", "rule", "evidence", NULL};
+static const char *const store_cols_mailbox_state[] = {
+    "url", "uidvalidity", "last_uid", "updated_at", NULL};
+static const char *const store_cols_event_sources[] = {"source", "at", NULL};
+
+/* Parents before the tables that refer to them (deliveries.owner names a
+ * daemons row, suppressions and events a delivery). */
+#define STORE_TABLE(t, kinds)                                                  \
+	{#t, store_cols_##t, kinds, sizeof(kinds) - 1}
+/* a kind for every column, and no more */
+#define STORE_KINDS_FIT(t, kinds)                                              \
+	_Static_assert(sizeof(store_cols_##t) / sizeof(char *) - 1 ==          \
+	                   sizeof(kinds) - 1,                                  \
+	               #t ": one kind per column")
+#define STORE_KINDS_releases "itttttiii"
+#define STORE_KINDS_release_files "iitb"
+#define STORE_KINDS_daemons "itiiiit"
+#define STORE_KINDS_deliveries "iittttttttttiiiiiiittiiiti"
+#define STORE_KINDS_attempts "iiiititttiti"
+#define STORE_KINDS_events "iitittttitbttt"
+#define STORE_KINDS_suppressions "ttiitt"
+#define STORE_KINDS_mailbox_state "tiii"
+#define STORE_KINDS_event_sources "ti"
+STORE_KINDS_FIT(releases, STORE_KINDS_releases);
+STORE_KINDS_FIT(release_files, STORE_KINDS_release_files);
+STORE_KINDS_FIT(daemons, STORE_KINDS_daemons);
+STORE_KINDS_FIT(deliveries, STORE_KINDS_deliveries);
+STORE_KINDS_FIT(attempts, STORE_KINDS_attempts);
+STORE_KINDS_FIT(events, STORE_KINDS_events);
+STORE_KINDS_FIT(suppressions, STORE_KINDS_suppressions);
+STORE_KINDS_FIT(mailbox_state, STORE_KINDS_mailbox_state);
+STORE_KINDS_FIT(event_sources, STORE_KINDS_event_sources);
+
+const struct store_table store_tables[] = {
+    STORE_TABLE(releases, STORE_KINDS_releases),
+    STORE_TABLE(release_files, STORE_KINDS_release_files),
+    STORE_TABLE(daemons, STORE_KINDS_daemons),
+    STORE_TABLE(deliveries, STORE_KINDS_deliveries),
+    STORE_TABLE(attempts, STORE_KINDS_attempts),
+    STORE_TABLE(events, STORE_KINDS_events),
+    STORE_TABLE(suppressions, STORE_KINDS_suppressions),
+    STORE_TABLE(mailbox_state, STORE_KINDS_mailbox_state),
+    STORE_TABLE(event_sources, STORE_KINDS_event_sources),
+};
+_Static_assert(sizeof(store_tables) / sizeof(store_tables[0]) <=
+                   sizeof(((struct store_copied *)0)->rows) /
+                       sizeof(size_t),
+               "struct store_copied counts every table");
+const size_t store_ntables = sizeof(store_tables) / sizeof(store_tables[0]);
+
+struct store_copying {
+	struct store *to;
+	struct store_copied seen;
+	struct diag *d;
+};
+
+static int store_copy_row(void *arg, const struct store_row *r)
+{
+	struct store_copying *c = arg;
+
+	c->seen.rows[r->table]++;
+	return c->to->ops->load_row(c->to, r, c->d) < 0 ? -1 : 0;
+}
+
+int store_copy(struct store *from, struct store *to, struct store_copied *out,
+               struct diag *d)
+{
+	struct store_copying c = {to, {{0}}, d};
+
+	memset(out, 0, sizeof(*out));
+	if (to->ops->load_begin(to, d) < 0)
+		return -1;
+	if (from->ops->rows_each(from, store_copy_row, &c, d) < 0) {
+		int kind = errno;
+		struct diag quiet;
+		diag_init(&quiet);
+		(void)to->ops->load_end(to, false, &c.seen, out, &quiet);
+		diag_clear(&quiet);
+		errno = kind;
+		return -1;
+	}
+	return to->ops->load_end(to, true, &c.seen, out, d);
 }
 
 /* ---- the operations: each a forward to the handle's backend ---------- */

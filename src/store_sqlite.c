@@ -299,6 +299,8 @@ struct store_sqlite {
 	char *key;                          /* an address as compared */
 	size_t keycap;
 	int64_t owner; /* daemons.id of this handle's heraldd, 0: none */
+	sqlite3_stmt *load;  /* store_copy's INSERT into load_table */
+	size_t load_table;
 };
 
 static struct store_sqlite *store_sqlite_of(struct store *st)
@@ -1164,6 +1166,7 @@ static void store_sqlite_close(struct store *st)
 	if (s == NULL)
 		return;
 	store_sqlite_blocks_free(&s->claimed);
+	sqlite3_finalize(s->load);
 	if (s->db != NULL)
 		sqlite3_close_v2(s->db);
 	free(s->key);
@@ -4215,8 +4218,215 @@ out:
 	return ret;
 }
 
+/* ---- moving a whole store (store_copy) --------------------------------- */
+
+/* "SELECT a, b FROM t ORDER BY a" or "INSERT INTO t (a, b) VALUES (?1,
+ * ?2)" for table t of store_tables; NULL out of memory. */
+static char *store_sqlite_table_sql(const struct store_table *t, bool insert)
+{
+	sqlite3_str *q = sqlite3_str_new(NULL);
+
+	sqlite3_str_appendall(q, insert ? "INSERT INTO " : "SELECT ");
+	if (insert)
+		sqlite3_str_appendf(q, "%s (", t->name);
+	for (size_t i = 0; i < t->ncolumns; i++)
+		sqlite3_str_appendf(q, "%s%s", i ? ", " : "", t->columns[i]);
+	if (insert) {
+		sqlite3_str_appendall(q, ") VALUES (");
+		for (size_t i = 0; i < t->ncolumns; i++)
+			/* SQLite's printf has no %zu */
+			sqlite3_str_appendf(q, "%s?%d", i ? ", " : "",
+			                    (int)i + 1);
+		sqlite3_str_appendall(q, ")");
+	} else {
+		sqlite3_str_appendf(q, " FROM %s ORDER BY %s", t->name,
+		                    t->columns[0]);
+	}
+	return sqlite3_str_finish(q);
+}
+
+static int store_sqlite_rows_table(struct store_sqlite *s, size_t table,
+                                   int (*fn)(void *arg,
+                                             const struct store_row *r),
+                                   void *arg, struct diag *d)
+{
+	const char *what = "reading the store to copy it";
+	const struct store_table *t = &store_tables[table];
+	struct store_value v[32];
+	char *sql = store_sqlite_table_sql(t, false);
+	sqlite3_stmt *st;
+	int rc, stop = 0;
+
+	if (sql == NULL)
+		return store_sqlite_oom(s, what, d);
+	st = store_sqlite_prepare(s, sql, what, d);
+	sqlite3_free(sql);
+	if (st == NULL)
+		return -1;
+	while (stop == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		for (size_t i = 0; i < t->ncolumns; i++) {
+			int c = (int)i;
+			memset(&v[i], 0, sizeof(v[i]));
+			if (sqlite3_column_type(st, c) == SQLITE_NULL) {
+				v[i].kind = STORE_VALUE_NULL;
+			} else if (t->kinds[i] == 'i') {
+				v[i].kind = STORE_VALUE_INT;
+				v[i].i = sqlite3_column_int64(st, c);
+			} else if (t->kinds[i] == 'b') {
+				v[i].kind = STORE_VALUE_BYTES;
+				v[i].p = sqlite3_column_blob(st, c);
+				v[i].len = (size_t)sqlite3_column_bytes(st, c);
+			} else {
+				v[i].kind = STORE_VALUE_TEXT;
+				v[i].p = (const char *)sqlite3_column_text(st, c);
+				v[i].len = (size_t)sqlite3_column_bytes(st, c);
+			}
+		}
+		stop = fn(arg, &(struct store_row){table, v});
+	}
+	if (stop == 0 && rc != SQLITE_DONE)
+		store_sqlite_fail(s, rc, what, d);
+	sqlite3_finalize(st);
+	return stop < 0 || (stop == 0 && rc != SQLITE_DONE) ? -1 : 0;
+}
+
+static int store_sqlite_rows_each(struct store *stp,
+                                  int (*fn)(void *arg,
+                                            const struct store_row *r),
+                                  void *arg, struct diag *d)
+{
+	const char *what = "reading the store to copy it";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	int rc = 0;
+
+	/* one read transaction: one consistent view of every table */
+	if (store_sqlite_exec(s, "BEGIN", what, d) < 0)
+		return -1;
+	for (size_t t = 0; rc == 0 && t < store_ntables; t++)
+		rc = store_sqlite_rows_table(s, t, fn, arg, d);
+	store_sqlite_rollback(s);
+	return rc;
+}
+
+static int store_sqlite_load_begin(struct store *stp, struct diag *d)
+{
+	const char *what = "copying into the store";
+	struct store_sqlite *s = store_sqlite_of(stp);
+
+	if (store_sqlite_begin(s, what, d) < 0)
+		return -1;
+	for (size_t t = 0; t < store_ntables; t++) {
+		char sql[96];
+		int64_t n;
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s",
+		         store_tables[t].name);
+		if (store_sqlite_int_query(s, sql, &n, what, d) < 0)
+			goto fail;
+		if (n > 0) {
+			diag_add(d, s->path, 0, 0,
+			         "the store to copy into is not empty (its %s "
+			         "has %" PRId64 " rows): copy into a new store",
+			         store_tables[t].name, n);
+			errno = EEXIST;
+			goto fail;
+		}
+	}
+	s->load_table = store_ntables;
+	return 0;
+fail: {
+	int kind = errno; /* EEXIST: not empty */
+	store_sqlite_rollback(s);
+	errno = kind;
+	return -1;
+}
+}
+
+static int store_sqlite_load_row(struct store *stp, const struct store_row *r,
+                                 struct diag *d)
+{
+	const char *what = "copying into the store";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	const struct store_table *t = &store_tables[r->table];
+	int rc = SQLITE_OK;
+
+	if (s->load == NULL || s->load_table != r->table) {
+		char *sql = store_sqlite_table_sql(t, true);
+		sqlite3_finalize(s->load);
+		s->load = NULL;
+		if (sql == NULL)
+			return store_sqlite_oom(s, what, d);
+		s->load = store_sqlite_prepare(s, sql, what, d);
+		sqlite3_free(sql);
+		if (s->load == NULL)
+			return -1;
+		s->load_table = r->table;
+	}
+	for (size_t i = 0; rc == SQLITE_OK && i < t->ncolumns; i++) {
+		const struct store_value *v = &r->v[i];
+		int c = (int)i + 1;
+		switch (v->kind) {
+		case STORE_VALUE_NULL:
+			rc = sqlite3_bind_null(s->load, c);
+			break;
+		case STORE_VALUE_INT:
+			rc = sqlite3_bind_int64(s->load, c, v->i);
+			break;
+		case STORE_VALUE_TEXT:
+			rc = sqlite3_bind_text(s->load, c, v->p, (int)v->len,
+			                       SQLITE_STATIC);
+			break;
+		case STORE_VALUE_BYTES:
+			rc = sqlite3_bind_blob(s->load, c, v->len ? v->p : "",
+			                       (int)v->len, SQLITE_STATIC);
+			break;
+		}
+	}
+	if (rc != SQLITE_OK)
+		return store_sqlite_bind_fail(s, what, d);
+	return store_sqlite_run(s, s->load, what, d);
+}
+
+static int store_sqlite_load_end(struct store *stp, bool commit,
+                                 const struct store_copied *want,
+                                 struct store_copied *got, struct diag *d)
+{
+	const char *what = "copying into the store";
+	struct store_sqlite *s = store_sqlite_of(stp);
+
+	sqlite3_finalize(s->load);
+	s->load = NULL;
+	memset(got, 0, sizeof(*got));
+	for (size_t t = 0; commit && t < store_ntables; t++) {
+		char sql[96];
+		int64_t n;
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s",
+		         store_tables[t].name);
+		if (store_sqlite_int_query(s, sql, &n, what, d) < 0) {
+			commit = false;
+			break;
+		}
+		got->rows[t] = (size_t)n;
+		if (got->rows[t] != want->rows[t]) {
+			diag_add(d, s->path, 0, 0,
+			         "the copy's %s has %zu rows where %zu were "
+			         "read: nothing was copied",
+			         store_tables[t].name, got->rows[t],
+			         want->rows[t]);
+			commit = false;
+		}
+	}
+	if (commit && store_sqlite_commit(s, what, d) == 0)
+		return 0;
+	store_sqlite_rollback(s);
+	return -1;
+}
+
 const struct store_backend store_sqlite_backend = {
     .name = "sqlite",
+    .rows_each = store_sqlite_rows_each,
+    .load_begin = store_sqlite_load_begin,
+    .load_row = store_sqlite_load_row,
+    .load_end = store_sqlite_load_end,
     .open = store_sqlite_open,
     .close = store_sqlite_close,
     .release_add_each = store_sqlite_release_add_each,

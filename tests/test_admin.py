@@ -37,7 +37,6 @@ import os
 import pty
 import re
 import shutil
-import sqlite3
 import struct
 import subprocess
 import sys
@@ -111,13 +110,7 @@ def on_terminal(cols, *args):
 
 
 def store_sql(env, sql, *params):
-    db = sqlite3.connect(env.store)
-    try:
-        rows = db.execute(sql, params).fetchall()
-        db.commit()
-        return rows
-    finally:
-        db.close()
+    return env.store_rows(sql, params)
 
 
 def status_json(env, *extra):

@@ -69,14 +69,9 @@ def in_flight(out, cmd):
 
 def release_ids(env, release):
     """The Message-IDs of a release's deliveries, from the store."""
-    db = td.sqlite3.connect(f"file:{env.store}?mode=ro", uri=True,
-                            timeout=30)
-    try:
-        return {f"<{m}>" for (m,) in db.execute(
-            "SELECT message_id FROM deliveries WHERE release_id = ?",
-            (release,))}
-    finally:
-        db.close()
+    return {f"<{m}>" for (m,) in env.store_rows(
+        "SELECT message_id FROM deliveries WHERE release_id = ?",
+        (release,))}
 
 
 def arrived(sink, ids):
@@ -122,14 +117,9 @@ def steer_while_sending(cmd, sink, env):
 def states(env, release=1):
     """How many deliveries of a release are in each state, from the
     store."""
-    db = td.sqlite3.connect(f"file:{env.store}?mode=ro", uri=True,
-                            timeout=30)
-    try:
-        return dict(db.execute("SELECT state, count(*) FROM deliveries"
+    return dict(env.store_rows("SELECT state, count(*) FROM deliveries"
                                " WHERE release_id = ? GROUP BY state",
-                               (release,)).fetchall())
-    finally:
-        db.close()
+                               (release,)))
 
 
 def case_pause():
@@ -309,7 +299,7 @@ def case_two_daemons():
     with ms.SmtpSink(delays={".": 1}) as sink:
         env = slow_env(sink, conns=2, batch=8)
         try:
-            sock = env.store + ".sock"
+            sock = env.sock
             a = env.start()
             ms.wait_until(lambda: os.path.exists(sock), 20, "a's socket")
             b = env.start()

@@ -280,7 +280,7 @@ def case_reload():
                      daemon="{lease: 5s, grace: 5s, batch: 4}")
         try:
             p = env.start()
-            ms.wait_until(lambda: os.path.exists(env.store + ".sock") or
+            ms.wait_until(lambda: os.path.exists(env.sock) or
                           p.poll() is not None, 20, "heraldd started")
             with open(env.cfg) as f:
                 text = f.read()

@@ -25,10 +25,16 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import mailservers as ms  # noqa: E402
+import pgserver  # noqa: E402
 import transcript  # noqa: E402
 
 A = None
 SAMPLE = 47  # journalists in lists/journalists.yaml
+# When set: the directory of a PostgreSQL server tests/lib/pgserver.py
+# started; every Env then keeps its store in a database of its own there
+# (postgresql://herald@127.0.0.1:PORT/DB, the password from a 0600
+# PGPASSFILE) instead of a SQLite file.
+PG_ENV = "HERALD_TEST_PG"
 
 
 class Failure(Exception):
@@ -48,6 +54,10 @@ class Env:
         os.chmod(self.dir, 0o755)
         relay = relay.replace("{dir}", self.dir)  # a Maildir in it
         self.store = os.path.join(self.dir, "herald.db")
+        self.pg = self.pg_db = None
+        self.run_env = {}
+        if os.environ.get(PG_ENV):
+            self.use_pg(pgserver.attach(os.environ[PG_ENV]))
         self.cfg = os.path.join(self.dir, "herald.yaml")
         retry = cfg.pop("retry", "{min_backoff: 1s, max_backoff: 2s, "
                         "relay_min_backoff: 1s, relay_max_backoff: 2s}")
@@ -64,6 +74,73 @@ class Env:
                     f"  dot_timeout: {timeout}\n{extra}")
         self.procs = []
         self.logs = []
+
+    def use_pg(self, srv):
+        """Keep the store in a new database of the PostgreSQL server srv,
+        as the role herald with its password in a 0600 file."""
+        self.pg = srv
+        self.pg_db = srv.create_db(f"h{os.getpid()}_{id(self) % 100000}")
+        self.store = srv.url(self.pg_db)
+        passfile = os.path.join(self.dir, "pgpass")
+        fd = os.open(passfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, f"127.0.0.1:{srv.port}:*:herald:{srv.password}\n"
+                 .encode())
+        os.close(fd)
+        transcript.secret(srv.password.encode())
+        self.run_env = {"PGPASSFILE": passfile}
+        # for every herald and heraldd the case starts, also those it
+        # starts by its own subprocess calls
+        os.environ["PGPASSFILE"] = passfile
+
+    def store_rows(self, sql, params=()):
+        """The rows of sql (? for each of params) on the store, SQLite or
+        PostgreSQL alike, committed; bytea and blobs as bytes."""
+        if self.pg is not None:
+            import psycopg2  # Debian python3-psycopg2
+            db = psycopg2.connect(host=self.pg.sockdir, port=self.pg.port,
+                                  user="postgres", dbname=self.pg_db)
+            try:
+                cur = db.cursor()
+                cur.execute(sql.replace("?", "%s"), tuple(params))
+                rows = cur.fetchall() if cur.description else []
+                db.commit()
+            finally:
+                db.close()
+            return [tuple(bytes(v) if isinstance(v, memoryview) else v
+                          for v in row) for row in rows]
+        db = sqlite3.connect(self.store, timeout=30)
+        try:
+            rows = db.execute(sql, tuple(params)).fetchall()
+            db.commit()
+            return rows
+        finally:
+            db.close()
+
+    def store_sql(self, sql, params=()):
+        """The first value of the first row of sql on the store."""
+        return self.store_rows(sql, params)[0][0]
+
+    def store_exists(self):
+        """Is there a store yet (a file; herald's tables in the
+        database)?"""
+        if self.pg is not None:
+            return self.store_sql("SELECT count(*) FROM pg_tables WHERE "
+                                  "tablename = 'herald_schema'") > 0
+        return os.path.exists(self.store)
+
+    @property
+    def sock(self):
+        """heraldd's control socket by default: beside a store file, or
+        beside herald.yaml with a PostgreSQL store."""
+        if self.pg is not None:
+            return os.path.join(self.dir, "heraldd.sock")
+        return self.store + ".sock"
+
+    @property
+    def store_shown(self):
+        """The store as herald names it (a file by its absolute path)."""
+        return self.store if self.pg is not None else \
+            os.path.realpath(self.store)
 
     def wrap(self, what):
         """The valgrind command line to run herald or heraldd under, when
@@ -98,7 +175,8 @@ class Env:
         os.close(fd)
 
     def herald(self, *args, check_rc=True, timeout=120):
-        env = dict(os.environ, COLUMNS="250")  # tables wide enough to read
+        env = dict(os.environ, COLUMNS="250",  # tables wide enough to read
+                   **self.run_env)
         r = subprocess.run([*self.wrap("herald"), A.herald, *args,
                             "--config", self.cfg],
                            cwd=A.source, capture_output=True, timeout=timeout,
@@ -118,7 +196,8 @@ class Env:
                    "wb")
         p = subprocess.Popen([*self.wrap("heraldd"), A.heraldd, "--config",
                               self.cfg, *extra],
-                             cwd=A.source, stdout=log, stderr=log)
+                             cwd=A.source, stdout=log, stderr=log,
+                             env=dict(os.environ, **self.run_env))
         self.procs.append(p)
         self.logs.append(log.name)
         return p
@@ -174,6 +253,12 @@ class Env:
             print("kept", self.dir)
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
+            if self.pg is not None:
+                try:
+                    self.pg.sql("postgres", f'DROP DATABASE "{self.pg_db}"'
+                                " WITH (FORCE)")
+                except RuntimeError:
+                    pass  # the server is gone with its directory
         if reports:
             raise Failure("valgrind:\n" + "\n".join(reports)[-6000:])
 
@@ -426,10 +511,7 @@ def case_embargo():
             # the store keeps whole seconds: "+4s" must round up, never
             # down (it once counted from time()'s truncated now and let
             # the release leave up to a second early)
-            db = sqlite3.connect(env.store)
-            (not_before,) = db.execute(
-                "SELECT not_before FROM releases").fetchone()
-            db.close()
+            not_before = env.store_sql("SELECT not_before FROM releases")
             check(not_before >= start + 4,
                   f"not_before {not_before} is before queue time "
                   f"{start:.3f} + 4 s")
@@ -586,7 +668,7 @@ def case_proof():
                   r.stdout.decode())
             # nothing queued: not even a store was made
             r = env.herald("status", check_rc=False)
-            check(r.returncode == 66 and not os.path.exists(env.store),
+            check(r.returncode == 66 and not env.store_exists(),
                   f"proof left a store: {r.returncode} {r.stdout}")
         finally:
             env.close()
@@ -599,11 +681,12 @@ def case_control_and_reload():
         env = Env(f"smtp://127.0.0.1:{sink.port}")
         try:
             p = env.start()
-            sock = env.store + ".sock"
+            sock = env.sock
             ms.wait_until(lambda: os.path.exists(sock), 10, "the socket")
             check(os.stat(sock).st_mode & 0o077 == 0,
                   f"socket mode {os.stat(sock).st_mode:o}")
-            check(os.stat(env.store).st_mode & 0o077 == 0, "store mode")
+            check(env.pg is not None or
+                  os.stat(env.store).st_mode & 0o077 == 0, "store mode")
             t0 = time.time()
             r = env.queue()
             check(b"woke heraldd" in r.stdout and
@@ -989,11 +1072,7 @@ def imap_env(relay, dv, ca_path, *, tls="imaps", folder="INBOX",
 
 
 def store_count(env, sql):
-    db = sqlite3.connect(f"file:{env.store}?mode=ro", uri=True, timeout=30)
-    try:
-        return db.execute(sql).fetchone()[0]
-    finally:
-        db.close()
+    return env.store_sql(sql)
 
 
 def fetch(env, trace=False):
@@ -1269,10 +1348,7 @@ def case_imap_failures():
                 check(len(kept) == 5 and all("\\Seen" in f
                                              for _, _, f in kept),
                       f"not kept and flagged: {kept}")
-                db = sqlite3.connect(env.store, timeout=30)
-                db.execute("UPDATE mailbox_state SET last_uid = 0")
-                db.commit()
-                db.close()
+                env.store_rows("UPDATE mailbox_state SET last_uid = 0")
                 rc, out, err = fetch(env)
                 check(rc == 0 and "handled 5 messages: 0 events" in out,
                       out + err)
@@ -1307,14 +1383,9 @@ def case_imap_modes():
 
     def recorded(env):
         """How often each message (by Subject) has events in the store."""
-        if not os.path.exists(env.store):  # heraldd has not made it yet
+        if not env.store_exists():  # heraldd has not made it yet
             return collections.Counter()
-        db = sqlite3.connect(f"file:{env.store}?mode=ro", uri=True,
-                             timeout=30)
-        try:
-            raws = [r[0] for r in db.execute("SELECT raw FROM events")]
-        finally:
-            db.close()
+        raws = [r[0] for r in env.store_rows("SELECT raw FROM events")]
         return collections.Counter(
             re.search(rb"^Subject: (\S+)", r, re.M).group(1).decode()
             for r in raws)

@@ -31,7 +31,6 @@ import os
 import re
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -150,12 +149,8 @@ def maildir_messages(md):
 
 
 def stored_file(env, path):
-    db = sqlite3.connect(env.store)
-    try:
-        rows = db.execute("SELECT data FROM release_files WHERE path = ?",
-                          (path,)).fetchall()
-    finally:
-        db.close()
+    rows = env.store_rows("SELECT data FROM release_files WHERE path = ?",
+                          (path,))
     check(len(rows) == 1, f"{len(rows)} stored files {path}")
     return bytes(rows[0][0])
 

@@ -18,6 +18,7 @@
 #include <inttypes.h>
 #include <sched.h>
 #include <setjmp.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -122,9 +124,162 @@ static int sqlite_backdate(const char *where, time_t t)
 	return 0;
 }
 
+/* PostgreSQL: a real PostgreSQL 15 server started for the run in a
+ * directory of its own (tests/lib/pgserver.py: initdb and postgres as the
+ * user postgres, a socket in that directory), a database per store,
+ * owned by the role herald, reached over TCP with its password from a
+ * 0600 file (PGPASSFILE), as a node would. */
+static char pg_dir[] = "/tmp/herald-test-pg-XXXXXX";
+static char pg_admin[512]; /* the superuser's key=value, over the socket */
+static char pg_port[16];
+
+static int pg_setup(void)
+{
+	char cmd[1024], line[512];
+	char *passfile = NULL;
+	FILE *f;
+
+	if (mkdtemp(pg_dir) == NULL) {
+		fprintf(stderr, "mkdtemp: %s\n", strerror(errno));
+		return -1;
+	}
+	snprintf(cmd, sizeof(cmd),
+	         "python3 %s/tests/lib/pgserver.py start %s >/dev/null",
+	         HERALD_SOURCE_DIR, pg_dir);
+	if (system(cmd) != 0) {
+		fprintf(stderr, "could not start PostgreSQL in %s\n", pg_dir);
+		return -1;
+	}
+	snprintf(cmd, sizeof(cmd), "%s/conninfo", pg_dir);
+	if ((f = fopen(cmd, "r")) == NULL ||
+	    fgets(pg_admin, sizeof(pg_admin), f) == NULL) {
+		fprintf(stderr, "%s: %s\n", cmd, strerror(errno));
+		if (f != NULL)
+			fclose(f);
+		return -1;
+	}
+	fclose(f);
+	pg_admin[strcspn(pg_admin, "\n")] = '\0';
+	{
+		const char *p = strstr(pg_admin, "port=");
+		if (p == NULL)
+			return -1;
+		snprintf(pg_port, sizeof(pg_port), "%.*s",
+		         (int)strcspn(p + 5, " "), p + 5);
+	}
+	/* the role herald's password, as libpq reads it: a 0600 file of
+	 * host:port:database:user:password lines */
+	snprintf(cmd, sizeof(cmd), "%s/herald.password", pg_dir);
+	if ((f = fopen(cmd, "r")) == NULL || fgets(line, sizeof(line), f) == NULL) {
+		fprintf(stderr, "%s: %s\n", cmd, strerror(errno));
+		if (f != NULL)
+			fclose(f);
+		return -1;
+	}
+	fclose(f);
+	line[strcspn(line, "\n")] = '\0';
+	if (asprintf(&passfile, "%s/pgpass", pg_dir) < 0)
+		return -1;
+	if ((f = fopen(passfile, "w")) == NULL) {
+		free(passfile);
+		return -1;
+	}
+	fprintf(f, "127.0.0.1:%s:*:herald:%s\n", pg_port, line);
+	fclose(f);
+	chmod(passfile, 0600);
+	setenv("PGPASSFILE", passfile, 1);
+	free(passfile);
+	return 0;
+}
+
+static void pg_teardown(void)
+{
+	char cmd[1024];
+
+	snprintf(cmd, sizeof(cmd),
+	         "python3 %s/tests/lib/pgserver.py stop %s >/dev/null",
+	         HERALD_SOURCE_DIR, pg_dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not stop PostgreSQL in %s\n", pg_dir);
+}
+
+/* Run sql as the superuser (database db); 0 or -1 with why on stderr. */
+static int pg_admin_sql(const char *db, const char *sql)
+{
+	char info[640];
+	PGconn *c;
+	PGresult *r;
+	int rc = 0;
+
+	snprintf(info, sizeof(info), "%s", pg_admin);
+	if (db != NULL) {
+		char *p = strstr(info, "dbname=");
+		if (p != NULL)
+			snprintf(p, sizeof(info) - (size_t)(p - info),
+			         "dbname=%s user=postgres", db);
+	}
+	c = PQconnectdb(info);
+	if (PQstatus(c) != CONNECTION_OK) {
+		fprintf(stderr, "%s: %s", info, PQerrorMessage(c));
+		PQfinish(c);
+		return -1;
+	}
+	r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		fprintf(stderr, "%s: %s", sql, PQerrorMessage(c));
+		rc = -1;
+	}
+	PQclear(r);
+	PQfinish(c);
+	return rc;
+}
+
+static char *pg_fresh(const char *tag)
+{
+	char sql[160], db[64], *where = NULL;
+
+	snprintf(db, sizeof(db), "h_%ld_%s", (long)getpid(), tag);
+	for (char *p = db; *p; p++)
+		if (*p == '-')
+			*p = '_';
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s OWNER herald", db);
+	if (pg_admin_sql(NULL, sql) < 0)
+		return NULL;
+	return asprintf(&where, "postgresql://herald@127.0.0.1:%s/%s", pg_port,
+	                db) > 0
+	           ? where
+	           : NULL;
+}
+
+static void pg_cleanup(const char *where)
+{
+	char sql[160];
+	const char *db = strrchr(where, '/');
+
+	if (db == NULL)
+		return;
+	snprintf(sql, sizeof(sql), "DROP DATABASE %s WITH (FORCE)", db + 1);
+	(void)pg_admin_sql(NULL, sql);
+}
+
+static int pg_backdate(const char *where, time_t t)
+{
+	char sql[160];
+	const char *db = strrchr(where, '/');
+
+	assert_non_null(db);
+	snprintf(sql, sizeof(sql),
+	         "UPDATE deliveries SET queued_at = %lld;"
+	         "UPDATE releases SET queued_at = %lld",
+	         (long long)t, (long long)t);
+	return pg_admin_sql(db + 1, sql);
+}
+
 static const struct backend backends[] = {
     {"sqlite", sqlite_setup, sqlite_teardown, sqlite_fresh, sqlite_cleanup,
      sqlite_backdate},
+    {"postgresql", pg_setup, pg_teardown, pg_fresh, pg_cleanup,
+     pg_backdate},
 };
 
 /* The backend the cases run against now. */
@@ -2418,7 +2573,9 @@ static void test_daemons_each(void **state)
 /* A case: run on a new store of the backend (case_setup). */
 #define CASE(t) cmocka_unit_test_setup_teardown(t, case_setup, case_teardown)
 
-int main(void)
+/* With an argument: only the backend of that name (ctest runs each
+ * backend as a test of its own). */
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest once[] = {
 	    cmocka_unit_test(test_state_names),
@@ -2460,6 +2617,8 @@ int main(void)
 	int failed = cmocka_run_group_tests_name("store", once, NULL, NULL);
 
 	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
+		if (argc > 1 && strcmp(argv[1], backends[i].name) != 0)
+			continue;
 		be = &backends[i];
 		failed += cmocka_run_group_tests_name(
 		    be->name, cases, group_setup, group_teardown);

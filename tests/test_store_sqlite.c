@@ -45,13 +45,23 @@ static char *db_path(const char *name)
 	return p;
 }
 
-/* A file name is a SQLite store; a PostgreSQL URL is a store this herald
- * has no backend for. */
+/* A file name is a SQLite store (even one with "=" in it); a
+ * postgresql:// or postgres:// URL or libpq's key=value words are a
+ * PostgreSQL store. */
 static void test_backend_for(void **state)
 {
 	(void)state;
 	assert_ptr_equal(store_backend_for("herald.db"), &store_sqlite_backend);
-	assert_null(store_backend_for("postgresql://db/herald"));
+	assert_ptr_equal(store_backend_for("/var/lib/herald/a=b.db"),
+	                 &store_sqlite_backend);
+	assert_ptr_equal(store_backend_for("postgresql://db/herald"),
+	                 &store_pg_backend);
+	assert_ptr_equal(store_backend_for("postgres://u@db:5433/herald"),
+	                 &store_pg_backend);
+	assert_ptr_equal(store_backend_for("host=db1 dbname=herald"),
+	                 &store_pg_backend);
+	assert_ptr_equal(store_backend_for("dbname=herald"), &store_pg_backend);
+	assert_null(store_backend_for(""));
 }
 
 static void test_schema_and_mode(void **state)
@@ -426,9 +436,13 @@ static void test_open_existing(void **state)
 	assert_null(store_open_flags(tmpdir, 0, &d));
 	assert_int_equal(errno, EINVAL);
 	diag_clear(&d);
+	/* a PostgreSQL address with its password written in is refused
+	 * before anything is tried: it would be shown in logs */
 	errno = 0;
-	assert_null(store_open_flags("postgresql://db/herald", 0, &d));
+	assert_null(store_open_flags("postgresql://h:secret@db/herald", 0, &d));
 	assert_int_equal(errno, EINVAL);
+	assert_non_null(strstr(diag_first(&d), "password"));
+	assert_null(strstr(diag_first(&d), "secret"));
 	diag_clear(&d);
 	free(wal);
 	free(text);

@@ -7,8 +7,9 @@
  * Callers use the store_* functions below: each is a thin forward to the
  * handle's backend (struct store_backend, at the end), one backend per
  * file: store_sqlite.c (WAL, synchronous=FULL, foreign keys, file mode
- * 0600). A PostgreSQL backend is one more file, held to the same contract
- * by tests/test_store_conformance.c.
+ * 0600) and store_pg*.c (a PostgreSQL database several heraldd may
+ * share), both held to the same contract by
+ * tests/test_store_conformance.c.
  *
  * Delivery states (DESIGN.md): queued -> sending -> sent; sending ->
  * deferred (next_at) -> ... -> expired; sending -> failed; queued/deferred
@@ -400,10 +401,14 @@ struct store;
  * on failure, with the reason in d and its kind in errno, for the exit
  * status: ENOENT there is no store at path (without STORE_OPEN_CREATE),
  * EACCES herald may not read or write it, EINVAL path is not a store this
- * herald can use (another kind of file, a newer herald's, a kind of store
- * it was built without), anything else a failure that may pass (busy,
- * disk full, I/O, memory). */
-enum { STORE_OPEN_CREATE = 1 };
+ * herald can use (another kind of file, a newer herald's, an older
+ * schema a PostgreSQL store upgrades only when asked), anything else a
+ * failure that may pass (busy, disk full, I/O, memory). STORE_OPEN_MIGRATE
+ * (herald store migrate) brings an older PostgreSQL schema up to date; a
+ * SQLite store always is on open (one process, one file), and an empty
+ * PostgreSQL database gets its schema with STORE_OPEN_CREATE, as an SQLite
+ * file is made. */
+enum { STORE_OPEN_CREATE = 1, STORE_OPEN_MIGRATE = 2 };
 struct store *store_open_flags(const char *path, unsigned flags,
                                struct diag *d);
 
@@ -709,6 +714,50 @@ int store_suppress_import(struct store *st, const struct store_suppression *v,
 int store_suppress_remove(struct store *st, const char *email, bool *removed,
                           struct diag *d);
 
+/* ---- moving a whole store ------------------------------------------------ */
+
+/* A value of a row as it moves between stores. */
+struct store_value {
+	enum { STORE_VALUE_NULL, STORE_VALUE_INT, STORE_VALUE_TEXT,
+	       STORE_VALUE_BYTES } kind;
+	int64_t i;     /* INT */
+	const char *p; /* TEXT (NUL-terminated) and BYTES */
+	size_t len;    /* TEXT and BYTES */
+};
+
+/* The tables of a store and their columns, in the order a copy writes
+ * them (every table after those it refers to). Both backends keep these
+ * tables with these columns; times are seconds since the epoch. */
+struct store_table {
+	const char *name;
+	const char *const *columns; /* NULL-terminated */
+	const char *kinds; /* per column: 'i' integer, 't' text, 'b' bytes */
+	size_t ncolumns;
+};
+extern const struct store_table store_tables[];
+extern const size_t store_ntables;
+
+/* One row of table t (store_tables[t]), values in its column order. */
+struct store_row {
+	size_t table;
+	const struct store_value *v;
+};
+
+/* What store_copy moved: rows per table (store_tables' order), as
+ * counted in the source and then in the target before it committed. */
+struct store_copied {
+	size_t rows[16];
+};
+
+/* Copy every row of from into to, which must be an empty store (made by
+ * opening it with STORE_OPEN_CREATE): all or nothing, in one transaction
+ * of to, read from one consistent view of from. Ids stay as they are (a
+ * release keeps its number, a delivery its log). Before to commits, its
+ * rows are counted per table and compared with what was read; any
+ * difference rolls everything back. Nothing of from changes. */
+int store_copy(struct store *from, struct store *to, struct store_copied *out,
+               struct diag *d);
+
 /* ---- backends --------------------------------------------------------- */
 
 /* What a backend provides: each member is the operation of the store_
@@ -853,6 +902,22 @@ struct store_backend {
 	/* store_suppress_remove */
 	int (*suppress_remove)(struct store *st, const char *email,
 	                       bool *removed, struct diag *d);
+	/* store_copy, the source's part: every row of every table
+	 * (store_tables' order) to fn, from one consistent view */
+	int (*rows_each)(struct store *st,
+	                 int (*fn)(void *arg, const struct store_row *r),
+	                 void *arg, struct diag *d);
+	/* store_copy, the target's part: begin (the store must be empty:
+	 * -1 saying so otherwise), one row at a time, then end: commit
+	 * (true) when the rows counted per table in the open transaction
+	 * equal want, else (or commit false) roll back; got: what was
+	 * counted */
+	int (*load_begin)(struct store *st, struct diag *d);
+	int (*load_row)(struct store *st, const struct store_row *r,
+	                struct diag *d);
+	int (*load_end)(struct store *st, bool commit,
+	                const struct store_copied *want,
+	                struct store_copied *got, struct diag *d);
 };
 
 /* The backend for a store path ("file.db" -> sqlite); NULL for a kind of
@@ -865,5 +930,18 @@ struct store {
 };
 
 extern const struct store_backend store_sqlite_backend;
+extern const struct store_backend store_pg_backend;
+
+/* The control socket of the heraldd of a store given on the command line
+ * (malloc'd, NULL out of memory): beside a store file, "FILE.sock"; for
+ * a PostgreSQL store, STORE_PG_CONTROL in the working directory (each
+ * machine has its own heraldd; herald.yaml's control: names another). */
+#define STORE_PG_CONTROL "heraldd.sock"
+char *store_control_for(const char *store);
+
+/* Is path a PostgreSQL store's address: a postgresql:// or postgres://
+ * URL, or libpq's key=value words starting with one of host=, hostaddr=,
+ * dbname=, user=, port=, service=, sslmode=, passfile=? */
+bool store_pg_is_address(const char *path);
 
 #endif
