@@ -117,6 +117,7 @@ struct deliver {
 	struct verp *verp; /* NULL: the release's From is the sender */
 	struct trouble_policy pol;
 	struct sched *sched;
+	bool rates_local; /* the store keeps no shared rate buckets */
 	/* the releases loaded, most recently used first */
 	struct dl_release *rels[DELIVER_RELEASES_KEPT];
 	size_t nrels;
@@ -718,6 +719,57 @@ static void deliver_local_fault(struct deliver *dl, struct dl_flight *f,
 	deliver_done(dl, &m, &rep);
 }
 
+/* May a message to domain through relay go now? The limits are the
+ * store's shared buckets when it keeps them (PostgreSQL: several heraldd
+ * on several machines keep one limit together), else this heraldd's own
+ * (sched.h). When not, *wait: the seconds until it may. */
+static bool deliver_rate_ok(struct deliver *dl, const char *relay,
+                            const char *domain, double t, double *wait)
+{
+	const double relay_rate = dl->cfg->relay.rate;
+	const double domain_rate = dl->cfg->domain_per_minute / 60;
+
+	if (!dl->rates_local && (relay_rate > 0 || domain_rate > 0)) {
+		struct store_rate r = {{NULL, NULL}, {0, 0}, {0, 0}};
+		char rk[320], dk[320];
+		struct diag d = {0};
+		bool taken;
+		int k = 0, rc;
+
+		if (relay_rate > 0) {
+			snprintf(rk, sizeof(rk), "relay %s", relay);
+			r.key[k] = rk;
+			r.per_second[k] = relay_rate;
+			/* one second's worth, at least one: as sched.c */
+			r.burst[k++] = relay_rate > 1 ? relay_rate : 1;
+		}
+		if (domain_rate > 0) {
+			int n = snprintf(dk, sizeof(dk), "domain %s", domain);
+			for (int i = 7; i < n && i < (int)sizeof(dk); i++)
+				if (dk[i] >= 'A' && dk[i] <= 'Z')
+					dk[i] = (char)(dk[i] - 'A' + 'a');
+			r.key[k] = dk;
+			r.per_second[k] = domain_rate;
+			r.burst[k++] = domain_rate > 1 ? domain_rate : 1;
+		}
+		rc = store_rate_take(dl->st, &r, &taken, wait, &d);
+		if (rc == 0)
+			return taken;
+		if (rc < 0) {
+			/* the store cannot say: nothing goes that could break
+			 * the limit; try again in a second */
+			log_diag(dl->log, &d);
+			*wait = 1;
+			return false;
+		}
+		dl->rates_local = true; /* this store keeps no buckets */
+	}
+	if (sched_take(dl->sched, relay, domain, t))
+		return true;
+	*wait = sched_wait(dl->sched, relay, domain, t);
+	return false;
+}
+
 static int deliver_claim(struct deliver *dl, size_t room, time_t now)
 {
 	struct diag d = {0};
@@ -752,11 +804,9 @@ static int deliver_claim(struct deliver *dl, size_t room, time_t now)
 			const char *at = strrchr(sd->r.email, '@');
 			clock_gettime(CLOCK_REALTIME, &ts);
 			t = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-			if (!sched_take(dl->sched, dl->tb->describe(dl->tr),
-			                at ? at + 1 : "", t)) {
-				double w = sched_wait(dl->sched,
-				                      dl->tb->describe(dl->tr),
-				                      at ? at + 1 : "", t);
+			double w = 0;
+			if (!deliver_rate_ok(dl, dl->tb->describe(dl->tr),
+			                     at ? at + 1 : "", t, &w)) {
 				time_t due = now + (time_t)(w + 0.999);
 				if (due > dl->drain_wait)
 					dl->drain_wait = due;

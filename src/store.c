@@ -255,6 +255,16 @@ static int store_copy_row(void *arg, const struct store_row *r)
 	return c->to->ops->load_row(c->to, r, c->d) < 0 ? -1 : 0;
 }
 
+int store_rate_take(struct store *st, const struct store_rate *r,
+                    bool *taken, double *wait, struct diag *d)
+{
+	*taken = true;
+	*wait = 0;
+	if (st->ops->rate_take == NULL)
+		return 1;
+	return st->ops->rate_take(st, r, taken, wait, d);
+}
+
 int store_copy(struct store *from, struct store *to, struct store_copied *out,
                struct diag *d)
 {

@@ -714,6 +714,27 @@ int store_suppress_import(struct store *st, const struct store_suppression *v,
 int store_suppress_remove(struct store *st, const char *email, bool *removed,
                           struct diag *d);
 
+/* ---- rate limits several heraldd share ------------------------------------ */
+
+/* Token buckets kept in the store, so that a limit holds for every heraldd
+ * of the store together (a relay's and a receiving domain's limits are
+ * global, however many machines send). Up to two buckets, taken from
+ * together or not at all: key NULL skips one. A bucket holds up to burst
+ * tokens, gains per_second a second on the store's clock, and starts
+ * full. */
+struct store_rate {
+	const char *key[2]; /* "relay <url>", "domain <name>" */
+	double per_second[2];
+	double burst[2];
+};
+
+/* Take a token from each bucket of r, or from none: 0 with *taken, and
+ * when not taken *wait, the seconds until both would hold one. 1 when
+ * this store keeps no shared buckets (SQLite: heraldd keeps its own,
+ * sched.h), -1 on failure. */
+int store_rate_take(struct store *st, const struct store_rate *r,
+                    bool *taken, double *wait, struct diag *d);
+
 /* ---- moving a whole store ------------------------------------------------ */
 
 /* A value of a row as it moves between stores. */
@@ -902,6 +923,9 @@ struct store_backend {
 	/* store_suppress_remove */
 	int (*suppress_remove)(struct store *st, const char *email,
 	                       bool *removed, struct diag *d);
+	/* store_rate_take; NULL: the store keeps no shared buckets */
+	int (*rate_take)(struct store *st, const struct store_rate *r,
+	                 bool *taken, double *wait, struct diag *d);
 	/* store_copy, the source's part: every row of every table
 	 * (store_tables' order) to fn, from one consistent view */
 	int (*rows_each)(struct store *st,

@@ -41,7 +41,11 @@ def _free_port():
 
 
 class PgServer:
-    def __init__(self, directory):
+    def __init__(self, directory, durable=False):
+        """durable: commits reach the disk (fsync on, as a production
+        server is; benchmarks compare that with SQLite's FULL), else off
+        (tests: durability is PostgreSQL's business, not theirs)."""
+        self.durable = durable
         self.directory = os.path.abspath(directory)
         self.data = os.path.join(self.directory, "data")
         self.sockdir = os.path.join(self.directory, "run")
@@ -83,11 +87,12 @@ class PgServer:
             f.write(f"listen_addresses = '127.0.0.1'\n"
                     f"port = {self.port}\n"
                     f"unix_socket_directories = '{self.sockdir}'\n"
-                    # a test server: durability is PostgreSQL's business,
-                    # not what these tests check (they kill herald, not
-                    # the machine)
-                    "fsync = off\nsynchronous_commit = off\n"
-                    "full_page_writes = off\n"
+                    + ("" if self.durable else
+                       # a test server: durability is PostgreSQL's
+                       # business, not what these tests check (they kill
+                       # herald, not the machine)
+                       "fsync = off\nsynchronous_commit = off\n"
+                       "full_page_writes = off\n") +
                     "max_connections = 200\n"
                     "shared_buffers = 64MB\n")
         with open(os.path.join(self.data, "pg_hba.conf"), "w") as f:
