@@ -16,7 +16,14 @@ A case is data:
            @@line:PATH:TEXT@@ is the line number of the first line of the
            scratch file PATH holding TEXT, and @@col:PATH:TEXT@@ the column
            (in characters) where TEXT starts on it, so cases keep working
-           when the sample files around them change.
+           when the sample files around them change. A line prefixed
+           "sqlite: " or "pg: " holds only for a store of that kind.
+
+With --pg DIR (the directory of a PostgreSQL server tests/lib/pgserver.py
+started) the case runs with its store in a new database of that server: a
+herald.yaml in the scratch directory names it (and the role's password is
+in a 0600 PGPASSFILE). A case that names its own config or store (--config,
+--store in cmd) is about files, not stores: it is skipped (exit 77).
 """
 import argparse
 import json
@@ -33,6 +40,7 @@ def main():
     ap.add_argument("--herald", required=True)
     ap.add_argument("--source", required=True)
     ap.add_argument("--case", required=True)
+    ap.add_argument("--pg", help="a pgserver.py server's directory")
     a = ap.parse_args()
 
     case = a.case
@@ -77,8 +85,33 @@ def main():
 
         with open(os.path.join(case, "cmd"), encoding="utf-8") as f:
             args = [l.rstrip("\n") for l in f if l.strip()]
-        r = subprocess.run([a.herald] + args, cwd=tmp, capture_output=True,
-                           timeout=120)
+        env = dict(os.environ)
+        env.pop("HERALD_CONFIG", None)
+        db = srv = None
+        if a.pg:
+            if any(x.startswith(("--config", "--store")) for x in args):
+                print(f"skipped: {os.path.basename(case)} names its own "
+                      "config or store")
+                return 77
+            sys.path.insert(0, os.path.join(os.path.dirname(
+                os.path.abspath(__file__)), "lib"))
+            import pgserver
+            srv = pgserver.attach(a.pg)
+            db = srv.create_db(f"cli_{os.getpid()}")
+            passfile = os.path.join(tmp, ".pgpass")
+            fd = os.open(passfile, os.O_WRONLY | os.O_CREAT, 0o600)
+            os.write(fd, f"127.0.0.1:{srv.port}:*:herald:{srv.password}\n"
+                     .encode())
+            os.close(fd)
+            env["PGPASSFILE"] = passfile
+            with open(os.path.join(tmp, "herald.yaml"), "w") as f:
+                f.write(f"store: {srv.url(db)}\n")
+        try:
+            r = subprocess.run([a.herald] + args, cwd=tmp,
+                               capture_output=True, timeout=120, env=env)
+        finally:
+            if db is not None:
+                srv.sql("postgres", f'DROP DATABASE "{db}" WITH (FORCE)')
         out = r.stdout.decode("utf-8", "replace")
         err = r.stderr.decode("utf-8", "replace")
         ok = True
@@ -86,6 +119,11 @@ def main():
             expect = [re.sub(r"@@(line|col):([^:]+):(.+?)@@", place,
                              l.rstrip("\n")) for l in f if l.strip()]
         for line in expect:
+            only, _, rest = line.partition(": ")
+            if only in ("sqlite", "pg"):
+                if (only == "pg") != bool(a.pg):
+                    continue
+                line = rest
             kind, _, want = line.partition(": ")
             if kind == "exit":
                 if r.returncode != int(want):

@@ -29,6 +29,10 @@ pgstore/CASE):
   two_nodes  two heraldd on one PostgreSQL store send a 400-journalist
              release through smtp-sink: every journalist exactly once,
              both nodes did part of it
+  tls        a server that takes TCP clients only over TLS, with a
+             certificate from a test CA for 127.0.0.1: sslmode=verify-full
+             with that CA queues and reads; with another CA, or without
+             TLS, herald is refused and says why, and nothing is made
 """
 import json
 import os
@@ -156,10 +160,35 @@ def case_schema():
                           "schemaname = 'public'").strip() == "0",
                   "a reading command made tables")
             env.queue()
-            check(env.store_sql("SELECT version FROM herald_schema") == 1,
+            check(env.store_sql("SELECT version FROM herald_schema") == 2,
                   "schema version")
             r = env.herald("store", "migrate")
             check(b"up to date" in r.stdout, f"migrate: {r.stdout}")
+            # a store of the herald before version 2 (no shared rate
+            # buckets): refused until herald store migrate, then used
+            env.store_rows("DROP TABLE rate_buckets")
+            env.store_rows("UPDATE herald_schema SET version = 1")
+            for args in (("status",), ("queue", "templates/report-launch",
+                                       "--to", "lists/journalists.yaml",
+                                       "--only-new")):
+                r = env.herald(*args, check_rc=False)
+                check(r.returncode in (73, 78) and
+                      b'run "herald store migrate" once' in r.stderr,
+                      f"{args[0]} on an older schema: {r.returncode} "
+                      f"{r.stderr}")
+            p = env.start("--drain")
+            rc = p.wait(timeout=60)
+            check(rc == 73 and 'run "herald store migrate" once' in
+                  env.log_text(), f"heraldd on an older schema: {rc} "
+                  f"{env.log_text()}")
+            r = env.herald("store", "migrate")
+            check(b"up to date" in r.stdout and
+                  env.store_sql("SELECT version FROM herald_schema") == 2 and
+                  env.store_sql("SELECT count(*) FROM rate_buckets") == 0,
+                  f"migrate from version 1: {r.stdout} {r.stderr}")
+            env.drain()
+            check(len(os.listdir(os.path.join(env.dir, "outbox", "new")))
+                  == SAMPLE, "not delivered after the migration")
             # someone else's tables
             other = srv.create_db("other_app")
             srv.sql(other, "CREATE TABLE customers (id int)")
@@ -294,6 +323,39 @@ def copy_checks(lite, pg, j):
     r = run("store", "copy", os.path.join(lite.dir, "none.db"),
             os.path.join(lite.dir, "x.db"))
     check(r.returncode == 66, f"copy from nothing: {r.returncode}")
+
+
+def case_tls():
+    with ms.TestCA() as ca, ms.TestCA("another CA") as other:
+        cert, key = ca.issue()
+        d = tempfile.mkdtemp(prefix="herald-pg-")
+        srv = pgserver.PgServer(d, tls=(cert, key)).start()
+        env = td.Env("maildir:{dir}/outbox")
+        try:
+            env.use_pg(srv)
+            base = srv.url(env.pg_db)
+            good = f"{base}?sslmode=verify-full&sslrootcert={ca.cert_path}"
+            r = run("queue", "templates/report-launch", "--to",
+                    "lists/journalists.yaml", "--store", good,
+                    env=env.run_env)
+            check(r.returncode == 0 and b"queued release 1" in r.stdout,
+                  f"queue over verified TLS: {r.returncode} {r.stderr}")
+            r = run("status", "--store", good, env=env.run_env)
+            check(r.returncode == 0 and b"report-launch" in r.stdout,
+                  f"status over TLS: {r.returncode} {r.stderr}")
+            wrong = (f"{base}?sslmode=verify-full&sslrootcert="
+                     f"{other.cert_path}")
+            r = run("status", "--store", wrong, env=env.run_env)
+            check(r.returncode == 75 and b"certificate" in r.stderr and
+                  srv.password.encode() not in r.stderr,
+                  f"another CA: {r.returncode} {r.stderr}")
+            r = run("status", "--store", f"{base}?sslmode=disable",
+                    env=env.run_env)
+            check(r.returncode != 0 and b"pg_hba.conf" in r.stderr,
+                  f"without TLS: {r.returncode} {r.stderr}")
+        finally:
+            env.close()
+            srv.stop(remove=True)
 
 
 def big_list(path, n):

@@ -41,11 +41,14 @@ def _free_port():
 
 
 class PgServer:
-    def __init__(self, directory, durable=False):
+    def __init__(self, directory, durable=False, tls=None):
         """durable: commits reach the disk (fsync on, as a production
         server is; benchmarks compare that with SQLite's FULL), else off
         (tests: durability is PostgreSQL's business, not theirs)."""
         self.durable = durable
+        # tls: (certificate file, key file): serve TLS and let TCP
+        # clients in only over it (hostssl)
+        self.tls = tls
         self.directory = os.path.abspath(directory)
         self.data = os.path.join(self.directory, "data")
         self.sockdir = os.path.join(self.directory, "run")
@@ -95,10 +98,20 @@ class PgServer:
                        "full_page_writes = off\n") +
                     "max_connections = 200\n"
                     "shared_buffers = 64MB\n")
+        if self.tls:
+            for src, name in zip(self.tls, ("server.crt", "server.key")):
+                dst = os.path.join(self.data, name)
+                shutil.copy(src, dst)
+                os.chown(dst, pw.pw_uid, pw.pw_gid)
+                os.chmod(dst, 0o600)
+            with open(conf, "a") as f:
+                f.write("ssl = on\nssl_cert_file = 'server.crt'\n"
+                        "ssl_key_file = 'server.key'\n")
         with open(os.path.join(self.data, "pg_hba.conf"), "w") as f:
             f.write("local all postgres trust\n"
-                    "local all all scram-sha-256\n"
-                    "host all all 127.0.0.1/32 scram-sha-256\n")
+                    "local all all scram-sha-256\n" +
+                    ("hostssl" if self.tls else "host") +
+                    " all all 127.0.0.1/32 scram-sha-256\n")
         self._launch()
         self.password = secrets.token_hex(16)
         self.sql("postgres",
