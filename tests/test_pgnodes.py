@@ -19,6 +19,12 @@ pgnodes/CASE):
   global_rate  relay.rate 20 msg/s with three nodes: at the sink, no
                stretch holds more than the one limit allows (plus its
                burst), not three times it
+  skewed_clock three nodes whose clocks disagree by 20 minutes (faketime:
+               one 10 minutes ahead, one 10 minutes behind) with 30 s
+               leases: every journalist exactly once (a node ahead that
+               went by its own clock would take the others' leases as run
+               out and send their messages again), and every attempt's
+               time in the log is the database's, not a node's
 """
 import collections
 import os
@@ -69,10 +75,14 @@ class Nodes:
             self.cfgs.append(cfg)
         self.procs = [None] * n
 
-    def start(self, i, *extra):
+    def start(self, i, *extra, clock=None):
+        """Node i's heraldd; clock: "+600s" runs it under faketime with
+        its clock that far off."""
         log = open(os.path.join(self.env.dir, f"node{i}-"
                                 f"{len(self.env.logs)}.log"), "wb")
-        p = subprocess.Popen([A.heraldd, "--config", self.cfgs[i], *extra],
+        pre = ["faketime", "-f", clock] if clock else []
+        p = subprocess.Popen([*pre, A.heraldd, "--config", self.cfgs[i],
+                              *extra],
                              cwd=A.source, stdout=log, stderr=log,
                              env=dict(os.environ, **self.env.run_env))
         self.env.procs.append(p)
@@ -248,6 +258,37 @@ def case_global_rate():
                   f"one node did it all: {dict(by)}")
             print(f"{n} messages over {span:.1f} s from {dict(by)} (the "
                   f"limit allows no less than {(n - rate) / rate:.1f} s)")
+        finally:
+            env.close()
+
+
+def case_skewed_clock():
+    n = size()
+    with tp.Server() as srv, ms.SmtpSink() as sink:
+        env = env_for(srv, sink)
+        try:
+            with open(env.cfg) as f:
+                text = f.read()
+            with open(env.cfg, "w") as f:
+                f.write(text.replace("lease: 10s", "lease: 30s", 1))
+            queue_big(env, n)
+            nodes = Nodes(env)
+            t0 = time.time()
+            for i, clock in enumerate((None, "+600s", "-600s")):
+                nodes.start(i, clock=clock)
+            wait_sent(env, n, 600)
+            t1 = time.time()
+            judge(env, sink, n, 0)
+            by = nodes.sent_by()
+            check(all(by[i] > 0 for i in range(NODES)),
+                  f"sent by node: {dict(by)}")
+            # the attempts' times: the database's clock (this machine's),
+            # whichever node recorded them
+            far = env.store_sql("SELECT count(*) FROM attempts WHERE "
+                                "at < ? OR at > ?",
+                                (int(t0) - 5, int(t1) + 5))
+            check(far == 0, f"{far} attempts recorded at a node's own time")
+            print(f"by node (0 true, 1 +10 min, 2 -10 min): {dict(by)}")
         finally:
             env.close()
 
