@@ -18,6 +18,7 @@
  * ignores unless only its owner may read it.
  */
 #include "store_pg_int.h"
+#include "store_shared.h"
 
 #include "herald/dstate.h"
 
@@ -232,58 +233,6 @@ int store_pg_dup(struct store_pg_block **head, const char *src,
 	return 0;
 }
 
-const char *store_pg_key(struct store_pg *s, const char *email)
-{
-	size_t len = strlen(email);
-	const char *at = strrchr(email, '@');
-
-	if (len + 1 > s->keycap) {
-		/* any real address fits the first one (RFC 5321: 254) */
-		size_t cap = len + 1 > 256 ? len + 1 : 256;
-		char *k = realloc(s->key, cap);
-		if (k == NULL)
-			return NULL;
-		s->key = k;
-		s->keycap = cap;
-	}
-	memcpy(s->key, email, len + 1);
-	if (at != NULL)
-		for (char *p = s->key + (at - email) + 1; *p; p++)
-			if (*p >= 'A' && *p <= 'Z')
-				*p = (char)(*p - 'A' + 'a');
-	return s->key;
-}
-
-void store_pg_cut(char *dst, size_t size, const char *src)
-{
-	size_t len = strlen(src);
-
-	if (len >= size) {
-		len = size - 1;
-		while (len > 0 && ((unsigned char)src[len] & 0xc0) == 0x80)
-			len--;
-	}
-	memcpy(dst, src, len);
-	dst[len] = '\0';
-}
-
-void store_pg_shown_path(char *dst, size_t size, const char *src)
-{
-	size_t len = strlen(src), keep;
-	const char *tail;
-
-	if (len < size) {
-		memcpy(dst, src, len + 1);
-		return;
-	}
-	keep = size - 4;
-	tail = src + len - keep;
-	while (*tail != '\0' && ((unsigned char)*tail & 0xc0) == 0x80)
-		tail++;
-	memcpy(dst, "...", 3);
-	memcpy(dst + 3, tail, strlen(tail) + 1);
-}
-
 int store_pg_oom(struct store_pg *s, const char *what, struct diag *d)
 {
 	diag_add(d, s->shown, 0, 0, "out of memory while %s", what);
@@ -369,7 +318,7 @@ static void store_pg_say(struct store_pg *s, const PGresult *r,
 	if (msg == NULL)
 		msg = PQerrorMessage(s->conn);
 	/* PostgreSQL's words, on one line */
-	store_pg_cut(words, sizeof(words), msg != NULL ? msg : "");
+	store_shared_cut(words, sizeof(words), msg != NULL ? msg : "");
 	n = strlen(words);
 	while (n > 0 && (words[n - 1] == '\n' || words[n - 1] == ' '))
 		words[--n] = '\0';
@@ -663,76 +612,6 @@ time_t store_pg_node_time(const struct store_pg *s, time_t t)
 
 /* ---- delivery states: guarded writes ------------------------------------ */
 
-/* "state = 'sending'" or "state IN ('queued', 'deferred')" for set, into
- * buf (as the partial indexes are written). */
-static void store_pg_in(char *buf, size_t size, unsigned set)
-{
-	size_t len;
-	int n = 0;
-
-	for (unsigned i = 0; i < STORE_NSTATES; i++)
-		n += (set & DSTATE_BIT(i)) != 0;
-	snprintf(buf, size, "%s", n == 1 ? "state = " : "state IN (");
-	for (unsigned i = 0, k = 0; i < STORE_NSTATES; i++)
-		if (set & DSTATE_BIT(i)) {
-			len = strlen(buf);
-			snprintf(buf + len, size - len, "%s'%s'", k++ ? ", " : "",
-			         store_state_name((enum store_state)i));
-		}
-	len = strlen(buf);
-	if (n != 1)
-		snprintf(buf + len, size - len, "%s", n == 0 ? "NULL)" : ")");
-}
-
-/* The state ev writes when it has one target, or deferred/queued by
- * tries when it gives a delivery back; NULL when dstate_next chooses by
- * more than that. */
-static const char *store_pg_to(enum dstate_event ev)
-{
-	static const char requeue[] =
-	    "CASE WHEN tries > 0 THEN 'deferred' ELSE 'queued' END";
-	static const char *const one[STORE_NSTATES] = {
-	    [STORE_QUEUED] = "'queued'",         [STORE_SENDING] = "'sending'",
-	    [STORE_SENT] = "'sent'",             [STORE_DEFERRED] = "'deferred'",
-	    [STORE_FAILED] = "'failed'",         [STORE_BOUNCED] = "'bounced'",
-	    [STORE_COMPLAINED] = "'complained'", [STORE_EXPIRED] = "'expired'",
-	    [STORE_SUPPRESSED] = "'suppressed'", [STORE_CANCELLED] = "'cancelled'",
-	};
-	unsigned to = dstate_to(ev);
-
-	if (to == (DSTATE_BIT(STORE_QUEUED) | DSTATE_BIT(STORE_DEFERRED)))
-		return requeue;
-	for (unsigned i = 0; i < STORE_NSTATES; i++)
-		if (to == DSTATE_BIT(i))
-			return one[i];
-	return NULL;
-}
-
-/* Does set write what dstate says the move records, and nothing else
- * dstate knows of? */
-static bool store_pg_records(unsigned records, const char *set)
-{
-	static const struct {
-		unsigned flag;
-		const char *sql;
-	} cols[] = {
-	    {DSTATE_SETS_LEASE, "lease_until = $"},
-	    {DSTATE_CLEARS_LEASE, "lease_until = NULL"},
-	    {DSTATE_SETS_OWNER, "owner = "},
-	    {DSTATE_CLEARS_HANDED, "handed_at = NULL"},
-	    {DSTATE_SETS_NEXT, "next_at = "},
-	    {DSTATE_SETS_RETRIED, "retried_at = "},
-	    {DSTATE_MAY_DUPLICATE, "may_duplicate = "},
-	    {DSTATE_SETS_UPDATED, "updated_at = "},
-	};
-
-	for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++)
-		if (((records & cols[i].flag) != 0) !=
-		    (strstr(set, cols[i].sql) != NULL))
-			return false;
-	return true;
-}
-
 char *store_pg_move(struct store_pg *s, enum dstate_event ev, int also,
                     const char *to, const char *set, const char *where,
                     const char *what, struct diag *d)
@@ -746,7 +625,8 @@ char *store_pg_move(struct store_pg *s, enum dstate_event ev, int also,
 		records |= dstate_records((enum dstate_event)also);
 	}
 	if (to == NULL &&
-	    ((to = store_pg_to(ev)) == NULL || !store_pg_records(records, set))) {
+	    ((to = store_shared_to(ev)) == NULL ||
+	     !store_shared_records(records, set, "$"))) {
 		diag_add(d, s->shown, 0, 0,
 		         "store: %s: the move \"%s\" is not written as dstate "
 		         "says",
@@ -754,7 +634,7 @@ char *store_pg_move(struct store_pg *s, enum dstate_event ev, int also,
 		errno = EINVAL;
 		return NULL;
 	}
-	store_pg_in(in, sizeof(in), from);
+	store_shared_states(in, sizeof(in), from);
 	if (asprintf(&sql,
 	             "UPDATE deliveries SET state = %s%s%s WHERE %s AND %s", to,
 	             *set ? ", " : "", set, where, in) < 0) {
@@ -768,7 +648,7 @@ char *store_pg_states(unsigned set)
 {
 	char in[256], *out;
 
-	store_pg_in(in, sizeof(in), set);
+	store_shared_states(in, sizeof(in), set);
 	out = strdup(in);
 	return out;
 }
@@ -838,8 +718,8 @@ int store_pg_release(struct store_pg *s, const PGresult *r, int row,
 
 	memset(info, 0, sizeof(*info));
 	info->id = store_pg_i64(r, row, 0);
-	store_pg_cut(info->name, sizeof(info->name), name ? name : "");
-	store_pg_shown_path(info->source, sizeof(info->source),
+	store_shared_cut(info->name, sizeof(info->name), name ? name : "");
+	store_shared_shown(info->source, sizeof(info->source),
 	                    source ? source : "");
 	if (store_release_state_parse(state, &info->state) < 0)
 		return store_pg_bad_value(s, what, "release state", state, d);
@@ -1118,7 +998,7 @@ static struct store *store_pg_open_flags(const char *path, unsigned flags,
 	s->base.ops = &store_pg_backend;
 	if ((opts = PQconninfoParse(path, &err)) == NULL) {
 		char words[256];
-		store_pg_cut(words, sizeof(words), err ? err : "out of memory");
+		store_shared_cut(words, sizeof(words), err ? err : "out of memory");
 		for (char *p = words; *p; p++)
 			if (*p == '\n')
 				*p = ' ';
@@ -1157,7 +1037,7 @@ static struct store *store_pg_open_flags(const char *path, unsigned flags,
 	if (PQstatus(s->conn) != CONNECTION_OK) {
 		char words[512];
 		const char *msg = PQerrorMessage(s->conn);
-		store_pg_cut(words, sizeof(words), msg ? msg : "");
+		store_shared_cut(words, sizeof(words), msg ? msg : "");
 		for (char *p = words; *p; p++)
 			if (*p == '\n' || *p == '\r')
 				*p = ' ';

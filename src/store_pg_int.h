@@ -27,6 +27,7 @@
 
 #include "herald/dstate.h"
 #include "herald/store.h"
+#include "store_shared.h"
 
 #include <libpq-fe.h>
 #include <stdbool.h>
@@ -147,15 +148,11 @@ time_t store_pg_node_time(const struct store_pg *s, time_t t);
 
 /* The address as the suppression list keeps it (store.h), into s->key,
  * valid until the next call; NULL when out of memory. */
-const char *store_pg_key(struct store_pg *s, const char *email);
+#define store_pg_key(s, email) store_shared_key(&(s)->key, &(s)->keycap, email)
 /* Copy src into the blocks at *head (NULL stays NULL); -1 out of memory. */
 int store_pg_dup(struct store_pg_block **head, const char *src,
                  const char **out);
 void store_pg_blocks_free(struct store_pg_block **head);
-/* Copy src into dst[size], cut on a character boundary if it must be. */
-void store_pg_cut(char *dst, size_t size, const char *src);
-/* A path for people: "..." and its end when it does not fit. */
-void store_pg_shown_path(char *dst, size_t size, const char *src);
 /* "out of memory while <what>", -1. */
 int store_pg_oom(struct store_pg *s, const char *what, struct diag *d);
 /* A value of a row that is not one herald writes ("state 'x'"), -1. */
@@ -210,7 +207,7 @@ int store_pg_settle(struct store_pg *s, int64_t release_id, const char *what,
  * set WHERE where AND state IN (dstate_from(ev) | dstate_from(also))". to
  * NULL: the state ev writes, and then set must write exactly the columns
  * dstate_records(ev) names (lease_until = $n, owner = ..., next_at = ...,
- * ...: see store_pg_records), or the move fails; a caller that names to
+ * ...: see store_shared_records), or the move fails; a caller that names to
  * writes part of a move and says why. also: an event the same statement
  * performs too (a claim that takes over a lease), -1 none. set and where
  * use $1, $2, ... of the caller's parameters. Returns malloc'd SQL, or

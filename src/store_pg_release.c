@@ -666,27 +666,6 @@ int store_pg_release_files(struct store *st, int64_t release_id,
 	return ret;
 }
 
-/* v into buf[size] (buf NULL: not wanted); too long is an error. */
-static int store_pg_copy_out(struct store_pg *s, const char *label,
-                             const char *v, char *buf, size_t size,
-                             struct diag *d)
-{
-	size_t len = strlen(v);
-
-	if (buf == NULL)
-		return 0;
-	if (len >= size) {
-		diag_add(d, s->shown, 0, 0,
-		         "the release's %s (%zu bytes) does not fit in %zu "
-		         "bytes",
-		         label, len, size);
-		errno = EINVAL;
-		return -1;
-	}
-	memcpy(buf, v, len + 1);
-	return 0;
-}
-
 int store_pg_release_get(struct store *st, int64_t release_id,
                          struct store_release_info *info, char *release_dir,
                          size_t rdsize, char *coalition, size_t csize,
@@ -716,9 +695,9 @@ int store_pg_release_get(struct store *st, int64_t release_id,
 		goto out;
 	rd = store_pg_str(r, 0, 7);
 	co = store_pg_str(r, 0, 8);
-	if (store_pg_copy_out(s, "snapshot directory", rd ? rd : "",
+	if (store_shared_copy_out(s->shown, "snapshot directory", rd ? rd : "",
 	                      release_dir, rdsize, d) < 0 ||
-	    store_pg_copy_out(s, "coalition list", co ? co : "", coalition,
+	    store_shared_copy_out(s->shown, "coalition list", co ? co : "", coalition,
 	                      csize, d) < 0)
 		goto out;
 	ret = 0;
@@ -768,22 +747,6 @@ int store_pg_releases_each(struct store *st, int64_t release_id,
 	return ret;
 }
 
-/* All digits, no sign, fits: a release id. */
-static bool store_pg_parse_id(const char *p, int64_t *id)
-{
-	int64_t v = 0;
-
-	if (*p == '\0')
-		return false;
-	for (; *p; p++) {
-		if (*p < '0' || *p > '9' || v > (INT64_MAX - 9) / 10)
-			return false;
-		v = v * 10 + (*p - '0');
-	}
-	*id = v;
-	return true;
-}
-
 int store_pg_release_find(struct store *st, const char *id_or_name,
                           int64_t *release_id, struct diag *d)
 {
@@ -797,7 +760,7 @@ int store_pg_release_find(struct store *st, const char *id_or_name,
 		errno = EINVAL;
 		return -1;
 	}
-	if (store_pg_parse_id(id_or_name, &id)) {
+	if (store_shared_parse_id(id_or_name, &id)) {
 		store_pg_args_init(&a);
 		store_pg_arg_int(&a, id);
 		if (store_pg_int(s, "SELECT id FROM releases WHERE id = $1", &a,

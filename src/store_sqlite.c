@@ -23,6 +23,7 @@
 #include "herald/policy.h"
 #include "herald/store.h"
 #include "herald/store_sqlite_test.h"
+#include "store_shared.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -354,56 +355,7 @@ static int store_sqlite_dup(struct store_sqlite_block **head, sqlite3_stmt *st,
  */
 static const char *store_sqlite_key(struct store_sqlite *s, const char *email)
 {
-	size_t len = strlen(email);
-	const char *at = strrchr(email, '@');
-
-	if (len + 1 > s->keycap) {
-		/* any real address fits the first one (RFC 5321: 254) */
-		size_t cap = len + 1 > 256 ? len + 1 : 256;
-		char *k = realloc(s->key, cap);
-		if (k == NULL)
-			return NULL;
-		s->key = k;
-		s->keycap = cap;
-	}
-	memcpy(s->key, email, len + 1);
-	if (at != NULL)
-		for (char *p = s->key + (at - email) + 1; *p; p++)
-			if (*p >= 'A' && *p <= 'Z')
-				*p = (char)(*p - 'A' + 'a');
-	return s->key;
-}
-
-/* Copy src into dst[size], cut on a character boundary if it must be. */
-static void store_sqlite_cut(char *dst, size_t size, const char *src)
-{
-	size_t len = strlen(src);
-
-	if (len >= size) {
-		len = size - 1;
-		while (len > 0 && ((unsigned char)src[len] & 0xc0) == 0x80)
-			len--;
-	}
-	memcpy(dst, src, len);
-	dst[len] = '\0';
-}
-
-/* A path for people: "..." and its end when it does not fit. */
-static void store_sqlite_shown(char *dst, size_t size, const char *src)
-{
-	size_t len = strlen(src), keep;
-	const char *tail;
-
-	if (len < size) {
-		memcpy(dst, src, len + 1);
-		return;
-	}
-	keep = size - 4;
-	tail = src + len - keep;
-	while (*tail != '\0' && ((unsigned char)*tail & 0xc0) == 0x80)
-		tail++;
-	memcpy(dst, "...", 3);
-	memcpy(dst + 3, tail, strlen(tail) + 1);
+	return store_shared_key(&s->key, &s->keycap, email);
 }
 
 /* ---- errors and transactions ------------------------------------------ */
@@ -535,19 +487,10 @@ static sqlite3_stmt *store_sqlite_prepare(struct store_sqlite *s,
  * NULL when memory runs out; free with sqlite3_free. */
 static char *store_sqlite_in(unsigned set)
 {
-	sqlite3_str *t = sqlite3_str_new(NULL);
-	int n = 0;
+	char in[256];
 
-	for (unsigned i = 0; i < STORE_NSTATES; i++)
-		n += (set & DSTATE_BIT(i)) != 0;
-	sqlite3_str_appendall(t, n == 1 ? "state = " : "state IN (");
-	for (unsigned i = 0, k = 0; i < STORE_NSTATES; i++)
-		if (set & DSTATE_BIT(i))
-			sqlite3_str_appendf(t, "%s'%s'", k++ ? ", " : "",
-			                    store_state_name((enum store_state)i));
-	if (n != 1)
-		sqlite3_str_appendall(t, n == 0 ? "NULL)" : ")");
-	return sqlite3_str_finish(t);
+	store_shared_states(in, sizeof(in), set);
+	return sqlite3_mprintf("%s", in);
 }
 
 /* Prepare an SQL text made from fmt (a constant) and the texts that
@@ -576,61 +519,11 @@ static sqlite3_stmt *store_sqlite_preparef(struct store_sqlite *s,
 	return st;
 }
 
-/* The state ev writes when it has one target, or deferred/queued by
- * tries when it gives a delivery back; NULL when dstate_next chooses by
- * more than that (the caller says how, in SQL). */
-static const char *store_sqlite_to(enum dstate_event ev)
-{
-	static const char requeue[] =
-	    "CASE WHEN tries > 0 THEN 'deferred' ELSE 'queued' END";
-	static const char *const one[STORE_NSTATES] = {
-	    [STORE_QUEUED] = "'queued'",         [STORE_SENDING] = "'sending'",
-	    [STORE_SENT] = "'sent'",             [STORE_DEFERRED] = "'deferred'",
-	    [STORE_FAILED] = "'failed'",         [STORE_BOUNCED] = "'bounced'",
-	    [STORE_COMPLAINED] = "'complained'", [STORE_EXPIRED] = "'expired'",
-	    [STORE_SUPPRESSED] = "'suppressed'", [STORE_CANCELLED] = "'cancelled'",
-	};
-	unsigned to = dstate_to(ev);
-
-	if (to == (DSTATE_BIT(STORE_QUEUED) | DSTATE_BIT(STORE_DEFERRED)))
-		return requeue;
-	for (unsigned i = 0; i < STORE_NSTATES; i++)
-		if (to == DSTATE_BIT(i))
-			return one[i];
-	return NULL;
-}
-
-/* Does set write what dstate says the move records, and nothing else
- * dstate knows of? (Then the table in dstate.c and the SQL here cannot
- * drift apart unnoticed: a move that disagrees fails every time.) */
-static bool store_sqlite_records(unsigned records, const char *set)
-{
-	static const struct {
-		unsigned flag;
-		const char *sql;
-	} cols[] = {
-	    {DSTATE_SETS_LEASE, "lease_until = ?"},
-	    {DSTATE_CLEARS_LEASE, "lease_until = NULL"},
-	    {DSTATE_SETS_OWNER, "owner = "},
-	    {DSTATE_CLEARS_HANDED, "handed_at = NULL"},
-	    {DSTATE_SETS_NEXT, "next_at = "},
-	    {DSTATE_SETS_RETRIED, "retried_at = "},
-	    {DSTATE_MAY_DUPLICATE, "may_duplicate = "},
-	    {DSTATE_SETS_UPDATED, "updated_at = "},
-	};
-
-	for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++)
-		if (((records & cols[i].flag) != 0) !=
-		    (strstr(set, cols[i].sql) != NULL))
-			return false;
-	return true;
-}
-
 /*
  * The guarded write: prepare "UPDATE deliveries SET state = TO, set WHERE
  * where AND state IN (dstate_from(ev) and dstate_from(also))". to is the
- * new state as SQL, NULL: store_sqlite_to(ev), and then set must write
- * what dstate_records says (store_sqlite_records); a caller that names
+ * new state as SQL, NULL: store_shared_to(ev), and then set must write
+ * what dstate_records says (store_shared_records); a caller that names
  * to writes part of a move (uncancel's suppressed ones) and says why.
  * also is an event the same statement performs too (a claim that takes
  * over a lease), -1: none. set and where are constants with the caller's
@@ -650,8 +543,8 @@ static sqlite3_stmt *store_sqlite_move(struct store_sqlite *s,
 		from |= dstate_from((enum dstate_event)also);
 		records |= dstate_records((enum dstate_event)also);
 	}
-	if (to == NULL && ((to = store_sqlite_to(ev)) == NULL ||
-	                   !store_sqlite_records(records, set))) {
+	if (to == NULL && ((to = store_shared_to(ev)) == NULL ||
+	                   !store_shared_records(records, set, "?"))) {
 		diag_add(d, s->path, 0, 0,
 		         "store: %s: the move \"%s\" is not written as dstate "
 		         "says",
@@ -766,8 +659,8 @@ static int store_sqlite_release(struct store_sqlite *s, sqlite3_stmt *st,
 
 	memset(info, 0, sizeof(*info));
 	info->id = sqlite3_column_int64(st, 0);
-	store_sqlite_cut(info->name, sizeof(info->name), name ? name : "");
-	store_sqlite_shown(info->source, sizeof(info->source),
+	store_shared_cut(info->name, sizeof(info->name), name ? name : "");
+	store_shared_shown(info->source, sizeof(info->source),
 	                   source ? source : "");
 	if (store_release_state_parse(state, &info->state) < 0)
 		return store_sqlite_bad_value(s, what, state, d);
@@ -1588,25 +1481,6 @@ out:
 	return ret;
 }
 
-static int store_sqlite_copy_out(struct store_sqlite *s, const char *label,
-                                 const char *v, char *buf, size_t size,
-                                 struct diag *d)
-{
-	size_t len = strlen(v);
-
-	if (buf == NULL)
-		return 0;
-	if (len >= size) {
-		diag_add(d, s->path, 0, 0,
-		         "the release's %s (%zu bytes) does not fit in %zu "
-		         "bytes",
-		         label, len, size);
-		return -1;
-	}
-	memcpy(buf, v, len + 1);
-	return 0;
-}
-
 static int store_sqlite_release_get(struct store *stp, int64_t release_id,
                                     struct store_release_info *info,
                                     char *release_dir, size_t rdsize,
@@ -1645,9 +1519,9 @@ static int store_sqlite_release_get(struct store *stp, int64_t release_id,
 		goto out;
 	rd = (const char *)sqlite3_column_text(st, 7);
 	co = (const char *)sqlite3_column_text(st, 8);
-	if (store_sqlite_copy_out(s, "snapshot directory", rd ? rd : "",
+	if (store_shared_copy_out(s->path, "snapshot directory", rd ? rd : "",
 	                          release_dir, rdsize, d) < 0 ||
-	    store_sqlite_copy_out(s, "coalition list", co ? co : "", coalition,
+	    store_shared_copy_out(s->path, "coalition list", co ? co : "", coalition,
 	                          csize, d) < 0)
 		goto out;
 	ret = 0;
@@ -1708,22 +1582,6 @@ out:
 	return ret;
 }
 
-/* All digits, no sign, fits: a release id. */
-static bool store_sqlite_parse_id(const char *s, int64_t *id)
-{
-	int64_t v = 0;
-
-	if (*s == '\0')
-		return false;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9' || v > (INT64_MAX - 9) / 10)
-			return false;
-		v = v * 10 + (*s - '0');
-	}
-	*id = v;
-	return true;
-}
-
 static int store_sqlite_release_find(struct store *stp, const char *id_or_name,
                                      int64_t *release_id, struct diag *d)
 {
@@ -1746,7 +1604,7 @@ static int store_sqlite_release_find(struct store *stp, const char *id_or_name,
 	                                    " ORDER BY id DESC LIMIT 1",
 	                                    what, d)) == NULL)
 		goto out;
-	if (store_sqlite_parse_id(id_or_name, &id)) {
+	if (store_shared_parse_id(id_or_name, &id)) {
 		if (store_sqlite_int(by_id, 1, id) != SQLITE_OK) {
 			store_sqlite_bind_fail(s, what, d);
 			goto out;
@@ -2037,7 +1895,7 @@ int store_sqlite_test_durability(struct store *stp,
 		return -1;
 	}
 	if (sqlite3_column_text(st, 0) != NULL)
-		store_sqlite_cut(mode, sizeof(mode),
+		store_shared_cut(mode, sizeof(mode),
 		                 (const char *)sqlite3_column_text(st, 0));
 	sqlite3_finalize(st);
 	if (store_sqlite_int_query(s, "PRAGMA synchronous", &sync, what, d) <
