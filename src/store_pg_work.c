@@ -702,24 +702,11 @@ int store_pg_next_due(struct store *st, time_t *when, struct diag *d)
 	                        NULL, what, d)) == NULL)
 		return -1;
 	for (int i = 0; i < PQntuples(r); i++) {
-		int64_t nb = store_pg_i64(r, i, 0), t = 0;
-		bool some = false;
-
-		if (!PQgetisnull(r, i, 1)) {
-			t = store_pg_i64(r, i, 1);
-			some = true;
-		}
-		if (!PQgetisnull(r, i, 2)) {
-			int64_t l = store_pg_i64(r, i, 2) + 1;
-			if (!some || l < t)
-				t = l;
-			some = true;
-		}
-		if (!some)
-			continue;
-		if (t < nb)
-			t = nb;
-		if (best == 0 || t < best)
+		int64_t t = store_shared_release_due(
+		    store_pg_i64(r, i, 0), !PQgetisnull(r, i, 1),
+		    store_pg_i64(r, i, 1), !PQgetisnull(r, i, 2),
+		    store_pg_i64(r, i, 2));
+		if (t != 0 && (best == 0 || t < best))
 			best = t;
 	}
 	PQclear(r);

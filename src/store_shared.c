@@ -134,6 +134,19 @@ void store_shared_shown(char *dst, size_t size, const char *src)
 	memcpy(dst + 3, tail, strlen(tail) + 1);
 }
 
+int64_t store_shared_release_due(int64_t not_before, bool has_next,
+                                 int64_t next_at, bool has_lease,
+                                 int64_t lease_until)
+{
+	int64_t t = has_next ? next_at : 0;
+
+	if (has_lease && (!has_next || lease_until + 1 < t))
+		t = lease_until + 1;
+	if (!has_next && !has_lease)
+		return 0;
+	return t < not_before ? not_before : t;
+}
+
 bool store_shared_parse_id(const char *s, int64_t *id)
 {
 	int64_t v = 0;

@@ -44,6 +44,14 @@ void store_shared_cut(char *dst, size_t size, const char *src);
 /* A path for people: "..." and its end when it does not fit. */
 void store_shared_shown(char *dst, size_t size, const char *src);
 
+/* When an active release has work next (store_next_due): its earliest
+ * waiting delivery (has_next: next_at) or the second after its earliest
+ * lease runs out (has_lease: lease_until), whichever comes first, but not
+ * before its embargo (not_before); 0 when it has neither. */
+int64_t store_shared_release_due(int64_t not_before, bool has_next,
+                                 int64_t next_at, bool has_lease,
+                                 int64_t lease_until);
+
 /* A release given by number ("12"): true with *id; false for a name. */
 bool store_shared_parse_id(const char *s, int64_t *id);
 

@@ -3730,24 +3730,13 @@ static int store_sqlite_next_due(struct store *stp, time_t *when,
 	         what, d)) == NULL)
 		return -1;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int64_t nb = sqlite3_column_int64(st, 0), t = 0;
-		bool some = false;
-
-		if (sqlite3_column_type(st, 1) != SQLITE_NULL) {
-			t = sqlite3_column_int64(st, 1);
-			some = true;
-		}
-		if (sqlite3_column_type(st, 2) != SQLITE_NULL) {
-			int64_t l = sqlite3_column_int64(st, 2) + 1;
-			if (!some || l < t)
-				t = l;
-			some = true;
-		}
-		if (!some)
-			continue;
-		if (t < nb)
-			t = nb;
-		if (best == 0 || t < best)
+		int64_t t = store_shared_release_due(
+		    sqlite3_column_int64(st, 0),
+		    sqlite3_column_type(st, 1) != SQLITE_NULL,
+		    sqlite3_column_int64(st, 1),
+		    sqlite3_column_type(st, 2) != SQLITE_NULL,
+		    sqlite3_column_int64(st, 2));
+		if (t != 0 && (best == 0 || t < best))
 			best = t;
 	}
 	if (rc != SQLITE_DONE) {
