@@ -962,8 +962,12 @@ static void deliver_submit_ready(struct deliver *dl)
 				deliver_store_pause(dl, time(NULL));
 				break;
 			}
-			if (dl->nready == 0)
-				break;
+			/* every one marked was taken back (a pause or a
+			 * cancel this heraldd was not told of: another host;
+			 * another heraldd): mark the next ones, never send
+			 * one unmarked */
+			if (dl->handed_credit == 0)
+				continue;
 		}
 		f = dl->ready[dl->ready_head++];
 		dl->nready--;

@@ -25,6 +25,18 @@ pgnodes/CASE):
                went by its own clock would take the others' leases as run
                out and send their messages again), and every attempt's
                time in the log is the database's, not a node's
+  host_lost    three nodes, each on a host name of its own (a UTS
+               namespace, as three machines), leases of 80 s; one is
+               SIGKILLed and never comes back: the others know it only by
+               its heartbeat, end it once that is a minute old, and send
+               at once what it had claimed and not handed to the relay;
+               what it had handed over waits for its lease; every
+               journalist at least once, duplicates within its in-flight
+               bound
+  pause_across herald pause on this host while the three nodes run on
+               other hosts (the control socket cannot reach them): it says
+               so, and after what it counts in flight nothing more of the
+               release arrives; herald resume sends the rest
 """
 import collections
 import os
@@ -75,12 +87,16 @@ class Nodes:
             self.cfgs.append(cfg)
         self.procs = [None] * n
 
-    def start(self, i, *extra, clock=None):
+    def start(self, i, *extra, clock=None, host=None):
         """Node i's heraldd; clock: "+600s" runs it under faketime with
-        its clock that far off."""
+        its clock that far off; host: on a host name of its own (a UTS
+        namespace: to heraldd and to the store another machine)."""
         log = open(os.path.join(self.env.dir, f"node{i}-"
                                 f"{len(self.env.logs)}.log"), "wb")
         pre = ["faketime", "-f", clock] if clock else []
+        if host:
+            pre = ["unshare", "--uts", "sh", "-c",
+                   f'hostname "$0" && exec "$@"', host] + pre
         p = subprocess.Popen([*pre, A.heraldd, "--config", self.cfgs[i],
                               *extra],
                              cwd=A.source, stdout=log, stderr=log,
@@ -289,6 +305,89 @@ def case_skewed_clock():
                                 (int(t0) - 5, int(t1) + 5))
             check(far == 0, f"{far} attempts recorded at a node's own time")
             print(f"by node (0 true, 1 +10 min, 2 -10 min): {dict(by)}")
+        finally:
+            env.close()
+
+
+def case_host_lost():
+    n = 1200  # through a relay taking a second a message: about 80 s
+    with tp.Server() as srv, ms.SmtpSink(delays={".": 1}) as sink:
+        env = env_for(srv, sink)
+        try:
+            with open(env.cfg) as f:
+                text = f.read()
+            with open(env.cfg, "w") as f:
+                # longer than the minute a heartbeat may be late: what
+                # node 2 never handed over comes back first
+                f.write(text.replace("lease: 10s", "lease: 80s", 1))
+            queue_big(env, n)
+            nodes = Nodes(env)
+            for i in range(NODES):
+                nodes.start(i, host=f"node{i}.test")
+            ms.wait_until(lambda: sink.count() >= 50, 60, "some delivered")
+            # node 2 claims ahead of its connections: some of its claims
+            # are handed over, some not
+            nodes.procs[2].send_signal(signal.SIGSTOP)
+            rows = env.store_rows(
+                "SELECT d.id, d.handed_at IS NULL FROM deliveries d"
+                " JOIN daemons m ON m.id = d.owner"
+                " WHERE d.state = 'sending' AND m.host = 'node2.test'")
+            nodes.procs[2].send_signal(signal.SIGKILL)
+            nodes.procs[2].wait()
+            killed = time.time()
+            unhanded = [i for i, u in rows if u]
+            held = (len(unhanded), len(rows) - len(unhanded))
+            check(held[0] > 0, f"node 2 held nothing unhanded: {held}")
+            # gone by its heartbeat (60 s), not by its pid: another host
+            ms.wait_until(lambda: "node2.test is gone (no heartbeat since"
+                          in env.log_text(), 120, "node 2 found gone")
+            gone = time.time() - killed
+            check(gone >= 55, f"node 2 found gone after {gone:.0f} s, "
+                  "before its heartbeat was a minute old")
+            wait_sent(env, n, 900)
+            judge(env, sink, n, 1)
+            # what it never handed over went before its lease ran out
+            last = env.store_sql(
+                "SELECT max(at) FROM attempts WHERE delivery_id IN (" +
+                ",".join(str(i) for i in unhanded) + ")")
+            check(last < killed + 80,
+                  f"node 2's unhanded claims went {last - killed:.0f} s "
+                  "after its kill: they waited for the lease")
+            print(f"node 2 held {held[0]} unhanded and {held[1]} handed "
+                  f"claims; found gone {gone:.0f} s after its kill")
+        finally:
+            env.close()
+
+
+def case_pause_across():
+    with tp.Server() as srv, ms.SmtpSink(delays={".": 1}) as sink:
+        env = env_for(srv, sink)
+        try:
+            queue_big(env, 600)
+            nodes = Nodes(env)
+            for i in range(NODES):
+                nodes.start(i, host=f"node{i}.test")
+            ms.wait_until(lambda: sink.count() >= 20, 60, "some delivered")
+            r = env.herald("pause", "1")
+            out = r.stdout.decode()
+            before = sink.count()
+            m = re.search(r"^in flight: (\d+)", out, re.M)
+            check(m is not None and "runs on another host and was not told"
+                  in out, f"herald pause said:\n{out}")
+            flying = int(m.group(1))
+            ms.wait_until(lambda: env.store_sql(
+                "SELECT count(*) FROM deliveries WHERE state = 'sending'")
+                == 0, 60, "nothing of the release sending")
+            time.sleep(2)
+            after = sink.count()
+            check(after - before <= flying,
+                  f"{after - before} arrived after herald pause, which "
+                  f"counted {flying} in flight:\n{out}")
+            env.herald("resume", "1")
+            wait_sent(env, 600, 300)
+            judge(env, sink, 600, 1)
+            print(f"pause: {flying} in flight, {after - before} arrived "
+                  "after it")
         finally:
             env.close()
 
