@@ -462,6 +462,18 @@ int store_delivery_find(struct store *st, int64_t release_id, const char *email,
 	return st->ops->delivery_find(st, release_id, email, id, d);
 }
 
+int store_delivery_by_key(struct store *st, const char *key, int64_t *id,
+                          struct diag *d)
+{
+	*id = 0;
+	/* a key is what comes before '@': an empty one, or one with '@',
+	 * names nobody */
+	if (key == NULL || *key == '\0' || strchr(key, '@') != NULL ||
+	    strlen(key) > 64)
+		return 0;
+	return st->ops->delivery_by_key(st, key, id, d);
+}
+
 int store_event_record(struct store *st, const struct store_event *ev,
                        int64_t *delivery_id, bool *suppressed, struct diag *d)
 {

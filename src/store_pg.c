@@ -1517,6 +1517,7 @@ const struct store_backend store_pg_backend = {
     .attempts_each = store_pg_attempts_each,
     .delivery_get = store_pg_delivery_get,
     .delivery_find = store_pg_delivery_find,
+    .delivery_by_key = store_pg_delivery_by_key,
     .event_record = store_pg_event_record,
     .events_each = store_pg_events_each,
     .event_raw = store_pg_event_raw,

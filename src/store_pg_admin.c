@@ -253,6 +253,24 @@ int store_pg_delivery_find(struct store *st, int64_t release_id,
 	return ret;
 }
 
+/* The key compared byte by byte (COLLATE "C"), as store_pg_event_match
+ * compares a VERP key. */
+int store_pg_delivery_by_key(struct store *st, const char *key, int64_t *id,
+                             struct diag *d)
+{
+	struct store_pg *s = store_pg_of(st);
+	struct store_pg_args a;
+
+	*id = 0;
+	store_pg_args_init(&a);
+	store_pg_arg_text(&a, key);
+	return store_pg_int(s,
+	                    "SELECT id FROM deliveries"
+	                    " WHERE message_id COLLATE \"C\" >= $1 || '@'"
+	                    " AND message_id COLLATE \"C\" < $1 || 'A' LIMIT 1",
+	                    &a, id, "finding a token's delivery", d);
+}
+
 /* ---- the bounce mailbox ----------------------------------------------- */
 
 /* What store_pg_event_record's transaction works with: what it is given,

@@ -317,6 +317,8 @@ int store_pg_delivery_get(struct store *st, int64_t id,
                           void *arg, struct diag *d);
 int store_pg_delivery_find(struct store *st, int64_t release_id,
                            const char *email, int64_t *id, struct diag *d);
+int store_pg_delivery_by_key(struct store *st, const char *key, int64_t *id,
+                             struct diag *d);
 int store_pg_event_record(struct store *st, const struct store_event *ev,
                           int64_t *delivery_id, bool *suppressed,
                           struct diag *d);

@@ -3175,6 +3175,38 @@ out:
 	return ret;
 }
 
+static int store_sqlite_delivery_by_key(struct store *stp, const char *key,
+                                        int64_t *id, struct diag *d)
+{
+	const char *what = "finding a token's delivery";
+	struct store_sqlite *s = store_sqlite_of(stp);
+	sqlite3_stmt *st;
+	int rc, ret = -1;
+
+	*id = 0;
+	if ((st = store_sqlite_prepare(s,
+	                               "SELECT id FROM deliveries"
+	                               " WHERE message_id >= ?1 || '@'"
+	                               " AND message_id < ?1 || 'A' LIMIT 1",
+	                               what, d)) == NULL)
+		return -1;
+	if (store_sqlite_text(st, 1, key)) {
+		store_sqlite_bind_fail(s, what, d);
+		goto out;
+	}
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*id = sqlite3_column_int64(st, 0);
+		ret = 0;
+	} else if (rc == SQLITE_DONE) {
+		ret = 0;
+	} else {
+		store_sqlite_fail(s, rc, what, d);
+	}
+out:
+	sqlite3_finalize(st);
+	return ret;
+}
+
 /* ---- suppressions ----------------------------------------------------- */
 
 /* Inside a transaction: add key to the suppression list (the first
@@ -4305,6 +4337,7 @@ const struct store_backend store_sqlite_backend = {
     .delivery_get = store_sqlite_delivery_get,
     .next_due = store_sqlite_next_due,
     .delivery_find = store_sqlite_delivery_find,
+    .delivery_by_key = store_sqlite_delivery_by_key,
     .events_each = store_sqlite_events_each,
     .event_raw = store_sqlite_event_raw,
     .event_confirm = store_sqlite_event_confirm,

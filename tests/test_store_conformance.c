@@ -1389,6 +1389,27 @@ static void test_events(void **state)
 	snprintf(key2, sizeof(key2), "%.*s", (int)strcspn(m2.id, "@"), m2.id);
 	snprintf(key5, sizeof(key5), "%.*s", (int)strcspn(m5.id, "@"), m5.id);
 
+	/* herald-web finds a token's delivery by its key without acting;
+	 * an unknown, short or wildcard key finds none, without failing */
+	{
+		int64_t byk = -1;
+		assert_int_equal(store_delivery_by_key(st, key2, &byk, &d), 0);
+		assert_int_equal(byk, 2);
+		assert_int_equal(store_delivery_by_key(st, key5, &byk, &d), 0);
+		assert_int_equal(byk, 5);
+		assert_int_equal(store_delivery_by_key(
+		                     st, "0123456789abcdef0123456789abcdef",
+		                     &byk, &d),
+		                 0);
+		assert_int_equal(byk, 0);
+		assert_int_equal(
+		    store_delivery_by_key(st, "ev.1@herald.test", &byk, &d), 0);
+		assert_int_equal(byk, 0);
+		assert_int_equal(store_delivery_by_key(st, NULL, &byk, &d), 0);
+		assert_int_equal(byk, 0);
+		assert_int_equal(delivery(st, 2).state, STORE_QUEUED);
+	}
+
 	/* a hard bounce found by its VERP key: bounced and suppressed */
 	{
 		struct store_event ev = {.kind = STORE_EVENT_BOUNCE,

@@ -640,6 +640,15 @@ int store_delivery_get(struct store *st, int64_t id,
 int store_delivery_find(struct store *st, int64_t release_id, const char *email,
                         int64_t *id, struct diag *d);
 
+/* The delivery whose Message-ID's key (what comes before '@': the 32
+ * lowercase hex characters verp_check gives for a checked token) is key,
+ * compared byte by byte, into *id; *id 0 when there is none, or key is
+ * empty, longer than 64 bytes or holds '@' (0 either way: an unknown
+ * token is no failure). For herald-web, which must find a token's
+ * delivery without acting on it. */
+int store_delivery_by_key(struct store *st, const char *key, int64_t *id,
+                          struct diag *d);
+
 /* ---- the bounce mailbox ----------------------------------------------- */
 
 /* Record one mailbox event in one transaction: match it to a
@@ -888,6 +897,9 @@ struct store_backend {
 	/* store_delivery_find */
 	int (*delivery_find)(struct store *st, int64_t release_id,
 	                     const char *email, int64_t *id, struct diag *d);
+	/* store_delivery_by_key */
+	int (*delivery_by_key)(struct store *st, const char *key, int64_t *id,
+	                       struct diag *d);
 	/* store_event_record */
 	int (*event_record)(struct store *st, const struct store_event *ev,
 	                    int64_t *delivery_id, bool *suppressed,
