@@ -17,10 +17,14 @@ pkg_check_modules(PQ REQUIRED IMPORTED_TARGET libpq)
 # the shared library needs nothing but -letpan, so link it directly.
 find_path(ETPAN_INCLUDE_DIR libetpan/libetpan.h REQUIRED)
 find_library(ETPAN_LIBRARY etpan REQUIRED)
+# herald-web's HTTP(S) server (web.c): libmicrohttpd, Debian
+# libmicrohttpd-dev, HTTPS through its GnuTLS
+pkg_check_modules(MHD REQUIRED IMPORTED_TARGET libmicrohttpd)
 # the SMTP transport's worker threads (transport_smtp_pool.c)
 find_package(Threads REQUIRED)
 set(HERALD_LIBRARIES PkgConfig::YAML PkgConfig::GNUTLS PkgConfig::ICU
-  PkgConfig::SQLITE PkgConfig::PQ PkgConfig::CURL ${ETPAN_LIBRARY} Threads::Threads)
+  PkgConfig::SQLITE PkgConfig::PQ PkgConfig::CURL PkgConfig::MHD ${ETPAN_LIBRARY}
+  Threads::Threads)
 
 file(GLOB HERALD_SOURCES CONFIGURE_DEPENDS ${HERALD_ROOT}/src/*.c)
-list(FILTER HERALD_SOURCES EXCLUDE REGEX "/src/herald(d|_[a-z]+)?\\.c$")
+list(FILTER HERALD_SOURCES EXCLUDE REGEX "/src/herald(d|_[a-z]+|-web)?\\.c$")

@@ -194,6 +194,20 @@ static const struct config_setting config_settings[] = {
     {"bounces.imap.allow_plain", CONFIG_BOOL,
      CONFIG_AT(bounce_imap.allow_plain), .text = "false",
      .why = "the password never crosses the network in clear"},
+    {"web.listen", CONFIG_TEXT, CONFIG_AT(web_listen),
+     .text = "127.0.0.1:8025",
+     .why = "loopback: plain HTTP never leaves the host; a reverse proxy "
+            "or web.tls_cert puts it on the network (web.c)"},
+    {"web.tls_cert", CONFIG_PATH, CONFIG_AT(web_tls_cert),
+     .why = "none: plain HTTP, on a loopback address only"},
+    {"web.tls_key", CONFIG_PATH, CONFIG_AT(web_tls_key),
+     .why = "none: goes with web.tls_cert"},
+    {"web.base_url", CONFIG_TEXT, CONFIG_AT(web_base_url),
+     .why = "none: the pages link only to themselves"},
+    {"web.session_idle", CONFIG_DURATION, CONFIG_AT(web_session_idle),
+     .num = 30 * 60,
+     .why = "OWASP's 15-30 minutes for an idle session of an application "
+            "that can change what is sent"},
 };
 
 #define CONFIG_NSETTINGS (sizeof(config_settings) / sizeof(config_settings[0]))
@@ -668,6 +682,21 @@ static void config_bounces(struct config *c, const struct ydoc_node *m,
 		           "{token} in it");
 }
 
+/* web: what must go together. */
+static void config_web(struct config *c, const struct ydoc_node *m,
+                       struct diag *d)
+{
+	if (m == NULL)
+		return;
+	if ((c->web_tls_cert == NULL) != (c->web_tls_key == NULL))
+		ydoc_error(d, m, "web needs tls_cert and tls_key together");
+	if (c->web_base_url != NULL &&
+	    strncmp(c->web_base_url, "https://", 8) != 0 &&
+	    strncmp(c->web_base_url, "http://", 7) != 0)
+		ydoc_error(d, m,
+		           "web.base_url must be an https:// (or http://) URL");
+}
+
 /*
  * The defaults. before: every default, before the file is read (what the
  * file says replaces it). After: the numbers the file gave as 0 take
@@ -722,7 +751,7 @@ struct config *config_load_flags(const char *path, unsigned flags,
 {
 	struct config *c = calloc(1, sizeof(*c));
 	struct ydoc *doc = NULL;
-	const struct ydoc_node *root, *relay, *bounces;
+	const struct ydoc_node *root, *relay, *bounces, *web;
 	size_t errors = d->errors;
 
 	if (c == NULL || config_defaults(c, true) < 0) {
@@ -753,6 +782,8 @@ struct config *config_load_flags(const char *path, unsigned flags,
 	               "daemon", d);
 	bounces = config_section(c, field_get(root, "bounces", false, d),
 	                         "bounces", "bounces", d);
+	web = config_section(c, field_get(root, "web", false, d), "web", "web",
+	                     d);
 	config_relay(c, relay, flags, d);
 	if (bounces != NULL)
 		config_imap(c,
@@ -761,6 +792,7 @@ struct config *config_load_flags(const char *path, unsigned flags,
 		                           "bounces.imap", "bounces.imap", d),
 		            flags, d);
 	config_bounces(c, bounces, errors, d);
+	config_web(c, web, d);
 done:
 	if (d->errors == errors && config_defaults(c, false) < 0)
 		diag_add(d, path, 0, 0, "out of memory");

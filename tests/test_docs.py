@@ -11,7 +11,8 @@ docs/CASE):
                    compares by hand) is in herald.1, and herald.1 names no
                    other; every command of herald.c's commands[] has an
                    entry of its own, and no other command has one; the same
-                   for src/heraldd.c and heraldd.8
+                   for src/heraldd.c and heraldd.8, and for
+                   src/herald-web.c and herald-web.8
   settings         every setting `herald config --defaults` prints is in
                    herald.yaml.5 with that default, and the page documents
                    no other setting
@@ -43,7 +44,7 @@ import tempfile
 import yaml
 
 A = None
-PAGES = ("herald.1", "heraldd.8", "herald.yaml.5")
+PAGES = ("herald.1", "heraldd.8", "herald-web.8", "herald.yaml.5")
 
 
 class Failure(Exception):
@@ -175,6 +176,13 @@ def case_options():
             "heraldd.8")
     print(f"heraldd.8: {len(code)} options")
 
+    code = code_long_options(source("herald-web.c"))
+    check({"config", "listen", "version"} <= code,
+          f"herald-web options: {sorted(code)}")
+    compare("options", code, page_long_options(page("herald-web.8")),
+            "herald-web.8")
+    print(f"herald-web.8: {len(code)} options")
+
 
 # ---- settings ----------------------------------------------------------------
 
@@ -298,6 +306,12 @@ def config_cases(tmp):
         "bounces.imap.idle_renew": ("10m", "10m"),
         "bounces.imap.timeout": ("45s", "45s"),
         "bounces.imap.allow_plain": ("true", "true"),
+        "web.listen": ("127.0.0.2:8443", "127.0.0.2:8443"),
+        "web.tls_cert": ("web.pem", f"{tmp}/web.pem"),
+        "web.tls_key": ("/etc/herald/web.key", "/etc/herald/web.key"),
+        "web.base_url": ("https://press.example.org",
+                         "https://press.example.org"),
+        "web.session_idle": ("45m", "45m"),
     }
     second = {
         "relay.user": ("press", "press"),

@@ -100,6 +100,13 @@ struct config {
 	unsigned soft_limit;  /* soft bounces that suppress */
 	unsigned soft_window; /* within this many seconds */
 	unsigned bounce_poll; /* seconds between heraldd's mailbox passes */
+	/* herald-web */
+	char *web_listen;     /* ADDRESS:PORT, numeric */
+	char *web_tls_cert;   /* PEM files: HTTPS; NULL: plain HTTP, */
+	char *web_tls_key;    /* on a loopback address only */
+	char *web_base_url;   /* how the pages are reached from outside */
+	unsigned web_session_idle; /* seconds before an idle admin session
+	                            * ends (the admin console, next) */
 };
 
 /* Load path (NULL: the defaults). */
