@@ -20,10 +20,14 @@ find_library(ETPAN_LIBRARY etpan REQUIRED)
 # herald-web's HTTP(S) server (web.c): libmicrohttpd, Debian
 # libmicrohttpd-dev, HTTPS through its GnuTLS
 pkg_check_modules(MHD REQUIRED IMPORTED_TARGET libmicrohttpd)
+# herald passwd and herald-web's logins (passwd.c): argon2id, Debian
+# libargon2-dev
+pkg_check_modules(ARGON2 REQUIRED IMPORTED_TARGET libargon2)
 # the SMTP transport's worker threads (transport_smtp_pool.c)
 find_package(Threads REQUIRED)
 set(HERALD_LIBRARIES PkgConfig::YAML PkgConfig::GNUTLS PkgConfig::ICU
-  PkgConfig::SQLITE PkgConfig::PQ PkgConfig::CURL PkgConfig::MHD ${ETPAN_LIBRARY}
+  PkgConfig::SQLITE PkgConfig::PQ PkgConfig::CURL PkgConfig::MHD PkgConfig::ARGON2
+  ${ETPAN_LIBRARY}
   Threads::Threads)
 
 file(GLOB HERALD_SOURCES CONFIGURE_DEPENDS ${HERALD_ROOT}/src/*.c)

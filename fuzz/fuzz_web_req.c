@@ -57,6 +57,15 @@ static void fuzz_route(const uint8_t *data, size_t size)
 		FUZZ_CHECK(strcmp(path, "/metrics") == 0, "metrics");
 		FUZZ_CHECK(token[0] == '\0', "a token outside /u/");
 		break;
+	case WEB_ROUTE_HOME:
+	case WEB_ROUTE_LOGIN:
+	case WEB_ROUTE_LOGOUT:
+		FUZZ_CHECK(strcmp(path, r == WEB_ROUTE_HOME    ? "/"
+		                        : r == WEB_ROUTE_LOGIN ? "/login"
+		                                               : "/logout") == 0,
+		           "an admin page's path is not exactly its own");
+		FUZZ_CHECK(token[0] == '\0', "a token outside /u/");
+		break;
 	case WEB_ROUTE_NONE:
 		FUZZ_CHECK(token[0] == '\0', "a token without a route");
 		break;

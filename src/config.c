@@ -21,6 +21,7 @@
 #include "herald/field.h"
 #include "herald/file.h"
 #include "herald/mailbox.h"
+#include "herald/passwd.h"
 #include "herald/sched.h"
 #include "herald/store.h"
 #include "herald/transport.h"
@@ -38,6 +39,7 @@ enum config_kind {
 	CONFIG_DURATION,    /* seconds, written 90, 90s, 15m, 2h, 5d */
 	CONFIG_RATE,        /* a number >= 0 */
 	CONFIG_DKIM,        /* the list of signing keys */
+	CONFIG_WEB_USERS,   /* herald-web's users: shown without hashes */
 };
 
 struct config_setting {
@@ -208,6 +210,9 @@ static const struct config_setting config_settings[] = {
      .num = 30 * 60,
      .why = "OWASP's 15-30 minutes for an idle session of an application "
             "that can change what is sent"},
+    {"web.users", CONFIG_WEB_USERS, CONFIG_AT(web_users),
+     .why = "none: no one logs in until the operator adds users (herald "
+            "passwd makes their hashes)"},
 };
 
 #define CONFIG_NSETTINGS (sizeof(config_settings) / sizeof(config_settings[0]))
@@ -215,6 +220,14 @@ static const struct config_setting config_settings[] = {
 /* The keys of one dkim entry (dkim is a list of mappings). */
 static const char *const config_dkim_keys[] = {"domain", "selector", "key",
                                                NULL};
+
+/* The keys of one web.users entry. */
+static const char *const config_user_keys[] = {"name", "role",
+                                               "password_hash", NULL};
+
+/* The most users web.users may list: herald-web looks a name up by
+ * walking them, and a press office has a handful of admins. */
+#define CONFIG_MAX_USERS 1000
 
 /* The longest a section's list of keys gets, with room. */
 #define CONFIG_MAX_KEYS 24
@@ -300,6 +313,11 @@ void config_free(struct config *c)
 		free(c->dkim[i].key);
 	}
 	free(c->dkim);
+	for (size_t i = 0; i < c->nweb_users; i++) {
+		free(c->web_users[i].name);
+		free(c->web_users[i].password_hash);
+	}
+	free(c->web_users);
 	for (size_t i = 0; i < CONFIG_NSETTINGS; i++) {
 		const struct config_setting *s = &config_settings[i];
 		if (s->kind == CONFIG_TEXT || s->kind == CONFIG_PATH ||
@@ -371,6 +389,95 @@ static void config_dkim(struct config *c, const struct ydoc_node *n,
 			config_dkim_entry(c, n->items[i], d);
 	else
 		config_dkim_entry(c, n, d);
+}
+
+const char *config_web_role_name(enum config_web_role r)
+{
+	return r == CONFIG_WEB_OPERATOR ? "operator" : "viewer";
+}
+
+/* A user name: what a login form and a log line carry safely. */
+static bool config_user_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 64)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || strchr("._@-", *s) != NULL))
+			return false;
+	return true;
+}
+
+static void config_user_entry(struct config *c, const struct ydoc_node *e,
+                              struct diag *d)
+{
+	struct config_web_user *u = &c->web_users[c->nweb_users];
+	const struct ydoc_node *v;
+
+	if (field_expect(e, YDOC_MAPPING, "a web user", d) < 0)
+		return;
+	c->nweb_users++;
+	field_known_keys(e, config_user_keys, "web.users", d);
+	if ((v = field_get(e, "name", true, d)) != NULL &&
+	    field_line_check(v, "name", 64, d) == 0) {
+		if (!config_user_name_ok(v->str))
+			ydoc_error(d, v,
+			           "user name \"%s\" must be 1 to 64 letters, "
+			           "digits, '.', '_', '@' or '-'",
+			           v->str);
+		for (size_t i = 0; i + 1 < c->nweb_users; i++)
+			if (c->web_users[i].name != NULL &&
+			    strcmp(c->web_users[i].name, v->str) == 0)
+				ydoc_error(d, v,
+				           "user \"%s\" is listed twice in "
+				           "web.users (each name once)",
+				           v->str);
+		u->name = field_dup(v, d);
+	}
+	if ((v = field_get(e, "role", true, d)) != NULL &&
+	    field_line_check(v, "role", 16, d) == 0) {
+		if (strcmp(v->str, "viewer") == 0)
+			u->role = CONFIG_WEB_VIEWER;
+		else if (strcmp(v->str, "operator") == 0)
+			u->role = CONFIG_WEB_OPERATOR;
+		else
+			ydoc_error(d, v,
+			           "role \"%s\" is not viewer or operator",
+			           v->str);
+	}
+	if ((v = field_get(e, "password_hash", true, d)) != NULL &&
+	    field_line_check(v, "password_hash", PASSWD_ENCODED_MAX, d) == 0) {
+		/* the hash is not shown: it is one step from the password */
+		if (!passwd_valid(v->str))
+			ydoc_error(d, v,
+			           "password_hash is not an argon2id hash "
+			           "($argon2id$v=19$m=...,t=...,p=...$salt$hash, "
+			           "as herald passwd prints)");
+		u->password_hash = field_dup(v, d);
+	}
+}
+
+static void config_users(struct config *c, const struct ydoc_node *n,
+                         struct diag *d)
+{
+	if (n == NULL || ydoc_is_null(n))
+		return;
+	if (field_expect(n, YDOC_SEQUENCE, "web.users", d) < 0)
+		return;
+	if (n->nitems > CONFIG_MAX_USERS) {
+		ydoc_error(d, n, "web.users lists %zu users; at most %d",
+		           n->nitems, CONFIG_MAX_USERS);
+		return;
+	}
+	c->web_users = calloc(n->nitems ? n->nitems : 1, sizeof(*c->web_users));
+	if (c->web_users == NULL) {
+		ydoc_error(d, n, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < n->nitems; i++)
+		config_user_entry(c, n->items[i], d);
 }
 
 /* A duration: seconds, or a number with s, m, h or d. */
@@ -499,6 +606,9 @@ static void config_value(struct config *c, const struct config_setting *s,
 		break;
 	case CONFIG_DKIM:
 		config_dkim(c, v, d);
+		break;
+	case CONFIG_WEB_USERS:
+		config_users(c, v, d);
 		break;
 	}
 }
@@ -731,6 +841,7 @@ static int config_defaults(struct config *c, bool before)
 		case CONFIG_SECRET_FILE:
 		case CONFIG_SECRET_ENV:
 		case CONFIG_DKIM:
+		case CONFIG_WEB_USERS:
 			break;
 		}
 	}
@@ -870,6 +981,16 @@ int config_print(const struct config *c, FILE *f)
 				        k == 0 ? " [" : ", ", c->dkim[k].domain,
 				        c->dkim[k].selector, c->dkim[k].key);
 			if (c->ndkim > 0)
+				fputc(']', f);
+			break;
+		case CONFIG_WEB_USERS:
+			/* never the hashes */
+			for (size_t k = 0; k < c->nweb_users; k++)
+				fprintf(f, "%s{name: %s, role: %s}",
+				        k == 0 ? " [" : ", ", c->web_users[k].name,
+				        config_web_role_name(
+				            c->web_users[k].role));
+			if (c->nweb_users > 0)
 				fputc(']', f);
 			break;
 		}

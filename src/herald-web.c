@@ -1,6 +1,7 @@
 /*
- * herald-web — the public unsubscribe page (/u/TOKEN), /healthz and
- * /metrics: a thin main over web.c. Reads herald.yaml without the relay's
+ * herald-web — the public unsubscribe page (/u/TOKEN), /healthz,
+ * /metrics and the admin console (web.users log in): a thin main over
+ * web.c. Reads herald.yaml without the relay's
  * and the mailbox's passwords (CONFIG_NO_SECRETS) and never a DKIM key;
  * the bounce secret it does read, to check tokens. Runs in the
  * foreground (contrib/herald-web.service), logs to stderr through log.h,
@@ -28,9 +29,11 @@ static void usage(FILE *f)
 	      "       herald-web --version\n\n"
 	      "Serve the public unsubscribe page (/u/TOKEN, the link in "
 	      "List-Unsubscribe),\n"
-	      "/healthz and /metrics. HTTPS with web.tls_cert and "
-	      "web.tls_key; plain HTTP\n"
-	      "only on a loopback address. SIGTERM stops it.\n\n"
+	      "/healthz, /metrics, and the admin console at / for "
+	      "web.users. HTTPS with\n"
+	      "web.tls_cert and web.tls_key; plain HTTP only on a loopback "
+	      "address.\n"
+	      "SIGTERM stops it.\n\n"
 	      "  --config FILE          herald.yaml (default: $HERALD_CONFIG, "
 	      "else ./herald.yaml)\n"
 	      "  --listen ADDRESS:PORT  where to listen (default: the "
@@ -90,6 +93,16 @@ int main(int argc, char **argv)
 	o.listen = listen ? listen : cfg->web_listen;
 	o.tls_cert = cfg->web_tls_cert;
 	o.tls_key = cfg->web_tls_key;
+	o.users = cfg->web_users;
+	o.nusers = cfg->nweb_users;
+	o.session_idle = cfg->web_session_idle;
+	o.https_outside = cfg->web_base_url != NULL &&
+	                  strncmp(cfg->web_base_url, "https://", 8) == 0;
+	if (cfg->nweb_users == 0)
+		log_line(stderr, "herald-web: no web.users in %s: no one can "
+		                 "log in to the admin pages (herald passwd "
+		                 "makes a password_hash)",
+		         path ? path : "the defaults");
 	if (cfg->bounce_domain != NULL) {
 		verp =
 		    verp_load(cfg->bounce_secret_file, cfg->bounce_secret_env,

@@ -1040,6 +1040,8 @@ static const struct {
      "every setting of herald.yaml as used, or its default"},
     {"store", cmd_store,
      "the store: bring its schema up to date, copy it to another"},
+    {"passwd", cmd_passwd,
+     "print the argon2id hash of a password for web.users"},
 };
 
 static void usage(FILE *f)

@@ -25,6 +25,7 @@
 #include "herald/config.h"
 #include "herald/control.h"
 #include "herald/datefmt.h"
+#include "herald/figures.h"
 #include "herald/log.h"
 #include "herald/store.h"
 #include "herald_cli.h"
@@ -574,8 +575,7 @@ static void admin_cell(const struct admin_release *a, int col, time_t now,
 {
 	const struct store_release_info *r = &a->r;
 	const struct store_release_figures *f = &a->f;
-	size_t taken = r->count[STORE_SENT] + r->count[STORE_BOUNCED] +
-	               r->count[STORE_COMPLAINED];
+	double v;
 
 	buf[0] = '\0';
 	if (admin_cols[col].state >= 0) {
@@ -599,34 +599,16 @@ static void admin_cell(const struct admin_release *a, int col, time_t now,
 		snprintf(buf, size, "%zu", r->total);
 		break;
 	case ST_SENT_PCT:
-		/* sent of the total */
-		if (r->total > 0)
-			snprintf(buf, size, "%.1f",
-			         100.0 * (double)r->count[STORE_SENT] /
-			             (double)r->total);
+		if (figures_sent_percent(r, &v))
+			snprintf(buf, size, "%.1f", v);
 		break;
 	case ST_RATE:
-		/* while it runs: sent a second over the last minute, or
-		 * since the first attempt when that is sooner */
-		if (r->state == STORE_RELEASE_ACTIVE && admin_left(r) > 0 &&
-		    f->first_attempt != 0) {
-			double span = difftime(now, f->first_attempt);
-			if (span > STORE_RATE_WINDOW)
-				span = STORE_RATE_WINDOW;
-			if (span < 1)
-				span = 1;
-			snprintf(buf, size, "%.1f",
-			         (double)f->sent_recent / span);
-		}
+		if (figures_rate(r, f, now, &v))
+			snprintf(buf, size, "%.1f", v);
 		break;
 	case ST_BOUNCE_PCT:
-		/* refused at once or bounced later, of those answered */
-		if (taken + r->count[STORE_FAILED] > 0)
-			snprintf(buf, size, "%.1f",
-			         100.0 *
-			             (double)(r->count[STORE_BOUNCED] +
-			                      r->count[STORE_FAILED]) /
-			             (double)(taken + r->count[STORE_FAILED]));
+		if (figures_bounce_percent(r, &v))
+			snprintf(buf, size, "%.1f", v);
 		break;
 	case ST_COMPLAINTS:
 		snprintf(buf, size, "%zu", f->complaints);

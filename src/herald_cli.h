@@ -188,6 +188,7 @@ int cmd_bounces(int argc, char **argv);
 int cmd_suppress(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
 int cmd_config(int argc, char **argv);
+int cmd_passwd(int argc, char **argv);
 int cmd_store(int argc, char **argv);
 
 #endif

@@ -1,6 +1,7 @@
 /*
  * web — herald-web's server (see web.h): the request's life (headers,
- * a bounded body, one answer), the routes, /metrics.
+ * a bounded body, one answer), the routes, /metrics, and the admin
+ * console's gate: login, logout, sessions and CSRF checks.
  */
 #include "herald/web.h"
 
@@ -10,6 +11,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -17,17 +19,30 @@
 
 #include "herald/file.h"
 #include "herald/log.h"
+#include "herald/passwd.h"
+#include "herald/web_admin.h"
 #include "herald/web_page.h"
 #include "herald/web_req.h"
+#include "herald/web_session.h"
+#include "herald/web_throttle.h"
 #include "herald/web_unsub.h"
 
 /* The largest certificate chain or key file read. */
 #define WEB_PEM_MAX (1024 * 1024)
 
+/* The session cookie's name. */
+#define WEB_COOKIE "herald_session"
+
 struct web {
 	struct MHD_Daemon *mhd;
 	const struct web_opts *o;
 	char *cert, *key; /* PEM, kept while MHD runs */
+	bool secure;      /* cookies only over HTTPS */
+	struct web_sessions *sessions;
+	struct web_throttle *throttle;
+	/* checked when the name is no user's, so that an unknown name costs
+	 * the time a wrong password does: a hash of a random password */
+	char dummy[PASSWD_ENCODED_MAX];
 };
 
 /* One request: its body so far (at most WEB_BODY_MAX bytes). */
@@ -192,8 +207,16 @@ out:
 
 /* ---- answers ------------------------------------------------------------- */
 
-static enum MHD_Result web_answer(struct MHD_Connection *c, unsigned status,
-                                  const char *type, char *body, size_t len)
+/* Headers some answers add. */
+struct web_extra {
+	const char *location;    /* a redirect's target */
+	const char *cookie;      /* Set-Cookie */
+	const char *retry_after; /* seconds */
+};
+
+static enum MHD_Result web_answer_x(struct MHD_Connection *c, unsigned status,
+                                    const char *type, char *body, size_t len,
+                                    const struct web_extra *x)
 {
 	struct MHD_Response *r;
 	enum MHD_Result ret;
@@ -203,6 +226,12 @@ static enum MHD_Result web_answer(struct MHD_Connection *c, unsigned status,
 		free(body);
 		return MHD_NO;
 	}
+	if (x != NULL && x->location != NULL)
+		MHD_add_response_header(r, "Location", x->location);
+	if (x != NULL && x->cookie != NULL)
+		MHD_add_response_header(r, "Set-Cookie", x->cookie);
+	if (x != NULL && x->retry_after != NULL)
+		MHD_add_response_header(r, "Retry-After", x->retry_after);
 	MHD_add_response_header(r, "Content-Type", type);
 	MHD_add_response_header(r, "Content-Security-Policy", WEB_PAGE_CSP);
 	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
@@ -212,6 +241,12 @@ static enum MHD_Result web_answer(struct MHD_Connection *c, unsigned status,
 	ret = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
 	return ret;
+}
+
+static enum MHD_Result web_answer(struct MHD_Connection *c, unsigned status,
+                                  const char *type, char *body, size_t len)
+{
+	return web_answer_x(c, status, type, body, len, NULL);
 }
 
 static enum MHD_Result web_text(struct MHD_Connection *c, unsigned status,
@@ -338,6 +373,223 @@ fail:
 	               "in a few minutes.");
 }
 
+/* ---- the admin console's gate ------------------------------------------ */
+
+/* 303 to location, with a cookie to set (NULL: none). */
+static enum MHD_Result web_redirect(struct MHD_Connection *c,
+                                    const char *location, const char *cookie)
+{
+	struct web_extra x = {.location = location, .cookie = cookie};
+	char *body = strdup("see other\n");
+
+	if (body == NULL)
+		return MHD_NO;
+	return web_answer_x(c, 303, "text/plain; charset=utf-8", body,
+	                    strlen(body), &x);
+}
+
+/* The client's address as text ("?" when unknown). */
+static void web_client(struct MHD_Connection *c, char *buf, size_t size)
+{
+	const union MHD_ConnectionInfo *i =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = i != NULL ? i->client_addr : NULL;
+
+	snprintf(buf, size, "?");
+	if (sa == NULL)
+		return;
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
+		          buf, (socklen_t)size);
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6,
+		          &((const struct sockaddr_in6 *)sa)->sin6_addr, buf,
+		          (socklen_t)size);
+}
+
+/* The request's live session, or NULL. */
+static const struct web_session *web_session_of(struct web *w,
+                                                struct MHD_Connection *c)
+{
+	const char *id =
+	    MHD_lookup_connection_value(c, MHD_COOKIE_KIND, WEB_COOKIE);
+
+	return web_session_find(w->sessions, id, time(NULL));
+}
+
+static enum MHD_Result web_login_form(struct web *w, struct MHD_Connection *c,
+                                      unsigned status, const char *message,
+                                      const char *retry_after)
+{
+	struct web_extra x = {.retry_after = retry_after};
+	struct diag d = {0};
+	char *body;
+	size_t len;
+
+	if (web_admin_login(message, &body, &len, &d) < 0) {
+		log_line(w->o->log, "web page not rendered: %s",
+		         diag_first(&d));
+		diag_clear(&d);
+		return web_text(c, 500, "internal error\n");
+	}
+	return web_answer_x(c, status, "text/html; charset=utf-8", body, len,
+	                    &x);
+}
+
+/* The user named name, or NULL. */
+static const struct config_web_user *web_user(const struct web *w,
+                                              const char *name)
+{
+	for (size_t i = 0; i < w->o->nusers; i++)
+		if (strcmp(w->o->users[i].name, name) == 0)
+			return &w->o->users[i];
+	return NULL;
+}
+
+/* POST /login: the throttle first (web_throttle.h has the rule), then the
+ * password; an unknown name is checked against the dummy hash, so that it
+ * takes as long and answers the same as a wrong password. */
+static enum MHD_Result web_login(struct web *w, struct MHD_Connection *c,
+                                 const struct web_req *rq)
+{
+	char name[65], pw[PASSWD_MAX + 1], addr[INET6_ADDRSTRLEN];
+	char cookie[WEB_SESSION_ID + 128], retry[24];
+	const struct config_web_user *u;
+	const struct web_session *s;
+	const char *old;
+	long wait, wa;
+	time_t now = time(NULL);
+	int ok;
+
+	web_client(c, addr, sizeof(addr));
+	if (web_req_form(rq->body, rq->len, "name", name, sizeof(name)) != 1 ||
+	    web_req_form(rq->body, rq->len, "password", pw, sizeof(pw)) != 1 ||
+	    name[0] == '\0' || pw[0] == '\0') {
+		explicit_bzero(pw, sizeof(pw));
+		return web_login_form(w, c, 400,
+		                      "Give a name (at most 64 characters) and "
+		                      "a password.",
+		                      NULL);
+	}
+	u = web_user(w, name);
+	wait = web_throttle_wait(w->throttle, WEB_THROTTLE_ACCOUNT, name, now);
+	wa = web_throttle_wait(w->throttle, WEB_THROTTLE_ADDR, addr, now);
+	if (wa > wait)
+		wait = wa;
+	if (wait > 0) {
+		explicit_bzero(pw, sizeof(pw));
+		log_line(w->o->log,
+		         "web login user=%s addr=%s result=throttled wait=%ld",
+		         u != NULL ? u->name : "unknown", addr, wait);
+		snprintf(retry, sizeof(retry), "%ld", wait);
+		return web_login_form(w, c, 429,
+		                      "Too many failed logins: wait a while, "
+		                      "then try again.",
+		                      retry);
+	}
+	ok = passwd_verify(u != NULL ? u->password_hash : w->dummy, pw,
+	                   strlen(pw)) == 1 &&
+	     u != NULL;
+	explicit_bzero(pw, sizeof(pw));
+	if (!ok) {
+		web_throttle_fail(w->throttle, WEB_THROTTLE_ACCOUNT, name, now);
+		web_throttle_fail(w->throttle, WEB_THROTTLE_ADDR, addr, now);
+		log_line(w->o->log, "web login user=%s addr=%s result=refused",
+		         u != NULL ? u->name : "unknown", addr);
+		return web_login_form(w, c, 401, "Wrong name or password.",
+		                      NULL);
+	}
+	web_throttle_clear(w->throttle, WEB_THROTTLE_ACCOUNT, name);
+	/* never carry a session over a login: the id the browser had (which
+	 * someone may have planted) ends, a new one begins */
+	old = MHD_lookup_connection_value(c, MHD_COOKIE_KIND, WEB_COOKIE);
+	if (old != NULL)
+		web_session_end(w->sessions, old);
+	if ((s = web_session_new(w->sessions, u->name, (int)u->role, now)) ==
+	    NULL) {
+		log_line(w->o->log, "web login failed: getrandom: %s",
+		         strerror(errno));
+		return web_text(c, 503, "no session could be made\n");
+	}
+	log_line(w->o->log, "web login user=%s addr=%s role=%s result=ok",
+	         u->name, addr, config_web_role_name(u->role));
+	snprintf(cookie, sizeof(cookie),
+	         WEB_COOKIE "=%s; Path=/; HttpOnly; SameSite=Strict%s", s->id,
+	         w->secure ? "; Secure" : "");
+	return web_redirect(c, "/", cookie);
+}
+
+/* POST /logout, with the session's CSRF token. */
+static enum MHD_Result web_logout(struct web *w, struct MHD_Connection *c,
+                                  const struct web_session *s,
+                                  const struct web_req *rq)
+{
+	char cookie[160], addr[INET6_ADDRSTRLEN], user[sizeof(s->user)];
+
+	web_client(c, addr, sizeof(addr));
+	snprintf(user, sizeof(user), "%s", s->user);
+	web_session_end(w->sessions, s->id);
+	log_line(w->o->log, "web logout user=%s addr=%s", user, addr);
+	snprintf(cookie, sizeof(cookie),
+	         WEB_COOKIE "=; Path=/; HttpOnly; SameSite=Strict; "
+	                    "Max-Age=0%s",
+	         w->secure ? "; Secure" : "");
+	(void)rq;
+	return web_redirect(c, "/login", cookie);
+}
+
+static enum MHD_Result web_releases(struct web *w, struct MHD_Connection *c,
+                                    const struct web_session *s)
+{
+	struct web_admin_who who = {
+	    .user = s->user,
+	    .role = config_web_role_name((enum config_web_role)s->role),
+	    .csrf = s->csrf};
+	struct diag d = {0};
+	char *body;
+	size_t len;
+
+	if (web_admin_releases(w->o->st, time(NULL), &who, &body, &len, &d) <
+	    0) {
+		log_line(w->o->log, "web releases failed: %s", diag_first(&d));
+		diag_clear(&d);
+		return web_bad(w, c, 503,
+		               "The store cannot be read right now. Please try "
+		               "again in a few minutes.");
+	}
+	return web_answer(c, 200, "text/html; charset=utf-8", body, len);
+}
+
+/* Every admin page: no live session, no data (303 to /login); a POST
+ * without the session's CSRF token changes nothing (403). */
+static enum MHD_Result web_admin(struct web *w, struct MHD_Connection *c,
+                                 enum web_route route, bool get, bool post,
+                                 const struct web_req *rq)
+{
+	const struct web_session *s = web_session_of(w, c);
+	char csrf[WEB_SESSION_ID + 1];
+
+	if (s == NULL)
+		return web_redirect(c, "/login", NULL);
+	if (post) {
+		if (web_req_form(rq->body, rq->len, "csrf", csrf,
+		                 sizeof(csrf)) != 1 ||
+		    !web_session_equal(csrf, s->csrf)) {
+			log_line(w->o->log, "web csrf user=%s result=refused",
+			         s->user);
+			return web_bad(w, c, 403,
+			               "This form is out of date or was not "
+			               "sent from herald's own page: reload the "
+			               "page and try again.");
+		}
+		if (route == WEB_ROUTE_LOGOUT)
+			return web_logout(w, c, s, rq);
+	}
+	if (get && route == WEB_ROUTE_HOME)
+		return web_releases(w, c, s);
+	return web_bad(w, c, 405, "This method is not allowed here.");
+}
+
 static enum MHD_Result web_handle(void *cls, struct MHD_Connection *c,
                                   const char *url, const char *method,
                                   const char *version, const char *upload,
@@ -384,6 +636,12 @@ static enum MHD_Result web_handle(void *cls, struct MHD_Connection *c,
 	if ((route == WEB_ROUTE_UNSUB && (get || post)) ||
 	    (route == WEB_ROUTE_UNSUB_UNDO && post))
 		return web_unsub_page(w, c, route, post, token, rq);
+	if (route == WEB_ROUTE_LOGIN && get)
+		return web_login_form(w, c, 200, NULL, NULL);
+	if (route == WEB_ROUTE_LOGIN && post)
+		return web_login(w, c, rq);
+	if (route == WEB_ROUTE_HOME || route == WEB_ROUTE_LOGOUT)
+		return web_admin(w, c, route, get, post, rq);
 	return web_bad(w, c, 405, "This method is not allowed here.");
 }
 
@@ -419,6 +677,7 @@ struct web *web_start(const struct web_opts *o, bool *refused, struct diag *d)
 	unsigned flags =
 	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
 	bool tls = o->tls_cert != NULL || o->tls_key != NULL;
+	char dummy[32];
 
 	if (refused != NULL)
 		*refused = false;
@@ -427,6 +686,24 @@ struct web *web_start(const struct web_opts *o, bool *refused, struct diag *d)
 		return NULL;
 	}
 	w->o = o;
+	w->secure = tls || o->https_outside;
+	if ((w->sessions = web_sessions_new(o->session_idle)) == NULL ||
+	    (w->throttle = web_throttle_new()) == NULL) {
+		diag_add(d, NULL, 0, 0, "out of memory");
+		goto fail;
+	}
+	/* a password no one knows: 31 random bytes as letters */
+	if (getrandom(dummy, sizeof(dummy) - 1, 0) !=
+	    (ssize_t)(sizeof(dummy) - 1)) {
+		diag_add(d, NULL, 0, 0, "getrandom: %s", strerror(errno));
+		goto fail;
+	}
+	for (size_t i = 0; i + 1 < sizeof(dummy); i++)
+		dummy[i] = (char)('a' + (unsigned char)dummy[i] % 26);
+	dummy[sizeof(dummy) - 1] = '\0';
+	if (passwd_hash(dummy, sizeof(dummy) - 1, w->dummy, sizeof(w->dummy),
+	                d) < 0)
+		goto fail;
 	if (web_listen_parse(o->listen, addr, sizeof(addr), &port) < 0) {
 		diag_add(d, NULL, 0, 0,
 		         "listen address %s is not ADDRESS:PORT with a numeric "
@@ -498,6 +775,8 @@ fail:
 		explicit_bzero(w->key, strlen(w->key));
 	free(w->key);
 	free(w->cert);
+	web_sessions_free(w->sessions);
+	web_throttle_free(w->throttle);
 	free(w);
 	return NULL;
 }
@@ -519,5 +798,7 @@ void web_stop(struct web *w)
 		explicit_bzero(w->key, strlen(w->key));
 	free(w->key);
 	free(w->cert);
+	web_sessions_free(w->sessions);
+	web_throttle_free(w->throttle);
 	free(w);
 }

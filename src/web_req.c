@@ -22,6 +22,12 @@ enum web_route web_req_route(const char *path, char token[WEB_TOKEN_MAX + 1])
 	token[0] = '\0';
 	if (path == NULL)
 		return WEB_ROUTE_NONE;
+	if (strcmp(path, "/") == 0)
+		return WEB_ROUTE_HOME;
+	if (strcmp(path, "/login") == 0)
+		return WEB_ROUTE_LOGIN;
+	if (strcmp(path, "/logout") == 0)
+		return WEB_ROUTE_LOGOUT;
 	if (strcmp(path, "/healthz") == 0)
 		return WEB_ROUTE_HEALTHZ;
 	if (strcmp(path, "/metrics") == 0)

@@ -312,6 +312,13 @@ def config_cases(tmp):
         "web.base_url": ("https://press.example.org",
                          "https://press.example.org"),
         "web.session_idle": ("45m", "45m"),
+        "web.users": ("[{name: maria, role: operator, password_hash: "
+                      "'$argon2id$v=19$m=19456,t=2,p=1$" + "A" * 22 + "$" +
+                      "B" * 43 + "'}, {name: ivan, role: viewer, "
+                      "password_hash: '$argon2id$v=19$m=65536,t=3,p=4$" +
+                      "C" * 22 + "$" + "D" * 43 + "'}]",
+                      "[{name: maria, role: operator}, "
+                      "{name: ivan, role: viewer}]"),
     }
     second = {
         "relay.user": ("press", "press"),

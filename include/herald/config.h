@@ -72,6 +72,21 @@ struct config_imap {
 
 /* Every number holds its effective value: what the file says, else the
  * default (a number given as 0 takes the default too). */
+/* What a herald-web user may do: viewers and operators both read;
+ * operators will also act on releases (issue 14's actions). */
+enum config_web_role { CONFIG_WEB_VIEWER, CONFIG_WEB_OPERATOR };
+
+/* One entry of web.users. The hash is an argon2id hash (passwd.h): not a
+ * secret like a password, but kept out of `herald config`. */
+struct config_web_user {
+	char *name;
+	enum config_web_role role;
+	char *password_hash;
+};
+
+/* "viewer" or "operator". Static. */
+const char *config_web_role_name(enum config_web_role r);
+
 struct config {
 	char *file; /* NULL: defaults, no file */
 	struct config_dkim *dkim;
@@ -106,7 +121,9 @@ struct config {
 	char *web_tls_key;    /* on a loopback address only */
 	char *web_base_url;   /* how the pages are reached from outside */
 	unsigned web_session_idle; /* seconds before an idle admin session
-	                            * ends (the admin console, next) */
+	                            * ends */
+	struct config_web_user *web_users; /* who may log in to herald-web */
+	size_t nweb_users;
 };
 
 /* Load path (NULL: the defaults). */

@@ -1,7 +1,17 @@
 /*
  * web — herald-web's HTTP(S) server (libmicrohttpd): /healthz, /metrics
- * (Prometheus text, every metric herald_...) and the public unsubscribe
- * page /u/TOKEN (web_unsub.c, web_page.c). herald-web.c is its main.
+ * (Prometheus text, every metric herald_...), the public unsubscribe
+ * page /u/TOKEN (web_unsub.c, web_page.c), and the admin console behind
+ * a login (/login, /logout, / the releases: web_admin.c), its sessions
+ * (web_session.c) and login throttling (web_throttle.c). herald-web.c is
+ * its main.
+ *
+ * Every admin page without a live session answers 303 to /login and
+ * nothing else; every POST of a logged-in page must carry the session's
+ * CSRF token (the form field csrf) or is refused with 403 and changes
+ * nothing. The session cookie is herald_session: HttpOnly,
+ * SameSite=Strict, Path=/, and Secure when herald-web serves HTTPS or
+ * web.base_url is https:// (a reverse proxy does TLS).
  *
  * One internal polling thread answers every request, so the one store
  * handle is used by one thread at a time, as store.h requires; requests
@@ -24,6 +34,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "herald/config.h"
 #include "herald/diag.h"
 #include "herald/store.h"
 #include "herald/verp.h"
@@ -47,6 +58,14 @@ struct web_opts {
 	struct store *st;        /* opened read/write by the caller */
 	const struct verp *verp; /* NULL: no unsubscribe tokens (404) */
 	FILE *log;               /* one line per request */
+	/* the admin console: who may log in (none: no one), how long a
+	 * session may stay idle, whether the browser reaches herald-web
+	 * over https (Secure cookies) though herald-web itself serves
+	 * plain HTTP behind a proxy */
+	const struct config_web_user *users;
+	size_t nusers;
+	unsigned session_idle;
+	bool https_outside;
 };
 
 struct web;
@@ -58,7 +77,8 @@ bool web_loopback(const char *addr);
 int web_listen_parse(const char *listen, char *addr, size_t addrsize,
                      uint16_t *port);
 
-/* Start serving. Returns NULL with the reason in d; *refused (may be
+/* Start serving (a login's dummy hash is made first: about one login's
+ * time). Returns NULL with the reason in d; *refused (may be
  * NULL) is set when the reason is plain HTTP on an address that is not
  * loopback or a listen address that is not one (configuration, not the
  * system). */

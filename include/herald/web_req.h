@@ -5,9 +5,10 @@
  * functions over untrusted bytes, with hard limits, fuzzed
  * (fuzz/fuzz_web_req.c).
  *
- * Paths are matched exactly: "/healthz", "/metrics", "/u/TOKEN" and
- * "/u/TOKEN/undo", TOKEN being 1 to WEB_TOKEN_MAX letters, digits and
- * '-' (the local part after "unsubscribe+" that verp.c makes). Anything
+ * Paths are matched exactly: "/", "/login", "/logout", "/healthz",
+ * "/metrics", "/u/TOKEN" and "/u/TOKEN/undo", TOKEN being 1 to
+ * WEB_TOKEN_MAX letters, digits and '-' (the local part after
+ * "unsubscribe+" that verp.c makes). Anything
  * else, "..", "%2e", a doubled or trailing '/' included, names no page:
  * no path is ever mapped onto a file.
  *
@@ -28,6 +29,9 @@ enum web_route {
 	WEB_ROUTE_METRICS,
 	WEB_ROUTE_UNSUB,      /* /u/TOKEN */
 	WEB_ROUTE_UNSUB_UNDO, /* /u/TOKEN/undo */
+	WEB_ROUTE_HOME,       /* / : the releases (admin) */
+	WEB_ROUTE_LOGIN,      /* /login */
+	WEB_ROUTE_LOGOUT,     /* /logout (admin) */
 };
 
 /* The page path names; for the unsubscribe routes token gets TOKEN
