@@ -65,6 +65,8 @@ BATCH = 32       # daemon.batch of each node
 # on connections, its claims handed over, and the results it had not yet
 # committed (recorder's batch, DELIVER_BATCH_RECORDS in deliver.c).
 IN_FLIGHT = CONNECTIONS + BATCH + 128
+# Debian's libfaketime (package faketime)
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 
 
 def size():
@@ -93,14 +95,21 @@ class Nodes:
         namespace: to heraldd and to the store another machine)."""
         log = open(os.path.join(self.env.dir, f"node{i}-"
                                 f"{len(self.env.logs)}.log"), "wb")
-        pre = ["faketime", "-f", clock] if clock else []
+        env = dict(os.environ, **self.env.run_env)
+        if clock:
+            # libfaketime preloaded into heraldd itself: the faketime
+            # program would fork it, and a SIGTERM to faketime would leave
+            # heraldd running
+            env["LD_PRELOAD"] = FAKETIME_LIB
+            env["FAKETIME"] = clock
+        pre = []
         if host:
+            # unshare and sh exec: the process started is heraldd
             pre = ["unshare", "--uts", "sh", "-c",
-                   f'hostname "$0" && exec "$@"', host] + pre
+                   f'hostname "$0" && exec "$@"', host]
         p = subprocess.Popen([*pre, A.heraldd, "--config", self.cfgs[i],
                               *extra],
-                             cwd=A.source, stdout=log, stderr=log,
-                             env=dict(os.environ, **self.env.run_env))
+                             cwd=A.source, stdout=log, stderr=log, env=env)
         self.env.procs.append(p)
         self.env.logs.append(log.name)
         self.procs[i] = p
